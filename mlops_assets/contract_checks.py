@@ -1,0 +1,121 @@
+"""Contract verdicts for one partition: pure functions from ingest results to check outcomes.
+
+Blocking ERROR checks come from the quarantine (which rule each rejection broke);
+the accepted rows are validated a second time as a dagster-pandas typed frame built
+from the spec, so a bug in the polars row filter cannot let bad rows through.
+WARN checks: volume against the trailing median, and freshness of the newest event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from mlops_assets.ingest import RULES_BY_CHECK, IngestResult, contract_dtypes, required_columns, summarize_quarantine
+from mlops_assets.spec import DatasetSpec
+
+BLOCKING_CHECKS = tuple(RULES_BY_CHECK)
+WARN_CHECKS = ("volume_anomaly", "freshness")
+
+CHECK_DESCRIPTIONS = {
+    "contract_schema": "Every landing file is readable, safely named, has the declared columns and types.",
+    "contract_not_null": "Required columns (id, timestamp, target, non-nullable features) have no null/NaN.",
+    "contract_ranges_and_categories": "Numeric values within the declared range, categories allowed, events on the partition date.",
+    "contract_unique_ids": "Event ids are unique within the partition (across files).",
+    "volume_anomaly": "Row count within tolerance of the trailing median of earlier partitions.",
+    "freshness": "The newest event in the table is not older than the spec's max lag.",
+}
+
+
+@dataclass
+class Verdict:
+    name: str
+    passed: bool
+    description: str
+    metadata: dict = field(default_factory=dict)
+
+
+def contract_verdicts(result: IngestResult, spec: DatasetSpec) -> list[Verdict]:
+    out = []
+    q = result.quarantine
+    for check, rules in RULES_BY_CHECK.items():
+        hits = q.filter(pl.col("rule").is_in(list(rules)))
+        passed = hits.is_empty()
+        meta = {"rejected": hits.height, "examples": summarize_quarantine(hits, 5)}
+        if passed:
+            desc = f"{result.day}: {check} passed over {len(result.files)} file(s), {result.accepted.height} rows"
+        else:
+            first = hits.row(0, named=True)
+            where = f"file {first['file']}" + (f" row {first['row']}" if first["row"] is not None else "")
+            desc = (f"{result.day}: {hits.height} rejection(s) quarantined; first: {where}"
+                    f"{' column ' + first['column'] if first['column'] else ''}: {first['reason']}")
+        out.append(Verdict(check, passed, desc, meta))
+    typed = typed_frame_check(result.accepted, spec)
+    schema = out[0]
+    schema.metadata["dagster_pandas_typecheck"] = typed.description or "passed"
+    if not typed.success:
+        schema.passed = False
+        schema.description = f"{result.day}: accepted rows violate the contract type: {typed.description}"
+    return out
+
+
+def contract_dagster_type(spec: DatasetSpec):
+    """The spec's contract as a dagster-pandas DataFrame type (column existence, types, nulls, ranges, categories)."""
+    from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
+
+    required = set(required_columns(spec))
+    cols = []
+    for name, dtype in contract_dtypes(spec).items():
+        non_null = name in required
+        if name == spec.id:
+            cols.append(PandasColumn.string_column(name, non_nullable=True, unique=True))
+        elif name == spec.timestamp:
+            cols.append(PandasColumn.datetime_column(name, non_nullable=non_null))
+        elif name in spec.features.numeric:
+            c = spec.features.numeric[name]
+            ctor = PandasColumn.integer_column if c.dtype == "int" else PandasColumn.float_column
+            cols.append(ctor(name, min_value=c.min if c.min is not None else -float("inf"),
+                             max_value=c.max if c.max is not None else float("inf"), non_nullable=non_null))
+        elif name in spec.features.categorical and spec.features.categorical[name].allowed:
+            cols.append(PandasColumn.categorical_column(name, categories=set(spec.features.categorical[name].allowed),
+                                                        non_nullable=non_null))
+        elif dtype == pl.String:
+            cols.append(PandasColumn.string_column(name, non_nullable=non_null))
+        else:
+            cols.append(PandasColumn.exists(name, non_nullable=non_null))
+    return create_dagster_pandas_dataframe_type(name=f"{spec.name}_events", columns=cols)
+
+
+def typed_frame_check(accepted: pl.DataFrame, spec: DatasetSpec):
+    from dagster import check_dagster_type
+
+    columns = list(contract_dtypes(spec))
+    # pandas' contract types expect nanosecond timestamps
+    frame = accepted.select(columns).with_columns(pl.col(pl.Datetime).cast(pl.Datetime("ns"))).to_pandas()
+    return check_dagster_type(contract_dagster_type(spec), frame)
+
+
+def volume_verdict(day: str, rows: int, earlier_counts: dict[str, int], spec: DatasetSpec) -> Verdict:
+    trailing = [earlier_counts[k] for k in sorted(k for k in earlier_counts if k < day)][-spec.volume.trailing_partitions:]
+    if len(trailing) < 3:
+        return Verdict("volume_anomaly", True, f"{day}: {rows} rows; fewer than 3 earlier partitions to compare",
+                       {"rows": rows, "trailing_partitions": len(trailing)})
+    median = statistics.median(trailing)
+    ratio = rows / median if median else float("inf")
+    passed = abs(ratio - 1) <= spec.volume.tolerance
+    desc = (f"{day}: {rows} rows vs trailing median {median:g} of {len(trailing)} partitions "
+            f"(ratio {ratio:.2f}, tolerance ±{spec.volume.tolerance:.0%})")
+    return Verdict("volume_anomaly", passed, desc, {"rows": rows, "trailing_median": float(median), "ratio": float(ratio)})
+
+
+def freshness_verdict(newest_event: dt.datetime | None, spec: DatasetSpec, now: dt.datetime | None = None) -> Verdict:
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if newest_event is None:
+        return Verdict("freshness", False, "no events in the table yet", {})
+    lag_h = (now - newest_event).total_seconds() / 3600
+    passed = lag_h <= spec.freshness.max_lag_hours
+    desc = f"newest event {newest_event.isoformat()} is {lag_h:.1f} h old (max {spec.freshness.max_lag_hours:g} h)"
+    return Verdict("freshness", passed, desc, {"lag_hours": float(lag_h), "newest_event": newest_event.isoformat()})

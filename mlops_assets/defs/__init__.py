@@ -1,0 +1,1 @@
+"""Thin Dagster wiring: each asset calls pure logic and attaches rich metadata."""

@@ -1,0 +1,396 @@
+"""Landing files → typed raw rows + quarantine, under the spec's data contract.
+
+Pure logic (polars only): no Dagster, no Delta. Every rejected file or row becomes a
+quarantine record that names the partition, file, row, column, rule and reason and
+carries the original record, so nothing is ever silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from mlops_assets.spec import DatasetSpec
+
+SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(csv|parquet)$")
+SOURCE_FILE, SOURCE_ROW = "_source_file", "_source_row"
+DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+# Contract rules, grouped by the asset check that reports them.
+RULES_BY_CHECK: dict[str, tuple[str, ...]] = {
+    "contract_schema": ("file_name", "unreadable", "missing_column", "unexpected_column", "wrong_type"),
+    "contract_not_null": ("null",),
+    "contract_ranges_and_categories": ("range", "category", "outside_partition"),
+    "contract_unique_ids": ("duplicate_id",),
+}
+CHECK_BY_RULE = {rule: check for check, rules in RULES_BY_CHECK.items() for rule in rules}
+
+QUARANTINE_SCHEMA = {
+    "ds": pl.String,
+    "file": pl.String,
+    "row": pl.Int64,
+    "column": pl.String,
+    "rule": pl.String,
+    "reason": pl.String,
+    "record": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    size: int
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def day_dir(landing: Path, day: str) -> Path:
+    return landing / day
+
+
+def landing_files(landing: Path, day: str) -> list[LandingFile]:
+    """Every regular file in ``<landing>/<day>/``, sorted by name (the processing order)."""
+    folder = day_dir(landing, day)
+    if not folder.is_dir():
+        return []
+    out = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+            p = Path(entry.path)
+            size = entry.stat(follow_symlinks=False).st_size
+            out.append(LandingFile(p, size, sha256_file(p) if entry.is_file(follow_symlinks=False) else ""))
+    return out
+
+
+def partition_fingerprint(files: list[LandingFile]) -> str:
+    """Content fingerprint of a partition's landing files (names and sha256)."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.name):
+        h.update(f"{f.name}\0{f.sha256}\n".encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# Schema: what the contract says each column is
+# ---------------------------------------------------------------------------------------
+def contract_dtypes(spec: DatasetSpec) -> dict[str, pl.DataType]:
+    types: dict[str, pl.DataType] = {spec.id: pl.String(), spec.timestamp: pl.Datetime("us")}
+    for name, col in spec.features.numeric.items():
+        types[name] = pl.Int64() if col.dtype == "int" else pl.Float64()
+    for name in spec.features.categorical:
+        types[name] = pl.String()
+    for name in spec.pii:
+        types[name] = pl.String()
+    if spec.target_in_events:
+        types[spec.target] = pl.Int64() if spec.task == "classification" else pl.Float64()
+    return types
+
+
+def required_columns(spec: DatasetSpec) -> list[str]:
+    """Columns that may not be null (the id, timestamp, target and non-nullable features)."""
+    cols = [spec.id, spec.timestamp]
+    cols += [n for n, c in spec.features.numeric.items() if not c.nullable]
+    cols += [n for n, c in spec.features.categorical.items() if not c.nullable]
+    if spec.target_in_events:
+        cols.append(spec.target)
+    return cols
+
+
+def empty_raw_frame(spec: DatasetSpec) -> pl.DataFrame:
+    schema = {**contract_dtypes(spec), SOURCE_FILE: pl.String(), SOURCE_ROW: pl.Int64(), "ds": pl.String()}
+    return pl.DataFrame(schema=schema)
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------
+# Reading one file
+# ---------------------------------------------------------------------------------------
+class FileRejected(Exception):
+    def __init__(self, rule: str, reason: str, row: int | None = None, column: str | None = None):
+        super().__init__(reason)
+        self.rule, self.reason, self.row, self.column = rule, reason, row, column
+
+
+def _csv_structure_error(path: Path) -> FileRejected | None:
+    """Locate a ragged row or broken quoting with the csv module (polars' message has no row)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh, strict=True)
+            header = next(reader, None)
+            if header is None:
+                return FileRejected("unreadable", "empty file: no header row")
+            for i, record in enumerate(reader, start=1):
+                if len(record) != len(header):
+                    return FileRejected(
+                        "unreadable", f"malformed CSV: row {i} has {len(record)} fields, header has {len(header)}", row=i
+                    )
+    except csv.Error as err:
+        return FileRejected("unreadable", f"malformed CSV near line {reader.line_num}: {err}", row=reader.line_num - 1)
+    except UnicodeDecodeError as err:
+        return FileRejected("unreadable", f"not UTF-8 text: {err.reason} at byte {err.start}")
+    return None
+
+
+def read_file(path: Path) -> pl.DataFrame:
+    """Read a CSV (all columns as text) or Parquet file; raise FileRejected when unreadable."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        problem = _csv_structure_error(path)
+        if problem:
+            raise problem
+        try:
+            return pl.read_csv(path, infer_schema=False, raise_if_empty=False)
+        except Exception as err:  # noqa: BLE001 - any parser error is a file-level rejection
+            raise FileRejected("unreadable", f"malformed CSV: {str(err).splitlines()[0]}") from None
+    if suffix == ".parquet":
+        try:
+            return pl.read_parquet(path)
+        except Exception as err:  # noqa: BLE001
+            raise FileRejected("unreadable", f"unreadable Parquet ({type(err).__name__}): {str(err).splitlines()[0]}") from None
+    raise FileRejected("file_name", f"unsupported file type {suffix or '(none)'}: expected .csv or .parquet")
+
+
+def _typed(col: str, target: pl.DataType, source: pl.DataType) -> pl.Expr:
+    c = pl.col(col)
+    if target == pl.Datetime("us"):
+        if source == pl.String:
+            return c.str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+        if isinstance(source, pl.Datetime):
+            return (c.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if source.time_zone else c).cast(
+                pl.Datetime("us")
+            )
+        return c.cast(pl.Datetime("us"), strict=False)
+    if source == pl.String and target in (pl.Int64, pl.Float64):
+        stripped = c.str.strip_chars()
+        if target == pl.Int64:
+            # accept "12" and "12.0" but not "12.5"
+            as_float = stripped.cast(pl.Float64, strict=False)
+            return pl.when(as_float == as_float.floor()).then(as_float.cast(pl.Int64, strict=False)).otherwise(None)
+        return stripped.cast(pl.Float64, strict=False)
+    if target == pl.String:
+        return c.cast(pl.String, strict=False)
+    if target == pl.Int64 and source.is_float():
+        return pl.when(c == c.floor()).then(c.cast(pl.Int64, strict=False)).otherwise(None)
+    return c.cast(target, strict=False)
+
+
+# ---------------------------------------------------------------------------------------
+# The contract over a partition
+# ---------------------------------------------------------------------------------------
+@dataclass
+class IngestResult:
+    day: str
+    accepted: pl.DataFrame
+    quarantine: pl.DataFrame
+    files: list[dict]
+    extra_columns: list[str]
+    fingerprint: str
+
+    @property
+    def failed_checks(self) -> dict[str, int]:
+        if self.quarantine.is_empty():
+            return {}
+        counts = self.quarantine.group_by("rule").len()
+        out: dict[str, int] = {}
+        for rule, n in zip(counts["rule"].to_list(), counts["len"].to_list(), strict=True):
+            out[CHECK_BY_RULE[rule]] = out.get(CHECK_BY_RULE[rule], 0) + n
+        return out
+
+
+def _record_json(frame: pl.DataFrame) -> pl.Series:
+    return pl.Series([json.dumps(r, default=str) for r in frame.drop(SOURCE_ROW, strict=False).to_dicts()], dtype=pl.String)
+
+
+def _rejections(frame: pl.DataFrame, mask: pl.Series, day: str, file: str, rule: str, column: str, reason: pl.Expr | str):
+    bad = frame.filter(mask)
+    if bad.is_empty():
+        return None
+    reasons = bad.select(reason if isinstance(reason, pl.Expr) else pl.lit(reason)).to_series()
+    return pl.DataFrame(
+        {
+            "ds": [day] * bad.height,
+            "file": [file] * bad.height,
+            "row": bad[SOURCE_ROW],
+            "column": [column] * bad.height,
+            "rule": [rule] * bad.height,
+            "reason": reasons.cast(pl.String),
+            "record": _record_json(bad),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _file_rejection(day: str, file: str, err: FileRejected) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"ds": [day], "file": [file], "row": [err.row], "column": [err.column], "rule": [err.rule],
+         "reason": [err.reason], "record": [None]},
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def validate_file(frame: pl.DataFrame, spec: DatasetSpec, day: str, file: str) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """Type and check one file's rows. Returns (accepted rows, quarantine rows, extra columns)."""
+    types = contract_dtypes(spec)
+    missing = [c for c in types if c not in frame.columns]
+    if missing:
+        raise FileRejected("missing_column", f"missing required column(s): {', '.join(missing)}", column=missing[0])
+    extra = [c for c in frame.columns if c not in types]
+    if extra and spec.schema_evolution == "reject":
+        raise FileRejected(
+            "unexpected_column", f"unexpected column(s) {', '.join(extra)} (schema_evolution: reject)", column=extra[0]
+        )
+    keep_extra = extra if spec.schema_evolution == "merge" else []
+    frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+    original = frame
+    typed = frame.select(
+        SOURCE_ROW,
+        *[_typed(c, t, frame.schema[c]).alias(c) for c, t in types.items()],
+        *[pl.col(c).cast(pl.String) for c in keep_extra],
+    )
+    # NaN is a null for the contract
+    typed = typed.with_columns(
+        [pl.when(pl.col(c).is_nan()).then(None).otherwise(pl.col(c)).alias(c) for c, t in types.items() if t == pl.Float64]
+    )
+    rejected: list[pl.DataFrame] = []
+    bad_rows = pl.Series([False] * typed.height)
+
+    def reject(mask: pl.Series, rule: str, column: str, reason):
+        nonlocal bad_rows
+        mask = mask.fill_null(False) & ~bad_rows  # one reason per row: the first rule it breaks
+        r = _rejections(original, mask, day, file, rule, column, reason)
+        if r is not None:
+            rejected.append(r)
+            bad_rows = bad_rows | mask
+
+    required = set(required_columns(spec))
+    for col, t in types.items():
+        raw_nonnull = original[col].is_not_null()
+        if original.schema[col] == pl.String:
+            raw_nonnull = raw_nonnull & (original[col].str.strip_chars() != "")
+        if original.schema[col].is_float():
+            raw_nonnull = raw_nonnull & ~original[col].is_nan()
+        typed_null = typed[col].is_null()
+        # a value that was present but did not parse is a type violation
+        lowered = original[col].cast(pl.String).str.strip_chars().str.to_lowercase()
+        nan_text = lowered.is_in(["nan", "null", "none", "na", ""]).fill_null(False)
+        reject(raw_nonnull & typed_null & ~nan_text, "wrong_type", col,
+               pl.format(f"{col}: '{{}}' is not a valid {t}", pl.col(col).cast(pl.String)))
+        if col in required:
+            reject(typed_null, "null", col, f"{col}: required value is missing (null/NaN/empty)")
+    for col, c in spec.features.numeric.items():
+        v = typed[col]
+        if c.min is not None:
+            reject(v < c.min, "range", col, pl.format(f"{col}: {{}} is below the minimum {c.min:g}", pl.col(col)))
+        if c.max is not None:
+            reject(v > c.max, "range", col, pl.format(f"{col}: {{}} is above the maximum {c.max:g}", pl.col(col)))
+    for col, c in spec.features.categorical.items():
+        if c.allowed is not None:
+            v = typed[col]
+            reject(v.is_not_null() & ~v.is_in(c.allowed), "category", col,
+                   pl.format(f"{col}: '{{}}' is not an allowed category", pl.col(col)))
+    if spec.target_in_events and spec.task == "classification":
+        v = typed[spec.target]
+        reject(v.is_not_null() & ~v.is_in([0, 1]), "category", spec.target,
+               pl.format(f"{spec.target}: {{}} is not a binary label (0/1)", pl.col(spec.target).cast(pl.String)))
+    event_day = typed[spec.timestamp].dt.date().cast(pl.String)
+    reject(event_day.is_not_null() & (event_day != day), "outside_partition", spec.timestamp,
+           pl.format(f"{spec.timestamp}: {{}} is not on partition date {day}", pl.col(spec.timestamp)))
+    accepted = typed.filter(~bad_rows).with_columns(pl.lit(file).alias(SOURCE_FILE), pl.lit(day).alias("ds"))
+    quarantine = pl.concat(rejected) if rejected else empty_quarantine()
+    return accepted, quarantine, keep_extra
+
+
+def ingest_partition(landing: Path, day: str, spec: DatasetSpec) -> IngestResult:
+    """Apply the contract to every landing file of ``day``."""
+    accepted: list[pl.DataFrame] = []
+    quarantined: list[pl.DataFrame] = []
+    files: list[dict] = []
+    extras: list[str] = []
+    found = landing_files(landing, day)
+    for lf in found:
+        info = {"file": lf.name, "size": lf.size, "sha256": lf.sha256, "rows": 0, "accepted": 0, "status": "accepted"}
+        try:
+            if not SAFE_FILE_NAME.match(lf.name):
+                raise FileRejected("file_name", f"unsafe or unsupported file name {lf.name!r}: "
+                                   "expected [A-Za-z0-9][A-Za-z0-9._-]*.csv|.parquet")
+            if lf.path.is_symlink():
+                raise FileRejected("file_name", "symbolic links are not accepted in the landing zone")
+            frame = read_file(lf.path)
+            info["rows"] = frame.height
+            ok, bad, extra = validate_file(frame, spec, day, lf.name)
+            extras += [c for c in extra if c not in extras]
+            accepted.append(ok)
+            info["accepted"] = ok.height
+            if not bad.is_empty():
+                quarantined.append(bad)
+                info["status"] = "partially_rejected"
+        except FileRejected as err:
+            quarantined.append(_file_rejection(day, lf.name, err))
+            info["status"] = f"rejected: {err.reason}"
+        files.append(info)
+    raw = pl.concat(accepted, how="diagonal_relaxed") if accepted else empty_raw_frame(spec)
+    raw, dupes = _reject_duplicate_ids(raw, spec, day)
+    if dupes is not None:
+        quarantined.append(dupes)
+        for info in files:
+            info["accepted"] -= dupes.filter(pl.col("file") == info["file"]).height
+    order = [*contract_dtypes(spec), *extras, SOURCE_FILE, SOURCE_ROW, "ds"]
+    raw = raw.select(order).sort(SOURCE_FILE, SOURCE_ROW)
+    q = pl.concat(quarantined) if quarantined else empty_quarantine()
+    return IngestResult(day, raw, q.sort("file", "row", nulls_last=False), files, extras, partition_fingerprint(found))
+
+
+def _reject_duplicate_ids(raw: pl.DataFrame, spec: DatasetSpec, day: str):
+    """Keep the first occurrence of an id (file name order, then row); quarantine the rest."""
+    if raw.is_empty():
+        return raw, None
+    raw = raw.sort(SOURCE_FILE, SOURCE_ROW)
+    first = raw.select(pl.col(spec.id).is_first_distinct()).to_series()
+    if bool(first.all()):
+        return raw, None
+    owner = raw.filter(first).select(spec.id, pl.col(SOURCE_FILE).alias("_first_file"), pl.col(SOURCE_ROW).alias("_first_row"))
+    dupes = raw.filter(~first).join(owner, on=spec.id, how="left")
+    q = pl.DataFrame(
+        {
+            "ds": [day] * dupes.height,
+            "file": dupes[SOURCE_FILE],
+            "row": dupes[SOURCE_ROW],
+            "column": [spec.id] * dupes.height,
+            "rule": ["duplicate_id"] * dupes.height,
+            "reason": dupes.select(
+                pl.format(f"{spec.id}: '{{}}' duplicates {{}} row {{}}", pl.col(spec.id), pl.col("_first_file"), pl.col("_first_row"))
+            ).to_series(),
+            "record": _record_json(dupes.drop("_first_file", "_first_row", SOURCE_FILE, "ds")),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+    return raw.filter(first), q
+
+
+def summarize_quarantine(q: pl.DataFrame, limit: int = 10) -> list[dict]:
+    """The first ``limit`` rejections, for check metadata and error messages."""
+    return [
+        {k: v for k, v in r.items() if k != "record"}
+        for r in q.head(limit).to_dicts()
+    ]

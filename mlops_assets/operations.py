@@ -1,0 +1,79 @@
+"""Driving the real Dagster instance from the CLI, the demo and tests.
+
+`tick` evaluates a sensor against the instance and launches what it requests the way
+the daemon would (a run_key launches at most once per sensor), executing the runs in
+process so the demo needs no daemon. Production uses dagster-daemon instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import DagsterInstance, RunsFilter, build_sensor_context
+
+from mlops_assets.platform import Platform
+
+DAGSTER_YAML = """# Embedded default instance: SQLite storage under this folder.
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(platform: Platform) -> Path:
+    home = platform.home.dagster
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(DAGSTER_YAML)
+    return home
+
+
+def open_platform(platform: Platform | None = None):
+    """(platform, instance, defs) for the environment's $MLOPS_HOME and $MLOPS_SPEC."""
+    from mlops_assets.definitions import build_definitions
+
+    platform = platform or Platform.from_env()
+    ensure_dagster_home(platform)
+    return platform, DagsterInstance.get(), build_definitions(platform)
+
+
+@dataclass
+class Launched:
+    run_id: str
+    partition_key: str | None
+    success: bool
+    tags: dict
+    result: object
+
+
+def launched_before(instance: DagsterInstance, sensor_name: str, run_key: str) -> bool:
+    runs = instance.get_runs(RunsFilter(tags={"dagster/sensor_name": sensor_name, "dagster/run_key": run_key}), limit=1)
+    return bool(runs)
+
+
+def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None):
+    """Evaluate one sensor tick; launch its new run requests in process. Returns (launched, cursor, skip)."""
+    sensor = defs.resolve_sensor_def(sensor_name)
+    ctx = build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=sensor_name)
+    data = sensor.evaluate_tick(ctx)
+    launched = []
+    for rr in data.run_requests or []:
+        if rr.run_key and launched_before(instance, sensor_name, rr.run_key):
+            continue
+        job = defs.resolve_job_def(rr.job_name or sensor.job_name)
+        tags = {**rr.tags, "dagster/sensor_name": sensor_name}
+        if rr.run_key:
+            tags["dagster/run_key"] = rr.run_key
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=rr.partition_key,
+            tags=tags,
+            asset_selection=rr.asset_selection,
+            raise_on_error=False,
+        )
+        launched.append(Launched(result.run_id, rr.partition_key, result.success, tags, result))
+    skip = data.skip_message
+    return launched, data.cursor if data.cursor is not None else cursor, skip

@@ -1,0 +1,253 @@
+"""The dataset spec: one YAML file that describes a dataset and its model.
+
+Validated with pydantic so that every error names the offending field
+(``features.numeric.amount.min: ...``). Nothing here imports the ML stack.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUNDLED_SPEC = Path(__file__).parent / "specs" / "card_transactions.yaml"
+CALENDAR_FEATURES = ("hour", "day_of_week", "is_weekend", "day_of_month", "month")
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericColumn(_Strict):
+    dtype: Literal["float", "int"] = "float"
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+
+    @model_validator(mode="after")
+    def _range_ordered(self) -> NumericColumn:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class CategoricalColumn(_Strict):
+    allowed: list[str] | None = None
+    nullable: bool = False
+
+    @field_validator("allowed")
+    @classmethod
+    def _non_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("allowed must list at least one category (or be omitted)")
+        return v
+
+
+class Features(_Strict):
+    numeric: dict[str, NumericColumn] = Field(default_factory=dict)
+    categorical: dict[str, CategoricalColumn] = Field(default_factory=dict)
+    calendar: list[Literal["hour", "day_of_week", "is_weekend", "day_of_month", "month"]] = Field(
+        default_factory=list
+    )
+
+    @model_validator(mode="after")
+    def _some_features(self) -> Features:
+        if not self.numeric and not self.categorical and not self.calendar:
+            raise ValueError("at least one numeric, categorical or calendar feature is required")
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"columns declared both numeric and categorical: {sorted(both)}")
+        return self
+
+
+class Landing(_Strict):
+    path: str
+    formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"])
+
+
+class LabelFeed(_Strict):
+    """Labels that arrive later in their own files: ``<path>/<arrival date>/*``."""
+
+    path: str
+    id: str
+    target: str | None = None  # column name in the label files; default: the spec's target
+    delay_days: int = Field(ge=0)
+
+
+class Training(_Strict):
+    window_days: int = Field(ge=2)
+    holdout_days: int = Field(ge=1)
+    seed: int = 0
+    cadence_days: int = Field(default=7, ge=1)
+
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> Training:
+        if self.holdout_days >= self.window_days:
+            raise ValueError(
+                f"holdout_days ({self.holdout_days}) must be smaller than window_days ({self.window_days})"
+            )
+        return self
+
+
+class Model(_Strict):
+    registered_name: str
+    estimator: str = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+    require_approval: bool = False
+
+
+class Gates(_Strict):
+    """Promotion gates: floors are on the higher-is-better metric, ceilings on errors."""
+
+    floors: dict[str, float] = Field(default_factory=dict)
+    ceilings: dict[str, float] = Field(default_factory=dict)
+    max_regression: float = Field(default=0.01, ge=0)
+    primary_metric: str | None = None
+    slice_floor: float | None = None
+    min_slice_rows: int = Field(default=200, ge=1)
+    max_calibration_error: float | None = Field(default=None, gt=0)
+    shadow_days: int = Field(default=0, ge=0)
+
+
+class Drift(_Strict):
+    numeric_threshold: float = Field(default=0.1, gt=0)
+    categorical_threshold: float = Field(default=0.1, gt=0)
+    share_drifted: float = Field(default=0.5, gt=0, le=1)
+    consecutive_partitions: int = Field(default=2, ge=1)
+    cooldown_days: int = Field(default=7, ge=0)
+    report_sample_rows: int = Field(default=20_000, ge=100)
+
+
+class Volume(_Strict):
+    trailing_partitions: int = Field(default=7, ge=1)
+    tolerance: float = Field(default=0.5, gt=0)
+
+
+class Freshness(_Strict):
+    max_lag_hours: float = Field(default=36, gt=0)
+
+
+class Guard(_Strict):
+    floor: float | None = None
+    margin_vs_last_known_good: float = Field(default=0.05, ge=0)
+    action: Literal["rollback", "alert"] = "rollback"
+
+
+class DatasetSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    task: Literal["classification", "regression"]
+    landing: Landing
+    timestamp: str
+    id: str
+    target: str
+    features: Features
+    pii: list[str] = Field(default_factory=list)
+    labels: LabelFeed | None = None
+    schema_evolution: Literal["ignore", "merge", "reject"] = "ignore"
+    partition_start: dt.date
+    training: Training
+    model: Model
+    gates: Gates = Field(default_factory=Gates)
+    drift: Drift = Field(default_factory=Drift)
+    volume: Volume = Field(default_factory=Volume)
+    freshness: Freshness = Field(default_factory=Freshness)
+    guard: Guard = Field(default_factory=Guard)
+    fallback: Literal["last_known_good", "baseline"] = "last_known_good"
+    kill_switch: bool = False
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> DatasetSpec:
+        feats = set(self.features.numeric) | set(self.features.categorical)
+        reserved = {self.timestamp, self.id, self.target}
+        clash = feats & reserved
+        if clash:
+            raise ValueError(f"features may not reuse the timestamp, id or target column: {sorted(clash)}")
+        leaked = feats & set(self.pii)
+        if leaked:
+            raise ValueError(f"pii columns may not be features: {sorted(leaked)}")
+        if self.pii and (set(self.pii) & reserved):
+            raise ValueError("pii may not name the timestamp, id or target column")
+        return self
+
+    # ---- derived facts (one place each) -------------------------------------------------
+    @property
+    def numeric_features(self) -> list[str]:
+        return list(self.features.numeric)
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return list(self.features.categorical)
+
+    @property
+    def calendar_features(self) -> list[str]:
+        return list(self.features.calendar)
+
+    @property
+    def model_features(self) -> list[str]:
+        """Columns the model sees, in a fixed order."""
+        return self.numeric_features + self.calendar_features + self.categorical_features
+
+    @property
+    def target_in_events(self) -> bool:
+        return self.labels is None
+
+    @property
+    def label_target(self) -> str:
+        return (self.labels.target if self.labels and self.labels.target else self.target)
+
+    @property
+    def event_columns(self) -> list[str]:
+        """Columns every landing file must carry (the schema contract)."""
+        cols = [self.id, self.timestamp, *self.numeric_features, *self.categorical_features, *self.pii]
+        if self.target_in_events:
+            cols.append(self.target)
+        return cols
+
+    @cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+    def resolve(self, path: str, home: Path) -> Path:
+        p = Path(os.path.expandvars(path)).expanduser()
+        return p if p.is_absolute() else home / p
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"invalid dataset spec {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> DatasetSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"invalid dataset spec {source}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return DatasetSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_errors(source, err)) from None
+
+
+def load_spec(path: str | os.PathLike[str] | None = None) -> DatasetSpec:
+    """Load the spec at ``path``, else ``$MLOPS_SPEC``, else the bundled default."""
+    p = Path(path or os.environ.get("MLOPS_SPEC") or BUNDLED_SPEC)
+    try:
+        text = p.read_text()
+    except OSError as err:
+        raise SpecError(f"cannot read dataset spec {p}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SpecError(f"dataset spec {p} is not valid YAML: {err}") from None
+    return parse_spec(data, str(p))

@@ -1,0 +1,103 @@
+"""``mlops-assets status``: the state of the platform as one JSON object.
+
+Sources: the Dagster instance (materialised partitions, check executions) and the
+Delta tables (versions, quarantine). Later planes add their own keys via
+``STATUS_SECTIONS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+from mlops_assets.lake import DeltaLake
+from mlops_assets.platform import FEATURES, QUARANTINE, RAW_EVENTS, Platform
+
+TABLES = (RAW_EVENTS, FEATURES, QUARANTINE)
+
+
+def tables_status(lake: DeltaLake, tables=TABLES) -> dict:
+    return {t: {"uri": lake.uri(t), "version": lake.version(t)} for t in tables if lake.exists(t)}
+
+
+def partitions_status(instance, defs) -> dict:
+    out = {}
+    for key in defs.resolve_asset_graph().get_all_asset_keys():
+        parts = instance.get_materialized_partitions(key)
+        if parts:
+            out[key.to_user_string()] = sorted(parts)
+    return out
+
+
+def checks_status(instance, defs) -> dict:
+    """Per check: the latest pass/fail per partition, with the failure reason."""
+    out: dict[str, dict] = {}
+    for check_key in defs.resolve_asset_graph().asset_check_keys:
+        history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=5000)
+        latest: dict[str, dict] = {}
+        for rec in history:  # newest first
+            part = rec.partition or "(all)"
+            if part in latest or rec.event is None or rec.event.dagster_event is None:
+                continue
+            evaluation = rec.event.dagster_event.event_specific_data
+            entry = {"passed": bool(evaluation.passed), "severity": evaluation.severity.value, "run_id": rec.run_id}
+            if not evaluation.passed:
+                entry["reason"] = evaluation.description
+            latest[part] = entry
+        if latest:
+            name = f"{check_key.asset_key.to_user_string()}:{check_key.name}"
+            failed = sorted(p for p, e in latest.items() if not e["passed"])
+            out[name] = {"partitions": dict(sorted(latest.items())), "failed": failed}
+    return out
+
+
+def quarantine_status(lake: DeltaLake, limit: int = 50) -> dict:
+    if not lake.exists(QUARANTINE):
+        return {"rows": 0, "files": 0, "entries": []}
+    q = lake.read(QUARANTINE).sort("ds", "file", "row", nulls_last=False)
+    row_level = q.filter(pl.col("row").is_not_null() & (pl.col("rule") != "unreadable"))
+    file_level = q.filter(pl.col("row").is_null() | (pl.col("rule") == "unreadable"))
+    by_reason = (
+        q.group_by("ds", "file", "rule").agg(pl.len().alias("rows"), pl.col("reason").first().alias("example"))
+        .sort("ds", "file", "rule")
+    )
+    return {
+        "rows": row_level.height,
+        "files": file_level.height,
+        "by_file": by_reason.to_dicts()[:limit],
+        "rejected_files": file_level.select("ds", "file", "rule", "reason").to_dicts()[:limit],
+    }
+
+
+# Each plane registers its section: name -> fn(platform, instance, defs, lake) -> JSON-able.
+STATUS_SECTIONS: dict[str, Callable] = {
+    "tables": lambda p, i, d, lake: tables_status(lake),
+    "partitions": lambda p, i, d, lake: partitions_status(i, d),
+    "checks": lambda p, i, d, lake: checks_status(i, d),
+    "quarantine": lambda p, i, d, lake: quarantine_status(lake),
+}
+
+
+def collect_status(platform: Platform, instance, defs) -> dict:
+    lake = defs.resources["lake"] if "lake" in defs.resources else None
+    lake = lake or DeltaLake(root=str(platform.home.lake))
+    status = {"spec": platform.spec.name, "mlops_home": str(platform.home.root)}
+    for name, fn in STATUS_SECTIONS.items():
+        status[name] = fn(platform, instance, defs, lake)
+    return status
+
+
+def render_text(status: dict) -> str:
+    lines = [f"mlops_assets — dataset {status['spec']} under {status['mlops_home']}"]
+    for name, t in status["tables"].items():
+        lines.append(f"  table {name}: version {t['version']} at {t['uri']}")
+    for key, parts in status["partitions"].items():
+        lines.append(f"  {key}: {len(parts)} partition(s) materialised, {parts[0]} .. {parts[-1]}")
+    failed = {c: v["failed"] for c, v in status["checks"].items() if v["failed"]}
+    lines.append(f"  checks: {len(status['checks'])} with results, {len(failed)} failing somewhere")
+    for c, parts in failed.items():
+        lines.append(f"    {c} failing on {', '.join(parts[:5])}{' …' if len(parts) > 5 else ''}")
+    q = status["quarantine"]
+    lines.append(f"  quarantine: {q['rows']} row(s) and {q['files']} file(s) rejected")
+    return "\n".join(lines)
