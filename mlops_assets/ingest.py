@@ -226,7 +226,7 @@ def _rejections(frame: pl.DataFrame, mask: pl.Series, day: str, file: str, rule:
     bad = frame.filter(mask)
     if bad.is_empty():
         return None
-    reasons = bad.select(reason if isinstance(reason, pl.Expr) else pl.lit(reason)).to_series()
+    reasons = bad.select(reason).to_series() if isinstance(reason, pl.Expr) else pl.Series([reason] * bad.height)
     return pl.DataFrame(
         {
             "ds": [day] * bad.height,
@@ -390,7 +390,4 @@ def _reject_duplicate_ids(raw: pl.DataFrame, spec: DatasetSpec, day: str):
 
 def summarize_quarantine(q: pl.DataFrame, limit: int = 10) -> list[dict]:
     """The first ``limit`` rejections, for check metadata and error messages."""
-    return [
-        {k: v for k, v in r.items() if k != "record"}
-        for r in q.head(limit).to_dicts()
-    ]
+    return q.head(limit).select("ds", "file", "row", "column", "rule", "reason").to_dicts()

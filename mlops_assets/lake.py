@@ -81,20 +81,38 @@ class DeltaLake(ConfigurableResource):
         """Replace exactly partitions ``keys`` of ``table`` with ``frame`` in one commit.
 
         Rows of ``frame`` must all belong to ``keys`` (Delta refuses the write otherwise).
-        A key with no rows in ``frame`` is emptied. Concurrent commits that conflict are
-        retried with jittered backoff; returns the table version written.
+        A key with no rows in ``frame`` is emptied. Returns the table version written.
         """
-        from deltalake import CommitProperties, Transaction, write_deltalake
-        from deltalake.exceptions import CommitFailedError
+        self._check_partitions(table, frame, keys)
+        return self._commit(table, frame, keys, "overwrite", run_id, metadata, merge_schema)
 
+    def append(
+        self, table: str, frame: pl.DataFrame, *, run_id: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> int | None:
+        """Append rows (append-only logs: quarantine, audit). Nothing to append → no commit."""
+        if frame.is_empty() and self.exists(table):
+            return self.version(table)
+        keys = frame[PARTITION_COLUMN].unique().to_list() if PARTITION_COLUMN in frame.columns else []
+        return self._commit(table, frame, keys, "append", run_id, metadata, False)
+
+    @staticmethod
+    def _check_partitions(table: str, frame: pl.DataFrame, keys: Sequence[str]) -> None:
         if PARTITION_COLUMN not in frame.columns:
             raise ValueError(f"frame for {table} has no {PARTITION_COLUMN!r} column")
         stray = set(frame[PARTITION_COLUMN].unique().to_list()) - set(keys)
         if stray:
             raise ValueError(f"rows for partitions {sorted(stray)} outside the write {sorted(keys)} of {table}")
+
+    def _commit(self, table, frame, keys, mode, run_id, metadata, merge_schema) -> int:
+        """One Delta commit stamped with run id and partitions; conflicting concurrent
+        commits are retried with jittered backoff."""
+        from deltalake import CommitProperties, Transaction, write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
         custom = {"partitions": ",".join(sorted(keys)), **({"dagster_run_id": run_id} if run_id else {})}
         custom.update({k: str(v) for k, v in (metadata or {}).items()})
         arrow = frame.to_arrow()
+        partition_by = [PARTITION_COLUMN] if PARTITION_COLUMN in frame.columns else None
         for attempt in range(self.commit_retries + 1):
             exists = self.exists(table)
             version_before = self.version(table) if exists else -1
@@ -102,13 +120,14 @@ class DeltaLake(ConfigurableResource):
                 custom_metadata=custom,
                 app_transactions=[Transaction(app_id=COMMIT_APP_ID, version=version_before + 1)],
             )
+            overwrite = mode == "overwrite" and exists
             try:
                 write_deltalake(
                     self.uri(table),
                     arrow,
-                    mode="overwrite" if exists else "append",
-                    predicate=partition_predicate(keys) if exists else None,
-                    partition_by=[PARTITION_COLUMN],
+                    mode="overwrite" if overwrite else "append",
+                    predicate=partition_predicate(keys) if overwrite else None,
+                    partition_by=partition_by,
                     schema_mode="merge" if merge_schema and exists else None,
                     storage_options=self.storage_options,
                     commit_properties=props,

@@ -41,6 +41,8 @@ def checks_status(instance, defs) -> dict:
             if part in latest or rec.event is None or rec.event.dagster_event is None:
                 continue
             evaluation = rec.event.dagster_event.event_specific_data
+            if not hasattr(evaluation, "passed"):  # planned but never evaluated (its run failed first)
+                continue
             entry = {"passed": bool(evaluation.passed), "severity": evaluation.severity.value, "run_id": rec.run_id}
             if not evaluation.passed:
                 entry["reason"] = evaluation.description
@@ -52,22 +54,45 @@ def checks_status(instance, defs) -> dict:
     return out
 
 
-def quarantine_status(lake: DeltaLake, limit: int = 50) -> dict:
+def latest_run_by_partition(instance, asset: str) -> dict[str, str]:
+    """partition -> run id of its latest materialisation."""
+    from dagster import AssetKey, AssetRecordsFilter
+
+    latest: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=5000, cursor=cursor)
+        for rec in page.records:  # newest first
+            if rec.partition_key and rec.partition_key not in latest:
+                latest[rec.partition_key] = rec.run_id
+        if not page.has_more:
+            return latest
+        cursor = page.cursor
+
+
+def quarantine_status(lake: DeltaLake, instance, limit: int = 50) -> dict:
+    """Rejections of each partition's latest ingest ("current") and the whole append-only log."""
     if not lake.exists(QUARANTINE):
-        return {"rows": 0, "files": 0, "entries": []}
-    q = lake.read(QUARANTINE).sort("ds", "file", "row", nulls_last=False)
-    row_level = q.filter(pl.col("row").is_not_null() & (pl.col("rule") != "unreadable"))
-    file_level = q.filter(pl.col("row").is_null() | (pl.col("rule") == "unreadable"))
-    by_reason = (
-        q.group_by("ds", "file", "rule").agg(pl.len().alias("rows"), pl.col("reason").first().alias("example"))
-        .sort("ds", "file", "rule")
-    )
-    return {
-        "rows": row_level.height,
-        "files": file_level.height,
-        "by_file": by_reason.to_dicts()[:limit],
-        "rejected_files": file_level.select("ds", "file", "rule", "reason").to_dicts()[:limit],
-    }
+        return {"rows": 0, "files": 0, "by_file": [], "rejected_files": [], "history": {"rows": 0, "files": 0}}
+    log = lake.read(QUARANTINE)
+    latest = latest_run_by_partition(instance, RAW_EVENTS)
+    current_runs = pl.DataFrame({"ds": list(latest), "run_id": list(latest.values())}, schema={"ds": pl.String, "run_id": pl.String})
+    current = log.join(current_runs, on=["ds", "run_id"], how="semi")
+
+    def summary(q: pl.DataFrame) -> dict:
+        file_level = q.filter(pl.col("row").is_null() | (pl.col("rule") == "unreadable"))
+        by_file = (q.group_by("ds", "file", "rule").agg(pl.len().alias("rows"), pl.col("reason").first().alias("example"))
+                   .sort("ds", "file", "rule"))
+        return {
+            "rows": q.height - file_level.height,
+            "files": file_level.height,
+            "by_file": by_file.to_dicts()[:limit],
+            "rejected_files": file_level.sort("ds", "file").select("ds", "file", "rule", "reason").to_dicts()[:limit],
+        }
+
+    out = summary(current)
+    out["history"] = {k: v for k, v in summary(log).items()}
+    return out
 
 
 # Each plane registers its section: name -> fn(platform, instance, defs, lake) -> JSON-able.
@@ -75,7 +100,7 @@ STATUS_SECTIONS: dict[str, Callable] = {
     "tables": lambda p, i, d, lake: tables_status(lake),
     "partitions": lambda p, i, d, lake: partitions_status(i, d),
     "checks": lambda p, i, d, lake: checks_status(i, d),
-    "quarantine": lambda p, i, d, lake: quarantine_status(lake),
+    "quarantine": lambda p, i, d, lake: quarantine_status(lake, i),
 }
 
 

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 import skops.io as sio
 import yaml
+from threadpoolctl import threadpool_limits
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -27,7 +28,7 @@ from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, load_spec, parse_spec
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 START = dt.date(2026, 1, 1)
-MERCHANTS = ["grocery", "fuel", "restaurant", "electronics", "travel", "online_retail", "gambling", "pharmacy"]
+MERCHANTS = BASE["features"]["categorical"]["merchant_category"]["allowed"]
 
 # Small params per estimator so every fit here takes well under a second.
 FAST_PARAMS = {
@@ -39,12 +40,25 @@ FAST_PARAMS = {
     "baseline": {},
 }
 KINDS = {
-    "classification": ["hist_gradient_boosting", "random_forest", "logistic_regression", "linear", "baseline"],
+    "classification": [
+        "hist_gradient_boosting", "random_forest", "logistic_regression", "linear", "baseline"
+    ],
     "regression": ["hist_gradient_boosting", "random_forest", "ridge", "linear", "baseline"],
 }
 
 
-def make_spec(task: str = "classification", estimator: str | None = None, params: dict | None = None, **top) -> DatasetSpec:
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small fits are faster single-threaded, and OpenMP threads oversubscribe the CPUs
+    when tests run in parallel (pytest-xdist) or beside other work."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+def make_spec(
+    task: str = "classification", estimator: str | None = None, params: dict | None = None
+) -> DatasetSpec:
+    """The bundled spec with another task/estimator; ``params`` default to FAST_PARAMS."""
     data = copy.deepcopy(BASE)
     data["task"] = task
     if estimator is not None:
@@ -52,7 +66,6 @@ def make_spec(task: str = "classification", estimator: str | None = None, params
         data["model"]["params"] = FAST_PARAMS.get(estimator, {}) if params is None else params
     elif params is not None:
         data["model"]["params"] = params
-    data.update(top)
     return parse_spec(data, "<test>")
 
 
@@ -86,7 +99,8 @@ def make_features(n: int = 3000, seed: int = 0, days: int = 28) -> pl.DataFrame:
         + 1.5 * (hour < 5)
     )
     fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
-    spend = 2.0 * np.log1p(amount) + 0.3 * tx24 + 1.5 * (merchant == "travel") + rng.normal(0, 0.5, n)
+    noise = rng.normal(0, 0.5, n)
+    spend = 2.0 * np.log1p(amount) + 0.3 * tx24 + 1.5 * (merchant == "travel") + noise
     return pl.DataFrame(
         {
             "transaction_id": [f"t{i}" for i in range(n)],
@@ -118,7 +132,7 @@ def features() -> pl.DataFrame:
     return make_features()
 
 
-# ---- to_model_frame ------------------------------------------------------------------------
+# ---- to_model_frame ----------------------------------------------------------------------
 
 
 def test_model_frame_has_fixed_columns_and_dtypes(features):
@@ -151,7 +165,7 @@ def test_model_frame_missing_column_is_named(features):
         T.to_model_frame(features.drop("channel"), load_spec())
 
 
-# ---- build_pipeline -------------------------------------------------------------------------
+# ---- build_pipeline ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -210,7 +224,7 @@ def test_bad_params_name_the_field():
         T.build_pipeline(make_spec(estimator="random_forest", params={"n_trees": 3}))
 
 
-# ---- fit / predict ----------------------------------------------------------------------------
+# ---- fit / predict -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("estimator", ["hist_gradient_boosting", "random_forest"])
@@ -224,7 +238,8 @@ def test_fit_is_deterministic(features, estimator):
 
 def test_classifier_learns_and_scores_are_probabilities(features):
     spec = load_spec()
-    train, holdout = T.time_split(features, "ds", START + dt.timedelta(days=28), spec.training.holdout_days)
+    cutoff = START + dt.timedelta(days=28)
+    train, holdout = T.time_split(features, "ds", cutoff, spec.training.holdout_days)
     model = T.fit(spec, T.to_model_frame(train, spec), target(train, spec.task))
     p = T.predict_scores(model, T.to_model_frame(holdout, spec), spec.task)
     assert p.dtype == np.float64 and p.shape == (holdout.height,)
@@ -257,7 +272,8 @@ def test_unseen_and_missing_inputs_score(features, estimator):
 def test_high_cardinality_categorical_fits_gradient_boosting(features):
     """More categories than HGB's max_bins (255) are grouped, not an error."""
     spec = make_spec("classification", "hist_gradient_boosting")
-    wide = features.with_columns((pl.lit("m") + (pl.int_range(pl.len()) % 400).cast(pl.String)).alias("merchant_category"))
+    code = (pl.int_range(pl.len()) % 400).cast(pl.String)
+    wide = features.with_columns((pl.lit("m") + code).alias("merchant_category"))
     model = T.fit(spec, T.to_model_frame(wide, spec), target(wide, spec.task))
     assert T.predict_scores(model, T.to_model_frame(wide.head(5), spec), spec.task).shape == (5,)
 
@@ -276,11 +292,14 @@ def test_fit_rejects_bad_targets(features):
         T.fit(spec, X, np.array([0.0, 1.0, np.nan, 0.0]))
     with pytest.raises(ValueError, match="binary"):
         T.fit(spec, X, np.array([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match="0/1"):
+        T.fit(spec, X, np.array([0.0, 0.5, 1.0, 0.0]))  # never silently truncated to 0
+    T.fit(spec, X, np.array([0.0, 1.0, 1.0, 0.0]))  # float labels, as the features table has
     with pytest.raises(ValueError, match="rows"):
         T.fit(spec, X, np.array([0, 1]))
 
 
-# ---- skops ------------------------------------------------------------------------------------
+# ---- skops -------------------------------------------------------------------------------
 
 
 def test_skops_trusted_types_are_exact_and_round_trip(features):
@@ -299,7 +318,9 @@ def test_skops_trusted_types_are_exact_and_round_trip(features):
             seen |= untrusted
             loaded = sio.loads(blob, trusted=T.SKOPS_TRUSTED_TYPES)
             np.testing.assert_array_equal(
-                T.predict_scores(loaded, X, task), T.predict_scores(model, X, task), err_msg=f"{task}/{estimator}"
+                T.predict_scores(loaded, X, task),
+                T.predict_scores(model, X, task),
+                err_msg=f"{task}/{estimator}",
             )
     assert seen == set(T.SKOPS_TRUSTED_TYPES)
 
@@ -311,7 +332,7 @@ def test_skops_refuses_without_trusted_types(features):
         sio.loads(sio.dumps(model), trusted=None)
 
 
-# ---- time_split ---------------------------------------------------------------------------------
+# ---- time_split --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("date_col", ["ds", "event_time"])
@@ -323,25 +344,28 @@ def test_time_split_respects_cutoff_and_holdout_window(features, date_col):
     assert train["ds"].max() < start
     assert holdout["ds"].max() < cutoff
     # The holdout is exactly the last N days before the cutoff, every one of them.
-    assert set(holdout["ds"].to_list()) == {start + dt.timedelta(days=i) for i in range(holdout_days)}
+    last_days = {start + dt.timedelta(days=i) for i in range(holdout_days)}
+    assert set(holdout["ds"].to_list()) == last_days
     # Together they are every row before the cutoff, each once.
     before = features.filter(pl.col("ds") < cutoff)
     assert train.height + holdout.height == before.height
-    assert set(train["transaction_id"]) | set(holdout["transaction_id"]) == set(before["transaction_id"])
-    assert not set(train["transaction_id"]) & set(holdout["transaction_id"])
+    train_ids, holdout_ids = set(train["transaction_id"]), set(holdout["transaction_id"])
+    assert train_ids | holdout_ids == set(before["transaction_id"])
+    assert not train_ids & holdout_ids
 
 
 def test_time_split_rows_in_the_last_second_before_cutoff():
     cutoff = dt.date(2026, 1, 10)
-    frame = pl.DataFrame(
-        {"t": [dt.datetime(2026, 1, 9, 23, 59, 59), dt.datetime(2026, 1, 10, 0, 0), dt.datetime(2026, 1, 8, 23, 59)]}
-    )
+    last_second = dt.datetime(2026, 1, 9, 23, 59, 59)
+    midnight = dt.datetime(2026, 1, 10, 0, 0)
+    earlier = dt.datetime(2026, 1, 8, 23, 59)
+    frame = pl.DataFrame({"t": [last_second, midnight, earlier]})
     train, holdout = T.time_split(frame, "t", cutoff, 1)
-    assert holdout["t"].to_list() == [dt.datetime(2026, 1, 9, 23, 59, 59)]
-    assert train["t"].to_list() == [dt.datetime(2026, 1, 8, 23, 59)]
+    assert holdout["t"].to_list() == [last_second]  # midnight of the cutoff is in neither
+    assert train["t"].to_list() == [earlier]
 
 
-# ---- reference_profile ----------------------------------------------------------------------------
+# ---- reference_profile -------------------------------------------------------------------
 
 
 def test_reference_profile_sums_to_one_and_is_json(features):

@@ -60,14 +60,19 @@ def _combine(verdicts_by_day: dict[str, list[Verdict]], name: str) -> Verdict:
     return Verdict(name, not failed, desc[:2000], {"failed_partitions": sorted(failed)})
 
 
+def _now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def build_data_assets(platform: Platform) -> list:
     spec, daily = platform.spec, platform.daily
+    # Contract and volume checks are per partition; freshness is a property of the whole table.
     check_specs = [
-        AssetCheckSpec(name, asset=RAW_EVENTS, blocking=True, description=CHECK_DESCRIPTIONS[name], partitions_def=daily)
-        for name in BLOCKING_CHECKS
-    ] + [
-        AssetCheckSpec(name, asset=RAW_EVENTS, blocking=False, description=CHECK_DESCRIPTIONS[name], partitions_def=daily)
-        for name in WARN_CHECKS
+        AssetCheckSpec(name, asset=RAW_EVENTS, blocking=name in BLOCKING_CHECKS, description=CHECK_DESCRIPTIONS[name],
+                       partitions_def=None if name == "freshness" else daily)
+        for name in (*BLOCKING_CHECKS, *WARN_CHECKS)
     ]
 
     @asset(
@@ -86,20 +91,23 @@ def build_data_assets(platform: Platform) -> list:
         raw = pl.concat([r.accepted for r in results.values()], how="diagonal_relaxed")
         merge = spec.schema_evolution == "merge"
         raw_version = lake.write_partitions(RAW_EVENTS, raw, keys, run_id=run_id, merge_schema=merge)
-        quarantine = pl.concat([r.quarantine for r in results.values()]).with_columns(pl.lit(run_id).alias("run_id"))
-        q_version = lake.write_partitions(QUARANTINE, quarantine, keys, run_id=run_id)
+        # The quarantine is an append-only log: a rejection stays on record after the file is fixed.
+        quarantine = pl.concat([r.quarantine for r in results.values()]).with_columns(
+            pl.lit(run_id).alias("run_id"), pl.lit(_now()).alias("quarantined_at")
+        )
+        q_version = lake.append(QUARANTINE, quarantine, run_id=run_id)
 
         counts = lake.partition_counts(RAW_EVENTS)
         newest = lake.scan(RAW_EVENTS).select(pl.col(spec.timestamp).max()).collect().item()
         verdicts = {
-            day: [*contract_verdicts(r, spec), volume_verdict(day, r.accepted.height, counts, spec),
-                  freshness_verdict(newest, spec)]
+            day: [*contract_verdicts(r, spec), volume_verdict(day, r.accepted.height, counts, spec)]
             for day, r in results.items()
         }
         for day, r in results.items():
             context.log.info(f"raw_events[{day}]: {r.accepted.height} rows accepted, {r.quarantine.height} quarantined "
                              f"from {len(r.files)} file(s)")
-        check_results = [_check_result(_combine(verdicts, n), n in BLOCKING_CHECKS) for n in (*BLOCKING_CHECKS, *WARN_CHECKS)]
+        check_results = [_check_result(_combine(verdicts, n), n in BLOCKING_CHECKS) for n in (*BLOCKING_CHECKS, "volume_anomaly")]
+        check_results.append(_check_result(freshness_verdict(newest, spec), blocking=False))
         files = [dict(f, ds=day) for day, r in results.items() for f in r.files]
         fingerprints = {day: r.fingerprint for day, r in results.items()}
         return MaterializeResult(

@@ -1,0 +1,396 @@
+"""Model training logic: the spec's pipeline, its input frame, the time split, the profile.
+
+Plain functions over polars/pandas/numpy and scikit-learn; no Dagster and no MLflow
+here, so everything is unit-tested directly and the assets stay a few lines long.
+
+Input contract (the same for training, evaluation and scoring):
+``to_model_frame`` turns a polars features frame into a pandas frame with exactly the
+columns ``spec.model_features`` in that order; numeric and calendar columns are
+``float64`` (ints and bools are cast, so an MLflow signature inferred from it says
+``double`` and enforcement never meets an ``int64``), categorical columns are
+``object`` holding ``str`` only, with nulls replaced by ``MISSING_CATEGORY``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from mlops_assets.spec import DatasetSpec
+
+MISSING_CATEGORY = "__missing__"
+"""Stand-in for a null categorical value.
+
+Nulls become an ordinary string so the model input is ``str`` only (MLflow infers a
+plain ``string`` column, encoders never see mixed ``str``/``None``). A null in a column
+whose training data had none is simply an unseen category: the tree encoders map it to
+the unknown code and the one-hot encoder to all-zeros.
+"""
+
+ESTIMATORS = (
+    "hist_gradient_boosting",
+    "random_forest",
+    "logistic_regression",
+    "ridge",
+    "linear",
+    "baseline",
+)
+"""Accepted values of ``model.estimator``. ``linear`` means logistic regression for
+classification and ridge for regression; ``baseline`` is the degrade fallback."""
+
+# Ordinal code for unseen (and, defensively, missing) categories. It never occurs at fit
+# time (nulls are MISSING_CATEGORY by then), so gradient boosting's own category mapping
+# sees it as unknown at predict time and routes it like a missing value.
+_UNKNOWN_CODE = -1
+_LINEAR_FOR_TASK = {"logistic_regression": "classification", "ridge": "regression"}
+
+SKOPS_TRUSTED_TYPES: list[str] = [
+    "functools.partial",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.utils.validation.check_array",
+]
+"""Exactly the types that ``skops.io.get_untrusted_types`` reports for the pipelines
+built here (scikit-learn 1.9.1, skops 0.16); everything else in them is on skops' own
+allow-list. Pass it to MLflow as ``skops_trusted_types=SKOPS_TRUSTED_TYPES``.
+
+Where they come from: ``TreePredictor`` is gradient boosting's fitted tree;
+``functools.partial`` wrapping ``check_array`` is the ``FunctionTransformer`` that
+gradient boosting builds internally whenever it has categorical features (skops still
+requires the wrapped function itself to be trusted, which is why both appear);
+``Tree`` is the random forest's tree; ``numpy.dtype`` is the ``_fit_dtype`` the median imputer
+of the linear pipelines stores. ``baseline`` needs none. The list is kept exact, not broad:
+``test_ml_training`` recomputes it for every estimator kind and task and asserts
+equality, so a library upgrade that changes it fails a test rather than a model load.
+"""
+
+
+# ---- the model's input frame -------------------------------------------------------------
+
+
+def to_model_frame(features: pl.DataFrame | pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The one conversion from a features frame to the model's input frame.
+
+    ``features`` may hold extra columns (id, timestamp, target, partition keys); they
+    are dropped. Column order is ``spec.model_features``; dtypes as in the module
+    docstring. Training, evaluation and scoring all call this, so the model never sees
+    a frame built any other way (no train/serve skew).
+    """
+    if isinstance(features, pd.DataFrame):
+        features = pl.from_pandas(features)
+    missing = [c for c in spec.model_features if c not in features.columns]
+    if missing:
+        raise ValueError(f"features frame lacks model feature columns {missing}")
+    numeric = spec.numeric_features + spec.calendar_features
+    frame = features.select(
+        *(pl.col(c).cast(pl.Float64) for c in numeric),
+        *(pl.col(c).cast(pl.String).fill_null(MISSING_CATEGORY) for c in spec.categorical_features),
+    ).to_pandas()
+    for c in spec.categorical_features:
+        frame[c] = frame[c].astype(object)
+    return frame[spec.model_features]
+
+
+# ---- the pipeline ------------------------------------------------------------------------
+
+
+def build_pipeline(spec: DatasetSpec, estimator: str | None = None) -> Pipeline:
+    """An unfitted ``Pipeline([("prep", ColumnTransformer), ("model", estimator)])``.
+
+    ``estimator`` overrides ``spec.model.estimator`` (the degrade path builds
+    ``"baseline"`` this way). ``spec.model.params`` apply only to the spec's own
+    estimator, never to an override, and ``random_state`` is set to
+    ``spec.training.seed`` wherever the estimator has one and the params don't set it.
+
+    Preprocessing by family:
+
+    * trees (``hist_gradient_boosting``, ``random_forest``) and ``baseline``: numeric
+      and calendar columns pass through (both tree families handle NaN natively);
+      categoricals are ordinal-encoded, unseen categories mapped to -1. Gradient
+      boosting gets them as native categoricals (``categorical_features`` mask, so a
+      split can group arbitrary categories; -1 is unknown to it and goes the missing
+      way) capped at ``max_bins`` categories each (the rarest are grouped into one),
+      because it rejects higher cardinalities. The random forest just sees the codes.
+    * linear (``logistic_regression``, ``ridge``, ``linear``): numeric and calendar
+      columns median-imputed and standardised; categoricals one-hot encoded, unseen
+      categories ignored.
+    """
+    name = estimator or spec.model.estimator
+    params = dict(spec.model.params) if name == spec.model.estimator else {}
+    if name not in ESTIMATORS:
+        raise ValueError(
+            f"model.estimator: unknown estimator {name!r}; expected one of {list(ESTIMATORS)}"
+        )
+    if name in _LINEAR_FOR_TASK and _LINEAR_FOR_TASK[name] != spec.task:
+        other = next(k for k, v in _LINEAR_FOR_TASK.items() if v == spec.task)
+        raise ValueError(
+            f"model.estimator: {name!r} is for {_LINEAR_FOR_TASK[name]} but the task is "
+            f"{spec.task}; use {other!r} or 'linear'"
+        )
+    linear = name in ("logistic_regression", "ridge", "linear")
+    max_categories = int(params.get("max_bins", 255)) if name == "hist_gradient_boosting" else None
+    prep = _linear_preprocessor(spec) if linear else _tree_preprocessor(spec, max_categories)
+    model = _make_estimator(name, spec, params)
+    return Pipeline([("prep", prep), ("model", model)])
+
+
+def _tree_preprocessor(spec: DatasetSpec, max_categories: int | None) -> ColumnTransformer:
+    numeric = spec.numeric_features + spec.calendar_features
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        parts.append(("num", "passthrough", numeric))
+    if spec.categorical_features:
+        encoder = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=_UNKNOWN_CODE,
+            encoded_missing_value=_UNKNOWN_CODE,
+            max_categories=max_categories,
+            dtype=np.float64,
+        )
+        parts.append(("cat", encoder, spec.categorical_features))
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+
+
+def _linear_preprocessor(spec: DatasetSpec) -> ColumnTransformer:
+    numeric = spec.numeric_features + spec.calendar_features
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        scaled = Pipeline(
+            [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+        )
+        parts.append(("num", scaled, numeric))
+    if spec.categorical_features:
+        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        parts.append(("cat", onehot, spec.categorical_features))
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+
+
+def _make_estimator(name: str, spec: DatasetSpec, params: dict[str, Any]) -> Any:
+    classification = spec.task == "classification"
+    hgb = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
+    forest = RandomForestClassifier if classification else RandomForestRegressor
+    factories: dict[str, Callable[..., Any]] = {
+        "hist_gradient_boosting": hgb,
+        "random_forest": forest,
+        "logistic_regression": LogisticRegression,
+        "ridge": Ridge,
+        "linear": LogisticRegression if classification else Ridge,
+        "baseline": DummyClassifier if classification else DummyRegressor,
+    }
+    factory = factories[name]
+    kwargs: dict[str, Any] = {}
+    if name == "hist_gradient_boosting":
+        # The tree preprocessor emits numeric+calendar columns first, then categoricals.
+        n_num = len(spec.numeric_features) + len(spec.calendar_features)
+        mask = [False] * n_num + [True] * len(spec.categorical_features)
+        kwargs["categorical_features"] = mask if any(mask) else None
+    elif name == "baseline":
+        kwargs["strategy"] = "prior" if classification else "mean"
+    elif factory is LogisticRegression:
+        kwargs["max_iter"] = 1000  # the default 100 often stops short of convergence on raw data
+    kwargs.update(params)
+    try:
+        model = factory(**kwargs)
+    except TypeError as err:
+        raise ValueError(
+            f"model.params: not valid for {name!r} ({factory.__name__}): {err}"
+        ) from None
+    if "random_state" in model.get_params() and "random_state" not in params:
+        model.set_params(random_state=spec.training.seed)
+    return model
+
+
+# ---- fit and predict ---------------------------------------------------------------------
+
+
+def fit(spec: DatasetSpec, X: pd.DataFrame, y: Any, estimator: str | None = None) -> Pipeline:
+    """Build and fit the spec's pipeline on ``X`` (a ``to_model_frame`` frame) and ``y``.
+
+    Deterministic: the same data and seed give identical predictions. Classification is
+    binary with 0/1 labels (bools and 0.0/1.0 floats are accepted and cast to int);
+    1 is the positive class. A missing target value is an error, not something to drop
+    silently: the training set must only hold matured labels.
+    """
+    target = _as_target(y, spec.task)
+    if len(target) != len(X):
+        raise ValueError(f"X has {len(X)} rows but y has {len(target)}")
+    if len(target) == 0:
+        raise ValueError("cannot fit on an empty training set")
+    pipeline = build_pipeline(spec, estimator)
+    pipeline.fit(X, target)
+    return pipeline
+
+
+def _as_target(y: Any, task: str) -> np.ndarray:
+    arr = y.to_numpy() if isinstance(y, (pl.Series, pd.Series)) else np.asarray(y)
+    if task == "regression":
+        arr = arr.astype(np.float64)
+        if np.isnan(arr).any():
+            raise ValueError(f"target has {int(np.isnan(arr).sum())} missing values")
+        return arr
+    if arr.dtype == object or arr.dtype.kind == "f":
+        if pd.isna(arr).any():
+            raise ValueError(f"target has {int(pd.isna(arr).sum())} missing values")
+    classes = np.unique(arr)
+    if not np.isin(classes, (0, 1)).all():
+        raise ValueError(
+            f"classification is binary with 0/1 (or boolean) labels; the target has "
+            f"{len(classes)} classes: {classes[:10].tolist()}"
+        )
+    return arr.astype(np.int64)
+
+
+def predict_scores(pipeline: Pipeline, X: pd.DataFrame, task: str) -> np.ndarray:
+    """Positive-class probability (classification) or predicted value (regression), float64.
+
+    A classifier fitted on a single class has one probability column; its score is 1.0
+    for every row if that class is the positive one (1) and 0.0 otherwise.
+    """
+    if task == "regression":
+        return np.asarray(pipeline.predict(X), dtype=np.float64)
+    proba = pipeline.predict_proba(X)
+    classes = list(pipeline.classes_)
+    if len(classes) == 1:
+        return np.full(len(X), 1.0 if classes[0] == 1 else 0.0)
+    return np.asarray(proba[:, 1], dtype=np.float64)
+
+
+# ---- time split --------------------------------------------------------------------------
+
+
+def time_split(
+    frame: pl.DataFrame, date_col: str, cutoff: dt.date, holdout_days: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split by time, never at random: ``(train, holdout)``.
+
+    ``holdout`` holds the rows dated in the last ``holdout_days`` days before
+    ``cutoff``, i.e. ``cutoff - holdout_days <= date < cutoff``; ``train`` holds the rows
+    dated before that. Rows on or after ``cutoff`` are in neither (they were not known at
+    the cutoff). ``date_col`` may be a Date or a Datetime column (compared by its date).
+    Row order is kept; empty halves are returned as they are, for the caller to judge.
+    """
+    if holdout_days < 1:
+        raise ValueError(f"holdout_days must be at least 1, got {holdout_days}")
+    dtype = frame.schema[date_col]
+    col = pl.col(date_col)
+    day = col.dt.date() if isinstance(dtype, pl.Datetime) else col.cast(pl.Date)
+    start = cutoff - dt.timedelta(days=holdout_days)
+    train = frame.filter(day < start)
+    holdout = frame.filter((day >= start) & (day < cutoff))
+    return train, holdout
+
+
+# ---- reference profile for drift ---------------------------------------------------------
+
+
+def quantile_edges(values: Any, bins: int = 10) -> list[float]:
+    """Distinct quantile bin edges of the non-null ``values`` (``[]`` when there are none).
+
+    Discrete columns (``is_weekend``, ``hour``) give repeated quantiles; these collapse,
+    so such a column has fewer than ``bins`` bins.
+    """
+    arr = _finite(values)
+    if arr.size == 0:
+        return []
+    return [float(e) for e in np.unique(np.quantile(arr, np.linspace(0.0, 1.0, bins + 1)))]
+
+
+def bin_proportions(values: Any, edges: Sequence[float]) -> list[float]:
+    """Share of the non-null ``values`` in each bin defined by ``edges``.
+
+    The outer bins are open-ended (a value below the first edge counts in the first bin,
+    above the last edge in the last), so current data binned with reference edges always
+    sums to 1. Bin ``i`` is ``[edges[i], edges[i+1])``, the last one closed. Use this same
+    function for the reference and the current data.
+    """
+    arr = _finite(values)
+    n_bins = max(len(edges) - 1, 1)
+    if arr.size == 0 or not edges:
+        return [0.0] * n_bins if edges else []
+    idx = np.searchsorted(np.asarray(edges[1:-1], dtype=np.float64), arr, side="right")
+    counts = np.bincount(idx, minlength=n_bins)
+    return [float(c) / arr.size for c in counts]
+
+
+def category_frequencies(
+    values: pl.Series, allowed: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Share of each category (nulls as ``MISSING_CATEGORY``), allowed-but-absent ones at 0."""
+    s = values.cast(pl.String).fill_null(MISSING_CATEGORY)
+    counts = s.value_counts()
+    total = len(s)
+    freqs = {str(v): int(n) / total for v, n in zip(counts[s.name], counts["count"])}
+    for cat in allowed or []:
+        freqs.setdefault(cat, 0.0)
+    return dict(sorted(freqs.items()))
+
+
+def _finite(values: Any) -> np.ndarray:
+    if isinstance(values, (pl.Series, pd.Series)):
+        values = values.to_numpy()
+    arr = np.asarray(values, dtype=np.float64)
+    return arr[np.isfinite(arr)]
+
+
+def reference_profile(
+    features: pl.DataFrame, spec: DatasetSpec, bins: int = 10, prediction: Any | None = None
+) -> dict[str, Any]:
+    """The training data's distribution, for drift monitoring. JSON-serialisable.
+
+    ``{"rows", "bins", "numeric": {col: {"edges", "proportions", "missing_share"}},
+    "categorical": {col: {"frequencies", "missing_share"}}, "prediction": {...} | None}``.
+    Numeric and calendar features get quantile edges from this data and the share of
+    rows per bin (see ``bin_proportions``); categoricals get frequencies, including the
+    spec's allowed categories that never occurred (0.0) so a drift check sees them.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    n = features.height
+    profile: dict[str, Any] = {
+        "rows": n,
+        "bins": bins,
+        "numeric": {},
+        "categorical": {},
+        "prediction": None,
+    }
+    for col in spec.numeric_features + spec.calendar_features:
+        values = features.get_column(col).cast(pl.Float64).to_numpy()
+        profile["numeric"][col] = _numeric_profile(values, bins)
+    for col in spec.categorical_features:
+        series = features.get_column(col)
+        allowed = spec.features.categorical[col].allowed
+        profile["categorical"][col] = {
+            "frequencies": category_frequencies(series, allowed),
+            "missing_share": float(series.null_count() / n) if n else 0.0,
+        }
+    if prediction is not None:
+        profile["prediction"] = _numeric_profile(np.asarray(prediction, dtype=np.float64), bins)
+    return profile
+
+
+def _numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
+    edges = quantile_edges(values, bins)
+    missing = int(values.size - np.isfinite(values).sum())
+    return {
+        "edges": edges,
+        "proportions": bin_proportions(values, edges),
+        "missing_share": float(missing / values.size) if values.size else 0.0,
+    }
