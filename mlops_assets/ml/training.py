@@ -301,96 +301,19 @@ def time_split(
 # ---- reference profile for drift ---------------------------------------------------------
 
 
-def quantile_edges(values: Any, bins: int = 10) -> list[float]:
-    """Distinct quantile bin edges of the non-null ``values`` (``[]`` when there are none).
+def reference_profile(features: pl.DataFrame, spec: DatasetSpec, prediction: Any | None = None) -> dict[str, Any]:
+    """The training data's distribution for drift monitoring (one format: ``ml.drift``'s).
 
-    Discrete columns (``is_weekend``, ``hour``) give repeated quantiles; these collapse,
-    so such a column has fewer than ``bins`` bins.
+    Numeric and calendar features are profiled as numeric (quantile bins plus a fixed,
+    seeded sample for KS/Wasserstein), categoricals as exact counts; ``prediction`` (the
+    model's scores on the same rows) is profiled too so prediction drift can be judged.
     """
-    arr = _finite(values)
-    if arr.size == 0:
-        return []
-    return [float(e) for e in np.unique(np.quantile(arr, np.linspace(0.0, 1.0, bins + 1)))]
+    from mlops_assets.ml.drift import build_reference_profile
 
-
-def bin_proportions(values: Any, edges: Sequence[float]) -> list[float]:
-    """Share of the non-null ``values`` in each bin defined by ``edges``.
-
-    The outer bins are open-ended (a value below the first edge counts in the first bin,
-    above the last edge in the last), so current data binned with reference edges always
-    sums to 1. Bin ``i`` is ``[edges[i], edges[i+1])``, the last one closed. Use this same
-    function for the reference and the current data.
-    """
-    arr = _finite(values)
-    n_bins = max(len(edges) - 1, 1)
-    if arr.size == 0 or not edges:
-        return [0.0] * n_bins if edges else []
-    idx = np.searchsorted(np.asarray(edges[1:-1], dtype=np.float64), arr, side="right")
-    counts = np.bincount(idx, minlength=n_bins)
-    return [float(c) / arr.size for c in counts]
-
-
-def category_frequencies(
-    values: pl.Series, allowed: Sequence[str] | None = None
-) -> dict[str, float]:
-    """Share of each category (nulls as ``MISSING_CATEGORY``), allowed-but-absent ones at 0."""
-    s = values.cast(pl.String).fill_null(MISSING_CATEGORY)
-    counts = s.value_counts()
-    total = len(s)
-    freqs = {str(v): int(n) / total for v, n in zip(counts[s.name], counts["count"])}
-    for cat in allowed or []:
-        freqs.setdefault(cat, 0.0)
-    return dict(sorted(freqs.items()))
-
-
-def _finite(values: Any) -> np.ndarray:
-    if isinstance(values, (pl.Series, pd.Series)):
-        values = values.to_numpy()
-    arr = np.asarray(values, dtype=np.float64)
-    return arr[np.isfinite(arr)]
-
-
-def reference_profile(
-    features: pl.DataFrame, spec: DatasetSpec, bins: int = 10, prediction: Any | None = None
-) -> dict[str, Any]:
-    """The training data's distribution, for drift monitoring. JSON-serialisable.
-
-    ``{"rows", "bins", "numeric": {col: {"edges", "proportions", "missing_share"}},
-    "categorical": {col: {"frequencies", "missing_share"}}, "prediction": {...} | None}``.
-    Numeric and calendar features get quantile edges from this data and the share of
-    rows per bin (see ``bin_proportions``); categoricals get frequencies, including the
-    spec's allowed categories that never occurred (0.0) so a drift check sees them.
-    """
-    if bins < 1:
-        raise ValueError(f"bins must be at least 1, got {bins}")
-    n = features.height
-    profile: dict[str, Any] = {
-        "rows": n,
-        "bins": bins,
-        "numeric": {},
-        "categorical": {},
-        "prediction": None,
-    }
-    for col in spec.numeric_features + spec.calendar_features:
-        values = features.get_column(col).cast(pl.Float64).to_numpy()
-        profile["numeric"][col] = _numeric_profile(values, bins)
-    for col in spec.categorical_features:
-        series = features.get_column(col)
-        allowed = spec.features.categorical[col].allowed
-        profile["categorical"][col] = {
-            "frequencies": category_frequencies(series, allowed),
-            "missing_share": float(series.null_count() / n) if n else 0.0,
-        }
-    if prediction is not None:
-        profile["prediction"] = _numeric_profile(np.asarray(prediction, dtype=np.float64), bins)
-    return profile
-
-
-def _numeric_profile(values: np.ndarray, bins: int) -> dict[str, Any]:
-    edges = quantile_edges(values, bins)
-    missing = int(values.size - np.isfinite(values).sum())
-    return {
-        "edges": edges,
-        "proportions": bin_proportions(values, edges),
-        "missing_share": float(missing / values.size) if values.size else 0.0,
-    }
+    return build_reference_profile(
+        features,
+        spec.numeric_features + spec.calendar_features,
+        spec.categorical_features,
+        None if prediction is None else np.asarray(prediction, dtype=np.float64),
+        seed=spec.training.seed,
+    )
