@@ -12,7 +12,9 @@ from mlops_assets.paths import Home
 from mlops_assets.spec import DatasetSpec, load_spec
 
 # Delta table names (one place).
-RAW_EVENTS, FEATURES, QUARANTINE = "raw_events", "features", "quarantine"
+RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE = "raw_events", "raw_labels", "features", "quarantine"
+TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION = "training_set", "candidate_model", "evaluation_report", "champion"
+EVALUATIONS, AUDIT = "evaluations", "audit"
 
 
 @dataclass(frozen=True)

@@ -605,18 +605,36 @@ class ModelRegistry(ConfigurableResource):
             raise LookupError(f"{self.registered_model} v{version} has no source run")
         return run_id
 
+    def _read_run_artifact(self, client: MlflowClient, run_id: str, name: str) -> bytes:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+        repo = get_artifact_repository(
+            client.get_run(run_id).info.artifact_uri, tracking_uri=self.resolved_tracking_uri
+        )
+        if isinstance(repo, LocalArtifactRepository):  # read in place: no tqdm bar on stderr
+            root = Path(repo.artifact_dir).resolve()
+            path = (root / name).resolve()
+            if not path.is_relative_to(root):
+                raise ValueError(f"invalid artifact name {name!r}")
+            return path.read_bytes()
+        with tempfile.TemporaryDirectory(prefix="mlops_artifact_") as tmp:
+            return Path(client.download_artifacts(run_id, name, tmp)).read_bytes()
+
     def load_artifact_json(self, version: int | str, name: str) -> Any:
-        """A JSON artifact of the version's run (e.g. ``reference_profile.json``)."""
+        """A JSON artifact of the version's run (e.g. ``reference_profile.json``);
+        ``FileNotFoundError`` when the run has no such artifact."""
         client = self._client()
         run_id = self._run_id(client, version)
-        with tempfile.TemporaryDirectory(prefix="mlops_artifact_") as tmp:
-            try:
-                path = client.download_artifacts(run_id, name, tmp)
-            except Exception as err:  # MLflow raises OSError / MlflowException variously
-                raise FileNotFoundError(
-                    f"{self.registered_model} v{version}: no artifact {name!r} in run {run_id}: {err}"
-                ) from err
-            return json.loads(Path(path).read_text())
+        try:
+            data = self._read_run_artifact(client, run_id, name)
+        except ValueError:
+            raise
+        except Exception as err:  # OSError locally, MlflowException from a server
+            raise FileNotFoundError(
+                f"{self.registered_model} v{version}: no artifact {name!r} in run {run_id}: {err}"
+            ) from err
+        return json.loads(data)
 
     def run_metrics(self, version: int | str) -> dict[str, float]:
         """The latest value of every metric of the version's run."""

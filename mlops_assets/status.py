@@ -12,9 +12,9 @@ from collections.abc import Callable
 import polars as pl
 
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import FEATURES, QUARANTINE, RAW_EVENTS, Platform
+from mlops_assets.platform import AUDIT, EVALUATIONS, FEATURES, QUARANTINE, RAW_EVENTS, RAW_LABELS, TRAINING_SET, Platform
 
-TABLES = (RAW_EVENTS, FEATURES, QUARANTINE)
+TABLES = (RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE, TRAINING_SET, EVALUATIONS, AUDIT)
 
 
 def tables_status(lake: DeltaLake, tables=TABLES) -> dict:
@@ -75,19 +75,20 @@ def quarantine_status(lake: DeltaLake, instance, limit: int = 50) -> dict:
     if not lake.exists(QUARANTINE):
         return {"rows": 0, "files": 0, "by_file": [], "rejected_files": [], "history": {"rows": 0, "files": 0}}
     log = lake.read(QUARANTINE)
-    latest = latest_run_by_partition(instance, RAW_EVENTS)
-    current_runs = pl.DataFrame({"ds": list(latest), "run_id": list(latest.values())}, schema={"ds": pl.String, "run_id": pl.String})
-    current = log.join(current_runs, on=["ds", "run_id"], how="semi")
+    latest = [(feed, ds, run) for feed in log["feed"].unique().to_list()
+              for ds, run in latest_run_by_partition(instance, feed).items()]
+    current_runs = pl.DataFrame(latest, schema={"feed": pl.String, "ds": pl.String, "run_id": pl.String}, orient="row")
+    current = log.join(current_runs, on=["feed", "ds", "run_id"], how="semi")
 
     def summary(q: pl.DataFrame) -> dict:
         file_level = q.filter(pl.col("row").is_null() | (pl.col("rule") == "unreadable"))
-        by_file = (q.group_by("ds", "file", "rule").agg(pl.len().alias("rows"), pl.col("reason").first().alias("example"))
-                   .sort("ds", "file", "rule"))
+        by_file = (q.group_by("feed", "ds", "file", "rule").agg(pl.len().alias("rows"), pl.col("reason").first().alias("example"))
+                   .sort("feed", "ds", "file", "rule"))
         return {
             "rows": q.height - file_level.height,
             "files": file_level.height,
             "by_file": by_file.to_dicts()[:limit],
-            "rejected_files": file_level.sort("ds", "file").select("ds", "file", "rule", "reason").to_dicts()[:limit],
+            "rejected_files": file_level.sort("feed", "ds", "file").select("feed", "ds", "file", "rule", "reason").to_dicts()[:limit],
         }
 
     out = summary(current)

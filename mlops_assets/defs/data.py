@@ -1,6 +1,8 @@
 """Data plane assets: raw_events[D] (with contract checks) and features[D]."""
 
 
+from pathlib import Path
+
 import polars as pl
 from dagster import (
     AssetCheckEvaluation,
@@ -25,9 +27,9 @@ from mlops_assets.contract_checks import (
     volume_verdict,
 )
 from mlops_assets.features import compute_features
-from mlops_assets.ingest import event_contract, ingest_partition, summarize_quarantine
+from mlops_assets.ingest import Contract, event_contract, ingest_partition, label_contract, summarize_quarantine
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import FEATURES, QUARANTINE, RAW_EVENTS, Platform
+from mlops_assets.platform import FEATURES, QUARANTINE, RAW_EVENTS, RAW_LABELS, Platform
 
 
 def follow_upstream() -> AutomationCondition:
@@ -66,49 +68,61 @@ def _now():
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def build_data_assets(platform: Platform) -> list:
+def landing_asset(
+    *,
+    name: str,
+    platform: Platform,
+    landing: Path,
+    contract: Contract,
+    volume_and_freshness: bool,
+    description: str,
+):
+    """An asset that applies ``contract`` to the landing files of each partition: accepted
+    rows → Delta table ``name``, rejects → the quarantine log, verdicts → partitioned checks."""
     spec, daily = platform.spec, platform.daily
-    contract = event_contract(spec)
+    warn = WARN_CHECKS if volume_and_freshness else ()
     # Contract and volume checks are per partition; freshness is a property of the whole table.
     check_specs = [
-        AssetCheckSpec(name, asset=RAW_EVENTS, blocking=name in BLOCKING_CHECKS, description=CHECK_DESCRIPTIONS[name],
-                       partitions_def=None if name == "freshness" else daily)
-        for name in (*BLOCKING_CHECKS, *WARN_CHECKS)
+        AssetCheckSpec(check, asset=name, blocking=check in BLOCKING_CHECKS, description=CHECK_DESCRIPTIONS[check],
+                       partitions_def=None if check == "freshness" else daily)
+        for check in (*BLOCKING_CHECKS, *warn)
     ]
 
     @asset(
-        name=RAW_EVENTS,
+        name=name,
         partitions_def=daily,
         backfill_policy=BackfillPolicy.single_run(),
         check_specs=check_specs,
         group_name="data",
         kinds={"polars", "delta"},
-        description="All landing files of day D that pass the data contract; rejects go to the quarantine table.",
+        description=description,
     )
-    def raw_events(context: AssetExecutionContext, lake: DeltaLake):
+    def _landing_asset(context: AssetExecutionContext, lake: DeltaLake):
         keys = context.partition_keys
-        results = {day: ingest_partition(platform.landing, day, contract) for day in keys}
+        results = {day: ingest_partition(landing, day, contract) for day in keys}
         run_id = context.run.run_id
         raw = pl.concat([r.accepted for r in results.values()], how="diagonal_relaxed")
-        merge = spec.schema_evolution == "merge"
-        raw_version = lake.write_partitions(RAW_EVENTS, raw, keys, run_id=run_id, merge_schema=merge)
+        merge = contract.schema_evolution == "merge"
+        version = lake.write_partitions(name, raw, keys, run_id=run_id, merge_schema=merge)
         # The quarantine is an append-only log: a rejection stays on record after the file is fixed.
         quarantine = pl.concat([r.quarantine for r in results.values()]).with_columns(
-            pl.lit(run_id).alias("run_id"), pl.lit(_now()).alias("quarantined_at")
+            pl.lit(name).alias("feed"), pl.lit(run_id).alias("run_id"), pl.lit(_now()).alias("quarantined_at")
         )
         q_version = lake.append(QUARANTINE, quarantine, run_id=run_id)
 
-        counts = lake.partition_counts(RAW_EVENTS)
-        newest = lake.scan(RAW_EVENTS).select(pl.col(spec.timestamp).max()).collect().item()
-        verdicts = {
-            day: [*contract_verdicts(r, contract, f"{spec.name}_events"), volume_verdict(day, r.accepted.height, counts, spec)]
-            for day, r in results.items()
-        }
+        verdicts = {day: contract_verdicts(r, contract, f"{spec.name}_{name}") for day, r in results.items()}
+        if volume_and_freshness:
+            counts = lake.partition_counts(name)
+            for day, r in results.items():
+                verdicts[day].append(volume_verdict(day, r.accepted.height, counts, spec))
         for day, r in results.items():
-            context.log.info(f"raw_events[{day}]: {r.accepted.height} rows accepted, {r.quarantine.height} quarantined "
+            context.log.info(f"{name}[{day}]: {r.accepted.height} rows accepted, {r.quarantine.height} quarantined "
                              f"from {len(r.files)} file(s)")
-        check_results = [_check_result(_combine(verdicts, n), n in BLOCKING_CHECKS) for n in (*BLOCKING_CHECKS, "volume_anomaly")]
-        check_results.append(_check_result(freshness_verdict(newest, spec), blocking=False))
+        checks = [check for check in (*BLOCKING_CHECKS, *warn) if check != "freshness"]
+        check_results = [_check_result(_combine(verdicts, check), check in BLOCKING_CHECKS) for check in checks]
+        if volume_and_freshness:
+            newest = lake.scan(name).select(pl.col(contract.timestamp).max()).collect().item()
+            check_results.append(_check_result(freshness_verdict(newest, spec), blocking=False))
         files = [dict(f, ds=day) for day, r in results.items() for f in r.files]
         fingerprints = {day: r.fingerprint for day, r in results.items()}
         return MaterializeResult(
@@ -119,13 +133,37 @@ def build_data_assets(platform: Platform) -> list:
                 "file_count": len(files),
                 "landing_fingerprint": fingerprints[keys[0]] if len(keys) == 1 else MetadataValue.json(fingerprints),
                 "extra_columns": MetadataValue.json(sorted({c for r in results.values() for c in r.extra_columns})),
-                "delta_version": raw_version,
+                "delta_version": version,
                 "quarantine_delta_version": q_version,
-                "table_uri": lake.uri(RAW_EVENTS),
+                "table_uri": lake.uri(name),
                 "quarantine_examples": MetadataValue.json(summarize_quarantine(quarantine, 10)),
             },
             check_results=check_results,
         )
+
+    return _landing_asset
+
+
+def build_data_assets(platform: Platform) -> list:
+    spec, daily = platform.spec, platform.daily
+    raw_events = landing_asset(
+        name=RAW_EVENTS,
+        platform=platform,
+        landing=platform.landing,
+        contract=event_contract(spec),
+        volume_and_freshness=True,
+        description="All landing files of day D that pass the data contract; rejects go to the quarantine table.",
+    )
+    assets = [raw_events]
+    if spec.labels is not None:
+        assets.append(landing_asset(
+            name=RAW_LABELS,
+            platform=platform,
+            landing=platform.label_landing,
+            contract=label_contract(spec),
+            volume_and_freshness=False,
+            description="Delayed labels that ARRIVED on day D (partition = arrival date, the point-in-time key).",
+        ))
 
     @asset(
         name=FEATURES,
@@ -153,7 +191,7 @@ def build_data_assets(platform: Platform) -> list:
             }
         )
 
-    return [raw_events, features]
+    return [*assets, features]
 
 
 

@@ -1,7 +1,8 @@
-"""Sensors: the landing sensor re-processes new, late and changed landing files."""
+"""Landing sensors: new, late and changed files (events or labels) → runs for exactly those partitions."""
 
 
 import datetime as dt
+from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -15,15 +16,15 @@ from dagster import (
 )
 
 from mlops_assets.landing_scan import LandingCursor, scan_landing
-from mlops_assets.platform import RAW_EVENTS, Platform
+from mlops_assets.platform import Platform
 
 TRIGGER_TAG, REASON_TAG, FILES_TAG = "mlops/trigger", "mlops/reason", "mlops/files"
 
 
-def _materialized_fingerprint(context: SensorEvaluationContext):
+def _materialized_fingerprint(context: SensorEvaluationContext, asset: str):
     def lookup(day: str) -> str | None:
         records = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(RAW_EVENTS), asset_partitions=[day]), limit=1
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[day]), limit=1
         ).records
         if not records:
             return None
@@ -34,37 +35,40 @@ def _materialized_fingerprint(context: SensorEvaluationContext):
     return lookup
 
 
-def build_landing_sensor(platform: Platform, job):
+def build_landing_sensor(platform: Platform, *, name: str, landing: Path, asset: str, job):
+    """A sensor over one landing folder that requests ``job`` for exactly the partitions
+    whose files are new, late or changed (content hash), once per content (run_key)."""
+
     @sensor(
-        name="landing_sensor",
+        name=name,
         job=job,
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Requests a run for exactly the partitions whose landing files are new, late or changed "
-        "(content hash), once per content (run_key).",
+        description=f"Requests a {job.name} run for exactly the partitions whose files under {landing} are new, "
+        "late or changed (content hash), once per content (run_key).",
     )
-    def landing_sensor(context: SensorEvaluationContext):
+    def _landing_sensor(context: SensorEvaluationContext):
         last_day = dt.date.fromisoformat(platform.daily.get_last_partition_key())
         changes, cursor, ignored = scan_landing(
-            platform.landing,
+            landing,
             LandingCursor.parse(context.cursor),
             first_day=platform.spec.partition_start,
             last_day=last_day,
-            materialized_fingerprint=_materialized_fingerprint(context),
+            materialized_fingerprint=_materialized_fingerprint(context, asset),
         )
         for note in ignored[:20]:
-            context.log.warning(f"landing_sensor ignored {note}")
+            context.log.warning(f"{name} ignored {note}")
         if not changes:
             return SensorResult(skip_reason=SkipReason("no new, late or changed landing files"), cursor=cursor.dumps())
         requests = [
             RunRequest(
                 run_key=c.run_key,
                 partition_key=c.day,
-                tags={TRIGGER_TAG: "landing_sensor", REASON_TAG: c.reason, FILES_TAG: ",".join(c.files)[:200]},
+                tags={TRIGGER_TAG: name, REASON_TAG: c.reason, FILES_TAG: ",".join(c.files)[:200]},
             )
             for c in changes
         ]
-        context.log.info("landing_sensor: " + ", ".join(f"{c.day} ({c.reason})" for c in changes))
+        context.log.info(f"{name}: " + ", ".join(f"{c.day} ({c.reason})" for c in changes))
         return SensorResult(run_requests=requests, cursor=cursor.dumps())
 
-    return landing_sensor
+    return _landing_sensor
