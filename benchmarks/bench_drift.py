@@ -176,5 +176,33 @@ def print_table(r: dict) -> None:
           f"{r['max_score_gap']:.4f}")
 
 
+def bench(quick: bool = False):
+    """The common runner's entry point (``python -m benchmarks drift``): 50k rows and fewer
+    repeats with ``quick``. No goal is set for drift: the ratios are reported as info."""
+    from benchmarks.common import Result, Table, goal, mb, ratio, secs
+
+    r = run(rows=50_000, repeats=1) if quick else run()
+    t = Table(f"drift on {r['rows']:,} rows x {r['columns']['numeric']} numeric + "
+              f"{r['columns']['categorical']} categorical (reference of the same size)",
+              ["", "ours", "evidently (baseline)", "evidently / ours"])
+    t.add("time per partition", secs(r["ours_s"]), secs(r["evidently_s"]), ratio(r["evidently_s"], r["ours_s"]))
+    t.add("first call", secs(r["ours_first_call_s"]), secs(r["evidently_first_call_s"]),
+          ratio(r["evidently_first_call_s"], r["ours_first_call_s"]))
+    t.add("peak traced memory", mb(r["ours_peak_mb"]), mb(r["evidently_peak_mb"]), f"{r['memory_ratio']:.1f}x")
+    t.add("drifted columns", r["drifted_ours"], r["drifted_evidently"], "")
+    t.notes += [
+        f"one-off: profile build {secs(r['profile_build_s'])} ({r['profile_json_kb']:.0f} KB JSON), "
+        f"import evidently {secs(r['evidently_import_s'])}",
+        f"max |score gap| ours (5000-value sample) vs Evidently (full reference): {r['max_score_gap']:.4f}",
+        "memory: tracemalloc peak of one call (numpy/pandas buffers, not polars' Rust allocations)",
+    ]
+    goals = [
+        goal("drift speed vs Evidently", "info", f"{r['speedup']:.1f}x faster ({secs(r['ours_s'])})", None),
+        goal("drifted columns agree with Evidently", "same count",
+             f"{r['drifted_ours']} vs {r['drifted_evidently']}", r["drifted_ours"] == r["drifted_evidently"]),
+    ]
+    return Result("drift", [t], goals, r)
+
+
 if __name__ == "__main__":
     print_table(run(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000))

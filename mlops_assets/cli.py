@@ -53,6 +53,51 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _resources():
+    from mlops_assets.defs.resources import build_resources
+    from mlops_assets.platform import Platform
+
+    platform = Platform.from_env()
+    res = build_resources(platform)
+    return platform, res["lake"], res["registry"]
+
+
+def _report(outcome: dict) -> int:
+    print(json.dumps(outcome, indent=2, default=str))
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from mlops_assets.promotion import promote_with_waiver
+
+    _, lake, registry = _resources()
+    return _report(promote_with_waiver(lake, registry, args.version, owner=args.waiver_owner,
+                                       reason=args.waiver_reason, expires=args.waiver_expires))
+
+
+def cmd_approve(args) -> int:
+    from mlops_assets.promotion import approve
+
+    _, lake, registry = _resources()
+    return _report(approve(lake, registry, args.version, by=args.by, reason=args.reason))
+
+
+def cmd_rollback(args) -> int:
+    from mlops_assets.promotion import rollback
+
+    _, lake, registry = _resources()
+    return _report(rollback(lake, registry, reason=args.reason, to_version=args.to))
+
+
+def cmd_reproduce(args) -> int:
+    from mlops_assets.reproduce import reproduce
+
+    platform, lake, registry = _resources()
+    result = reproduce(platform.spec, lake, registry, args.version, tolerance=args.tolerance)
+    print(json.dumps(result.to_dict(), indent=2, default=str) if args.json else result.detail)
+    return 0 if result.agrees else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -67,9 +112,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_simulate)
 
     d = sub.add_parser("demo", help="run the whole lifecycle on embedded defaults under $MLOPS_HOME")
-    d.add_argument("--days", type=int, default=30)
+    d.add_argument("--days", type=int, default=60)
     d.add_argument("--seed", type=int, default=7)
     d.set_defaults(fn=cmd_demo)
+
+    pr = sub.add_parser("promote", help="promote a version despite a failed gate, under an explicit waiver")
+    pr.add_argument("version", type=int)
+    pr.add_argument("--waiver-owner", required=True)
+    pr.add_argument("--waiver-reason", required=True)
+    pr.add_argument("--waiver-expires", required=True, metavar="YYYY-MM-DD")
+    pr.set_defaults(fn=cmd_promote)
+
+    ap = sub.add_parser("approve", help="approve a challenger that passed every gate (spec: require_approval)")
+    ap.add_argument("version", type=int)
+    ap.add_argument("--by", required=True)
+    ap.add_argument("--reason", required=True)
+    ap.set_defaults(fn=cmd_approve)
+
+    rb = sub.add_parser("rollback", help="champion back to last_known_good (or --to VERSION)")
+    rb.add_argument("--to", type=int)
+    rb.add_argument("--reason", required=True)
+    rb.set_defaults(fn=cmd_rollback)
+
+    rp = sub.add_parser("reproduce", help="retrain a version from its recorded lineage and compare")
+    rp.add_argument("version", type=int)
+    rp.add_argument("--tolerance", type=float, default=1e-9)
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(fn=cmd_reproduce)
 
     st = sub.add_parser("status", help="the state of the platform")
     st.add_argument("--json", action="store_true")
@@ -80,12 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     args = build_parser().parse_args(argv)
+    from mlops_assets.promotion import PromotionRefused
     from mlops_assets.spec import SpecError
 
     try:
         return args.fn(args)
-    except SpecError as err:
-        print(f"mlops-assets: {err}", file=sys.stderr)
+    except (SpecError, PromotionRefused, ValueError) as err:
+        print(f"mlops-assets {args.command}: refused: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if type(err).__name__ != "MlflowException":  # e.g. an unknown model version
+            raise
+        print(f"mlops-assets {args.command}: refused: {err}", file=sys.stderr)
         return 2
 
 

@@ -73,6 +73,9 @@ def contract_dagster_type(contract: Contract, name: str):
             cols.append(PandasColumn.string_column(col, non_nullable=True, unique=True))
         elif dtype == pl.Datetime("us"):
             cols.append(PandasColumn.datetime_column(col, non_nullable=non_null))
+        elif col in contract.allowed and dtype == pl.Int64:  # a binary label: 0/1
+            allowed = contract.allowed[col]
+            cols.append(PandasColumn.integer_column(col, min_value=min(allowed), max_value=max(allowed), non_nullable=non_null))
         elif col in contract.allowed:
             cols.append(PandasColumn.categorical_column(col, categories=set(contract.allowed[col]), non_nullable=non_null))
         elif dtype in (pl.Int64, pl.Float64):

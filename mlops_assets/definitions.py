@@ -8,30 +8,55 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import BetaWarning, Definitions, PreviewWarning, define_asset_job
+from dagster import (
+    BetaWarning,
+    Definitions,
+    PreviewWarning,
+    RunRequest,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    schedule,
+)
 
 from mlops_assets.defs.data import build_data_assets
+from mlops_assets.defs.model import build_model_assets
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.sensors import build_landing_sensor
-from mlops_assets.platform import FEATURES, RAW_EVENTS, RAW_LABELS, Platform
+from mlops_assets.platform import (
+    CANDIDATE_MODEL,
+    CHAMPION,
+    EVALUATION_REPORT,
+    FEATURES,
+    RAW_EVENTS,
+    RAW_LABELS,
+    TRAINING_SET,
+    Platform,
+)
 
 # Partitioned asset checks (preview) and backfill policies (beta) are used on purpose.
 warnings.filterwarnings("ignore", category=PreviewWarning)
 warnings.filterwarnings("ignore", category=BetaWarning)
 
-INGEST_JOB, LABELS_JOB = "ingest", "ingest_labels"
+INGEST_JOB, LABELS_JOB, TRAINING_JOB = "ingest", "ingest_labels", "training"
 
 
 def build_definitions(platform: Platform | None = None) -> Definitions:
     platform = platform or Platform.from_env()
-    assets = build_data_assets(platform)
+    assets = [*build_data_assets(platform), *build_model_assets(platform)]
     ingest = define_asset_job(
         INGEST_JOB,
         selection=[RAW_EVENTS, FEATURES],
         partitions_def=platform.daily,
         description="Landing files of one day (or a range) → raw_events → features.",
     )
-    jobs = [ingest]
+    training = define_asset_job(
+        TRAINING_JOB,
+        selection=[TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION],
+        partitions_def=platform.daily,
+        description="Cutoff C: point-in-time training set → candidate → evaluation (gates) → promotion.",
+    )
+    jobs = [ingest, training]
+    schedules = [training_schedule(platform, training)]
     sensors = [build_landing_sensor(platform, name="landing_sensor", landing=platform.landing, asset=RAW_EVENTS, job=ingest)]
     if platform.spec.labels is not None:
         labels = define_asset_job(LABELS_JOB, selection=[RAW_LABELS], partitions_def=platform.daily,
@@ -39,7 +64,23 @@ def build_definitions(platform: Platform | None = None) -> Definitions:
         jobs.append(labels)
         sensors.append(build_landing_sensor(platform, name="label_sensor", landing=platform.label_landing,
                                             asset=RAW_LABELS, job=labels))
-    return Definitions(assets=assets, jobs=jobs, sensors=sensors, resources=build_resources(platform))
+    return Definitions(assets=assets, jobs=jobs, sensors=sensors, schedules=schedules,
+                       resources=build_resources(platform))
+
+
+def training_schedule(platform: Platform, job):
+    """Retrain every `training.cadence_days` days with today as the cutoff."""
+    every = platform.spec.training.cadence_days
+    cron = "0 4 * * 1" if every == 7 else f"0 4 */{every} * *"
+
+    @schedule(name="training_schedule", cron_schedule=cron, job=job, execution_timezone="UTC",
+              description=f"Trains a candidate with cutoff = the schedule's date ({cron}).")
+    def _schedule(context: ScheduleEvaluationContext):
+        cutoff = context.scheduled_execution_time.date().isoformat()
+        return RunRequest(run_key=f"training:{cutoff}", partition_key=cutoff,
+                          tags={"mlops/trigger": "training_schedule", "mlops/reason": "scheduled retrain"})
+
+    return _schedule
 
 
 defs = build_definitions()

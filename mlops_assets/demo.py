@@ -38,18 +38,22 @@ class Demo:
         home = Home.from_env()
         _reset(home)
         self.platform, self.instance, self.defs = open_platform(Platform.from_env())
-        self.cursor: str | None = None
+        self.cursors: dict[str, str | None] = {}
         self.events: list[str] = []
         self.failed_runs: list[str] = []
 
     # -- one sensor tick, with progress lines -----------------------------------------------
-    def tick(self, label: str) -> list:
+    def tick(self, label: str, sensor: str = LANDING_SENSOR, quiet: bool = False) -> list:
         from mlops_assets.operations import tick
 
         t0 = time.perf_counter()
-        launched, self.cursor, skip = tick(self.instance, self.defs, LANDING_SENSOR, self.cursor)
+        launched, self.cursors[sensor], skip = tick(self.instance, self.defs, sensor, self.cursors.get(sensor))
+        if quiet:
+            bad = [r.partition_key for r in launched if not r.success]
+            _say(f"  [{label}] {sensor}: {len(launched)} run(s), {len(bad)} blocked, {time.perf_counter() - t0:.1f}s")
+            return launched
         if not launched:
-            _say(f"  [{label}] landing_sensor: nothing to do ({skip or 'no new run requests'})")
+            _say(f"  [{label}] {sensor}: nothing to do ({skip or 'no new run requests'})")
         for run in launched:
             reason = run.tags.get("mlops/reason", "?")
             verdict = "ok" if run.success else "BLOCKED by a contract check"
@@ -75,8 +79,10 @@ class Demo:
         start = today - dt.timedelta(days=self.days - 1)
         day = lambda n: start + dt.timedelta(days=n)  # noqa: E731
         dup_day, late_day, corrupt_day, schema_day = day(4), day(9), day(14), day(self.days - 8)
+        concept_day = day(36)
         injections = [Injection("duplicate_file", dup_day), Injection("late_file", late_day),
-                      Injection("corrupt_file", corrupt_day), Injection("schema_change", schema_day)]
+                      Injection("corrupt_file", corrupt_day), Injection("schema_change", schema_day),
+                      Injection("concept_drift", concept_day)]
         _say(f"mlops_assets demo — MLOPS_HOME={self.platform.home.root}")
         _say(f"1. simulating {self.days} days of card transactions {start} .. {today} (seed {self.seed})")
         for inj in injections:
@@ -106,8 +112,44 @@ class Demo:
         for f in (landing / late_day.isoformat()).iterdir():
             f.touch()
         self.tick("tick 5")
+
+        _say("7. label sensor: delayed labels (partition = arrival date) are ingested")
+        self.tick("labels", sensor="label_sensor", quiet=True)
+
+        _say(f"8. weekly training (cutoffs every {spec.training.cadence_days} days; window {spec.training.window_days} "
+             f"days; concept drift injected at {concept_day})")
+        self.trainings = self.train(start, today)
         self.summary(first, repaired, late)
         return 0
+
+    def train(self, start: dt.date, today: dt.date) -> list[tuple[str, bool, str]]:
+        spec = self.platform.spec
+        first = start + dt.timedelta(days=spec.training.window_days)
+        cutoffs = []
+        c = first
+        while c <= today:
+            cutoffs.append(c.isoformat())
+            c += dt.timedelta(days=spec.training.cadence_days)
+        job = self.defs.resolve_job_def("training")
+        out = []
+        for cutoff in cutoffs:
+            t0 = time.perf_counter()
+            result = job.execute_in_process(instance=self.instance, partition_key=cutoff, raise_on_error=False,
+                                            tags={"mlops/trigger": "training_schedule", "mlops/reason": "weekly retrain"})
+            evals = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+            champ = [e.event_specific_data.materialization.metadata for e in result.all_events
+                     if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["champion"]]
+            failed = [e.description for e in evals if not e.passed]
+            if champ:
+                meta = champ[0]
+                what = f"{meta['action'].value}: champion = v{meta['champion'].value}"
+            elif failed:
+                what = "REJECTED: " + "; ".join(failed)[:200]
+            else:
+                what = "failed before the gates (see the run in the UI)"
+            _say(f"  cutoff {cutoff}: {what}  ({time.perf_counter() - t0:.1f}s)")
+            out.append((cutoff, result.success, what))
+        return out
 
     def summary(self, first, repaired, late) -> None:
         from mlops_assets.status import collect_status
@@ -141,11 +183,22 @@ class Demo:
                                                       for r in repaired) or "none"))
         _say("late partitions re-processed: " + (", ".join(f"{r.partition_key} ({'ok' if r.success else 'blocked'})"
                                                           for r in late) or "none"))
-        _say(f"\nexplore: `make ui` (Dagster UI on the same instance), `mlops-assets status --json`")
+        _say("training:")
+        for cutoff, ok, what in self.trainings:
+            _say(f"  {cutoff}: {what}")
+        champ = status.get("champion")
+        if champ:
+            _say(f"champion: version {champ['version']} (cutoff {champ['cutoff']}) — {champ['why']}; "
+                 f"{sum(g['passed'] for g in champ['gates'])}/{len(champ['gates'])} gates passed")
+        else:
+            _say("champion: none (no candidate passed every gate)")
+        _say(f"\nexplore: `make ui` (Dagster UI on the same instance), `mlops-assets status`, "
+             f"MLflow UI: `.venv/bin/mlflow ui --backend-store-uri sqlite:///{self.platform.home.mlflow_db}`")
 
 
-def run_demo(days: int = 30, seed: int = 7) -> int:
-    if days < 20:
-        print("demo needs at least 20 days", file=sys.stderr)
+def run_demo(days: int = 60, seed: int = 7) -> int:
+    if days < 45:
+        print("the demo needs at least 45 days (a 28-day training window, label delay, a few weekly cutoffs)",
+              file=sys.stderr)
         return 2
     return Demo(days, seed).run()

@@ -127,7 +127,9 @@ def lineage_tags(
         TAG_PREFIX + "lock_sha256": lock_hash(),
         TAG_PREFIX + "spec_sha256": spec.digest,
         TAG_PREFIX + "delta_versions": json.dumps(
-            {str(k): int(v) for k, v in delta_versions.items()}, sort_keys=True, separators=(",", ":")
+            {str(k): int(v) for k, v in delta_versions.items()},
+            sort_keys=True,
+            separators=(",", ":"),
         ),
         TAG_PREFIX + "partition_start": str(start),
         TAG_PREFIX + "partition_end": str(end),

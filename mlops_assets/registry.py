@@ -348,7 +348,8 @@ class ModelRegistry(ConfigurableResource):
                     sha = file_sha256(local / MODEL_FILE)
                     files_sha = model_files_sha256(local)
                     reloaded = mlflow.sklearn.load_model(str(local))
-                    if not np.array_equal(predict_scores(reloaded, example, spec.task), example_scores):
+                    reloaded_scores = predict_scores(reloaded, example, spec.task)
+                    if not np.array_equal(reloaded_scores, example_scores):
                         raise RuntimeError(
                             "the saved model does not reproduce the fitted pipeline's scores on "
                             "the input example; refusing to register it"
@@ -513,7 +514,8 @@ class ModelRegistry(ConfigurableResource):
                 if scores.shape != expected.shape:
                     problems.append(f"score shape {scores.shape} != expected {expected.shape}")
                 else:
-                    diff = int(np.sum(~np.isclose(scores, expected, rtol=0, atol=0, equal_nan=True)))
+                    same = (scores == expected) | (np.isnan(scores) & np.isnan(expected))
+                    diff = int(np.sum(~same))
                     problems.append(f"{diff} of {len(scores)} scores differ from the expected ones")
         except Exception as err:  # noqa: BLE001
             problems.append(f"cannot score: {type(err).__name__}: {err}")
@@ -559,7 +561,9 @@ class ModelRegistry(ConfigurableResource):
     def set_version_tags(self, version: int | str, tags: Mapping[str, Any]) -> None:
         client = self._client()
         for key, value in tags.items():
-            client.set_model_version_tag(self.registered_model, str(version), str(key), _tag_str(value))
+            client.set_model_version_tag(
+                self.registered_model, str(version), str(key), _tag_str(value)
+            )
 
     def list_versions(self) -> list[dict[str, Any]]:
         """Every version, oldest first: ``{"version", "run_id", "model_id", "status",
@@ -646,9 +650,8 @@ def registry_resource(home: Home, *, model_name: str = "") -> ModelRegistry:
     """The registry resource: ``$MLFLOW_TRACKING_URI`` when set (resolved by Dagster at run
     time, plus ``$MLOPS_MLFLOW_ARTIFACT_ROOT`` if set), else the sqlite store under ``home``."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        artifact_root: str = (
-            EnvVar("MLOPS_MLFLOW_ARTIFACT_ROOT") if os.environ.get("MLOPS_MLFLOW_ARTIFACT_ROOT") else ""
-        )
+        root_var = "MLOPS_MLFLOW_ARTIFACT_ROOT"
+        artifact_root: str = EnvVar(root_var) if os.environ.get(root_var) else ""
         return ModelRegistry(
             tracking_uri=EnvVar("MLFLOW_TRACKING_URI"),
             artifact_root=artifact_root,

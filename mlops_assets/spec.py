@@ -213,6 +213,19 @@ class DatasetSpec(_Strict):
             cols.append(self.target)
         return cols
 
+    @property
+    def gate_names(self) -> list[str]:
+        """The promotion gates this spec declares, in evaluation order (checks are declared from it)."""
+        names = [f"floor:{m}" for m in self.gates.floors]
+        names += [f"ceiling:{m}" for m in self.gates.ceilings]
+        names.append("no_regression")
+        if self.gates.slice_floor is not None:
+            names.append("slice_floor")
+        if self.task == "classification" and self.gates.max_calibration_error is not None:
+            names.append("calibration")
+        names.append("integrity")
+        return names
+
     @cached_property
     def digest(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

@@ -96,6 +96,52 @@ def quarantine_status(lake: DeltaLake, instance, limit: int = 50) -> dict:
     return out
 
 
+def registry_status(platform: Platform, registry, lake: DeltaLake) -> dict:
+    """champion / last_known_good / challenger with why, gate results and lineage; the latest audit rows."""
+    from mlops_assets.promotion import gate_results, read_audit
+    from mlops_assets.registry import CHALLENGER, CHAMPION, LAST_KNOWN_GOOD
+
+    versions = {v["version"]: v for v in registry.list_versions()}
+    audit = read_audit(lake, limit=20)
+
+    def describe(alias: str) -> dict | None:
+        version = registry.get_alias(alias)
+        if version is None:
+            return None
+        tags = versions.get(version, {}).get("tags", {})
+        moves = audit.filter((pl.col("to_version") == version) & (pl.col("alias") == alias)) if audit.height else audit
+        last = moves.row(0, named=True) if moves.height else {}
+        return {
+            "version": version,
+            "status": tags.get("mlops.status"),
+            "cutoff": tags.get("mlops.cutoff"),
+            "since": str(last.get("at")) if last else tags.get("mlops.promoted_at"),
+            "why": last.get("reason") if last else tags.get("mlops.promotion_reason"),
+            "by": last.get("actor") if last else None,
+            "gates": gate_results(lake, version),
+        }
+
+    champion = describe(CHAMPION)
+    lineage = {}
+    if champion:
+        from mlops_assets.lineage import lineage_completeness
+
+        tags = versions[champion["version"]]["tags"]
+        lineage = {k: v for k, v in tags.items() if k.startswith("lineage.")}
+        lineage["completeness"] = lineage_completeness(tags)
+    return {
+        "champion": champion,
+        "last_known_good": describe(LAST_KNOWN_GOOD),
+        "challenger": describe(CHALLENGER),
+        "lineage": lineage,
+        "models": [{"version": v, "status": d["tags"].get("mlops.status"), "cutoff": d["tags"].get("mlops.cutoff"),
+                    "aliases": d["aliases"], "rejected_reasons": d["tags"].get("mlops.rejected_reasons")}
+                   for v, d in sorted(versions.items())],
+        "audit": [{k: (str(v) if k == "at" else v) for k, v in row.items() if k != "gate_results"}
+                  for row in audit.to_dicts()],
+    }
+
+
 # Each plane registers its section: name -> fn(platform, instance, defs, lake) -> JSON-able.
 STATUS_SECTIONS: dict[str, Callable] = {
     "tables": lambda p, i, d, lake: tables_status(lake),
@@ -106,16 +152,39 @@ STATUS_SECTIONS: dict[str, Callable] = {
 
 
 def collect_status(platform: Platform, instance, defs) -> dict:
-    lake = defs.resources["lake"] if "lake" in defs.resources else None
-    lake = lake or DeltaLake(root=str(platform.home.lake))
+    lake = defs.resources["lake"]
     status = {"spec": platform.spec.name, "mlops_home": str(platform.home.root)}
     for name, fn in STATUS_SECTIONS.items():
         status[name] = fn(platform, instance, defs, lake)
+    status.update(registry_status(platform, defs.resources["registry"], lake))
     return status
 
 
 def render_text(status: dict) -> str:
+    """What is running, and why — then the state of the data."""
     lines = [f"mlops_assets — dataset {status['spec']} under {status['mlops_home']}"]
+    champ = status.get("champion")
+    if champ:
+        lines.append(f"  serving: champion = version {champ['version']} (cutoff {champ['cutoff']}), since {champ['since']}"
+                     f", by {champ['by']}: {champ['why']}")
+        failed = [g["gate"] for g in champ["gates"] if not g["passed"]]
+        lines.append(f"    gates: {len(champ['gates']) - len(failed)}/{len(champ['gates'])} passed"
+                     + (f"; waived: {', '.join(failed)}" if failed else ""))
+        lines.append(f"    lineage: git {status['lineage'].get('lineage.git_sha', '?')[:10]}, "
+                     f"data {status['lineage'].get('lineage.delta_versions')}, "
+                     f"completeness {status['lineage'].get('completeness', 0):.0%}")
+    else:
+        lines.append("  serving: no champion yet")
+    if status.get("last_known_good"):
+        lines.append(f"  fallback: last_known_good = version {status['last_known_good']['version']}")
+    if status.get("challenger"):
+        lines.append(f"  waiting: challenger = version {status['challenger']['version']} (needs `mlops-assets approve`)")
+    rejected = [m for m in status.get("models", []) if m["status"] == "rejected"]
+    for m in rejected[-3:]:
+        lines.append(f"  rejected: version {m['version']} (cutoff {m['cutoff']}): {(m['rejected_reasons'] or '')[:120]}")
+    for row in status.get("audit", [])[:3]:
+        lines.append(f"  audit: {row['at'][:19]} {row['action']} {row['from_version']}→{row['to_version']} "
+                     f"by {row['actor']}: {(row['reason'] or '')[:100]}")
     for name, t in status["tables"].items():
         lines.append(f"  table {name}: version {t['version']} at {t['uri']}")
     for key, parts in status["partitions"].items():

@@ -121,7 +121,8 @@ def logged(registry, spec):
             run_id=f"dagster-run-{i}",
             seed=spec.training.seed,
         )
-        profile = reference_profile(features, spec, prediction=predict_scores(pipeline, X, spec.task))
+        scores = predict_scores(pipeline, X, spec.task)
+        profile = reference_profile(features, spec, prediction=scores)
         metrics = {"roc_auc": 0.9 + i / 100, "brier": 0.04}
         t0 = time.perf_counter()
         cand = registry.log_candidate(
@@ -136,7 +137,7 @@ def logged(registry, spec):
         TIMINGS[f"log_candidate #{i + 1}"] = time.perf_counter() - t0
         out.append(
             {"cand": cand, "X": X, "pipeline": pipeline, "tags": tags, "profile": profile,
-             "metrics": metrics, "scores": predict_scores(pipeline, X, spec.task)}
+             "metrics": metrics, "scores": scores}
         )
     assert dict(os.environ) == env_before, "the registry must never mutate os.environ"
     assert set(os.listdir(os.getcwd())) == cwd_before, "nothing may be written to the cwd"
@@ -182,8 +183,8 @@ def test_code_version_outside_git_is_unknown(tmp_path, monkeypatch):
 
 
 def test_lineage_tags_and_completeness(spec, tmp_path, monkeypatch):
-    tags = lineage_tags(spec, delta_versions={"features": 3}, partition_range=("2026-01-01", "2026-01-07"),
-                        run_id="r", seed=7)
+    tags = lineage_tags(spec, delta_versions={"features": 3},
+                        partition_range=("2026-01-01", "2026-01-07"), run_id="r", seed=7)
     assert set(tags) == set(REQUIRED_LINEAGE_KEYS)
     assert all(k.startswith("lineage.") for k in tags)
     assert tags["lineage.spec_sha256"] == spec.digest
@@ -253,6 +254,7 @@ def test_artifact_json_and_metrics_round_trip(logged, registry):
 
 
 def test_aliases_move(logged, registry):
+    env_before = dict(os.environ)
     assert registry.get_alias(CHAMPION) is None
     registry.set_alias(CHAMPION, 1)
     registry.set_alias(LAST_KNOWN_GOOD, 1)
@@ -266,6 +268,7 @@ def test_aliases_move(logged, registry):
     registry.delete_alias(CHALLENGER)
     registry.delete_alias(CHALLENGER)  # idempotent
     assert registry.get_alias(CHALLENGER) is None
+    assert dict(os.environ) == env_before
 
 
 def test_load_model_reproduces_scores(logged, registry, spec):
@@ -277,6 +280,7 @@ def test_load_model_reproduces_scores(logged, registry, spec):
 
 
 def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(logged, registry, store):
+    env_before = dict(os.environ)
     entry = logged[0]
     cand = entry["cand"]
     t0 = time.perf_counter()
@@ -309,14 +313,17 @@ def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(logged, 
     # The other version was never affected.
     other = logged[1]
     assert registry.verify_integrity(other["cand"].version, other["X"], other["scores"])["ok"]
+    assert dict(os.environ) == env_before
 
 
 def test_regression_model_round_trip(tmp_path):
     spec = load_spec(REGRESSION_SPEC)
     features, X, pipeline = train(spec, 3)
-    reg = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", artifact_root=str(tmp_path / "a"))
-    tags = lineage_tags(spec, delta_versions={"features": 1}, partition_range=("2026-01-01", "2026-01-21"),
-                        run_id="r", seed=spec.training.seed)
+    reg = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+                        artifact_root=str(tmp_path / "a"))
+    tags = lineage_tags(spec, delta_versions={"features": 1},
+                        partition_range=("2026-01-01", "2026-01-21"), run_id="r",
+                        seed=spec.training.seed)
     cand = reg.log_candidate(spec, pipeline, input_example=X, params={}, metrics={"r2": 0.8},
                              tags=tags, extra_artifacts={})
     assert cand.version == 1

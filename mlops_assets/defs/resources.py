@@ -8,6 +8,7 @@ from dagster import EnvVar
 
 from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import Platform
+from mlops_assets.registry import registry_resource
 
 
 def lake_resource(platform: Platform) -> DeltaLake:
@@ -19,4 +20,7 @@ def lake_resource(platform: Platform) -> DeltaLake:
 
 
 def build_resources(platform: Platform) -> dict:
-    return {"lake": lake_resource(platform)}
+    return {
+        "lake": lake_resource(platform),
+        "registry": registry_resource(platform.home, model_name=platform.spec.model.registered_name),
+    }

@@ -48,7 +48,7 @@ def build_training_set(
 ) -> pl.DataFrame:
     """Feature rows of the window with their matured label and a ``split`` column (train | holdout)."""
     first, last = feature_window(spec, cutoff)
-    rows = features.filter(pl.col("ds").is_between(first.isoformat(), last.isoformat()))
+    rows = features.filter(pl.col("ds").is_between(pl.lit(first.isoformat()), pl.lit(last.isoformat())))
     if spec.labels is not None:
         assert labels is not None, "the spec has a label feed: labels are required"
         rows = rows.drop(spec.target, strict=False).join(

@@ -1,0 +1,157 @@
+"""Range backfill of N daily partitions of the ``ingest`` job: ONE single-run backfill vs N runs.
+
+Same simulated landing data for both (``simulator.simulate(landing, start, N, seed=0)`` written
+once and copied, mtimes kept), each mode in its own fresh temp ``$MLOPS_HOME`` and its own
+``instance_for_test`` (SQLite), in this process:
+
+* single run: ``job.execute_in_process(tags={dagster/asset_partition_range_start/_end})`` —
+  what a backfill launches for assets with ``BackfillPolicy.single_run()``;
+* baseline: ``job.execute_in_process(partition_key=…)`` once per partition, in order.
+
+A one-partition warm-up run in a throwaway home comes first (imports, Delta/SQLite first
+use), so neither mode pays one-off costs. The features (and raw_events) tables of both
+homes must be identical (all columns, sorted). Goal: single run ≥ 5× faster.
+Dagster's console logger is set to ERROR for every run (the event log is unchanged).
+N = 90 (20 with --quick); the simulator has no knob for the daily volume (~3,000 rows/day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import QUIET_RUN_CONFIG, Result, Table, goal, project_env, ratio, secs, temp_dir
+
+SEED = 0
+GOAL_SPEEDUP = 5.0
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _start(n: int) -> dt.date:
+    """A Monday early in 2026 (inside the spec's partitions); earlier if today is too close."""
+    start = dt.date(2026, 3, 2)
+    latest = dt.date.today() - dt.timedelta(days=n + 2)
+    while start > latest:
+        start -= dt.timedelta(days=7)
+    return start
+
+
+def _keys(start: dt.date, n: int) -> list[str]:
+    return [(start + dt.timedelta(days=i)).isoformat() for i in range(n)]
+
+
+def _home(root: Path, name: str, landing: Path) -> Path:
+    home = root / name
+    shutil.copytree(landing, home / "landing")  # copy2: contents and mtimes
+    (home / "dagster").mkdir(parents=True)
+    return home
+
+
+def _ingest(home: Path, keys: list[str], mode: str) -> dict[str, Any]:
+    """Run the ingest job over ``keys`` in ``home``; returns timings and the tables written."""
+    from dagster import AssetKey, instance_for_test
+
+    from mlops_assets.definitions import INGEST_JOB, build_definitions
+    from mlops_assets.lake import DeltaLake
+    from mlops_assets.platform import Platform
+
+    with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
+        platform = Platform.from_env()
+        defs = build_definitions(platform)
+        job = defs.resolve_job_def(INGEST_JOB)
+        per_run: list[float] = []
+        with instance_for_test(temp_dir=str(home / "dagster")) as instance:
+            t0 = time.perf_counter()
+            if mode == "range":
+                tags = {RANGE_START: keys[0], RANGE_END: keys[-1]}
+                result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_RUN_CONFIG,
+                                                raise_on_error=False)
+                if not result.success:
+                    raise RuntimeError(f"single-run backfill {keys[0]}..{keys[-1]} failed")
+            else:
+                for key in keys:
+                    t = time.perf_counter()
+                    result = job.execute_in_process(instance=instance, partition_key=key,
+                                                    run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+                    per_run.append(time.perf_counter() - t)
+                    if not result.success:
+                        raise RuntimeError(f"per-partition run {key} failed")
+            seconds = time.perf_counter() - t0
+            materialized = sorted(instance.get_materialized_partitions(AssetKey("features")))
+            runs = len(instance.get_runs())
+        lake = DeltaLake(root=str(platform.home.lake))
+        tables = {name: _sorted(lake.read(name)) for name in ("features", "raw_events")}
+    return {"seconds": seconds, "per_run": per_run, "materialized": materialized, "runs": runs, "tables": tables}
+
+
+def _sorted(frame):
+    cols = sorted(frame.columns)
+    return frame.select(cols).sort(cols) if not frame.is_empty() else frame
+
+
+def bench(quick: bool = False) -> Result:
+    from mlops_assets.simulator import simulate
+
+    n = 20 if quick else 90
+    start = _start(n)
+    keys = _keys(start, n)
+    with temp_dir("backfill") as root:
+        landing = root / "template" / "landing"
+        t = time.perf_counter()
+        simulate(landing, start, n, seed=SEED)
+        simulate_s = time.perf_counter() - t
+
+        warm_home = root / "warmup"
+        shutil.copytree(landing / "events" / keys[0], warm_home / "landing" / "events" / keys[0])
+        (warm_home / "dagster").mkdir()
+        warm = _ingest(warm_home, keys[:1], "single")
+
+        single = _ingest(_home(root, "range", landing), keys, "range")
+        per = _ingest(_home(root, "per_partition", landing), keys, "single")
+
+    same = {name: single["tables"][name].equals(per["tables"][name]) for name in ("features", "raw_events")}
+    rows = {name: single["tables"][name].height for name in ("features", "raw_events")}
+    complete = single["materialized"] == keys and per["materialized"] == keys
+    speedup = per["seconds"] / single["seconds"]
+    runs = per["per_run"]
+    k = min(10, len(runs) // 2)
+    first_k, last_k = statistics.mean(runs[:k]), statistics.mean(runs[-k:])
+
+    table = Table(f"ingest backfill of {n} daily partitions {keys[0]}..{keys[-1]} "
+                  f"({rows['features']:,} feature rows, {rows['raw_events']:,} raw rows)",
+                  ["mode", "runs", "seconds", "per partition", "× single run"])
+    table.add("ONE single-run backfill (range tags)", single["runs"], secs(single["seconds"]),
+              secs(single["seconds"] / n), "1.0x")
+    table.add(f"{n} per-partition runs (baseline)", per["runs"], secs(per["seconds"]), secs(per["seconds"] / n),
+              ratio(per["seconds"], single["seconds"]))
+    table.notes += [
+        f"per-partition run time: first {k} runs {secs(first_k)} each, last {k} {secs(last_k)} each "
+        f"(min {secs(min(runs))}, max {secs(max(runs))}); warm-up run {secs(warm['seconds'])}; "
+        f"simulating the landing data {secs(simulate_s)}",
+        f"features identical: {same['features']}, raw_events identical: {same['raw_events']}; "
+        f"all {n} partitions materialized in both: {complete}",
+    ]
+    goals = [
+        goal(f"single-run vs {n} runs speedup", f">= {GOAL_SPEEDUP:g}x", f"{speedup:.1f}x "
+             f"({secs(single['seconds'])} vs {secs(per['seconds'])})", speedup >= GOAL_SPEEDUP),
+        goal("identical features tables", "identical", "identical" if same["features"] and complete else "DIFFERENT",
+             same["features"] and complete),
+    ]
+    data = {
+        "partitions": n, "first": keys[0], "last": keys[-1], "seed": SEED,
+        "single_run_s": single["seconds"], "per_partition_total_s": per["seconds"], "per_partition_runs_s": runs,
+        "speedup": speedup, "warmup_s": warm["seconds"], "simulate_s": simulate_s,
+        "rows": rows, "identical": same, "all_partitions_materialized": complete,
+    }
+    return Result("backfill", [table], goals, data)
+
+
+if __name__ == "__main__":
+    res = bench("--quick" in sys.argv)
+    for tbl in res.tables:
+        print(tbl.render())

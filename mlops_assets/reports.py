@@ -1,0 +1,72 @@
+"""Evidently HTML reports for humans (lazy imports: evidently costs seconds to import).
+
+Where data crosses into pandas for Evidently it is checked as a dagster-pandas typed
+frame first, so a malformed input fails with a named column instead of deep inside
+Evidently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlops_assets.spec import DatasetSpec
+
+TARGET, PREDICTION = "target", "prediction"
+
+
+def evaluation_frame_type(task: str):
+    from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
+
+    if task == "classification":
+        cols = [PandasColumn.integer_column(TARGET, min_value=0, max_value=1, non_nullable=True),
+                PandasColumn.float_column(PREDICTION, min_value=0.0, max_value=1.0, non_nullable=True)]
+    else:
+        cols = [PandasColumn.float_column(TARGET, non_nullable=True),
+                PandasColumn.float_column(PREDICTION, non_nullable=True)]
+    return create_dagster_pandas_dataframe_type(name=f"evidently_{task}_input", columns=cols)
+
+
+def _checked(frame: pd.DataFrame, task: str) -> pd.DataFrame:
+    from dagster import check_dagster_type
+
+    result = check_dagster_type(evaluation_frame_type(task), frame)
+    if not result.success:
+        raise ValueError(f"Evidently input rejected: {result.description}")
+    return frame
+
+
+def _data_definition(spec: DatasetSpec):
+    from evidently import BinaryClassification, DataDefinition, Regression
+
+    kwargs = dict(
+        numerical_columns=spec.numeric_features + spec.calendar_features,
+        categorical_columns=spec.categorical_features,
+    )
+    if spec.task == "classification":
+        return DataDefinition(classification=[BinaryClassification(target=TARGET, prediction_probas=PREDICTION)], **kwargs)
+    return DataDefinition(regression=[Regression(target=TARGET, prediction=PREDICTION)], **kwargs)
+
+
+def evaluation_report(
+    spec: DatasetSpec, current: pd.DataFrame, reference: pd.DataFrame | None, path: Path, sample_rows: int
+) -> Path:
+    """Model quality of ``current`` (candidate on the holdout) vs ``reference`` (champion on the same rows)."""
+    from evidently import Dataset, Report
+    from evidently.presets import ClassificationPreset, RegressionPreset
+
+    definition = _data_definition(spec)
+
+    def dataset(frame: pd.DataFrame):
+        frame = frame.sample(n=min(sample_rows, len(frame)), random_state=0) if len(frame) > sample_rows else frame
+        frame = frame.copy()
+        if spec.task == "classification":
+            frame[TARGET] = frame[TARGET].astype(int)
+        return Dataset.from_pandas(_checked(frame, spec.task), data_definition=definition)
+
+    preset = ClassificationPreset() if spec.task == "classification" else RegressionPreset()
+    snapshot = Report([preset]).run(dataset(current), dataset(reference) if reference is not None else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(path))
+    return path
