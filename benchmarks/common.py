@@ -112,6 +112,8 @@ def ratio(value: float | None, baseline: float | None, *, floor: float = 0.0) ->
     if value is None or baseline is None or baseline <= floor:
         return "—"
     r = value / baseline
+    if r >= 100:
+        return f"{r:.0f}x"
     return f"{r:.1f}x" if r >= 0.95 or r == 0 else f"{r:.2f}x"
 
 

@@ -80,9 +80,12 @@ def contract_dagster_type(contract: Contract, name: str):
             cols.append(PandasColumn.categorical_column(col, categories=set(contract.allowed[col]), non_nullable=non_null))
         elif dtype in (pl.Int64, pl.Float64):
             lo, hi = contract.ranges.get(col, (None, None))
-            ctor = PandasColumn.integer_column if dtype == pl.Int64 else PandasColumn.float_column
+            # pandas turns a nullable int column into float64: judge it as numeric then
+            ctor = (PandasColumn.integer_column if dtype == pl.Int64 and non_null
+                    else PandasColumn.numeric_column if dtype == pl.Int64 else PandasColumn.float_column)
             cols.append(ctor(col, min_value=-float("inf") if lo is None else lo,
-                             max_value=float("inf") if hi is None else hi, non_nullable=non_null))
+                             max_value=float("inf") if hi is None else hi, non_nullable=non_null,
+                             ignore_missing_vals=not non_null))
         else:
             cols.append(PandasColumn.string_column(col, non_nullable=non_null))
     return create_dagster_pandas_dataframe_type(name=name, columns=cols)

@@ -102,6 +102,7 @@ class Contract:
     allowed: dict[str, tuple]  # column -> allowed values (categories, or 0/1 for a binary target)
     timestamp: str | None = None  # events must fall on the partition date
     schema_evolution: str = "ignore"
+    formats: tuple[str, ...] = ("csv", "parquet")
 
     def empty_frame(self) -> pl.DataFrame:
         return pl.DataFrame(schema={**self.dtypes, SOURCE_FILE: pl.String(), SOURCE_ROW: pl.Int64(), "ds": pl.String()})
@@ -126,7 +127,8 @@ def event_contract(spec: DatasetSpec) -> Contract:
         if spec.task == "classification":
             allowed[spec.target] = (0, 1)
     ranges = {n: (c.min, c.max) for n, c in spec.features.numeric.items()}
-    return Contract(types, tuple(required), spec.id, ranges, allowed, spec.timestamp, spec.schema_evolution)
+    return Contract(types, tuple(required), spec.id, ranges, allowed, spec.timestamp, spec.schema_evolution,
+                    tuple(spec.landing.formats))
 
 
 def label_contract(spec: DatasetSpec) -> Contract:
@@ -352,6 +354,9 @@ def ingest_partition(landing: Path, day: str, contract: Contract) -> IngestResul
                                    "expected [A-Za-z0-9][A-Za-z0-9._-]*.csv|.parquet")
             if lf.path.is_symlink():
                 raise FileRejected("file_name", "symbolic links are not accepted in the landing zone")
+            if lf.path.suffix.lower().lstrip(".") not in contract.formats:
+                raise FileRejected("file_name", f"{lf.path.suffix} files are not accepted here (landing.formats: "
+                                   f"{', '.join(contract.formats)})")
             frame = read_file(lf.path)
             info["rows"] = frame.height
             ok, bad, extra = validate_file(frame, contract, day, lf.name)
