@@ -58,7 +58,12 @@ INJECTION_KINDS = (
     "duplicate_file",
     "corrupt_file",
     "schema_change",
+    "label_noise",
 )
+LABEL_NOISE_DAYS = 21
+"""label_noise@D: for events of D .. D+20 the label feed follows the wrong (concept-drifted)
+function — an upstream labelling bug that a model trained on it learns and its own
+time holdout cannot see; labels are right again from D+21."""
 # Injections that add or alter one file on one day; their date must lie inside the simulated range.
 _FILE_INJECTIONS = ("late_file", "duplicate_file", "corrupt_file")
 
@@ -312,6 +317,7 @@ class _Regime:
     covariate: bool = False
     concept: bool = False
     schema_change: bool = False
+    label_noise: bool = False
 
     @classmethod
     def on(cls, injections: Sequence[Injection], day: dt.date) -> _Regime:
@@ -320,6 +326,8 @@ class _Regime:
             covariate="covariate_drift" in active,
             concept="concept_drift" in active,
             schema_change="schema_change" in active,
+            label_noise=any(i.kind == "label_noise" and i.date <= day < i.date + dt.timedelta(days=LABEL_NOISE_DAYS)
+                            for i in injections),
         )
 
     @property
@@ -328,6 +336,7 @@ class _Regime:
             "covariate_drift": self.covariate,
             "concept_drift": self.concept,
             "schema_change": self.schema_change,
+            "label_noise": self.label_noise,
         }
         return tuple(name for name, on in flags.items() if on)
 
@@ -564,7 +573,7 @@ class _CardSim:
             }
         )
         noise = rng.normal(0.0, _FRAUD_NOISE_SD, n)
-        logit = fraud_logit(frame, concept_drift=regime.concept) + noise
+        logit = fraud_logit(frame, concept_drift=regime.concept or regime.label_noise) + noise
         is_fraud = (rng.random(n) < _sigmoid(logit)).astype(np.int8)
         return frame, is_fraud
 
@@ -668,7 +677,7 @@ class _BikeSim:
         classic = pl.col("bike_type") == "classic"
         battery_or_null = pl.when(classic).then(None).otherwise("battery_pct")
         frame = frame.with_columns(battery_or_null.alias("battery_pct"))
-        expected = rental_duration(frame, concept_drift=regime.concept)
+        expected = rental_duration(frame, concept_drift=regime.concept or regime.label_noise)
         noise = rng.lognormal(-(_BIKE_NOISE_SD**2) / 2, _BIKE_NOISE_SD, n)  # mean-one noise
         duration = np.round(np.maximum(1.0, expected * noise), 2)
         return frame.with_columns(pl.Series("duration_min", duration)), duration
