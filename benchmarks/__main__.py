@@ -34,7 +34,8 @@ def print_summary(results: dict[str, Result | BaseException], elapsed: dict[str,
     rows = [("benchmark", "goal", "target", "measured", "")]
     for name, res in results.items():
         if isinstance(res, BaseException):
-            rows.append((name, "(benchmark failed)", "", f"{type(res).__name__}: {res}"[:60], "ERROR"))
+            message = " ".join(f"{type(res).__name__}: {res}".split())
+            rows.append((name, "(benchmark failed)", "", message[:70], "ERROR"))
             continue
         for g in res.goals:
             rows.append((name, g.name, g.target, g.measured, _status(g)))

@@ -9,7 +9,9 @@ once and copied, mtimes kept), each mode in its own fresh temp ``$MLOPS_HOME`` a
 * baseline: ``job.execute_in_process(partition_key=…)`` once per partition, in order.
 
 A one-partition warm-up run in a throwaway home comes first (imports, Delta/SQLite first
-use), so neither mode pays one-off costs. The features (and raw_events) tables of both
+use), so neither mode pays one-off costs; the single run is done twice, before and after the
+per-partition runs (fresh home each), and their mean is compared, so load drift on a shared
+machine hits both modes alike. The features (and raw_events) tables of both
 homes must be identical (all columns, sorted). Goal: single run ≥ 5× faster.
 Dagster's console logger is set to ERROR for every run (the event log is unchanged).
 N = 90 (20 with --quick); the simulator has no knob for the daily volume (~3,000 rows/day).
@@ -111,13 +113,18 @@ def bench(quick: bool = False) -> Result:
         (warm_home / "dagster").mkdir()
         warm = _ingest(warm_home, keys[:1], "single")
 
+        # The single run goes before AND after the per-partition runs (fresh homes each), so
+        # load drift on a shared machine hits both modes alike; their mean is compared.
         single = _ingest(_home(root, "range", landing), keys, "range")
         per = _ingest(_home(root, "per_partition", landing), keys, "single")
+        again = _ingest(_home(root, "range_again", landing), keys, "range")
 
-    same = {name: single["tables"][name].equals(per["tables"][name]) for name in ("features", "raw_events")}
+    same = {name: single["tables"][name].equals(per["tables"][name]) and again["tables"][name].equals(per["tables"][name])
+            for name in ("features", "raw_events")}
     rows = {name: single["tables"][name].height for name in ("features", "raw_events")}
-    complete = single["materialized"] == keys and per["materialized"] == keys
-    speedup = per["seconds"] / single["seconds"]
+    complete = single["materialized"] == keys and per["materialized"] == keys and again["materialized"] == keys
+    single_s = (single["seconds"] + again["seconds"]) / 2
+    speedup = per["seconds"] / single_s
     runs = per["per_run"]
     k = min(10, len(runs) // 2)
     first_k, last_k = statistics.mean(runs[:k]), statistics.mean(runs[-k:])
@@ -125,11 +132,12 @@ def bench(quick: bool = False) -> Result:
     table = Table(f"ingest backfill of {n} daily partitions {keys[0]}..{keys[-1]} "
                   f"({rows['features']:,} feature rows, {rows['raw_events']:,} raw rows)",
                   ["mode", "runs", "seconds", "per partition", "× single run"])
-    table.add("ONE single-run backfill (range tags)", single["runs"], secs(single["seconds"]),
-              secs(single["seconds"] / n), "1.0x")
+    table.add("ONE single-run backfill (range tags)", single["runs"], secs(single_s), secs(single_s / n), "1.0x")
     table.add(f"{n} per-partition runs (baseline)", per["runs"], secs(per["seconds"]), secs(per["seconds"] / n),
-              ratio(per["seconds"], single["seconds"]))
+              ratio(per["seconds"], single_s))
     table.notes += [
+        f"single run: mean of {secs(single['seconds'])} (before) and {secs(again['seconds'])} (after the "
+        "per-partition runs), each in its own fresh home and instance",
         f"per-partition run time: first {k} runs {secs(first_k)} each, last {k} {secs(last_k)} each "
         f"(min {secs(min(runs))}, max {secs(max(runs))}); warm-up run {secs(warm['seconds'])}; "
         f"simulating the landing data {secs(simulate_s)}",
@@ -138,13 +146,13 @@ def bench(quick: bool = False) -> Result:
     ]
     goals = [
         goal(f"single-run vs {n} runs speedup", f">= {GOAL_SPEEDUP:g}x", f"{speedup:.1f}x "
-             f"({secs(single['seconds'])} vs {secs(per['seconds'])})", speedup >= GOAL_SPEEDUP),
+             f"({secs(single_s)} vs {secs(per['seconds'])})", speedup >= GOAL_SPEEDUP),
         goal("identical features tables", "identical", "identical" if same["features"] and complete else "DIFFERENT",
              same["features"] and complete),
     ]
     data = {
         "partitions": n, "first": keys[0], "last": keys[-1], "seed": SEED,
-        "single_run_s": single["seconds"], "per_partition_total_s": per["seconds"], "per_partition_runs_s": runs,
+        "single_run_s": single_s, "single_run_samples_s": [single["seconds"], again["seconds"]], "per_partition_total_s": per["seconds"], "per_partition_runs_s": runs,
         "speedup": speedup, "warmup_s": warm["seconds"], "simulate_s": simulate_s,
         "rows": rows, "identical": same, "all_partitions_materialized": complete,
     }

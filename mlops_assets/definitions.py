@@ -20,13 +20,19 @@ from dagster import (
 
 from mlops_assets.defs.data import build_data_assets
 from mlops_assets.defs.model import build_model_assets
+from mlops_assets.defs.monitoring import build_monitoring_assets
+from mlops_assets.defs.monitoring_sensors import build_monitoring_sensors
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.sensors import build_landing_sensor
 from mlops_assets.platform import (
     CANDIDATE_MODEL,
     CHAMPION,
+    DRIFT_REPORT,
     EVALUATION_REPORT,
     FEATURES,
+    MODEL_PERFORMANCE,
+    SCORES,
+    SHADOW_SCORES,
     RAW_EVENTS,
     RAW_LABELS,
     TRAINING_SET,
@@ -38,11 +44,28 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 warnings.filterwarnings("ignore", category=BetaWarning)
 
 INGEST_JOB, LABELS_JOB, TRAINING_JOB = "ingest", "ingest_labels", "training"
+DAILY_JOB, SCORING_JOB, PERFORMANCE_JOB = "daily", "scoring", "performance"
 
 
 def build_definitions(platform: Platform | None = None) -> Definitions:
     platform = platform or Platform.from_env()
-    assets = [*build_data_assets(platform), *build_model_assets(platform)]
+    assets = [*build_data_assets(platform), *build_model_assets(platform), *build_monitoring_assets(platform)]
+    daily_job = define_asset_job(
+        DAILY_JOB,
+        selection=[RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT],
+        partitions_def=platform.daily,
+        description="One day end to end: landing files → raw_events → features → scores, shadow scores, drift.",
+    )
+    scoring = define_asset_job(
+        SCORING_JOB,
+        selection=[SCORES, SHADOW_SCORES, DRIFT_REPORT],
+        partitions_def=platform.daily,
+        description="(Re-)score days with the current champion; shadow scores and drift follow.",
+    )
+    performance = define_asset_job(
+        PERFORMANCE_JOB, selection=[MODEL_PERFORMANCE], partitions_def=platform.daily,
+        description="Matured-label performance of the days whose labels arrived.",
+    )
     ingest = define_asset_job(
         INGEST_JOB,
         selection=[RAW_EVENTS, FEATURES],
@@ -55,9 +78,12 @@ def build_definitions(platform: Platform | None = None) -> Definitions:
         partitions_def=platform.daily,
         description="Cutoff C: point-in-time training set → candidate → evaluation (gates) → promotion.",
     )
-    jobs = [ingest, training]
+    jobs = [ingest, daily_job, scoring, performance, training]
     schedules = [training_schedule(platform, training)]
-    sensors = [build_landing_sensor(platform, name="landing_sensor", landing=platform.landing, asset=RAW_EVENTS, job=ingest)]
+    sensors = [
+        build_landing_sensor(platform, name="landing_sensor", landing=platform.landing, asset=RAW_EVENTS, job=daily_job),
+        *build_monitoring_sensors(platform, training_job=training, scoring_job=scoring, performance_job=performance),
+    ]
     if platform.spec.labels is not None:
         labels = define_asset_job(LABELS_JOB, selection=[RAW_LABELS], partitions_def=platform.daily,
                                   description="Delayed labels that arrived on one day → raw_labels.")

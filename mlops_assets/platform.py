@@ -15,6 +15,8 @@ from mlops_assets.spec import DatasetSpec, load_spec
 RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE = "raw_events", "raw_labels", "features", "quarantine"
 TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION = "training_set", "candidate_model", "evaluation_report", "champion"
 EVALUATIONS, AUDIT = "evaluations", "audit"
+SCORES, SHADOW_SCORES, DRIFT_REPORT, MODEL_PERFORMANCE = "scores", "shadow_scores", "drift_report", "model_performance"
+DRIFT, PERFORMANCE = "drift", "performance"  # Delta tables of drift_report and model_performance
 
 
 @dataclass(frozen=True)

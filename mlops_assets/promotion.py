@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import AUDIT, EVALUATIONS
+from mlops_assets.platform import AUDIT, EVALUATIONS, SHADOW_SCORES
 from mlops_assets.registry import CHALLENGER, CHAMPION, LAST_KNOWN_GOOD, ModelRegistry
 
 STATUS_TAG = "mlops.status"  # candidate | rejected | challenger | champion | retired | rolled_back
@@ -128,26 +128,47 @@ def _move_champion(
     return {"action": action, "champion": version, "last_known_good": previous, "reason": reason}
 
 
+def shadow_days_observed(lake: DeltaLake, version: int) -> int:
+    """Days of shadow scores the version has (evidence for the shadow-days gate)."""
+    shadow = lake.read(SHADOW_SCORES)
+    if shadow.is_empty():
+        return 0
+    return shadow.filter(pl.col("model_version") == version)["ds"].n_unique()
+
+
+def _park_as_challenger(lake, registry, version, *, action: str, reason: str, gates_json: str, actor, run_id) -> dict:
+    if registry.get_alias(CHAMPION) == version:
+        return {"action": "noop", "champion": version, "reason": "already champion"}
+    previous = registry.get_alias(CHALLENGER)
+    registry.set_alias(CHALLENGER, version)
+    registry.set_version_tags(version, {STATUS_TAG: "challenger"})
+    if previous != version:
+        append_audit(lake, actor=actor, action=action, alias=CHALLENGER, from_version=previous, to_version=version,
+                     reason=reason, gate_results=gates_json, run_id=run_id)
+    return {"action": action, "challenger": version, "reason": reason}
+
+
 def promote_if_passed(
-    lake: DeltaLake, registry: ModelRegistry, version: int, *, require_approval: bool, actor: str, run_id: str | None
+    lake: DeltaLake, registry: ModelRegistry, version: int, *, require_approval: bool, actor: str, run_id: str | None,
+    shadow_days: int = 0,
 ) -> dict:
-    """The champion asset's step: promote a version whose every gate passed (or park it as
-    challenger awaiting approval). Refuses a version that failed or was never evaluated."""
+    """The champion asset's step: promote a version whose every gate passed, or park it as
+    challenger (awaiting approval, or shadow evidence when ``shadow_days`` > 0 and there is a
+    champion to shadow). Refuses a version that failed or was never evaluated."""
     v = verdict(lake, registry, version)
     if not v.gates:
         raise PromotionRefused(f"version {version} has no evaluation: run evaluation_report first")
     if not v.passed:
         raise PromotionRefused(f"version {version} failed its gates: " + "; ".join(v.failures or ["tagged rejected"]))
     if require_approval:
-        if registry.get_alias(CHAMPION) == version:
-            return {"action": "noop", "champion": version, "reason": "already champion"}
-        previous = registry.get_alias(CHALLENGER)
-        registry.set_alias(CHALLENGER, version)
-        registry.set_version_tags(version, {STATUS_TAG: "challenger"})
-        append_audit(lake, actor=actor, action="await_approval", alias=CHALLENGER, from_version=previous,
-                     to_version=version, reason="passed every gate; the spec requires approval",
-                     gate_results=v.gates_json(), run_id=run_id)
-        return {"action": "await_approval", "challenger": version}
+        return _park_as_challenger(lake, registry, version, action="await_approval",
+                                   reason="passed every gate; the spec requires approval",
+                                   gates_json=v.gates_json(), actor=actor, run_id=run_id)
+    observed = shadow_days_observed(lake, version)
+    if shadow_days and registry.get_alias(CHAMPION) is not None and observed < shadow_days:
+        return _park_as_challenger(lake, registry, version, action="await_shadow",
+                                   reason=f"passed every gate; needs {shadow_days} days of shadow scores (has {observed})",
+                                   gates_json=v.gates_json(), actor=actor, run_id=run_id)
     return _move_champion(lake, registry, version, actor=actor, action="promote",
                           reason="passed every blocking gate", gates_json=v.gates_json(), run_id=run_id)
 

@@ -70,3 +70,25 @@ def evaluation_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(path))
     return path
+
+
+def drift_report(spec: DatasetSpec, current, reference, path: Path, sample_rows: int) -> Path:
+    """Evidently DataDriftPreset of ``current`` (polars, partition D) vs ``reference`` (training rows),
+    each sampled to ``sample_rows`` above that size."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    numeric = spec.numeric_features + spec.calendar_features
+    columns = numeric + spec.categorical_features
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=spec.categorical_features)
+
+    def dataset(frame):
+        frame = frame.select(columns)
+        if frame.height > sample_rows:
+            frame = frame.sample(n=sample_rows, seed=0)
+        return Dataset.from_pandas(frame.to_pandas(), data_definition=definition)
+
+    snapshot = Report([DataDriftPreset()]).run(dataset(current), dataset(reference))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(path))
+    return path

@@ -126,6 +126,7 @@ class Drift(_Strict):
     consecutive_partitions: int = Field(default=2, ge=1)
     cooldown_days: int = Field(default=7, ge=0)
     report_sample_rows: int = Field(default=20_000, ge=100)
+    exclude: list[str] = Field(default_factory=list)  # features left out of the drift verdict
 
 
 class Volume(_Strict):

@@ -287,7 +287,7 @@ def test_no_regression_is_direction_aware_for_errors():
 
 
 def test_slice_floor_gate_names_worst_slice():
-    spec = load_spec()  # slice_floor 0.70
+    spec = make_spec(slice_floor=0.70)
 
     def slice_floor(slices):
         return gate(spec, "slice_floor", cls_metrics(), slices=slices)

@@ -1,6 +1,7 @@
 """Data plane assets: raw_events[D] (with contract checks) and features[D]."""
 
 
+import datetime as dt
 from pathlib import Path
 
 import polars as pl
@@ -17,6 +18,7 @@ from dagster import (
     asset,
 )
 
+from mlops_assets.alerts import AlertSink
 from mlops_assets.contract_checks import (
     BLOCKING_CHECKS,
     CHECK_DESCRIPTIONS,
@@ -62,9 +64,7 @@ def _combine(verdicts_by_day: dict[str, list[Verdict]], name: str) -> Verdict:
     return Verdict(name, not failed, desc[:2000], {"failed_partitions": sorted(failed)})
 
 
-def _now():
-    import datetime as dt
-
+def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
@@ -97,7 +97,7 @@ def landing_asset(
         kinds={"polars", "delta"},
         description=description,
     )
-    def _landing_asset(context: AssetExecutionContext, lake: DeltaLake):
+    def _landing_asset(context: AssetExecutionContext, lake: DeltaLake, alerts: AlertSink):
         keys = context.partition_keys
         results = {day: ingest_partition(landing, day, contract) for day in keys}
         run_id = context.run.run_id
@@ -122,7 +122,12 @@ def landing_asset(
         check_results = [_check_result(_combine(verdicts, check), check in BLOCKING_CHECKS) for check in checks]
         if volume_and_freshness:
             newest = lake.scan(name).select(pl.col(contract.timestamp).max()).collect().item()
-            check_results.append(_check_result(freshness_verdict(newest, spec), blocking=False))
+            fresh = freshness_verdict(newest, spec)
+            check_results.append(_check_result(fresh, blocking=False))
+            # alert only when this run was about the present (a backfill of old days is stale by design)
+            if not fresh.passed and max(keys) >= (_now().date() - dt.timedelta(days=1)).isoformat():
+                alerts.send("freshness_breach", severity="warning", reason=fresh.description,
+                            run_id=run_id, asset=name, partition=max(keys))
         files = [dict(f, ds=day) for day, r in results.items() for f in r.files]
         fingerprints = {day: r.fingerprint for day, r in results.items()}
         return MaterializeResult(

@@ -277,7 +277,8 @@ def build_model_assets(platform: Platform) -> list:
         version = candidate_for_cutoff(registry, cutoff)["version"]
         try:
             outcome = promote_if_passed(lake, registry, version, require_approval=spec.model.require_approval,
-                                        actor=f"dagster:{context.run.run_id[:8]}", run_id=context.run.run_id)
+                                        actor=f"dagster:{context.run.run_id[:8]}", run_id=context.run.run_id,
+                                        shadow_days=spec.gates.shadow_days)
         except PromotionRefused as err:
             raise Failure(str(err)) from None
         context.log.info(f"champion[{cutoff}]: {outcome}")

@@ -6,6 +6,7 @@ import os
 
 from dagster import EnvVar
 
+from mlops_assets.alerts import alert_resource
 from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import Platform
 from mlops_assets.registry import registry_resource
@@ -23,4 +24,5 @@ def build_resources(platform: Platform) -> dict:
     return {
         "lake": lake_resource(platform),
         "registry": registry_resource(platform.home, model_name=platform.spec.model.registered_name),
+        "alerts": alert_resource(platform.home.alerts),
     }
