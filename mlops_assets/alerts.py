@@ -53,6 +53,8 @@ class AlertSink(ConfigurableResource):
         }
         path = Path(self.directory)
         path.mkdir(parents=True, exist_ok=True)
+        if any(a["kind"] == kind and a["reason"] == reason for a in read_alerts(path, limit=200)):
+            return {**record, "suppressed": "the same alert was already sent"}  # one alert per condition
         with open(path / ALERTS_FILE, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
         log.warning("ALERT %s: %s (runbook %s)", kind, reason, record["runbook"])

@@ -62,9 +62,9 @@ def contract_verdicts(result: IngestResult, contract: Contract, type_name: str) 
     return out
 
 
-def contract_dagster_type(contract: Contract, name: str):
-    """The contract as a dagster-pandas DataFrame type (column existence, types, nulls, ranges, categories)."""
-    from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
+def contract_columns(contract: Contract) -> list:
+    """The contract as dagster-pandas column constraints (existence, dtype, nulls, ranges, categories, uniqueness)."""
+    from dagster_pandas import PandasColumn
 
     cols = []
     for col, dtype in contract.dtypes.items():
@@ -88,15 +88,32 @@ def contract_dagster_type(contract: Contract, name: str):
                              ignore_missing_vals=not non_null))
         else:
             cols.append(PandasColumn.string_column(col, non_nullable=non_null))
-    return create_dagster_pandas_dataframe_type(name=name, columns=cols)
+    return cols
 
 
-def typed_frame_check(accepted: pl.DataFrame, contract: Contract, name: str):
-    """Validate accepted rows as a dagster-pandas typed frame (pandas wants ns timestamps)."""
-    from dagster import check_dagster_type
+@dataclass
+class TypedFrameCheck:
+    success: bool
+    description: str | None
 
+
+def validate_typed_frame(frame, columns: list) -> TypedFrameCheck:
+    """Validate a pandas frame against dagster-pandas column constraints (the same checks a
+    dagster-pandas DataFrame type runs, without building a Dagster type and instance per call)."""
+    from dagster_pandas.constraints import ConstraintViolationException
+    from dagster_pandas.validation import validate_constraints
+
+    try:
+        validate_constraints(frame, pandas_columns=columns)
+    except ConstraintViolationException as err:
+        return TypedFrameCheck(False, str(err)[:1000])
+    return TypedFrameCheck(True, None)
+
+
+def typed_frame_check(accepted: pl.DataFrame, contract: Contract, name: str) -> TypedFrameCheck:
+    """Re-validate the accepted rows as a typed pandas frame (pandas wants ns timestamps)."""
     frame = accepted.select(list(contract.dtypes)).with_columns(pl.col(pl.Datetime).cast(pl.Datetime("ns"))).to_pandas()
-    return check_dagster_type(contract_dagster_type(contract, name), frame)
+    return validate_typed_frame(frame, contract_columns(contract))
 
 
 def volume_verdict(day: str, rows: int, earlier_counts: dict[str, int], spec: DatasetSpec) -> Verdict:

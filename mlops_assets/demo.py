@@ -1,9 +1,15 @@
-"""``mlops-assets demo``: the lifecycle on embedded defaults, through the real Dagster instance.
+"""``mlops-assets demo``: ~60 simulated days of the whole lifecycle, through the real Dagster instance.
 
-Story (data plane): ~30 simulated days land; the landing sensor requests one run per
-day; a duplicate file and a corrupt file are quarantined and block their day; the
-operator removes the bad files and the sensor re-processes exactly those days; a late
-file for an old day arrives and only that day (and its features) is re-processed.
+The simulator writes every day into ``$MLOPS_HOME/incoming`` (the outside world); the
+demo delivers one day at a time into the landing zone and lets the sensors and the
+weekly schedule react, exactly as they would in production — except that sensor ticks
+and their runs execute in this process (`operations.tick`) instead of in the daemon.
+
+The story: history lands (a duplicate and a corrupt file are quarantined, then fixed;
+a late file re-processes its old day), the first model is trained and promoted; then
+day by day: covariate drift → drift sensor → retrain → gates → promotion; a labelling
+bug → candidates rejected by the gates, then a worse model that the gates cannot see
+→ its matured performance trips the guard → automatic rollback → re-scoring.
 """
 
 from __future__ import annotations
@@ -12,12 +18,12 @@ import datetime as dt
 import shutil
 import sys
 import time
-from collections import Counter
 
 from mlops_assets.paths import Home
 from mlops_assets.platform import Platform
 
-LANDING_SENSOR = "landing_sensor"
+SENSORS_EACH_DAY = ("landing_sensor", "label_sensor", "performance_sensor", "drift_sensor",
+                    "performance_guard_sensor", "rescore_sensor", "shadow_promotion_sensor")
 
 
 def _say(msg: str) -> None:
@@ -26,7 +32,7 @@ def _say(msg: str) -> None:
 
 def _reset(home: Home) -> None:
     """The demo owns its home: start from an empty one so every run tells the same story."""
-    for sub in ("landing", "lake", "dagster", "mlflow", "reports", "alerts"):
+    for sub in ("incoming", "landing", "lake", "dagster", "mlflow", "reports", "alerts"):
         shutil.rmtree(home.root / sub, ignore_errors=True)
 
 
@@ -35,170 +41,212 @@ class Demo:
         from mlops_assets.operations import open_platform
 
         self.days, self.seed = days, seed
-        home = Home.from_env()
-        _reset(home)
+        _reset(Home.from_env())
         self.platform, self.instance, self.defs = open_platform(Platform.from_env())
         self.cursors: dict[str, str | None] = {}
-        self.events: list[str] = []
-        self.failed_runs: list[str] = []
+        self.story: list[str] = []  # what happened, with evidence, for the summary
+        self.runs = 0
 
-    # -- one sensor tick, with progress lines -----------------------------------------------
-    def tick(self, label: str, sensor: str = LANDING_SENSOR, quiet: bool = False) -> list:
+    # ---- the outside world -----------------------------------------------------------------
+    @property
+    def incoming(self):
+        return self.platform.home.root / "incoming"
+
+    def deliver(self, day: dt.date) -> None:
+        """Events of ``day`` and the labels that arrive on ``day`` reach the landing zone."""
+        for feed, target in (("events", self.platform.landing), ("labels", self.platform.label_landing)):
+            src = self.incoming / feed / day.isoformat()
+            if src.is_dir():
+                dst = target / day.isoformat()
+                dst.mkdir(parents=True, exist_ok=True)
+                for f in sorted(src.iterdir()):
+                    shutil.copy2(f, dst / f.name)
+
+    # ---- sensors and runs --------------------------------------------------------------------
+    def tick(self, sensor: str) -> list:
         from mlops_assets.operations import tick
 
-        t0 = time.perf_counter()
-        launched, self.cursors[sensor], skip = tick(self.instance, self.defs, sensor, self.cursors.get(sensor))
-        if quiet:
-            bad = [r.partition_key for r in launched if not r.success]
-            _say(f"  [{label}] {sensor}: {len(launched)} run(s), {len(bad)} blocked, {time.perf_counter() - t0:.1f}s")
-            return launched
-        if not launched:
-            _say(f"  [{label}] {sensor}: nothing to do ({skip or 'no new run requests'})")
-        for run in launched:
-            reason = run.tags.get("mlops/reason", "?")
-            verdict = "ok" if run.success else "BLOCKED by a contract check"
-            fails = [e.event_specific_data for e in run.result.all_events
-                     if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
-                     and e.event_specific_data.severity.value == "ERROR"]
-            _say(f"  [{label}] {run.partition_key} ({reason}) run {run.run_id[:8]}: {verdict}")
-            for f in fails:
-                _say(f"      ✗ {f.check_name}: {f.description[:160]}")
-            if not run.success:
-                self.failed_runs.append(run.partition_key)
-        _say(f"  [{label}] {len(launched)} run(s) in {time.perf_counter() - t0:.1f}s")
+        launched, self.cursors[sensor], _ = tick(self.instance, self.defs, sensor, self.cursors.get(sensor))
+        self.runs += len(launched)
         return launched
 
+    def train(self, cutoff: dt.date, trigger: str, reason: str) -> str:
+        result = self.defs.resolve_job_def("training").execute_in_process(
+            instance=self.instance, partition_key=cutoff.isoformat(), raise_on_error=False,
+            tags={"mlops/trigger": trigger, "mlops/reason": reason})
+        self.runs += 1
+        events = result.all_events
+        failed = [e.event_specific_data.description for e in events
+                  if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
+        champ = [e.event_specific_data.materialization.metadata for e in events
+                 if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["champion"]]
+        cand = [e.event_specific_data.materialization.metadata for e in events
+                if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["candidate_model"]]
+        version = f"v{cand[0]['model_version'].value}" if cand else "?"
+        if champ:
+            m = champ[0]
+            return f"{version} {m['action'].value} → champion v{m['champion'].value}"
+        if failed:
+            return f"{version} REJECTED by the gates: " + "; ".join(failed)[:220]
+        return f"{version}: failed before the gates (run {result.run_id[:8]})"
+
+    # ---- the story -----------------------------------------------------------------------------
     def run(self) -> int:
         from mlops_assets.simulator import Injection, simulate, write_late_files
 
-        spec, landing = self.platform.spec, self.platform.landing
+        spec = self.platform.spec
         if spec.name != "card_transactions":
             _say(f"the demo simulates the bundled card_transactions dataset; unset MLOPS_SPEC (got {spec.name})")
             return 2
         today = dt.date.today()
         start = today - dt.timedelta(days=self.days - 1)
         day = lambda n: start + dt.timedelta(days=n)  # noqa: E731
-        dup_day, late_day, corrupt_day, schema_day = day(4), day(9), day(14), day(self.days - 8)
-        concept_day = day(36)
-        injections = [Injection("duplicate_file", dup_day), Injection("late_file", late_day),
-                      Injection("corrupt_file", corrupt_day), Injection("schema_change", schema_day),
-                      Injection("concept_drift", concept_day)]
+        first_cutoff = spec.training.window_days
+        inject = {
+            "duplicate_file": day(4), "late_file": day(9), "corrupt_file": day(14), "label_noise": day(first_cutoff - 3),
+            "covariate_drift": day(first_cutoff + 1), "schema_change": day(self.days - 10),
+        }
         _say(f"mlops_assets demo — MLOPS_HOME={self.platform.home.root}")
-        _say(f"1. simulating {self.days} days of card transactions {start} .. {today} (seed {self.seed})")
-        for inj in injections:
-            _say(f"     inject {inj.kind} @ {inj.date}")
-        manifest = simulate(landing.parent, start, self.days, seed=self.seed, inject=injections)
+        _say(f"1. simulating {self.days} days of card transactions {start} .. {today} (seed {self.seed}) into incoming/")
+        for kind, when in inject.items():
+            _say(f"     inject {kind} @ {when}")
+        manifest = simulate(self.incoming, start, self.days, seed=self.seed,
+                            inject=[Injection(k, d) for k, d in inject.items()])
 
-        _say("2. landing sensor: first tick processes every day that landed")
-        first = self.tick("tick 1")
-        _say("3. a second tick with nothing new requests nothing (cursor + run_key)")
-        self.tick("tick 2")
+        _say(f"2. history: {first_cutoff} days land at once; the landing sensor requests one run per day")
+        t0 = time.perf_counter()
+        for n in range(first_cutoff):
+            self.deliver(day(n))
+        first = self.tick("landing_sensor")
+        blocked = [r for r in first if not r.success]
+        _say(f"   {len(first)} runs in {time.perf_counter() - t0:.0f}s; blocked by contracts: "
+             + ", ".join(r.partition_key for r in blocked))
+        for r in blocked:
+            fails = [e.event_specific_data for e in r.result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                     and not e.event_specific_data.passed and e.event_specific_data.severity.value == "ERROR"]
+            for f in fails:
+                _say(f"      ✗ {r.partition_key} {f.check_name}: {f.description[:150]}")
+                self.story.append(f"quarantine: {r.partition_key} {f.check_name} — {f.description[:160]}")
+        labels = self.tick("label_sensor")
+        _say(f"   label_sensor: {len(labels)} arrival days of labels ingested")
 
-        _say("4. operator removes the duplicate and the corrupt file; the sensor re-processes those days only")
-        removed = []
-        for bad in (dup_day, corrupt_day):
-            folder = landing / bad.isoformat()
-            for f in sorted(folder.iterdir()):
+        _say("3. the operator removes the duplicate and the corrupt file; the sensor re-processes those days only")
+        for bad in (inject["duplicate_file"], inject["corrupt_file"]):
+            for f in sorted((self.platform.landing / bad.isoformat()).iterdir()):
                 if f.stem.endswith(("-copy", "-part2")):
                     f.unlink()
-                    removed.append(f"{bad}/{f.name}")
-        _say(f"     removed {', '.join(removed)}")
-        repaired = self.tick("tick 3")
+                    _say(f"     removed {bad}/{f.name}")
+        fixed = self.tick("landing_sensor")
+        _say("   re-processed: " + ", ".join(f"{r.partition_key} ({r.tags['mlops/reason']}, "
+                                             f"{'ok' if r.success else 'blocked'})" for r in fixed))
+        self.story.append("repair: " + ", ".join(f"{r.partition_key} re-processed after the bad file was removed "
+                                                 f"({'ok' if r.success else 'still blocked'})" for r in fixed))
 
-        _say(f"5. a late file for {late_day} arrives; only that day is re-processed")
-        write_late_files(manifest)
-        late = self.tick("tick 4")
-        _say("6. the same late file again (touched, unchanged) launches nothing")
-        for f in (landing / late_day.isoformat()).iterdir():
-            f.touch()
-        self.tick("tick 5")
+        _say(f"4. a late file for {inject['late_file']} arrives; only that day (and its features) is re-processed")
+        for rec in write_late_files(manifest):
+            src = self.incoming / rec.path
+            shutil.copy2(src, self.platform.landing / rec.date / src.name)
+        late = self.tick("landing_sensor")
+        _say("   " + ", ".join(f"{r.partition_key} ({r.tags['mlops/reason']}): {'ok' if r.success else 'blocked'}"
+                              for r in late))
+        again = self.tick("landing_sensor")
+        _say(f"   the same file seen again: {len(again)} run(s)")
+        self.story.append(f"late data: {', '.join(r.partition_key for r in late)} re-processed once "
+                          f"({len(again)} run on a second tick)")
 
-        _say("7. label sensor: delayed labels (partition = arrival date) are ingested")
-        self.tick("labels", sensor="label_sensor", quiet=True)
-
-        _say(f"8. weekly training (cutoffs every {spec.training.cadence_days} days; window {spec.training.window_days} "
-             f"days; concept drift injected at {concept_day})")
-        self.trainings = self.train(start, today)
-        self.summary(first, repaired, late)
+        _say(f"5. first training (cutoff {day(first_cutoff)}): {self.train(day(first_cutoff), 'training_schedule', 'weekly retrain')}")
+        _say(f"6. live: one day at a time, {day(first_cutoff)} .. {today}")
+        for n in range(first_cutoff, self.days):
+            self.live_day(day(n), first_cutoff, n)
+        self.summary()
         return 0
 
-    def train(self, start: dt.date, today: dt.date) -> list[tuple[str, bool, str]]:
+    def live_day(self, d: dt.date, first_cutoff: int, n: int) -> None:
         spec = self.platform.spec
-        first = start + dt.timedelta(days=spec.training.window_days)
-        cutoffs = []
-        c = first
-        while c <= today:
-            cutoffs.append(c.isoformat())
-            c += dt.timedelta(days=spec.training.cadence_days)
-        job = self.defs.resolve_job_def("training")
-        out = []
-        for cutoff in cutoffs:
-            t0 = time.perf_counter()
-            result = job.execute_in_process(instance=self.instance, partition_key=cutoff, raise_on_error=False,
-                                            tags={"mlops/trigger": "training_schedule", "mlops/reason": "weekly retrain"})
-            evals = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-            champ = [e.event_specific_data.materialization.metadata for e in result.all_events
-                     if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["champion"]]
-            failed = [e.description for e in evals if not e.passed]
-            if champ:
-                meta = champ[0]
-                what = f"{meta['action'].value}: champion = v{meta['champion'].value}"
-            elif failed:
-                what = "REJECTED: " + "; ".join(failed)[:200]
-            else:
-                what = "failed before the gates (see the run in the UI)"
-            _say(f"  cutoff {cutoff}: {what}  ({time.perf_counter() - t0:.1f}s)")
-            out.append((cutoff, result.success, what))
-        return out
+        self.deliver(d)
+        notes = []
+        daily = self.tick("landing_sensor")
+        scores = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
+                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["scores"]]
+        drift = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
+                 if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["drift_report"]]
+        self.tick("label_sensor")
+        perf = self.tick("performance_sensor")
+        for sensor in ("drift_sensor",):
+            for r in self.tick(sensor):
+                outcome = _training_outcome(r)
+                notes.append(f"DRIFT → retrain {r.partition_key}: {outcome}")
+                self.story.append(f"{d} drift_sensor: {r.tags['mlops/reason'][:150]} → retrain cutoff "
+                                  f"{r.partition_key}: {outcome}")
+        before = self.defs.resources["registry"].get_alias("champion")
+        self.tick("performance_guard_sensor")
+        after = self.defs.resources["registry"].get_alias("champion")
+        if after != before:
+            from mlops_assets.promotion import read_audit
 
-    def summary(self, first, repaired, late) -> None:
+            row = read_audit(self.defs.resources["lake"], limit=1).row(0, named=True)
+            notes.append(f"GUARD → rollback v{before} → v{after}")
+            self.story.append(f"{d} performance_guard_sensor: {row['reason'][:220]} → rollback v{before} → v{after}")
+        rescored = self.tick("rescore_sensor")
+        if rescored:
+            versions = sorted({m["model_version"].value for r in rescored for e in r.result.all_events
+                               if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["scores"]
+                               for m in [e.event_specific_data.materialization.metadata]})
+            notes.append(f"RESCORE {len(rescored)} day(s) with v{versions}")
+            self.story.append(f"{d} rescore_sensor: re-scored {', '.join(r.partition_key for r in rescored)} "
+                              f"with v{versions}")
+        self.tick("shadow_promotion_sensor")
+        if n > first_cutoff and (n - first_cutoff) % spec.training.cadence_days == 0:
+            outcome = self.train(d, "training_schedule", "weekly retrain")
+            notes.append(f"weekly retrain: {outcome}")
+            self.story.append(f"{d} training_schedule: {outcome}")
+        s = scores[0] if scores else None
+        scored = f"scored by v{s['model_version'].value} ({s['mode'].value})" if s else "not scored"
+        dr = drift[0] if drift else None
+        drift_txt = f"drift share {dr['share_drifted'].value:.2f}" if dr else "no drift report"
+        _say(f"   {d}: {scored}, {drift_txt}, {len(perf)} performance update(s)"
+             + (" | " + " | ".join(notes) if notes else ""))
+
+    def summary(self) -> None:
         from mlops_assets.status import collect_status
 
         status = collect_status(self.platform, self.instance, self.defs)
-        parts = status["partitions"]
         _say("\n=== summary ===")
-        for key in ("raw_events", "features"):
-            _say(f"partitions materialised: {key} {len(parts.get(key, []))}")
-        passed = failed = 0
-        failing = []
-        for name, c in status["checks"].items():
-            for part, r in c["partitions"].items():
-                passed += r["passed"]
-                failed += not r["passed"]
-            failing += [f"{name}[{p}]" for p in c["failed"]]
-        _say(f"checks (latest per partition): {passed} passed, {failed} failing")
-        for f in failing[:8]:
-            _say(f"  still failing: {f}")
-        q = status["quarantine"]
-        h = q["history"]
-        _say(f"quarantine: {h['rows']} row(s) and {h['files']} file(s) rejected during the demo; "
-             f"{q['rows']} row(s), {q['files']} file(s) still rejected now")
-        reasons = Counter()
-        for entry in h["by_file"]:
-            reasons[f"{entry['ds']} {entry['file']}: {entry['rule']} — {entry['example'][:90]}"] += entry["rows"]
-        for what, n in reasons.most_common(6):
-            _say(f"  {n:>5} × {what}")
-        _say(f"initial runs: {len(first)} ({sum(not r.success for r in first)} blocked by contracts)")
-        _say("re-processed after repair: " + (", ".join(f"{r.partition_key} ({'ok' if r.success else 'blocked'})"
-                                                      for r in repaired) or "none"))
-        _say("late partitions re-processed: " + (", ".join(f"{r.partition_key} ({'ok' if r.success else 'blocked'})"
-                                                          for r in late) or "none"))
-        _say("training:")
-        for cutoff, ok, what in self.trainings:
-            _say(f"  {cutoff}: {what}")
+        parts = status["partitions"]
+        _say("partitions: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(parts.items())) + f"; {self.runs} runs")
+        failing = sum(len(c["failed"]) for c in status["checks"].values())
+        _say(f"checks: {len(status['checks'])} with results; {failing} partition(s) with a failing latest result")
+        q = status["quarantine"]["history"]
+        _say(f"quarantine: {q['rows']} row(s) and {q['files']} file(s) rejected during the demo")
+        _say("what happened, with evidence:")
+        for line in self.story:
+            _say(f"  - {line}")
         champ = status.get("champion")
         if champ:
-            _say(f"champion: version {champ['version']} (cutoff {champ['cutoff']}) — {champ['why']}; "
-                 f"{sum(g['passed'] for g in champ['gates'])}/{len(champ['gates'])} gates passed")
-        else:
-            _say("champion: none (no candidate passed every gate)")
-        _say(f"\nexplore: `make ui` (Dagster UI on the same instance), `mlops-assets status`, "
+            _say(f"champion now: v{champ['version']} (cutoff {champ['cutoff']}) — {champ['why'][:160]}")
+        lkg = status.get("last_known_good")
+        _say(f"last_known_good: {'v' + str(lkg['version']) if lkg else 'none'}")
+        rejected = [m for m in status["models"] if m["status"] == "rejected"]
+        _say(f"models: {len(status['models'])} registered, {len(rejected)} rejected by the gates")
+        _say(f"alerts: {len(status.get('alerts', []))} (JSON lines under {self.platform.home.alerts})")
+        _say(f"\nexplore: `make ui` (Dagster UI on the same instance), `.venv/bin/mlops-assets status`, "
              f"MLflow UI: `.venv/bin/mlflow ui --backend-store-uri sqlite:///{self.platform.home.mlflow_db}`")
+
+
+def _training_outcome(run) -> str:
+    events = run.result.all_events
+    champ = [e.event_specific_data.materialization.metadata for e in events
+             if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["champion"]]
+    if champ:
+        return f"{champ[0]['action'].value} → champion v{champ[0]['champion'].value}"
+    failed = [e.event_specific_data.description for e in events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
+    return "REJECTED: " + "; ".join(failed)[:200] if failed else "failed before the gates"
 
 
 def run_demo(days: int = 60, seed: int = 7) -> int:
     if days < 45:
-        print("the demo needs at least 45 days (a 28-day training window, label delay, a few weekly cutoffs)",
+        print("the demo needs at least 45 days (a 28-day training window, label delay, weekly cutoffs)",
               file=sys.stderr)
         return 2
     return Demo(days, seed).run()

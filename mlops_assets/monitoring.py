@@ -105,7 +105,7 @@ def guard_breach(perf: pl.DataFrame, spec: DatasetSpec, champion: int, min_cover
     metric = primary_metric(spec)
     mine = perf.filter((pl.col("model_version") == champion) & (pl.col("coverage") >= min_coverage)
                        & pl.col("primary").is_not_null()).sort("ds")
-    if mine.height == 0:
+    if mine.height < window:  # judge on enough matured days, not on one noisy day
         return None
     recent = mine.tail(window)
     value = float(recent["primary"].mean())

@@ -57,7 +57,8 @@ def launched_before(instance: DagsterInstance, sensor_name: str, run_key: str) -
 def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None):
     """Evaluate one sensor tick; launch its new run requests in process. Returns (launched, cursor, skip)."""
     sensor = defs.resolve_sensor_def(sensor_name)
-    ctx = build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=sensor_name)
+    ctx = build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=sensor_name,
+                               resources=defs.resources)
     data = sensor.evaluate_tick(ctx)
     launched = []
     for rr in data.run_requests or []:

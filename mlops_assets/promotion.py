@@ -160,6 +160,9 @@ def promote_if_passed(
         raise PromotionRefused(f"version {version} has no evaluation: run evaluation_report first")
     if not v.passed:
         raise PromotionRefused(f"version {version} failed its gates: " + "; ".join(v.failures or ["tagged rejected"]))
+    if registry.version_tags(version).get(STATUS_TAG) == "rolled_back":
+        raise PromotionRefused(f"version {version} was rolled back: it is never auto-promoted again "
+                               "(`mlops-assets approve` can still promote it)")
     if require_approval:
         return _park_as_challenger(lake, registry, version, action="await_approval",
                                    reason="passed every gate; the spec requires approval",
@@ -215,7 +218,8 @@ def rollback(
     actor: str | None = None, run_id: str | None = None,
 ) -> dict:
     """Champion back to ``last_known_good`` (or ``to_version``). The rolled-back version is
-    tagged ``rolled_back`` so it is never auto-promoted again."""
+    tagged ``rolled_back`` so it is never auto-promoted again. The target must have passed every
+    gate or carry an unexpired waiver (rollback is no back door for a rejected version)."""
     if not reason.strip():
         raise PromotionRefused("rollback needs --reason")
     current = registry.get_alias(CHAMPION)
@@ -224,7 +228,10 @@ def rollback(
         raise PromotionRefused("nothing to roll back to: no last_known_good version (pass --to VERSION)")
     if target == current:
         raise PromotionRefused(f"version {target} is already champion")
-    registry.version_tags(target)  # raises for an unknown version
+    waiver = json.loads(registry.version_tags(target).get("mlops.waiver") or "{}")  # raises for an unknown version
+    if not verdict(lake, registry, target).passed and not waiver.get("expires", "") >= dt.date.today().isoformat():
+        raise PromotionRefused(f"version {target} did not pass every gate and has no unexpired waiver: rollback "
+                               "cannot make it champion (`mlops-assets promote --waiver-…` is the path for that)")
     registry.set_alias(CHAMPION, target)
     registry.set_version_tags(target, {STATUS_TAG: "champion"})
     if current is not None:

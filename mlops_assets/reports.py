@@ -16,22 +16,21 @@ from mlops_assets.spec import DatasetSpec
 TARGET, PREDICTION = "target", "prediction"
 
 
-def evaluation_frame_type(task: str):
-    from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
+def evaluation_columns(task: str) -> list:
+    """Evidently's input as dagster-pandas column constraints."""
+    from dagster_pandas import PandasColumn
 
     if task == "classification":
-        cols = [PandasColumn.integer_column(TARGET, min_value=0, max_value=1, non_nullable=True),
+        return [PandasColumn.integer_column(TARGET, min_value=0, max_value=1, non_nullable=True),
                 PandasColumn.float_column(PREDICTION, min_value=0.0, max_value=1.0, non_nullable=True)]
-    else:
-        cols = [PandasColumn.float_column(TARGET, non_nullable=True),
-                PandasColumn.float_column(PREDICTION, non_nullable=True)]
-    return create_dagster_pandas_dataframe_type(name=f"evidently_{task}_input", columns=cols)
+    return [PandasColumn.float_column(TARGET, non_nullable=True),
+            PandasColumn.float_column(PREDICTION, non_nullable=True)]
 
 
 def _checked(frame: pd.DataFrame, task: str) -> pd.DataFrame:
-    from dagster import check_dagster_type
+    from mlops_assets.contract_checks import validate_typed_frame
 
-    result = check_dagster_type(evaluation_frame_type(task), frame)
+    result = validate_typed_frame(frame, evaluation_columns(task))
     if not result.success:
         raise ValueError(f"Evidently input rejected: {result.description}")
     return frame

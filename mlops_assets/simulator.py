@@ -61,9 +61,11 @@ INJECTION_KINDS = (
     "label_noise",
 )
 LABEL_NOISE_DAYS = 21
-"""label_noise@D: for events of D .. D+20 the label feed follows the wrong (concept-drifted)
-function — an upstream labelling bug that a model trained on it learns and its own
-time holdout cannot see; labels are right again from D+21."""
+"""label_noise@D: for events of D .. D+20 the label feed loses every online fraud (an
+upstream labelling bug: online chargebacks are dropped). A model trained on it learns
+"online is safe" and its own time holdout, labelled by the same bug, cannot see it;
+labels are right again from D+21. For the regression dataset the window uses the
+concept-drifted duration function instead."""
 # Injections that add or alter one file on one day; their date must lie inside the simulated range.
 _FILE_INJECTIONS = ("late_file", "duplicate_file", "corrupt_file")
 
@@ -573,8 +575,10 @@ class _CardSim:
             }
         )
         noise = rng.normal(0.0, _FRAUD_NOISE_SD, n)
-        logit = fraud_logit(frame, concept_drift=regime.concept or regime.label_noise) + noise
+        logit = fraud_logit(frame, concept_drift=regime.concept) + noise
         is_fraud = (rng.random(n) < _sigmoid(logit)).astype(np.int8)
+        if regime.label_noise:  # the labelling bug: chargebacks of online payments get lost
+            is_fraud = np.where(channel == CHANNELS.index("online"), 0, is_fraud).astype(np.int8)
         return frame, is_fraud
 
     def extra(self, frame: pl.DataFrame, rng: np.random.Generator) -> pl.Series:

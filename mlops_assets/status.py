@@ -11,10 +11,12 @@ from collections.abc import Callable
 
 import polars as pl
 
+from mlops_assets.alerts import read_alerts
 from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import AUDIT, EVALUATIONS, FEATURES, QUARANTINE, RAW_EVENTS, RAW_LABELS, TRAINING_SET, Platform
 
-TABLES = (RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE, TRAINING_SET, EVALUATIONS, AUDIT)
+TABLES = (RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE, TRAINING_SET, EVALUATIONS, AUDIT,
+          "scores", "shadow_scores", "drift", "performance")
 
 
 def tables_status(lake: DeltaLake, tables=TABLES) -> dict:
@@ -142,12 +144,53 @@ def registry_status(platform: Platform, registry, lake: DeltaLake) -> dict:
     }
 
 
+def scores_status(lake: DeltaLake) -> dict:
+    """Partitions by the model version and mode that scored them."""
+    from mlops_assets.platform import SCORES
+
+    if not lake.exists(SCORES):
+        return {"partitions": 0, "by_version": []}
+    by = (lake.scan(SCORES).group_by("model_version", "mode")
+          .agg(pl.col("ds").unique().sort().alias("partitions"), pl.len().alias("rows")).collect()
+          .sort("model_version"))
+    return {"partitions": int(lake.scan(SCORES).select(pl.col("ds").n_unique()).collect().item()),
+            "by_version": by.to_dicts()}
+
+
+def drift_status(lake: DeltaLake, limit: int = 7) -> list[dict]:
+    from mlops_assets.defs.monitoring_sensors import drift_summary
+
+    return drift_summary(lake).tail(limit).to_dicts()
+
+
+def performance_status(lake: DeltaLake, limit: int = 7) -> list[dict]:
+    from mlops_assets.platform import PERFORMANCE
+
+    if not lake.exists(PERFORMANCE):
+        return []
+    return lake.read(PERFORMANCE).sort("ds").drop("metrics").tail(limit).to_dicts()
+
+
+def retrains_status(instance) -> list[dict]:
+    """Runs the drift sensor triggered, with why."""
+    from dagster import RunsFilter
+
+    runs = instance.get_runs(RunsFilter(tags={"mlops/trigger": "drift_sensor"}), limit=20)
+    return [{"run_id": r.run_id, "cutoff": r.tags.get("dagster/partition"), "status": r.status.value,
+             "reason": r.tags.get("mlops/reason"), "features": r.tags.get("mlops/drift_features")} for r in runs]
+
+
 # Each plane registers its section: name -> fn(platform, instance, defs, lake) -> JSON-able.
 STATUS_SECTIONS: dict[str, Callable] = {
     "tables": lambda p, i, d, lake: tables_status(lake),
     "partitions": lambda p, i, d, lake: partitions_status(i, d),
     "checks": lambda p, i, d, lake: checks_status(i, d),
     "quarantine": lambda p, i, d, lake: quarantine_status(lake, i),
+    "scores": lambda p, i, d, lake: scores_status(lake),
+    "drift": lambda p, i, d, lake: drift_status(lake),
+    "performance": lambda p, i, d, lake: performance_status(lake),
+    "retrains": lambda p, i, d, lake: retrains_status(i),
+    "alerts": lambda p, i, d, lake: read_alerts(p.home.alerts),
 }
 
 
@@ -195,4 +238,15 @@ def render_text(status: dict) -> str:
         lines.append(f"    {c} failing on {', '.join(parts[:5])}{' …' if len(parts) > 5 else ''}")
     q = status["quarantine"]
     lines.append(f"  quarantine: {q['rows']} row(s) and {q['files']} file(s) rejected")
+    sc = status.get("scores") or {}
+    for entry in sc.get("by_version", []):
+        lines.append(f"  scores: v{entry['model_version']} ({entry['mode']}) scored {len(entry['partitions'])} day(s)")
+    if status.get("drift"):
+        last = status["drift"][-1]
+        lines.append(f"  drift: {last['ds']} share {last['share_drifted']:.2f} "
+                     f"({'DRIFTED' if last['dataset_drifted'] else 'stable'}) {last.get('drifted_features') or ''}")
+    for r in status.get("retrains", [])[:3]:
+        lines.append(f"  retrain: cutoff {r['cutoff']} {r['status']} — {(r['reason'] or '')[:100]}")
+    for a in status.get("alerts", [])[:3]:
+        lines.append(f"  alert: {a['at']} {a['kind']}: {a['reason'][:100]} (runbook {a['runbook']})")
     return "\n".join(lines)

@@ -60,11 +60,20 @@ def candidate_for_cutoff(registry: ModelRegistry, cutoff: str) -> dict:
     return versions[-1]
 
 
-def read_training_set(lake: DeltaLake, cutoff: str, version: int | None = None) -> pl.DataFrame:
+def read_training_set(lake: DeltaLake, cutoff: str, id_col: str, version: int | None = None) -> pl.DataFrame:
     frame = lake.read(TRAINING_SET, [cutoff], version=version)
     if frame.is_empty():
         raise Failure(f"training_set[{cutoff}] is empty or missing")
-    return frame.sort("event_ds", frame.columns[0])
+    # A total order (the one reproduce uses): the fit must not depend on an unstable sort's ties.
+    return frame.sort("event_ds", id_col)
+
+
+def training_set_commit(lake: DeltaLake, cutoff: str) -> dict:
+    """The Delta commit that last wrote training_set[cutoff] (its version and input versions)."""
+    commit = next((h for h in lake.history(TRAINING_SET) if h.get("partitions") == cutoff), None)
+    if commit is None:
+        raise Failure(f"training_set[{cutoff}] was never written: materialise it first")
+    return commit
 
 
 def build_model_assets(platform: Platform) -> list:
@@ -126,8 +135,10 @@ def build_model_assets(platform: Platform) -> list:
         from mlops_assets.promotion import CUTOFF_TAG, STATUS_TAG
 
         cutoff = context.partition_key
-        ts_version = lake.version(TRAINING_SET)
-        ts = read_training_set(lake, cutoff, ts_version)
+        # Lineage of THIS cutoff's training set, not of the table's newest commit (another cutoff's).
+        commit = training_set_commit(lake, cutoff)
+        ts_version = int(commit["version"])
+        ts = read_training_set(lake, cutoff, spec.id, ts_version)
         train, holdout = ts.filter(pl.col("split") == "train"), ts.filter(pl.col("split") == "holdout")
         X_train = T.to_model_frame(train, spec)
         pipeline = T.fit(spec, X_train, train[spec.target].to_numpy())
@@ -135,8 +146,7 @@ def build_model_assets(platform: Platform) -> list:
         holdout_scores = T.predict_scores(pipeline, T.to_model_frame(holdout, spec), spec.task)
         train_metrics = task_metrics(spec.task, train[spec.target].to_numpy(), train_scores)
         profile = T.reference_profile(train, spec, prediction=train_scores)
-        input_versions = json.loads(lake.history(TRAINING_SET, 1)[0].get("input_versions", "{}")) \
-            if lake.history(TRAINING_SET, 1) else {}
+        input_versions = json.loads(commit.get("input_versions", "{}"))
         tags = lineage_tags(
             spec,
             delta_versions={**input_versions, TRAINING_SET: ts_version},
@@ -192,7 +202,7 @@ def build_model_assets(platform: Platform) -> list:
         cutoff = context.partition_key
         cand = candidate_for_cutoff(registry, cutoff)
         version = cand["version"]
-        holdout = read_training_set(lake, cutoff).filter(pl.col("split") == "holdout").sort(spec.id)
+        holdout = read_training_set(lake, cutoff, spec.id).filter(pl.col("split") == "holdout").sort(spec.id)
         X = T.to_model_frame(holdout, spec)
         y = holdout[spec.target].to_numpy()
         recorded = registry.load_artifact_json(version, HOLDOUT_SCORES)
