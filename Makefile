@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mlops-assets demo $(if $(DAYS),--days $(DAYS))
 
-PYTEST_ARGS ?= -n 2 --durations=15
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

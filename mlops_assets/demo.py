@@ -66,13 +66,15 @@ class Demo:
     def tick(self, sensor: str) -> list:
         from mlops_assets.operations import tick
 
-        launched, self.cursors[sensor], _ = tick(self.instance, self.defs, sensor, self.cursors.get(sensor))
+        launched, self.cursors[sensor], _ = tick(self.instance, self.defs, sensor, self.cursors.get(sensor), quiet=True)
         self.runs += len(launched)
         return launched
 
     def train(self, cutoff: dt.date, trigger: str, reason: str) -> str:
+        from mlops_assets.operations import QUIET
+
         result = self.defs.resolve_job_def("training").execute_in_process(
-            instance=self.instance, partition_key=cutoff.isoformat(), raise_on_error=False,
+            instance=self.instance, partition_key=cutoff.isoformat(), raise_on_error=False, run_config=QUIET,
             tags={"mlops/trigger": trigger, "mlops/reason": reason})
         self.runs += 1
         events = result.all_events

@@ -54,7 +54,11 @@ def launched_before(instance: DagsterInstance, sensor_name: str, run_key: str) -
     return bool(runs)
 
 
-def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None):
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""Run config that keeps Dagster's console logger quiet (events still go to the instance)."""
+
+
+def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None, *, quiet: bool = False):
     """Evaluate one sensor tick; launch its new run requests in process. Returns (launched, cursor, skip)."""
     sensor = defs.resolve_sensor_def(sensor_name)
     ctx = build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=sensor_name,
@@ -74,6 +78,7 @@ def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None):
             tags=tags,
             asset_selection=rr.asset_selection,
             raise_on_error=False,
+            run_config=QUIET if quiet else None,
         )
         launched.append(Launched(result.run_id, rr.partition_key, result.success, tags, result))
     skip = data.skip_message

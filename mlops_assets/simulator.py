@@ -520,14 +520,14 @@ class _CardSim:
 
         chan_p = _CHANNEL_GIVEN_MERCHANT[merchant]
         if cov:  # a shift toward online shopping
-            chan_p = 0.45 * chan_p + 0.55 * np.array([0.08, 0.90, 0.02])
+            chan_p = 0.7 * chan_p + 0.3 * np.array([0.08, 0.90, 0.02])
         channel = _choice_rows(rng, chan_p)
 
         ctry_p = np.tile([0.86, 0.10, 0.04], (n, 1))
         ctry_p[merchant == MERCHANTS.index("travel")] = [0.45, 0.20, 0.35]
         ctry_p[channel == CHANNELS.index("online")] += [-0.06, 0.0, 0.06]
         if cov:  # cross-border traffic surges
-            ctry_p = 0.6 * ctry_p + 0.4 * np.array([0.35, 0.25, 0.40])
+            ctry_p = 0.8 * ctry_p + 0.2 * np.array([0.35, 0.25, 0.40])
         country = _choice_rows(rng, ctry_p)
 
         dist = np.select(
@@ -541,8 +541,8 @@ class _CardSim:
         atm = channel == CHANNELS.index("atm")
         cash = np.maximum(20.0, np.round(amount * 2 / 20) * 20)  # ATMs pay out multiples of 20
         amount = np.where(atm, cash, amount)
-        if cov:
-            amount = amount * 2.5
+        if cov:  # prices up
+            amount = amount * 1.6
         amount = np.round(np.clip(amount, 0.01, 50_000.0), 2)
 
         pool = _card_pool(seed)
@@ -555,7 +555,7 @@ class _CardSim:
         card = eligible[rng.choice(len(eligible), n, p=weight / weight.sum())]
         card_age = age_all[card].astype(np.int64)
 
-        burst = rng.random(n) < (0.12 if cov else 0.04)  # card-testing bursts
+        burst = rng.random(n) < (0.07 if cov else 0.04)  # card-testing bursts
         tx24 = rng.poisson(rng.gamma(2.0, 1.2, n)) + burst * rng.poisson(6.0, n)
         tx24 = np.clip(tx24, 0, 500).astype(np.int64)
 

@@ -1,0 +1,225 @@
+"""Scoring and monitoring on the real stack: scores stamped with their model, rollback →
+re-scoring, drift detection and the drift sensor, the performance guard, degrade modes.
+
+One module-scoped world: 40 simulated days (covariate drift from day 34), ingested with
+range backfills, a champion trained at cutoff day 30, the days 30..39 scored.
+"""
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import instance_for_test
+
+from mlops_assets.lake import DeltaLake
+from mlops_assets.platform import Platform
+from mlops_assets.simulator import Injection, simulate
+
+START = dt.date(2026, 3, 2)
+DAYS = 40
+CUTOFF = START + dt.timedelta(days=30)
+DRIFT_DAY = START + dt.timedelta(days=34)
+SCORED = [(START + dt.timedelta(days=i)).isoformat() for i in range(30, DAYS)]
+
+
+def _range(defs, instance, job, first, last):
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from mlops_assets.definitions import build_definitions
+
+    root = tmp_path_factory.mktemp("monitoring")
+    saved = {k: os.environ.get(k) for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLOPS_KILL_SWITCH")}
+    os.environ["MLOPS_HOME"] = str(root / "home")
+    os.environ["DAGSTER_HOME"] = str(root / "dagster")
+    os.environ.pop("MLOPS_SPEC", None)
+    os.environ.pop("MLOPS_KILL_SWITCH", None)
+    (root / "dagster").mkdir()
+    platform = Platform.from_env()
+    simulate(platform.landing.parent, START, DAYS, seed=21, inject=[Injection("covariate_drift", DRIFT_DAY)])
+    defs = build_definitions(platform)
+    first, last = START.isoformat(), (START + dt.timedelta(days=DAYS - 1)).isoformat()
+    with instance_for_test(temp_dir=str(root / "dagster")) as instance:
+        assert _range(defs, instance, "ingest", first, last).success
+        assert _range(defs, instance, "ingest_labels", first, last).success
+        result = defs.resolve_job_def("training").execute_in_process(
+            instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False)
+        assert result.success
+        assert _range(defs, instance, "scoring", SCORED[0], SCORED[-1]).success
+        yield {"platform": platform, "defs": defs, "instance": instance,
+               "lake": DeltaLake(root=str(platform.home.lake)), "registry": defs.resources["registry"]}
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_every_score_row_names_the_model_that_made_it(world):
+    scores = world["lake"].read("scores")
+    assert sorted(scores["ds"].unique().to_list()) == SCORED
+    assert set(scores["model_version"].unique()) == {1} and set(scores["mode"].unique()) == {"normal"}
+    assert scores["alias"].unique().to_list() == ["champion"] and scores["scored_at"].null_count() == 0
+    feats = world["lake"].read("features", SCORED)
+    assert scores.height == feats.height  # one score per feature row
+    assert scores["probability"].is_between(0, 1).all()
+
+
+def test_injected_covariate_drift_is_detected_and_stable_days_are_not(world):
+    from mlops_assets.defs.monitoring_sensors import drift_summary
+
+    summary = {r["ds"]: r for r in drift_summary(world["lake"]).to_dicts()}
+    stable = [d for d in SCORED if d < DRIFT_DAY.isoformat()]
+    drifted = [d for d in SCORED if d >= DRIFT_DAY.isoformat()]
+    assert all(not summary[d]["dataset_drifted"] for d in stable), {d: summary[d] for d in stable}
+    assert all(summary[d]["dataset_drifted"] for d in drifted)
+    assert "amount" in summary[drifted[0]]["drifted_features"]
+    # an Evidently HTML report for humans exists for a drifted day
+    reports = list((world["platform"].home.reports / "drift").glob("*.html"))
+    assert reports and any(drifted[-1] in r.name for r in reports)
+
+
+def test_drift_sensor_requests_one_retrain_per_episode(world):
+    from mlops_assets.operations import tick
+
+    sensor = world["defs"].resolve_sensor_def("drift_sensor")
+    from dagster import build_sensor_context
+
+    ctx = build_sensor_context(instance=world["instance"], cursor=None, definitions=world["defs"],
+                               resources=world["defs"].resources)
+    data = sensor.evaluate_tick(ctx)
+    assert len(data.run_requests) == 1
+    rr = data.run_requests[0]
+    assert rr.run_key == f"drift:{DRIFT_DAY.isoformat()}"
+    assert rr.partition_key == (dt.date.fromisoformat(SCORED[-1]) + dt.timedelta(days=1)).isoformat() or \
+        rr.partition_key == world["platform"].daily.get_last_partition_key()
+    assert rr.tags["mlops/trigger"] == "drift_sensor" and "amount" in rr.tags["mlops/drift_features"]
+    # the same episode on the next tick: nothing (cursor), and an alert was written once
+    again = sensor.evaluate_tick(build_sensor_context(instance=world["instance"], cursor=data.cursor,
+                                                      definitions=world["defs"], resources=world["defs"].resources))
+    assert not again.run_requests and "already triggered" in again.skip_message
+    alerts = [json.loads(line) for line in (world["platform"].home.alerts / "alerts.jsonl").read_text().splitlines()]
+    assert [a["kind"] for a in alerts].count("drift_retrain") == 1
+    assert alerts[0]["runbook"] == "docs/runbooks/drift_retrain.md"
+    del tick
+
+
+def test_failed_contract_produces_no_scores(world):
+    from mlops_assets.simulator import write_bad_file
+
+    day = SCORED[2]
+    lake, instance, defs = world["lake"], world["instance"], world["defs"]
+    before = lake.read("scores", [day])
+    bad = write_bad_file(world["platform"].landing / day, "nan_flood", dt.date.fromisoformat(day), seed=3)
+    try:
+        result = defs.resolve_job_def("daily").execute_in_process(instance=instance, partition_key=day,
+                                                                  raise_on_error=False)
+        assert not result.success
+        # scores[day] untouched (the blocked run never reached it) …
+        assert lake.read("scores", [day]).equals(before)
+        # … and a scoring run on its own refuses the partition whose contract failed
+        scoring = defs.resolve_job_def("scoring").execute_in_process(instance=instance, partition_key=day,
+                                                                     raise_on_error=False)
+        mats = [e for e in scoring.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
+                and e.asset_key.path == ["scores"]]
+        assert mats == [] and lake.read("scores", [day]).equals(before)
+    finally:
+        bad.unlink()
+        assert defs.resolve_job_def("daily").execute_in_process(instance=instance, partition_key=day,
+                                                                raise_on_error=False).success
+
+
+def test_kill_switch_skips_scoring_with_a_reason(world, monkeypatch):
+    day = SCORED[3]
+    before = world["lake"].read("scores", [day])
+    monkeypatch.setenv("MLOPS_KILL_SWITCH", "1")
+    result = world["defs"].resolve_job_def("scoring").execute_in_process(
+        instance=world["instance"], partition_key=day, raise_on_error=False)
+    assert result.success
+    logs = [e.message for e in world["instance"].all_logs(result.run_id) if e.message]
+    assert any("kill switch set in the environment" in m for m in logs)
+    assert not [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    assert world["lake"].read("scores", [day]).equals(before)
+
+
+def _tamper(registry, version: int) -> tuple[Path, bytes]:
+    root = Path(registry.resolved_artifact_root)
+    target = next(p for p in root.rglob("model.skops") if registry.version_tags(version)["registry.model_id"] in str(p))
+    original = target.read_bytes()
+    target.write_bytes(original[:-16] + b"\0" * 16)
+    return target, original
+
+
+def test_integrity_failure_degrades_to_the_fallback(world):
+    from mlops_assets.scoring import BASELINE_VERSION
+
+    registry, lake = world["registry"], world["lake"]
+    day = SCORED[4]
+    target, original = _tamper(registry, 1)
+    try:
+        result = world["defs"].resolve_job_def("scoring").execute_in_process(
+            instance=world["instance"], partition_key=day, raise_on_error=False)
+        assert result.success
+        rows = lake.read("scores", [day])
+        # no last_known_good exists yet: the constant baseline serves, every row says so
+        assert set(rows["mode"]) == {"degraded"} and set(rows["model_version"]) == {BASELINE_VERSION}
+        assert rows["probability"].n_unique() == 1
+    finally:
+        target.write_bytes(original)
+    assert world["defs"].resolve_job_def("scoring").execute_in_process(
+        instance=world["instance"], partition_key=day, raise_on_error=False).success
+    assert set(lake.read("scores", [day])["mode"]) == {"normal"}
+
+
+def test_guard_rolls_back_once_and_rescoring_removes_every_row_of_the_bad_version(world):
+    """A second champion scores some days; its matured performance is written as far below
+    last_known_good; the guard rolls back exactly once; re-scoring leaves no row of it."""
+    from mlops_assets.operations import tick
+    from mlops_assets.promotion import read_audit
+
+    defs, instance, lake, registry = world["defs"], world["instance"], world["lake"], world["registry"]
+    cutoff2 = (CUTOFF + dt.timedelta(days=2)).isoformat()
+    assert defs.resolve_job_def("training").execute_in_process(instance=instance, partition_key=cutoff2,
+                                                               raise_on_error=False).success
+    assert registry.get_alias("champion") == 2 and registry.get_alias("last_known_good") == 1
+    bad_days = SCORED[-4:]
+    assert _range(defs, instance, "scoring", bad_days[0], bad_days[-1]).success
+    assert set(lake.read("scores", bad_days)["model_version"]) == {2}
+    # matured performance of v2 on those days: far behind v1 on the same rows
+    perf = pl.DataFrame({"ds": bad_days, "model_version": [2] * 4, "mode": ["normal"] * 4,
+                         "labelled_rows": [3000] * 4, "coverage": [1.0] * 4, "primary": [0.70] * 4,
+                         "metric": ["roc_auc"] * 4, "metrics": ["{}"] * 4, "lkg_version": [1] * 4,
+                         "lkg_primary": [0.86] * 4})
+    lake.write_partitions("performance", perf, bad_days)
+
+    launched, cursor, _ = tick(instance, defs, "performance_guard_sensor", None)
+    assert registry.get_alias("champion") == 1
+    assert registry.version_tags(2)["mlops.status"] == "rolled_back"
+    row = read_audit(lake, limit=1).row(0, named=True)
+    assert row["action"] == "rollback" and row["actor"] == "performance_guard_sensor"
+    assert "trails last_known_good v1" in row["reason"] and "0.700" in row["reason"]
+    # exactly once per breach
+    launched, cursor, _ = tick(instance, defs, "performance_guard_sensor", cursor)
+    assert read_audit(lake).filter(pl.col("action") == "rollback").height == 1
+
+    rescored, _, _ = tick(instance, defs, "rescore_sensor", None)
+    assert sorted(r.partition_key for r in rescored) == bad_days and all(r.success for r in rescored)
+    scores = lake.read("scores")
+    assert 2 not in set(scores["model_version"]) and set(scores.filter(pl.col("ds").is_in(bad_days))["model_version"]) == {1}
+    assert tick(instance, defs, "rescore_sensor", None)[0] == []  # nothing left to re-score
+
+
+def test_status_reports_monitoring_sections(world):
+    from mlops_assets.status import collect_status
+
+    status = collect_status(world["platform"], world["instance"], world["defs"])
+    assert {"scores", "drift", "performance", "retrains", "alerts"} <= set(status)
+    assert status["scores"]["partitions"] == len(SCORED)
+    assert status["drift"] and status["drift"][-1]["dataset_drifted"] is True
