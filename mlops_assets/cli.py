@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mlops-assets {args.command}: refused: {err}", file=sys.stderr)
         return 2
     except Exception as err:
-        if type(err).__name__ != "MlflowException":  # e.g. an unknown model version
+        if type(err).__name__ not in ("MlflowException", "IntegrityError"):  # unknown version, tampered artifact
             raise
         print(f"mlops-assets {args.command}: refused: {err}", file=sys.stderr)
         return 2

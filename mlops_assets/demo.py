@@ -202,12 +202,29 @@ class Demo:
             outcome = self.train(d, "training_schedule", "weekly retrain")
             notes.append(f"weekly retrain: {outcome}")
             self.story.append(f"{d} training_schedule: {outcome}")
+            if "REJECTED" in outcome and n == first_cutoff + 3 * spec.training.cadence_days:
+                notes.append(self.waive(outcome.split()[0].lstrip("v"), d))
         s = scores[0] if scores else None
         scored = f"scored by v{s['model_version'].value} ({s['mode'].value})" if s else "not scored"
         dr = drift[0] if drift else None
         drift_txt = f"drift share {dr['share_drifted'].value:.2f}" if dr else "no drift report"
         _say(f"   {d}: {scored}, {drift_txt}, {len(perf)} performance update(s)"
              + (" | " + " | ".join(notes) if notes else ""))
+
+    def waive(self, version: str, d: dt.date) -> str:
+        """An operator overrides the gates with a waiver — the mistake the guard exists for."""
+        import contextlib
+        import io
+
+        from mlops_assets.cli import main
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = main(["promote", version, "--waiver-owner", "demo-operator", "--waiver-reason",
+                         "pr_auc only just below the floor; ship it", "--waiver-expires",
+                         (d + dt.timedelta(days=14)).isoformat()])
+        self.story.append(f"{d} operator: `mlops-assets promote {version} --waiver-…` (exit {code}) — "
+                          f"v{version} becomes champion despite failed gates")
+        return f"WAIVER → champion v{version}"
 
     def summary(self) -> None:
         from mlops_assets.status import collect_status

@@ -42,6 +42,11 @@ class ConstantBaseline:
         return np.full(n, self.value, dtype=np.float64)
 
 
+def score_column(spec: DatasetSpec) -> str:
+    """The column of a score row holding the model's output."""
+    return "probability" if spec.task == "classification" else "prediction"
+
+
 def score_columns(spec: DatasetSpec) -> dict[str, pl.DataType]:
     cols: dict[str, pl.DataType] = {"ds": pl.String(), spec.id: pl.String(), spec.timestamp: pl.Datetime("us")}
     if spec.task == "classification":

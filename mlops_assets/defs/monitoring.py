@@ -38,6 +38,7 @@ from mlops_assets.platform import (
     Platform,
 )
 from mlops_assets.registry import ModelRegistry
+from mlops_assets.scoring import score_column
 
 REFERENCE_PROFILE = "reference_profile.json"
 
@@ -136,7 +137,7 @@ def build_monitoring_assets(platform: Platform) -> list:
         out = score_frame(serving, features, spec)
         version = lake.write_partitions(SCORES, out, keys, run_id=context.run.run_id,
                                         metadata={"model_version": serving.version, "mode": serving.mode})
-        value = "probability" if spec.task == "classification" else "prediction"
+        value = score_column(spec)
         yield MaterializeResult(metadata={
             "rows": out.height,
             "model_version": serving.version,
@@ -175,7 +176,7 @@ def build_monitoring_assets(platform: Platform) -> list:
         keys = sorted(set(champion_scores["ds"].to_list()))
         out = score_frame(serving, lake.scan(FEATURES).filter(pl.col("ds").is_in(keys)), spec)
         version = lake.write_partitions(SHADOW_SCORES, out, keys, run_id=context.run.run_id)
-        value = "probability" if spec.task == "classification" else "prediction"
+        value = score_column(spec)
         both = out.select(spec.id, pl.col(value).alias("shadow")).join(
             champion_scores.select(spec.id, pl.col(value).alias("champion")), on=spec.id)
         delta = (both["shadow"] - both["champion"]).abs()
@@ -210,7 +211,7 @@ def build_monitoring_assets(platform: Platform) -> list:
             return
         profile = registry.load_artifact_json(champion, REFERENCE_PROFILE)
         view = drift_view(spec)
-        value = "probability" if spec.task == "classification" else "prediction"
+        value = score_column(spec)
         rows, meta, reports = [], {}, {}
         for day in context.partition_keys:
             feats = lake.read(FEATURES, [day])
@@ -273,7 +274,7 @@ def build_monitoring_assets(platform: Platform) -> list:
         from mlops_assets.registry import LAST_KNOWN_GOOD
 
         metric = primary_metric(spec)
-        value = "probability" if spec.task == "classification" else "prediction"
+        value = score_column(spec)
         lkg = registry.get_alias(LAST_KNOWN_GOOD)
         lkg_model = registry.load_model(lkg) if lkg is not None else None
         rows = []
