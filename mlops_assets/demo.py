@@ -105,7 +105,7 @@ class Demo:
         day = lambda n: start + dt.timedelta(days=n)  # noqa: E731
         first_cutoff = spec.training.window_days
         inject = {
-            "duplicate_file": day(4), "late_file": day(9), "corrupt_file": day(14), "label_noise": day(first_cutoff - 3),
+            "duplicate_file": day(4), "late_file": day(9), "corrupt_file": day(14), "label_noise": day(first_cutoff - 7),
             "covariate_drift": day(first_cutoff + 1), "schema_change": day(self.days - 10),
         }
         _say(f"mlops_assets demo — MLOPS_HOME={self.platform.home.root}")

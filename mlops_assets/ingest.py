@@ -391,7 +391,7 @@ def _reject_duplicate_ids(raw: pl.DataFrame, id_col: str, day: str):
     if bool(first.all()):
         return raw, None
     owner = raw.filter(first).select(id_col, pl.col(SOURCE_FILE).alias("_first_file"), pl.col(SOURCE_ROW).alias("_first_row"))
-    dupes = raw.filter(~first).join(owner, on=id_col, how="left")
+    dupes = raw.filter(~first).join(owner, on=id_col, how="left", maintain_order="left")
     q = pl.DataFrame(
         {
             "ds": [day] * dupes.height,

@@ -223,3 +223,18 @@ def test_status_reports_monitoring_sections(world):
     assert {"scores", "drift", "performance", "retrains", "alerts"} <= set(status)
     assert status["scores"]["partitions"] == len(SCORED)
     assert status["drift"] and status["drift"][-1]["dataset_drifted"] is True
+
+
+def test_performance_compares_with_last_known_good_on_the_same_rows(world):
+    """model_performance re-scores last_known_good on exactly the labelled rows of the day:
+    two sound models of the same data must score alike (a misaligned join gives ~0.5)."""
+    registry, lake = world["registry"], world["lake"]
+    registry.set_alias("last_known_good", 2)
+    day = SCORED[0]  # scored by v1, labels matured, before the drift
+    result = world["defs"].resolve_job_def("performance").execute_in_process(
+        instance=world["instance"], partition_key=day, raise_on_error=False)
+    assert result.success
+    row = lake.read("performance", [day]).row(0, named=True)
+    assert row["model_version"] == 1 and row["lkg_version"] == 2 and row["coverage"] > 0.9
+    assert row["primary"] > 0.75 and row["lkg_primary"] > 0.75
+    assert abs(row["primary"] - row["lkg_primary"]) < 0.08

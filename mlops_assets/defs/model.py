@@ -207,7 +207,7 @@ def build_model_assets(platform: Platform) -> list:
         y = holdout[spec.target].to_numpy()
         recorded = registry.load_artifact_json(version, HOLDOUT_SCORES)
         expected = (pl.DataFrame({spec.id: recorded["ids"], "s": recorded["scores"]})
-                    .join(holdout.select(spec.id), on=spec.id, how="right")["s"].to_numpy())
+                    .join(holdout.select(spec.id), on=spec.id, how="right", maintain_order="right")["s"].to_numpy())
         integrity = registry.verify_integrity(version, X, expected)
         if integrity["loads"]:
             candidate_scores = T.predict_scores(registry.load_model(version, verify=False), X, spec.task)

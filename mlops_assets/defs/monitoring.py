@@ -218,7 +218,8 @@ def build_monitoring_assets(platform: Platform) -> list:
             if feats.is_empty():
                 continue
             sc = lake.read(SCORES, [day])
-            prediction = (feats.select(spec.id).join(sc.select(spec.id, value), on=spec.id, how="left")[value].to_numpy()
+            prediction = (feats.select(spec.id).join(sc.select(spec.id, value), on=spec.id, how="left",
+                                                     maintain_order="left")[value].to_numpy()
                           if not sc.is_empty() else None)
             result = feature_drift(profile, feats, view, prediction=prediction)
             drifted = [f for f, r in result["features"].items() if r.get("drifted")]
@@ -297,10 +298,11 @@ def build_monitoring_assets(platform: Platform) -> list:
                 metrics = task_metrics(spec.task, y, part[value].to_numpy())
                 lkg_primary = None
                 if lkg_model is not None and lkg != version:
-                    feats = lake.read(FEATURES, [day]).join(part.select(spec.id), on=spec.id, how="semi").sort(spec.id)
-                    y_lkg = feats.select(spec.id).join(part.select(spec.id, spec.target), on=spec.id)[spec.target]
-                    lkg_scores = T.predict_scores(lkg_model, T.to_model_frame(feats, spec), spec.task)
-                    lkg_primary = task_metrics(spec.task, y_lkg.to_numpy(), lkg_scores).get(metric)
+                    # one frame: the same labelled rows, features and label side by side
+                    rows_lkg = lake.read(FEATURES, [day]).drop(spec.target, strict=False).join(
+                        part.select(spec.id, spec.target), on=spec.id, how="inner")
+                    lkg_scores = T.predict_scores(lkg_model, T.to_model_frame(rows_lkg, spec), spec.task)
+                    lkg_primary = task_metrics(spec.task, rows_lkg[spec.target].to_numpy(), lkg_scores).get(metric)
                 rows.append({"ds": day, "model_version": version, "mode": part["mode"][0],
                              "labelled_rows": part.height, "coverage": part.height / sc.height,
                              "primary": metrics.get(metric), "metric": metric,
