@@ -245,10 +245,11 @@ def test_covariate_drift_shifts_several_features(faulty):
         (pl.col("country") == "far").mean().alias("far"),
     )
     before, after = (stats.filter(pl.col("after") == f).row(0, named=True) for f in (False, True))
-    assert after["amount"] > 2.0 * before["amount"]
-    assert after["distance_from_home_km"] > 2.0 * before["distance_from_home_km"]
-    assert after["online"] > before["online"] + 0.25
-    assert after["far"] > before["far"] + 0.1
+    # a shift the drift statistics flag, mild enough that a model trained before it still ranks well
+    assert after["amount"] > 1.4 * before["amount"]
+    assert after["distance_from_home_km"] > 1.5 * before["distance_from_home_km"]
+    assert after["online"] > before["online"] + 0.12
+    assert after["far"] > before["far"] + 0.06
 
 
 def test_concept_drift_breaks_the_old_label_relation(concept):

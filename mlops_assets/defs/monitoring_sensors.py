@@ -168,9 +168,8 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
     def alert_on_run_failure(context: RunFailureSensorContext, alerts: AlertSink):
         run = context.dagster_run
         message = context.failure_event.message or ""
-        errors = " ".join(e.error.message for e in context.get_step_failure_events()
-                          if e.event_specific_data and e.event_specific_data.error) if hasattr(
-            context, "get_step_failure_events") else ""
+        errors = " ".join(e.event_specific_data.error.message for e in context.get_step_failure_events()
+                          if e.event_specific_data and e.event_specific_data.error)
         text = f"{message} {errors}"
         kind = ("data_contract_failure" if "blocking asset check" in text and ("raw_events" in text or "raw_labels" in text)
                 else "gate_failure" if "blocking asset check" in text and "evaluation_report" in text
