@@ -105,7 +105,7 @@ class Demo:
         day = lambda n: start + dt.timedelta(days=n)  # noqa: E731
         first_cutoff = spec.training.window_days
         inject = {
-            "duplicate_file": day(4), "late_file": day(9), "corrupt_file": day(14), "label_noise": day(first_cutoff - 7),
+            "duplicate_file": day(4), "late_file": day(9), "corrupt_file": day(14), "label_noise": day(first_cutoff - 5),
             "covariate_drift": day(first_cutoff + 1), "schema_change": day(self.days - 10),
         }
         _say(f"mlops_assets demo — MLOPS_HOME={self.platform.home.root}")
@@ -220,7 +220,7 @@ class Demo:
 
         with contextlib.redirect_stdout(io.StringIO()):
             code = main(["promote", version, "--waiver-owner", "demo-operator", "--waiver-reason",
-                         "pr_auc only just below the floor; ship it", "--waiver-expires",
+                         "business override: ship the newest model", "--waiver-expires",
                          (d + dt.timedelta(days=14)).isoformat()])
         self.story.append(f"{d} operator: `mlops-assets promote {version} --waiver-…` (exit {code}) — "
                           f"v{version} becomes champion despite failed gates")
