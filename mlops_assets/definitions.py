@@ -22,6 +22,7 @@ from mlops_assets.defs.data import build_data_assets
 from mlops_assets.defs.model import build_model_assets
 from mlops_assets.defs.monitoring import build_monitoring_assets
 from mlops_assets.defs.monitoring_sensors import build_monitoring_sensors
+from mlops_assets.defs.operations_assets import build_operations
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.sensors import build_landing_sensor
 from mlops_assets.platform import (
@@ -49,7 +50,9 @@ DAILY_JOB, SCORING_JOB, PERFORMANCE_JOB = "daily", "scoring", "performance"
 
 def build_definitions(platform: Platform | None = None) -> Definitions:
     platform = platform or Platform.from_env()
-    assets = [*build_data_assets(platform), *build_model_assets(platform), *build_monitoring_assets(platform)]
+    maintenance_asset, maintenance_job, maintenance_schedule = build_operations(platform)
+    assets = [*build_data_assets(platform), *build_model_assets(platform), *build_monitoring_assets(platform),
+              maintenance_asset]
     daily_job = define_asset_job(
         DAILY_JOB,
         selection=[RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT],
@@ -78,8 +81,8 @@ def build_definitions(platform: Platform | None = None) -> Definitions:
         partitions_def=platform.daily,
         description="Cutoff C: point-in-time training set → candidate → evaluation (gates) → promotion.",
     )
-    jobs = [ingest, daily_job, scoring, performance, training]
-    schedules = [training_schedule(platform, training)]
+    jobs = [ingest, daily_job, scoring, performance, training, maintenance_job]
+    schedules = [training_schedule(platform, training), maintenance_schedule]
     sensors = [
         build_landing_sensor(platform, name="landing_sensor", landing=platform.landing, asset=RAW_EVENTS, job=daily_job),
         *build_monitoring_sensors(platform, training_job=training, scoring_job=scoring, performance_job=performance),

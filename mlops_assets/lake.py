@@ -142,6 +142,26 @@ class DeltaLake(ConfigurableResource):
                     raise
         raise AssertionError("unreachable")
 
+    # ---- maintenance ------------------------------------------------------------------
+    def maintain(self, table: str, *, retention_hours: int, keep_versions: Sequence[int] = ()) -> dict[str, Any]:
+        """Compact small files, then vacuum files unreferenced for ``retention_hours`` — except
+        every file that a version in ``keep_versions`` still reads (time travel keeps working)."""
+        before = len(self._table(table).file_uris())
+        compaction = self._table(table).optimize.compact()
+        removed = self._table(table).vacuum(
+            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False,
+            keep_versions=sorted(set(keep_versions)) or None,
+        )
+        return {
+            "files_before": before,
+            "files_after": len(self._table(table).file_uris()),
+            "compacted_added": int(compaction.get("numFilesAdded", 0)),
+            "compacted_removed": int(compaction.get("numFilesRemoved", 0)),
+            "vacuumed_files": len(removed),
+            "kept_versions": sorted(set(keep_versions)),
+            "version": self.version(table),
+        }
+
     # ---- reads ------------------------------------------------------------------------
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
         return pl.scan_delta(self.uri(table), version=version, storage_options=self.storage_options)

@@ -138,6 +138,10 @@ class Freshness(_Strict):
     max_lag_hours: float = Field(default=36, gt=0)
 
 
+class Maintenance(_Strict):
+    retention_hours: int = Field(default=168, ge=0)  # vacuum files unreferenced for longer than this
+
+
 class Guard(_Strict):
     floor: float | None = None
     margin_vs_last_known_good: float = Field(default=0.05, ge=0)
@@ -163,6 +167,7 @@ class DatasetSpec(_Strict):
     volume: Volume = Field(default_factory=Volume)
     freshness: Freshness = Field(default_factory=Freshness)
     guard: Guard = Field(default_factory=Guard)
+    maintenance: Maintenance = Field(default_factory=Maintenance)
     fallback: Literal["last_known_good", "baseline"] = "last_known_good"
     kill_switch: bool = False
 

@@ -238,3 +238,28 @@ def test_performance_compares_with_last_known_good_on_the_same_rows(world):
     assert row["model_version"] == 1 and row["lkg_version"] == 2 and row["coverage"] > 0.9
     assert row["primary"] > 0.75 and row["lkg_primary"] > 0.75
     assert abs(row["primary"] - row["lkg_primary"]) < 0.08
+
+
+def test_table_maintenance_keeps_what_reproduce_needs(world):
+    """Vacuum with zero retention: every table is compacted and cleaned, yet the champion's
+    recorded training_set version still time-travels and `reproduce` agrees exactly."""
+    from mlops_assets.registry import CHAMPION
+    from mlops_assets.reproduce import reproduce
+
+    registry, lake = world["registry"], world["lake"]
+    platform = world["platform"]
+    spec = platform.spec.model_copy(update={"maintenance": platform.spec.maintenance.model_copy(
+        update={"retention_hours": 0})})
+    from mlops_assets.definitions import build_definitions
+    from mlops_assets.platform import Platform
+
+    defs = build_definitions(Platform(spec, platform.home))
+    result = defs.resolve_job_def("maintenance").execute_in_process(instance=world["instance"], raise_on_error=False)
+    assert result.success
+    meta = next(e.event_specific_data.materialization.metadata for e in result.all_events
+                if e.event_type_value == "ASSET_MATERIALIZATION")
+    assert meta["vacuumed_files"].value > 0
+    champion = registry.get_alias(CHAMPION)
+    assert "training_set" in meta["protected_versions"].value
+    outcome = reproduce(platform.spec, lake, registry, champion)
+    assert outcome.agrees, outcome.detail
