@@ -79,6 +79,7 @@ def build_definitions(platform: Platform | None = None) -> Definitions:
         TRAINING_JOB,
         selection=[TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION],
         partitions_def=platform.daily,
+        tags={"mlops/concurrency": "training"},  # deploy/dagster.yaml: one training run at a time
         description="Cutoff C: point-in-time training set → candidate → evaluation (gates) → promotion.",
     )
     jobs = [ingest, daily_job, scoring, performance, training, maintenance_job]
