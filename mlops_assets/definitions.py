@@ -13,6 +13,7 @@ from dagster import (
     Definitions,
     PreviewWarning,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     define_asset_job,
     schedule,
@@ -23,6 +24,7 @@ from mlops_assets.defs.model import build_model_assets
 from mlops_assets.defs.monitoring import build_monitoring_assets
 from mlops_assets.defs.monitoring_sensors import build_monitoring_sensors
 from mlops_assets.defs.operations_assets import build_operations
+from mlops_assets.scorecard import build_scorecard_asset
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.defs.sensors import build_landing_sensor
 from mlops_assets.platform import (
@@ -45,14 +47,18 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 warnings.filterwarnings("ignore", category=BetaWarning)
 
 INGEST_JOB, LABELS_JOB, TRAINING_JOB = "ingest", "ingest_labels", "training"
+SCORECARD = "scorecard"
 DAILY_JOB, SCORING_JOB, PERFORMANCE_JOB = "daily", "scoring", "performance"
 
 
 def build_definitions(platform: Platform | None = None) -> Definitions:
     platform = platform or Platform.from_env()
     maintenance_asset, maintenance_job, maintenance_schedule = build_operations(platform)
+    scorecard = build_scorecard_asset(platform)
     assets = [*build_data_assets(platform), *build_model_assets(platform), *build_monitoring_assets(platform),
-              maintenance_asset]
+              maintenance_asset, scorecard]
+    scorecard_job = define_asset_job("scorecard_job", selection=[SCORECARD],
+                                     description="The operational scorecard (plotted over time in the UI).")
     daily_job = define_asset_job(
         DAILY_JOB,
         selection=[RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT],
@@ -82,8 +88,10 @@ def build_definitions(platform: Platform | None = None) -> Definitions:
         tags={"mlops/concurrency": "training"},  # deploy/dagster.yaml: one training run at a time
         description="Cutoff C: point-in-time training set → candidate → evaluation (gates) → promotion.",
     )
-    jobs = [ingest, daily_job, scoring, performance, training, maintenance_job]
-    schedules = [training_schedule(platform, training), maintenance_schedule]
+    jobs = [ingest, daily_job, scoring, performance, training, maintenance_job, scorecard_job]
+    schedules = [training_schedule(platform, training), maintenance_schedule,
+                 ScheduleDefinition(name="scorecard_schedule", job=scorecard_job, cron_schedule="0 * * * *",
+                                    execution_timezone="UTC")]
     sensors = [
         build_landing_sensor(platform, name="landing_sensor", landing=platform.landing, asset=RAW_EVENTS, job=daily_job),
         *build_monitoring_sensors(platform, training_job=training, scoring_job=scoring, performance_job=performance),

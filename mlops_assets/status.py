@@ -200,6 +200,9 @@ def collect_status(platform: Platform, instance, defs) -> dict:
     for name, fn in STATUS_SECTIONS.items():
         status[name] = fn(platform, instance, defs, lake)
     status.update(registry_status(platform, defs.resources["registry"], lake))
+    from mlops_assets.scorecard import compute_scorecard
+
+    status["scorecard"] = compute_scorecard(instance, lake, defs.resources["registry"], platform.spec)
     return status
 
 

@@ -1,0 +1,515 @@
+"""The operational scorecard: how well the platform runs, as numbers that can be plotted.
+
+Two layers:
+
+* **pure measure functions** (``pipeline_measures``, ``freshness_measures``,
+  ``scoring_measures``, ``promotion_measures``, ``drift_detection_measures``,
+  ``provenance_measures``) — plain inputs (lists, dicts, a polars frame), plain outputs,
+  no I/O, unit-testable;
+* **read-only gatherers** feeding them from the Dagster instance (run storage + event
+  log), the Delta tables (``raw_events``, ``features``, ``scores``, ``audit``) and the
+  model registry. ``compute_scorecard`` ties them together; it never writes anything.
+
+``build_scorecard_asset(platform)`` is the thin Dagster wrapper: an unpartitioned
+``scorecard`` asset whose materialisation carries every measure as numeric metadata (so
+the UI plots each one over time) and the whole breakdown as JSON.
+
+Conventions: every timestamp is compared as naive UTC; durations are in hours, rates in
+[0, 1]. A measure with nothing to measure (no runs, no audit, no table, no registered
+version) is ``None`` — never 0, never an exception. Counts are plain ints (0 when empty).
+
+The measures (``compute_scorecard(...)["measures"]``):
+
+``pipeline_success_rate``
+    Over the Dagster runs *created* in ``[now - window_days, now)`` that finished
+    (status SUCCESS, FAILURE or CANCELED): SUCCESS / (SUCCESS + FAILURE). Cancelled runs
+    are counted (``pipeline_runs_canceled``) but are neither success nor failure;
+    queued / in-progress runs (including the scorecard's own run) are not counted.
+``pipeline_failures_contract`` / ``_gate`` / ``_other``
+    The FAILURE runs of the same window by class, from the run's RUN_FAILURE and
+    STEP_FAILURE events (message + error chain): *contract* — a blocking asset check
+    failed on ``raw_events`` or ``raw_labels``; *gate* — a blocking asset check failed on
+    ``evaluation_report`` (a promotion gate); *other* — anything else (contract wins when
+    both occur in one run). Same rule as the ``alert_on_run_failure`` sensor, but reading
+    the asset keys from Dagster's "N blocking asset check(s) failed" error lines.
+``data_freshness_lag_hours``
+    ``now`` minus the newest event timestamp (the spec's ``timestamp`` column) in
+    ``raw_events``, in hours. Negative when events are stamped in the future (reported
+    as is). None when ``raw_events`` does not exist or is empty.
+``scoring_completion`` / ``scoring_on_time``
+    SLA: partition D must be scored by the end of day D + ``sla_days`` (default 1: "scored
+    by the day after"), i.e. by ``D + sla_days + 1`` at 00:00 UTC. (The spec has no
+    scoring-SLA field; ``sla_days`` is a parameter.) The measured partitions are the
+    latest ``scoring_partitions`` (default 7) partitions of ``features`` whose deadline
+    is ≤ ``now`` (a partition that is not due yet is not counted). *completion* = share of
+    them with rows in ``scores`` now (any model version or mode, degraded included);
+    *on_time* = share first scored by the deadline. "First scored" = the earliest of the
+    Delta commits of ``scores`` that wrote D (commit metadata ``partitions``) and the
+    rows' ``scored_at`` — so a partition re-scored after a rollback keeps its first
+    scoring time. None when no ``features`` partition is due.
+``lead_time_hours_median`` / ``_last``
+    For every champion move by ``promote``, ``approve`` or ``waiver_promote`` in the
+    ``audit`` table: ``at`` minus the cutoff of ``to_version`` (its ``mlops.cutoff`` tag,
+    a date, taken as 00:00 UTC), in hours; the median over all such promotions and the
+    latest one. Promotions of a version without a cutoff tag are skipped (counted in the
+    breakdown). None when there is none.
+``change_failure_rate``
+    Share of those promotions that were later rolled back: promotion P of version V at
+    time t failed when a ``rollback`` row with ``from_version == V`` exists after t and
+    before V's next promotion (so a version re-approved after a rollback is judged
+    afresh). None when there is no promotion.
+``time_to_restore_hours_median`` / ``_last``
+    For every ``rollback`` row: its ``at`` minus the ``at`` of the latest promotion of the
+    rolled-back version (``from_version``) before it — how long the bad version was
+    champion. (Not "from its first scored partition": scores of a rolled-back version
+    are re-written by the rescore sensor, so that start is not kept.) Rollbacks without
+    a prior promotion in the audit are skipped. None when there is none.
+``drift_detection_delay_hours_median`` / ``_last``
+    For every run tagged ``mlops/trigger=drift_sensor`` with tag
+    ``mlops/drift_partitions = "a..b"`` (a = the first drifted partition of the episode):
+    the run's creation time minus the end of day a (a + 1 day, 00:00 UTC), in hours. Over
+    every such run created before ``now`` (not only the window: retrains are rare). None
+    when there is none.
+``provenance_completeness``
+    Share of registered model versions whose ``lineage_completeness(tags) == 1.0`` (every
+    required ``lineage.*`` fact known). None when no version is registered.
+"""
+
+# No ``from __future__ import annotations``: Dagster inspects the asset function's
+# ``context: AssetExecutionContext`` annotation at definition time.
+import datetime as dt
+import json
+import re
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from mlops_assets.lake import DeltaLake
+from mlops_assets.platform import AUDIT, FEATURES, RAW_EVENTS, RAW_LABELS, SCORES, Platform
+from mlops_assets.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from mlops_assets.spec import DatasetSpec
+
+SCORECARD = "scorecard"
+WINDOW_DAYS = 7  # pipeline runs counted: created in the last WINDOW_DAYS days
+SCORING_PARTITIONS = 7  # the latest K due feature partitions judged against the scoring SLA
+SCORING_SLA_DAYS = 1  # partition D scored by the end of day D + 1
+
+PROMOTION_ACTIONS = ("promote", "approve", "waiver_promote")
+ROLLBACK_ACTION = "rollback"
+CONTRACT_ASSETS = frozenset({RAW_EVENTS, RAW_LABELS})
+GATE_ASSETS = frozenset({"evaluation_report"})
+DRIFT_TRIGGER = ("mlops/trigger", "drift_sensor")
+DRIFT_PARTITIONS_TAG = "mlops/drift_partitions"
+
+CONTRACT, GATE, OTHER = "contract", "gate", "other"
+
+# The measure names, in order: the numeric metadata of the asset, the keys of "measures".
+COUNT_MEASURES = ("pipeline_runs", "pipeline_runs_succeeded", "pipeline_runs_failed", "pipeline_runs_canceled",
+                  "pipeline_failures_contract", "pipeline_failures_gate", "pipeline_failures_other",
+                  "promotions", "rollbacks", "drift_retrains", "registered_versions")
+VALUE_MEASURES = ("pipeline_success_rate", "data_freshness_lag_hours", "scoring_completion", "scoring_on_time",
+                  "lead_time_hours_median", "lead_time_hours_last", "change_failure_rate",
+                  "time_to_restore_hours_median", "time_to_restore_hours_last",
+                  "drift_detection_delay_hours_median", "drift_detection_delay_hours_last",
+                  "provenance_completeness")
+MEASURES = VALUE_MEASURES + COUNT_MEASURES
+
+
+# ---- small helpers ------------------------------------------------------------------------
+def utc_naive(value: dt.datetime | None) -> dt.datetime:
+    """``value`` as a naive UTC datetime; ``None`` → the current time."""
+    if value is None:
+        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _hours(delta: dt.timedelta) -> float:
+    return delta.total_seconds() / 3600.0
+
+
+def _day_start(day: str | dt.date) -> dt.datetime:
+    """00:00 UTC (naive) of an ISO date (a longer ISO datetime string is cut to its date)."""
+    d = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
+    return dt.datetime(d.year, d.month, d.day)
+
+
+def _parse_day(value: str | None) -> dt.datetime | None:
+    try:
+        return _day_start(value) if value else None
+    except ValueError:
+        return None
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+# ---- pipeline runs ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunOutcome:
+    """One finished run: ``status`` is ``SUCCESS`` | ``FAILURE`` | ``CANCELED``; ``failure_text``
+    the failure messages and error chain of a FAILURE run."""
+
+    run_id: str
+    job_name: str
+    status: str
+    created_at: dt.datetime
+    failure_text: str = ""
+
+
+_BLOCKING_HEADER = re.compile(r"blocking asset checks? failed with ERROR severity:", re.IGNORECASE)
+_CHECK_LINE = re.compile(r"^\s*([^\s:][^:\n]*):\s*\S")
+
+
+def failed_check_assets(text: str) -> set[str]:
+    """Asset names (last key component) listed under Dagster's "N blocking asset check(s)
+    failed with ERROR severity:" errors in ``text`` (lines ``<asset key>: <check>,<check>``)."""
+    assets: set[str] = set()
+    for match in _BLOCKING_HEADER.finditer(text):
+        for line in text[match.end():].lstrip("\n").splitlines():
+            m = _CHECK_LINE.match(line)
+            if not m:
+                break
+            assets.add(m.group(1).strip().split("/")[-1])
+    return assets
+
+
+def classify_failure(text: str) -> str:
+    """``contract`` (a blocking check of raw_events / raw_labels failed) | ``gate`` (a blocking
+    check of evaluation_report failed) | ``other``. Contract wins when both are listed."""
+    assets = failed_check_assets(text)
+    if assets & CONTRACT_ASSETS:
+        return CONTRACT
+    if assets & GATE_ASSETS:
+        return GATE
+    return OTHER
+
+
+def pipeline_measures(runs: Iterable[RunOutcome]) -> dict:
+    """Success rate and failure classes of finished runs (see the module docstring)."""
+    runs = list(runs)
+    succeeded = [r for r in runs if r.status == "SUCCESS"]
+    failed = [r for r in runs if r.status == "FAILURE"]
+    canceled = [r for r in runs if r.status == "CANCELED"]
+    classes = {CONTRACT: 0, GATE: 0, OTHER: 0}
+    failures = []
+    for r in sorted(failed, key=lambda r: r.created_at, reverse=True):
+        kind = classify_failure(r.failure_text)
+        classes[kind] += 1
+        failures.append({"run_id": r.run_id, "job": r.job_name, "created_at": r.created_at.isoformat(),
+                         "class": kind, "message": " ".join(r.failure_text.split())[:300]})
+    return {
+        "success_rate": _ratio(len(succeeded), len(succeeded) + len(failed)),
+        "runs": len(runs),
+        "succeeded": len(succeeded),
+        "failed": len(failed),
+        "canceled": len(canceled),
+        "failure_classes": classes,
+        "failures": failures,
+    }
+
+
+# ---- freshness ----------------------------------------------------------------------------
+def freshness_measures(newest_event: dt.datetime | None, now: dt.datetime) -> dict:
+    lag = _hours(utc_naive(now) - utc_naive(newest_event)) if newest_event is not None else None
+    return {"lag_hours": lag, "newest_event": newest_event.isoformat() if newest_event else None}
+
+
+# ---- scoring SLA --------------------------------------------------------------------------
+def scoring_deadline(day: str, sla_days: int = SCORING_SLA_DAYS) -> dt.datetime:
+    """Partition ``day`` must be scored before this instant: the end of day ``day + sla_days``."""
+    return _day_start(day) + dt.timedelta(days=sla_days + 1)
+
+
+def scoring_measures(
+    feature_days: Iterable[str], first_scored: Mapping[str, dt.datetime], now: dt.datetime, *,
+    partitions: int = SCORING_PARTITIONS, sla_days: int = SCORING_SLA_DAYS,
+) -> dict:
+    """``feature_days``: the partitions of ``features``; ``first_scored``: day → when it was
+    first scored (only days that have scores now). Judges the latest ``partitions`` due days."""
+    now = utc_naive(now)
+    due = sorted(d for d in set(feature_days) if scoring_deadline(d, sla_days) <= now)
+    due = due[-partitions:] if partitions > 0 else []
+    rows = []
+    for day in due:
+        deadline = scoring_deadline(day, sla_days)
+        first = first_scored.get(day)
+        rows.append({"ds": day, "deadline": deadline.isoformat(), "first_scored": first.isoformat() if first else None,
+                     "scored": first is not None, "on_time": first is not None and utc_naive(first) <= deadline})
+    return {
+        "completion": _ratio(sum(r["scored"] for r in rows), len(rows)),
+        "on_time": _ratio(sum(r["on_time"] for r in rows), len(rows)),
+        "sla": f"partition D scored by the end of day D+{sla_days} (UTC)",
+        "partitions": rows,
+    }
+
+
+# ---- promotions: lead time, change failure rate, time to restore ---------------------------
+def promotion_measures(audit: pl.DataFrame, cutoffs: Mapping[int, str | None]) -> dict:
+    """``audit``: rows of the audit table (any order); ``cutoffs``: version → its
+    ``mlops.cutoff`` tag. Lead time, change failure rate and time to restore."""
+    if audit.is_empty() or "action" not in audit.columns:
+        rows: list[dict] = []
+    else:
+        rows = audit.select("at", "action", "from_version", "to_version").sort("at").to_dicts()
+    promotions = [r for r in rows if r["action"] in PROMOTION_ACTIONS and r["to_version"] is not None]
+    rollbacks = [r for r in rows if r["action"] == ROLLBACK_ACTION and r["from_version"] is not None]
+
+    detail = []
+    for i, p in enumerate(promotions):
+        version, at = int(p["to_version"]), p["at"]
+        later = [q["at"] for q in promotions[i + 1:] if int(q["to_version"]) == version]
+        until = later[0] if later else None
+        rolled = [r["at"] for r in rollbacks
+                  if int(r["from_version"]) == version and r["at"] > at and (until is None or r["at"] < until)]
+        cutoff = cutoffs.get(version)
+        cutoff_start = _parse_day(cutoff)
+        detail.append({
+            "version": version, "action": p["action"], "at": at.isoformat(), "cutoff": cutoff,
+            "lead_time_hours": _hours(at - cutoff_start) if cutoff_start else None,
+            "rolled_back_at": rolled[0].isoformat() if rolled else None,
+        })
+    leads = [d["lead_time_hours"] for d in detail if d["lead_time_hours"] is not None]
+
+    restores = []
+    for r in rollbacks:
+        version = int(r["from_version"])
+        before = [p["at"] for p in promotions if int(p["to_version"]) == version and p["at"] < r["at"]]
+        if before:
+            restores.append({"version": version, "promoted_at": before[-1].isoformat(),
+                             "rolled_back_at": r["at"].isoformat(), "to_version": r["to_version"],
+                             "hours": _hours(r["at"] - before[-1])})
+    restore_hours = [x["hours"] for x in restores]
+    return {
+        "lead_time_hours_median": _median(leads),
+        "lead_time_hours_last": leads[-1] if leads else None,
+        "promotions_without_cutoff": sum(d["lead_time_hours"] is None for d in detail),
+        "change_failure_rate": _ratio(sum(d["rolled_back_at"] is not None for d in detail), len(detail)),
+        "time_to_restore_hours_median": _median(restore_hours),
+        "time_to_restore_hours_last": restore_hours[-1] if restore_hours else None,
+        "promotions": detail,
+        "rollbacks": restores,
+        "rollbacks_total": len(rollbacks),
+    }
+
+
+# ---- drift detection delay ----------------------------------------------------------------
+@dataclass(frozen=True)
+class DriftRetrain:
+    run_id: str
+    created_at: dt.datetime
+    drift_partitions: str  # the "a..b" tag
+    status: str = ""
+
+
+def drift_detection_measures(retrains: Iterable[DriftRetrain]) -> dict:
+    """Delay from the end of an episode's first drifted day to its retraining run's creation."""
+    rows = []
+    for r in sorted(retrains, key=lambda r: r.created_at):
+        first = _parse_day((r.drift_partitions or "").split("..")[0].strip())
+        if first is None:
+            continue  # no or malformed tag: not measurable
+        end_of_first = first + dt.timedelta(days=1)
+        rows.append({"run_id": r.run_id, "status": r.status, "drift_partitions": r.drift_partitions,
+                     "created_at": utc_naive(r.created_at).isoformat(),
+                     "delay_hours": _hours(utc_naive(r.created_at) - end_of_first)})
+    delays = [x["delay_hours"] for x in rows]
+    return {"delay_hours_median": _median(delays), "delay_hours_last": delays[-1] if delays else None,
+            "retrains": rows}
+
+
+# ---- provenance ---------------------------------------------------------------------------
+def provenance_measures(versions: Iterable[Mapping[str, Any]]) -> dict:
+    """``versions``: ``registry.list_versions()`` rows (``version``, ``tags``)."""
+    from mlops_assets.lineage import lineage_completeness
+
+    per = {int(v["version"]): lineage_completeness(v.get("tags") or {}) for v in versions}
+    return {"completeness": _ratio(sum(c == 1.0 for c in per.values()), len(per)),
+            "incomplete_versions": sorted(v for v, c in per.items() if c < 1.0),
+            "per_version": {str(v): c for v, c in sorted(per.items())}}
+
+
+# ---- gatherers (read-only) ----------------------------------------------------------------
+def _error_text(error: Any, depth: int = 0) -> list[str]:
+    """Messages of a SerializableErrorInfo and its cause/context chain."""
+    if error is None or depth > 5:
+        return []
+    out = [str(getattr(error, "message", "") or "")]
+    out += _error_text(getattr(error, "cause", None), depth + 1)
+    out += _error_text(getattr(error, "context", None), depth + 1)
+    return out
+
+
+def failure_text(instance, run_id: str) -> str:
+    """The RUN_FAILURE / STEP_FAILURE messages of a run with their error chains."""
+    from dagster import DagsterEventType
+
+    parts: list[str] = []
+    for entry in instance.all_logs(run_id, of_type={DagsterEventType.RUN_FAILURE, DagsterEventType.STEP_FAILURE}):
+        parts.append(entry.message or "")
+        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+        parts += _error_text(getattr(data, "error", None))
+    return "\n\n".join(p for p in parts if p)  # blank line: the end of a "blocking check" list
+
+
+def finished_runs(instance, since: dt.datetime, until: dt.datetime) -> list[RunOutcome]:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    statuses = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+    records = instance.get_run_records(RunsFilter(statuses=statuses, created_after=utc_naive(since),
+                                                  created_before=utc_naive(until)))
+    return [RunOutcome(rec.dagster_run.run_id, rec.dagster_run.job_name, rec.dagster_run.status.value,
+                       utc_naive(rec.create_timestamp),
+                       failure_text(instance, rec.dagster_run.run_id)
+                       if rec.dagster_run.status == DagsterRunStatus.FAILURE else "")
+            for rec in records]
+
+
+def drift_retrains(instance, until: dt.datetime) -> list[DriftRetrain]:
+    """Every drift-sensor retraining run created before ``until``."""
+    from dagster import RunsFilter
+
+    records = instance.get_run_records(RunsFilter(tags={DRIFT_TRIGGER[0]: DRIFT_TRIGGER[1]},
+                                                  created_before=utc_naive(until)))
+    return [DriftRetrain(rec.dagster_run.run_id, utc_naive(rec.create_timestamp),
+                         rec.dagster_run.tags.get(DRIFT_PARTITIONS_TAG, ""), rec.dagster_run.status.value)
+            for rec in records]
+
+
+def newest_event(lake: DeltaLake, spec: "DatasetSpec") -> dt.datetime | None:
+    if not lake.exists(RAW_EVENTS):
+        return None
+    value = lake.scan(RAW_EVENTS).select(pl.col(spec.timestamp).max()).collect().item()
+    return value if isinstance(value, dt.datetime) else None
+
+
+def partitions_with_rows(lake: DeltaLake, table: str) -> list[str]:
+    return sorted(d for d, n in lake.partition_counts(table).items() if n and d is not None)
+
+
+def first_scored(lake: DeltaLake) -> dict[str, dt.datetime]:
+    """Day → when scores of that day were first written, for every day that has scores now."""
+    if not lake.exists(SCORES):
+        return {}
+    by_rows = lake.scan(SCORES).group_by("ds").agg(pl.col("scored_at").min()).collect()
+    first = {d: t for d, t in by_rows.iter_rows() if d is not None and t is not None}
+    present = set(by_rows["ds"].to_list())
+    for commit in lake.history(SCORES):
+        if not commit.get("timestamp") or not commit.get("partitions"):
+            continue  # not one of our partition writes (e.g. OPTIMIZE, VACUUM)
+        at = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.UTC).replace(tzinfo=None)
+        for day in filter(None, (commit.get("partitions") or "").split(",")):
+            if day in present:
+                first[day] = min(first.get(day, at), at)
+    return first
+
+
+def read_audit_rows(lake: DeltaLake) -> pl.DataFrame:
+    from mlops_assets.promotion import AUDIT_SCHEMA
+
+    frame = lake.read(AUDIT)
+    return pl.DataFrame(schema=AUDIT_SCHEMA) if frame.is_empty() else frame
+
+
+# ---- the scorecard ------------------------------------------------------------------------
+def compute_scorecard(
+    instance, lake: DeltaLake, registry: ModelRegistry, spec: "DatasetSpec", now: dt.datetime | None = None, *,
+    window_days: int = WINDOW_DAYS, scoring_partitions: int = SCORING_PARTITIONS,
+    sla_days: int = SCORING_SLA_DAYS,
+) -> dict:
+    """Every measure of the module docstring, as of ``now`` (default: the current time).
+
+    Returns ``{"computed_at", "window_days", "measures": {name: number | None, ...}, and one
+    breakdown section per measure family: "pipeline", "freshness", "scoring", "promotions",
+    "drift_detection", "provenance"}`` — JSON-serialisable. Read-only.
+    """
+    now = utc_naive(now)
+    versions = registry.list_versions()
+    pipeline = pipeline_measures(finished_runs(instance, now - dt.timedelta(days=window_days), now))
+    freshness = freshness_measures(newest_event(lake, spec), now)
+    scoring = scoring_measures(partitions_with_rows(lake, FEATURES), first_scored(lake), now,
+                               partitions=scoring_partitions, sla_days=sla_days)
+    from mlops_assets.promotion import CUTOFF_TAG
+
+    promotions = promotion_measures(read_audit_rows(lake),
+                                    {int(v["version"]): (v.get("tags") or {}).get(CUTOFF_TAG) for v in versions})
+    drift = drift_detection_measures(drift_retrains(instance, now))
+    provenance = provenance_measures(versions)
+    measures = {
+        "pipeline_success_rate": pipeline["success_rate"],
+        "data_freshness_lag_hours": freshness["lag_hours"],
+        "scoring_completion": scoring["completion"],
+        "scoring_on_time": scoring["on_time"],
+        "lead_time_hours_median": promotions["lead_time_hours_median"],
+        "lead_time_hours_last": promotions["lead_time_hours_last"],
+        "change_failure_rate": promotions["change_failure_rate"],
+        "time_to_restore_hours_median": promotions["time_to_restore_hours_median"],
+        "time_to_restore_hours_last": promotions["time_to_restore_hours_last"],
+        "drift_detection_delay_hours_median": drift["delay_hours_median"],
+        "drift_detection_delay_hours_last": drift["delay_hours_last"],
+        "provenance_completeness": provenance["completeness"],
+        "pipeline_runs": pipeline["runs"],
+        "pipeline_runs_succeeded": pipeline["succeeded"],
+        "pipeline_runs_failed": pipeline["failed"],
+        "pipeline_runs_canceled": pipeline["canceled"],
+        "pipeline_failures_contract": pipeline["failure_classes"][CONTRACT],
+        "pipeline_failures_gate": pipeline["failure_classes"][GATE],
+        "pipeline_failures_other": pipeline["failure_classes"][OTHER],
+        "promotions": len(promotions["promotions"]),
+        "rollbacks": promotions["rollbacks_total"],
+        "drift_retrains": len(drift["retrains"]),
+        "registered_versions": len(versions),
+    }
+    return {
+        "computed_at": now.isoformat(),
+        "window_days": window_days,
+        "measures": measures,
+        "pipeline": pipeline,
+        "freshness": freshness,
+        "scoring": scoring,
+        "promotions": promotions,
+        "drift_detection": drift,
+        "provenance": provenance,
+    }
+
+
+def scorecard_metadata(card: dict) -> dict:
+    """Asset metadata: every measure numeric (None → NaN, so the key set — and each plot —
+    is stable), plus the JSON breakdown."""
+    meta: dict[str, Any] = {}
+    for name, value in card["measures"].items():
+        if name in COUNT_MEASURES:
+            meta[name] = MetadataValue.int(int(value))
+        else:
+            meta[name] = MetadataValue.float(float("nan") if value is None else float(value))
+    meta["scorecard"] = MetadataValue.json(json.loads(json.dumps(card, default=str)))
+    return meta
+
+
+def build_scorecard_asset(platform: Platform) -> AssetsDefinition:
+    """The unpartitioned ``scorecard`` asset (group ``operations``)."""
+    spec = platform.spec
+
+    @asset(name=SCORECARD, group_name="operations", kinds={"python"},
+           description="Operational scorecard: pipeline success rate and failure classes, data freshness, scoring "
+           "SLA, lead time cutoff→promotion, change failure rate, time to restore, drift detection delay, "
+           "provenance completeness (definitions: mlops_assets/scorecard.py). Each measure is numeric metadata.")
+    def scorecard(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry) -> MaterializeResult:
+        card = compute_scorecard(context.instance, lake, registry, spec)
+        shown = {k: v for k, v in card["measures"].items() if k in VALUE_MEASURES}
+        context.log.info(f"scorecard: {json.dumps(shown, default=str)}")
+        return MaterializeResult(metadata=scorecard_metadata(card))
+
+    return scorecard

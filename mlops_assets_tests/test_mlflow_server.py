@@ -1,0 +1,206 @@
+"""The same code against a real MLflow tracking server over HTTP instead of the embedded store.
+
+An ``mlflow server`` subprocess (sqlite backend, proxied artifact serving to a local folder)
+runs in its own process group; ``MLFLOW_TRACKING_URI`` points at it, so ``registry_resource``
+builds the ``EnvVar`` resource. The bundled bike_rentals spec (regression, no label feed) is
+simulated, ingested with one range backfill and trained for one cutoff. The model version,
+its lineage tags and its champion alias must live on the server, and the model's bytes must
+have been uploaded through it (``mlflow-artifacts:``) into its artifact destination, not
+written anywhere under ``$MLOPS_HOME/mlflow``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import instance_for_test
+
+from mlops_assets.simulator import BIKE_SPEC, simulate_regression
+
+from .conftest import days, run_ingest
+
+pytestmark = pytest.mark.slow
+
+START = dt.date(2026, 4, 6)
+DAYS = 28  # bike_rentals: 21-day training window, no label delay
+STARTUP_TIMEOUT_S = 120  # generous: a loaded 2-CPU box needs ~25 s
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.artifacts = root / "artifacts"
+        self.log = root / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_"))}
+        # MLflow 3.x servers also start a job runner (7 huey consumer processes, for GenAI
+        # scorers): not needed for tracking/registry, and on a small machine it starves the test
+        # of CPU and holds SIGTERM shutdown for ~15 s.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
+               "--port", str(self.port), "--workers", "1",
+               "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+               "--artifacts-destination", str(self.artifacts)]
+        with self.log.open("wb") as log:
+            # start_new_session: its own process group (uvicorn spawns workers), killed as one
+            self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        pytest.fail(f"mlflow server not healthy after {STARTUP_TIMEOUT_S}s:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pgid = self.proc.pid  # session leader: its pid is the process group id
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+        try:  # workers left behind by a parent that died first
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    server = MlflowServer(tmp_path / "mlflow_server")
+    server.root.mkdir()
+    server.start()  # boots (~10 s) while the test simulates and ingests
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_server, capsys):
+    from mlflow import MlflowClient
+
+    from mlops_assets.cli import main
+    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.model import HOLDOUT_SCORES
+    from mlops_assets.lake import DeltaLake
+    from mlops_assets.lineage import REQUIRED_LINEAGE_KEYS, file_sha256, lineage_completeness
+    from mlops_assets.ml.training import to_model_frame
+    from mlops_assets.platform import Platform
+    from mlops_assets.registry import CHAMPION, MODEL_FILE, MODEL_ID_TAG, MODEL_SHA_TAG, ModelRegistry
+
+    url = mlflow_server.url
+    cwd_before = set(os.listdir())
+    monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)  # monkeypatch restores the previous value
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("MLOPS_MLFLOW_ARTIFACT_ROOT", raising=False)
+
+    platform = Platform.from_env()
+    spec = platform.spec
+    keys = days(START, DAYS)
+    cutoff = keys[-1]
+    simulate_regression(platform.landing.parent, START, DAYS, seed=5)
+    defs = build_definitions(platform)
+    registry = defs.resources["registry"]
+    assert isinstance(registry, ModelRegistry) and registry.resolved_tracking_uri == url
+    lake = DeltaLake(root=str(platform.home.lake))
+
+    with instance_for_test(temp_dir=str(home / "dagster")) as instance:
+        assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
+        mlflow_server.wait_healthy()
+        result = defs.resolve_job_def("training").execute_in_process(
+            instance=instance, partition_key=cutoff, raise_on_error=False)
+        evals = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
+                 if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+        failures = [e.step_failure_data.error.to_string() for e in result.all_events
+                    if e.event_type_value == "STEP_FAILURE"]
+        assert result.success, (failures, {k: v.description for k, v in evals.items() if not v.passed})
+        assert evals["gate_integrity"].passed
+
+    # ---- the registry lives on the server --------------------------------------------------
+    server = MlflowClient(tracking_uri=url, registry_uri=url)
+    name = spec.model.registered_name
+    model = server.get_registered_model(name)
+    assert model.aliases == {CHAMPION: "1"}
+    mv = server.get_model_version(name, "1")
+    assert server.get_model_version_by_alias(name, CHAMPION).version == "1"
+    assert set(REQUIRED_LINEAGE_KEYS) <= set(mv.tags), set(REQUIRED_LINEAGE_KEYS) - set(mv.tags)
+    # the values that do not depend on running from a git checkout are all known
+    for key in ("spec_sha256", "lock_sha256", "delta_versions", "partition_start", "partition_end",
+                "dagster_run_id", "seed", "model_sha256"):
+        assert mv.tags[f"lineage.{key}"] not in ("", "unknown", "{}", "null", "None"), key
+    assert mv.tags["lineage.dagster_run_id"] == result.run_id and mv.tags["lineage.partition_end"] < cutoff
+    model_id = mv.tags[MODEL_ID_TAG]
+    # a server resolves "models:/<model_id>" itself; MLflow 3.17.2's REST ModelVersion carries no
+    # model_id field (mv.model_id is None over HTTP), hence the registry.model_id tag
+    assert mv.source == f"models:/{model_id}" and server.get_logged_model(model_id).source_run_id == mv.run_id
+    assert [v["model_id"] for v in registry.list_versions()] == [model_id]
+    run = server.get_run(mv.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[MODEL_SHA_TAG] == mv.tags[MODEL_SHA_TAG]
+    # proxied artifact storage: the client only ever saw mlflow-artifacts: URIs
+    experiment = server.get_experiment(run.info.experiment_id)
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+    assert server.get_logged_model(model_id).artifact_location.startswith("mlflow-artifacts:")
+    assert server.get_model_version_download_uri(name, "1").startswith("mlflow-artifacts:")
+
+    # ---- the bytes went through the server into its artifact destination -------------------
+    stored = [p for p in mlflow_server.artifacts.rglob(MODEL_FILE) if model_id in p.parts]
+    assert len(stored) == 1, sorted(mlflow_server.artifacts.rglob("*"))
+    assert file_sha256(stored[0]) == mv.tags[MODEL_SHA_TAG]
+    assert list(mlflow_server.artifacts.rglob(HOLDOUT_SCORES))
+    local_mlflow = platform.home.mlflow_db.parent  # $MLOPS_HOME/mlflow
+    assert not local_mlflow.exists() or not [p for p in local_mlflow.rglob("*") if p.is_file()]
+    # no fluent-API fallback store appeared in the working directory either
+    assert not ({"mlruns", "mlflow.db", "mlartifacts"} & (set(os.listdir()) - cwd_before))
+
+    # ---- integrity through the HTTP download path ------------------------------------------
+    holdout = lake.read("training_set", [cutoff]).filter(pl.col("split") == "holdout").sort(spec.id)
+    recorded = registry.load_artifact_json(1, HOLDOUT_SCORES)
+    by_id = dict(zip(recorded["ids"], recorded["scores"], strict=True))
+    integrity = registry.verify_integrity(1, to_model_frame(holdout, spec), [by_id[i] for i in holdout[spec.id]])
+    assert integrity["ok"], integrity
+    assert integrity["sha256_stored"] == mv.tags[MODEL_SHA_TAG]
+
+    # ---- the operator's view ---------------------------------------------------------------
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["champion"]["version"] == 1 and status["champion"]["cutoff"] == cutoff
+    assert status["lineage"]["lineage.model_sha256"] == mv.tags[MODEL_SHA_TAG]
+    assert status["lineage"]["completeness"] == lineage_completeness(mv.tags) > 0.8
+    assert [m["aliases"] for m in status["models"]] == [[CHAMPION]]
