@@ -369,8 +369,8 @@ def test_compose_variables_are_all_in_env_example():
     text = "\n".join(strings)
     used = {m["name"] for m in VAR_REF.finditer(text.replace("$$", ""))}
     documented = set(env_example())
-    assert used - documented == set(), f"used in docker-compose.yaml, missing from .env.example: {sorted(used - documented)}"
-    assert documented - used == set(), f".env.example lists variables compose never uses: {sorted(documented - used)}"
+    assert not used - documented, f"in docker-compose.yaml, not in .env.example: {sorted(used - documented)}"
+    assert not documented - used, f"in .env.example, never used by compose: {sorted(documented - used)}"
     # A bare $VAR is interpolated by Compose too; only ${VAR} (documented) and $$ (shell) are allowed.
     leftover = VAR_REF.sub("", text.replace("$$", ""))
     assert "$" not in leftover, [line for line in leftover.splitlines() if "$" in line]
@@ -389,7 +389,7 @@ def test_compose_credentials_only_come_from_variables():
     # the storage options JSON: every credential inside is a variable too
     options = service_env(CODE_SERVICE, raw)["MLOPS_LAKE_STORAGE_OPTIONS"]
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        assert re.search(rf'"{key}"\s*:\s*"\$\{{', options), f"{key} in MLOPS_LAKE_STORAGE_OPTIONS is not a variable"
+        assert re.search(rf'"{key}"\s*:\s*"\$\{{', options), f"MLOPS_LAKE_STORAGE_OPTIONS: {key} is a literal"
     # no password inside a connection URI anywhere (they'd show up in `ps` and `docker inspect`)
     interpolated = json.dumps(compose())
     assert "://" in interpolated
@@ -438,7 +438,8 @@ def test_ports_agree_across_compose_workspace_and_dockerfile():
     code = services()[CODE_SERVICE]
     exposed = {int(str(p).split("/")[0]) for p in code.get("expose") or []}
     health = code["healthcheck"]["test"]
-    expose_instr = [int(a.split("/")[0]) for ins, a in stage_chain(stage_of(code["build"]["target"])) if ins == "EXPOSE"]
+    stage = stage_of(code["build"]["target"])
+    expose_instr = [int(a.split("/")[0]) for ins, a in stage_chain(stage) if ins == "EXPOSE"]
     image_port = port_of(dockerfile_stage_cmd(code["build"]["target"]))
     assert ws["host"] == CODE_SERVICE
     assert ws["port"] == port_of(cmd) == image_port == port_of(health) == expose_instr[-1]
@@ -557,7 +558,8 @@ def test_dockerfile_builds_from_the_lock_as_a_non_root_user():
         return hits[0]
 
     copy_lock = index(lambda i, a: i == "COPY" and "requirements.lock" in a.split(), "COPY requirements.lock")
-    lock = index(lambda i, a: i == "RUN" and re.search(r"pip install\b[^&]*--no-deps[^&]*-r requirements\.lock", a),
+    lock = index(lambda i, a: i == "RUN"
+                 and re.search(r"pip install\b[^&]*--no-deps[^&]*-r requirements\.lock", a),
                  "RUN pip install --no-deps -r requirements.lock")
     copy_pkg = index(lambda i, a: i == "COPY" and a.split()[0] == "mlops_assets", "COPY mlops_assets")
     pkg = index(lambda i, a: i == "RUN" and re.search(r"pip install\b[^&]*--no-deps[^&]*(-e )?\.(\s|$)", a),
@@ -590,7 +592,8 @@ def test_dockerfile_copy_sources_exist():
 
 def test_dockerfile_cmd_is_the_code_server_of_the_definitions_module():
     cmd = dockerfile_stage_cmd(None)
-    assert cmd == ["dagster", "code-server", "start", "-m", "mlops_assets.definitions", "-h", "0.0.0.0", "-p", "4000"]
+    assert cmd == ["dagster", "code-server", "start", "-m", "mlops_assets.definitions",
+                   "-h", "0.0.0.0", "-p", "4000"]
     _, params = click_parse(cmd)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert modules(params) == [pyproject["tool"]["dagster"]["module_name"]]
@@ -760,7 +763,8 @@ def test_helm_values_use_only_chart_keys():
     assert helm_values()["runLauncher"]["type"] == "K8sRunLauncher"
     assert helm_values()["dagsterDaemon"]["runCoordinator"]["type"] in RUN_COORDINATOR_TYPES
     # the checker itself rejects what it should
-    assert unknown_keys({"runLauncher": {"typ": "K8sRunLauncher"}, "dagit": {}}, CHART_KEYS) == ["runLauncher.typ", "dagit"]
+    wrong = {"runLauncher": {"typ": "K8sRunLauncher"}, "dagit": {}}
+    assert unknown_keys(wrong, CHART_KEYS) == ["runLauncher.typ", "dagit"]
 
 
 def test_helm_code_location_matches_the_image():
@@ -883,7 +887,7 @@ def check_command(argv: list[str]) -> str:
             assert goal in targets, f"make {goal}: no such Makefile target ({sorted(targets)})"
         for assignment in (a for a in argv[1:] if "=" in a):
             var = assignment.split("=", 1)[0]
-            assert re.search(rf"\$\({var}\)|^{var}\s*[?:]?=", text, re.M), f"make {var}=: the Makefile never uses {var}"
+            assert re.search(rf"\$\({var}\)|^{var}\s*[?:]?=", text, re.M), f"make {var}=: Makefile never uses it"
         return "make " + " ".join(goals)
     if prog == ".venv/bin/mlops-assets":
         try:
@@ -918,7 +922,8 @@ def test_ci_workflow_parses_and_runs_tests_then_gates_on_pull_requests():
     assert setup and str(setup[0]["with"]["python-version"]) == "3.11"
     ran = [check_command(c) for s in steps if "run" in s for c in shell_commands(s["run"])]
     assert "make test" in ran
-    assert ran.index("make test") < ran.index("make demo") < ran.index("mlops-assets status") < ran.index("python -c")
+    order = [ran.index(c) for c in ("make test", "make demo", "mlops-assets status", "python -c")]
+    assert order == sorted(order), ran
 
 
 def test_ci_workflow_commands_all_exist():

@@ -1,0 +1,501 @@
+"""End to end on the production instance config: PostgreSQL storage (deploy/dagster.yaml,
+QueuedRunCoordinator), a real `dagster-daemon` and a real `dagster-webserver`, observed only
+through the webserver's GraphQL API and, for the UI, a real headless Chromium.
+
+One module-scoped world (``e2e``):
+
+1. a fresh PostgreSQL database and a temp DAGSTER_HOME holding a copy of deploy/dagster.yaml;
+2. seeded in process on that same instance: 36 simulated days (covariate drift from day 32)
+   ingested with range runs of `ingest` / `ingest_labels`, a champion trained at cutoff day 30,
+   days 30..35 scored (so the `drift` table holds an unbroken run of drifted days);
+3. then `dagster-daemon run` and `dagster-webserver` as subprocesses (own process groups, always
+   torn down; their logs copied to test-artifacts/e2e_ui/ when anything failed), and two new
+   days of landing files dropped into $MLOPS_HOME/landing.
+
+Runtime: ~3-4 minutes on two cores, most of it the daemon's runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "e2e_ui"
+BIN = Path(sys.executable).parent
+CHROMIUM = Path("/usr/bin/chromium")
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", "5432", "postgres"
+
+DAY0 = dt.date(2026, 3, 2)  # a Monday
+SEED_DAYS = 36  # days 0..35 are seeded in process
+CUTOFF = DAY0 + dt.timedelta(days=30)  # the champion's training cutoff
+DRIFT_DAY = DAY0 + dt.timedelta(days=32)  # covariate drift from here on
+SCORED = [(DAY0 + dt.timedelta(days=i)).isoformat() for i in range(30, SEED_DAYS)]
+NEW_DAYS = [(DAY0 + dt.timedelta(days=i)).isoformat() for i in (SEED_DAYS, SEED_DAYS + 1)]
+SEED = 21
+
+POLL = 2.0  # seconds between GraphQL polls
+# Generous: on an idle 2-core machine the daily runs finish ~2 min after the daemon starts and the
+# drift-triggered training ~1-2 min later; under heavy load (other test suites) several times that.
+DAILY_TIMEOUT, TRAINING_TIMEOUT = 420, 480
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+def _pg_ready() -> str | None:
+    """None when the server answers, else why not."""
+    if not shutil.which("pg_isready") or not shutil.which("psql"):
+        return "pg_isready/psql not on PATH"
+    try:
+        r = subprocess.run(["pg_isready", "-h", PG_HOST, "-p", PG_PORT, "-q"], timeout=10)
+    except subprocess.TimeoutExpired:
+        return "pg_isready timed out"
+    return None if r.returncode == 0 else f"pg_isready -h {PG_HOST} -p {PG_PORT} failed (rc={r.returncode})"
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(["psql", "-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+                    "-q", "-c", sql], check=True, timeout=60, capture_output=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Proc:
+    """A long-running subprocess in its own process group, logging to a file."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log: Path):
+        self.name, self.log_path = name, log
+        self._log = open(log, "w")
+        self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        # run workers the daemon launched live in the daemon's group; make sure none survive
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self._log.close()
+
+
+@dataclass
+class World:
+    url: str
+    home: Path
+    procs: list[_Proc] = field(default_factory=list)
+
+    def check_alive(self) -> None:
+        for p in self.procs:
+            assert p.alive(), f"{p.name} exited early (rc={p.popen.returncode}); see {p.log_path}"
+
+    # -- GraphQL ---------------------------------------------------------------------------------
+    def gql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(f"{self.url}/graphql", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = json.loads(resp.read())
+        assert not payload.get("errors"), f"GraphQL errors: {payload['errors']}"
+        return payload["data"]
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        """Poll ``predicate`` (returns a truthy value when done) every POLL seconds."""
+        deadline, last_error = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                value = predicate()
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as err:  # webserver busy/restarting
+                value, last_error = None, err
+            if value:
+                return value
+            time.sleep(POLL)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                             + (f" (last error: {last_error})" if last_error else ""))
+
+    def runs(self, job: str, tags: dict[str, str] | None = None) -> list[dict]:
+        data = self.gql(RUNS_QUERY, {"filter": {"pipelineName": job,
+                                                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}})
+        result = data["runsOrError"]
+        assert result["__typename"] == "Runs", result
+        for r in result["results"]:
+            r["tags"] = {t["key"]: t["value"] for t in r["tags"]}
+        return result["results"]
+
+
+RUNS_QUERY = """
+query E2ERuns($filter: RunsFilter) {
+  runsOrError(filter: $filter, limit: 200) {
+    __typename
+    ... on Runs { results { runId jobName status tags { key value } } }
+    ... on PythonError { message }
+  }
+}"""
+
+RUN_EVENTS_QUERY = """
+query E2ERunEvents($runId: ID!) {
+  logsForRun(runId: $runId, limit: 1000) {
+    __typename
+    ... on EventConnection { events { __typename } }
+    ... on PythonError { message }
+  }
+}"""
+
+ASSET_QUERY = """
+query E2EAsset($key: AssetKeyInput!, $partitions: [String!]) {
+  assetOrError(assetKey: $key) {
+    __typename
+    ... on Asset {
+      assetMaterializations(partitions: $partitions) { partition runId }
+      definition {
+        partitionStats { numMaterialized numPartitions }
+        assetChecksOrError {
+          __typename
+          ... on AssetChecks { checks { name blocking } }
+        }
+      }
+    }
+  }
+}"""
+
+CHECK_EXECUTIONS_QUERY = """
+query E2ECheckExecutions($key: AssetKeyInput!, $check: String!) {
+  assetCheckExecutions(assetKey: $key, checkName: $check, limit: 100) {
+    runId status evaluation { success partition }
+  }
+}"""
+
+WORKSPACE_QUERY = """
+query E2EWorkspace {
+  workspaceOrError {
+    __typename
+    ... on Workspace { locationEntries { name loadStatus locationOrLoadError { __typename } } }
+  }
+}"""
+
+DAEMON_QUERY = """
+query E2EDaemons {
+  instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } }
+}"""
+
+
+# ---- the world ----------------------------------------------------------------------------------
+def _production_yaml() -> str:
+    """deploy/dagster.yaml with one key added when absent: the SQLAlchemy driver. SQLAlchemy 2.1
+    maps a bare postgresql:// URL to psycopg 3, which is not installed (psycopg2-binary is);
+    test_postgres.py pins that bug with a strict xfail. Everything else exactly as deployed."""
+    config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    config["storage"]["postgres"]["postgres_db"].setdefault("scheme", "postgresql+psycopg2")
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _clean_env(home: Path, db: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))}
+    env.update(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), PYTHONWARNINGS="ignore",
+               DAGSTER_PG_HOST=PG_HOST, DAGSTER_PG_PORT=PG_PORT, DAGSTER_PG_DB=db, DAGSTER_PG_USER=PG_USER,
+               DAGSTER_PG_PASSWORD="")
+    return env
+
+
+def _range(defs, instance, job: str, first: str, last: str):
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+
+
+def _seed(env: dict) -> None:
+    """In process, on the PostgreSQL instance: ingest 36 days, train a champion, score 30..35."""
+    from dagster import DagsterInstance
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k in [k for k in os.environ if k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))]:
+            mp.delenv(k)
+        for k in ("MLOPS_HOME", "DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB",
+                  "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD"):
+            mp.setenv(k, env[k])
+        from mlops_assets.definitions import build_definitions
+        from mlops_assets.defs.monitoring_sensors import drift_summary
+        from mlops_assets.lake import DeltaLake
+        from mlops_assets.monitoring import drift_episode
+        from mlops_assets.platform import Platform
+        from mlops_assets.simulator import Injection, simulate
+
+        platform = Platform.from_env()
+        landing = platform.landing.parent  # $MLOPS_HOME/landing (events/ and labels/)
+        simulate(landing, DAY0, SEED_DAYS, seed=SEED, inject=[Injection("covariate_drift", DRIFT_DAY)])
+        defs = build_definitions(platform)
+        first, last = DAY0.isoformat(), (DAY0 + dt.timedelta(days=SEED_DAYS - 1)).isoformat()
+        instance = DagsterInstance.get()  # DAGSTER_HOME/dagster.yaml = deploy/dagster.yaml → PostgreSQL
+        try:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage", instance.run_storage
+            assert _range(defs, instance, "ingest", first, last).success
+            assert _range(defs, instance, "ingest_labels", first, last).success
+            assert defs.resolve_job_def("training").execute_in_process(
+                instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False).success
+            assert _range(defs, instance, "scoring", SCORED[0], SCORED[-1]).success
+        finally:
+            instance.dispose()
+        # the world the drift sensor will find: an unbroken run of ≥ 2 drifted days ending at day 35
+        summary = drift_summary(DeltaLake(root=str(platform.home.lake)))
+        assert summary["ds"].to_list() == SCORED, summary
+        episode = drift_episode(summary, platform.spec)
+        assert episode is not None and len(episode.days) >= 2, summary
+    # Workaround: a *range* run records `landing_fingerprint` as a JSON map {day: fingerprint},
+    # which the landing sensor's lookup (it expects a string) does not read, so a daemon would
+    # re-request every backfilled day. Archive the seeded landing folders (as an upstream
+    # "processed" move would): the daemon's landing sensors then see only the new days.
+    shutil.move(str(landing), str(landing.with_name("landing_seeded")))
+    landing.mkdir()
+
+
+def _drop_new_days(home: Path) -> None:
+    """Two new days of event files land (labels for them arrive later: not part of this test)."""
+    from mlops_assets.simulator import Injection, simulate
+
+    staging = home / "staging"
+    simulate(staging, DAY0 + dt.timedelta(days=SEED_DAYS), len(NEW_DAYS), seed=SEED,
+             inject=[Injection("covariate_drift", DRIFT_DAY)])
+    (home / "landing" / "events").mkdir(parents=True, exist_ok=True)
+    for day in NEW_DAYS:
+        # copy then rename: the sensor never sees a half-written folder
+        tmp = home / "landing" / "events" / f".{day}.tmp"
+        shutil.copytree(staging / "events" / day, tmp)
+        tmp.rename(home / "landing" / "events" / day)
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory, request):
+    reason = _pg_ready()
+    if reason:
+        pytest.skip(f"PostgreSQL not reachable: {reason}")
+    root = tmp_path_factory.mktemp("e2e_ui")
+    home = root / "mlops_home"
+    (home / "dagster").mkdir(parents=True)
+    (home / "dagster" / "dagster.yaml").write_text(_production_yaml())
+    db = f"mlops_e2e_{uuid.uuid4().hex[:10]}"
+    env = _clean_env(home, db)
+    failed_before = request.session.testsfailed
+    world, ok = None, False
+    _psql(f'CREATE DATABASE "{db}"')
+    try:
+        t0 = time.monotonic()
+        _seed(env)
+        print(f"\n[e2e] seeded in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+        port = _free_port()
+        world = World(url=f"http://127.0.0.1:{port}", home=home)
+        workspace = str(ROOT / "workspace.yaml")
+        world.procs.append(_Proc("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace],
+                                 env, root / "daemon.log"))
+        world.procs.append(_Proc("dagster-webserver", [str(BIN / "dagster-webserver"), "-w", workspace,
+                                                       "-h", "127.0.0.1", "-p", str(port)],
+                                 env, root / "webserver.log"))
+
+        def location_loaded():
+            entries = world.gql(WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
+            return any(e["name"] == "mlops_assets" and e["loadStatus"] == "LOADED"
+                       and e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries)
+
+        world.wait_for(location_loaded, 120, "the webserver to serve the mlops_assets code location")
+        _drop_new_days(home)
+        yield world
+        ok = request.session.testsfailed == failed_before
+    finally:
+        for p in world.procs if world else []:
+            p.stop()
+        if not ok:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for name in ("daemon.log", "webserver.log"):
+                if (root / name).exists():
+                    shutil.copy(root / name, ARTIFACTS / name)
+        with contextlib.suppress(Exception):
+            _psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+# ---- test 1: sensors → queued runs → materialisations, via GraphQL --------------------------------
+def test_daemon_runs_the_landing_and_drift_sensors_on_postgres(e2e):
+    # both daemons that matter here are up and healthy
+    def daemons_healthy():
+        statuses = {d["daemonType"]: d["healthy"] for d in
+                    e2e.gql(DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]}
+        return statuses.get("SENSOR") and statuses.get("QUEUED_RUN_COORDINATOR") and statuses
+    e2e.wait_for(daemons_healthy, 90, "the SENSOR and QUEUED_RUN_COORDINATOR daemons to report healthy")
+
+    # the landing sensor requests exactly the two new days; the run queue launches them; they succeed
+    def daily_runs_done():
+        runs = e2e.runs("daily", {"dagster/sensor_name": "landing_sensor"})
+        for r in runs:
+            assert r["status"] not in ("FAILURE", "CANCELED"), f"daily run failed: {r}"
+        return runs if len(runs) >= len(NEW_DAYS) and all(r["status"] == "SUCCESS" for r in runs) else None
+
+    runs = e2e.wait_for(daily_runs_done, DAILY_TIMEOUT, "two SUCCESS runs of job daily launched by landing_sensor")
+    assert sorted(r["tags"]["dagster/partition"] for r in runs) == NEW_DAYS
+    assert all(r["tags"]["mlops/reason"] == "new_partition" for r in runs)
+    all_daily = e2e.runs("daily")
+    assert len(all_daily) == len(NEW_DAYS), [r["tags"].get("dagster/partition") for r in all_daily]
+    for r in runs:  # through the QueuedRunCoordinator: enqueued, then launched by the daemon
+        events = e2e.gql(RUN_EVENTS_QUERY, {"runId": r["runId"]})["logsForRun"]
+        kinds = [e["__typename"] for e in events["events"]]
+        lifecycle = [k for k in kinds if k in ("RunEnqueuedEvent", "RunStartingEvent", "RunStartEvent", "RunSuccessEvent")]
+        assert lifecycle == ["RunEnqueuedEvent", "RunStartingEvent", "RunStartEvent", "RunSuccessEvent"], kinds
+
+    # `features` has the new partitions, materialised by those runs (and the seeded ones before)
+    run_ids = {r["runId"] for r in runs}
+    asset = e2e.gql(ASSET_QUERY, {"key": {"path": ["features"]}, "partitions": NEW_DAYS})["assetOrError"]
+    assert asset["__typename"] == "Asset"
+    mats = {m["partition"]: m["runId"] for m in asset["assetMaterializations"]}
+    assert set(mats) == set(NEW_DAYS) and set(mats.values()) <= run_ids, mats
+    assert asset["definition"]["partitionStats"]["numMaterialized"] == SEED_DAYS + len(NEW_DAYS)
+
+    # contract check results for raw_events: declared, and evaluated (passed) for each new day
+    raw = e2e.gql(ASSET_QUERY, {"key": {"path": ["raw_events"]}, "partitions": NEW_DAYS})["assetOrError"]
+    checks = {c["name"]: c["blocking"] for c in raw["definition"]["assetChecksOrError"]["checks"]}
+    contract = sorted(c for c in checks if c.startswith("contract_"))
+    assert contract == ["contract_not_null", "contract_ranges_and_categories", "contract_schema",
+                        "contract_unique_ids"] and all(checks[c] for c in contract), checks
+    for check in contract:
+        execs = e2e.gql(CHECK_EXECUTIONS_QUERY, {"key": {"path": ["raw_events"]}, "check": check})
+        by_day = {e["evaluation"]["partition"]: e for e in execs["assetCheckExecutions"]
+                  if e["runId"] in run_ids and e["evaluation"]}
+        assert set(by_day) == set(NEW_DAYS), (check, execs)
+        assert all(e["status"] == "SUCCEEDED" and e["evaluation"]["success"] for e in by_day.values()), by_day
+
+    # the drift sensor: the seeded drift episode → one training run, launched and (ideally) succeeded
+    def drift_training():
+        found = e2e.runs("training", {"mlops/trigger": "drift_sensor"})
+        return found if found and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in found) else None
+
+    training = e2e.wait_for(drift_training, TRAINING_TIMEOUT, "a finished training run with mlops/trigger=drift_sensor")
+    original = [r for r in training if "dagster/parent_run_id" not in r["tags"]]
+    assert len(original) == 1, training  # one run per episode (run_key)
+    tags = original[0]["tags"]
+    assert tags["dagster/sensor_name"] == "drift_sensor"
+    assert tags["mlops/drift_partitions"].startswith(DRIFT_DAY.isoformat()), tags
+    assert "amount" in tags["mlops/drift_features"], tags
+    assert any(r["status"] == "SUCCESS" for r in training), training
+
+
+# ---- test 2: the UI in a real browser -----------------------------------------------------------
+class _VisibleText(HTMLParser):
+    """The text a reader sees: every text node outside <script>/<style>, whitespace-normalised."""
+
+    def __init__(self):
+        super().__init__()
+        self._skip, self.parts = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("script", "style")
+
+    def handle_data(self, data):
+        if not self._skip and data.strip():
+            self.parts.append(" ".join(data.split()))
+
+
+def _visible_text(dom: str) -> str:
+    parser = _VisibleText()
+    parser.feed(dom)
+    return " | ".join(parser.parts)
+
+
+def _render(url: str, name: str, profile: Path, expected: list[str], attempts: int = 3) -> str:
+    """Load ``url`` in headless Chromium, let its scripts run (virtual time), save the rendered DOM
+    and a 1400x900 screenshot under test-artifacts/e2e_ui/, and return the visible text. The page
+    fetches its data over GraphQL after load; a render that misses ``expected`` is retried with a
+    longer budget before the caller asserts."""
+    shot, html = ARTIFACTS / f"{name}.png", ARTIFACTS / f"{name}.html"
+    text = ""
+    for attempt in range(attempts):
+        budget = 15000 * (attempt + 1)
+        shot.unlink(missing_ok=True)
+        cmd = [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--disable-background-networking", "--disable-extensions", "--no-first-run", "--hide-scrollbars",
+               f"--user-data-dir={profile}", f"--virtual-time-budget={budget}", "--window-size=1400,900",
+               f"--screenshot={shot}", "--dump-dom", url]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, start_new_session=True)
+        html.write_text(done.stdout)
+        text = _visible_text(done.stdout)
+        if all(e in text for e in expected):
+            break
+    assert shot.exists() and shot.stat().st_size > 10_000, f"no screenshot of {url}: {done.stderr[-2000:]}"
+    return text
+
+
+def _assert_shows(text: str, expected: list[str], page: str) -> None:
+    missing = [e for e in expected if e not in text]
+    assert not missing, f"{page} does not show {missing}; visible text: {text[:3000]}"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (Debian: apt-get install -y chromium)")
+def test_ui_shows_assets_partitions_and_checks_in_a_browser(e2e, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path / "chromium-profile"
+    # what the "Join the Dagster community" dialog's Skip button does (it covers every page on a
+    # 127.0.0.1 origin until dismissed): otherwise every screenshot shows that dialog
+    e2e.gql("mutation E2ENuxSeen { setNuxSeen }")
+    assert e2e.gql("query E2ENux { shouldShowNux }")["shouldShowNux"] is False
+
+    def daily_done():
+        runs = [r for r in e2e.runs("daily") if r["status"] == "SUCCESS"]
+        return runs if len(runs) >= len(NEW_DAYS) else None
+
+    runs = {r["tags"]["dagster/partition"]: r["runId"] for r in
+            e2e.wait_for(daily_done, DAILY_TIMEOUT, "the landing sensor's daily runs to succeed")}
+    assets = ["raw_events", "raw_labels", "features", "training_set", "candidate_model", "evaluation_report",
+              "champion", "scores", "shadow_scores", "drift_report", "model_performance", "table_maintenance"]
+    contract = ["contract_schema", "contract_not_null", "contract_ranges_and_categories", "contract_unique_ids"]
+    last = NEW_DAYS[-1]
+    pages = [
+        # the catalog: every asset, with its partition counts
+        ("assets", "/assets", assets),
+        # the asset graph of the `data` group (with its downstream neighbours)
+        ("lineage_data", "/locations/mlops_assets/asset-groups/data/lineage",
+         ["raw_events", "raw_labels", "features", "scores", "drift_report", "training_set"]),
+        # features' partitions: 36 seeded + 2 from the daemon; the newest day, made by its daily run
+        ("features_partitions", f"/assets/features?view=partitions&partition={last}",
+         ["features", f"Materialized ({SEED_DAYS + len(NEW_DAYS)})", last, runs[last][:8]]),
+        ("scores_partitions", f"/assets/scores?view=partitions&partition={last}",
+         ["scores", f"Materialized ({len(SCORED) + len(NEW_DAYS)})", last, runs[last][:8]]),
+        # raw_events' checks: the four blocking contract checks, the latest one passed on a new day
+        ("raw_events_checks", "/assets/raw_events?view=checks&checkDetail=contract_schema",
+         [*contract, "volume_anomaly", "freshness", "blocking", "Passed"]),
+    ]
+    for name, path, expected in pages:
+        text = _render(e2e.url + path, name, profile, expected)
+        _assert_shows(text, expected, path)
+        if name == "raw_events_checks":
+            assert re.search(rf"Partition \| ({'|'.join(NEW_DAYS)})", text), text[:3000]
