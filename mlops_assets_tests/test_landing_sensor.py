@@ -102,3 +102,13 @@ def test_removed_bad_file_unblocks_the_partition(platform, defs, instance, lake)
     q = collect_status(platform, instance, defs)["quarantine"]
     assert q["files"] == 0 and q["history"]["files"] == 1
     assert q["history"]["rejected_files"][0]["file"] == corrupt[0].name
+
+
+def test_a_lost_cursor_does_not_rerun_days_a_range_backfill_ingested(platform, defs, instance):
+    """A range run records {day: fingerprint}; the sensor must read it per day."""
+    from .conftest import run_ingest
+
+    simulate(platform.landing.parent, DAY0, 3, seed=4)
+    keys = days(DAY0, 3)
+    assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
+    assert tick(instance, defs, "landing_sensor", None)[0] == []

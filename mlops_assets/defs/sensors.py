@@ -30,7 +30,11 @@ def _materialized_fingerprint(context: SensorEvaluationContext, asset: str):
             return None
         meta = records[0].asset_materialization.metadata if records[0].asset_materialization else {}
         value = meta.get("landing_fingerprint")
-        return value.value if value is not None and isinstance(value.value, str) else None
+        if value is None:
+            return None
+        # a single-partition run records a string, a range run a {day: fingerprint} map
+        recorded = value.value
+        return recorded.get(day) if isinstance(recorded, dict) else recorded if isinstance(recorded, str) else None
 
     return lookup
 
