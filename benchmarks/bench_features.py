@@ -159,7 +159,6 @@ def bench(quick: bool = False, rows: int = ROWS) -> Result:
         prepared = {name: prep() for name, prep in variants(folder, raw, text).items()}
 
         # Same output whichever way it runs.
-        spec = _spec()
         outs = {k: prepared[k]() for k in ("eager", "lazy", "streaming", "pq_lazy", "pq_streaming")}
         identical = all(outs["eager"].equals(o) for o in outs.values())
         out_mb = outs["eager"].estimated_size() / 2**20

@@ -22,10 +22,6 @@ import time
 from mlops_assets.paths import Home
 from mlops_assets.platform import Platform
 
-SENSORS_EACH_DAY = ("landing_sensor", "label_sensor", "performance_sensor", "drift_sensor",
-                    "performance_guard_sensor", "rescore_sensor", "shadow_promotion_sensor")
-
-
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
@@ -77,20 +73,7 @@ class Demo:
             instance=self.instance, partition_key=cutoff.isoformat(), raise_on_error=False, run_config=QUIET,
             tags={"mlops/trigger": trigger, "mlops/reason": reason})
         self.runs += 1
-        events = result.all_events
-        failed = [e.event_specific_data.description for e in events
-                  if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
-        champ = [e.event_specific_data.materialization.metadata for e in events
-                 if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["champion"]]
-        cand = [e.event_specific_data.materialization.metadata for e in events
-                if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["candidate_model"]]
-        version = f"v{cand[0]['model_version'].value}" if cand else "?"
-        if champ:
-            m = champ[0]
-            return f"{version} {m['action'].value} → champion v{m['champion'].value}"
-        if failed:
-            return f"{version} REJECTED by the gates: " + "; ".join(failed)[:220]
-        return f"{version}: failed before the gates (run {result.run_id[:8]})"
+        return _training_outcome(result)
 
     # ---- the story -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -176,7 +159,7 @@ class Demo:
         perf = self.tick("performance_sensor")
         for sensor in ("drift_sensor",):
             for r in self.tick(sensor):
-                outcome = _training_outcome(r)
+                outcome = _training_outcome(r.result)
                 notes.append(f"DRIFT → retrain {r.partition_key}: {outcome}")
                 self.story.append(f"{d} drift_sensor: {r.tags['mlops/reason'][:150]} → retrain cutoff "
                                   f"{r.partition_key}: {outcome}")
@@ -252,15 +235,21 @@ class Demo:
              f"MLflow UI: `.venv/bin/mlflow ui --backend-store-uri sqlite:///{self.platform.home.mlflow_db}`")
 
 
-def _training_outcome(run) -> str:
-    events = run.result.all_events
+def _training_outcome(result) -> str:
+    """What a training run did: the champion step's action, or the gates that rejected the candidate."""
+    events = result.all_events
     champ = [e.event_specific_data.materialization.metadata for e in events
              if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["champion"]]
+    cand = [e.event_specific_data.materialization.metadata for e in events
+            if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["candidate_model"]]
+    version = f"v{cand[0]['model_version'].value}" if cand else "?"
     if champ:
-        return f"{champ[0]['action'].value} → champion v{champ[0]['champion'].value}"
+        return f"{version} {champ[0]['action'].value} → champion v{champ[0]['champion'].value}"
     failed = [e.event_specific_data.description for e in events
               if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
-    return "REJECTED: " + "; ".join(failed)[:200] if failed else "failed before the gates"
+    if failed:
+        return f"{version} REJECTED by the gates: " + "; ".join(failed)[:220]
+    return f"{version}: failed before the gates (run {result.run_id[:8]})"
 
 
 def run_demo(days: int = 60, seed: int = 7) -> int:

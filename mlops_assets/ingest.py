@@ -30,7 +30,6 @@ RULES_BY_CHECK: dict[str, tuple[str, ...]] = {
     "contract_ranges_and_categories": ("range", "category", "outside_partition"),
     "contract_unique_ids": ("duplicate_id",),
 }
-CHECK_BY_RULE = {rule: check for check, rules in RULES_BY_CHECK.items() for rule in rules}
 
 QUARANTINE_SCHEMA = {
     "ds": pl.String,
@@ -228,15 +227,6 @@ class IngestResult:
     extra_columns: list[str]
     fingerprint: str
 
-    @property
-    def failed_checks(self) -> dict[str, int]:
-        if self.quarantine.is_empty():
-            return {}
-        counts = self.quarantine.group_by("rule").len()
-        out: dict[str, int] = {}
-        for rule, n in zip(counts["rule"].to_list(), counts["len"].to_list(), strict=True):
-            out[CHECK_BY_RULE[rule]] = out.get(CHECK_BY_RULE[rule], 0) + n
-        return out
 
 
 def _record_json(frame: pl.DataFrame) -> pl.Series:

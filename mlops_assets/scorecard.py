@@ -89,7 +89,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import AUDIT, FEATURES, RAW_EVENTS, RAW_LABELS, SCORES, Platform
+from mlops_assets.platform import AUDIT, EVALUATION_REPORT, FEATURES, RAW_EVENTS, RAW_LABELS, SCORES, Platform
 from mlops_assets.registry import ModelRegistry
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ SCORING_SLA_DAYS = 1  # partition D scored by the end of day D + 1
 PROMOTION_ACTIONS = ("promote", "approve", "waiver_promote")
 ROLLBACK_ACTION = "rollback"
 CONTRACT_ASSETS = frozenset({RAW_EVENTS, RAW_LABELS})
-GATE_ASSETS = frozenset({"evaluation_report"})
+GATE_ASSETS = frozenset({EVALUATION_REPORT})
 DRIFT_TRIGGER = ("mlops/trigger", "drift_sensor")
 DRIFT_PARTITIONS_TAG = "mlops/drift_partitions"
 

@@ -13,10 +13,23 @@ import polars as pl
 
 from mlops_assets.alerts import read_alerts
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import AUDIT, EVALUATIONS, FEATURES, QUARANTINE, RAW_EVENTS, RAW_LABELS, TRAINING_SET, Platform
+from mlops_assets.platform import (
+    AUDIT,
+    DRIFT,
+    EVALUATIONS,
+    FEATURES,
+    PERFORMANCE,
+    QUARANTINE,
+    RAW_EVENTS,
+    RAW_LABELS,
+    SCORES,
+    SHADOW_SCORES,
+    TRAINING_SET,
+    Platform,
+)
 
 TABLES = (RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE, TRAINING_SET, EVALUATIONS, AUDIT,
-          "scores", "shadow_scores", "drift", "performance")
+          SCORES, SHADOW_SCORES, DRIFT, PERFORMANCE)
 
 
 def tables_status(lake: DeltaLake, tables=TABLES) -> dict:
@@ -146,8 +159,6 @@ def registry_status(platform: Platform, registry, lake: DeltaLake) -> dict:
 
 def scores_status(lake: DeltaLake) -> dict:
     """Partitions by the model version and mode that scored them."""
-    from mlops_assets.platform import SCORES
-
     if not lake.exists(SCORES):
         return {"partitions": 0, "by_version": []}
     by = (lake.scan(SCORES).group_by("model_version", "mode")
@@ -164,8 +175,6 @@ def drift_status(lake: DeltaLake, limit: int = 7) -> list[dict]:
 
 
 def performance_status(lake: DeltaLake, limit: int = 7) -> list[dict]:
-    from mlops_assets.platform import PERFORMANCE
-
     if not lake.exists(PERFORMANCE):
         return []
     return lake.read(PERFORMANCE).sort("ds").drop("metrics").tail(limit).to_dicts()

@@ -1,7 +1,6 @@
 """Shared fixtures: a real $MLOPS_HOME in a temp folder, a real SQLite Dagster instance."""
 
 import datetime as dt
-import os
 
 import polars as pl
 import pytest

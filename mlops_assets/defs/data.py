@@ -6,7 +6,6 @@ from pathlib import Path
 
 import polars as pl
 from dagster import (
-    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,

@@ -24,6 +24,7 @@ from dagster import (
 from mlops_assets.alerts import AlertSink
 from mlops_assets.contract_checks import BLOCKING_CHECKS
 from mlops_assets.defs.data import follow_upstream
+from mlops_assets.defs.model import REFERENCE_PROFILE
 from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import (
     DRIFT,
@@ -40,7 +41,6 @@ from mlops_assets.platform import (
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.scoring import score_column
 
-REFERENCE_PROFILE = "reference_profile.json"
 
 
 def contract_failures(instance, day: str) -> list[str]:

@@ -24,6 +24,7 @@ from mlops_assets.alerts import AlertSink
 from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import CHAMPION, DRIFT, PERFORMANCE, RAW_LABELS, SCORES, Platform
 from mlops_assets.registry import ModelRegistry
+from mlops_assets.scorecard import CONTRACT, GATE, classify_failure
 
 TRIGGER_TAG, REASON_TAG = "mlops/trigger", "mlops/reason"
 
@@ -171,9 +172,8 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         errors = " ".join(e.event_specific_data.error.message for e in context.get_step_failure_events()
                           if e.event_specific_data and e.event_specific_data.error)
         text = f"{message} {errors}"
-        kind = ("data_contract_failure" if "blocking asset check" in text and ("raw_events" in text or "raw_labels" in text)
-                else "gate_failure" if "blocking asset check" in text and "evaluation_report" in text
-                else "pipeline_failure")
+        # one rule for "what kind of failure" (the scorecard counts failures by the same classes)
+        kind = {CONTRACT: "data_contract_failure", GATE: "gate_failure"}.get(classify_failure(text), "pipeline_failure")
         alerts.send(kind, reason=f"run of {run.job_name} failed: {text.strip()[:500]}", run_id=run.run_id,
                     partition=run.tags.get("dagster/partition"), asset=run.job_name)
 

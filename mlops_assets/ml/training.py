@@ -14,7 +14,7 @@ columns ``spec.model_features`` in that order; numeric and calendar columns are
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
