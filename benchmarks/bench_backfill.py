@@ -58,14 +58,15 @@ def _ingest(home: Path, keys: list[str], mode: str) -> dict[str, Any]:
     """Run the ingest job over ``keys`` in ``home``; returns timings and the tables written."""
     from dagster import AssetKey, instance_for_test
 
-    from mlops_assets.definitions import INGEST_JOB, build_definitions
+    from mlops_assets.defs.build import build_definitions
     from mlops_assets.lake import DeltaLake
     from mlops_assets.platform import Platform
+    from mlops_assets.vocabulary import Job
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         platform = Platform.from_env()
         defs = build_definitions(platform)
-        job = defs.resolve_job_def(INGEST_JOB)
+        job = defs.resolve_job_def(Job.INGEST)
         per_run: list[float] = []
         with instance_for_test(temp_dir=str(home / "dagster")) as instance:
             t0 = time.perf_counter()

@@ -160,7 +160,7 @@ def _dagster_ticks(home: Path, repeats: int) -> dict[str, Any]:
 def _evaluate_sensor(home: Path, repeats: int) -> dict[str, Any]:
     from dagster import build_sensor_context, instance_for_test
 
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.build import build_definitions
     from mlops_assets.platform import Platform
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):

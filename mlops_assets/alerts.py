@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,6 @@ def read_alerts(directory: Path, limit: int = 20) -> list[dict]:
 
 
 def alert_resource(alerts_dir: Path) -> AlertSink:
-    import os
-
     if os.environ.get("MLOPS_ALERT_WEBHOOK"):
         return AlertSink(directory=str(alerts_dir), webhook_url=EnvVar("MLOPS_ALERT_WEBHOOK"))
     return AlertSink(directory=str(alerts_dir))

@@ -9,6 +9,16 @@ import sys
 import warnings
 from pathlib import Path
 
+from mlops_assets.defs.resources import build_resources
+from mlops_assets.demo import run_demo
+from mlops_assets.operations import open_platform
+from mlops_assets.platform import Platform
+from mlops_assets.promotion import PromotionRefused, approve, promote_with_waiver, rollback
+from mlops_assets.reproduce import reproduce
+from mlops_assets.simulator import parse_injection, simulate
+from mlops_assets.spec import SpecError
+from mlops_assets.status import collect_status, render_text
+
 
 def _date(text: str) -> dt.date:
     try:
@@ -18,8 +28,6 @@ def _date(text: str) -> dt.date:
 
 
 def _injection(text: str):
-    from mlops_assets.simulator import parse_injection
-
     try:
         return parse_injection(text)
     except ValueError as err:
@@ -27,8 +35,6 @@ def _injection(text: str):
 
 
 def cmd_simulate(args) -> int:
-    from mlops_assets.simulator import simulate
-
     manifest = simulate(Path(args.out), args.start, args.days, seed=args.seed, inject=args.inject)
     summary = manifest.to_dict()
     print(json.dumps(summary, indent=2, default=str) if args.json else
@@ -37,15 +43,10 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from mlops_assets.demo import run_demo
-
     return run_demo(days=args.days, seed=args.seed)
 
 
 def cmd_status(args) -> int:
-    from mlops_assets.operations import open_platform
-    from mlops_assets.status import collect_status, render_text
-
     platform, instance, defs = open_platform()
     with instance:
         status = collect_status(platform, instance, defs)
@@ -54,9 +55,6 @@ def cmd_status(args) -> int:
 
 
 def _resources():
-    from mlops_assets.defs.resources import build_resources
-    from mlops_assets.platform import Platform
-
     platform = Platform.from_env()
     res = build_resources(platform)
     return platform, res["lake"], res["registry"]
@@ -68,30 +66,22 @@ def _report(outcome: dict) -> int:
 
 
 def cmd_promote(args) -> int:
-    from mlops_assets.promotion import promote_with_waiver
-
     _, lake, registry = _resources()
     return _report(promote_with_waiver(lake, registry, args.version, owner=args.waiver_owner,
                                        reason=args.waiver_reason, expires=args.waiver_expires))
 
 
 def cmd_approve(args) -> int:
-    from mlops_assets.promotion import approve
-
     _, lake, registry = _resources()
     return _report(approve(lake, registry, args.version, by=args.by, reason=args.reason))
 
 
 def cmd_rollback(args) -> int:
-    from mlops_assets.promotion import rollback
-
     _, lake, registry = _resources()
     return _report(rollback(lake, registry, reason=args.reason, to_version=args.to))
 
 
 def cmd_reproduce(args) -> int:
-    from mlops_assets.reproduce import reproduce
-
     platform, lake, registry = _resources()
     result = reproduce(platform.spec, lake, registry, args.version, tolerance=args.tolerance)
     print(json.dumps(result.to_dict(), indent=2, default=str) if args.json else result.detail)
@@ -149,9 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     args = build_parser().parse_args(argv)
-    from mlops_assets.promotion import PromotionRefused
-    from mlops_assets.spec import SpecError
-
     try:
         return args.fn(args)
     except (SpecError, PromotionRefused, ValueError) as err:

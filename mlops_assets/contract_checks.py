@@ -137,3 +137,30 @@ def freshness_verdict(newest_event: dt.datetime | None, spec: DatasetSpec, now: 
     passed = lag_h <= spec.freshness.max_lag_hours
     desc = f"newest event {newest_event.isoformat()} is {lag_h:.1f} h old (max {spec.freshness.max_lag_hours:g} h)"
     return Verdict("freshness", passed, desc, {"lag_hours": float(lag_h), "newest_event": newest_event.isoformat()})
+
+
+def combine_verdicts(verdicts_by_day: dict[str, list[Verdict]], name: str) -> Verdict:
+    """One verdict of check ``name`` for a range run: fails if any day failed, naming the failing days."""
+    per_day = {day: next(v for v in vs if v.name == name) for day, vs in verdicts_by_day.items()}
+    if len(per_day) == 1:
+        return next(iter(per_day.values()))
+    failed = {d: v for d, v in per_day.items() if not v.passed}
+    desc = (f"{len(failed)} of {len(per_day)} partitions failed: " + "; ".join(v.description for v in failed.values())
+            if failed else f"passed on all {len(per_day)} partitions")
+    return Verdict(name, not failed, desc[:2000], {"failed_partitions": sorted(failed)})
+
+
+def partition_verdicts(results: dict[str, IngestResult], contract: Contract, type_name: str, spec: DatasetSpec,
+                       earlier_counts: dict[str, int] | None) -> dict[str, list[Verdict]]:
+    """Every per-partition verdict of each ingested day; volume too when ``earlier_counts`` is given."""
+    verdicts = {day: contract_verdicts(r, contract, type_name) for day, r in results.items()}
+    if earlier_counts is not None:
+        for day, r in results.items():
+            verdicts[day].append(volume_verdict(day, r.accepted.height, earlier_counts, spec))
+    return verdicts
+
+
+def freshness_alert_due(verdict: Verdict, partitions: list[str], today: dt.date) -> bool:
+    """Alert on stale data only when the run was about the present (a backfill of old days is
+    stale by design)."""
+    return not verdict.passed and max(partitions) >= (today - dt.timedelta(days=1)).isoformat()

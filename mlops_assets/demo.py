@@ -19,8 +19,25 @@ import shutil
 import sys
 import time
 
+from mlops_assets.operations import QUIET, open_platform, tick
 from mlops_assets.paths import Home
 from mlops_assets.platform import Platform
+from mlops_assets.promotion import PromotionRefused, promote_with_waiver, read_audit
+from mlops_assets.simulator import Injection, simulate, write_late_files
+from mlops_assets.status import collect_status
+from mlops_assets.vocabulary import (
+    CANDIDATE_MODEL,
+    CHAMPION,
+    DRIFT_REPORT,
+    SCORES,
+    Alias,
+    Job,
+    Meta,
+    RunTag,
+    Schedule,
+    Sensor,
+)
+
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
@@ -34,8 +51,6 @@ def _reset(home: Home) -> None:
 
 class Demo:
     def __init__(self, days: int, seed: int):
-        from mlops_assets.operations import open_platform
-
         self.days, self.seed = days, seed
         _reset(Home.from_env())
         self.platform, self.instance, self.defs = open_platform(Platform.from_env())
@@ -60,25 +75,19 @@ class Demo:
 
     # ---- sensors and runs --------------------------------------------------------------------
     def tick(self, sensor: str) -> list:
-        from mlops_assets.operations import tick
-
         launched, self.cursors[sensor], _ = tick(self.instance, self.defs, sensor, self.cursors.get(sensor), quiet=True)
         self.runs += len(launched)
         return launched
 
     def train(self, cutoff: dt.date, trigger: str, reason: str) -> str:
-        from mlops_assets.operations import QUIET
-
-        result = self.defs.resolve_job_def("training").execute_in_process(
+        result = self.defs.resolve_job_def(Job.TRAINING).execute_in_process(
             instance=self.instance, partition_key=cutoff.isoformat(), raise_on_error=False, run_config=QUIET,
-            tags={"mlops/trigger": trigger, "mlops/reason": reason})
+            tags={RunTag.TRIGGER: trigger, RunTag.REASON: reason})
         self.runs += 1
         return _training_outcome(result)
 
     # ---- the story -----------------------------------------------------------------------------
     def run(self) -> int:
-        from mlops_assets.simulator import Injection, simulate, write_late_files
-
         spec = self.platform.spec
         if spec.name != "card_transactions":
             _say(f"the demo simulates the bundled card_transactions dataset; unset MLOPS_SPEC (got {spec.name})")
@@ -102,7 +111,7 @@ class Demo:
         t0 = time.perf_counter()
         for n in range(first_cutoff):
             self.deliver(day(n))
-        first = self.tick("landing_sensor")
+        first = self.tick(Sensor.LANDING)
         blocked = [r for r in first if not r.success]
         _say(f"   {len(first)} runs in {time.perf_counter() - t0:.0f}s; blocked by contracts: "
              + ", ".join(r.partition_key for r in blocked))
@@ -112,7 +121,7 @@ class Demo:
             for f in fails:
                 _say(f"      ✗ {r.partition_key} {f.check_name}: {f.description[:150]}")
                 self.story.append(f"quarantine: {r.partition_key} {f.check_name} — {f.description[:160]}")
-        labels = self.tick("label_sensor")
+        labels = self.tick(Sensor.LABELS)
         _say(f"   label_sensor: {len(labels)} arrival days of labels ingested")
 
         _say("3. the operator removes the duplicate and the corrupt file; the sensor re-processes those days only")
@@ -121,8 +130,8 @@ class Demo:
                 if f.stem.endswith(("-copy", "-part2")):
                     f.unlink()
                     _say(f"     removed {bad}/{f.name}")
-        fixed = self.tick("landing_sensor")
-        _say("   re-processed: " + ", ".join(f"{r.partition_key} ({r.tags['mlops/reason']}, "
+        fixed = self.tick(Sensor.LANDING)
+        _say("   re-processed: " + ", ".join(f"{r.partition_key} ({r.tags[RunTag.REASON]}, "
                                              f"{'ok' if r.success else 'blocked'})" for r in fixed))
         self.story.append("repair: " + ", ".join(f"{r.partition_key} re-processed after the bad file was removed "
                                                  f"({'ok' if r.success else 'still blocked'})" for r in fixed))
@@ -131,15 +140,15 @@ class Demo:
         for rec in write_late_files(manifest):
             src = self.incoming / rec.path
             shutil.copy2(src, self.platform.landing / rec.date / src.name)
-        late = self.tick("landing_sensor")
-        _say("   " + ", ".join(f"{r.partition_key} ({r.tags['mlops/reason']}): {'ok' if r.success else 'blocked'}"
+        late = self.tick(Sensor.LANDING)
+        _say("   " + ", ".join(f"{r.partition_key} ({r.tags[RunTag.REASON]}): {'ok' if r.success else 'blocked'}"
                               for r in late))
-        again = self.tick("landing_sensor")
+        again = self.tick(Sensor.LANDING)
         _say(f"   the same file seen again: {len(again)} run(s)")
         self.story.append(f"late data: {', '.join(r.partition_key for r in late)} re-processed once "
                           f"({len(again)} run on a second tick)")
 
-        _say(f"5. first training (cutoff {day(first_cutoff)}): {self.train(day(first_cutoff), 'training_schedule', 'weekly retrain')}")
+        _say(f"5. first training (cutoff {day(first_cutoff)}): {self.train(day(first_cutoff), Schedule.TRAINING, 'weekly retrain')}")
         _say(f"6. live: one day at a time, {day(first_cutoff)} .. {today}")
         for n in range(first_cutoff, self.days):
             self.live_day(day(n), first_cutoff, n)
@@ -150,39 +159,37 @@ class Demo:
         spec = self.platform.spec
         self.deliver(d)
         notes = []
-        daily = self.tick("landing_sensor")
+        daily = self.tick(Sensor.LANDING)
         scores = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
-                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["scores"]]
+                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [SCORES]]
         drift = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
-                 if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["drift_report"]]
-        self.tick("label_sensor")
-        perf = self.tick("performance_sensor")
-        for sensor in ("drift_sensor",):
+                 if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [DRIFT_REPORT]]
+        self.tick(Sensor.LABELS)
+        perf = self.tick(Sensor.PERFORMANCE)
+        for sensor in (Sensor.DRIFT,):
             for r in self.tick(sensor):
                 outcome = _training_outcome(r.result)
                 notes.append(f"DRIFT → retrain {r.partition_key}: {outcome}")
-                self.story.append(f"{d} drift_sensor: {r.tags['mlops/reason'][:150]} → retrain cutoff "
+                self.story.append(f"{d} drift_sensor: {r.tags[RunTag.REASON][:150]} → retrain cutoff "
                                   f"{r.partition_key}: {outcome}")
-        before = self.defs.resources["registry"].get_alias("champion")
-        self.tick("performance_guard_sensor")
-        after = self.defs.resources["registry"].get_alias("champion")
+        before = self.defs.resources["registry"].get_alias(Alias.CHAMPION)
+        self.tick(Sensor.GUARD)
+        after = self.defs.resources["registry"].get_alias(Alias.CHAMPION)
         if after != before:
-            from mlops_assets.promotion import read_audit
-
             row = read_audit(self.defs.resources["lake"], limit=1).row(0, named=True)
             notes.append(f"GUARD → rollback v{before} → v{after}")
             self.story.append(f"{d} performance_guard_sensor: {row['reason'][:220]} → rollback v{before} → v{after}")
-        rescored = self.tick("rescore_sensor")
+        rescored = self.tick(Sensor.RESCORE)
         if rescored:
-            versions = sorted({m["model_version"].value for r in rescored for e in r.result.all_events
-                               if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["scores"]
+            versions = sorted({m[Meta.MODEL_VERSION].value for r in rescored for e in r.result.all_events
+                               if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [SCORES]
                                for m in [e.event_specific_data.materialization.metadata]})
             notes.append(f"RESCORE {len(rescored)} day(s) with v{versions}")
             self.story.append(f"{d} rescore_sensor: re-scored {', '.join(r.partition_key for r in rescored)} "
                               f"with v{versions}")
-        self.tick("shadow_promotion_sensor")
+        self.tick(Sensor.SHADOW_PROMOTION)
         if n > first_cutoff and (n - first_cutoff) % spec.training.cadence_days == 0:
-            outcome = self.train(d, "training_schedule", "weekly retrain")
+            outcome = self.train(d, Schedule.TRAINING, "weekly retrain")
             notes.append(f"weekly retrain: {outcome}")
             self.story.append(f"{d} training_schedule: {outcome}")
             if "REJECTED" in outcome and n == first_cutoff + 3 * spec.training.cadence_days:
@@ -196,22 +203,18 @@ class Demo:
 
     def waive(self, version: str, d: dt.date) -> str:
         """An operator overrides the gates with a waiver — the mistake the guard exists for."""
-        import contextlib
-        import io
-
-        from mlops_assets.cli import main
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = main(["promote", version, "--waiver-owner", "demo-operator", "--waiver-reason",
-                         "business override: ship the newest model", "--waiver-expires",
-                         (d + dt.timedelta(days=14)).isoformat()])
+        try:
+            promote_with_waiver(self.defs.resources["lake"], self.defs.resources["registry"], int(version),
+                                owner="demo-operator", reason="business override: ship the newest model",
+                                expires=(d + dt.timedelta(days=14)).isoformat())
+            code = 0
+        except PromotionRefused:
+            code = 2
         self.story.append(f"{d} operator: `mlops-assets promote {version} --waiver-…` (exit {code}) — "
                           f"v{version} becomes champion despite failed gates")
         return f"WAIVER → champion v{version}"
 
     def summary(self) -> None:
-        from mlops_assets.status import collect_status
-
         status = collect_status(self.platform, self.instance, self.defs)
         _say("\n=== summary ===")
         parts = status["partitions"]
@@ -239,9 +242,9 @@ def _training_outcome(result) -> str:
     """What a training run did: the champion step's action, or the gates that rejected the candidate."""
     events = result.all_events
     champ = [e.event_specific_data.materialization.metadata for e in events
-             if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["champion"]]
+             if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [CHAMPION]]
     cand = [e.event_specific_data.materialization.metadata for e in events
-            if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["candidate_model"]]
+            if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [CANDIDATE_MODEL]]
     version = f"v{cand[0]['model_version'].value}" if cand else "?"
     if champ:
         return f"{version} {champ[0]['action'].value} → champion v{champ[0]['champion'].value}"

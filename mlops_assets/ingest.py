@@ -7,7 +7,7 @@ carries the original record, so nothing is ever silently dropped.
 
 from __future__ import annotations
 
-import csv
+import datetime as dt
 import hashlib
 import json
 import os
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
+from mlops_assets.readers import READERS, FileRejected, file_format, is_safe_file_name, read_file
 from mlops_assets.spec import DatasetSpec
 
-SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(csv|parquet)$")
 SOURCE_FILE, SOURCE_ROW = "_source_file", "_source_row"
 DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -101,7 +101,7 @@ class Contract:
     allowed: dict[str, tuple]  # column -> allowed values (categories, or 0/1 for a binary target)
     timestamp: str | None = None  # events must fall on the partition date
     schema_evolution: str = "ignore"
-    formats: tuple[str, ...] = ("csv", "parquet")
+    formats: tuple[str, ...] = tuple(READERS)
 
     def empty_frame(self) -> pl.DataFrame:
         return pl.DataFrame(schema={**self.dtypes, SOURCE_FILE: pl.String(), SOURCE_ROW: pl.Int64(), "ds": pl.String()})
@@ -146,51 +146,6 @@ def empty_quarantine() -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------
 # Reading one file
 # ---------------------------------------------------------------------------------------
-class FileRejected(Exception):
-    def __init__(self, rule: str, reason: str, row: int | None = None, column: str | None = None):
-        super().__init__(reason)
-        self.rule, self.reason, self.row, self.column = rule, reason, row, column
-
-
-def _csv_structure_error(path: Path) -> FileRejected | None:
-    """Locate a ragged row or broken quoting with the csv module (polars' message has no row)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh, strict=True)
-            header = next(reader, None)
-            if header is None:
-                return FileRejected("unreadable", "empty file: no header row")
-            for i, record in enumerate(reader, start=1):
-                if len(record) != len(header):
-                    return FileRejected(
-                        "unreadable", f"malformed CSV: row {i} has {len(record)} fields, header has {len(header)}", row=i
-                    )
-    except csv.Error as err:
-        return FileRejected("unreadable", f"malformed CSV near line {reader.line_num}: {err}", row=reader.line_num - 1)
-    except UnicodeDecodeError as err:
-        return FileRejected("unreadable", f"not UTF-8 text: {err.reason} at byte {err.start}")
-    return None
-
-
-def read_file(path: Path) -> pl.DataFrame:
-    """Read a CSV (all columns as text) or Parquet file; raise FileRejected when unreadable."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        problem = _csv_structure_error(path)
-        if problem:
-            raise problem
-        try:
-            return pl.read_csv(path, infer_schema=False, raise_if_empty=False)
-        except Exception as err:  # noqa: BLE001 - any parser error is a file-level rejection
-            raise FileRejected("unreadable", f"malformed CSV: {str(err).splitlines()[0]}") from None
-    if suffix == ".parquet":
-        try:
-            return pl.read_parquet(path)
-        except Exception as err:  # noqa: BLE001
-            raise FileRejected("unreadable", f"unreadable Parquet ({type(err).__name__}): {str(err).splitlines()[0]}") from None
-    raise FileRejected("file_name", f"unsupported file type {suffix or '(none)'}: expected .csv or .parquet")
-
-
 def _typed(col: str, target: pl.DataType, source: pl.DataType) -> pl.Expr:
     c = pl.col(col)
     if target == pl.Datetime("us"):
@@ -339,12 +294,12 @@ def ingest_partition(landing: Path, day: str, contract: Contract) -> IngestResul
     for lf in found:
         info = {"file": lf.name, "size": lf.size, "sha256": lf.sha256, "rows": 0, "accepted": 0, "status": "accepted"}
         try:
-            if not SAFE_FILE_NAME.match(lf.name):
+            if not is_safe_file_name(lf.name):
                 raise FileRejected("file_name", f"unsafe or unsupported file name {lf.name!r}: "
-                                   "expected [A-Za-z0-9][A-Za-z0-9._-]*.csv|.parquet")
+                                   f"expected a plain name ending in {', '.join('.' + f for f in READERS)}")
             if lf.path.is_symlink():
                 raise FileRejected("file_name", "symbolic links are not accepted in the landing zone")
-            if lf.path.suffix.lower().lstrip(".") not in contract.formats:
+            if file_format(lf.path) not in contract.formats:
                 raise FileRejected("file_name", f"{lf.path.suffix} files are not accepted here (landing.formats: "
                                    f"{', '.join(contract.formats)})")
             frame = read_file(lf.path)
@@ -402,3 +357,35 @@ def _reject_duplicate_ids(raw: pl.DataFrame, id_col: str, day: str):
 def summarize_quarantine(q: pl.DataFrame, limit: int = 10) -> list[dict]:
     """The first ``limit`` rejections, for check metadata and error messages."""
     return q.head(limit).select("ds", "file", "row", "column", "rule", "reason").to_dicts()
+
+
+@dataclass(frozen=True)
+class IngestedRange:
+    """The ingest of one run's partitions: what lands in the table, what goes to quarantine."""
+
+    results: dict[str, IngestResult]
+
+    @property
+    def accepted(self) -> pl.DataFrame:
+        return pl.concat([r.accepted for r in self.results.values()], how="diagonal_relaxed")
+
+    def quarantine(self, feed: str, run_id: str, at: dt.datetime) -> pl.DataFrame:
+        """Rejections stamped with the feed, the run and the time (rows of the append-only quarantine log)."""
+        return pl.concat([r.quarantine for r in self.results.values()]).with_columns(
+            pl.lit(feed).alias("feed"), pl.lit(run_id).alias("run_id"), pl.lit(at).alias("quarantined_at"))
+
+    @property
+    def files(self) -> list[dict]:
+        return [dict(f, ds=day) for day, r in self.results.items() for f in r.files]
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        return {day: r.fingerprint for day, r in self.results.items()}
+
+    @property
+    def extra_columns(self) -> list[str]:
+        return sorted({c for r in self.results.values() for c in r.extra_columns})
+
+
+def ingest_range(landing: Path, days: list[str], contract: Contract) -> IngestedRange:
+    return IngestedRange({day: ingest_partition(landing, day, contract) for day in days})

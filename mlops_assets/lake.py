@@ -1,6 +1,6 @@
 """A thin, project-owned Delta Lake resource (polars in, polars out).
 
-Why not dagster-deltalake-polars: see FIELD_NOTES (range backfills fail, mistyped
+Why not dagster-deltalake-polars: in our trials (range backfills fail, mistyped
 partition columns silently overwrite a table). Here every write replaces exactly the
 named partitions in ONE transaction (predicate overwrite) and stamps the commit with
 the Dagster run id and the partitions it wrote.

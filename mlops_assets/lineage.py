@@ -1,10 +1,11 @@
 """Lineage facts every model version carries: which code, which locked environment, which
 spec, which input table versions and partitions, which Dagster run, which seed, which bytes.
 
-Pure and fast to import (standard library + the spec type only; no MLflow, no Dagster).
-All values are strings, ready to be MLflow run / model-version tags. A fact that cannot be
-established is recorded as ``"unknown"`` rather than guessed; ``lineage_completeness``
-measures how many of the required facts are really known.
+Pure and fast to import (standard library, the vocabulary and the spec type only; no
+MLflow, no Dagster). The tag names are ``vocabulary.LineageTag``'s. All values are strings,
+ready to be MLflow run / model-version tags. A fact that cannot be established is recorded
+as ``"unknown"`` rather than guessed; ``lineage_completeness`` measures how many of the
+required facts are really known.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlops_assets.vocabulary import LineageTag
+
 if TYPE_CHECKING:
     from mlops_assets.spec import DatasetSpec
 
 UNKNOWN = "unknown"
-TAG_PREFIX = "lineage."
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"
 
@@ -29,21 +31,7 @@ LOCK_FILE = PROJECT_ROOT / "requirements.lock"
 # container image): the build can stamp the commit it was built from.
 GIT_SHA_ENV, GIT_DIRTY_ENV = "MLOPS_GIT_SHA", "MLOPS_GIT_DIRTY"
 
-REQUIRED_LINEAGE_KEYS: tuple[str, ...] = tuple(
-    TAG_PREFIX + k
-    for k in (
-        "git_sha",
-        "git_dirty",
-        "lock_sha256",
-        "spec_sha256",
-        "delta_versions",
-        "partition_start",
-        "partition_end",
-        "dagster_run_id",
-        "seed",
-        "model_sha256",
-    )
-)
+REQUIRED_LINEAGE_KEYS: tuple[str, ...] = LineageTag.REQUIRED
 """Every key ``lineage_tags`` writes; all of them must be known for completeness 1.0."""
 
 # Values that mean "not known" for completeness purposes ("{}": no input table recorded).
@@ -122,20 +110,20 @@ def lineage_tags(
     start, end = partition_range
     code = code_version(repo_root)
     return {
-        TAG_PREFIX + "git_sha": code["git_sha"],
-        TAG_PREFIX + "git_dirty": code["git_dirty"],
-        TAG_PREFIX + "lock_sha256": lock_hash(),
-        TAG_PREFIX + "spec_sha256": spec.digest,
-        TAG_PREFIX + "delta_versions": json.dumps(
+        LineageTag.GIT_SHA: code["git_sha"],
+        LineageTag.GIT_DIRTY: code["git_dirty"],
+        LineageTag.LOCK_SHA: lock_hash(),
+        LineageTag.SPEC_SHA: spec.digest,
+        LineageTag.DELTA_VERSIONS: json.dumps(
             {str(k): int(v) for k, v in delta_versions.items()},
             sort_keys=True,
             separators=(",", ":"),
         ),
-        TAG_PREFIX + "partition_start": str(start),
-        TAG_PREFIX + "partition_end": str(end),
-        TAG_PREFIX + "dagster_run_id": str(run_id) if run_id else UNKNOWN,
-        TAG_PREFIX + "seed": str(int(seed)),
-        TAG_PREFIX + "model_sha256": artifact_sha256 or UNKNOWN,
+        LineageTag.PARTITION_START: str(start),
+        LineageTag.PARTITION_END: str(end),
+        LineageTag.DAGSTER_RUN_ID: str(run_id) if run_id else UNKNOWN,
+        LineageTag.SEED: str(int(seed)),
+        LineageTag.MODEL_SHA: artifact_sha256 or UNKNOWN,
     }
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from mlops_assets.metrics_catalog import higher_is_better, primary_metric
 from mlops_assets.spec import DatasetSpec
 
-GUARD_TAG, GUARD_REASON_TAG = "mlops.guard", "mlops.guard_reason"
 KILL_SWITCH_ENV = "MLOPS_KILL_SWITCH"
 
 
@@ -39,12 +39,6 @@ def drift_view(spec: DatasetSpec) -> DatasetSpec:
         "calendar": [c for c in spec.features.calendar if c not in ex],
     })
     return spec.model_copy(update={"features": features})
-
-
-def higher_is_better(metric: str) -> bool:
-    from mlops_assets.ml.evaluation import HIGHER_IS_BETTER
-
-    return HIGHER_IS_BETTER.get(metric, True)
 
 
 @dataclass(frozen=True)
@@ -100,8 +94,6 @@ def guard_breach(perf: pl.DataFrame, spec: DatasetSpec, champion: int, min_cover
     """The champion's matured-label performance over its latest ``window`` partitions
     (labelled coverage ≥ ``min_coverage``): below the guard floor, or worse than
     last_known_good on the same rows by more than the margin → a breach."""
-    from mlops_assets.ml.evaluation import primary_metric
-
     metric = primary_metric(spec)
     mine = perf.filter((pl.col("model_version") == champion) & (pl.col("coverage") >= min_coverage)
                        & pl.col("primary").is_not_null()).sort("ds")
@@ -126,3 +118,29 @@ def guard_breach(perf: pl.DataFrame, spec: DatasetSpec, champion: int, min_cover
                                f"v{int(lkg['lkg_version'][0])} ({lkg_value:.3f}) by {gap:.3f} > margin "
                                f"{spec.guard.margin_vs_last_known_good:.3f} on matured labels of {days}")
     return None
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """A drift episode that should retrain now: the cutoff to train at and the new cursor."""
+
+    episode: DriftEpisode
+    cutoff: dt.date
+    cursor: dict
+
+
+def drift_retrain(episode: DriftEpisode | None, cursor: dict, spec: DatasetSpec,
+                  last_partition: dt.date) -> RetrainRequest | str:
+    """Whether a drift episode triggers a retrain: once per episode (its first day), at most one
+    per ``drift.cooldown_days``. Returns the request, or why not."""
+    if episode is None:
+        return "no drift episode"
+    if episode.run_key in cursor.get("episodes", []):
+        return f"episode starting {episode.days[0]} already triggered a retrain"
+    last = cursor.get("last_trigger_day")
+    day = dt.date.fromisoformat(episode.days[-1])
+    if last and (day - dt.date.fromisoformat(last)).days < spec.drift.cooldown_days:
+        return f"cooldown: last drift retrain for {last}, cooldown {spec.drift.cooldown_days} days"
+    cutoff = min(day + dt.timedelta(days=1), last_partition)
+    new_cursor = {"episodes": [*cursor.get("episodes", []), episode.run_key][-50:], "last_trigger_day": day.isoformat()}
+    return RetrainRequest(episode, cutoff, new_cursor)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from dagster import DagsterInstance, RunsFilter, build_sensor_context
 
+from mlops_assets.defs.build import build_definitions
 from mlops_assets.platform import Platform
+from mlops_assets.vocabulary import RunTag
 
 DAGSTER_YAML = """# Embedded default instance: SQLite storage under this folder.
 telemetry:
@@ -33,8 +35,6 @@ def ensure_dagster_home(platform: Platform) -> Path:
 
 def open_platform(platform: Platform | None = None):
     """(platform, instance, defs) for the environment's $MLOPS_HOME and $MLOPS_SPEC."""
-    from mlops_assets.definitions import build_definitions
-
     platform = platform or Platform.from_env()
     ensure_dagster_home(platform)
     return platform, DagsterInstance.get(), build_definitions(platform)
@@ -50,7 +50,7 @@ class Launched:
 
 
 def launched_before(instance: DagsterInstance, sensor_name: str, run_key: str) -> bool:
-    runs = instance.get_runs(RunsFilter(tags={"dagster/sensor_name": sensor_name, "dagster/run_key": run_key}), limit=1)
+    runs = instance.get_runs(RunsFilter(tags={RunTag.SENSOR_NAME: sensor_name, RunTag.RUN_KEY: run_key}), limit=1)
     return bool(runs)
 
 
@@ -69,9 +69,9 @@ def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None, 
         if rr.run_key and launched_before(instance, sensor_name, rr.run_key):
             continue
         job = defs.resolve_job_def(rr.job_name or sensor.job_name)
-        tags = {**rr.tags, "dagster/sensor_name": sensor_name}
+        tags = {**rr.tags, RunTag.SENSOR_NAME: sensor_name}
         if rr.run_key:
-            tags["dagster/run_key"] = rr.run_key
+            tags[RunTag.RUN_KEY] = rr.run_key
         result = job.execute_in_process(
             instance=instance,
             partition_key=rr.partition_key,

@@ -1,4 +1,4 @@
-"""The facts every part of the code location shares: spec, home, partitions, table names."""
+"""The facts every part of the code location shares: the spec, ``$MLOPS_HOME`` and the daily partitions."""
 
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ from dagster import DailyPartitionsDefinition
 
 from mlops_assets.paths import Home
 from mlops_assets.spec import DatasetSpec, load_spec
-
-# Delta table names (one place).
-RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE = "raw_events", "raw_labels", "features", "quarantine"
-TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION = "training_set", "candidate_model", "evaluation_report", "champion"
-EVALUATIONS, AUDIT = "evaluations", "audit"
-SCORES, SHADOW_SCORES, DRIFT_REPORT, MODEL_PERFORMANCE = "scores", "shadow_scores", "drift_report", "model_performance"
-DRIFT, PERFORMANCE = "drift", "performance"  # Delta tables of drift_report and model_performance
 
 
 @dataclass(frozen=True)

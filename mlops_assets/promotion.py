@@ -21,14 +21,10 @@ from typing import Any
 
 import polars as pl
 
+from mlops_assets.gates import GateVerdict
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import AUDIT, EVALUATIONS, SHADOW_SCORES
-from mlops_assets.registry import CHALLENGER, CHAMPION, LAST_KNOWN_GOOD, ModelRegistry
-
-STATUS_TAG = "mlops.status"  # candidate | rejected | challenger | champion | retired | rolled_back
-CUTOFF_TAG = "mlops.cutoff"
-GATES_TAG = "mlops.gates"  # passed | failed
-REASONS_TAG = "mlops.rejected_reasons"
+from mlops_assets.registry import ModelRegistry
+from mlops_assets.vocabulary import AUDIT, EVALUATIONS, SHADOW_SCORES, Action, Alias, Status, VersionTag
 
 AUDIT_SCHEMA = {
     "at": pl.Datetime("us"),
@@ -103,7 +99,7 @@ class Verdict:
 def verdict(lake: DeltaLake, registry: ModelRegistry, version: int) -> Verdict:
     gates = gate_results(lake, version)
     tags = registry.version_tags(version)
-    passed = bool(gates) and all(g["passed"] for g in gates) and tags.get(STATUS_TAG) != "rejected"
+    passed = bool(gates) and all(g["passed"] for g in gates) and tags.get(VersionTag.STATUS) != Status.REJECTED
     return Verdict(version, passed, gates)
 
 
@@ -111,18 +107,18 @@ def _move_champion(
     lake: DeltaLake, registry: ModelRegistry, version: int, *, actor: str, action: str, reason: str,
     gates_json: str, run_id: str | None, waiver: dict | None = None,
 ) -> dict:
-    previous = registry.get_alias(CHAMPION)
+    previous = registry.get_alias(Alias.CHAMPION)
     if previous == version:
-        return {"action": "noop", "champion": version, "reason": f"version {version} is already champion"}
+        return {"action": Action.NOOP, "champion": version, "reason": f"version {version} is already champion"}
     if previous is not None:
-        registry.set_alias(LAST_KNOWN_GOOD, previous)
-        registry.set_version_tags(previous, {STATUS_TAG: "retired"})
-    registry.set_alias(CHAMPION, version)
-    if registry.get_alias(CHALLENGER) == version:
-        registry.delete_alias(CHALLENGER)
-    registry.set_version_tags(version, {STATUS_TAG: "champion", "mlops.promoted_at": now().isoformat(),
-                                        "mlops.promotion_reason": reason[:500]})
-    append_audit(lake, actor=actor, action=action, alias=CHAMPION, from_version=previous, to_version=version,
+        registry.set_alias(Alias.LAST_KNOWN_GOOD, previous)
+        registry.set_version_tags(previous, {VersionTag.STATUS: Status.RETIRED})
+    registry.set_alias(Alias.CHAMPION, version)
+    if registry.get_alias(Alias.CHALLENGER) == version:
+        registry.delete_alias(Alias.CHALLENGER)
+    registry.set_version_tags(version, {VersionTag.STATUS: Status.CHAMPION, VersionTag.PROMOTED_AT: now().isoformat(),
+                                        VersionTag.PROMOTION_REASON: reason[:500]})
+    append_audit(lake, actor=actor, action=action, alias=Alias.CHAMPION, from_version=previous, to_version=version,
                  reason=reason, gate_results=gates_json, run_id=run_id,
                  waiver_owner=(waiver or {}).get("owner"), waiver_expires=(waiver or {}).get("expires"))
     return {"action": action, "champion": version, "last_known_good": previous, "reason": reason}
@@ -137,13 +133,13 @@ def shadow_days_observed(lake: DeltaLake, version: int) -> int:
 
 
 def _park_as_challenger(lake, registry, version, *, action: str, reason: str, gates_json: str, actor, run_id) -> dict:
-    if registry.get_alias(CHAMPION) == version:
-        return {"action": "noop", "champion": version, "reason": "already champion"}
-    previous = registry.get_alias(CHALLENGER)
-    registry.set_alias(CHALLENGER, version)
-    registry.set_version_tags(version, {STATUS_TAG: "challenger"})
+    if registry.get_alias(Alias.CHAMPION) == version:
+        return {"action": Action.NOOP, "champion": version, "reason": "already champion"}
+    previous = registry.get_alias(Alias.CHALLENGER)
+    registry.set_alias(Alias.CHALLENGER, version)
+    registry.set_version_tags(version, {VersionTag.STATUS: Status.CHALLENGER})
     if previous != version:
-        append_audit(lake, actor=actor, action=action, alias=CHALLENGER, from_version=previous, to_version=version,
+        append_audit(lake, actor=actor, action=action, alias=Alias.CHALLENGER, from_version=previous, to_version=version,
                      reason=reason, gate_results=gates_json, run_id=run_id)
     return {"action": action, "challenger": version, "reason": reason}
 
@@ -156,24 +152,34 @@ def promote_if_passed(
     challenger (awaiting approval, or shadow evidence when ``shadow_days`` > 0 and there is a
     champion to shadow). Refuses a version that failed or was never evaluated."""
     v = verdict(lake, registry, version)
+    status = registry.version_tags(version).get(VersionTag.STATUS)
+    action, reason = promotion_decision(v, status, require_approval=require_approval, shadow_days=shadow_days,
+                                        has_champion=registry.get_alias(Alias.CHAMPION) is not None,
+                                        shadow_days_seen=shadow_days_observed(lake, version) if shadow_days else 0)
+    if action == Action.PROMOTE:
+        return _move_champion(lake, registry, version, actor=actor, action=action, reason=reason,
+                              gates_json=v.gates_json(), run_id=run_id)
+    return _park_as_challenger(lake, registry, version, action=action, reason=reason, gates_json=v.gates_json(),
+                               actor=actor, run_id=run_id)
+
+
+def promotion_decision(v: Verdict, status: str | None, *, require_approval: bool, shadow_days: int,
+                       has_champion: bool, shadow_days_seen: int) -> tuple[str, str]:
+    """What the champion step does with an evaluated version: (action, reason), where action is
+    ``promote``, ``await_approval`` or ``await_shadow``; ``PromotionRefused`` when the version
+    was never evaluated, failed a gate, or was rolled back before."""
     if not v.gates:
-        raise PromotionRefused(f"version {version} has no evaluation: run evaluation_report first")
+        raise PromotionRefused(f"version {v.version} has no evaluation: run evaluation_report first")
     if not v.passed:
-        raise PromotionRefused(f"version {version} failed its gates: " + "; ".join(v.failures or ["tagged rejected"]))
-    if registry.version_tags(version).get(STATUS_TAG) == "rolled_back":
-        raise PromotionRefused(f"version {version} was rolled back: it is never auto-promoted again "
+        raise PromotionRefused(f"version {v.version} failed its gates: " + "; ".join(v.failures or ["tagged rejected"]))
+    if status == Status.ROLLED_BACK:
+        raise PromotionRefused(f"version {v.version} was rolled back: it is never auto-promoted again "
                                "(`mlops-assets approve` can still promote it)")
     if require_approval:
-        return _park_as_challenger(lake, registry, version, action="await_approval",
-                                   reason="passed every gate; the spec requires approval",
-                                   gates_json=v.gates_json(), actor=actor, run_id=run_id)
-    observed = shadow_days_observed(lake, version)
-    if shadow_days and registry.get_alias(CHAMPION) is not None and observed < shadow_days:
-        return _park_as_challenger(lake, registry, version, action="await_shadow",
-                                   reason=f"passed every gate; needs {shadow_days} days of shadow scores (has {observed})",
-                                   gates_json=v.gates_json(), actor=actor, run_id=run_id)
-    return _move_champion(lake, registry, version, actor=actor, action="promote",
-                          reason="passed every blocking gate", gates_json=v.gates_json(), run_id=run_id)
+        return Action.AWAIT_APPROVAL, "passed every gate; the spec requires approval"
+    if shadow_days and has_champion and shadow_days_seen < shadow_days:
+        return Action.AWAIT_SHADOW, f"passed every gate; needs {shadow_days} days of shadow scores (has {shadow_days_seen})"
+    return Action.PROMOTE, "passed every blocking gate"
 
 
 def approve(lake: DeltaLake, registry: ModelRegistry, version: int, *, by: str, reason: str) -> dict:
@@ -185,7 +191,7 @@ def approve(lake: DeltaLake, registry: ModelRegistry, version: int, *, by: str, 
             f"version {version} did not pass every gate ({'; '.join(v.failures) or 'never evaluated'}): "
             "approval is refused — a waiver (`mlops-assets promote --waiver-…`) is the path for that"
         )
-    return _move_champion(lake, registry, version, actor=by, action="approve", reason=reason,
+    return _move_champion(lake, registry, version, actor=by, action=Action.APPROVE, reason=reason,
                           gates_json=v.gates_json(), run_id=None)
 
 
@@ -207,8 +213,8 @@ def promote_with_waiver(
     if not v.gates:
         raise PromotionRefused(f"version {version} was never evaluated; a waiver covers failed gates, not missing ones")
     waived = "; ".join(v.failures) or "none failed"
-    registry.set_version_tags(version, {"mlops.waiver": json.dumps({"owner": owner, "reason": reason, "expires": expires})})
-    return _move_champion(lake, registry, version, actor=owner, action="waiver_promote",
+    registry.set_version_tags(version, {VersionTag.WAIVER: json.dumps({"owner": owner, "reason": reason, "expires": expires})})
+    return _move_champion(lake, registry, version, actor=owner, action=Action.WAIVER_PROMOTE,
                           reason=f"waiver: {reason} (waived gates: {waived})", gates_json=v.gates_json(),
                           run_id=None, waiver={"owner": owner, "expires": expires})
 
@@ -222,22 +228,38 @@ def rollback(
     gate or carry an unexpired waiver (rollback is no back door for a rejected version)."""
     if not reason.strip():
         raise PromotionRefused("rollback needs --reason")
-    current = registry.get_alias(CHAMPION)
-    target = to_version if to_version is not None else registry.get_alias(LAST_KNOWN_GOOD)
+    current = registry.get_alias(Alias.CHAMPION)
+    target = to_version if to_version is not None else registry.get_alias(Alias.LAST_KNOWN_GOOD)
     if target is None:
         raise PromotionRefused("nothing to roll back to: no last_known_good version (pass --to VERSION)")
     if target == current:
         raise PromotionRefused(f"version {target} is already champion")
-    waiver = json.loads(registry.version_tags(target).get("mlops.waiver") or "{}")  # raises for an unknown version
+    waiver = json.loads(registry.version_tags(target).get(VersionTag.WAIVER) or "{}")  # raises for an unknown version
     if not verdict(lake, registry, target).passed and not waiver.get("expires", "") >= dt.date.today().isoformat():
         raise PromotionRefused(f"version {target} did not pass every gate and has no unexpired waiver: rollback "
                                "cannot make it champion (`mlops-assets promote --waiver-…` is the path for that)")
-    registry.set_alias(CHAMPION, target)
-    registry.set_version_tags(target, {STATUS_TAG: "champion"})
+    registry.set_alias(Alias.CHAMPION, target)
+    registry.set_version_tags(target, {VersionTag.STATUS: Status.CHAMPION})
     if current is not None:
-        registry.set_version_tags(current, {STATUS_TAG: "rolled_back", "mlops.rolled_back_reason": reason[:500]})
-        if registry.get_alias(LAST_KNOWN_GOOD) == target:
-            registry.delete_alias(LAST_KNOWN_GOOD)
-    append_audit(lake, actor=actor or current_actor(), action="rollback", alias=CHAMPION, from_version=current,
+        registry.set_version_tags(current, {VersionTag.STATUS: Status.ROLLED_BACK, VersionTag.ROLLED_BACK_REASON: reason[:500]})
+        if registry.get_alias(Alias.LAST_KNOWN_GOOD) == target:
+            registry.delete_alias(Alias.LAST_KNOWN_GOOD)
+    append_audit(lake, actor=actor or current_actor(), action=Action.ROLLBACK, alias=Alias.CHAMPION, from_version=current,
                  to_version=target, reason=reason, gate_results=None, run_id=run_id)
-    return {"action": "rollback", "from": current, "champion": target}
+    return {"action": Action.ROLLBACK, "from": current, "champion": target}
+
+
+def record_gate_verdict(lake: DeltaLake, registry: ModelRegistry, version: int, verdict: GateVerdict, *,
+                        champion_version: int | None, actor: str, run_id: str | None) -> None:
+    """Tag the evaluated version with its verdict; a rejection also gets an audit row (why, by
+    which gates), so a rejected candidate is on record and never becomes champion."""
+    registry.set_version_tags(version, verdict.version_tags())
+    if not verdict.passed:
+        append_audit(lake, actor=actor, action=Action.REJECT, alias=None, from_version=champion_version,
+                     to_version=version, reason=verdict.reasons,
+                     gate_results=json.dumps(verdict.as_dicts(), default=str), run_id=run_id)
+
+
+def dagster_actor(run_id: str) -> str:
+    """The audit actor of a move made by a Dagster run."""
+    return f"dagster:{run_id[:8]}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlops_assets.contract_checks import validate_typed_frame
 from mlops_assets.spec import DatasetSpec
 
 TARGET, PREDICTION = "target", "prediction"
@@ -28,7 +29,6 @@ def evaluation_columns(task: str) -> list:
 
 
 def _checked(frame: pd.DataFrame, task: str) -> pd.DataFrame:
-    from mlops_assets.contract_checks import validate_typed_frame
 
     result = validate_typed_frame(frame, evaluation_columns(task))
     if not result.success:

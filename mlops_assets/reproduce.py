@@ -7,16 +7,15 @@ the registered model. Agreement within ``tolerance`` → exit 0.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import polars as pl
 
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import TRAINING_SET
+from mlops_assets.ml.datasets import split_rows
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.spec import DatasetSpec
+from mlops_assets.vocabulary import TRAINING_SET, LineageTag, VersionTag, recorded_delta_versions
 
 
 @dataclass
@@ -37,16 +36,14 @@ class Reproduction:
 def reproduce(spec: DatasetSpec, lake: DeltaLake, registry: ModelRegistry, version: int, tolerance: float = 1e-9) -> Reproduction:
     from mlops_assets.ml import training as T
     from mlops_assets.ml.evaluation import task_metrics
-    from mlops_assets.promotion import CUTOFF_TAG
 
     tags = registry.version_tags(version)
-    cutoff = tags.get(CUTOFF_TAG)
-    versions = json.loads(tags.get("lineage.delta_versions", "{}"))
+    cutoff = tags.get(VersionTag.CUTOFF)
+    versions = recorded_delta_versions(tags)
     if cutoff is None or TRAINING_SET not in versions:
         raise ValueError(f"version {version} has no recorded cutoff / training_set version: cannot reproduce")
     ts_version = int(versions[TRAINING_SET])
-    ts = lake.read(TRAINING_SET, [cutoff], version=ts_version).sort("event_ds", spec.id)
-    train, holdout = ts.filter(pl.col("split") == "train"), ts.filter(pl.col("split") == "holdout")
+    train, holdout = split_rows(lake.read(TRAINING_SET, [cutoff], version=ts_version), spec)
     X_holdout = T.to_model_frame(holdout, spec)
     y = holdout[spec.target].to_numpy()
     retrained = T.fit(spec, T.to_model_frame(train, spec), train[spec.target].to_numpy())
@@ -56,7 +53,7 @@ def reproduce(spec: DatasetSpec, lake: DeltaLake, registry: ModelRegistry, versi
     m_new, m_old = task_metrics(spec.task, y, new), task_metrics(spec.task, y, old)
     metric_diffs = {k: abs(m_new[k] - m_old[k]) for k in m_new
                     if isinstance(m_new.get(k), float) and isinstance(m_old.get(k), float)}
-    spec_matches = tags.get("lineage.spec_sha256") == spec.digest
+    spec_matches = tags.get(LineageTag.SPEC_SHA) == spec.digest
     agrees = diff <= tolerance and all(d <= max(tolerance, 1e-12) for d in metric_diffs.values())
     detail = (f"retrained version {version} from training_set@v{ts_version} (cutoff {cutoff}, seed {spec.training.seed}): "
               f"max |Δprediction| = {diff:.3g} over {len(new)} holdout rows; "

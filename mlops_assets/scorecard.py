@@ -1,24 +1,24 @@
 """The operational scorecard: how well the platform runs, as numbers that can be plotted.
 
-Two layers:
+Three modules:
 
-* **pure measure functions** (``pipeline_measures``, ``freshness_measures``,
+* **here, the pure measure functions** (``pipeline_measures``, ``freshness_measures``,
   ``scoring_measures``, ``promotion_measures``, ``drift_detection_measures``,
-  ``provenance_measures``) — plain inputs (lists, dicts, a polars frame), plain outputs,
-  no I/O, unit-testable;
-* **read-only gatherers** feeding them from the Dagster instance (run storage + event
-  log), the Delta tables (``raw_events``, ``features``, ``scores``, ``audit``) and the
-  model registry. ``compute_scorecard`` ties them together; it never writes anything.
-
-``build_scorecard_asset(platform)`` is the thin Dagster wrapper: an unpartitioned
-``scorecard`` asset whose materialisation carries every measure as numeric metadata (so
-the UI plots each one over time) and the whole breakdown as JSON.
+  ``provenance_measures``) and the failure classes (``classify_failure``) — plain inputs
+  (lists, dicts, a polars frame), plain outputs, no I/O, no Dagster import, unit-testable;
+* ``mlops_assets.scorecard_sources``: the **read-only gatherers** feeding them from the
+  Dagster instance (run storage + event log), the Delta tables (``raw_events``,
+  ``features``, ``scores``, ``audit``) and the model registry, and ``compute_scorecard``
+  tying them together; it never writes anything;
+* ``mlops_assets.defs.operations_assets.build_scorecard_asset(platform)``: the thin Dagster
+  wrapper, an unpartitioned ``scorecard`` asset whose materialisation carries every measure
+  as numeric metadata (so the UI plots each one over time) and the whole breakdown as JSON.
 
 Conventions: every timestamp is compared as naive UTC; durations are in hours, rates in
 [0, 1]. A measure with nothing to measure (no runs, no audit, no table, no registered
 version) is ``None`` — never 0, never an exception. Counts are plain ints (0 when empty).
 
-The measures (``compute_scorecard(...)["measures"]``):
+The measures (``scorecard_sources.compute_scorecard(...)["measures"]``, in ``MEASURES``):
 
 ``pipeline_success_rate``
     Over the Dagster runs *created* in ``[now - window_days, now)`` that finished
@@ -75,37 +75,26 @@ The measures (``compute_scorecard(...)["measures"]``):
     required ``lineage.*`` fact known). None when no version is registered.
 """
 
-# No ``from __future__ import annotations``: Dagster inspects the asset function's
-# ``context: AssetExecutionContext`` annotation at definition time.
+from __future__ import annotations
+
 import datetime as dt
-import json
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
-from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import AUDIT, EVALUATION_REPORT, FEATURES, RAW_EVENTS, RAW_LABELS, SCORES, Platform
-from mlops_assets.registry import ModelRegistry
+from mlops_assets.lineage import lineage_completeness
+from mlops_assets.vocabulary import EVALUATION_REPORT, PARTITION_COLUMN, RAW_EVENTS, RAW_LABELS, Action
 
-if TYPE_CHECKING:
-    from mlops_assets.spec import DatasetSpec
-
-SCORECARD = "scorecard"
 WINDOW_DAYS = 7  # pipeline runs counted: created in the last WINDOW_DAYS days
 SCORING_PARTITIONS = 7  # the latest K due feature partitions judged against the scoring SLA
 SCORING_SLA_DAYS = 1  # partition D scored by the end of day D + 1
 
-PROMOTION_ACTIONS = ("promote", "approve", "waiver_promote")
-ROLLBACK_ACTION = "rollback"
 CONTRACT_ASSETS = frozenset({RAW_EVENTS, RAW_LABELS})
 GATE_ASSETS = frozenset({EVALUATION_REPORT})
-DRIFT_TRIGGER = ("mlops/trigger", "drift_sensor")
-DRIFT_PARTITIONS_TAG = "mlops/drift_partitions"
 
 CONTRACT, GATE, OTHER = "contract", "gate", "other"
 
@@ -246,7 +235,8 @@ def scoring_measures(
     for day in due:
         deadline = scoring_deadline(day, sla_days)
         first = first_scored.get(day)
-        rows.append({"ds": day, "deadline": deadline.isoformat(), "first_scored": first.isoformat() if first else None,
+        rows.append({PARTITION_COLUMN: day, "deadline": deadline.isoformat(),
+                     "first_scored": first.isoformat() if first else None,
                      "scored": first is not None, "on_time": first is not None and utc_naive(first) <= deadline})
     return {
         "completion": _ratio(sum(r["scored"] for r in rows), len(rows)),
@@ -264,8 +254,8 @@ def promotion_measures(audit: pl.DataFrame, cutoffs: Mapping[int, str | None]) -
         rows: list[dict] = []
     else:
         rows = audit.select("at", "action", "from_version", "to_version").sort("at").to_dicts()
-    promotions = [r for r in rows if r["action"] in PROMOTION_ACTIONS and r["to_version"] is not None]
-    rollbacks = [r for r in rows if r["action"] == ROLLBACK_ACTION and r["from_version"] is not None]
+    promotions = [r for r in rows if r["action"] in Action.PROMOTIONS and r["to_version"] is not None]
+    rollbacks = [r for r in rows if r["action"] == Action.ROLLBACK and r["from_version"] is not None]
 
     detail = []
     for i, p in enumerate(promotions):
@@ -333,120 +323,18 @@ def drift_detection_measures(retrains: Iterable[DriftRetrain]) -> dict:
 # ---- provenance ---------------------------------------------------------------------------
 def provenance_measures(versions: Iterable[Mapping[str, Any]]) -> dict:
     """``versions``: ``registry.list_versions()`` rows (``version``, ``tags``)."""
-    from mlops_assets.lineage import lineage_completeness
-
     per = {int(v["version"]): lineage_completeness(v.get("tags") or {}) for v in versions}
     return {"completeness": _ratio(sum(c == 1.0 for c in per.values()), len(per)),
             "incomplete_versions": sorted(v for v, c in per.items() if c < 1.0),
             "per_version": {str(v): c for v, c in sorted(per.items())}}
 
 
-# ---- gatherers (read-only) ----------------------------------------------------------------
-def _error_text(error: Any, depth: int = 0) -> list[str]:
-    """Messages of a SerializableErrorInfo and its cause/context chain."""
-    if error is None or depth > 5:
-        return []
-    out = [str(getattr(error, "message", "") or "")]
-    out += _error_text(getattr(error, "cause", None), depth + 1)
-    out += _error_text(getattr(error, "context", None), depth + 1)
-    return out
-
-
-def failure_text(instance, run_id: str) -> str:
-    """The RUN_FAILURE / STEP_FAILURE messages of a run with their error chains."""
-    from dagster import DagsterEventType
-
-    parts: list[str] = []
-    for entry in instance.all_logs(run_id, of_type={DagsterEventType.RUN_FAILURE, DagsterEventType.STEP_FAILURE}):
-        parts.append(entry.message or "")
-        data = entry.dagster_event.event_specific_data if entry.dagster_event else None
-        parts += _error_text(getattr(data, "error", None))
-    return "\n\n".join(p for p in parts if p)  # blank line: the end of a "blocking check" list
-
-
-def finished_runs(instance, since: dt.datetime, until: dt.datetime) -> list[RunOutcome]:
-    from dagster import DagsterRunStatus, RunsFilter
-
-    statuses = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
-    records = instance.get_run_records(RunsFilter(statuses=statuses, created_after=utc_naive(since),
-                                                  created_before=utc_naive(until)))
-    return [RunOutcome(rec.dagster_run.run_id, rec.dagster_run.job_name, rec.dagster_run.status.value,
-                       utc_naive(rec.create_timestamp),
-                       failure_text(instance, rec.dagster_run.run_id)
-                       if rec.dagster_run.status == DagsterRunStatus.FAILURE else "")
-            for rec in records]
-
-
-def drift_retrains(instance, until: dt.datetime) -> list[DriftRetrain]:
-    """Every drift-sensor retraining run created before ``until``."""
-    from dagster import RunsFilter
-
-    records = instance.get_run_records(RunsFilter(tags={DRIFT_TRIGGER[0]: DRIFT_TRIGGER[1]},
-                                                  created_before=utc_naive(until)))
-    return [DriftRetrain(rec.dagster_run.run_id, utc_naive(rec.create_timestamp),
-                         rec.dagster_run.tags.get(DRIFT_PARTITIONS_TAG, ""), rec.dagster_run.status.value)
-            for rec in records]
-
-
-def newest_event(lake: DeltaLake, spec: "DatasetSpec") -> dt.datetime | None:
-    if not lake.exists(RAW_EVENTS):
-        return None
-    value = lake.scan(RAW_EVENTS).select(pl.col(spec.timestamp).max()).collect().item()
-    return value if isinstance(value, dt.datetime) else None
-
-
-def partitions_with_rows(lake: DeltaLake, table: str) -> list[str]:
-    return sorted(d for d, n in lake.partition_counts(table).items() if n and d is not None)
-
-
-def first_scored(lake: DeltaLake) -> dict[str, dt.datetime]:
-    """Day → when scores of that day were first written, for every day that has scores now."""
-    if not lake.exists(SCORES):
-        return {}
-    by_rows = lake.scan(SCORES).group_by("ds").agg(pl.col("scored_at").min()).collect()
-    first = {d: t for d, t in by_rows.iter_rows() if d is not None and t is not None}
-    present = set(by_rows["ds"].to_list())
-    for commit in lake.history(SCORES):
-        if not commit.get("timestamp") or not commit.get("partitions"):
-            continue  # not one of our partition writes (e.g. OPTIMIZE, VACUUM)
-        at = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.UTC).replace(tzinfo=None)
-        for day in filter(None, (commit.get("partitions") or "").split(",")):
-            if day in present:
-                first[day] = min(first.get(day, at), at)
-    return first
-
-
-def read_audit_rows(lake: DeltaLake) -> pl.DataFrame:
-    from mlops_assets.promotion import AUDIT_SCHEMA
-
-    frame = lake.read(AUDIT)
-    return pl.DataFrame(schema=AUDIT_SCHEMA) if frame.is_empty() else frame
-
-
-# ---- the scorecard ------------------------------------------------------------------------
-def compute_scorecard(
-    instance, lake: DeltaLake, registry: ModelRegistry, spec: "DatasetSpec", now: dt.datetime | None = None, *,
-    window_days: int = WINDOW_DAYS, scoring_partitions: int = SCORING_PARTITIONS,
-    sla_days: int = SCORING_SLA_DAYS,
-) -> dict:
-    """Every measure of the module docstring, as of ``now`` (default: the current time).
-
-    Returns ``{"computed_at", "window_days", "measures": {name: number | None, ...}, and one
-    breakdown section per measure family: "pipeline", "freshness", "scoring", "promotions",
-    "drift_detection", "provenance"}`` — JSON-serialisable. Read-only.
-    """
-    now = utc_naive(now)
-    versions = registry.list_versions()
-    pipeline = pipeline_measures(finished_runs(instance, now - dt.timedelta(days=window_days), now))
-    freshness = freshness_measures(newest_event(lake, spec), now)
-    scoring = scoring_measures(partitions_with_rows(lake, FEATURES), first_scored(lake), now,
-                               partitions=scoring_partitions, sla_days=sla_days)
-    from mlops_assets.promotion import CUTOFF_TAG
-
-    promotions = promotion_measures(read_audit_rows(lake),
-                                    {int(v["version"]): (v.get("tags") or {}).get(CUTOFF_TAG) for v in versions})
-    drift = drift_detection_measures(drift_retrains(instance, now))
-    provenance = provenance_measures(versions)
+# ---- the whole card -----------------------------------------------------------------------
+def assemble_scorecard(now: dt.datetime, window_days: int, *, pipeline: dict, freshness: dict, scoring: dict,
+                       promotions: dict, drift: dict, provenance: dict, registered_versions: int) -> dict:
+    """The card from each family's breakdown: ``{"computed_at", "window_days", "measures":
+    {name: number | None, ...} (keys = ``MEASURES``), and the breakdowns "pipeline",
+    "freshness", "scoring", "promotions", "drift_detection", "provenance"}``."""
     measures = {
         "pipeline_success_rate": pipeline["success_rate"],
         "data_freshness_lag_hours": freshness["lag_hours"],
@@ -470,10 +358,10 @@ def compute_scorecard(
         "promotions": len(promotions["promotions"]),
         "rollbacks": promotions["rollbacks_total"],
         "drift_retrains": len(drift["retrains"]),
-        "registered_versions": len(versions),
+        "registered_versions": registered_versions,
     }
     return {
-        "computed_at": now.isoformat(),
+        "computed_at": utc_naive(now).isoformat(),
         "window_days": window_days,
         "measures": measures,
         "pipeline": pipeline,
@@ -483,33 +371,3 @@ def compute_scorecard(
         "drift_detection": drift,
         "provenance": provenance,
     }
-
-
-def scorecard_metadata(card: dict) -> dict:
-    """Asset metadata: every measure numeric (None → NaN, so the key set — and each plot —
-    is stable), plus the JSON breakdown."""
-    meta: dict[str, Any] = {}
-    for name, value in card["measures"].items():
-        if name in COUNT_MEASURES:
-            meta[name] = MetadataValue.int(int(value))
-        else:
-            meta[name] = MetadataValue.float(float("nan") if value is None else float(value))
-    meta["scorecard"] = MetadataValue.json(json.loads(json.dumps(card, default=str)))
-    return meta
-
-
-def build_scorecard_asset(platform: Platform) -> AssetsDefinition:
-    """The unpartitioned ``scorecard`` asset (group ``operations``)."""
-    spec = platform.spec
-
-    @asset(name=SCORECARD, group_name="operations", kinds={"python"},
-           description="Operational scorecard: pipeline success rate and failure classes, data freshness, scoring "
-           "SLA, lead time cutoff→promotion, change failure rate, time to restore, drift detection delay, "
-           "provenance completeness (definitions: mlops_assets/scorecard.py). Each measure is numeric metadata.")
-    def scorecard(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry) -> MaterializeResult:
-        card = compute_scorecard(context.instance, lake, registry, spec)
-        shown = {k: v for k, v in card["measures"].items() if k in VALUE_MEASURES}
-        context.log.info(f"scorecard: {json.dumps(shown, default=str)}")
-        return MaterializeResult(metadata=scorecard_metadata(card))
-
-    return scorecard

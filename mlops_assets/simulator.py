@@ -39,13 +39,12 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import polars as pl
 
-if TYPE_CHECKING:  # the spec module pulls in pydantic + yaml; only needed when a spec is used
-    from mlops_assets.spec import DatasetSpec
+from mlops_assets.spec import DatasetSpec, load_spec
 
 SPECS_DIR = Path(__file__).parent / "specs"
 CARD_SPEC = SPECS_DIR / "card_transactions.yaml"
@@ -743,8 +742,6 @@ def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
 
 
 def _resolve_spec(spec: DatasetSpec | str | os.PathLike[str] | None, default: Path) -> DatasetSpec:
-    from mlops_assets.spec import DatasetSpec, load_spec  # lazy: keeps this module's import fast
-
     if spec is None:
         return load_spec(default)  # explicitly the bundled file, not $MLOPS_SPEC
     return spec if isinstance(spec, DatasetSpec) else load_spec(spec)

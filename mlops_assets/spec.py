@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops_assets.readers import READERS
+
 BUNDLED_SPEC = Path(__file__).parent / "specs" / "card_transactions.yaml"
 CALENDAR_FEATURES = ("hour", "day_of_week", "is_weekend", "day_of_month", "month")
 
@@ -72,7 +74,15 @@ class Features(_Strict):
 
 class Landing(_Strict):
     path: str
-    formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"])
+    formats: list[str] = Field(default_factory=lambda: list(READERS))
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, v: list[str]) -> list[str]:
+        unknown = [f for f in v if f not in READERS]
+        if unknown:
+            raise ValueError(f"unknown landing format(s) {unknown}; readable formats: {list(READERS)}")
+        return v
 
 
 class LabelFeed(_Strict):
@@ -218,19 +228,6 @@ class DatasetSpec(_Strict):
         if self.target_in_events:
             cols.append(self.target)
         return cols
-
-    @property
-    def gate_names(self) -> list[str]:
-        """The promotion gates this spec declares, in evaluation order (checks are declared from it)."""
-        names = [f"floor:{m}" for m in self.gates.floors]
-        names += [f"ceiling:{m}" for m in self.gates.ceilings]
-        names.append("no_regression")
-        if self.gates.slice_floor is not None:
-            names.append("slice_floor")
-        if self.task == "classification" and self.gates.max_calibration_error is not None:
-            names.append("calibration")
-        names.append("integrity")
-        return names
 
     @cached_property
     def digest(self) -> str:

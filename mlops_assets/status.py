@@ -10,33 +10,39 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import polars as pl
+from dagster import DagsterInstance
 
 from mlops_assets.alerts import read_alerts
+from mlops_assets.instance_queries import CheckOutcome, latest_check_outcomes, latest_run_by_partition, runs_with_tag
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import (
-    AUDIT,
+from mlops_assets.lineage import lineage_completeness
+from mlops_assets.ml.drift import drift_summary
+from mlops_assets.platform import Platform
+from mlops_assets.promotion import gate_results, read_audit
+from mlops_assets.scorecard_sources import compute_scorecard
+from mlops_assets.vocabulary import (
     DRIFT,
-    EVALUATIONS,
-    FEATURES,
+    PARTITION_COLUMN,
     PERFORMANCE,
     QUARANTINE,
-    RAW_EVENTS,
-    RAW_LABELS,
     SCORES,
-    SHADOW_SCORES,
-    TRAINING_SET,
-    Platform,
+    TABLES,
+    Alias,
+    LineageTag,
+    RunTag,
+    Sensor,
+    Status,
+    VersionTag,
 )
 
-TABLES = (RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE, TRAINING_SET, EVALUATIONS, AUDIT,
-          SCORES, SHADOW_SCORES, DRIFT, PERFORMANCE)
+RETRAINS_SHOWN = 20  # the latest drift-sensor retrains in ``retrains``
 
 
-def tables_status(lake: DeltaLake, tables=TABLES) -> dict:
+def tables_status(lake: DeltaLake, tables: tuple[str, ...] = TABLES) -> dict:
     return {t: {"uri": lake.uri(t), "version": lake.version(t)} for t in tables if lake.exists(t)}
 
 
-def partitions_status(instance, defs) -> dict:
+def partitions_status(instance: DagsterInstance, defs) -> dict:
     out = {}
     for key in defs.resolve_asset_graph().get_all_asset_keys():
         parts = instance.get_materialized_partitions(key)
@@ -45,55 +51,35 @@ def partitions_status(instance, defs) -> dict:
     return out
 
 
-def checks_status(instance, defs) -> dict:
+def _check_entry(outcome: CheckOutcome) -> dict:
+    entry = {"passed": outcome.passed, "severity": outcome.severity, "run_id": outcome.run_id}
+    if not outcome.passed:
+        entry["reason"] = outcome.description
+    return entry
+
+
+def checks_status(instance: DagsterInstance, defs) -> dict:
     """Per check: the latest pass/fail per partition, with the failure reason."""
     out: dict[str, dict] = {}
     for check_key in defs.resolve_asset_graph().asset_check_keys:
-        history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=5000)
-        latest: dict[str, dict] = {}
-        for rec in history:  # newest first
-            part = rec.partition or "(all)"
-            if part in latest or rec.event is None or rec.event.dagster_event is None:
-                continue
-            evaluation = rec.event.dagster_event.event_specific_data
-            if not hasattr(evaluation, "passed"):  # planned but never evaluated (its run failed first)
-                continue
-            entry = {"passed": bool(evaluation.passed), "severity": evaluation.severity.value, "run_id": rec.run_id}
-            if not evaluation.passed:
-                entry["reason"] = evaluation.description
-            latest[part] = entry
+        latest = latest_check_outcomes(instance, check_key)
         if latest:
             name = f"{check_key.asset_key.to_user_string()}:{check_key.name}"
-            failed = sorted(p for p, e in latest.items() if not e["passed"])
-            out[name] = {"partitions": dict(sorted(latest.items())), "failed": failed}
+            failed = sorted(p for p, o in latest.items() if not o.passed)
+            out[name] = {"partitions": {p: _check_entry(o) for p, o in sorted(latest.items())}, "failed": failed}
     return out
 
 
-def latest_run_by_partition(instance, asset: str) -> dict[str, str]:
-    """partition -> run id of its latest materialisation."""
-    from dagster import AssetKey, AssetRecordsFilter
-
-    latest: dict[str, str] = {}
-    cursor = None
-    while True:
-        page = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=5000, cursor=cursor)
-        for rec in page.records:  # newest first
-            if rec.partition_key and rec.partition_key not in latest:
-                latest[rec.partition_key] = rec.run_id
-        if not page.has_more:
-            return latest
-        cursor = page.cursor
-
-
-def quarantine_status(lake: DeltaLake, instance, limit: int = 50) -> dict:
+def quarantine_status(lake: DeltaLake, instance: DagsterInstance, limit: int = 50) -> dict:
     """Rejections of each partition's latest ingest ("current") and the whole append-only log."""
     if not lake.exists(QUARANTINE):
         return {"rows": 0, "files": 0, "by_file": [], "rejected_files": [], "history": {"rows": 0, "files": 0}}
     log = lake.read(QUARANTINE)
     latest = [(feed, ds, run) for feed in log["feed"].unique().to_list()
               for ds, run in latest_run_by_partition(instance, feed).items()]
-    current_runs = pl.DataFrame(latest, schema={"feed": pl.String, "ds": pl.String, "run_id": pl.String}, orient="row")
-    current = log.join(current_runs, on=["feed", "ds", "run_id"], how="semi")
+    current_runs = pl.DataFrame(latest, schema={"feed": pl.String, PARTITION_COLUMN: pl.String, "run_id": pl.String},
+                                orient="row")
+    current = log.join(current_runs, on=["feed", PARTITION_COLUMN, "run_id"], how="semi")
 
     def summary(q: pl.DataFrame) -> dict:
         file_level = q.filter(pl.col("row").is_null() | (pl.col("rule") == "unreadable"))
@@ -113,9 +99,6 @@ def quarantine_status(lake: DeltaLake, instance, limit: int = 50) -> dict:
 
 def registry_status(platform: Platform, registry, lake: DeltaLake) -> dict:
     """champion / last_known_good / challenger with why, gate results and lineage; the latest audit rows."""
-    from mlops_assets.promotion import gate_results, read_audit
-    from mlops_assets.registry import CHALLENGER, CHAMPION, LAST_KNOWN_GOOD
-
     versions = {v["version"]: v for v in registry.list_versions()}
     audit = read_audit(lake, limit=20)
 
@@ -128,29 +111,28 @@ def registry_status(platform: Platform, registry, lake: DeltaLake) -> dict:
         last = moves.row(0, named=True) if moves.height else {}
         return {
             "version": version,
-            "status": tags.get("mlops.status"),
-            "cutoff": tags.get("mlops.cutoff"),
-            "since": str(last.get("at")) if last else tags.get("mlops.promoted_at"),
-            "why": last.get("reason") if last else tags.get("mlops.promotion_reason"),
+            "status": tags.get(VersionTag.STATUS),
+            "cutoff": tags.get(VersionTag.CUTOFF),
+            "since": str(last.get("at")) if last else tags.get(VersionTag.PROMOTED_AT),
+            "why": last.get("reason") if last else tags.get(VersionTag.PROMOTION_REASON),
             "by": last.get("actor") if last else None,
             "gates": gate_results(lake, version),
         }
 
-    champion = describe(CHAMPION)
+    champion = describe(Alias.CHAMPION)
     lineage = {}
     if champion:
-        from mlops_assets.lineage import lineage_completeness
-
         tags = versions[champion["version"]]["tags"]
-        lineage = {k: v for k, v in tags.items() if k.startswith("lineage.")}
+        lineage = {k: v for k, v in tags.items() if k.startswith(LineageTag.PREFIX)}
         lineage["completeness"] = lineage_completeness(tags)
     return {
         "champion": champion,
-        "last_known_good": describe(LAST_KNOWN_GOOD),
-        "challenger": describe(CHALLENGER),
+        "last_known_good": describe(Alias.LAST_KNOWN_GOOD),
+        "challenger": describe(Alias.CHALLENGER),
         "lineage": lineage,
-        "models": [{"version": v, "status": d["tags"].get("mlops.status"), "cutoff": d["tags"].get("mlops.cutoff"),
-                    "aliases": d["aliases"], "rejected_reasons": d["tags"].get("mlops.rejected_reasons")}
+        "models": [{"version": v, "status": d["tags"].get(VersionTag.STATUS),
+                    "cutoff": d["tags"].get(VersionTag.CUTOFF),
+                    "aliases": d["aliases"], "rejected_reasons": d["tags"].get(VersionTag.REJECTED_REASONS)}
                    for v, d in sorted(versions.items())],
         "audit": [{k: (str(v) if k == "at" else v) for k, v in row.items() if k != "gate_results"}
                   for row in audit.to_dicts()],
@@ -162,31 +144,27 @@ def scores_status(lake: DeltaLake) -> dict:
     if not lake.exists(SCORES):
         return {"partitions": 0, "by_version": []}
     by = (lake.scan(SCORES).group_by("model_version", "mode")
-          .agg(pl.col("ds").unique().sort().alias("partitions"), pl.len().alias("rows")).collect()
+          .agg(pl.col(PARTITION_COLUMN).unique().sort().alias("partitions"), pl.len().alias("rows")).collect()
           .sort("model_version"))
-    return {"partitions": int(lake.scan(SCORES).select(pl.col("ds").n_unique()).collect().item()),
+    return {"partitions": int(lake.scan(SCORES).select(pl.col(PARTITION_COLUMN).n_unique()).collect().item()),
             "by_version": by.to_dicts()}
 
 
 def drift_status(lake: DeltaLake, limit: int = 7) -> list[dict]:
-    from mlops_assets.defs.monitoring_sensors import drift_summary
-
-    return drift_summary(lake).tail(limit).to_dicts()
+    return drift_summary(lake.read(DRIFT)).tail(limit).to_dicts()
 
 
 def performance_status(lake: DeltaLake, limit: int = 7) -> list[dict]:
     if not lake.exists(PERFORMANCE):
         return []
-    return lake.read(PERFORMANCE).sort("ds").drop("metrics").tail(limit).to_dicts()
+    return lake.read(PERFORMANCE).sort(PARTITION_COLUMN).drop("metrics").tail(limit).to_dicts()
 
 
-def retrains_status(instance) -> list[dict]:
+def retrains_status(instance: DagsterInstance) -> list[dict]:
     """Runs the drift sensor triggered, with why."""
-    from dagster import RunsFilter
-
-    runs = instance.get_runs(RunsFilter(tags={"mlops/trigger": "drift_sensor"}), limit=20)
-    return [{"run_id": r.run_id, "cutoff": r.tags.get("dagster/partition"), "status": r.status.value,
-             "reason": r.tags.get("mlops/reason"), "features": r.tags.get("mlops/drift_features")} for r in runs]
+    runs = [rec.dagster_run for rec in runs_with_tag(instance, RunTag.TRIGGER, Sensor.DRIFT, limit=RETRAINS_SHOWN)]
+    return [{"run_id": r.run_id, "cutoff": r.tags.get(RunTag.PARTITION), "status": r.status.value,
+             "reason": r.tags.get(RunTag.REASON), "features": r.tags.get(RunTag.DRIFT_FEATURES)} for r in runs]
 
 
 # Each plane registers its section: name -> fn(platform, instance, defs, lake) -> JSON-able.
@@ -203,14 +181,12 @@ STATUS_SECTIONS: dict[str, Callable] = {
 }
 
 
-def collect_status(platform: Platform, instance, defs) -> dict:
+def collect_status(platform: Platform, instance: DagsterInstance, defs) -> dict:
     lake = defs.resources["lake"]
     status = {"spec": platform.spec.name, "mlops_home": str(platform.home.root)}
     for name, fn in STATUS_SECTIONS.items():
         status[name] = fn(platform, instance, defs, lake)
     status.update(registry_status(platform, defs.resources["registry"], lake))
-    from mlops_assets.scorecard import compute_scorecard
-
     status["scorecard"] = compute_scorecard(instance, lake, defs.resources["registry"], platform.spec)
     return status
 
@@ -225,8 +201,8 @@ def render_text(status: dict) -> str:
         failed = [g["gate"] for g in champ["gates"] if not g["passed"]]
         lines.append(f"    gates: {len(champ['gates']) - len(failed)}/{len(champ['gates'])} passed"
                      + (f"; waived: {', '.join(failed)}" if failed else ""))
-        lines.append(f"    lineage: git {status['lineage'].get('lineage.git_sha', '?')[:10]}, "
-                     f"data {status['lineage'].get('lineage.delta_versions')}, "
+        lines.append(f"    lineage: git {status['lineage'].get(LineageTag.GIT_SHA, '?')[:10]}, "
+                     f"data {status['lineage'].get(LineageTag.DELTA_VERSIONS)}, "
                      f"completeness {status['lineage'].get('completeness', 0):.0%}")
     else:
         lines.append("  serving: no champion yet")
@@ -234,7 +210,7 @@ def render_text(status: dict) -> str:
         lines.append(f"  fallback: last_known_good = version {status['last_known_good']['version']}")
     if status.get("challenger"):
         lines.append(f"  waiting: challenger = version {status['challenger']['version']} (needs `mlops-assets approve`)")
-    rejected = [m for m in status.get("models", []) if m["status"] == "rejected"]
+    rejected = [m for m in status.get("models", []) if m["status"] == Status.REJECTED]
     for m in rejected[-3:]:
         lines.append(f"  rejected: version {m['version']} (cutoff {m['cutoff']}): {(m['rejected_reasons'] or '')[:120]}")
     for row in status.get("audit", [])[:3]:

@@ -36,7 +36,7 @@ def instance(home):
 
 @pytest.fixture
 def defs(platform):
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.build import build_definitions
 
     return build_definitions(platform)
 

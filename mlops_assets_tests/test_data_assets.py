@@ -42,7 +42,7 @@ def test_materialising_twice_is_idempotent_and_spares_neighbours(platform, defs,
 def test_single_run_backfill_equals_per_partition_runs(tmp_path, monkeypatch):
     from dagster import instance_for_test
 
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.build import build_definitions
     from mlops_assets.lake import DeltaLake
     from mlops_assets.platform import Platform
 
@@ -109,7 +109,7 @@ def test_each_bad_file_kind_is_quarantined_and_blocks_downstream(kind, platform,
 def test_schema_evolution_follows_the_spec(mode, home, monkeypatch, instance):
     import yaml
 
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.build import build_definitions
     from mlops_assets.lake import DeltaLake
     from mlops_assets.platform import Platform
     from mlops_assets.spec import BUNDLED_SPEC

@@ -251,9 +251,9 @@ def _seed(env: dict) -> None:
         for k in ("MLOPS_HOME", "DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB",
                   "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD"):
             mp.setenv(k, env[k])
-        from mlops_assets.definitions import build_definitions
-        from mlops_assets.defs.monitoring_sensors import drift_summary
+        from mlops_assets.defs.build import build_definitions
         from mlops_assets.lake import DeltaLake
+        from mlops_assets.ml.drift import drift_summary
         from mlops_assets.monitoring import drift_episode
         from mlops_assets.platform import Platform
         from mlops_assets.simulator import Injection, simulate
@@ -274,7 +274,7 @@ def _seed(env: dict) -> None:
         finally:
             instance.dispose()
         # the world the drift sensor will find: an unbroken run of ≥ 2 drifted days ending at day 35
-        summary = drift_summary(DeltaLake(root=str(platform.home.lake)))
+        summary = drift_summary(DeltaLake(root=str(platform.home.lake)).read("drift"))
         assert summary["ds"].to_list() == SCORED, summary
         episode = drift_episode(summary, platform.spec)
         assert episode is not None and len(episode.days) >= 2, summary

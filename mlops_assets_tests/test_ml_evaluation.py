@@ -11,7 +11,6 @@ import pandas as pd
 import polars as pl
 import pytest
 import yaml
-from threadpoolctl import threadpool_limits
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -21,7 +20,10 @@ from sklearn.metrics import (
     r2_score,
     roc_auc_score,
 )
+from threadpoolctl import threadpool_limits
 
+from mlops_assets import gates as G
+from mlops_assets import metrics_catalog as C
 from mlops_assets.ml import evaluation as E
 from mlops_assets.ml import training as T
 from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, load_spec, parse_spec
@@ -67,7 +69,7 @@ def by_name(results):
 
 def gate(spec, name, candidate, champion=None, slices=(), integrity=INTEGRITY_OK):
     """The one named gate from ``evaluate_gates``."""
-    return by_name(E.evaluate_gates(spec, candidate, champion, list(slices), integrity))[name]
+    return by_name(G.evaluate_gates(spec, candidate, champion, list(slices), integrity))[name]
 
 
 def cls_metrics(**over):
@@ -116,7 +118,7 @@ def test_classification_single_class_does_not_crash():
     every = E.classification_metrics(np.ones(50, dtype=int), p)
     assert every["roc_auc"] is None and every["pr_auc"] == pytest.approx(1.0)
     empty = E.classification_metrics([], [])
-    assert empty["rows"] == 0 and all(empty[k] is None for k in E.CLASSIFICATION_METRICS)
+    assert empty["rows"] == 0 and all(empty[k] is None for k in C.CLASSIFICATION_METRICS)
 
 
 def test_classification_rejects_bad_inputs():
@@ -148,9 +150,9 @@ def test_task_metrics_dispatch_and_directions():
     assert E.task_metrics("regression", y, p) == E.regression_metrics(y, p)
     with pytest.raises(ValueError, match="task"):
         E.task_metrics("ranking", y, p)
-    assert set(E.HIGHER_IS_BETTER) == set(E.CLASSIFICATION_METRICS) | set(E.REGRESSION_METRICS)
-    assert E.HIGHER_IS_BETTER["roc_auc"] and E.HIGHER_IS_BETTER["r2"]
-    assert not E.HIGHER_IS_BETTER["rmse"] and not E.HIGHER_IS_BETTER["brier"]
+    assert set(C.HIGHER_IS_BETTER) == set(C.CLASSIFICATION_METRICS) | set(C.REGRESSION_METRICS)
+    assert C.HIGHER_IS_BETTER["roc_auc"] and C.HIGHER_IS_BETTER["r2"]
+    assert not C.HIGHER_IS_BETTER["rmse"] and not C.HIGHER_IS_BETTER["brier"]
 
 
 def test_loggable_metrics_drop_undefined():
@@ -215,9 +217,9 @@ def test_slice_metrics_per_value():
 def test_gate_names_match_results():
     for spec in (load_spec(), make_spec("regression")):
         metrics = E.task_metrics(spec.task, [0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8])
-        results = E.evaluate_gates(spec, metrics, None, [], INTEGRITY_OK)
-        assert [r.name for r in results] == E.gate_names(spec)
-    assert E.gate_names(load_spec()) == [
+        results = G.evaluate_gates(spec, metrics, None, [], INTEGRITY_OK)
+        assert [r.name for r in results] == G.gate_names(spec)
+    assert G.gate_names(load_spec()) == [
         "floor:roc_auc",
         "floor:pr_auc",
         "ceiling:brier",
@@ -226,20 +228,20 @@ def test_gate_names_match_results():
         "calibration",
         "integrity",
     ]
-    assert "calibration" not in E.gate_names(make_spec("regression", max_calibration_error=0.1))
+    assert "calibration" not in G.gate_names(make_spec("regression", max_calibration_error=0.1))
 
 
 def test_all_gates_pass_for_a_good_candidate():
     slices = [a_slice("pos", 0.85), a_slice("online", 0.80)]
     champion = cls_metrics(roc_auc=0.91)
-    results = E.evaluate_gates(load_spec(), cls_metrics(), champion, slices, INTEGRITY_OK)
+    results = G.evaluate_gates(load_spec(), cls_metrics(), champion, slices, INTEGRITY_OK)
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
     assert by_name(results)["floor:roc_auc"].message == "floor:roc_auc passed: 0.900 >= 0.800"
 
 
 def test_floor_and_ceiling_fail_with_value_and_threshold():
     candidate = cls_metrics(roc_auc=0.712, brier=0.08)
-    results = by_name(E.evaluate_gates(load_spec(), candidate, None, [], INTEGRITY_OK))
+    results = by_name(G.evaluate_gates(load_spec(), candidate, None, [], INTEGRITY_OK))
     floor = results["floor:roc_auc"]
     assert not floor.passed and (floor.value, floor.threshold) == (0.712, 0.80)
     assert floor.message == "floor:roc_auc failed: 0.712 < 0.800"
@@ -339,8 +341,8 @@ def test_integrity_gate():
 
 def test_primary_metric_must_suit_the_task():
     with pytest.raises(ValueError, match=r"gates\.primary_metric.*rmse"):
-        E.primary_metric(make_spec(primary_metric="rmse"))
-    assert E.primary_metric(make_spec(primary_metric=None)) == "roc_auc"
+        C.primary_metric(make_spec(primary_metric="rmse"))
+    assert C.primary_metric(make_spec(primary_metric=None)) == "roc_auc"
 
 
 def test_gates_on_a_real_fit():
@@ -377,10 +379,10 @@ def test_gates_on_a_real_fit():
     baseline = T.fit(spec, X_train, y_train, estimator="baseline")
     champion = E.task_metrics(spec.task, y_hold, T.predict_scores(baseline, X_hold, spec.task))
 
-    results = by_name(E.evaluate_gates(spec, metrics, champion, slices, INTEGRITY_OK))
+    results = by_name(G.evaluate_gates(spec, metrics, champion, slices, INTEGRITY_OK))
     assert results["floor:roc_auc"].passed and results["no_regression"].passed, metrics
     # Reversed roles: the baseline as candidate regresses against the fitted model and fails.
-    reverse = by_name(E.evaluate_gates(spec, champion, metrics, slices, INTEGRITY_OK))
+    reverse = by_name(G.evaluate_gates(spec, champion, metrics, slices, INTEGRITY_OK))
     assert not reverse["no_regression"].passed and not reverse["floor:roc_auc"].passed
 
 

@@ -12,7 +12,6 @@ import polars as pl
 import pytest
 import skops.io as sio
 import yaml
-from threadpoolctl import threadpool_limits
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -22,6 +21,7 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from mlops_assets.ml import training as T
 from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, load_spec, parse_spec

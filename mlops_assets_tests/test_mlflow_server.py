@@ -114,13 +114,13 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     from mlflow import MlflowClient
 
     from mlops_assets.cli import main
-    from mlops_assets.definitions import build_definitions
-    from mlops_assets.defs.model import HOLDOUT_SCORES
+    from mlops_assets.defs.build import build_definitions
     from mlops_assets.lake import DeltaLake
     from mlops_assets.lineage import REQUIRED_LINEAGE_KEYS, file_sha256, lineage_completeness
     from mlops_assets.ml.training import to_model_frame
     from mlops_assets.platform import Platform
-    from mlops_assets.registry import CHAMPION, MODEL_FILE, MODEL_ID_TAG, MODEL_SHA_TAG, ModelRegistry
+    from mlops_assets.registry import MODEL_FILE, ModelRegistry
+    from mlops_assets.vocabulary import Alias, Artifact, LineageTag, VersionTag
 
     url = mlflow_server.url
     cwd_before = set(os.listdir())
@@ -155,22 +155,22 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     server = MlflowClient(tracking_uri=url, registry_uri=url)
     name = spec.model.registered_name
     model = server.get_registered_model(name)
-    assert model.aliases == {CHAMPION: "1"}
+    assert model.aliases == {Alias.CHAMPION: "1"}
     mv = server.get_model_version(name, "1")
-    assert server.get_model_version_by_alias(name, CHAMPION).version == "1"
+    assert server.get_model_version_by_alias(name, Alias.CHAMPION).version == "1"
     assert set(REQUIRED_LINEAGE_KEYS) <= set(mv.tags), set(REQUIRED_LINEAGE_KEYS) - set(mv.tags)
     # the values that do not depend on running from a git checkout are all known
     for key in ("spec_sha256", "lock_sha256", "delta_versions", "partition_start", "partition_end",
                 "dagster_run_id", "seed", "model_sha256"):
         assert mv.tags[f"lineage.{key}"] not in ("", "unknown", "{}", "null", "None"), key
     assert mv.tags["lineage.dagster_run_id"] == result.run_id and mv.tags["lineage.partition_end"] < cutoff
-    model_id = mv.tags[MODEL_ID_TAG]
+    model_id = mv.tags[VersionTag.MODEL_ID]
     # a server resolves "models:/<model_id>" itself; MLflow 3.17.2's REST ModelVersion carries no
     # model_id field (mv.model_id is None over HTTP), hence the registry.model_id tag
     assert mv.source == f"models:/{model_id}" and server.get_logged_model(model_id).source_run_id == mv.run_id
     assert [v["model_id"] for v in registry.list_versions()] == [model_id]
     run = server.get_run(mv.run_id)
-    assert run.info.status == "FINISHED" and run.data.tags[MODEL_SHA_TAG] == mv.tags[MODEL_SHA_TAG]
+    assert run.info.status == "FINISHED" and run.data.tags[LineageTag.MODEL_SHA] == mv.tags[LineageTag.MODEL_SHA]
     # proxied artifact storage: the client only ever saw mlflow-artifacts: URIs
     experiment = server.get_experiment(run.info.experiment_id)
     assert experiment.artifact_location.startswith("mlflow-artifacts:")
@@ -181,8 +181,8 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     # ---- the bytes went through the server into its artifact destination -------------------
     stored = [p for p in mlflow_server.artifacts.rglob(MODEL_FILE) if model_id in p.parts]
     assert len(stored) == 1, sorted(mlflow_server.artifacts.rglob("*"))
-    assert file_sha256(stored[0]) == mv.tags[MODEL_SHA_TAG]
-    assert list(mlflow_server.artifacts.rglob(HOLDOUT_SCORES))
+    assert file_sha256(stored[0]) == mv.tags[LineageTag.MODEL_SHA]
+    assert list(mlflow_server.artifacts.rglob(Artifact.HOLDOUT_SCORES))
     local_mlflow = platform.home.mlflow_db.parent  # $MLOPS_HOME/mlflow
     assert not local_mlflow.exists() or not [p for p in local_mlflow.rglob("*") if p.is_file()]
     # no fluent-API fallback store appeared in the working directory either
@@ -190,17 +190,19 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
 
     # ---- integrity through the HTTP download path ------------------------------------------
     holdout = lake.read("training_set", [cutoff]).filter(pl.col("split") == "holdout").sort(spec.id)
-    recorded = registry.load_artifact_json(1, HOLDOUT_SCORES)
+    recorded = registry.load_artifact_json(1, Artifact.HOLDOUT_SCORES)
     by_id = dict(zip(recorded["ids"], recorded["scores"], strict=True))
-    integrity = registry.verify_integrity(1, to_model_frame(holdout, spec), [by_id[i] for i in holdout[spec.id]])
+    from mlops_assets.ml.training import predict_scores
+    integrity = registry.verify_integrity(1, to_model_frame(holdout, spec), [by_id[i] for i in holdout[spec.id]],
+                                          score=lambda m, X: predict_scores(m, X, spec.task))
     assert integrity["ok"], integrity
-    assert integrity["sha256_stored"] == mv.tags[MODEL_SHA_TAG]
+    assert integrity["sha256_stored"] == mv.tags[LineageTag.MODEL_SHA]
 
     # ---- the operator's view ---------------------------------------------------------------
     capsys.readouterr()
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["champion"]["version"] == 1 and status["champion"]["cutoff"] == cutoff
-    assert status["lineage"]["lineage.model_sha256"] == mv.tags[MODEL_SHA_TAG]
+    assert status["lineage"]["lineage.model_sha256"] == mv.tags[LineageTag.MODEL_SHA]
     assert status["lineage"]["completeness"] == lineage_completeness(mv.tags) > 0.8
-    assert [m["aliases"] for m in status["models"]] == [[CHAMPION]]
+    assert [m["aliases"] for m in status["models"]] == [[Alias.CHAMPION]]

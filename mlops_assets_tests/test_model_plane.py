@@ -31,11 +31,12 @@ import yaml
 from dagster import AssetKey, instance_for_test
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.defs.model import HOLDOUT_SCORES, gate_check_name
+from mlops_assets.gates import gate_check_name, gate_names
 from mlops_assets.lake import DeltaLake
 from mlops_assets.lineage import REQUIRED_LINEAGE_KEYS, lineage_completeness, lock_hash
 from mlops_assets.platform import Platform
 from mlops_assets.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.vocabulary import Artifact
 
 START = dt.date(2026, 3, 2)  # a Monday; 45 days: events 03-02 .. 04-15, labels arrive until 04-22
 DAYS = 45
@@ -66,7 +67,7 @@ class World:
     records: dict = field(default_factory=dict)
 
     def variant(self, name: str):
-        from mlops_assets.definitions import build_definitions
+        from mlops_assets.defs.build import build_definitions
 
         return build_definitions(Platform(load_spec(self.specs[name]), self.platform.home))
 
@@ -144,7 +145,7 @@ def holdout_inputs(world: World, version: int, cutoff: str):
 
     spec = world.platform.spec
     holdout = world.lake.read("training_set", [cutoff]).filter(pl.col("split") == "holdout").sort(spec.id)
-    recorded = world.registry.load_artifact_json(version, HOLDOUT_SCORES)
+    recorded = world.registry.load_artifact_json(version, Artifact.HOLDOUT_SCORES)
     scores = dict(zip(recorded["ids"], recorded["scores"], strict=True))
     return holdout, to_model_frame(holdout, spec), [scores[i] for i in holdout[spec.id]]
 
@@ -176,7 +177,7 @@ def spec_variants() -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """45 days simulated once, events and labels ingested with one range run each."""
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.build import build_definitions
     from mlops_assets.defs.resources import build_resources
     from mlops_assets.simulator import simulate
 
@@ -291,19 +292,21 @@ def tampered(approved):
     """Version 1's stored model.skops altered in the artifact root; restored afterwards."""
     w, r = approved, approved.records
     _, X, expected = holdout_inputs(w, 1, C1)
-    r["integrity_before"] = w.registry.verify_integrity(1, X, expected)
+    from mlops_assets.ml.training import predict_scores
+    score = lambda m, frame: predict_scores(m, frame, w.platform.spec.task)  # noqa: E731
+    r["integrity_before"] = w.registry.verify_integrity(1, X, expected, score=score)
     path = model_file(w, 1)
     original = path.read_bytes()
     r["tamper_before"] = w.state()
     try:
         path.write_bytes(original[: len(original) // 2] + bytes([original[len(original) // 2] ^ 0xFF])
                          + original[len(original) // 2 + 1:])
-        r["integrity_tampered"] = w.registry.verify_integrity(1, X, expected)
+        r["integrity_tampered"] = w.registry.verify_integrity(1, X, expected, score=score)
         r["C1_reevaluated"] = record(w.run(C1, assets=["evaluation_report"]))
         r["tamper_after"] = w.state()
     finally:
         path.write_bytes(original)
-    r["integrity_restored"] = w.registry.verify_integrity(1, X, expected)
+    r["integrity_restored"] = w.registry.verify_integrity(1, X, expected, score=score)
     return w
 
 
@@ -332,7 +335,7 @@ def test_every_spec_gate_is_a_blocking_check_of_evaluation_report(defs, platform
     graph = defs.resolve_asset_graph()
     declared = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys
                 if k.asset_key == AssetKey("evaluation_report")}
-    assert set(declared) == {gate_check_name(g) for g in platform.spec.gate_names}
+    assert set(declared) == {gate_check_name(g) for g in gate_names(platform.spec)}
     assert {"gate_no_regression", "gate_integrity"} <= set(declared) and all(s.blocking for s in declared.values())
     job = defs.resolve_job_def("training")
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
@@ -415,9 +418,9 @@ def test_first_cutoff_evaluation_report_gates_and_promotion(trained):
     assert html.is_file() and html.is_relative_to(w.platform.home.reports) and html.stat().st_size > 10_000
     assert "ROC AUC" in html.read_text(errors="ignore")  # Evidently's classification quality section
     # every gate ran as a passing blocking check, and the evaluations table says the same
-    assert {n: c.passed for n, c in run["checks"].items()} == {gate_check_name(g): True for g in spec.gate_names}
+    assert {n: c.passed for n, c in run["checks"].items()} == {gate_check_name(g): True for g in gate_names(spec)}
     rows = evaluations(w.lake, 1)
-    assert set(rows) == set(spec.gate_names) and all(r["passed"] for r in rows.values())
+    assert set(rows) == set(gate_names(spec)) and all(r["passed"] for r in rows.values())
     assert rows["floor:roc_auc"]["value"] == pytest.approx(report["candidate_roc_auc"])
     assert state["tags"][1]["mlops.gates"] == "passed" and state["tags"][1]["mlops.status"] == "champion"
     # promotion
@@ -427,7 +430,7 @@ def test_first_cutoff_evaluation_report_gates_and_promotion(trained):
     assert (row["action"], row["alias"], row["from_version"], row["to_version"]) == ("promote", "champion", None, 1)
     assert row["run_id"] == run["run_id"] and row["actor"].startswith("dagster:")
     gates = json.loads(row["gate_results"])
-    assert {g["gate"] for g in gates} == set(spec.gate_names) and all(g["passed"] for g in gates)
+    assert {g["gate"] for g in gates} == set(gate_names(spec)) and all(g["passed"] for g in gates)
 
 
 # ---- C2: a better-informed candidate replaces the champion -------------------------------------
@@ -539,7 +542,7 @@ def test_status_says_what_serves_and_why(operated):
     champ = status["champion"]
     assert (champ["version"], champ["cutoff"], champ["by"]) == (3, C3, "bob")
     assert "fraud spike" in champ["why"]
-    assert {g["gate"] for g in champ["gates"]} == set(load_spec(operated.specs["strict"]).gate_names)
+    assert {g["gate"] for g in champ["gates"]} == set(gate_names(load_spec(operated.specs["strict"])))
     assert {g["gate"] for g in champ["gates"] if not g["passed"]} == STRICT_FAILS
     assert status["last_known_good"]["version"] == 2 and status["last_known_good"]["cutoff"] == C2
     assert status["lineage"]["completeness"] == 1.0

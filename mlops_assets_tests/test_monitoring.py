@@ -33,7 +33,7 @@ def _range(defs, instance, job, first, last):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.build import build_definitions
 
     root = tmp_path_factory.mktemp("monitoring")
     saved = {k: os.environ.get(k) for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLOPS_KILL_SWITCH")}
@@ -73,9 +73,9 @@ def test_every_score_row_names_the_model_that_made_it(world):
 
 
 def test_injected_covariate_drift_is_detected_and_stable_days_are_not(world):
-    from mlops_assets.defs.monitoring_sensors import drift_summary
+    from mlops_assets.ml.drift import drift_summary
 
-    summary = {r["ds"]: r for r in drift_summary(world["lake"]).to_dicts()}
+    summary = {r["ds"]: r for r in drift_summary(world["lake"].read("drift")).to_dicts()}
     stable = [d for d in SCORED if d < DRIFT_DAY.isoformat()]
     drifted = [d for d in SCORED if d >= DRIFT_DAY.isoformat()]
     assert all(not summary[d]["dataset_drifted"] for d in stable), {d: summary[d] for d in stable}
@@ -243,14 +243,14 @@ def test_performance_compares_with_last_known_good_on_the_same_rows(world):
 def test_table_maintenance_keeps_what_reproduce_needs(world):
     """Vacuum with zero retention: every table is compacted and cleaned, yet the champion's
     recorded training_set version still time-travels and `reproduce` agrees exactly."""
-    from mlops_assets.registry import CHAMPION
     from mlops_assets.reproduce import reproduce
+    from mlops_assets.vocabulary import Alias
 
     registry, lake = world["registry"], world["lake"]
     platform = world["platform"]
     spec = platform.spec.model_copy(update={"maintenance": platform.spec.maintenance.model_copy(
         update={"retention_hours": 0})})
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.build import build_definitions
     from mlops_assets.platform import Platform
 
     defs = build_definitions(Platform(spec, platform.home))
@@ -259,7 +259,7 @@ def test_table_maintenance_keeps_what_reproduce_needs(world):
     meta = next(e.event_specific_data.materialization.metadata for e in result.all_events
                 if e.event_type_value == "ASSET_MATERIALIZATION")
     assert meta["vacuumed_files"].value > 0
-    champion = registry.get_alias(CHAMPION)
+    champion = registry.get_alias(Alias.CHAMPION)
     assert "training_set" in meta["protected_versions"].value
     outcome = reproduce(platform.spec, lake, registry, champion)
     assert outcome.agrees, outcome.detail

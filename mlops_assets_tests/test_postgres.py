@@ -146,7 +146,7 @@ def test_production_instance_on_postgres_stores_a_real_run(platform, defs, lake,
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-    from mlops_assets.defs.monitoring import contract_failures
+    from mlops_assets.instance_queries import failed_checks
 
     instance, deployed = pg_instance, yaml.safe_load(DEPLOY_YAML.read_text())
     # storage: all three on PostgreSQL, in this session's database, with an empty password accepted
@@ -196,7 +196,7 @@ def test_production_instance_on_postgres_stores_a_real_run(platform, defs, lake,
             assert [(h.run_id, h.partition, h.status) for h in history] == [
                 (result.run_id, day, AssetCheckExecutionRecordStatus.SUCCEEDED)], name
             assert history[0].event.dagster_event.event_specific_data.passed
-        assert contract_failures(fresh, day) == []
+        assert failed_checks(fresh, "raw_events", BLOCKING_CHECKS, day) == []
 
     # … and straight from the tables, bypassing Dagster
     events = dict(_pg_query(pg_database, "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s "
@@ -222,7 +222,7 @@ WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
 from dagster import DagsterInstance
-from mlops_assets.definitions import build_definitions
+from mlops_assets.defs.build import build_definitions
 
 barrier, parties, partition, batch = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 job = build_definitions().resolve_job_def("ingest")

@@ -28,19 +28,19 @@ from mlops_assets.lineage import (
     lineage_tags,
     lock_hash,
 )
-from mlops_assets.ml.training import fit, predict_scores, reference_profile, to_model_frame
-from mlops_assets.paths import Home
-from mlops_assets.registry import (
-    CHALLENGER,
-    CHAMPION,
-    LAST_KNOWN_GOOD,
-    MODEL_FILE,
-    MODEL_SHA_TAG,
-    IntegrityError,
-    ModelRegistry,
-    registry_resource,
+from mlops_assets.ml.training import (
+    SKOPS_TRUSTED_TYPES,
+    fit,
+    predict_scores,
+    reference_profile,
+    to_model_frame,
 )
+from mlops_assets.paths import Home
+from mlops_assets.registry import MODEL_FILE, IntegrityError, ModelRegistry, registry_resource
 from mlops_assets.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.vocabulary import Alias, LineageTag
+
+CHAMPION, CHALLENGER, LAST_KNOWN_GOOD = Alias.CHAMPION, Alias.CHALLENGER, Alias.LAST_KNOWN_GOOD
 
 REPO = Path(__file__).resolve().parents[1]
 REGRESSION_SPEC = BUNDLED_SPEC.parent / "bike_rentals.yaml"
@@ -77,6 +77,11 @@ def synthetic_features(spec, n: int, seed: int) -> pl.DataFrame:
     else:
         target = 10.0 + 3.0 * signal
     return frame.with_columns(pl.Series(spec.target, target))
+
+
+def scorer(spec):
+    """The ``score`` callable the registry takes: the ML layer's scores for the spec's task."""
+    return lambda model, X: predict_scores(model, X, spec.task)
 
 
 def train(spec, seed: int):
@@ -133,6 +138,8 @@ def logged(registry, spec):
             metrics=metrics,
             tags=tags,
             extra_artifacts={"reference_profile.json": profile, "notes.txt": "candidate"},
+            score=scorer(spec),
+            trusted_types=SKOPS_TRUSTED_TYPES,
         )
         TIMINGS[f"log_candidate #{i + 1}"] = time.perf_counter() - t0
         out.append(
@@ -230,7 +237,7 @@ def test_lineage_tags_on_version_and_run(logged, registry):
     tags = registry.version_tags(cand.version)
     for key in REQUIRED_LINEAGE_KEYS:
         assert key in tags, key
-    expected = {**entry["tags"], MODEL_SHA_TAG: cand.artifact_sha256}
+    expected = {**entry["tags"], LineageTag.MODEL_SHA: cand.artifact_sha256}
     assert {k: tags[k] for k in REQUIRED_LINEAGE_KEYS} == expected
     assert lineage_completeness(tags) == 1.0  # this is a git checkout with a lock file
     run = MlflowClient(tracking_uri=registry.resolved_tracking_uri).get_run(cand.run_id)
@@ -279,18 +286,23 @@ def test_load_model_reproduces_scores(logged, registry, spec):
     assert np.array_equal(predict_scores(model, entry["X"], spec.task), entry["scores"])
 
 
-def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(logged, registry, store):
+def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(
+    logged, registry, store, spec
+):
     env_before = dict(os.environ)
+    score = scorer(spec)
     entry = logged[0]
     cand = entry["cand"]
     t0 = time.perf_counter()
-    ok = registry.verify_integrity(cand.version, entry["X"], entry["scores"])
+    ok = registry.verify_integrity(cand.version, entry["X"], entry["scores"], score=score)
     TIMINGS["verify_integrity"] = time.perf_counter() - t0
     assert ok["ok"] and ok["sha256_match"] and ok["loads"] and ok["predictions_identical"], ok
     assert ok["sha256_stored"] == ok["sha256_recorded"] == cand.artifact_sha256
 
     # Right bytes, wrong expectations: the comparison really is exact.
-    off = registry.verify_integrity(cand.version, entry["X"], entry["scores"] + 1e-12)
+    off = registry.verify_integrity(
+        cand.version, entry["X"], entry["scores"] + 1e-12, score=score
+    )
     assert off["sha256_match"] and off["loads"] and not off["predictions_identical"]
     assert not off["ok"] and "scores differ" in off["detail"]
 
@@ -300,7 +312,7 @@ def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(logged, 
     tampered[len(tampered) // 2] ^= 0xFF
     path.write_bytes(bytes(tampered))
     try:
-        bad = registry.verify_integrity(cand.version, entry["X"], entry["scores"])
+        bad = registry.verify_integrity(cand.version, entry["X"], entry["scores"], score=score)
         assert not bad["ok"] and not bad["sha256_match"]
         assert not bad["loads"] and not bad["predictions_identical"]  # never deserialised
         assert "sha256 mismatch" in bad["detail"] and MODEL_FILE in bad["detail"]
@@ -309,10 +321,11 @@ def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(logged, 
             registry.load_model(cand.version)
     finally:
         path.write_bytes(original)
-    assert registry.verify_integrity(cand.version, entry["X"], entry["scores"])["ok"]
+    assert registry.verify_integrity(cand.version, entry["X"], entry["scores"], score=score)["ok"]
     # The other version was never affected.
     other = logged[1]
-    assert registry.verify_integrity(other["cand"].version, other["X"], other["scores"])["ok"]
+    again = registry.verify_integrity(other["cand"].version, other["X"], other["scores"], score=score)
+    assert again["ok"], again
     assert dict(os.environ) == env_before
 
 
@@ -320,20 +333,22 @@ def test_regression_model_round_trip(tmp_path):
     spec = load_spec(REGRESSION_SPEC)
     features, X, pipeline = train(spec, 3)
     reg = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
-                        artifact_root=str(tmp_path / "a"))
+                        artifact_root=str(tmp_path / "a"), model_name=spec.model.registered_name)
     tags = lineage_tags(spec, delta_versions={"features": 1},
                         partition_range=("2026-01-01", "2026-01-21"), run_id="r",
                         seed=spec.training.seed)
     cand = reg.log_candidate(spec, pipeline, input_example=X, params={}, metrics={"r2": 0.8},
-                             tags=tags, extra_artifacts={})
+                             tags=tags, extra_artifacts={}, score=scorer(spec),
+                             trusted_types=SKOPS_TRUSTED_TYPES)
     assert cand.version == 1
     reg = ModelRegistry(tracking_uri=reg.tracking_uri, model_name=spec.model.registered_name)
     scores = predict_scores(pipeline, X, spec.task)
-    assert reg.verify_integrity(1, X, scores)["ok"]
+    assert reg.verify_integrity(1, X, scores, score=scorer(spec))["ok"]
     assert np.array_equal(reg.load_model(1).predict(X), scores)
     with pytest.raises(ValueError, match="configured for model"):
         ModelRegistry(tracking_uri=reg.tracking_uri, model_name="other").log_candidate(
-            spec, pipeline, input_example=X, params={}, metrics={}, tags={}
+            spec, pipeline, input_example=X, params={}, metrics={}, tags={},
+            score=scorer(spec), trusted_types=SKOPS_TRUSTED_TYPES,
         )
 
 
@@ -344,16 +359,18 @@ def test_registry_resource_embedded_and_env(home, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLOPS_MLFLOW_ARTIFACT_ROOT", raising=False)
     h = Home.from_env()
-    res = registry_resource(h)
+    res = registry_resource(h, model_name="m")
     assert res.resolved_tracking_uri == f"sqlite:///{h.mlflow_db}"
     assert res.resolved_artifact_root == str(h.mlflow_artifacts)
-    assert h.mlflow_artifacts.is_dir()
+    assert res.registered_model == "m"
     # Empty fields: the same embedded defaults, derived from $MLOPS_HOME at use time.
-    bare = ModelRegistry()
+    bare = ModelRegistry(model_name="m")
     assert bare.resolved_tracking_uri == res.resolved_tracking_uri
     assert bare.resolved_artifact_root == res.resolved_artifact_root
-    assert bare.registered_model == load_spec().model.registered_name
     assert bare.get_alias(CHAMPION) is None and bare.list_versions() == []
+    # The registered model's name is configured, never looked up from a spec.
+    with pytest.raises(ValueError, match="needs model_name"):
+        ModelRegistry().registered_model
 
     other = home / "elsewhere" / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
@@ -373,6 +390,25 @@ def test_registry_resource_embedded_and_env(home, monkeypatch):
     result = materialize([probe], resources={"registry": env_res})
     assert result.success and seen["uri"] == f"sqlite:///{other}"
     Definitions(assets=[probe], resources={"registry": env_res})
+
+
+def test_registry_resource_creates_nothing_until_first_used(tmp_path, monkeypatch, spec):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLOPS_MLFLOW_ARTIFACT_ROOT", raising=False)
+    root = tmp_path / "fresh_home"
+    root.mkdir()
+    home = Home(root)
+    registry_resource(home, model_name="m")
+    res = registry_resource(home, model_name=spec.model.registered_name)
+    assert list(root.iterdir()) == [], "building the resource must not touch the disk"
+    assert not home.mlflow_db.parent.exists()
+    features, X, pipeline = train(spec, 4)
+    cand = res.log_candidate(spec, pipeline, input_example=X, params={}, metrics={}, tags={},
+                             score=scorer(spec), trusted_types=SKOPS_TRUSTED_TYPES)
+    assert cand.version == 1
+    assert home.mlflow_db.is_file() and home.mlflow_artifacts.is_dir()
+    stored = stored_model_file(home.mlflow_artifacts.parent, cand.model_id)
+    assert file_sha256(stored) == cand.artifact_sha256
 
 
 def test_report_timings(logged):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -27,6 +29,12 @@ from dagster import (
     materialize,
 )
 
+from mlops_assets.defs.operations_assets import (
+    SCORECARD_BREAKDOWN,
+    build_scorecard,
+    build_scorecard_asset,
+    scorecard_metadata,
+)
 from mlops_assets.lake import DeltaLake
 from mlops_assets.lineage import REQUIRED_LINEAGE_KEYS
 from mlops_assets.paths import Home
@@ -39,20 +47,19 @@ from mlops_assets.scorecard import (
     VALUE_MEASURES,
     DriftRetrain,
     RunOutcome,
-    build_scorecard_asset,
     classify_failure,
-    compute_scorecard,
     drift_detection_measures,
     promotion_measures,
     scoring_deadline,
     scoring_measures,
-    scorecard_metadata,
     utc_naive,
 )
+from mlops_assets.scorecard_sources import compute_scorecard
 from mlops_assets.spec import load_spec
+from mlops_assets.vocabulary import SCORECARD, Action, Alias, Job, LineageTag, RunTag, Schedule, Sensor, VersionTag
 
 MODEL = "card_fraud"
-DRIFT_TAGS = {"mlops/trigger": "drift_sensor", "mlops/drift_partitions": None}  # partitions filled per world
+DRIFT_TAGS = {RunTag.TRIGGER: Sensor.DRIFT, RunTag.DRIFT_PARTITIONS: None}  # partitions filled per world
 
 
 # ---- tiny real jobs ---------------------------------------------------------------------------
@@ -101,9 +108,9 @@ def seed_registry(registry: ModelRegistry, tmp) -> None:
     source.mkdir()
     complete = {k: "x" for k in REQUIRED_LINEAGE_KEYS}
     for version, cutoff in enumerate(("2026-03-01", "2026-03-08", "2026-03-15", "2026-03-22"), start=1):
-        tags = {**complete, "mlops.cutoff": cutoff}
+        tags = {**complete, VersionTag.CUTOFF: cutoff}
         if version == 4:
-            tags["lineage.git_sha"] = "unknown"
+            tags[LineageTag.GIT_SHA] = "unknown"
         mv = client.create_model_version(MODEL, source=str(source), tags=tags)
         assert int(mv.version) == version
 
@@ -114,12 +121,12 @@ AT = dt.datetime  # audit timestamps are naive UTC
 def seed_audit(lake: DeltaLake) -> None:
     """3 promotions (lead times 30 h, 10 h, 50 h), the last one rolled back after 20 h."""
     rows = [
-        dict(at=AT(2026, 3, 2, 6), action="promote", alias="champion", from_version=None, to_version=1),
-        dict(at=AT(2026, 3, 8, 10), action="promote", alias="champion", from_version=1, to_version=2),
-        dict(at=AT(2026, 3, 16, 0), action="await_approval", alias="challenger", from_version=None, to_version=3),
-        dict(at=AT(2026, 3, 17, 2), action="approve", alias="champion", from_version=2, to_version=3),
-        dict(at=AT(2026, 3, 17, 22), action="rollback", alias="champion", from_version=3, to_version=2),
-        dict(at=AT(2026, 3, 23, 5), action="reject", alias=None, from_version=None, to_version=4),
+        dict(at=AT(2026, 3, 2, 6), action=Action.PROMOTE, alias=Alias.CHAMPION, from_version=None, to_version=1),
+        dict(at=AT(2026, 3, 8, 10), action=Action.PROMOTE, alias=Alias.CHAMPION, from_version=1, to_version=2),
+        dict(at=AT(2026, 3, 16, 0), action=Action.AWAIT_APPROVAL, alias=Alias.CHALLENGER, from_version=None, to_version=3),
+        dict(at=AT(2026, 3, 17, 2), action=Action.APPROVE, alias=Alias.CHAMPION, from_version=2, to_version=3),
+        dict(at=AT(2026, 3, 17, 22), action=Action.ROLLBACK, alias=Alias.CHAMPION, from_version=3, to_version=2),
+        dict(at=AT(2026, 3, 23, 5), action=Action.REJECT, alias=None, from_version=None, to_version=4),
     ]
     for r in rows:
         append_audit(lake, actor="tester", reason=f"{r['action']} for the scorecard test", **r)
@@ -131,7 +138,7 @@ def world(tmp_path_factory):
     today = dt.datetime.now(dt.UTC).date()
     first_drifted = today - dt.timedelta(days=2)
     (tmp / "dagster").mkdir()
-    drift_tags = {**DRIFT_TAGS, "mlops/drift_partitions": f"{first_drifted}..{today - dt.timedelta(days=1)}"}
+    drift_tags = {**DRIFT_TAGS, RunTag.DRIFT_PARTITIONS: f"{first_drifted}..{today - dt.timedelta(days=1)}"}
     registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
                              artifact_root=str(tmp / "artifacts"), model_name=MODEL)
     with instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
@@ -241,10 +248,10 @@ def test_lead_time_change_failure_rate_and_time_to_restore(card):
 
 def test_a_version_reapproved_after_its_rollback_is_judged_afresh():
     audit = pl.DataFrame([
-        {"at": AT(2026, 3, 1), "action": "promote", "from_version": None, "to_version": 1},
-        {"at": AT(2026, 3, 2), "action": "promote", "from_version": 1, "to_version": 2},
-        {"at": AT(2026, 3, 2, 6), "action": "rollback", "from_version": 2, "to_version": 1},
-        {"at": AT(2026, 3, 5), "action": "waiver_promote", "from_version": 1, "to_version": 2},
+        {"at": AT(2026, 3, 1), "action": Action.PROMOTE, "from_version": None, "to_version": 1},
+        {"at": AT(2026, 3, 2), "action": Action.PROMOTE, "from_version": 1, "to_version": 2},
+        {"at": AT(2026, 3, 2, 6), "action": Action.ROLLBACK, "from_version": 2, "to_version": 1},
+        {"at": AT(2026, 3, 5), "action": Action.WAIVER_PROMOTE, "from_version": 1, "to_version": 2},
     ])
     out = promotion_measures(audit, {1: "2026-02-28", 2: "not a date"})
     assert out["change_failure_rate"] == pytest.approx(1 / 3)
@@ -296,7 +303,7 @@ def test_empty_world_gives_none_and_never_crashes(world, tmp_path):
         meta = scorecard_metadata(card)  # what the asset records: NaN for "nothing to measure"
         assert all(math.isnan(meta[k].value) for k in VALUE_MEASURES) and meta["pipeline_runs"].value == 0
         # tables that exist but hold nothing measurable: a challenger move only, features not yet due
-        append_audit(lake, at=AT(2026, 3, 1), actor="t", action="await_approval", alias="challenger", to_version=1)
+        append_audit(lake, at=AT(2026, 3, 1), actor="t", action=Action.AWAIT_APPROVAL, alias=Alias.CHALLENGER, to_version=1)
         today = str(dt.datetime.now(dt.UTC).date())
         lake.write_partitions("features", pl.DataFrame({"ds": [today], "id": ["x"]}), [today])
         card = compute_scorecard(instance, lake, registry, load_spec())
@@ -315,13 +322,13 @@ def test_scorecard_asset_materialises_every_measure_as_numeric_metadata(world, c
 
     platform = Platform(world["spec"], Home(world["tmp"] / "home"))
     scorecard = build_scorecard_asset(platform)
-    assert scorecard.key == AssetKey("scorecard") and scorecard.partitions_def is None
-    assert scorecard.group_names_by_key[AssetKey("scorecard")] == "operations"
+    assert scorecard.key == AssetKey(SCORECARD) and scorecard.partitions_def is None
+    assert scorecard.group_names_by_key[AssetKey(SCORECARD)] == "operations"
     assert {"lake", "registry"} <= scorecard.required_resource_keys  # (+ the default io_manager)
     result = materialize([scorecard], instance=world["instance"],
                          resources={"lake": world["lake"], "registry": world["registry"]})
     assert result.success
-    meta = result.asset_materializations_for_node("scorecard")[0].metadata
+    meta = result.asset_materializations_for_node(SCORECARD)[0].metadata
     for name in VALUE_MEASURES:
         assert isinstance(meta[name], FloatMetadataValue), name
     for name in COUNT_MEASURES:
@@ -332,6 +339,18 @@ def test_scorecard_asset_materialises_every_measure_as_numeric_metadata(world, c
     assert meta["change_failure_rate"].value == pytest.approx(1 / 3)
     assert meta["provenance_completeness"].value == pytest.approx(0.75)
     assert meta["scoring_completion"].value == pytest.approx(6 / 7)
-    breakdown = meta["scorecard"].value
+    breakdown = meta[SCORECARD_BREAKDOWN].value
     assert set(breakdown["measures"]) == set(MEASURES)
     assert breakdown["promotions"]["rollbacks"][0]["version"] == 3
+
+
+def test_scorecard_job_and_schedule(world):
+    asset_def, job, schedule = build_scorecard(Platform(world["spec"], Home(world["tmp"] / "home")))
+    assert asset_def.key.to_user_string() == SCORECARD
+    assert job.name == Job.SCORECARD and schedule.name == Schedule.SCORECARD
+    assert schedule.job_name == Job.SCORECARD and schedule.cron_schedule == "0 * * * *"
+
+
+def test_the_measures_module_does_not_import_dagster():
+    code = "import sys, mlops_assets.scorecard; assert 'dagster' not in sys.modules, 'dagster imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -14,10 +14,10 @@ START = dt.date(2026, 4, 6)
 
 
 def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
-    from mlops_assets.definitions import build_definitions
+    from mlops_assets.defs.build import build_definitions
     from mlops_assets.lake import DeltaLake
     from mlops_assets.platform import Platform
-    from mlops_assets.registry import CHAMPION
+    from mlops_assets.vocabulary import Alias
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
     platform = Platform.from_env()
@@ -49,7 +49,7 @@ def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
                       if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["evaluation_report"])
         assert report["candidate_r2"].value > 0.75 and report["candidate_mae"].value < 5.0
         registry = defs.resources["registry"]
-        assert registry.registered_model == "bike_duration" and registry.get_alias(CHAMPION) == 1
+        assert registry.registered_model == "bike_duration" and registry.get_alias(Alias.CHAMPION) == 1
         ts = lake.read("training_set", [cutoff])
         assert ts.filter(pl.col("event_ds") >= cutoff).is_empty()
         assert set(ts["split"].unique()) == {"train", "holdout"}

@@ -14,7 +14,6 @@ import yaml
 
 from mlops_assets.ml.datasets import (
     LABEL_ARRIVED,
-    SPLIT,
     build_training_set,
     feature_window,
     latest_labels_before,
@@ -22,6 +21,7 @@ from mlops_assets.ml.datasets import (
     training_set_summary,
 )
 from mlops_assets.spec import BUNDLED_SPEC, parse_spec
+from mlops_assets.vocabulary import SPLIT_COLUMN as SPLIT
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 C = dt.date(2026, 4, 1)  # the cutoff of every hand-made case below

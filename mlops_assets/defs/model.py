@@ -1,19 +1,16 @@
-"""Model plane assets, partitioned by training cutoff C:
+"""Model plane wiring, partitioned by training cutoff C:
 training_set[C] → candidate_model[C] → evaluation_report[C] (gates = blocking checks) → champion[C].
 
-Each asset is thin: pure logic lives in ``ml.datasets``, ``ml.training``,
-``ml.evaluation``, ``registry``, ``promotion`` and ``reports``; heavy imports
-(sklearn, mlflow, evidently) happen inside the asset bodies, never at load.
+Each asset reads its inputs, calls the rules (``ml.datasets``, ``ml.candidate``, ``gates``,
+``promotion``) and attaches metadata. The ML stack (sklearn, mlflow, evidently) loads
+inside the asset bodies, never when the code location loads.
 """
 
 import datetime as dt
 import json
-import re
 
 import polars as pl
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
@@ -24,48 +21,50 @@ from dagster import (
     asset,
 )
 
-from mlops_assets.defs.data import follow_upstream
+from mlops_assets.defs.common import check_result, follow_upstream, numeric
+from mlops_assets.gates import GateVerdict, evaluation_rows, gate_check_name, gate_names
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import (
+from mlops_assets.lineage import lineage_tags
+from mlops_assets.ml.datasets import (
+    build_training_set,
+    expected_days,
+    feature_window,
+    in_row_order,
+    split_rows,
+    training_set_summary,
+)
+from mlops_assets.platform import Platform
+from mlops_assets.promotion import PromotionRefused, dagster_actor, now, promote_if_passed, record_gate_verdict
+from mlops_assets.registry import ModelRegistry
+from mlops_assets.spec import DatasetSpec
+from mlops_assets.vocabulary import (
     CANDIDATE_MODEL,
     CHAMPION,
     EVALUATION_REPORT,
     EVALUATIONS,
     FEATURES,
+    PARTITION_COLUMN,
     RAW_LABELS,
     TRAINING_SET,
-    Platform,
+    Alias,
+    Artifact,
+    Status,
+    VersionTag,
 )
-from mlops_assets.registry import ModelRegistry
-
-HOLDOUT_SCORES = "holdout_scores.json"
-REFERENCE_PROFILE = "reference_profile.json"
-
-
-def gate_check_name(gate: str) -> str:
-    """``floor:roc_auc`` → ``gate_floor_roc_auc`` (Dagster check names are identifiers)."""
-    return "gate_" + re.sub(r"[^A-Za-z0-9_]", "_", gate)
-
-
-def _numeric(metrics: dict, prefix: str) -> dict:
-    return {f"{prefix}{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and v == v}
 
 
 def candidate_for_cutoff(registry: ModelRegistry, cutoff: str) -> dict:
-    from mlops_assets.promotion import CUTOFF_TAG
-
-    versions = [v for v in registry.list_versions() if v["tags"].get(CUTOFF_TAG) == cutoff]
+    versions = [v for v in registry.list_versions() if v["tags"].get(VersionTag.CUTOFF) == cutoff]
     if not versions:
         raise Failure(f"no candidate version registered for cutoff {cutoff}: materialise candidate_model[{cutoff}] first")
     return versions[-1]
 
 
-def read_training_set(lake: DeltaLake, cutoff: str, id_col: str, version: int | None = None) -> pl.DataFrame:
+def read_training_set(lake: DeltaLake, cutoff: str, spec: DatasetSpec, version: int | None = None) -> pl.DataFrame:
     frame = lake.read(TRAINING_SET, [cutoff], version=version)
     if frame.is_empty():
         raise Failure(f"training_set[{cutoff}] is empty or missing")
-    # A total order (the one reproduce uses): the fit must not depend on an unstable sort's ties.
-    return frame.sort("event_ds", id_col)
+    return in_row_order(frame, spec)
 
 
 def training_set_commit(lake: DeltaLake, cutoff: str) -> dict:
@@ -76,6 +75,12 @@ def training_set_commit(lake: DeltaLake, cutoff: str) -> dict:
     return commit
 
 
+def input_versions(lake: DeltaLake, spec: DatasetSpec) -> dict[str, int]:
+    """The Delta versions a training set is built from (recorded in its commit, then in lineage)."""
+    tables = [FEATURES] + ([RAW_LABELS] if spec.labels else [])
+    return {t: lake.version(t) for t in tables}
+
+
 def build_model_assets(platform: Platform) -> list:
     spec, daily = platform.spec, platform.daily
     window = TimeWindowPartitionMapping(start_offset=-spec.training.window_days, end_offset=-1)
@@ -83,217 +88,152 @@ def build_model_assets(platform: Platform) -> list:
     if spec.labels is not None:
         deps.append(AssetDep(RAW_LABELS, partition_mapping=window))
 
-    @asset(
-        name=TRAINING_SET,
-        partitions_def=daily,
-        deps=deps,
-        group_name="model",
-        kinds={"polars", "delta"},
-        description=f"Point-in-time training set for cutoff C: features of the {spec.training.window_days} days "
-        "before C joined with labels that arrived before C; time holdout of the last matured days.",
-    )
+    @asset(name=TRAINING_SET, partitions_def=daily, deps=deps, group_name="model", kinds={"polars", "delta"},
+           description=f"Point-in-time training set for cutoff C: features of the {spec.training.window_days} days "
+           "before C joined with labels that arrived before C; time holdout of the last matured days.")
     def training_set(context: AssetExecutionContext, lake: DeltaLake):
-        from mlops_assets.ml.datasets import build_training_set, feature_window, training_set_summary
-
         cutoff = dt.date.fromisoformat(context.partition_key)
         first, last = feature_window(spec, cutoff)
-        features = lake.scan(FEATURES).filter(pl.col("ds").is_between(pl.lit(first.isoformat()), pl.lit(last.isoformat()))).collect()
-        present = set(features["ds"].unique().to_list())
-        expected = {(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
-        labels = lake.scan(RAW_LABELS).filter(pl.col("ds") < cutoff.isoformat()).collect() if spec.labels else None
+        features = lake.scan(FEATURES).filter(pl.col(PARTITION_COLUMN).is_between(
+            pl.lit(first.isoformat()), pl.lit(last.isoformat()))).collect()
+        missing = sorted(set(expected_days(first, last)) - set(features[PARTITION_COLUMN].unique().to_list()))
+        labels = lake.scan(RAW_LABELS).filter(pl.col(PARTITION_COLUMN) < cutoff.isoformat()).collect() \
+            if spec.labels else None
         ts = build_training_set(features, labels, spec, cutoff)
         summary = training_set_summary(ts, spec)
         if summary.get("train_rows", 0) == 0 or summary.get("holdout_rows", 0) == 0:
             raise Failure(f"training_set[{cutoff}] has no train or no holdout rows ({summary}); "
-                          f"missing feature partitions: {sorted(expected - present)[:10]}")
-        inputs = {FEATURES: lake.version(FEATURES)}
-        if spec.labels:
-            inputs[RAW_LABELS] = lake.version(RAW_LABELS)
+                          f"missing feature partitions: {missing[:10]}")
+        inputs = input_versions(lake, spec)
         version = lake.write_partitions(TRAINING_SET, ts, [cutoff.isoformat()], run_id=context.run.run_id,
                                         metadata={"input_versions": json.dumps(inputs)})
         return MaterializeResult(metadata={
-            **summary,
-            "feature_window": f"{first}..{last}",
-            "missing_feature_partitions": MetadataValue.json(sorted(expected - present)),
-            "input_delta_versions": MetadataValue.json(inputs),
-            "delta_version": version,
-        })
+            **summary, "feature_window": f"{first}..{last}", "missing_feature_partitions": MetadataValue.json(missing),
+            "input_delta_versions": MetadataValue.json(inputs), "delta_version": version})
 
-    @asset(
-        name=CANDIDATE_MODEL,
-        partitions_def=daily,
-        deps=[training_set],
-        group_name="model",
-        kinds={"sklearn", "mlflow"},
-        description="A candidate trained on training_set[C]'s train split, logged and registered in MLflow with "
-        "full lineage tags and its drift reference profile.",
-    )
+    @asset(name=CANDIDATE_MODEL, partitions_def=daily, deps=[training_set], group_name="model",
+           kinds={"sklearn", "mlflow"},
+           description="A candidate trained on training_set[C]'s train split, logged and registered in MLflow with "
+           "full lineage tags and its drift reference profile.")
     def candidate_model(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.lineage import lineage_tags
-        from mlops_assets.ml import training as T
-        from mlops_assets.ml.evaluation import loggable_metrics, task_metrics
-        from mlops_assets.promotion import CUTOFF_TAG, STATUS_TAG
+        from mlops_assets.ml.candidate import scorer, train_candidate
+        from mlops_assets.ml.evaluation import loggable_metrics
+        from mlops_assets.ml.training import SKOPS_TRUSTED_TYPES
 
         cutoff = context.partition_key
         # Lineage of THIS cutoff's training set, not of the table's newest commit (another cutoff's).
         commit = training_set_commit(lake, cutoff)
-        ts_version = int(commit["version"])
-        ts = read_training_set(lake, cutoff, spec.id, ts_version)
-        train, holdout = ts.filter(pl.col("split") == "train"), ts.filter(pl.col("split") == "holdout")
-        X_train = T.to_model_frame(train, spec)
-        pipeline = T.fit(spec, X_train, train[spec.target].to_numpy())
-        train_scores = T.predict_scores(pipeline, X_train, spec.task)
-        holdout_scores = T.predict_scores(pipeline, T.to_model_frame(holdout, spec), spec.task)
-        train_metrics = task_metrics(spec.task, train[spec.target].to_numpy(), train_scores)
-        profile = T.reference_profile(train, spec, prediction=train_scores)
-        input_versions = json.loads(commit.get("input_versions", "{}"))
-        tags = lineage_tags(
-            spec,
-            delta_versions={**input_versions, TRAINING_SET: ts_version},
-            partition_range=(train["event_ds"].min(), holdout["event_ds"].max()),
-            run_id=context.run.run_id,
-            seed=spec.training.seed,
-        )
-        tags.update({CUTOFF_TAG: cutoff, STATUS_TAG: "candidate"})
+        trained = train_candidate(read_training_set(lake, cutoff, spec, int(commit["version"])), spec)
+        tags = {**lineage_tags(spec, delta_versions={**json.loads(commit.get("input_versions", "{}")),
+                                                     TRAINING_SET: int(commit["version"])},
+                               partition_range=trained.partition_range, run_id=context.run.run_id,
+                               seed=spec.training.seed),
+                VersionTag.CUTOFF: cutoff, VersionTag.STATUS: Status.CANDIDATE}
         candidate = registry.log_candidate(
-            spec,
-            pipeline,
-            input_example=X_train.head(5),
-            params={"estimator": spec.model.estimator, **spec.model.params, "cutoff": cutoff,
-                    "train_rows": train.height, "holdout_rows": holdout.height, "seed": spec.training.seed},
-            metrics=loggable_metrics(train_metrics, prefix="train_"),
-            tags=tags,
-            extra_artifacts={
-                REFERENCE_PROFILE: profile,
-                HOLDOUT_SCORES: {"ids": holdout[spec.id].to_list(), "scores": holdout_scores.tolist()},
-            },
-        )
+            spec, trained.pipeline, input_example=trained.X_train.head(5), tags=tags,
+            params=candidate_params(spec, cutoff, trained.train.height, trained.holdout.height),
+            metrics=loggable_metrics(trained.train_metrics, prefix="train_"),
+            extra_artifacts={Artifact.REFERENCE_PROFILE: trained.profile,
+                             Artifact.HOLDOUT_SCORES: trained.holdout_record(spec.id)},
+            score=scorer(spec), trusted_types=SKOPS_TRUSTED_TYPES)
         context.log.info(f"registered {spec.model.registered_name} version {candidate.version} for cutoff {cutoff}")
         return MaterializeResult(metadata={
-            "model_version": candidate.version,
-            "mlflow_run_id": candidate.run_id,
-            "model_uri": candidate.model_uri,
-            "model_sha256": candidate.artifact_sha256,
-            "train_rows": train.height,
-            **_numeric(train_metrics, "train_"),
-            "lineage": MetadataValue.json(tags),
-        })
+            "model_version": candidate.version, "mlflow_run_id": candidate.run_id, "model_uri": candidate.model_uri,
+            "model_sha256": candidate.artifact_sha256, "train_rows": trained.train.height,
+            **numeric(trained.train_metrics, "train_"), "lineage": MetadataValue.json(tags)})
 
     check_specs = [AssetCheckSpec(gate_check_name(g), asset=EVALUATION_REPORT, blocking=True, partitions_def=daily,
-                                  description=f"Promotion gate {g}") for g in spec.gate_names]
+                                  description=f"Promotion gate {g}") for g in gate_names(spec)]
 
-    @asset(
-        name=EVALUATION_REPORT,
-        partitions_def=daily,
-        deps=[candidate_model, training_set],
-        check_specs=check_specs,
-        group_name="model",
-        kinds={"sklearn", "evidently"},
-        description="Candidate and current champion on the same time holdout: metrics, slices, calibration, "
-        "integrity, an Evidently report. Its checks are the promotion gates (blocking).",
-    )
+    @asset(name=EVALUATION_REPORT, partitions_def=daily, deps=[candidate_model, training_set],
+           check_specs=check_specs, group_name="model", kinds={"sklearn", "evidently"},
+           description="Candidate and current champion on the same time holdout: metrics, slices, calibration, "
+           "integrity, an Evidently report. Its checks are the promotion gates (blocking).")
     def evaluation_report(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.ml import training as T
-        from mlops_assets.ml.evaluation import comparison_markdown, evaluate_gates, slice_metrics, task_metrics
-        from mlops_assets.promotion import GATES_TAG, REASONS_TAG, STATUS_TAG, append_audit, now
-        from mlops_assets.registry import CHAMPION as CHAMPION_ALIAS
-        from mlops_assets.reports import PREDICTION, TARGET, evaluation_report as evidently_report
+        from mlops_assets.ml.candidate import evaluate_candidate, recorded_scores_for, scorer
+        from mlops_assets.ml.training import to_model_frame
+        from mlops_assets.reports import evaluation_report as evidently_report
 
-        cutoff = context.partition_key
-        cand = candidate_for_cutoff(registry, cutoff)
-        version = cand["version"]
-        holdout = read_training_set(lake, cutoff, spec.id).filter(pl.col("split") == "holdout").sort(spec.id)
-        X = T.to_model_frame(holdout, spec)
-        y = holdout[spec.target].to_numpy()
-        recorded = registry.load_artifact_json(version, HOLDOUT_SCORES)
-        expected = (pl.DataFrame({spec.id: recorded["ids"], "s": recorded["scores"]})
-                    .join(holdout.select(spec.id), on=spec.id, how="right", maintain_order="right")["s"].to_numpy())
-        integrity = registry.verify_integrity(version, X, expected)
-        if integrity["loads"]:
-            candidate_scores = T.predict_scores(registry.load_model(version, verify=False), X, spec.task)
-        else:
-            candidate_scores = expected
-        cand_metrics = task_metrics(spec.task, y, candidate_scores)
-        champion_version = registry.get_alias(CHAMPION_ALIAS)
-        champion_metrics = champion_scores = None
-        if champion_version is not None and champion_version != version:
-            champion_scores = T.predict_scores(registry.load_model(champion_version), X, spec.task)
-            champion_metrics = task_metrics(spec.task, y, champion_scores)
-        slices = slice_metrics(spec.task, holdout, y, candidate_scores, spec.categorical_features, spec.gates.min_slice_rows)
-        gates = evaluate_gates(spec, cand_metrics, champion_metrics, slices, integrity)
-
-        frame = X.assign(**{TARGET: y, PREDICTION: candidate_scores})
-        ref = X.assign(**{TARGET: y, PREDICTION: champion_scores}) if champion_scores is not None else None
-        report = evidently_report(spec, frame, ref, platform.home.reports / "evaluation" / f"{cutoff}_v{version}.html",
+        cutoff, run_id = context.partition_key, context.run.run_id
+        version = candidate_for_cutoff(registry, cutoff)["version"]
+        _, holdout = split_rows(read_training_set(lake, cutoff, spec), spec)
+        recorded = recorded_scores_for(registry.load_artifact_json(version, Artifact.HOLDOUT_SCORES), holdout, spec.id)
+        integrity = registry.verify_integrity(version, to_model_frame(holdout, spec), recorded, score=scorer(spec))
+        champion_version = registry.get_alias(Alias.CHAMPION)
+        result = evaluate_candidate(
+            holdout, spec, recorded=recorded, integrity=integrity,
+            candidate=registry.load_model(version, verify=False) if integrity["loads"] else None,
+            champion=registry.load_model(champion_version)
+            if champion_version is not None and champion_version != version else None)
+        report = evidently_report(spec, *evaluation_frames(result),
+                                  platform.home.reports / "evaluation" / f"{cutoff}_v{version}.html",
                                   spec.drift.report_sample_rows)
+        lake.append(EVALUATIONS, evaluation_rows(result.gates, cutoff=cutoff, version=version, run_id=run_id,
+                                                 champion_version=champion_version, evaluated_at=now()), run_id=run_id)
+        verdict = GateVerdict(result.gates)
+        record_gate_verdict(lake, registry, version, verdict, champion_version=champion_version,
+                            actor=dagster_actor(run_id), run_id=run_id)
+        if not verdict.passed:
+            context.log.warning(f"version {version} rejected: {verdict.reasons}")
+        return MaterializeResult(metadata=evaluation_metadata(result, version, champion_version, integrity, report),
+                                 check_results=gate_check_results(result.gates, version))
 
-        evaluated_at = now()
-        rows = pl.DataFrame([{"ds": cutoff, "version": version, "gate": g.name, "passed": g.passed,
-                              "value": None if g.value is None else float(g.value),
-                              "threshold": None if g.threshold is None else float(g.threshold),
-                              "message": g.message, "champion_version": champion_version,
-                              "evaluated_at": evaluated_at, "run_id": context.run.run_id} for g in gates],
-                            schema_overrides={"value": pl.Float64, "threshold": pl.Float64, "champion_version": pl.Int64})
-        lake.append(EVALUATIONS, rows, run_id=context.run.run_id)
-        failed = [g for g in gates if not g.passed]
-        if failed:
-            reasons = "; ".join(g.message for g in failed)
-            registry.set_version_tags(version, {STATUS_TAG: "rejected", GATES_TAG: "failed", REASONS_TAG: reasons[:4000]})
-            append_audit(lake, actor=f"dagster:{context.run.run_id[:8]}", action="reject", alias=None,
-                         from_version=champion_version, to_version=version, reason=reasons,
-                         gate_results=json.dumps([g.to_dict() for g in gates], default=str), run_id=context.run.run_id)
-            context.log.warning(f"version {version} rejected: {reasons}")
-        else:
-            registry.set_version_tags(version, {GATES_TAG: "passed"})
-        return MaterializeResult(
-            metadata={
-                "candidate_version": version,
-                "champion_version": champion_version if champion_version is not None else -1,
-                "holdout_rows": holdout.height,
-                **_numeric(cand_metrics, "candidate_"),
-                **(_numeric(champion_metrics, "champion_") if champion_metrics else {}),
-                "comparison": MetadataValue.md(comparison_markdown(cand_metrics, champion_metrics)),
-                "slices": MetadataValue.json([{k: s[k] for k in ("column", "value", "rows", "enough_rows")}
-                                              | {"metrics": {m: v for m, v in s["metrics"].items() if m != "undefined"}}
-                                              for s in slices]),
-                "gates": MetadataValue.json([g.to_dict() for g in gates]),
-                "integrity": MetadataValue.json({k: v for k, v in integrity.items()}),
-                "evidently_report": MetadataValue.path(str(report)),
-            },
-            check_results=[
-                AssetCheckResult(check_name=gate_check_name(g.name), passed=g.passed, severity=AssetCheckSeverity.ERROR,
-                                 description=g.message,
-                                 metadata={"value": g.value if g.value is not None else float("nan"),
-                                           "threshold": g.threshold if g.threshold is not None else float("nan"),
-                                           "candidate_version": version})
-                for g in gates
-            ],
-        )
-
-    @asset(
-        name=CHAMPION,
-        partitions_def=daily,
-        deps=[evaluation_report],
-        automation_condition=follow_upstream(),
-        group_name="model",
-        kinds={"mlflow"},
-        description="The promotion step: moves the MLflow alias `champion` to C's candidate (previous champion → "
-        "`last_known_good`) only when every blocking gate passed; audited.",
-    )
+    @asset(name=CHAMPION, partitions_def=daily, deps=[evaluation_report], automation_condition=follow_upstream(),
+           group_name="model", kinds={"mlflow"},
+           description="The promotion step: moves the MLflow alias `champion` to C's candidate (previous champion → "
+           "`last_known_good`) only when every blocking gate passed; audited.")
     def champion(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.promotion import PromotionRefused, promote_if_passed
-
         cutoff = context.partition_key
         version = candidate_for_cutoff(registry, cutoff)["version"]
         try:
             outcome = promote_if_passed(lake, registry, version, require_approval=spec.model.require_approval,
-                                        actor=f"dagster:{context.run.run_id[:8]}", run_id=context.run.run_id,
+                                        actor=dagster_actor(context.run.run_id), run_id=context.run.run_id,
                                         shadow_days=spec.gates.shadow_days)
         except PromotionRefused as err:
             raise Failure(str(err)) from None
         context.log.info(f"champion[{cutoff}]: {outcome}")
-        return MaterializeResult(metadata={k: (v if v is not None else -1) if not isinstance(v, str) else v
+        return MaterializeResult(metadata={k: v if isinstance(v, str) else (-1 if v is None else v)
                                            for k, v in outcome.items()})
 
     return [training_set, candidate_model, evaluation_report, champion]
 
+
+def candidate_params(spec: DatasetSpec, cutoff: str, train_rows: int, holdout_rows: int) -> dict:
+    return {"estimator": spec.model.estimator, **spec.model.params, "cutoff": cutoff, "train_rows": train_rows,
+            "holdout_rows": holdout_rows, "seed": spec.training.seed}
+
+
+def evaluation_frames(result):
+    """(current, reference) frames of the Evidently evaluation report: candidate vs champion."""
+    from mlops_assets.reports import PREDICTION, TARGET
+
+    current = result.X.assign(**{TARGET: result.y, PREDICTION: result.candidate_scores})
+    reference = (result.X.assign(**{TARGET: result.y, PREDICTION: result.champion_scores})
+                 if result.champion_scores is not None else None)
+    return current, reference
+
+
+def evaluation_metadata(result, version: int, champion_version: int | None, integrity: dict, report) -> dict:
+    from mlops_assets.ml.evaluation import comparison_markdown
+
+    slices = [{k: s[k] for k in ("column", "value", "rows", "enough_rows")}
+              | {"metrics": {m: v for m, v in s["metrics"].items() if m != "undefined"}} for s in result.slices]
+    return {
+        "candidate_version": version,
+        "champion_version": champion_version if champion_version is not None else -1,
+        "holdout_rows": len(result.y),
+        **numeric(result.candidate_metrics, "candidate_"),
+        **(numeric(result.champion_metrics, "champion_") if result.champion_metrics else {}),
+        "comparison": MetadataValue.md(comparison_markdown(result.candidate_metrics, result.champion_metrics)),
+        "slices": MetadataValue.json(slices),
+        "gates": MetadataValue.json([g.to_dict() for g in result.gates]),
+        "integrity": MetadataValue.json(dict(integrity)),
+        "evidently_report": MetadataValue.path(str(report)),
+    }
+
+
+def gate_check_results(gates, version: int) -> list:
+    nan = float("nan")
+    return [check_result(gate_check_name(g.name), g.passed, g.message, blocking=True, metadata={
+        "value": g.value if g.value is not None else nan, "threshold": g.threshold if g.threshold is not None else nan,
+        "candidate_version": version}) for g in gates]

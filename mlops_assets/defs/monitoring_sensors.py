@@ -2,7 +2,7 @@
 rollback → re-score, shadow evidence → promotion, and alerts on run failures.
 
 Each gathers its inputs from the Delta tables and the registry and acts on a verdict
-from ``mlops_assets.monitoring`` / ``promotion``.
+from ``monitoring`` (drift episodes, the guard) or ``promotion``.
 """
 
 import datetime as dt
@@ -10,6 +10,7 @@ import json
 
 import polars as pl
 from dagster import (
+    AssetKey,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
@@ -22,58 +23,75 @@ from dagster import (
 
 from mlops_assets.alerts import AlertSink
 from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import CHAMPION, DRIFT, PERFORMANCE, RAW_LABELS, SCORES, Platform
+from mlops_assets.ml.drift import drift_summary
+from mlops_assets.monitoring import RetrainRequest, drift_episode, drift_retrain, guard_breach
+from mlops_assets.platform import Platform
+from mlops_assets.promotion import PromotionRefused, rollback, shadow_days_observed
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.scorecard import CONTRACT, GATE, classify_failure
+from mlops_assets.vocabulary import (
+    CHAMPION,
+    DRIFT,
+    DRIFT_REPORT,
+    GUARD_TRIPPED,
+    MODEL_PERFORMANCE,
+    PARTITION_COLUMN,
+    PERFORMANCE,
+    RAW_LABELS,
+    SCORES,
+    Alias,
+    RunTag,
+    Sensor,
+    Status,
+    VersionTag,
+)
 
-TRIGGER_TAG, REASON_TAG = "mlops/trigger", "mlops/reason"
+
+def run_tags(trigger: str, reason: str, **extra: str) -> dict[str, str]:
+    """The tags every run a sensor requests carries: who asked, and why."""
+    return {RunTag.TRIGGER: trigger, RunTag.REASON: reason[:250], **extra}
 
 
-def drift_summary(lake: DeltaLake) -> pl.DataFrame:
-    """One row per partition: ds, share_drifted, dataset_drifted, drifted_features."""
-    d = lake.read(DRIFT)
-    if d.is_empty():
-        return pl.DataFrame(schema={"ds": pl.String, "share_drifted": pl.Float64, "dataset_drifted": pl.Boolean,
-                                    "drifted_features": pl.String})
-    dataset = d.filter(pl.col("feature") == "__dataset__").select(
-        "ds", pl.col("score").alias("share_drifted"), pl.col("drifted").alias("dataset_drifted"))
-    feats = (d.filter(~pl.col("feature").str.starts_with("__") & pl.col("drifted"))
-             .group_by("ds").agg(pl.col("feature").sort().str.join(",").alias("drifted_features")))
-    return dataset.join(feats, on="ds", how="left").sort("ds")
+def labelled_days(lake: DeltaLake, spec, after_version: int) -> tuple[list[str], list[str]]:
+    """(arrival days of the labels committed after ``after_version``, scored event days they belong to)."""
+    arrivals = sorted({p for h in lake.history(RAW_LABELS) if h.get("version", -1) > after_version
+                       for p in (h.get("partitions") or "").split(",") if p})
+    ids = lake.scan(RAW_LABELS).filter(pl.col(PARTITION_COLUMN).is_in(arrivals)).select(
+        pl.col(spec.labels.id).alias(spec.id))
+    days = (lake.scan(SCORES).select(PARTITION_COLUMN, spec.id).join(ids, on=spec.id, how="semi")
+            .select(PARTITION_COLUMN).unique().collect()[PARTITION_COLUMN].sort().to_list())
+    return arrivals, days
+
+
+def days_scored_by_rolled_back(lake: DeltaLake, registry: ModelRegistry) -> tuple[list[str], list[int]]:
+    by_version = lake.scan(SCORES).select(PARTITION_COLUMN, "model_version").unique().collect()
+    rolled = sorted(v for v in by_version["model_version"].unique().to_list()
+                    if v >= 0 and registry.version_tags(v).get(VersionTag.STATUS) == Status.ROLLED_BACK)
+    days = by_version.filter(pl.col("model_version").is_in(rolled))[PARTITION_COLUMN].unique().sort().to_list()
+    return days, rolled
 
 
 def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, performance_job) -> list:
     spec = platform.spec
 
-    @sensor(name="drift_sensor", job=training_job, minimum_interval_seconds=60,
-            default_status=DefaultSensorStatus.RUNNING,
+    @sensor(name=Sensor.DRIFT, job=training_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
             description="Dataset drift on `drift.consecutive_partitions` consecutive days → one retraining run per "
             "episode (run_key), at most one per `drift.cooldown_days`.")
     def drift_sensor(context: SensorEvaluationContext, lake: DeltaLake, alerts: AlertSink):
-        from mlops_assets.monitoring import drift_episode
+        last_partition = dt.date.fromisoformat(platform.daily.get_last_partition_key())
+        decision = drift_retrain(drift_episode(drift_summary(lake.read(DRIFT)), spec),
+                                 json.loads(context.cursor) if context.cursor else {}, spec, last_partition)
+        if not isinstance(decision, RetrainRequest):
+            return SkipReason(decision)
+        episode, cutoff = decision.episode, decision.cutoff.isoformat()
+        alerts.send("drift_retrain", severity="warning", reason=episode.reason, partition=cutoff, asset=DRIFT_REPORT,
+                    details={"features": list(episode.features), "days": list(episode.days)})
+        tags = run_tags(Sensor.DRIFT, episode.reason, **{RunTag.DRIFT_FEATURES: ",".join(episode.features)[:250],
+                                                         RunTag.DRIFT_PARTITIONS: f"{episode.days[0]}..{episode.days[-1]}"})
+        return SensorResult(run_requests=[RunRequest(run_key=episode.run_key, partition_key=cutoff, tags=tags)],
+                            cursor=json.dumps(decision.cursor))
 
-        episode = drift_episode(drift_summary(lake), spec)
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        if episode is None:
-            return SkipReason("no drift episode")
-        if episode.run_key in cursor.get("episodes", []):
-            return SkipReason(f"episode starting {episode.days[0]} already triggered a retrain")
-        last = cursor.get("last_trigger_day")
-        day = dt.date.fromisoformat(episode.days[-1])
-        if last and (day - dt.date.fromisoformat(last)).days < spec.drift.cooldown_days:
-            return SkipReason(f"cooldown: last drift retrain for {last}, cooldown {spec.drift.cooldown_days} days")
-        cutoff = min(day + dt.timedelta(days=1), dt.date.fromisoformat(platform.daily.get_last_partition_key()))
-        alerts.send("drift_retrain", severity="warning", reason=episode.reason, partition=cutoff.isoformat(),
-                    asset="drift_report", details={"features": list(episode.features), "days": list(episode.days)})
-        cursor = {"episodes": [*cursor.get("episodes", []), episode.run_key][-50:], "last_trigger_day": day.isoformat()}
-        return SensorResult(
-            run_requests=[RunRequest(run_key=episode.run_key, partition_key=cutoff.isoformat(), tags={
-                TRIGGER_TAG: "drift_sensor", REASON_TAG: episode.reason[:250],
-                "mlops/drift_features": ",".join(episode.features)[:250],
-                "mlops/drift_partitions": f"{episode.days[0]}..{episode.days[-1]}"})],
-            cursor=json.dumps(cursor))
-
-    @sensor(name="performance_sensor", job=performance_job, minimum_interval_seconds=60,
+    @sensor(name=Sensor.PERFORMANCE, job=performance_job, minimum_interval_seconds=60,
             default_status=DefaultSensorStatus.RUNNING,
             description="When labels arrive (a new raw_labels commit), requests model_performance for exactly the "
             "scored event days those labels belong to.")
@@ -84,25 +102,18 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         current = lake.version(RAW_LABELS)
         if current is None or current <= seen or not lake.exists(SCORES):
             return SkipReason("no new labels")
-        arrivals = sorted({p for h in lake.history(RAW_LABELS) if h.get("version", -1) > seen
-                           for p in (h.get("partitions") or "").split(",") if p})
-        ids = lake.scan(RAW_LABELS).filter(pl.col("ds").is_in(arrivals)).select(pl.col(spec.labels.id).alias(spec.id))
-        days = (lake.scan(SCORES).select("ds", spec.id).join(ids, on=spec.id, how="semi")
-                .select("ds").unique().collect()["ds"].sort().to_list())
-        requests = [RunRequest(run_key=f"perf:{d}:labels@v{current}", partition_key=d,
-                               tags={TRIGGER_TAG: "performance_sensor",
-                                     REASON_TAG: f"labels arrived {arrivals[0]}..{arrivals[-1]}"}) for d in days]
-        return SensorResult(run_requests=requests, cursor=str(current))
+        arrivals, days = labelled_days(lake, spec, seen)
+        reason = f"labels arrived {arrivals[0]}..{arrivals[-1]}"
+        return SensorResult(run_requests=[RunRequest(run_key=f"perf:{d}:labels@v{current}", partition_key=d,
+                                                     tags=run_tags(Sensor.PERFORMANCE, reason)) for d in days],
+                            cursor=str(current))
 
-    @sensor(name="performance_guard_sensor", minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+    @sensor(name=Sensor.GUARD, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
             description="Champion's matured performance below the guard floor, or behind last_known_good by the "
             "margin → automatic rollback (or alert only, per the spec); once per breach.")
     def performance_guard_sensor(context: SensorEvaluationContext, lake: DeltaLake, registry: ModelRegistry,
                                  alerts: AlertSink):
-        from mlops_assets.monitoring import GUARD_REASON_TAG, GUARD_TAG, guard_breach
-        from mlops_assets.promotion import PromotionRefused, rollback
-
-        champion = registry.get_alias(CHAMPION)
+        champion = registry.get_alias(Alias.CHAMPION)
         if champion is None or not lake.exists(PERFORMANCE):
             return SkipReason("no champion or no matured performance yet")
         handled = json.loads(context.cursor) if context.cursor else []
@@ -111,77 +122,58 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
             return SkipReason(f"champion v{champion} within its guard")
         if champion in handled:
             return SkipReason(f"breach of v{champion} already handled")
-        handled.append(champion)
         action = spec.guard.action
         if action == "rollback":
             try:
-                outcome = rollback(lake, registry, reason=breach.reason, actor="performance_guard_sensor")
-                context.log.warning(f"guard rolled back: {outcome}")
+                context.log.warning(f"guard rolled back: {rollback(lake, registry, reason=breach.reason, actor=Sensor.GUARD)}")
             except PromotionRefused as err:
                 action = f"degrade ({err})"
         if action != "rollback":
-            registry.set_version_tags(champion, {GUARD_TAG: "tripped", GUARD_REASON_TAG: breach.reason[:500]})
-        alerts.send("guard_rollback", reason=f"{breach.reason}; action: {action}", asset="model_performance",
+            registry.set_version_tags(champion, {VersionTag.GUARD: GUARD_TRIPPED,
+                                                 VersionTag.GUARD_REASON: breach.reason[:500]})
+        alerts.send("guard_rollback", reason=f"{breach.reason}; action: {action}", asset=MODEL_PERFORMANCE,
                     details={"version": champion, "metric": breach.metric, "value": breach.value})
-        return SensorResult(skip_reason=SkipReason(f"guard acted: {action}"), cursor=json.dumps(handled[-50:]))
+        return SensorResult(skip_reason=SkipReason(f"guard acted: {action}"), cursor=json.dumps([*handled, champion][-50:]))
 
-    @sensor(name="rescore_sensor", job=scoring_job, minimum_interval_seconds=60,
-            default_status=DefaultSensorStatus.RUNNING,
+    @sensor(name=Sensor.RESCORE, job=scoring_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
             description="Re-scores every partition that a rolled-back version scored, with the current champion.")
     def rescore_sensor(context: SensorEvaluationContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.promotion import STATUS_TAG
-
-        champion = registry.get_alias(CHAMPION)
+        champion = registry.get_alias(Alias.CHAMPION)
         if champion is None or not lake.exists(SCORES):
             return SkipReason("nothing scored yet")
-        by_version = lake.scan(SCORES).select("ds", "model_version").unique().collect()
-        rolled = {v for v in by_version["model_version"].unique().to_list()
-                  if v >= 0 and registry.version_tags(v).get(STATUS_TAG) == "rolled_back"}
-        days = sorted(by_version.filter(pl.col("model_version").is_in(list(rolled)))["ds"].unique().to_list())
+        days, rolled = days_scored_by_rolled_back(lake, registry)
         if not days:
             return SkipReason("no partition scored by a rolled-back version")
-        return [RunRequest(run_key=f"rescore:{d}:v{champion}", partition_key=d,
-                           tags={TRIGGER_TAG: "rescore_sensor",
-                                 REASON_TAG: f"scored by rolled-back version(s) {sorted(rolled)}; champion v{champion}"})
+        reason = f"scored by rolled-back version(s) {rolled}; champion v{champion}"
+        return [RunRequest(run_key=f"rescore:{d}:v{champion}", partition_key=d, tags=run_tags(Sensor.RESCORE, reason))
                 for d in days]
 
-    @sensor(name="shadow_promotion_sensor", job=training_job, minimum_interval_seconds=300,
+    @sensor(name=Sensor.SHADOW_PROMOTION, job=training_job, minimum_interval_seconds=300,
             default_status=DefaultSensorStatus.RUNNING,
             description="With `gates.shadow_days`, re-runs champion[C] once the challenger has that many days of "
             "shadow scores.")
     def shadow_promotion_sensor(context: SensorEvaluationContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.promotion import CUTOFF_TAG, shadow_days_observed
-        from mlops_assets.registry import CHALLENGER
-
-        challenger = registry.get_alias(CHALLENGER)
+        challenger = registry.get_alias(Alias.CHALLENGER)
         if spec.gates.shadow_days == 0 or challenger is None or spec.model.require_approval:
             return SkipReason("no challenger waiting for shadow evidence")
         observed = shadow_days_observed(lake, challenger)
         if observed < spec.gates.shadow_days:
             return SkipReason(f"challenger v{challenger}: {observed}/{spec.gates.shadow_days} shadow days")
-        cutoff = registry.version_tags(challenger)[CUTOFF_TAG]
-        return [RunRequest(run_key=f"shadow:{challenger}", partition_key=cutoff, asset_selection=[_key(CHAMPION)],
-                           tags={TRIGGER_TAG: "shadow_promotion_sensor",
-                                 REASON_TAG: f"challenger v{challenger} has {observed} shadow days"})]
+        cutoff = registry.version_tags(challenger)[VersionTag.CUTOFF]
+        return [RunRequest(run_key=f"shadow:{challenger}", partition_key=cutoff, asset_selection=[AssetKey(CHAMPION)],
+                           tags=run_tags(Sensor.SHADOW_PROMOTION, f"challenger v{challenger} has {observed} shadow days"))]
 
-    @run_failure_sensor(name="alert_on_run_failure", default_status=DefaultSensorStatus.RUNNING,
+    @run_failure_sensor(name=Sensor.RUN_FAILURE, default_status=DefaultSensorStatus.RUNNING,
                         description="Every failed run → an alert with the run, asset, partition, reason and runbook.")
     def alert_on_run_failure(context: RunFailureSensorContext, alerts: AlertSink):
         run = context.dagster_run
-        message = context.failure_event.message or ""
         errors = " ".join(e.event_specific_data.error.message for e in context.get_step_failure_events()
                           if e.event_specific_data and e.event_specific_data.error)
-        text = f"{message} {errors}"
+        text = f"{context.failure_event.message or ''} {errors}"
         # one rule for "what kind of failure" (the scorecard counts failures by the same classes)
         kind = {CONTRACT: "data_contract_failure", GATE: "gate_failure"}.get(classify_failure(text), "pipeline_failure")
         alerts.send(kind, reason=f"run of {run.job_name} failed: {text.strip()[:500]}", run_id=run.run_id,
-                    partition=run.tags.get("dagster/partition"), asset=run.job_name)
+                    partition=run.tags.get(RunTag.PARTITION), asset=run.job_name)
 
     return [drift_sensor, performance_sensor, performance_guard_sensor, rescore_sensor, shadow_promotion_sensor,
             alert_on_run_failure]
-
-
-def _key(name: str):
-    from dagster import AssetKey
-
-    return AssetKey(name)

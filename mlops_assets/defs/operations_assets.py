@@ -1,40 +1,53 @@
-"""Operations: Delta table maintenance on a schedule, protecting what `reproduce` needs."""
+"""Operations: Delta table maintenance on a schedule, protecting what `reproduce` needs, and
+the operational scorecard (measures defined in ``mlops_assets.scorecard``)."""
 
+# No ``from __future__ import annotations``: Dagster inspects the asset functions'
+# ``context: AssetExecutionContext`` annotations at definition time.
 import json
+from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ScheduleDefinition, asset, define_asset_job
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    ScheduleDefinition,
+    asset,
+    define_asset_job,
+)
 
 from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import Platform
 from mlops_assets.registry import ModelRegistry
+from mlops_assets.scorecard import COUNT_MEASURES, VALUE_MEASURES
+from mlops_assets.scorecard_sources import compute_scorecard
+from mlops_assets.vocabulary import SCORECARD, TABLE_MAINTENANCE, TABLES, Alias, Job, Schedule, recorded_delta_versions
 
-MAINTENANCE = "table_maintenance"
+OPERATIONS_GROUP = "operations"
+SCORECARD_BREAKDOWN = "scorecard"  # the metadata entry holding the whole card as JSON
 
 
+# ---- table maintenance ----------------------------------------------------------------------
 def protected_versions(registry: ModelRegistry) -> dict[str, set[int]]:
     """table -> the versions that the lineage of champion and last_known_good records."""
-    from mlops_assets.registry import CHAMPION, LAST_KNOWN_GOOD
-
     keep: dict[str, set[int]] = {}
-    for alias in (CHAMPION, LAST_KNOWN_GOOD):
+    for alias in (Alias.CHAMPION, Alias.LAST_KNOWN_GOOD):
         version = registry.get_alias(alias)
         if version is None:
             continue
-        recorded = json.loads(registry.version_tags(version).get("lineage.delta_versions", "{}"))
-        for table, v in recorded.items():
-            keep.setdefault(table, set()).add(int(v))
+        for table, v in recorded_delta_versions(registry.version_tags(version)).items():
+            keep.setdefault(table, set()).add(v)
     return keep
 
 
-def build_operations(platform: Platform):
+def build_operations(platform: Platform) -> tuple[AssetsDefinition, Any, ScheduleDefinition]:
+    """The ``table_maintenance`` asset, its job and its daily schedule."""
     spec = platform.spec
 
-    @asset(name=MAINTENANCE, group_name="operations", kinds={"delta"},
+    @asset(name=TABLE_MAINTENANCE, group_name=OPERATIONS_GROUP, kinds={"delta"},
            description="Compacts and vacuums every Delta table with the spec's retention, never removing a "
            "version that the lineage of champion or last_known_good needs for `reproduce`.")
     def table_maintenance(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.status import TABLES
-
         keep = protected_versions(registry)
         report = {}
         for table in TABLES:
@@ -50,7 +63,48 @@ def build_operations(platform: Platform):
             "report": MetadataValue.json(report),
         })
 
-    job = define_asset_job("maintenance", selection=[MAINTENANCE])
-    schedule = ScheduleDefinition(name="maintenance_schedule", job=job, cron_schedule="0 3 * * *",
+    job = define_asset_job(Job.MAINTENANCE, selection=[TABLE_MAINTENANCE])
+    schedule = ScheduleDefinition(name=Schedule.MAINTENANCE, job=job, cron_schedule="0 3 * * *",
                                   execution_timezone="UTC")
     return table_maintenance, job, schedule
+
+
+# ---- the scorecard --------------------------------------------------------------------------
+def scorecard_metadata(card: dict) -> dict[str, Any]:
+    """Asset metadata: every measure numeric (None → NaN, so the key set — and each plot —
+    is stable), plus the JSON breakdown."""
+    meta: dict[str, Any] = {}
+    for name, value in card["measures"].items():
+        if name in COUNT_MEASURES:
+            meta[name] = MetadataValue.int(int(value))
+        else:
+            meta[name] = MetadataValue.float(float("nan") if value is None else float(value))
+    meta[SCORECARD_BREAKDOWN] = MetadataValue.json(json.loads(json.dumps(card, default=str)))
+    return meta
+
+
+def build_scorecard_asset(platform: Platform) -> AssetsDefinition:
+    """The unpartitioned ``scorecard`` asset (group ``operations``)."""
+    spec = platform.spec
+
+    @asset(name=SCORECARD, group_name=OPERATIONS_GROUP, kinds={"python"},
+           description="Operational scorecard: pipeline success rate and failure classes, data freshness, scoring "
+           "SLA, lead time cutoff→promotion, change failure rate, time to restore, drift detection delay, "
+           "provenance completeness (definitions: mlops_assets/scorecard.py). Each measure is numeric metadata.")
+    def scorecard(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry) -> MaterializeResult:
+        card = compute_scorecard(context.instance, lake, registry, spec)
+        shown = {k: v for k, v in card["measures"].items() if k in VALUE_MEASURES}
+        context.log.info(f"scorecard: {json.dumps(shown, default=str)}")
+        return MaterializeResult(metadata=scorecard_metadata(card))
+
+    return scorecard
+
+
+def build_scorecard(platform: Platform) -> tuple[AssetsDefinition, Any, ScheduleDefinition]:
+    """The ``scorecard`` asset, its job and its hourly schedule."""
+    scorecard = build_scorecard_asset(platform)
+    job = define_asset_job(Job.SCORECARD, selection=[SCORECARD],
+                           description="The operational scorecard (plotted over time in the UI).")
+    schedule = ScheduleDefinition(name=Schedule.SCORECARD, job=job, cron_schedule="0 * * * *",
+                                  execution_timezone="UTC")
+    return scorecard, job, schedule

@@ -4,37 +4,19 @@
 import datetime as dt
 from pathlib import Path
 
-from dagster import (
-    AssetKey,
-    AssetRecordsFilter,
-    DefaultSensorStatus,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    sensor,
-)
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
+from mlops_assets.instance_queries import latest_materialization_metadata
 from mlops_assets.landing_scan import LandingCursor, scan_landing
 from mlops_assets.platform import Platform
+from mlops_assets.vocabulary import Meta, RunTag, recorded_fingerprint
 
-TRIGGER_TAG, REASON_TAG, FILES_TAG = "mlops/trigger", "mlops/reason", "mlops/files"
 
-
-def _materialized_fingerprint(context: SensorEvaluationContext, asset: str):
+def materialized_fingerprint(context: SensorEvaluationContext, asset: str):
+    """day -> the landing fingerprint recorded by the latest materialisation of that day (or None)."""
     def lookup(day: str) -> str | None:
-        records = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[day]), limit=1
-        ).records
-        if not records:
-            return None
-        meta = records[0].asset_materialization.metadata if records[0].asset_materialization else {}
-        value = meta.get("landing_fingerprint")
-        if value is None:
-            return None
-        # a single-partition run records a string, a range run a {day: fingerprint} map
-        recorded = value.value
-        return recorded.get(day) if isinstance(recorded, dict) else recorded if isinstance(recorded, str) else None
+        recorded = latest_materialization_metadata(context.instance, asset, day).get(Meta.LANDING_FINGERPRINT)
+        return recorded_fingerprint(recorded, day)
 
     return lookup
 
@@ -58,7 +40,7 @@ def build_landing_sensor(platform: Platform, *, name: str, landing: Path, asset:
             LandingCursor.parse(context.cursor),
             first_day=platform.spec.partition_start,
             last_day=last_day,
-            materialized_fingerprint=_materialized_fingerprint(context, asset),
+            materialized_fingerprint=materialized_fingerprint(context, asset),
         )
         for note in ignored[:20]:
             context.log.warning(f"{name} ignored {note}")
@@ -68,7 +50,7 @@ def build_landing_sensor(platform: Platform, *, name: str, landing: Path, asset:
             RunRequest(
                 run_key=c.run_key,
                 partition_key=c.day,
-                tags={TRIGGER_TAG: name, REASON_TAG: c.reason, FILES_TAG: ",".join(c.files)[:200]},
+                tags={RunTag.TRIGGER: name, RunTag.REASON: c.reason, RunTag.FILES: ",".join(c.files)[:200]},
             )
             for c in changes
         ]

@@ -15,9 +15,10 @@ import datetime as dt
 import polars as pl
 
 from mlops_assets.spec import DatasetSpec
+from mlops_assets.vocabulary import HOLDOUT, SPLIT_COLUMN, TRAIN
 
-SPLIT = "split"
 LABEL_ARRIVED = "label_arrived"
+EVENT_DAY = "event_ds"  # training_set: the event's partition (``ds`` is the cutoff)
 
 
 def feature_window(spec: DatasetSpec, cutoff: dt.date) -> tuple[dt.date, dt.date]:
@@ -61,15 +62,30 @@ def build_training_set(
     holdout_start = horizon - dt.timedelta(days=spec.training.holdout_days)
     event_day = pl.col(spec.timestamp).dt.date()
     rows = rows.filter(event_day < horizon).with_columns(
-        pl.when(event_day >= holdout_start).then(pl.lit("holdout")).otherwise(pl.lit("train")).alias(SPLIT)
+        pl.when(event_day >= holdout_start).then(pl.lit(HOLDOUT)).otherwise(pl.lit(TRAIN)).alias(SPLIT_COLUMN)
     )
-    return rows.rename({"ds": "event_ds"}).with_columns(pl.lit(cutoff.isoformat()).alias("ds")).sort("event_ds", spec.id)
+    return in_row_order(rows.rename({"ds": EVENT_DAY}).with_columns(pl.lit(cutoff.isoformat()).alias("ds")), spec)
+
+
+def in_row_order(ts: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
+    """The one total order of training rows (event day, id): fits and re-fits never depend on
+    an unstable sort's ties."""
+    return ts.sort(EVENT_DAY, spec.id)
+
+
+def split_rows(ts: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(train, holdout) of a training set, each in the one row order."""
+    ordered = in_row_order(ts, spec)
+    return (ordered.filter(pl.col(SPLIT_COLUMN) == TRAIN), ordered.filter(pl.col(SPLIT_COLUMN) == HOLDOUT))
+
+
+def expected_days(first: dt.date, last: dt.date) -> list[str]:
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
 def training_set_summary(ts: pl.DataFrame, spec: DatasetSpec) -> dict:
     out: dict = {"rows": ts.height}
-    for split in ("train", "holdout"):
-        part = ts.filter(pl.col(SPLIT) == split)
+    for split, part in zip((TRAIN, HOLDOUT), split_rows(ts, spec), strict=True):
         out[f"{split}_rows"] = part.height
         if part.height:
             out[f"{split}_dates"] = f"{part['event_ds'].min()}..{part['event_ds'].max()}"

@@ -1,4 +1,4 @@
-"""Model evaluation: metrics, slices, promotion gates and the comparison table.
+"""Model evaluation: metrics, slices and the candidate-vs-champion comparison table.
 
 Plain functions; no Dagster and no MLflow. Metric dicts map a metric name to a float,
 an int count (``rows``, ``positives``) or ``None`` when the metric is undefined on the
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -27,8 +26,8 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
+from mlops_assets.metrics_catalog import CLASSIFICATION_METRICS, COUNTS, HIGHER_IS_BETTER, REGRESSION_METRICS
 from mlops_assets.ml.training import MISSING_CATEGORY
-from mlops_assets.spec import DatasetSpec
 
 CALIBRATION_BINS = 10
 """Expected calibration error uses this many **equal-frequency** bins (by sorted score).
@@ -38,23 +37,6 @@ class: almost every probability is near 0, so equal-width bins would put nearly 
 rows into the first bin and say little about the scores that matter.
 """
 
-CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-COUNTS = ("rows", "positives")
-
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "roc_auc": True,
-    "pr_auc": True,
-    "log_loss": False,
-    "brier": False,
-    "calibration_error": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-}
-"""Direction of every metric (counts have none)."""
-
-DEFAULT_PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
 
 
 # ---- metrics -----------------------------------------------------------------------------
@@ -168,18 +150,6 @@ def loggable_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, flo
     }
 
 
-def primary_metric(spec: DatasetSpec) -> str:
-    """``gates.primary_metric`` or the task default (roc_auc / rmse), checked against the task."""
-    name = spec.gates.primary_metric or DEFAULT_PRIMARY_METRIC[spec.task]
-    known = CLASSIFICATION_METRICS if spec.task == "classification" else REGRESSION_METRICS
-    if name not in known:
-        raise ValueError(
-            f"gates.primary_metric: {name!r} is not a {spec.task} metric; "
-            f"expected one of {list(known)}"
-        )
-    return name
-
-
 # ---- slices ------------------------------------------------------------------------------
 
 
@@ -219,187 +189,6 @@ def slice_metrics(
                 }
             )
     return out
-
-
-# ---- gates -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """One promotion gate's verdict. ``value``/``threshold`` are ``None`` when not numeric."""
-
-    name: str
-    passed: bool
-    value: float | None
-    threshold: float | None
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    if x != 0 and abs(x) < 0.001:
-        return f"{x:.3g}"
-    return f"{x:.3f}"
-
-
-def _status(passed: bool) -> str:
-    return "passed" if passed else "failed"
-
-
-def gate_names(spec: DatasetSpec) -> list[str]:
-    """The names ``evaluate_gates`` returns for this spec, in order (the spec owns the list)."""
-    return spec.gate_names
-
-
-def _undefined(metrics: dict[str, Any], metric: str) -> str:
-    reason = (metrics.get("undefined") or {}).get(metric)
-    if reason:
-        return f"undefined ({reason})"
-    return "undefined" if metric in metrics else "not computed"
-
-
-def _compare(value: float, threshold: float, higher_is_better: bool) -> tuple[bool, str]:
-    """Whether ``value`` is on the good side of ``threshold``, and the operator to print."""
-    if higher_is_better:
-        return (True, ">=") if value >= threshold else (False, "<")
-    return (True, "<=") if value <= threshold else (False, ">")
-
-
-def _bound_gate(
-    name: str, metrics: dict[str, Any], metric: str, threshold: float, floor: bool
-) -> GateResult:
-    value = metrics.get(metric)
-    if value is None:
-        # Fail closed: a gate that cannot be evaluated must not let a model through.
-        msg = f"{name} failed: {metric} {_undefined(metrics, metric)}"
-        return GateResult(name, False, None, threshold, msg)
-    passed, op = _compare(value, threshold, higher_is_better=floor)
-    msg = f"{name} {_status(passed)}: {_fmt(value)} {op} {_fmt(threshold)}"
-    return GateResult(name, passed, float(value), threshold, msg)
-
-
-def _no_regression(
-    spec: DatasetSpec, metric: str, cand: dict[str, Any], champ: dict[str, Any] | None
-) -> GateResult:
-    name, slack = "no_regression", spec.gates.max_regression
-    value = cand.get(metric)
-    if value is None:
-        msg = f"{name} failed: candidate {metric} {_undefined(cand, metric)}"
-        return GateResult(name, False, None, None, msg)
-    if champ is None:
-        msg = f"{name} passed: no champion to compare with"
-        return GateResult(name, True, float(value), None, msg)
-    base = champ.get(metric)
-    if base is None:
-        msg = f"{name} passed: champion {metric} {_undefined(champ, metric)}"
-        return GateResult(name, True, float(value), None, msg)
-    higher = HIGHER_IS_BETTER[metric]
-    threshold = base - slack if higher else base + slack
-    passed, op = _compare(value, threshold, higher)
-    sign = "-" if higher else "+"
-    return GateResult(
-        name,
-        passed,
-        float(value),
-        float(threshold),
-        f"{name} {_status(passed)}: {metric} {_fmt(value)} {op} {_fmt(threshold)} "
-        f"(champion {_fmt(base)} {sign} max_regression {_fmt(slack)})",
-    )
-
-
-def _slice_floor(spec: DatasetSpec, metric: str, slices: Sequence[dict[str, Any]]) -> GateResult:
-    """Every judged slice must reach the floor: ``>=`` for higher-is-better metrics, ``<=``
-    (a ceiling) for error metrics such as rmse. Slices whose metric is undefined (a slice
-    without positives has no ROC AUC) cannot be judged and are reported, not failed."""
-    name, floor = "slice_floor", float(spec.gates.slice_floor)  # type: ignore[arg-type]
-    higher = HIGHER_IS_BETTER[metric]
-    judged, undefined = [], []
-    for s in slices:
-        if not s["enough_rows"]:
-            continue
-        v = s["metrics"].get(metric)
-        (undefined if v is None else judged).append((v, s))
-    note = f"; {len(undefined)} slice(s) skipped, {metric} undefined" if undefined else ""
-    if not judged:
-        msg = f"{name} passed: no slice with enough rows to judge{note}"
-        return GateResult(name, True, None, floor, msg)
-    worst_v, worst = (min if higher else max)(judged, key=lambda t: t[0])
-    n_bad = sum(not _compare(v, floor, higher)[0] for v, _ in judged)
-    passed, op = _compare(worst_v, floor, higher)
-    where = f"{worst['column']}={worst['value']}"
-    summary = f"all {len(judged)} slices ok" if passed else f"{n_bad} of {len(judged)} slices below"
-    msg = (
-        f"{name} {_status(passed)}: worst slice {where} {metric} {_fmt(worst_v)} {op} "
-        f"{_fmt(floor)} ({summary}{note})"
-    )
-    return GateResult(name, passed, float(worst_v), floor, msg)
-
-
-INTEGRITY_CHECKS = ("sha256_match", "loads", "predictions_identical")
-
-
-def _integrity(integrity: dict[str, Any]) -> GateResult:
-    """All of ``INTEGRITY_CHECKS`` must be present and true; a missing one fails."""
-    failing = [
-        f"{k}={integrity[k]}" if k in integrity else f"{k} not checked"
-        for k in INTEGRITY_CHECKS
-        if integrity.get(k) is not True
-    ]
-    ok = len(INTEGRITY_CHECKS) - len(failing)
-    if failing:
-        msg = f"integrity failed: {', '.join(failing)}"
-    else:
-        msg = f"integrity passed: {', '.join(INTEGRITY_CHECKS)}"
-    return GateResult("integrity", not failing, float(ok), float(len(INTEGRITY_CHECKS)), msg)
-
-
-def evaluate_gates(
-    spec: DatasetSpec,
-    candidate_metrics: dict[str, Any],
-    champion_metrics: dict[str, Any] | None,
-    slices: Sequence[dict[str, Any]],
-    integrity: dict[str, Any],
-) -> list[GateResult]:
-    """Every promotion gate of the spec, in ``gate_names(spec)`` order.
-
-    * ``floor:<m>`` / ``ceiling:<m>``: candidate metric ``>=`` floor / ``<=`` ceiling.
-    * ``no_regression``: the primary metric may be worse than the champion's by at most
-      ``gates.max_regression`` (direction-aware). Compare on the same rows: the caller
-      scores the champion on the candidate's holdout. Passes when there is no champion.
-    * ``slice_floor``: every slice with enough rows reaches ``gates.slice_floor`` on the
-      primary metric; the message names the worst slice.
-    * ``calibration`` (classification): ``calibration_error <= gates.max_calibration_error``.
-    * ``integrity``: the artifact's sha256 matched, it loaded, and its predictions equal
-      the in-memory model's.
-
-    A gate whose metric is undefined or missing fails (fail closed), except that an
-    undefined champion metric cannot block the candidate.
-    """
-    metric = primary_metric(spec)
-    gates = spec.gates
-    results = [
-        _bound_gate(f"floor:{m}", candidate_metrics, m, t, floor=True)
-        for m, t in gates.floors.items()
-    ]
-    results += [
-        _bound_gate(f"ceiling:{m}", candidate_metrics, m, t, floor=False)
-        for m, t in gates.ceilings.items()
-    ]
-    results.append(_no_regression(spec, metric, candidate_metrics, champion_metrics))
-    if gates.slice_floor is not None:
-        results.append(_slice_floor(spec, metric, slices))
-    if spec.task == "classification" and gates.max_calibration_error is not None:
-        ece_limit = gates.max_calibration_error
-        calibration = _bound_gate(
-            "calibration", candidate_metrics, "calibration_error", ece_limit, floor=False
-        )
-        results.append(calibration)
-    results.append(_integrity(integrity))
-    return results
 
 
 # ---- comparison table --------------------------------------------------------------------

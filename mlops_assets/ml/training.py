@@ -33,6 +33,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from mlops_assets.ml.drift_profile import build_reference_profile
 from mlops_assets.spec import DatasetSpec
 
 MISSING_CATEGORY = "__missing__"
@@ -308,8 +309,6 @@ def reference_profile(features: pl.DataFrame, spec: DatasetSpec, prediction: Any
     seeded sample for KS/Wasserstein), categoricals as exact counts; ``prediction`` (the
     model's scores on the same rows) is profiled too so prediction drift can be judged.
     """
-    from mlops_assets.ml.drift import build_reference_profile
-
     return build_reference_profile(
         features,
         spec.numeric_features + spec.calendar_features,

@@ -1,0 +1,232 @@
+"""Drift statistics of current values against a reference, as Evidently 0.7.23 defines them.
+
+Pure numpy; the statistics mirror Evidently's stattests *exactly* (same binning, same
+epsilon for empty bins, same normalisation, same log base), read from
+``evidently/legacy/calculations/stattests/{psi,wasserstein_distance_norm,ks_stattest,
+jensenshannon,chisquare_stattest,utils}.py``. The only scipy use is the KS p-value and the
+chi-square tail probability, imported lazily inside the functions that need them, so the
+module stays cheap to import at code-location load.
+
+``numeric_stats`` works on a numeric reference sample (the profile's, see
+``mlops_assets.ml.drift_profile``), ``categorical_stats`` on category counts.
+
+Definitions (Evidently 0.7.23):
+
+- ``psi`` (psi.py + utils.get_binned_data): numeric with reference nunique > 20 →
+  ``np.histogram_bin_edges(reference ∪ current, "sturges")`` equal-width bins (*not*
+  quantiles); otherwise — and for categoricals — one bin per value seen on either side.
+  Shares = count / non-null rows; empty bins get ``min(non-zero share)/1e6`` if that min is
+  <= 1e-4, else ``1e-4`` (separately per side); ``sum((ref - cur) * ln(ref / cur))``.
+- ``psi_quantile`` (ours, not Evidently): the same PSI formula and epsilon on the profile's
+  reference-quantile bins over the whole reference column; independent of the sizes.
+- ``jensenshannon`` (jensenshannon.py): same bins as ``psi`` but no epsilon;
+  ``scipy.spatial.distance.jensenshannon`` with ``base=None`` → natural log, so the
+  distance lies in ``[0, sqrt(ln 2)]``.
+- ``wasserstein_norm`` (wasserstein_distance_norm.py):
+  ``scipy.stats.wasserstein_distance(ref, cur) / max(np.std(ref), 0.001)`` (ddof=0).
+- ``ks_statistic``/``ks_pvalue`` (ks_stattest.py): two-sided ``scipy.stats.ks_2samp``,
+  method "auto" (exact p-value when both sizes <= 10000, else ``kstwo.sf``).
+- ``chisquare_*`` (chisquare_stattest.py): categories of either side,
+  ``f_exp = ref_count * n_cur / n_ref``, ``scipy.stats.chisquare(f_obs, f_exp)``: a
+  category unseen in the reference gives ``+inf`` / p = 0. One category in all: p = 1.0
+  (scipy gives nan; the drift decision is the same).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from mlops_assets.ml.drift_profile import bin_counts, nunique_sorted
+
+__all__ = ["CATEGORICAL_STATS", "NUMERIC_STATS", "categorical_stats", "numeric_stats"]
+
+_EVIDENTLY_DISCRETE_MAX = 20  # get_binned_data: reference nunique > 20 → Sturges bins
+_KS_MAX_AUTO_N = 10_000  # scipy ks_2samp(method="auto"): exact p-value up to this size
+_WASSERSTEIN_MIN_NORM = 0.001  # wasserstein_distance_norm: max(std(reference), 0.001)
+
+NUMERIC_STATS = (
+    "ks_statistic",
+    "ks_pvalue",
+    "wasserstein",
+    "wasserstein_norm",
+    "psi",
+    "jensenshannon",
+    "psi_quantile",
+)
+"""The keys of ``numeric_stats``' result."""
+
+CATEGORICAL_STATS = ("jensenshannon", "chisquare_statistic", "chisquare_pvalue", "psi")
+"""The score keys of ``categorical_stats``' result (it also lists unseen/missing categories)."""
+
+
+def _fill_zeroes(p: np.ndarray) -> np.ndarray:
+    """utils.get_binned_data(feel_zeroes=True): empty bins get min(non-zero)/1e6 if that min
+    is <= 1e-4, else 1e-4."""
+    nz = p[p != 0]
+    if nz.size == 0:
+        return p
+    m = nz.min()
+    return np.where(p == 0, m / 10**6 if m <= 0.0001 else 0.0001, p)
+
+
+def _psi_from_percents(ref_p: np.ndarray, cur_p: np.ndarray) -> float:
+    """psi._psi: sum((ref - cur) * ln(ref / cur)) after the zero fill."""
+    r, c = _fill_zeroes(ref_p), _fill_zeroes(cur_p)
+    return float(np.sum((r - c) * np.log(r / c)))
+
+
+def _rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(x)
+    pos = x > 0
+    out[pos] = x[pos] * np.log(x[pos] / y[pos])
+    return out
+
+
+def _jensenshannon_from_percents(ref_p: np.ndarray, cur_p: np.ndarray) -> float:
+    """scipy.spatial.distance.jensenshannon(ref, cur, base=None): natural log, distance
+    (square root of the divergence), inputs renormalised to sum 1; no zero fill."""
+    p = ref_p / np.sum(ref_p)
+    q = cur_p / np.sum(cur_p)
+    m = (p + q) / 2.0
+    js = np.sum(_rel_entr(p, m)) + np.sum(_rel_entr(q, m))
+    return float(np.sqrt(js / 2.0))
+
+
+def _unique_counts_sorted(srt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if srt.size == 0:
+        return srt, np.zeros(0, dtype=np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(srt)) + 1))
+    counts = np.diff(np.concatenate((starts, [srt.size])))
+    return srt[starts], counts
+
+
+def _hist_sorted(srt: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """np.histogram(values, edges)[0] for already-sorted values (numpy's own method:
+    searchsorted 'left' on all edges but the last, 'right' on the last)."""
+    cum = np.concatenate(
+        (srt.searchsorted(edges[:-1], "left"), srt.searchsorted(edges[-1:], "right"))
+    )
+    return np.diff(cum)
+
+
+def _evidently_binned(
+    ref: np.ndarray, cur: np.ndarray, combined: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """utils.get_binned_data for a numerical column, before the zero fill.
+
+    Reference nunique > 20: Sturges equal-width bins over reference+current
+    (``np.histogram_bin_edges(combined, "sturges")``), shares per bin; otherwise one
+    "bin" per distinct value seen in either sample. ``ref``/``cur`` are sorted.
+    """
+    if nunique_sorted(ref) > _EVIDENTLY_DISCRETE_MAX:
+        edges = np.histogram_bin_edges(combined, bins="sturges")
+        return _hist_sorted(ref, edges) / ref.size, _hist_sorted(cur, edges) / cur.size
+    rv, rc = _unique_counts_sorted(ref)
+    cv, cc = _unique_counts_sorted(cur)
+    keys = np.union1d(rv, cv)
+    ref_counts = np.zeros(keys.size)
+    cur_counts = np.zeros(keys.size)
+    ref_counts[np.searchsorted(keys, rv)] = rc
+    cur_counts[np.searchsorted(keys, cv)] = cc
+    return ref_counts / ref.size, cur_counts / cur.size
+
+
+def _ks_pvalue(d: float, ref: np.ndarray, cur: np.ndarray) -> float:
+    """Two-sided p-value exactly as scipy.stats.ks_2samp(method="auto") (used by
+    ks_stattest._ks_stat_test): the exact distribution when max(n1, n2) <= 10000, else
+    ``kstwo.sf(d, round(n1*n2/(n1+n2)))``. scipy is imported lazily."""
+    from scipy import stats
+
+    n1, n2 = ref.size, cur.size
+    if max(n1, n2) <= _KS_MAX_AUTO_N:
+        with warnings.catch_warnings():  # scipy's own "exact failed → asymp" fallback
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(stats.ks_2samp(ref, cur).pvalue)
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    en = m * n / (m + n)
+    return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+
+
+def numeric_stats(
+    ref_sample: np.ndarray,
+    cur: np.ndarray,
+    quantile_edges: np.ndarray | None = None,
+    quantile_proportions: np.ndarray | None = None,
+    reference_std: float | None = None,
+) -> dict[str, float | None]:
+    """All numeric statistics of current values ``cur`` against the reference sample.
+
+    Both arrays must be non-empty and finite; they are sorted here if needed.
+    ``psi_quantile`` is computed only when the profile's quantile bins are given.
+    ``wasserstein_norm`` divides by ``max(reference_std, 0.001)``; with ``reference_std``
+    None that is ``np.std(ref_sample)``, i.e. exactly Evidently on ``ref_sample``.
+    """
+    ref = np.asarray(ref_sample, dtype=np.float64)
+    cur = np.asarray(cur, dtype=np.float64)
+    if ref.size > 1 and np.any(ref[1:] < ref[:-1]):
+        ref = np.sort(ref)
+    cur = np.sort(cur)
+    combined = np.concatenate((ref, cur))
+    combined.sort(kind="stable")  # two sorted runs: a near-linear merge
+
+    # Empirical CDFs at every observed value (scipy's ks_2samp / _cdf_distance).
+    cdf_r = ref.searchsorted(combined, "right") / ref.size
+    cdf_c = cur.searchsorted(combined, "right") / cur.size
+    diff = np.abs(cdf_r - cdf_c)
+    ks = float(diff.max())
+    # wasserstein_distance_norm: scipy.stats.wasserstein_distance / max(np.std(ref), 0.001)
+    wd = float(np.dot(diff[:-1], np.diff(combined)))
+    std = float(np.std(ref)) if reference_std is None else float(reference_std)
+    norm = max(std, _WASSERSTEIN_MIN_NORM)
+
+    ref_p, cur_p = _evidently_binned(ref, cur, combined)
+    out: dict[str, float | None] = {
+        "ks_statistic": ks,
+        "ks_pvalue": _ks_pvalue(ks, ref, cur),
+        "wasserstein": wd,
+        "wasserstein_norm": wd / norm,
+        "psi": _psi_from_percents(ref_p, cur_p),
+        "jensenshannon": _jensenshannon_from_percents(ref_p, cur_p),
+        "psi_quantile": None,
+    }
+    if quantile_edges is not None and quantile_proportions is not None and len(quantile_edges):
+        ref_q = np.asarray(quantile_proportions, dtype=np.float64)
+        cur_q = bin_counts(cur, np.asarray(quantile_edges, dtype=np.float64)) / cur.size
+        out["psi_quantile"] = _psi_from_percents(ref_q, cur_q)
+    return out
+
+
+def categorical_stats(ref_counts: dict[str, int], cur_counts: dict[str, int]) -> dict[str, Any]:
+    """JS distance, chi-square statistic and p-value, and PSI over categories.
+
+    Keys are the categories present in either side (Evidently's
+    ``get_unique_not_nan_values_list_from_series``); shares are count / non-null rows.
+    Both sides must have at least one non-null value.
+    """
+    keys = sorted({k for counts in (ref_counts, cur_counts) for k, n in counts.items() if n > 0})
+    r = np.array([ref_counts.get(k, 0) for k in keys], dtype=np.float64)
+    c = np.array([cur_counts.get(k, 0) for k in keys], dtype=np.float64)
+    n_ref, n_cur = r.sum(), c.sum()
+    ref_p, cur_p = r / n_ref, c / n_cur
+    # chisquare_stattest._chi_stat_test: f_exp = ref counts * n_cur / n_ref, scipy chisquare.
+    f_exp = r * (n_cur / n_ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = float(np.sum((c - f_exp) ** 2 / f_exp))  # +inf when a category is new
+    dof = len(keys) - 1
+    if dof < 1:
+        p = 1.0  # one category on both sides: no drift possible (scipy returns nan here)
+    else:
+        from scipy.special import chdtrc
+
+        p = float(chdtrc(dof, chi2))
+    return {
+        "jensenshannon": _jensenshannon_from_percents(ref_p, cur_p),
+        "chisquare_statistic": chi2,
+        "chisquare_pvalue": p,
+        "psi": _psi_from_percents(ref_p, cur_p),
+        "unseen_categories": [k for k in keys if ref_counts.get(k, 0) == 0],
+        "missing_categories": [k for k in keys if cur_counts.get(k, 0) == 0],
+    }

@@ -1,0 +1,161 @@
+"""Every name two parts of the platform must agree on, in one place.
+
+Asset and Delta table names, jobs, sensors, MLflow aliases and tags, Dagster run tags,
+metadata keys read back by other code, artifact names, audit actions and version statuses.
+A module that writes a name and a module that reads it both import it from here; no
+string literal of this kind appears anywhere else. Nothing here imports anything but the
+standard library, so every layer may depend on it.
+
+Typed accessors for values stored as text (the recorded Delta versions of a model's
+lineage, a landing fingerprint in materialisation metadata) live beside their names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+# ---- assets and Delta tables -----------------------------------------------------------------
+RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE = "raw_events", "raw_labels", "features", "quarantine"
+TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION = (
+    "training_set", "candidate_model", "evaluation_report", "champion")
+SCORES, SHADOW_SCORES, DRIFT_REPORT, MODEL_PERFORMANCE = "scores", "shadow_scores", "drift_report", "model_performance"
+TABLE_MAINTENANCE, SCORECARD = "table_maintenance", "scorecard"
+EVALUATIONS, AUDIT = "evaluations", "audit"  # Delta tables written by evaluation_report / every alias move
+DRIFT, PERFORMANCE = "drift", "performance"  # Delta tables of drift_report and model_performance
+
+TABLES = (RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE, TRAINING_SET, EVALUATIONS, AUDIT,
+          SCORES, SHADOW_SCORES, DRIFT, PERFORMANCE)
+"""Every Delta table the platform writes (status, maintenance)."""
+
+PARTITION_COLUMN = "ds"  # the partition key column of every partitioned Delta table
+SPLIT_COLUMN = "split"  # training_set: which rows train, which are the time holdout
+TRAIN, HOLDOUT = "train", "holdout"
+DATASET_ROW, PREDICTION_ROW = "__dataset__", "__prediction__"  # pseudo-features of the drift table
+
+
+# ---- jobs, sensors, schedules ----------------------------------------------------------------
+class Job:
+    INGEST, INGEST_LABELS, TRAINING = "ingest", "ingest_labels", "training"
+    DAILY, SCORING, PERFORMANCE = "daily", "scoring", "performance"
+    MAINTENANCE, SCORECARD = "maintenance", "scorecard_job"
+
+
+class Sensor:
+    LANDING, LABELS = "landing_sensor", "label_sensor"
+    DRIFT, PERFORMANCE, GUARD = "drift_sensor", "performance_sensor", "performance_guard_sensor"
+    RESCORE, SHADOW_PROMOTION = "rescore_sensor", "shadow_promotion_sensor"
+    RUN_FAILURE = "alert_on_run_failure"
+
+
+class Schedule:
+    TRAINING, MAINTENANCE, SCORECARD = "training_schedule", "maintenance_schedule", "scorecard_schedule"
+
+
+# ---- Dagster run tags ------------------------------------------------------------------------
+class RunTag:
+    TRIGGER = "mlops/trigger"  # the sensor or schedule name that requested the run
+    REASON = "mlops/reason"
+    FILES = "mlops/files"
+    DRIFT_FEATURES = "mlops/drift_features"
+    DRIFT_PARTITIONS = "mlops/drift_partitions"  # "<first day>..<last day>" of a drift episode
+    CONCURRENCY = "mlops/concurrency"  # deploy/dagster.yaml limits runs per value
+    # Dagster's own
+    PARTITION = "dagster/partition"
+    SENSOR_NAME = "dagster/sensor_name"
+    RUN_KEY = "dagster/run_key"
+
+
+# ---- MLflow ----------------------------------------------------------------------------------
+class Alias:
+    CHAMPION, CHALLENGER, LAST_KNOWN_GOOD = "champion", "challenger", "last_known_good"
+
+
+class Status:
+    """Values of ``VersionTag.STATUS``: a version's place in the lifecycle."""
+
+    CANDIDATE, REJECTED, CHALLENGER = "candidate", "rejected", "challenger"
+    CHAMPION, RETIRED, ROLLED_BACK = "champion", "retired", "rolled_back"
+
+
+class VersionTag:
+    """Tags of a registered model version (and its run)."""
+
+    STATUS = "mlops.status"
+    CUTOFF = "mlops.cutoff"
+    GATES = "mlops.gates"  # passed | failed
+    REJECTED_REASONS = "mlops.rejected_reasons"
+    PROMOTED_AT = "mlops.promoted_at"
+    PROMOTION_REASON = "mlops.promotion_reason"
+    ROLLED_BACK_REASON = "mlops.rolled_back_reason"
+    WAIVER = "mlops.waiver"  # JSON {owner, reason, expires}
+    GUARD = "mlops.guard"  # "tripped" when the guard acted in alert-only mode
+    GUARD_REASON = "mlops.guard_reason"
+    SPEC = "mlops.spec"
+    TASK = "mlops.task"
+    MODEL_FILES_SHA = "registry.model_files_sha256"
+    MODEL_ID = "registry.model_id"
+
+
+GATES_PASSED, GATES_FAILED, GUARD_TRIPPED = "passed", "failed", "tripped"
+
+
+class LineageTag:
+    """The ``lineage.*`` facts every model version carries."""
+
+    PREFIX = "lineage."
+    GIT_SHA = PREFIX + "git_sha"
+    GIT_DIRTY = PREFIX + "git_dirty"
+    LOCK_SHA = PREFIX + "lock_sha256"
+    SPEC_SHA = PREFIX + "spec_sha256"
+    DELTA_VERSIONS = PREFIX + "delta_versions"  # JSON {table: version}
+    PARTITION_START = PREFIX + "partition_start"
+    PARTITION_END = PREFIX + "partition_end"
+    DAGSTER_RUN_ID = PREFIX + "dagster_run_id"
+    SEED = PREFIX + "seed"
+    MODEL_SHA = PREFIX + "model_sha256"  # sha256 of the serialised pipeline file
+
+    REQUIRED = (GIT_SHA, GIT_DIRTY, LOCK_SHA, SPEC_SHA, DELTA_VERSIONS, PARTITION_START, PARTITION_END,
+                DAGSTER_RUN_ID, SEED, MODEL_SHA)
+
+
+def recorded_delta_versions(tags: Mapping[str, str]) -> dict[str, int]:
+    """table -> the Delta version a model version was trained from (``{}`` when not recorded)."""
+    return {str(t): int(v) for t, v in json.loads(tags.get(LineageTag.DELTA_VERSIONS) or "{}").items()}
+
+
+class Artifact:
+    """Files logged with a candidate's MLflow run."""
+
+    HOLDOUT_SCORES = "holdout_scores.json"  # {"ids", "scores"}: the integrity gate re-scores these
+    REFERENCE_PROFILE = "reference_profile.json"  # the drift reference of the training rows
+
+
+# ---- the audit log ---------------------------------------------------------------------------
+class Action:
+    PROMOTE, APPROVE, WAIVER_PROMOTE, ROLLBACK = "promote", "approve", "waiver_promote", "rollback"
+    REJECT, AWAIT_APPROVAL, AWAIT_SHADOW, NOOP = "reject", "await_approval", "await_shadow", "noop"
+
+    PROMOTIONS = (PROMOTE, APPROVE, WAIVER_PROMOTE)  # moves of the champion alias to a new version
+
+
+# ---- materialisation metadata read back by other code ----------------------------------------
+class Meta:
+    LANDING_FINGERPRINT = "landing_fingerprint"  # {day: content fingerprint} of the files ingested
+    MODEL_VERSION = "model_version"
+    MODE = "mode"
+    ACTION = "action"
+    CHAMPION = "champion"
+    SHARE_DRIFTED = "share_drifted"
+    DELTA_VERSION = "delta_version"
+
+
+def fingerprints_metadata(fingerprints: Mapping[str, str]) -> dict[str, str]:
+    """The value written under ``Meta.LANDING_FINGERPRINT``: always ``{day: fingerprint}``."""
+    return {str(day): str(fp) for day, fp in sorted(fingerprints.items())}
+
+
+def recorded_fingerprint(value: Any, day: str) -> str | None:
+    """The fingerprint of ``day`` in a ``Meta.LANDING_FINGERPRINT`` value (None when absent)."""
+    return value.get(day) if isinstance(value, Mapping) else None
