@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from mlops_assets.estimators import ESTIMATORS
 from mlops_assets.ml import training as T
 from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, load_spec, parse_spec
 
@@ -314,9 +315,9 @@ def test_skops_trusted_types_are_exact_and_round_trip(features):
             model = T.fit(spec, X, target(features, task))
             blob = sio.dumps(model)
             untrusted = set(sio.get_untrusted_types(data=blob))
-            assert untrusted <= set(T.SKOPS_TRUSTED_TYPES), (task, estimator, untrusted)
+            assert untrusted <= set(ESTIMATORS[estimator].trusted_types), (task, estimator, untrusted)
             seen |= untrusted
-            loaded = sio.loads(blob, trusted=T.SKOPS_TRUSTED_TYPES)
+            loaded = sio.loads(blob, trusted=list(ESTIMATORS[estimator].trusted_types))
             np.testing.assert_array_equal(
                 T.predict_scores(loaded, X, task),
                 T.predict_scores(model, X, task),
@@ -379,3 +380,19 @@ def test_reference_profile_covers_every_feature_and_is_json(features):
         assert abs(sum(col["bin_proportions"]) - 1) < 1e-9
     assert profile["rows"] == features.height and profile["prediction"] is not None
     assert json.loads(json.dumps(profile)) == profile
+
+
+def test_adding_an_estimator_is_one_registry_entry(monkeypatch, features):
+    from mlops_assets.estimators import Estimator, estimator_problem
+
+    assert "unknown estimator 'extra_trees'" in estimator_problem("extra_trees", "classification")
+    monkeypatch.setitem(ESTIMATORS, "extra_trees", Estimator(
+        "extra_trees", {"classification": "sklearn.ensemble.ExtraTreesClassifier"}, "tree",
+        ("sklearn.tree._tree.Tree",), lambda spec: {"n_estimators": 20}))
+    spec = make_spec("classification", "extra_trees")
+    model = T.fit(spec, T.to_model_frame(features, spec), target(features, spec.task))
+    assert type(model[-1]).__name__ == "ExtraTreesClassifier" and model[-1].n_estimators == 20
+    assert model[-1].random_state == spec.training.seed
+    blob = sio.dumps(model)
+    assert set(sio.get_untrusted_types(data=blob)) <= set(ESTIMATORS["extra_trees"].trusted_types)
+    assert "is for classification but the task is regression" in estimator_problem("extra_trees", "regression")

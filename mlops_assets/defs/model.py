@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from mlops_assets.defs.common import check_result, follow_upstream, numeric
+from mlops_assets.estimators import ESTIMATORS
 from mlops_assets.gates import GateVerdict, evaluation_rows, gate_check_name, gate_names
 from mlops_assets.lake import DeltaLake
 from mlops_assets.lineage import lineage_tags
@@ -118,7 +119,6 @@ def build_model_assets(platform: Platform) -> list:
     def candidate_model(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
         from mlops_assets.ml.candidate import scorer, train_candidate
         from mlops_assets.ml.evaluation import loggable_metrics
-        from mlops_assets.ml.training import SKOPS_TRUSTED_TYPES
 
         cutoff = context.partition_key
         # Lineage of THIS cutoff's training set, not of the table's newest commit (another cutoff's).
@@ -135,7 +135,7 @@ def build_model_assets(platform: Platform) -> list:
             metrics=loggable_metrics(trained.train_metrics, prefix="train_"),
             extra_artifacts={Artifact.REFERENCE_PROFILE: trained.profile,
                              Artifact.HOLDOUT_SCORES: trained.holdout_record(spec.id)},
-            score=scorer(spec), trusted_types=SKOPS_TRUSTED_TYPES)
+            score=scorer(spec), trusted_types=ESTIMATORS[spec.model.estimator].trusted_types)
         context.log.info(f"registered {spec.model.registered_name} version {candidate.version} for cutoff {cutoff}")
         return MaterializeResult(metadata={
             "model_version": candidate.version, "mlflow_run_id": candidate.run_id, "model_uri": candidate.model_uri,

@@ -14,25 +14,18 @@ columns ``spec.model_features`` in that order; numeric and calendar columns are
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import importlib
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
 from sklearn.compose import ColumnTransformer
-from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from mlops_assets.estimators import ESTIMATORS, all_trusted_types, estimator_problem
 from mlops_assets.ml.drift_profile import build_reference_profile
 from mlops_assets.spec import DatasetSpec
 
@@ -45,30 +38,12 @@ whose training data had none is simply an unseen category: the tree encoders map
 the unknown code and the one-hot encoder to all-zeros.
 """
 
-ESTIMATORS = (
-    "hist_gradient_boosting",
-    "random_forest",
-    "logistic_regression",
-    "ridge",
-    "linear",
-    "baseline",
-)
-"""Accepted values of ``model.estimator``. ``linear`` means logistic regression for
-classification and ridge for regression; ``baseline`` is the degrade fallback."""
-
 # Ordinal code for unseen (and, defensively, missing) categories. It never occurs at fit
 # time (nulls are MISSING_CATEGORY by then), so gradient boosting's own category mapping
 # sees it as unknown at predict time and routes it like a missing value.
 _UNKNOWN_CODE = -1
-_LINEAR_FOR_TASK = {"logistic_regression": "classification", "ridge": "regression"}
 
-SKOPS_TRUSTED_TYPES: list[str] = [
-    "functools.partial",
-    "numpy.dtype",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.tree._tree.Tree",
-    "sklearn.utils.validation.check_array",
-]
+SKOPS_TRUSTED_TYPES: list[str] = all_trusted_types()
 """Exactly the types that ``skops.io.get_untrusted_types`` reports for the pipelines
 built here (scikit-learn 1.9.1, skops 0.16); everything else in them is on skops' own
 allow-list. Pass it to MLflow as ``skops_trusted_types=SKOPS_TRUSTED_TYPES``.
@@ -136,17 +111,10 @@ def build_pipeline(spec: DatasetSpec, estimator: str | None = None) -> Pipeline:
     """
     name = estimator or spec.model.estimator
     params = dict(spec.model.params) if name == spec.model.estimator else {}
-    if name not in ESTIMATORS:
-        raise ValueError(
-            f"model.estimator: unknown estimator {name!r}; expected one of {list(ESTIMATORS)}"
-        )
-    if name in _LINEAR_FOR_TASK and _LINEAR_FOR_TASK[name] != spec.task:
-        other = next(k for k, v in _LINEAR_FOR_TASK.items() if v == spec.task)
-        raise ValueError(
-            f"model.estimator: {name!r} is for {_LINEAR_FOR_TASK[name]} but the task is "
-            f"{spec.task}; use {other!r} or 'linear'"
-        )
-    linear = name in ("logistic_regression", "ridge", "linear")
+    problem = estimator_problem(name, spec.task)
+    if problem:
+        raise ValueError(f"model.estimator: {problem}")
+    linear = ESTIMATORS[name].family == "linear"
     max_categories = int(params.get("max_bins", 255)) if name == "hist_gradient_boosting" else None
     prep = _linear_preprocessor(spec) if linear else _tree_preprocessor(spec, max_categories)
     model = _make_estimator(name, spec, params)
@@ -185,29 +153,9 @@ def _linear_preprocessor(spec: DatasetSpec) -> ColumnTransformer:
 
 
 def _make_estimator(name: str, spec: DatasetSpec, params: dict[str, Any]) -> Any:
-    classification = spec.task == "classification"
-    hgb = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
-    forest = RandomForestClassifier if classification else RandomForestRegressor
-    factories: dict[str, Callable[..., Any]] = {
-        "hist_gradient_boosting": hgb,
-        "random_forest": forest,
-        "logistic_regression": LogisticRegression,
-        "ridge": Ridge,
-        "linear": LogisticRegression if classification else Ridge,
-        "baseline": DummyClassifier if classification else DummyRegressor,
-    }
-    factory = factories[name]
-    kwargs: dict[str, Any] = {}
-    if name == "hist_gradient_boosting":
-        # The tree preprocessor emits numeric+calendar columns first, then categoricals.
-        n_num = len(spec.numeric_features) + len(spec.calendar_features)
-        mask = [False] * n_num + [True] * len(spec.categorical_features)
-        kwargs["categorical_features"] = mask if any(mask) else None
-    elif name == "baseline":
-        kwargs["strategy"] = "prior" if classification else "mean"
-    elif factory is LogisticRegression:
-        kwargs["max_iter"] = 1000  # the default 100 often stops short of convergence on raw data
-    kwargs.update(params)
+    module, _, cls = ESTIMATORS[name].classes[spec.task].rpartition(".")
+    factory = getattr(importlib.import_module(module), cls)
+    kwargs = {**ESTIMATORS[name].defaults(spec), **params}
     try:
         model = factory(**kwargs)
     except TypeError as err:

@@ -1,0 +1,76 @@
+"""Estimators: a registry from the spec's ``model.estimator`` name to how it is built and stored.
+
+Each entry names the scikit-learn class per task (imported only when a model is built, so
+this module and the spec that validates against it stay light), its preprocessing family,
+the default arguments it gets from the spec, and the exact extra types skops must trust to
+load it back (everything else in these pipelines is on skops' own allow-list). Adding an
+estimator is one entry plus its test in ``test_ml_training.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+TASKS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    name: str
+    classes: dict[str, str]  # task -> "module.Class"; a task it cannot do is absent
+    family: Literal["tree", "linear"]
+    trusted_types: tuple[str, ...] = ()
+    defaults: Callable[[Any], dict[str, Any]] = field(default=lambda spec: {})  # spec -> kwargs
+
+    def supports(self, task: str) -> bool:
+        return task in self.classes
+
+
+def _hgb_defaults(spec: Any) -> dict[str, Any]:
+    # The tree preprocessor emits numeric+calendar columns first, then categoricals.
+    mask = [False] * (len(spec.numeric_features) + len(spec.calendar_features)) + [True] * len(spec.categorical_features)
+    return {"categorical_features": mask if any(mask) else None}
+
+
+_HGB_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+              # gradient boosting wraps check_array in a partial whenever it has categorical features
+              "functools.partial", "sklearn.utils.validation.check_array")
+_LINEAR_TYPES = ("numpy.dtype",)  # the median imputer's stored _fit_dtype
+
+ESTIMATORS: dict[str, Estimator] = {e.name: e for e in (
+    Estimator("hist_gradient_boosting", {"classification": "sklearn.ensemble.HistGradientBoostingClassifier",
+                                         "regression": "sklearn.ensemble.HistGradientBoostingRegressor"},
+              "tree", _HGB_TYPES, _hgb_defaults),
+    Estimator("random_forest", {"classification": "sklearn.ensemble.RandomForestClassifier",
+                                "regression": "sklearn.ensemble.RandomForestRegressor"},
+              "tree", ("sklearn.tree._tree.Tree",)),
+    Estimator("logistic_regression", {"classification": "sklearn.linear_model.LogisticRegression"},
+              "linear", _LINEAR_TYPES, lambda spec: {"max_iter": 1000}),
+    Estimator("ridge", {"regression": "sklearn.linear_model.Ridge"}, "linear", _LINEAR_TYPES),
+    Estimator("linear", {"classification": "sklearn.linear_model.LogisticRegression",
+                         "regression": "sklearn.linear_model.Ridge"},
+              "linear", _LINEAR_TYPES,
+              lambda spec: {"max_iter": 1000} if spec.task == "classification" else {}),
+    Estimator("baseline", {"classification": "sklearn.dummy.DummyClassifier",
+                           "regression": "sklearn.dummy.DummyRegressor"},
+              "tree", (), lambda spec: {"strategy": "prior" if spec.task == "classification" else "mean"}),
+)}
+"""``linear`` means logistic regression for classification and ridge for regression;
+``baseline`` (the training prior or mean) is also the degrade fallback."""
+
+
+def estimator_problem(name: str, task: str) -> str | None:
+    """Why ``name`` cannot be the estimator of a ``task`` model, or None."""
+    est = ESTIMATORS.get(name)
+    if est is None:
+        return f"unknown estimator {name!r}; expected one of {list(ESTIMATORS)}"
+    if not est.supports(task):
+        others = [n for n, e in ESTIMATORS.items() if e.supports(task) and e.family == est.family]
+        return f"{name!r} is for {', '.join(est.classes)} but the task is {task}; use one of {others}"
+    return None
+
+
+def all_trusted_types() -> list[str]:
+    return sorted({t for e in ESTIMATORS.values() for t in e.trusted_types})
