@@ -296,3 +296,15 @@ def test_adding_a_landing_format_is_one_reader_entry(monkeypatch, tmp_path):
     assert readers.read_file(f)["a"].to_list() == [1, 2]
     with pytest.raises(readers.FileRejected, match=r"unsupported file type \.txt"):
         readers.read_file(tmp_path / "notes.txt")
+
+
+# ---- secrets in text -----------------------------------------------------------------------------
+def test_credentials_in_uris_and_options_are_masked():
+    from mlops_assets.redaction import redact, secret_values
+
+    msg = "API request to http://alice:s3cr3t@mlflow:5000/api/2.0 failed; retry postgresql://u:p@db/x"
+    assert redact(msg) == "API request to http://***@mlflow:5000/api/2.0 failed; retry postgresql://***@db/x"
+    options = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI", "AWS_REGION": "eu-west-1"}
+    assert secret_values(options) == ["AKIAEXAMPLE", "wJalrXUtnFEMI"]
+    assert redact("denied for wJalrXUtnFEMI in eu-west-1", secret_values(options)) == "denied for *** in eu-west-1"
+    assert redact("http://host:5000/path") == "http://host:5000/path"  # nothing to hide
