@@ -11,9 +11,10 @@ from pathlib import Path
 
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.demo import run_demo
+from mlops_assets.ledger import champion_at, champion_history, read_ledger, reconcile, verify_chain
 from mlops_assets.operations import open_platform
 from mlops_assets.platform import Platform
-from mlops_assets.promotion import PromotionRefused, approve, promote_with_waiver, rollback
+from mlops_assets.promotion import PromotionRefused, approve, current_actor, promote_with_waiver, rollback
 from mlops_assets.reproduce import reproduce
 from mlops_assets.simulator import parse_injection, simulate
 from mlops_assets.spec import SpecError
@@ -88,6 +89,42 @@ def cmd_reproduce(args) -> int:
     return 0 if result.agrees else 1
 
 
+def cmd_reconcile(args) -> int:
+    _, lake, registry = _resources()
+    return _report(reconcile(lake, registry, actor=f"cli:{current_actor()}"))
+
+
+def cmd_audit_verify(args) -> int:
+    _, lake, _ = _resources()
+    report = verify_chain(lake)
+    print(json.dumps(report.__dict__, default=str) if args.json else str(report))
+    return 0 if report.ok else 1
+
+
+def cmd_history(args) -> int:
+    _, lake, _ = _resources()
+    ledger = read_ledger(lake)
+    terms = [champion_at(ledger, args.at)] if args.at else champion_history(ledger)
+    terms = [t for t in terms if t is not None]
+    if args.json:
+        print(json.dumps([t.__dict__ for t in terms], default=str, indent=2))
+    elif not terms:
+        print("no champion" + (f" at {args.at}" if args.at else " yet"))
+    for t in terms if not args.json else []:
+        failed = [g["gate"] for g in t.gates if not g.get("passed")]
+        print(f"v{t.version} champion since {t.since} (until {t.until or 'now'}), {t.action} by {t.by}: {t.why}"
+              + (f"; gates {len(t.gates) - len(failed)}/{len(t.gates)} passed" if t.gates else ""))
+    return 0
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a timestamp (YYYY-MM-DD[THH:MM[:SS]]): {text!r}") from None
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at  # the ledger keeps naive UTC
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -129,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--tolerance", type=float, default=1e-9)
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(fn=cmd_reproduce)
+
+    rc = sub.add_parser("reconcile", help="complete alias moves that died half-way; restore aliases from the ledger")
+    rc.set_defaults(fn=cmd_reconcile)
+
+    au = sub.add_parser("audit", help="the audit ledger")
+    au_sub = au.add_subparsers(dest="audit_command", required=True)
+    av = au_sub.add_parser("verify", help="exit 0 when the hash chain holds, 1 naming the first broken row")
+    av.add_argument("--json", action="store_true")
+    av.set_defaults(fn=cmd_audit_verify)
+
+    hi = sub.add_parser("history", help="who was champion when, since when, moved by whom, why, on what gates")
+    hi.add_argument("--at", type=_timestamp, help="a UTC timestamp: the champion at that moment")
+    hi.add_argument("--json", action="store_true")
+    hi.set_defaults(fn=cmd_history)
 
     st = sub.add_parser("status", help="the state of the platform")
     st.add_argument("--json", action="store_true")

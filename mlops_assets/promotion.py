@@ -1,14 +1,17 @@
-"""Promotion, approval, waivers and rollback: every alias move goes through here.
+"""Promotion, approval, waivers and rollback: the rules of every alias move.
 
-One rule set for the ``champion`` asset and the operator CLI:
+One rule set for the ``champion`` asset, the guard sensor and the operator CLI:
 
 * a version that failed a blocking gate never becomes champion, except through an
   explicit, owned, unexpired waiver;
-* every alias move appends a row to the ``audit`` Delta table (who, when, from, to,
-  why, the gate results, the run id) — the audit is append-only.
+* every move is decided here and carried out by ``ledger.apply_move``: serialised,
+  compare-and-set against the aliases it was decided on, written to the hash-chained
+  audit ledger as intent, applied to MLflow, marked applied;
+* ``last_known_good`` is the newest earlier champion that was never rolled back, so a
+  second rollback still has somewhere to go.
 
 The version's own tags carry its state (``mlops.status``), the ``evaluations`` table
-its gate results, MLflow aliases what is serving.
+its gate results, MLflow aliases what is serving, the ledger why.
 """
 
 from __future__ import annotations
@@ -23,30 +26,19 @@ import polars as pl
 
 from mlops_assets.gates import GateVerdict
 from mlops_assets.lake import DeltaLake
+from mlops_assets.ledger import (
+    AUDIT_COLUMNS,
+    Move,
+    PromotionRefused,
+    apply_move,
+    champion_history,
+    moves,
+    now,
+    read_ledger,
+    record,
+)
 from mlops_assets.registry import ModelRegistry
-from mlops_assets.vocabulary import AUDIT, EVALUATIONS, SHADOW_SCORES, Action, Alias, Status, VersionTag
-
-AUDIT_SCHEMA = {
-    "at": pl.Datetime("us"),
-    "actor": pl.String,
-    "action": pl.String,
-    "alias": pl.String,
-    "from_version": pl.Int64,
-    "to_version": pl.Int64,
-    "reason": pl.String,
-    "gate_results": pl.String,
-    "run_id": pl.String,
-    "waiver_owner": pl.String,
-    "waiver_expires": pl.String,
-}
-
-
-class PromotionRefused(RuntimeError):
-    """A promotion, approval or rollback that the rules do not allow (the message says why)."""
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+from mlops_assets.vocabulary import EVALUATIONS, SHADOW_SCORES, Action, Alias, Status, VersionTag
 
 
 def current_actor() -> str:
@@ -57,16 +49,13 @@ def current_actor() -> str:
 
 
 def append_audit(lake: DeltaLake, **row: Any) -> None:
-    full = {k: row.get(k) for k in AUDIT_SCHEMA}
-    full["at"] = full["at"] or now()
-    lake.append(AUDIT, pl.DataFrame([full], schema=AUDIT_SCHEMA), run_id=row.get("run_id"))
+    """Record one audit row that moves nothing (chained like every other row)."""
+    record(lake, **{k: row.get(k) for k in AUDIT_COLUMNS})
 
 
 def read_audit(lake: DeltaLake, limit: int | None = None) -> pl.DataFrame:
-    frame = lake.read(AUDIT)
-    if frame.is_empty():
-        return pl.DataFrame(schema=AUDIT_SCHEMA)
-    frame = frame.sort("at", descending=True)
+    """One row per move, newest first, with ``state`` (done | pending)."""
+    frame = moves(read_ledger(lake)).select(*AUDIT_COLUMNS, "state", "seq")
     return frame.head(limit) if limit else frame
 
 
@@ -107,20 +96,23 @@ def _move_champion(
     lake: DeltaLake, registry: ModelRegistry, version: int, *, actor: str, action: str, reason: str,
     gates_json: str, run_id: str | None, waiver: dict | None = None,
 ) -> dict:
-    previous = registry.get_alias(Alias.CHAMPION)
+    aliases = registry.aliases()
+    previous, challenger = aliases.get(Alias.CHAMPION), aliases.get(Alias.CHALLENGER)
     if previous == version:
         return {"action": Action.NOOP, "champion": version, "reason": f"version {version} is already champion"}
+    plan = {Alias.CHAMPION: version}
+    tags = {version: {VersionTag.STATUS: Status.CHAMPION, VersionTag.PROMOTED_AT: now().isoformat(),
+                      VersionTag.PROMOTION_REASON: reason[:500],
+                      **({VersionTag.WAIVER: json.dumps(waiver)} if waiver else {})}}
     if previous is not None:
-        registry.set_alias(Alias.LAST_KNOWN_GOOD, previous)
-        registry.set_version_tags(previous, {VersionTag.STATUS: Status.RETIRED})
-    registry.set_alias(Alias.CHAMPION, version)
-    if registry.get_alias(Alias.CHALLENGER) == version:
-        registry.delete_alias(Alias.CHALLENGER)
-    registry.set_version_tags(version, {VersionTag.STATUS: Status.CHAMPION, VersionTag.PROMOTED_AT: now().isoformat(),
-                                        VersionTag.PROMOTION_REASON: reason[:500]})
-    append_audit(lake, actor=actor, action=action, alias=Alias.CHAMPION, from_version=previous, to_version=version,
-                 reason=reason, gate_results=gates_json, run_id=run_id,
-                 waiver_owner=(waiver or {}).get("owner"), waiver_expires=(waiver or {}).get("expires"))
+        plan[Alias.LAST_KNOWN_GOOD] = previous
+        tags[previous] = {VersionTag.STATUS: Status.RETIRED}
+    if challenger == version:
+        plan[Alias.CHALLENGER] = None
+    apply_move(lake, registry, Move(
+        action, actor, reason, Alias.CHAMPION, previous, version, gates_json, run_id,
+        (waiver or {}).get("owner"), (waiver or {}).get("expires"), aliases=plan, tags=tags,
+        expected={Alias.CHAMPION: previous, Alias.CHALLENGER: challenger}))
     return {"action": action, "champion": version, "last_known_good": previous, "reason": reason}
 
 
@@ -133,14 +125,15 @@ def shadow_days_observed(lake: DeltaLake, version: int) -> int:
 
 
 def _park_as_challenger(lake, registry, version, *, action: str, reason: str, gates_json: str, actor, run_id) -> dict:
-    if registry.get_alias(Alias.CHAMPION) == version:
+    aliases = registry.aliases()
+    if aliases.get(Alias.CHAMPION) == version:
         return {"action": Action.NOOP, "champion": version, "reason": "already champion"}
-    previous = registry.get_alias(Alias.CHALLENGER)
-    registry.set_alias(Alias.CHALLENGER, version)
-    registry.set_version_tags(version, {VersionTag.STATUS: Status.CHALLENGER})
+    previous = aliases.get(Alias.CHALLENGER)
     if previous != version:
-        append_audit(lake, actor=actor, action=action, alias=Alias.CHALLENGER, from_version=previous, to_version=version,
-                     reason=reason, gate_results=gates_json, run_id=run_id)
+        apply_move(lake, registry, Move(
+            action, actor, reason, Alias.CHALLENGER, previous, version, gates_json, run_id,
+            aliases={Alias.CHALLENGER: version}, tags={version: {VersionTag.STATUS: Status.CHALLENGER}},
+            expected={Alias.CHAMPION: aliases.get(Alias.CHAMPION), Alias.CHALLENGER: previous}))
     return {"action": action, "challenger": version, "reason": reason}
 
 
@@ -213,10 +206,9 @@ def promote_with_waiver(
     if not v.gates:
         raise PromotionRefused(f"version {version} was never evaluated; a waiver covers failed gates, not missing ones")
     waived = "; ".join(v.failures) or "none failed"
-    registry.set_version_tags(version, {VersionTag.WAIVER: json.dumps({"owner": owner, "reason": reason, "expires": expires})})
     return _move_champion(lake, registry, version, actor=owner, action=Action.WAIVER_PROMOTE,
                           reason=f"waiver: {reason} (waived gates: {waived})", gates_json=v.gates_json(),
-                          run_id=None, waiver={"owner": owner, "expires": expires})
+                          run_id=None, waiver={"owner": owner, "reason": reason, "expires": expires})
 
 
 def rollback(
@@ -228,8 +220,9 @@ def rollback(
     gate or carry an unexpired waiver (rollback is no back door for a rejected version)."""
     if not reason.strip():
         raise PromotionRefused("rollback needs --reason")
-    current = registry.get_alias(Alias.CHAMPION)
-    target = to_version if to_version is not None else registry.get_alias(Alias.LAST_KNOWN_GOOD)
+    aliases = registry.aliases()
+    current = aliases.get(Alias.CHAMPION)
+    target = to_version if to_version is not None else aliases.get(Alias.LAST_KNOWN_GOOD)
     if target is None:
         raise PromotionRefused("nothing to roll back to: no last_known_good version (pass --to VERSION)")
     if target == current:
@@ -238,26 +231,36 @@ def rollback(
     if not verdict(lake, registry, target).passed and not waiver.get("expires", "") >= dt.date.today().isoformat():
         raise PromotionRefused(f"version {target} did not pass every gate and has no unexpired waiver: rollback "
                                "cannot make it champion (`mlops-assets promote --waiver-…` is the path for that)")
-    registry.set_alias(Alias.CHAMPION, target)
-    registry.set_version_tags(target, {VersionTag.STATUS: Status.CHAMPION})
+    fallback = next_known_good(lake, registry, exclude={current, target})
+    tags = {target: {VersionTag.STATUS: Status.CHAMPION}}
     if current is not None:
-        registry.set_version_tags(current, {VersionTag.STATUS: Status.ROLLED_BACK, VersionTag.ROLLED_BACK_REASON: reason[:500]})
-        if registry.get_alias(Alias.LAST_KNOWN_GOOD) == target:
-            registry.delete_alias(Alias.LAST_KNOWN_GOOD)
-    append_audit(lake, actor=actor or current_actor(), action=Action.ROLLBACK, alias=Alias.CHAMPION, from_version=current,
-                 to_version=target, reason=reason, gate_results=None, run_id=run_id)
-    return {"action": Action.ROLLBACK, "from": current, "champion": target}
+        tags[current] = {VersionTag.STATUS: Status.ROLLED_BACK, VersionTag.ROLLED_BACK_REASON: reason[:500]}
+    apply_move(lake, registry, Move(
+        Action.ROLLBACK, actor or current_actor(), reason, Alias.CHAMPION, current, target, None, run_id,
+        aliases={Alias.CHAMPION: target, Alias.LAST_KNOWN_GOOD: fallback}, tags=tags,
+        expected={Alias.CHAMPION: current, Alias.LAST_KNOWN_GOOD: aliases.get(Alias.LAST_KNOWN_GOOD)}))
+    return {"action": Action.ROLLBACK, "from": current, "champion": target, "last_known_good": fallback}
+
+
+def next_known_good(lake: DeltaLake, registry: ModelRegistry, exclude: set) -> int | None:
+    """The newest earlier champion that was never rolled back (the safety net after a rollback)."""
+    for term in reversed(champion_history(read_ledger(lake))):
+        if term.version not in exclude and \
+                registry.version_tags(term.version).get(VersionTag.STATUS) != Status.ROLLED_BACK:
+            return term.version
+    return None
 
 
 def record_gate_verdict(lake: DeltaLake, registry: ModelRegistry, version: int, verdict: GateVerdict, *,
                         champion_version: int | None, actor: str, run_id: str | None) -> None:
     """Tag the evaluated version with its verdict; a rejection also gets an audit row (why, by
     which gates), so a rejected candidate is on record and never becomes champion."""
-    registry.set_version_tags(version, verdict.version_tags())
-    if not verdict.passed:
-        append_audit(lake, actor=actor, action=Action.REJECT, alias=None, from_version=champion_version,
-                     to_version=version, reason=verdict.reasons,
-                     gate_results=json.dumps(verdict.as_dicts(), default=str), run_id=run_id)
+    if verdict.passed:
+        registry.set_version_tags(version, verdict.version_tags())
+        return
+    apply_move(lake, registry, Move(Action.REJECT, actor, verdict.reasons, None, champion_version, version,
+                                    json.dumps(verdict.as_dicts(), default=str), run_id,
+                                    tags={version: verdict.version_tags()}))
 
 
 def dagster_actor(run_id: str) -> str:

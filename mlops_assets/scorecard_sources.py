@@ -16,7 +16,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 
 from mlops_assets.instance_queries import runs_with_tag
 from mlops_assets.lake import DeltaLake
-from mlops_assets.promotion import AUDIT_SCHEMA
+from mlops_assets.promotion import read_audit
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.scorecard import (
     SCORING_PARTITIONS,
@@ -33,7 +33,7 @@ from mlops_assets.scorecard import (
     scoring_measures,
     utc_naive,
 )
-from mlops_assets.vocabulary import AUDIT, FEATURES, PARTITION_COLUMN, RAW_EVENTS, SCORES, RunTag, Sensor, VersionTag
+from mlops_assets.vocabulary import FEATURES, PARTITION_COLUMN, RAW_EVENTS, SCORES, RunTag, Sensor, VersionTag
 
 if TYPE_CHECKING:
     from mlops_assets.spec import DatasetSpec
@@ -111,8 +111,7 @@ def first_scored(lake: DeltaLake) -> dict[str, dt.datetime]:
 
 
 def read_audit_rows(lake: DeltaLake) -> pl.DataFrame:
-    frame = lake.read(AUDIT)
-    return pl.DataFrame(schema=AUDIT_SCHEMA) if frame.is_empty() else frame
+    return read_audit(lake)  # one row per move (completion rows of the ledger left out)
 
 
 # ---- the scorecard ------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class Sensor:
     DRIFT, PERFORMANCE, GUARD = "drift_sensor", "performance_sensor", "performance_guard_sensor"
     RESCORE, SHADOW_PROMOTION = "rescore_sensor", "shadow_promotion_sensor"
     RUN_FAILURE = "alert_on_run_failure"
+    RECONCILE = "reconcile_sensor"
 
 
 class Schedule:
@@ -77,6 +78,7 @@ class Status:
 
     CANDIDATE, REJECTED, CHALLENGER = "candidate", "rejected", "challenger"
     CHAMPION, RETIRED, ROLLED_BACK = "champion", "retired", "rolled_back"
+    SUPERSEDED = "superseded"  # registered, never gated, replaced by a later attempt at the same cutoff
 
 
 class VersionTag:
@@ -96,6 +98,11 @@ class VersionTag:
     TASK = "mlops.task"
     MODEL_FILES_SHA = "registry.model_files_sha256"
     MODEL_ID = "registry.model_id"
+    MANIFEST = "registry.manifest"  # JSON {"model": {path: sha256}, "run": {artifact: sha256}}
+    TRUSTED_TYPES = "registry.skops_trusted_types"  # JSON list: the only types model.skops may load
+    SUPERSEDED_BY = "mlops.superseded_by"  # on a superseded version: the version that replaced it
+    SUPERSEDES = "mlops.supersedes"  # JSON list on the replacing version
+    FAILED_REASON = "mlops.failed_reason"  # on an MLflow run marked FAILED by a later attempt
 
 
 GATES_PASSED, GATES_FAILED, GUARD_TRIPPED = "passed", "failed", "tripped"
@@ -136,6 +143,8 @@ class Artifact:
 class Action:
     PROMOTE, APPROVE, WAIVER_PROMOTE, ROLLBACK = "promote", "approve", "waiver_promote", "rollback"
     REJECT, AWAIT_APPROVAL, AWAIT_SHADOW, NOOP = "reject", "await_approval", "await_shadow", "noop"
+    RECONCILE = "reconcile"  # aliases restored from the ledger
+    APPLIED = "applied"  # the completion row of a move (the move itself is its intent row)
 
     PROMOTIONS = (PROMOTE, APPROVE, WAIVER_PROMOTE)  # moves of the champion alias to a new version
 
@@ -149,6 +158,7 @@ class Meta:
     CHAMPION = "champion"
     SHARE_DRIFTED = "share_drifted"
     DELTA_VERSION = "delta_version"
+    MODEL_SOURCE = "model_source"  # registry | cache: where the serving model was loaded from
 
 
 def fingerprints_metadata(fingerprints: Mapping[str, str]) -> dict[str, str]:

@@ -25,14 +25,14 @@ LAYERS: dict[int, tuple[str, ...]] = {
     1: ("features", "ingest", "contract_checks", "landing_scan", "monitoring", "lineage", "scoring", "gates",
         "scorecard", "reports", "simulator", "ml"),
     2: ("lake", "registry", "alerts"),
-    3: ("promotion", "serving", "reproduce", "instance_queries", "scorecard_sources"),
+    3: ("ledger", "promotion", "serving", "reproduce", "instance_queries", "scorecard_sources"),
     4: ("defs", "definitions"),
     5: ("operations", "status", "demo", "cli"),
 }
 LAYER_NAMES = {0: "spec and shared facts", 1: "pure rules and ML", 2: "resources", 3: "services over resources",
                4: "Dagster wiring", 5: "operator tools"}
 HEAVY_LIBRARIES = ("mlflow", "sklearn", "evidently", "skops", "pandas", "scipy", "deltalake", "pyarrow",
-                   "dagster_pandas")
+                   "dagster_pandas", "psycopg2")
 WIRING_DECORATORS = {"asset", "multi_asset", "asset_check", "sensor", "schedule", "run_failure_sensor"}
 MAX_WIRING_BODY, MAX_FUNCTION, MAX_MODULE = 40, 80, 500
 LONG_MODULES_ALLOWED = {"mlops_assets.simulator"}  # the simulator is a world, not a rule

@@ -23,6 +23,7 @@ from dagster import (
 
 from mlops_assets.alerts import AlertSink
 from mlops_assets.lake import DeltaLake
+from mlops_assets.ledger import MoveConflict, reconcile
 from mlops_assets.ml.drift import drift_summary
 from mlops_assets.monitoring import RetrainRequest, drift_episode, drift_retrain, guard_breach
 from mlops_assets.platform import Platform
@@ -126,6 +127,8 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         if action == "rollback":
             try:
                 context.log.warning(f"guard rolled back: {rollback(lake, registry, reason=breach.reason, actor=Sensor.GUARD)}")
+            except MoveConflict as err:  # another move won the race: judge the new state next tick
+                return SkipReason(f"guard deferred: {err}")
             except PromotionRefused as err:
                 action = f"degrade ({err})"
         if action != "rollback":
@@ -163,6 +166,18 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         return [RunRequest(run_key=f"shadow:{challenger}", partition_key=cutoff, asset_selection=[AssetKey(CHAMPION)],
                            tags=run_tags(Sensor.SHADOW_PROMOTION, f"challenger v{challenger} has {observed} shadow days"))]
 
+    @sensor(name=Sensor.RECONCILE, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+            description="Completes alias moves whose process died half-way and restores aliases that drifted from "
+            "the audit ledger (the source of truth).")
+    def reconcile_sensor(context: SensorEvaluationContext, lake: DeltaLake, registry: ModelRegistry, alerts: AlertSink):
+        repaired = reconcile(lake, registry, actor=Sensor.RECONCILE)
+        if repaired["completed_moves"] or repaired["restored_aliases"]:
+            context.log.warning(f"reconciled: {repaired}")
+            alerts.send("pipeline_failure", severity="warning", reason=f"control plane reconciled: {repaired}",
+                        asset="audit")
+            return SkipReason(f"reconciled: {repaired}")
+        return SkipReason("aliases, tags and audit agree")
+
     @run_failure_sensor(name=Sensor.RUN_FAILURE, default_status=DefaultSensorStatus.RUNNING,
                         description="Every failed run → an alert with the run, asset, partition, reason and runbook.")
     def alert_on_run_failure(context: RunFailureSensorContext, alerts: AlertSink):
@@ -176,4 +191,4 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
                     partition=run.tags.get(RunTag.PARTITION), asset=run.job_name)
 
     return [drift_sensor, performance_sensor, performance_guard_sensor, rescore_sensor, shadow_promotion_sensor,
-            alert_on_run_failure]
+            reconcile_sensor, alert_on_run_failure]
