@@ -26,6 +26,9 @@ RUNBOOKS = {
     "guard_rollback": "docs/runbooks/guard_rollback.md",
     "pipeline_failure": "docs/runbooks/pipeline_failure.md",
     "freshness_breach": "docs/runbooks/freshness_breach.md",
+    "model_integrity": "docs/runbooks/model_integrity.md",  # a version's files differ from its manifest
+    "registry_unavailable": "docs/runbooks/registry_unavailable.md",  # MLflow unreachable; cache serving
+    "control_plane_repair": "docs/runbooks/control_plane_repair.md",  # a half-done move completed, an alias restored
 }
 ALERTS_FILE = "alerts.jsonl"
 

@@ -72,5 +72,45 @@ def estimator_problem(name: str, task: str) -> str | None:
     return None
 
 
+PARAM_NAMES: dict[str, frozenset[str]] = {cls: frozenset(names.split()) for cls, names in {
+    "sklearn.ensemble.HistGradientBoostingClassifier":
+        "categorical_features class_weight early_stopping interaction_cst l2_regularization learning_rate loss "
+        "max_bins max_depth max_features max_iter max_leaf_nodes min_samples_leaf monotonic_cst n_iter_no_change "
+        "random_state scoring tol validation_fraction verbose warm_start",
+    "sklearn.ensemble.HistGradientBoostingRegressor":
+        "categorical_features early_stopping interaction_cst l2_regularization learning_rate loss max_bins "
+        "max_depth max_features max_iter max_leaf_nodes min_samples_leaf monotonic_cst n_iter_no_change quantile "
+        "random_state scoring tol validation_fraction verbose warm_start",
+    "sklearn.ensemble.RandomForestClassifier":
+        "bootstrap ccp_alpha class_weight criterion max_depth max_features max_leaf_nodes max_samples "
+        "min_impurity_decrease min_samples_leaf min_samples_split min_weight_fraction_leaf monotonic_cst "
+        "n_estimators n_jobs oob_score random_state verbose warm_start",
+    "sklearn.ensemble.RandomForestRegressor":
+        "bootstrap ccp_alpha criterion max_depth max_features max_leaf_nodes max_samples min_impurity_decrease "
+        "min_samples_leaf min_samples_split min_weight_fraction_leaf monotonic_cst n_estimators n_jobs oob_score "
+        "random_state verbose warm_start",
+    "sklearn.linear_model.LogisticRegression":
+        "C class_weight dual fit_intercept intercept_scaling l1_ratio max_iter n_jobs penalty random_state solver "
+        "tol verbose warm_start",
+    "sklearn.linear_model.Ridge": "alpha copy_X fit_intercept max_iter positive random_state solver tol",
+    "sklearn.dummy.DummyClassifier": "constant random_state strategy",
+    "sklearn.dummy.DummyRegressor": "constant quantile strategy",
+}.items()}
+"""The constructor arguments of each class (``get_params()`` of the pinned scikit-learn), so the spec
+rejects a misspelt ``model.params`` key at load, without importing scikit-learn; a class not listed
+is checked only when the model is built. ``test_spec.py`` compares this with scikit-learn."""
+
+
+def params_problems(name: str, task: str, params: dict[str, Any]) -> dict[str, str]:
+    """param -> why it is not an argument of the ``task`` class of estimator ``name`` (empty: all known)."""
+    est = ESTIMATORS.get(name)
+    known = PARAM_NAMES.get(est.classes.get(task, "")) if est else None
+    if known is None:
+        return {}
+    cls = est.classes[task].rpartition(".")[2]
+    return {p: f"{p!r} is not an argument of {cls} ({name} for {task}); expected one of {sorted(known)}"
+            for p in params if p not in known}
+
+
 def all_trusted_types() -> list[str]:
     return sorted({t for e in ESTIMATORS.values() for t in e.trusted_types})

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from mlops_assets.readers import READERS, FileRejected, file_format, is_safe_file_name, read_file
+from mlops_assets.readers import (  # the landing zone's entries: listed without following links
+    READERS,
+    FileRejected,
+    LandingFile,
+    admission_problem,
+    landing_files,
+    landing_root,
+    partition_fingerprint,
+    read_file,
+)
 from mlops_assets.spec import DatasetSpec
 
 SOURCE_FILE, SOURCE_ROW = "_source_file", "_source_row"
@@ -25,7 +34,7 @@ DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Contract rules, grouped by the asset check that reports them.
 RULES_BY_CHECK: dict[str, tuple[str, ...]] = {
-    "contract_schema": ("file_name", "unreadable", "missing_column", "unexpected_column", "wrong_type"),
+    "contract_schema": ("file_name", "not_a_file", "unreadable", "missing_column", "unexpected_column", "wrong_type"),
     "contract_not_null": ("null",),
     "contract_ranges_and_categories": ("range", "category", "outside_partition"),
     "contract_unique_ids": ("duplicate_id",),
@@ -40,51 +49,6 @@ QUARANTINE_SCHEMA = {
     "reason": pl.String,
     "record": pl.String,
 }
-
-
-@dataclass(frozen=True)
-class LandingFile:
-    path: Path
-    size: int
-    sha256: str
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def day_dir(landing: Path, day: str) -> Path:
-    return landing / day
-
-
-def landing_files(landing: Path, day: str) -> list[LandingFile]:
-    """Every regular file in ``<landing>/<day>/``, sorted by name (the processing order)."""
-    folder = day_dir(landing, day)
-    if not folder.is_dir():
-        return []
-    out = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_file(follow_symlinks=False) or entry.is_symlink():
-            p = Path(entry.path)
-            size = entry.stat(follow_symlinks=False).st_size
-            out.append(LandingFile(p, size, sha256_file(p) if entry.is_file(follow_symlinks=False) else ""))
-    return out
-
-
-def partition_fingerprint(files: list[LandingFile]) -> str:
-    """Content fingerprint of a partition's landing files (names and sha256)."""
-    h = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.name):
-        h.update(f"{f.name}\0{f.sha256}\n".encode())
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------
@@ -102,6 +66,12 @@ class Contract:
     timestamp: str | None = None  # events must fall on the partition date
     schema_evolution: str = "ignore"
     formats: tuple[str, ...] = tuple(READERS)
+    pii: tuple[str, ...] = ()  # keyed-hashed or emptied before anything is written (protect_pii)
+    pii_mode: str = "hash"  # hash | drop (spec.pii_mode)
+
+    def pii_key(self, key: bytes | None) -> bytes | None:
+        """The key PII is hashed with: None (values dropped) in drop mode or when no key is configured."""
+        return key if self.pii_mode == "hash" else None
 
     def empty_frame(self) -> pl.DataFrame:
         return pl.DataFrame(schema={**self.dtypes, SOURCE_FILE: pl.String(), SOURCE_ROW: pl.Int64(), "ds": pl.String()})
@@ -127,7 +97,7 @@ def event_contract(spec: DatasetSpec) -> Contract:
             allowed[spec.target] = (0, 1)
     ranges = {n: (c.min, c.max) for n, c in spec.features.numeric.items()}
     return Contract(types, tuple(required), spec.id, ranges, allowed, spec.timestamp, spec.schema_evolution,
-                    tuple(spec.landing.formats))
+                    tuple(spec.landing.formats), tuple(spec.pii), spec.pii_mode)
 
 
 def label_contract(spec: DatasetSpec) -> Contract:
@@ -141,6 +111,26 @@ def label_contract(spec: DatasetSpec) -> Contract:
 
 def empty_quarantine() -> pl.DataFrame:
     return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------
+# PII: never at rest in the clear
+# ---------------------------------------------------------------------------------------
+def pii_digest(value: str, key: bytes) -> str:
+    """HMAC-SHA256 of a PII value under the deployment's key (hex): equal values give equal digests
+    (counts and joins keep working), and without the key a digest cannot be matched to a value."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def protect_pii(frame: pl.DataFrame, columns: tuple[str, ...], key: bytes | None) -> pl.DataFrame:
+    """``frame`` with its PII ``columns`` keyed-hashed with ``key``, or emptied (all null) when ``key``
+    is None. The columns stay (as strings), so the stored schema does not depend on the key."""
+    present = [c for c in columns if c in frame.columns]
+    if key is None:
+        return frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in present])
+    return frame.with_columns([
+        pl.Series(c, [None if v is None else pii_digest(v, key) for v in frame[c].cast(pl.String).to_list()],
+                  dtype=pl.String) for c in present])
 
 
 # ---------------------------------------------------------------------------------------
@@ -215,8 +205,12 @@ def _file_rejection(day: str, file: str, err: FileRejected) -> pl.DataFrame:
     )
 
 
-def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
-    """Type and check one file's rows. Returns (accepted rows, quarantine rows, extra columns)."""
+def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, pii_key: bytes | None = None
+                  ) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """Type and check one file's rows. Returns (accepted rows, quarantine rows, extra columns).
+
+    PII is protected first, so neither the accepted rows nor a quarantine record carries it in the clear."""
+    frame = protect_pii(frame, contract.pii, contract.pii_key(pii_key))
     types = contract.dtypes
     missing = [c for c in types if c not in frame.columns]
     if missing:
@@ -239,7 +233,7 @@ def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str) 
         [pl.when(pl.col(c).is_nan()).then(None).otherwise(pl.col(c)).alias(c) for c, t in types.items() if t == pl.Float64]
     )
     rejected: list[pl.DataFrame] = []
-    bad_rows = pl.Series([False] * typed.height)
+    bad_rows = pl.Series([False] * typed.height, dtype=pl.Boolean)  # typed: a header-only file has 0 rows
 
     def reject(mask: pl.Series, rule: str, column: str, reason):
         nonlocal bad_rows
@@ -284,37 +278,53 @@ def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str) 
     return accepted, quarantine, keep_extra
 
 
-def ingest_partition(landing: Path, day: str, contract: Contract) -> IngestResult:
-    """Apply the contract to every landing file of ``<landing>/<day>/``."""
+class IngestError(RuntimeError):
+    """An unexpected failure while ingesting one landing file (a bug, not bad input): names the file."""
+
+
+def _ingest_file(root: Path, lf: LandingFile, contract: Contract, day: str, pii_key: bytes | None):
+    """(info, accepted rows or None, quarantine rows or None, extra columns) of one landing entry."""
+    info = {"file": lf.name, "size": lf.size, "sha256": lf.sha256, "rows": 0, "accepted": 0, "status": "accepted"}
+    if lf.kind != "file":
+        info["kind"] = lf.kind
+    try:
+        problem = admission_problem(root, lf, contract.formats, day)
+        if problem:
+            raise problem
+        frame = read_file(lf.path)
+        info["rows"] = frame.height
+        if frame.height == 0:
+            info["note"] = "no data rows (header only): zero rows ingested"
+        ok, bad, extra = validate_file(frame, contract, day, lf.name, pii_key)
+    except FileRejected as err:
+        info["status"] = f"rejected: {err.reason}"
+        return info, None, _file_rejection(day, lf.name, err), []
+    except Exception as err:
+        raise IngestError(f"{day}/{lf.name}: unexpected error while ingesting ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}); the other files of the day were not "
+                          "written") from err
+    info["accepted"] = ok.height
+    if not bad.is_empty():
+        info["status"] = "partially_rejected"
+    return info, ok, bad if not bad.is_empty() else None, extra
+
+
+def ingest_partition(landing: Path, day: str, contract: Contract, pii_key: bytes | None = None) -> IngestResult:
+    """Apply the contract to every landing entry of ``<landing>/<day>/``; only regular files inside the
+    landing root are read, PII is protected with ``pii_key`` (dropped when None) before it leaves."""
     accepted: list[pl.DataFrame] = []
     quarantined: list[pl.DataFrame] = []
     files: list[dict] = []
     extras: list[str] = []
-    found = landing_files(landing, day)
+    root, found = landing_root(landing), landing_files(landing, day)
     for lf in found:
-        info = {"file": lf.name, "size": lf.size, "sha256": lf.sha256, "rows": 0, "accepted": 0, "status": "accepted"}
-        try:
-            if not is_safe_file_name(lf.name):
-                raise FileRejected("file_name", f"unsafe or unsupported file name {lf.name!r}: "
-                                   f"expected a plain name ending in {', '.join('.' + f for f in READERS)}")
-            if lf.path.is_symlink():
-                raise FileRejected("file_name", "symbolic links are not accepted in the landing zone")
-            if file_format(lf.path) not in contract.formats:
-                raise FileRejected("file_name", f"{lf.path.suffix} files are not accepted here (landing.formats: "
-                                   f"{', '.join(contract.formats)})")
-            frame = read_file(lf.path)
-            info["rows"] = frame.height
-            ok, bad, extra = validate_file(frame, contract, day, lf.name)
-            extras += [c for c in extra if c not in extras]
-            accepted.append(ok)
-            info["accepted"] = ok.height
-            if not bad.is_empty():
-                quarantined.append(bad)
-                info["status"] = "partially_rejected"
-        except FileRejected as err:
-            quarantined.append(_file_rejection(day, lf.name, err))
-            info["status"] = f"rejected: {err.reason}"
+        info, ok, bad, extra = _ingest_file(root, lf, contract, day, pii_key)
         files.append(info)
+        extras += [c for c in extra if c not in extras]
+        if ok is not None:
+            accepted.append(ok)
+        if bad is not None:
+            quarantined.append(bad)
     raw = pl.concat(accepted, how="diagonal_relaxed") if accepted else contract.empty_frame()
     raw, dupes = _reject_duplicate_ids(raw, contract.id, day)
     if dupes is not None:
@@ -387,5 +397,5 @@ class IngestedRange:
         return sorted({c for r in self.results.values() for c in r.extra_columns})
 
 
-def ingest_range(landing: Path, days: list[str], contract: Contract) -> IngestedRange:
-    return IngestedRange({day: ingest_partition(landing, day, contract) for day in days})
+def ingest_range(landing: Path, days: list[str], contract: Contract, pii_key: bytes | None = None) -> IngestedRange:
+    return IngestedRange({day: ingest_partition(landing, day, contract, pii_key) for day in days})

@@ -4,19 +4,38 @@ Why not dagster-deltalake-polars: in our trials (range backfills fail, mistyped
 partition columns silently overwrite a table). Here every write replaces exactly the
 named partitions in ONE transaction (predicate overwrite) and stamps the commit with
 the Dagster run id and the partitions it wrote.
+
+On S3 (``root = s3://bucket/prefix``, ``storage_options_json`` from ``$MLOPS_LAKE_STORAGE_OPTIONS``)
+concurrent writers are safe without a lock service: deltalake 1.x writes each commit file
+``_delta_log/<version>.json`` with a conditional put (``If-None-Match: *``), so of two writers
+racing for one version exactly one wins and the other re-reads the log, checks for conflicts
+and retries (``_commit`` retries a real conflict, e.g. two overwrites of one partition). The
+store must honour conditional writes: AWS S3 (since 2024), MinIO, R2 and moto do. deltalake 1.x
+has no DynamoDB locking any more; a store without conditional puts needs
+``AWS_S3_ALLOW_UNSAFE_RENAME=true`` and a single writer.
+
+No secret leaves in an error: every public method re-raises an exception whose text (or
+cause chain) quotes a storage-option secret or URI credentials (object_store quotes the
+endpoint URL, ``user:password@`` included) with that text ``redact()``ed, same exception type
+where it can be rebuilt from a message, else ``LakeError``, and no chain.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import re
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import polars as pl
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
+
+from mlops_assets.faults import pause_point
+from mlops_assets.redaction import redact, secret_values
 
 PARTITION_COLUMN = "ds"
 COMMIT_APP_ID = "mlops_assets"
@@ -30,6 +49,51 @@ def partition_predicate(keys: Iterable[str], column: str = PARTITION_COLUMN) -> 
     if len(keys) == 1:
         return f"{column} = '{keys[0]}'"
     return f"{column} IN ({', '.join(repr(k) for k in keys)})"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # object_store colours its error chains
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LakeError(RuntimeError):
+    """A Delta Lake / object-store failure whose text quoted a secret (shown masked)."""
+
+
+def _chain(err: BaseException, depth: int = 6) -> list[BaseException]:
+    out: list[BaseException] = []
+    while err is not None and len(out) < depth:
+        out.append(err)
+        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+    return out
+
+
+def _rebuilt(err: Exception, text: str) -> Exception:
+    """``err``'s type carrying ``text`` when that type can be built from a message, else ``LakeError``."""
+    try:
+        new = type(err)(text)
+    except Exception:  # noqa: BLE001 - a type that needs other arguments
+        return LakeError(text)
+    return new if str(new) == text else LakeError(text)
+
+
+def redacted_errors(method: F) -> F:
+    """Re-raise an exception of ``method`` whose text or chain holds a secret of the lake, masked."""
+
+    @functools.wraps(method)
+    def wrapper(self: DeltaLake, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except LakeError:
+            raise
+        except Exception as err:
+            secrets = self.secrets()
+            texts = [str(e) for e in _chain(err)]
+            if all(redact(t, secrets) == t for t in texts):
+                raise
+            clean = " <- ".join(_ANSI.sub("", redact(t, secrets)) for t in texts)
+            raise _rebuilt(err, clean) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class DeltaLake(ConfigurableResource):
@@ -48,26 +112,48 @@ class DeltaLake(ConfigurableResource):
 
     @property
     def storage_options(self) -> dict[str, str] | None:
-        opts = json.loads(self.storage_options_json or "{}")
+        text = self.storage_options_json
+        # an EnvVar field is resolved by Dagster at run time; outside a run (status, the CLI) it is
+        # still the EnvVar, a str holding the variable's *name*: resolve it here
+        text = (text.get_value() or "") if isinstance(text, EnvVar) else text
+        try:
+            opts = json.loads(text or "{}")
+        except json.JSONDecodeError as err:  # its message has no part of the text; its .doc would
+            raise ValueError(f"storage_options_json ($MLOPS_LAKE_STORAGE_OPTIONS) is not valid JSON: {err.msg} "
+                             f"at line {err.lineno} column {err.colno}; expected an object of strings") from None
+        if not isinstance(opts, dict):
+            raise ValueError("storage_options_json ($MLOPS_LAKE_STORAGE_OPTIONS) must be a JSON object of strings, "
+                             f"got a {type(opts).__name__}")
         return opts or None
+
+    def secrets(self) -> list[str]:
+        """The storage-option values that must never appear in text (keys, tokens, passwords)."""
+        try:
+            return secret_values(self.storage_options)
+        except ValueError:
+            return []
 
     def _table(self, table: str, version: int | None = None):
         from deltalake import DeltaTable
 
         return DeltaTable(self.uri(table), version=version, storage_options=self.storage_options)
 
+    @redacted_errors
     def exists(self, table: str) -> bool:
         from deltalake import DeltaTable
 
         return DeltaTable.is_deltatable(self.uri(table), storage_options=self.storage_options)
 
+    @redacted_errors
     def version(self, table: str) -> int | None:
         return self._table(table).version() if self.exists(table) else None
 
+    @redacted_errors
     def history(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
         return self._table(table).history(limit) if self.exists(table) else []
 
     # ---- writes -----------------------------------------------------------------------
+    @redacted_errors
     def write_partitions(
         self,
         table: str,
@@ -86,6 +172,7 @@ class DeltaLake(ConfigurableResource):
         self._check_partitions(table, frame, keys)
         return self._commit(table, frame, keys, "overwrite", run_id, metadata, merge_schema)
 
+    @redacted_errors
     def append(
         self, table: str, frame: pl.DataFrame, *, run_id: str | None = None, metadata: dict[str, Any] | None = None
     ) -> int | None:
@@ -105,7 +192,8 @@ class DeltaLake(ConfigurableResource):
 
     def _commit(self, table, frame, keys, mode, run_id, metadata, merge_schema) -> int:
         """One Delta commit stamped with run id and partitions; conflicting concurrent
-        commits are retried with jittered backoff."""
+        commits are retried with jittered backoff. Returns the version *this* commit wrote (the
+        handle written through moves to its own commit, not to a later writer's)."""
         from deltalake import CommitProperties, Transaction, write_deltalake
         from deltalake.exceptions import CommitFailedError
 
@@ -113,9 +201,11 @@ class DeltaLake(ConfigurableResource):
         custom.update({k: str(v) for k, v in (metadata or {}).items()})
         arrow = frame.to_arrow()
         partition_by = [PARTITION_COLUMN] if PARTITION_COLUMN in frame.columns else None
+        pause_point(f"lake.commit:{table}")
         for attempt in range(self.commit_retries + 1):
             exists = self.exists(table)
-            version_before = self.version(table) if exists else -1
+            target = self._table(table) if exists else None
+            version_before = target.version() if target is not None else -1
             props = CommitProperties(
                 custom_metadata=custom,
                 app_transactions=[Transaction(app_id=COMMIT_APP_ID, version=version_before + 1)],
@@ -123,16 +213,18 @@ class DeltaLake(ConfigurableResource):
             overwrite = mode == "overwrite" and exists
             try:
                 write_deltalake(
-                    self.uri(table),
+                    target if target is not None else self.uri(table),
                     arrow,
                     mode="overwrite" if overwrite else "append",
                     predicate=partition_predicate(keys) if overwrite else None,
                     partition_by=partition_by,
                     schema_mode="merge" if merge_schema and exists else None,
-                    storage_options=self.storage_options,
+                    storage_options=None if target is not None else self.storage_options,
                     commit_properties=props,
                 )
-                return self._table(table).version()
+                pause_point(f"lake.committed:{table}")
+                # a first write racing another first write may land after it: then the latest is ours or later
+                return target.version() if target is not None else self._table(table).version()
             except CommitFailedError:
                 if attempt == self.commit_retries:
                     raise
@@ -143,6 +235,7 @@ class DeltaLake(ConfigurableResource):
         raise AssertionError("unreachable")
 
     # ---- maintenance ------------------------------------------------------------------
+    @redacted_errors
     def maintain(self, table: str, *, retention_hours: int, keep_versions: Sequence[int] = ()) -> dict[str, Any]:
         """Compact small files, then vacuum files unreferenced for ``retention_hours`` — except
         every file that a version in ``keep_versions`` still reads (time travel keeps working)."""
@@ -163,9 +256,11 @@ class DeltaLake(ConfigurableResource):
         }
 
     # ---- reads ------------------------------------------------------------------------
+    @redacted_errors
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
         return pl.scan_delta(self.uri(table), version=version, storage_options=self.storage_options)
 
+    @redacted_errors
     def read(
         self,
         table: str,
@@ -184,6 +279,7 @@ class DeltaLake(ConfigurableResource):
             lf = lf.select(columns)
         return lf.collect()
 
+    @redacted_errors
     def partition_counts(self, table: str) -> dict[str, int]:
         if not self.exists(table):
             return {}

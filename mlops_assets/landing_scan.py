@@ -5,6 +5,11 @@ the *content fingerprint* (names + sha256) last requested. A tick stats every fi
 hashes only the folders whose stat signature moved, so a steady-state tick over
 10,000 files costs a directory walk. A folder whose content fingerprint is unchanged
 (a touched file, a copy back in place) requests nothing.
+
+Nothing is followed out of the landing root: a day folder that is a symbolic link is fingerprinted
+by its link target (never listed or read through), and its run quarantines it; a directory, fifo or
+link inside a day folder is listed by kind and quarantined by its run. Each is also reported in the
+tick's notes.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import datetime as dt
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_assets.ingest import DATE_DIR, landing_files, partition_fingerprint
+from mlops_assets.ingest import DATE_DIR
+from mlops_assets.readers import LandingFile, landing_files, partition_fingerprint
 
 
 @dataclass
@@ -52,6 +59,11 @@ class PartitionChange:
 def _stat_signature(folder: str) -> tuple[str, list[str]]:
     h = hashlib.sha1()
     names = []
+    if os.path.islink(folder) or not os.path.isdir(folder):  # never listed through: the entry is the signature
+        st = os.lstat(folder)
+        what = os.readlink(folder) if os.path.islink(folder) else stat.filemode(st.st_mode)
+        h.update(f"{what}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest(), [os.path.basename(folder)]
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
@@ -69,14 +81,15 @@ def scan_landing(
     last_day: dt.date,
     materialized_fingerprint: Callable[[str], str | None] = lambda day: None,
 ) -> tuple[list[PartitionChange], LandingCursor, list[str]]:
-    """Return (changes to request, the new cursor, folders ignored with why)."""
+    """Return (changes to request, the new cursor, notes: folders ignored and entries that will be
+    quarantined, each with why)."""
     changes: list[PartitionChange] = []
     ignored: list[str] = []
     new = LandingCursor(dict(cursor.stat), dict(cursor.content), {k: list(v) for k, v in cursor.names.items()})
     if not landing.is_dir():
         return changes, new, [f"{landing}: landing folder does not exist"]
     with os.scandir(landing) as it:
-        days = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+        days = sorted(e.name for e in it)  # links and non-folders too: their runs quarantine them
     for day in days:
         if not DATE_DIR.match(day):
             ignored.append(f"{day}: not a YYYY-MM-DD folder")
@@ -93,7 +106,9 @@ def scan_landing(
         if cursor.stat.get(day) == signature:
             continue
         new.stat[day] = signature
-        fingerprint = partition_fingerprint(landing_files(landing, day))
+        listed = landing_files(landing, day)
+        ignored += unreadable_entries(day, listed)
+        fingerprint = partition_fingerprint(listed)
         previous = cursor.content.get(day) or materialized_fingerprint(day)
         if previous == fingerprint:
             new.content[day] = fingerprint
@@ -112,3 +127,18 @@ def scan_landing(
         new.content[day] = fingerprint
         new.names[day] = names
     return changes, new, ignored
+
+
+def unreadable_entries(day: str, listed: list[LandingFile]) -> list[str]:
+    """Notes for the entries of a day that are not regular files inside the root: never read, quarantined."""
+    notes = []
+    for f in listed:
+        if f.kind == "file":
+            continue
+        what = f"a {f.kind.replace('_', ' ')}" + (f" ({f.detail})" if f.detail else "")
+        if f.path.parent.name == day:
+            notes.append(f"{day}/{f.name}: {what}, not a regular file inside the landing root: not read; "
+                         "its run quarantines it")
+        else:
+            notes.append(f"{day}: the day folder is {what}: not followed; its run quarantines it")
+    return notes

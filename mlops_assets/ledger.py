@@ -37,13 +37,13 @@ from typing import Any
 
 import polars as pl
 
+from mlops_assets.faults import pause_point
 from mlops_assets.lake import DeltaLake
 from mlops_assets.paths import Home
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.vocabulary import AUDIT, Action, Alias
 
 LOCK_DSN_ENV = "MLOPS_LOCK_DSN"
-PAUSE_AT_ENV, PAUSE_FILE_ENV = "MLOPS_TEST_PAUSE_AT", "MLOPS_TEST_PAUSE_FILE"  # test-only crash points
 STEPS = ("locked", "intent", "aliases", "tags")  # boundaries a move can die at
 INTENT, APPLIED, RECORDED = "intent", "applied", "recorded"  # row phases
 GENESIS = "0" * 64
@@ -217,13 +217,6 @@ def _pg_lock(dsn: str, timeout_s: float) -> Iterator[None]:
         conn.close()
 
 
-def _pause(step: str) -> None:
-    """Test-only: stop at a step boundary so a test can kill -9 the process there."""
-    if os.environ.get(PAUSE_AT_ENV) == step:
-        Path(os.environ[PAUSE_FILE_ENV]).write_text(step)
-        time.sleep(120)
-
-
 def _apply_plan(registry: ModelRegistry, plan: Mapping[str, Any]) -> None:
     """Set the plan's aliases, then its tags; idempotent, so a reconciler may run it again."""
     for alias, version in plan.get("aliases", {}).items():
@@ -231,10 +224,10 @@ def _apply_plan(registry: ModelRegistry, plan: Mapping[str, Any]) -> None:
             registry.delete_alias(alias)
         else:
             registry.set_alias(alias, version)
-    _pause("aliases")
+    pause_point("aliases")
     for version, tags in plan.get("tags", {}).items():
         registry.set_version_tags(int(version), tags)
-    _pause("tags")
+    pause_point("tags")
 
 
 def _conflict(current: Mapping[str, int], move: Move, ledger: pl.DataFrame) -> str | None:
@@ -253,7 +246,7 @@ def _conflict(current: Mapping[str, int], move: Move, ledger: pl.DataFrame) -> s
 def apply_move(lake: DeltaLake, registry: ModelRegistry, move: Move) -> None:
     """Carry out ``move`` under the lock: compare, write the intent, apply, mark applied."""
     with move_lock(lake):
-        _pause("locked")
+        pause_point("locked")
         ledger = read_ledger(lake)
         problem = _conflict(registry.aliases(), move, ledger)
         if problem:
@@ -261,7 +254,7 @@ def apply_move(lake: DeltaLake, registry: ModelRegistry, move: Move) -> None:
         row = {"move_id": uuid.uuid4().hex, "phase": INTENT, "plan": move.plan_json(),
                **{k: getattr(move, k) for k in AUDIT_COLUMNS if k != "at"}}
         ledger = _append(lake, [row], ledger)
-        _pause("intent")
+        pause_point("intent")
         _apply_plan(registry, json.loads(row["plan"]))
         _append(lake, [_completion(row, move.actor)], ledger)
 

@@ -18,9 +18,26 @@ from mlops_assets.platform import Platform
 from mlops_assets.vocabulary import RunTag
 
 DAGSTER_YAML = """# Embedded default instance: SQLite storage under this folder.
+# Run monitoring (the daemon, i.e. `dagster dev` / `dagster-daemon run`): a run stuck STARTING fails
+# after start_timeout_seconds, a run stuck CANCELING is marked canceled after cancel_timeout_seconds.
+# A run whose worker process dies is marked failed by the code server that launched it (the default
+# run launcher has no worker health check); runs executed in process have neither, and
+# `mlops-assets status` reports them as stuck (instance_queries.stuck_reason).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
 telemetry:
   enabled: false
 """
+
+PREVIOUS_DAGSTER_YAMLS = ("""# Embedded default instance: SQLite storage under this folder.
+telemetry:
+  enabled: false
+""",)
+"""Embedded defaults written by earlier versions: replaced by ``DAGSTER_YAML`` (an edited file is kept)."""
 
 
 def ensure_dagster_home(platform: Platform) -> Path:
@@ -28,7 +45,7 @@ def ensure_dagster_home(platform: Platform) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     cfg = home / "dagster.yaml"
-    if not cfg.exists():
+    if not cfg.exists() or cfg.read_text() in PREVIOUS_DAGSTER_YAMLS:
         cfg.write_text(DAGSTER_YAML)
     return home
 

@@ -28,6 +28,7 @@ from mlops_assets.gates import GateVerdict
 from mlops_assets.lake import DeltaLake
 from mlops_assets.ledger import (
     AUDIT_COLUMNS,
+    AUDIT_SCHEMA,
     Move,
     PromotionRefused,
     apply_move,
@@ -53,9 +54,17 @@ def append_audit(lake: DeltaLake, **row: Any) -> None:
     record(lake, **{k: row.get(k) for k in AUDIT_COLUMNS})
 
 
-def read_audit(lake: DeltaLake, limit: int | None = None) -> pl.DataFrame:
-    """One row per move, newest first, with ``state`` (done | pending)."""
-    frame = moves(read_ledger(lake)).select(*AUDIT_COLUMNS, "state", "seq")
+def read_audit(lake: DeltaLake, limit: int | None = None, *, strict: bool = True) -> pl.DataFrame:
+    """One row per move, newest first, with ``state`` (done | pending). ``strict=False``: an
+    unreadable audit table gives no rows (readers that report, such as status, say why elsewhere)."""
+    try:
+        frame = moves(read_ledger(lake)).select(*AUDIT_COLUMNS, "state", "seq")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - polars panics on a corrupt file with a non-Exception
+        if strict:
+            raise
+        frame = pl.DataFrame(schema={**AUDIT_SCHEMA, "state": pl.String, "seq": pl.Int64})
     return frame.head(limit) if limit else frame
 
 
@@ -165,6 +174,9 @@ def promotion_decision(v: Verdict, status: str | None, *, require_approval: bool
         raise PromotionRefused(f"version {v.version} has no evaluation: run evaluation_report first")
     if not v.passed:
         raise PromotionRefused(f"version {v.version} failed its gates: " + "; ".join(v.failures or ["tagged rejected"]))
+    if status == Status.SUPERSEDED:
+        raise PromotionRefused(f"version {v.version} was superseded by a later attempt at its cutoff and was never "
+                               "gated: promote the version that replaced it")
     if status == Status.ROLLED_BACK:
         raise PromotionRefused(f"version {v.version} was rolled back: it is never auto-promoted again "
                                "(`mlops-assets approve` can still promote it)")

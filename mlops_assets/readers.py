@@ -1,4 +1,6 @@
-"""Landing-file readers: a registry from file format to the function that reads it.
+"""Landing-file readers: a registry from file format to the function that reads it, and the
+landing zone's entries (listed with ``lstat``: a link is never followed, only a regular file
+inside the landing root is ever opened).
 
 Every reader returns a polars frame (CSV: every column as text, typed later by the data
 contract) or raises ``FileRejected`` with the rule and a reason that names the row when it
@@ -9,8 +11,12 @@ can. The spec's ``landing.formats`` and the safe-file-name rule both derive from
 from __future__ import annotations
 
 import csv
+import hashlib
+import os
 import re
+import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -22,14 +28,33 @@ class FileRejected(Exception):
         self.rule, self.reason, self.row, self.column = rule, reason, row, column
 
 
+CSV_DELIMITER = ","
+OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def wrong_delimiter(header: list[str]) -> FileRejected | None:
+    """A header that parsed as ONE column holding another delimiter: the file is not comma-separated."""
+    if len(header) != 1:
+        return None
+    found = [(d, name) for d, name in OTHER_DELIMITERS.items() if d in header[0]]
+    if not found:
+        return None
+    d, name = max(found, key=lambda f: header[0].count(f[0]))
+    shown = header[0] if len(header[0]) <= 80 else header[0][:77] + "..."
+    return FileRejected("unreadable", f"wrong delimiter: the header parsed as one column {shown!r} containing "
+                        f"{name} ({d!r}) separators; landing CSV files must be separated by {CSV_DELIMITER!r}")
+
+
 def _csv_structure_error(path: Path) -> FileRejected | None:
-    """Locate a ragged row or broken quoting with the csv module (polars' message has no row)."""
+    """Locate a wrong delimiter, a ragged row or broken quoting with the csv module (polars' message has no row)."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh, strict=True)
             header = next(reader, None)
             if header is None:
                 return FileRejected("unreadable", "empty file: no header row")
+            if problem := wrong_delimiter(header):
+                return problem
             for i, record in enumerate(reader, start=1):
                 if len(record) != len(header):
                     return FileRejected(
@@ -81,3 +106,116 @@ def read_file(path: Path) -> pl.DataFrame:
         expected = " or ".join(f".{f}" for f in READERS)
         raise FileRejected("file_name", f"unsupported file type {path.suffix or '(none)'}: expected {expected}")
     return reader(path)
+
+
+# ---------------------------------------------------------------------------------------
+# The landing zone's entries
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LandingFile:
+    """One entry of a day folder. Only a ``kind == "file"`` entry (a regular file whose real path is
+    inside the landing root) is hashed and ever read; any other kind is rejected without opening it."""
+
+    path: Path
+    size: int
+    sha256: str
+    kind: str = "file"  # file | symlink | outside_root | directory | fifo | socket | device
+    detail: str = ""  # a symlink's target, or the real path outside the root
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def token(self) -> str:
+        """What the fingerprint records: the content hash of a file, the kind (and target) of anything else."""
+        return self.sha256 if self.kind == "file" else f"{self.kind}:{self.detail}"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def day_dir(landing: Path, day: str) -> Path:
+    return landing / day
+
+
+def landing_root(landing: Path) -> Path:
+    """The real path of the landing root: every path read must resolve under it."""
+    return Path(os.path.realpath(landing))
+
+
+def entry_kind(root: Path, path: Path) -> tuple[str, str]:
+    """(kind, detail) of a landing path, from ``lstat`` (a link is never followed)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "missing", ""
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink", os.readlink(path)
+    real = Path(os.path.realpath(path))
+    if real != root and root not in real.parents:
+        return "outside_root", str(real)
+    kinds = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"))
+    return next((kind for test, kind in kinds if test(st.st_mode)), "device"), ""
+
+
+def landing_files(landing: Path, day: str) -> list[LandingFile]:
+    """Every entry of ``<landing>/<day>/``, sorted by name (the processing order), never following a link.
+
+    A day folder that is a symlink (or not a directory, or outside the root) is ONE entry named after the
+    day, of that kind: nothing under it is listed or read."""
+    root, folder = landing_root(landing), day_dir(landing, day)
+    kind, detail = entry_kind(root, folder)
+    if kind == "missing":
+        return []
+    if kind != "directory":
+        return [LandingFile(folder, 0, "", kind, detail)]
+    out = []
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        p = Path(entry.path)
+        kind, detail = entry_kind(root, p)
+        if kind == "missing":  # removed while listing
+            continue
+        size = os.lstat(p).st_size if kind != "file" else os.stat(p).st_size
+        out.append(LandingFile(p, size, sha256_file(p) if kind == "file" else "", kind, detail))
+    return out
+
+
+def partition_fingerprint(files: list[LandingFile]) -> str:
+    """Content fingerprint of a partition's landing entries (names and sha256, or kind for a non-file)."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.name):
+        h.update(f"{f.name}\0{f.token}\n".encode())
+    return h.hexdigest()
+
+
+def admission_problem(root: Path, lf: LandingFile, formats: tuple[str, ...], day: str) -> FileRejected | None:
+    """Why a landing entry may not be read (checked again just before reading), or None."""
+    inner = lf.path.parent.name == day
+    what = repr(lf.name) if inner else f"day folder {day}"
+    kind, detail = entry_kind(root, lf.path)  # again: the entry may have changed since it was listed
+    if kind == "symlink":
+        return FileRejected("file_name", f"{what} is a symbolic link (to {detail}): links are never followed in "
+                            "the landing zone; copy the files themselves into a real folder")
+    if kind == "outside_root":
+        return FileRejected("file_name", f"{what} resolves to {detail}, outside the landing root {root}")
+    if not inner:
+        return FileRejected("not_a_file", f"{what} is a {kind}, not a folder of landing files: nothing was read")
+    if kind == "missing":
+        return FileRejected("unreadable", f"{what} disappeared before it could be read")
+    if kind != "file":
+        return FileRejected("not_a_file", f"{what} is a {kind}, not a regular file: only regular files are read")
+    if not is_safe_file_name(lf.name):
+        return FileRejected("file_name", f"unsafe or unsupported file name {lf.name!r}: "
+                            f"expected a plain name ending in {', '.join('.' + f for f in READERS)}")
+    if file_format(lf.path) not in formats:
+        return FileRejected("file_name", f"{lf.path.suffix} files are not accepted here (landing.formats: "
+                            f"{', '.join(formats)})")
+    return None

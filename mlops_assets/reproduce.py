@@ -2,7 +2,9 @@
 
 Delta time travel to the recorded ``training_set`` version, the same spec and seed,
 the same pure training function; then compare holdout predictions and metrics with
-the registered model. Agreement within ``tolerance`` → exit 0.
+the registered model. Agreement within ``tolerance`` → exit 0. The registered model is
+loaded verified against its registration manifest: a version whose files changed, appeared or
+disappeared raises ``IntegrityError`` (the CLI reports "refused"), it never "agrees".
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from mlops_assets.lake import DeltaLake
 from mlops_assets.ml.datasets import split_rows
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.spec import DatasetSpec
-from mlops_assets.vocabulary import TRAINING_SET, LineageTag, VersionTag, recorded_delta_versions
+from mlops_assets.vocabulary import (
+    TRAINING_SET,
+    LineageTag,
+    VersionTag,
+    recorded_delta_versions,
+)
 
 
 @dataclass

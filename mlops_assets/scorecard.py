@@ -22,9 +22,21 @@ The measures (``scorecard_sources.compute_scorecard(...)["measures"]``, in ``MEA
 
 ``pipeline_success_rate``
     Over the Dagster runs *created* in ``[now - window_days, now)`` that finished
-    (status SUCCESS, FAILURE or CANCELED): SUCCESS / (SUCCESS + FAILURE). Cancelled runs
-    are counted (``pipeline_runs_canceled``) but are neither success nor failure;
-    queued / in-progress runs (including the scorecard's own run) are not counted.
+    (status SUCCESS, FAILURE or CANCELED) **or died** (stuck, below):
+    SUCCESS / (SUCCESS + FAILURE + STUCK). A run whose worker was killed stays STARTED in
+    Dagster forever when no daemon or code server marks it failed; it counts as a failure
+    here, so the rate is never 1.0 while runs died. Cancelled runs are counted
+    (``pipeline_runs_canceled``) but are neither success nor failure; queued runs and runs
+    still alive in progress (including the scorecard's own run) are not counted.
+``pipeline_runs_stuck``
+    The runs of the same window still STARTING / STARTED / CANCELING (or NOT_STARTED) that
+    ``instance_queries.stuck_reason`` judges dead: on the embedded (SQLite) instance, the
+    run worker's pid (from its RUN_START event) no longer runs; on any instance, no event for
+    ``instance_queries.STUCK_AFTER`` (30 min). Counted in ``pipeline_runs`` and in the
+    success rate's denominator, listed (class ``stuck``, with the reason) in the breakdown's
+    ``failures``; not in ``pipeline_runs_failed`` nor the three failure classes, which count
+    FAILURE runs only. (A run the daemon's run monitoring or the code server marked FAILURE
+    after its worker died is a FAILURE of class *other*.)
 ``pipeline_failures_contract`` / ``_gate`` / ``_other``
     The FAILURE runs of the same window by class, from the run's RUN_FAILURE and
     STEP_FAILURE events (message + error chain): *contract* — a blocking asset check
@@ -97,9 +109,11 @@ CONTRACT_ASSETS = frozenset({RAW_EVENTS, RAW_LABELS})
 GATE_ASSETS = frozenset({EVALUATION_REPORT})
 
 CONTRACT, GATE, OTHER = "contract", "gate", "other"
+STUCK = "STUCK"  # RunOutcome.status of a run in progress whose worker died (see pipeline_runs_stuck)
 
 # The measure names, in order: the numeric metadata of the asset, the keys of "measures".
 COUNT_MEASURES = ("pipeline_runs", "pipeline_runs_succeeded", "pipeline_runs_failed", "pipeline_runs_canceled",
+                  "pipeline_runs_stuck",
                   "pipeline_failures_contract", "pipeline_failures_gate", "pipeline_failures_other",
                   "promotions", "rollbacks", "drift_retrains", "registered_versions")
 VALUE_MEASURES = ("pipeline_success_rate", "data_freshness_lag_hours", "scoring_completion", "scoring_on_time",
@@ -148,8 +162,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 # ---- pipeline runs ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunOutcome:
-    """One finished run: ``status`` is ``SUCCESS`` | ``FAILURE`` | ``CANCELED``; ``failure_text``
-    the failure messages and error chain of a FAILURE run."""
+    """One finished or dead run: ``status`` is ``SUCCESS`` | ``FAILURE`` | ``CANCELED`` | ``STUCK``;
+    ``failure_text`` the failure messages and error chain of a FAILURE run, why a STUCK run is dead."""
 
     run_id: str
     job_name: str
@@ -187,24 +201,27 @@ def classify_failure(text: str) -> str:
 
 
 def pipeline_measures(runs: Iterable[RunOutcome]) -> dict:
-    """Success rate and failure classes of finished runs (see the module docstring)."""
+    """Success rate and failure classes of finished and stuck runs (see the module docstring)."""
     runs = list(runs)
     succeeded = [r for r in runs if r.status == "SUCCESS"]
     failed = [r for r in runs if r.status == "FAILURE"]
     canceled = [r for r in runs if r.status == "CANCELED"]
+    stuck = [r for r in runs if r.status == STUCK]
     classes = {CONTRACT: 0, GATE: 0, OTHER: 0}
     failures = []
-    for r in sorted(failed, key=lambda r: r.created_at, reverse=True):
-        kind = classify_failure(r.failure_text)
-        classes[kind] += 1
+    for r in sorted(failed + stuck, key=lambda r: r.created_at, reverse=True):
+        kind = "stuck" if r.status == STUCK else classify_failure(r.failure_text)
+        if kind in classes:
+            classes[kind] += 1
         failures.append({"run_id": r.run_id, "job": r.job_name, "created_at": r.created_at.isoformat(),
                          "class": kind, "message": " ".join(r.failure_text.split())[:300]})
     return {
-        "success_rate": _ratio(len(succeeded), len(succeeded) + len(failed)),
+        "success_rate": _ratio(len(succeeded), len(succeeded) + len(failed) + len(stuck)),
         "runs": len(runs),
         "succeeded": len(succeeded),
         "failed": len(failed),
         "canceled": len(canceled),
+        "stuck": len(stuck),
         "failure_classes": classes,
         "failures": failures,
     }
@@ -352,6 +369,7 @@ def assemble_scorecard(now: dt.datetime, window_days: int, *, pipeline: dict, fr
         "pipeline_runs_succeeded": pipeline["succeeded"],
         "pipeline_runs_failed": pipeline["failed"],
         "pipeline_runs_canceled": pipeline["canceled"],
+        "pipeline_runs_stuck": pipeline["stuck"],
         "pipeline_failures_contract": pipeline["failure_classes"][CONTRACT],
         "pipeline_failures_gate": pipeline["failure_classes"][GATE],
         "pipeline_failures_other": pipeline["failure_classes"][OTHER],

@@ -1,8 +1,8 @@
 """The scorecard's read-only gatherers, and ``compute_scorecard`` tying them to the pure
 measures of ``mlops_assets.scorecard`` (where every measure is defined).
 
-Sources: the Dagster instance (finished runs and their failure events, drift-sensor
-retrains), the Delta tables (``raw_events``, ``features``, ``scores``, ``audit``) and the
+Sources: the Dagster instance (finished runs and their failure events, runs in progress whose
+worker died, drift-sensor retrains), the Delta tables (``raw_events``, ``features``, ``scores``, ``audit``) and the
 model registry. Nothing here writes anything.
 """
 
@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from mlops_assets.instance_queries import runs_with_tag
+from mlops_assets.instance_queries import run_progress, runs_with_tag
 from mlops_assets.lake import DeltaLake
 from mlops_assets.promotion import read_audit
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.scorecard import (
     SCORING_PARTITIONS,
     SCORING_SLA_DAYS,
+    STUCK,
     WINDOW_DAYS,
     DriftRetrain,
     RunOutcome,
@@ -73,6 +74,14 @@ def finished_runs(instance: DagsterInstance, since: dt.datetime, until: dt.datet
             for rec in records]
 
 
+def stuck_runs(instance: DagsterInstance, since: dt.datetime, until: dt.datetime) -> list[RunOutcome]:
+    """Runs created in ``[since, until)`` still in progress whose worker died (``instance_queries.run_progress``
+    judged as of ``until``), as STUCK outcomes carrying the reason."""
+    return [RunOutcome(p.run_id, p.job_name, STUCK, p.created_at, p.stuck)
+            for p in run_progress(instance, now=until, created_after=utc_naive(since))
+            if p.stuck and p.created_at < utc_naive(until)]
+
+
 def drift_retrains(instance: DagsterInstance, until: dt.datetime) -> list[DriftRetrain]:
     """Every drift-sensor retraining run created before ``until``."""
     records = runs_with_tag(instance, RunTag.TRIGGER, Sensor.DRIFT, created_before=utc_naive(until))
@@ -111,7 +120,7 @@ def first_scored(lake: DeltaLake) -> dict[str, dt.datetime]:
 
 
 def read_audit_rows(lake: DeltaLake) -> pl.DataFrame:
-    return read_audit(lake)  # one row per move (completion rows of the ledger left out)
+    return read_audit(lake, strict=False)  # one row per move; none when the table is unreadable (status says so)
 
 
 # ---- the scorecard ------------------------------------------------------------------------
@@ -131,7 +140,8 @@ def compute_scorecard(
     cutoffs = {int(v["version"]): (v.get("tags") or {}).get(VersionTag.CUTOFF) for v in versions}
     return assemble_scorecard(
         now, window_days,
-        pipeline=pipeline_measures(finished_runs(instance, now - dt.timedelta(days=window_days), now)),
+        pipeline=pipeline_measures(finished_runs(instance, now - dt.timedelta(days=window_days), now)
+                                   + stuck_runs(instance, now - dt.timedelta(days=window_days), now)),
         freshness=freshness_measures(newest_event(lake, spec), now),
         scoring=scoring_measures(partitions_with_rows(lake, FEATURES), first_scored(lake), now,
                                  partitions=scoring_partitions, sla_days=sla_days),

@@ -18,18 +18,25 @@ import polars as pl
 from mlops_assets.spec import DatasetSpec
 
 NORMAL, DEGRADED = "normal", "degraded"
+REGISTRY, CACHE = "registry", "cache"  # where the serving model was loaded from (Meta.MODEL_SOURCE)
 BASELINE_VERSION = -1  # the model_version stamped on rows scored by the baseline fallback
 
 
 @dataclass(frozen=True)
 class ServingModel:
-    """What scores a partition: a loaded pipeline (or a constant baseline) and why."""
+    """What scores a partition: a loaded pipeline (or a constant baseline) and why.
+
+    ``source``: ``registry`` (downloaded from MLflow and verified) or ``cache`` (the local
+    verified copy, MLflow unreachable). ``refused``: the integrity refusals met on the way
+    (a version whose files differ from its registration manifest), one message each."""
 
     model: Any
     version: int
     alias: str
     mode: str
     reason: str
+    source: str = REGISTRY
+    refused: tuple[str, ...] = ()
 
 
 class ConstantBaseline:

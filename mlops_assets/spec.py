@@ -1,7 +1,15 @@
 """The dataset spec: one YAML file that describes a dataset and its model.
 
-Validated with pydantic so that every error names the offending field
-(``features.numeric.amount.min: ...``). Nothing here imports the ML stack.
+Validated at load so that every error names the offending field (``features.numeric.amount.min: ...``):
+the YAML loader refuses duplicate keys (naming the key and both lines) and leaves an impossible date as
+text for its field to reject; pydantic checks each field; ``spec_problems`` then checks what needs the
+task: the estimator and its parameters (``estimators``), the metric names of the gates and their
+ranges (``metrics_catalog``). Nothing here imports the ML stack.
+
+``pii`` columns never rest in the clear (``pii_mode``): with ``hash`` (the default) each value is
+replaced by its HMAC-SHA256 under the key in ``$MLOPS_PII_KEY`` before anything is written (raw rows
+and quarantine records), so equal values still match; without a key, and always with ``drop``, the
+values are dropped (the columns stay, empty, so the stored schema never depends on the key).
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Hashable
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +25,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops_assets.estimators import estimator_problem, params_problems
+from mlops_assets.metrics_catalog import (
+    DEFAULT_PRIMARY_METRIC,
+    higher_is_better,
+    metric_range_problem,
+    task_metric_names,
+)
 from mlops_assets.readers import READERS
 
 BUNDLED_SPEC = Path(__file__).parent / "specs" / "card_transactions.yaml"
@@ -167,6 +183,7 @@ class DatasetSpec(_Strict):
     target: str
     features: Features
     pii: list[str] = Field(default_factory=list)
+    pii_mode: Literal["hash", "drop"] = "hash"  # hash: HMAC-SHA256 with $MLOPS_PII_KEY (dropped without it)
     labels: LabelFeed | None = None
     schema_evolution: Literal["ignore", "merge", "reject"] = "ignore"
     partition_start: dt.date
@@ -231,7 +248,9 @@ class DatasetSpec(_Strict):
 
     @cached_property
     def digest(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        # pii_mode at its default is left out, so specs (and lineage) recorded before it existed keep their digest
+        exclude = {"pii_mode"} if self.pii_mode == "hash" else None
+        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()
 
     def resolve(self, path: str, home: Path) -> Path:
         p = Path(os.path.expandvars(path)).expanduser()
@@ -239,20 +258,118 @@ class DatasetSpec(_Strict):
 
 
 def _format_errors(source: str, err: ValidationError) -> str:
-    lines = [f"invalid dataset spec {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
+    return _format_problems(source, [(".".join(str(p) for p in e["loc"]) or "<root>", e["msg"]) for e in err.errors()])
+
+
+def _format_problems(source: str, problems: list[tuple[str, str]]) -> str:
+    return "\n".join([f"invalid dataset spec {source}:", *(f"  {field}: {msg}" for field, msg in problems)])
+
+
+def _gate_bound_problems(spec: DatasetSpec) -> list[tuple[str, str]]:
+    known, out = task_metric_names(spec.task), []
+    for kind, bounds, higher in (("floors", spec.gates.floors, True), ("ceilings", spec.gates.ceilings, False)):
+        for metric, value in bounds.items():
+            field = f"gates.{kind}.{metric}"
+            if metric not in known:
+                out.append((field, f"{metric!r} is not computed for {spec.task}; expected one of {list(known)}"))
+            elif higher_is_better(metric) != higher:
+                other = "ceilings" if higher else "floors"
+                direction = "lower" if higher else "higher"
+                out.append((field, f"{metric} is {direction}-is-better: put it under gates.{other}"))
+            elif problem := metric_range_problem(metric, value):
+                out.append((field, problem))
+    return out
+
+
+def spec_problems(spec: DatasetSpec) -> list[tuple[str, str]]:
+    """(field, why) for what a field alone cannot check: the estimator and its params for the task, the
+    gates' metric names, directions and ranges, and thresholds on the primary metric."""
+    out: list[tuple[str, str]] = []
+    if problem := estimator_problem(spec.model.estimator, spec.task):
+        out.append(("model.estimator", problem))
+    else:
+        out += [(f"model.params.{p}", why) for p, why in
+                params_problems(spec.model.estimator, spec.task, spec.model.params).items()]
+    out += _gate_bound_problems(spec)
+    primary, known = spec.gates.primary_metric or DEFAULT_PRIMARY_METRIC[spec.task], task_metric_names(spec.task)
+    if primary not in known:
+        why = f"{primary!r} is not computed for {spec.task}; expected one of {list(known)}"
+        out.append(("gates.primary_metric", why))
+    else:
+        for field, value in (("gates.slice_floor", spec.gates.slice_floor), ("guard.floor", spec.guard.floor)):
+            if value is not None and (problem := metric_range_problem(primary, value)):
+                out.append((field, f"{problem} (a threshold on the primary metric {primary})"))
+    if spec.gates.max_calibration_error is not None and (
+            problem := metric_range_problem("calibration_error", spec.gates.max_calibration_error)):
+        out.append(("gates.max_calibration_error", problem))
+    return out
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> DatasetSpec:
     if not isinstance(data, dict):
         raise SpecError(f"invalid dataset spec {source}: the top level must be a mapping, got {type(data).__name__}")
     try:
-        return DatasetSpec.model_validate(data)
+        spec = DatasetSpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(_format_errors(source, err)) from None
+    if problems := spec_problems(spec):
+        raise SpecError(_format_problems(source, problems))
+    return spec
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, field: str, first_line: int, line: int):
+        self.field = field
+        self.reason = (f"duplicate key {field.rpartition('.')[2]!r} at line {line} (first at line {first_line}); "
+                       "the later value would silently win: keep one")
+        super().__init__(f"{field}: {self.reason}")
+
+
+class SpecLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a duplicate mapping key (naming its field path and both lines) and
+    leaves an impossible date (``2026-02-30``) as text, so the field's own validation names it."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        self._paths: dict[int, str] = {}
+        self._index_paths(node, "")
+        return self.construct_document(node)
+
+    def _index_paths(self, node: yaml.Node, path: str) -> None:
+        self._paths[id(node)] = path
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    self._index_paths(value, f"{path}.{key.value}" if path else str(key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._index_paths(item, f"{path}.{i}" if path else str(i))
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, Hashable):
+                continue  # the base constructor refuses it with its own message
+            if key in seen:
+                parent = getattr(self, "_paths", {}).get(id(node), "")
+                raise DuplicateKeyError(f"{parent}.{key}" if parent else str(key), seen[key], line)
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:  # 2026-02-30: a date-shaped string that is no date
+            return self.construct_scalar(node)
+
+
+SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", SpecLoader.construct_yaml_timestamp)
 
 
 def load_spec(path: str | os.PathLike[str] | None = None) -> DatasetSpec:
@@ -263,7 +380,9 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> DatasetSpec:
     except OSError as err:
         raise SpecError(f"cannot read dataset spec {p}: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SpecLoader)  # a SafeLoader subclass: safe
+    except DuplicateKeyError as err:
+        raise SpecError(_format_problems(str(p), [(err.field, err.reason)])) from None
     except yaml.YAMLError as err:
         raise SpecError(f"dataset spec {p} is not valid YAML: {err}") from None
     return parse_spec(data, str(p))

@@ -13,12 +13,21 @@ import polars as pl
 from dagster import DagsterInstance
 
 from mlops_assets.alerts import read_alerts
-from mlops_assets.instance_queries import CheckOutcome, latest_check_outcomes, latest_run_by_partition, runs_with_tag
+from mlops_assets.instance_queries import (
+    RUNNING,
+    CheckOutcome,
+    latest_check_outcomes,
+    latest_run_by_partition,
+    run_progress,
+    runs_with_tag,
+)
 from mlops_assets.lake import DeltaLake
+from mlops_assets.ledger import reconcile, verify_chain
 from mlops_assets.lineage import lineage_completeness
 from mlops_assets.ml.drift import drift_summary
 from mlops_assets.platform import Platform
 from mlops_assets.promotion import gate_results, read_audit
+from mlops_assets.redaction import redact
 from mlops_assets.scorecard_sources import compute_scorecard
 from mlops_assets.vocabulary import (
     DRIFT,
@@ -97,10 +106,25 @@ def quarantine_status(lake: DeltaLake, instance: DagsterInstance, limit: int = 5
     return out
 
 
+def audit_status(lake: DeltaLake, registry) -> dict:
+    """Whether the audit ledger's chain holds; when it does, moves that died half-way are completed
+    and aliases that drifted from the ledger restored (what was repaired is reported)."""
+    report, repaired, problem = verify_chain(lake), None, None
+    if report.ok:  # repair only from a ledger that can be trusted
+        try:
+            repaired = reconcile(lake, registry, actor="status")
+        except Exception as err:  # noqa: BLE001 - status reports an outage, it does not crash on one
+            problem = redact(f"{type(err).__name__}: {err}")[:500]
+        if repaired and any(repaired.values()):
+            report = verify_chain(lake)
+    out = {"verified": report.ok, "rows": report.rows, "broken_at": report.broken_at, "summary": str(report)}
+    return out | ({"reconciled": repaired} if repaired else {}) | ({"reconcile_error": problem} if problem else {})
+
+
 def registry_status(platform: Platform, registry, lake: DeltaLake) -> dict:
     """champion / last_known_good / challenger with why, gate results and lineage; the latest audit rows."""
     versions = {v["version"]: v for v in registry.list_versions()}
-    audit = read_audit(lake, limit=20)
+    audit = read_audit(lake, limit=20, strict=False)
 
     def describe(alias: str) -> dict | None:
         version = registry.get_alias(alias)
@@ -167,6 +191,18 @@ def retrains_status(instance: DagsterInstance) -> list[dict]:
              "reason": r.tags.get(RunTag.REASON), "features": r.tags.get(RunTag.DRIFT_FEATURES)} for r in runs]
 
 
+def runs_status(instance: DagsterInstance) -> dict:
+    """Runs queued (waiting for the daemon), in progress, and stuck: in progress but dead
+    (``instance_queries.stuck_reason``: the worker process is gone, or nothing logged for 30 min)."""
+    progress = run_progress(instance)
+    running = {s.value for s in RUNNING}
+    return {
+        "queued": [p.as_dict() for p in progress if p.status not in running and not p.stuck],
+        "in_progress": [p.as_dict() for p in progress if p.status in running and not p.stuck],
+        "stuck": [p.as_dict() for p in progress if p.stuck],
+    }
+
+
 # Each plane registers its section: name -> fn(platform, instance, defs, lake) -> JSON-able.
 STATUS_SECTIONS: dict[str, Callable] = {
     "tables": lambda p, i, d, lake: tables_status(lake),
@@ -177,6 +213,7 @@ STATUS_SECTIONS: dict[str, Callable] = {
     "drift": lambda p, i, d, lake: drift_status(lake),
     "performance": lambda p, i, d, lake: performance_status(lake),
     "retrains": lambda p, i, d, lake: retrains_status(i),
+    "runs": lambda p, i, d, lake: runs_status(i),
     "alerts": lambda p, i, d, lake: read_alerts(p.home.alerts),
 }
 
@@ -184,6 +221,7 @@ STATUS_SECTIONS: dict[str, Callable] = {
 def collect_status(platform: Platform, instance: DagsterInstance, defs) -> dict:
     lake = defs.resources["lake"]
     status = {"spec": platform.spec.name, "mlops_home": str(platform.home.root)}
+    status["audit_ledger"] = audit_status(lake, defs.resources["registry"])
     for name, fn in STATUS_SECTIONS.items():
         status[name] = fn(platform, instance, defs, lake)
     status.update(registry_status(platform, defs.resources["registry"], lake))
@@ -194,6 +232,10 @@ def collect_status(platform: Platform, instance: DagsterInstance, defs) -> dict:
 def render_text(status: dict) -> str:
     """What is running, and why — then the state of the data."""
     lines = [f"mlops_assets — dataset {status['spec']} under {status['mlops_home']}"]
+    ledger = status.get("audit_ledger") or {}
+    if ledger:
+        lines.append(f"  {ledger['summary']}" + (f"; reconciled {ledger['reconciled']}" if any(
+            (ledger.get("reconciled") or {}).values()) else ""))
     champ = status.get("champion")
     if champ:
         lines.append(f"  serving: champion = version {champ['version']} (cutoff {champ['cutoff']}), since {champ['since']}"
@@ -216,6 +258,15 @@ def render_text(status: dict) -> str:
     for row in status.get("audit", [])[:3]:
         lines.append(f"  audit: {row['at'][:19]} {row['action']} {row['from_version']}→{row['to_version']} "
                      f"by {row['actor']}: {(row['reason'] or '')[:100]}")
+    runs = status.get("runs") or {}
+    if runs:
+        lines.append(f"  runs: {len(runs['queued'])} queued, {len(runs['in_progress'])} in progress, "
+                     f"{len(runs['stuck'])} stuck")
+    for r in runs.get("in_progress", [])[:5]:
+        lines.append(f"    running: {r['job']} {r['run_id'][:8]} {r['status']} since {r['created_at'][:19]}")
+    for r in runs.get("stuck", []):
+        lines.append(f"    STUCK: {r['job']} {r['run_id']} {r['status']} since {r['created_at'][:19]}: {r['stuck']}"
+                     " — terminate it in the UI (force termination marks it canceled), then re-run it")
     for name, t in status["tables"].items():
         lines.append(f"  table {name}: version {t['version']} at {t['uri']}")
     for key, parts in status["partitions"].items():

@@ -34,7 +34,9 @@ def test_status_json_reports_tables_partitions_checks_quarantine(platform, defs,
     assert run_ingest(defs, instance, d1).success
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert {"tables", "partitions", "checks", "quarantine"} <= set(status)
+    assert {"tables", "partitions", "checks", "quarantine", "runs"} <= set(status)
+    # both runs finished (one failed on its contract): nothing queued, in progress or stuck
+    assert status["runs"] == {"queued": [], "in_progress": [], "stuck": []}
     assert status["tables"]["raw_events"]["version"] >= 1 and status["tables"]["raw_events"]["uri"].endswith("raw_events")
     # raw_events[d0] holds its accepted rows; the failed blocking check kept features[d0] from existing
     assert status["partitions"] == {"raw_events": [d0, d1], "features": [d1]}
@@ -46,3 +48,4 @@ def test_status_json_reports_tables_partitions_checks_quarantine(platform, defs,
     assert main(["status"]) == 0
     text = capsys.readouterr().out
     assert "quarantine: 0 row(s) and 1 file(s) rejected" in text and "contract_schema failing on " + d0 in text
+    assert "runs: 0 queued, 0 in progress, 0 stuck" in text

@@ -62,6 +62,12 @@ CODE_ENV_CALL = re.compile(
     r"""(?:os\.environ\.get|os\.getenv|EnvVar|os\.environ\[)\(?\s*["']([A-Z][A-Z0-9_]*)["']""")
 
 
+# MLflow's own client variables: the platform bounds the HTTP ones where unset (registry/failures.py)
+# and reads the credential ones only to mask them in messages; an operator may set them, none is required.
+MLFLOW_CLIENT_VARS = re.compile(r"^MLFLOW_HTTP_[A-Z_]+$|^MLFLOW_TRACKING_(TOKEN|PASSWORD|USERNAME)$")
+TEST_ONLY_VARS = re.compile(r"^MLOPS_TEST_[A-Z_]+$")  # crash points of the fault tests (mlops_assets/faults.py)
+
+
 @cache
 def code_env_vars() -> frozenset[str]:
     """Every variable the package reads: direct calls (``os.environ.get("X")``, ``EnvVar("X")``,
@@ -71,10 +77,15 @@ def code_env_vars() -> frozenset[str]:
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         names.update(n for n in CODE_ENV_CALL.findall(text) if CODE_ENV_NAME.match(n))
-        for node in ast.walk(ast.parse(text)):
+        tree = ast.parse(text)
+        exported = {e.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                    and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+                    for e in getattr(n.value, "elts", []) if isinstance(e, ast.Constant)}
+        for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and CODE_ENV_NAME.match(node.value):
                 names.add(node.value)
-    return frozenset(names)
+        names -= exported  # Python names in __all__, not environment variables
+    return frozenset(n for n in names if not MLFLOW_CLIENT_VARS.match(n) and not TEST_ONLY_VARS.match(n))
 
 
 def test_the_env_var_scan_finds_what_the_code_reads():
@@ -572,6 +583,24 @@ def test_dockerfile_builds_from_the_lock_as_a_non_root_user():
         assert users and users[-1].split(":")[0] not in ("root", "0"), f"stage {name} runs as root"
     uid = next(a for i, a in stage_chain("code-location") if i == "USER").split(":")[0]
     assert re.search(rf"useradd\b.*--uid {uid}\b", " ".join(a for i, a in instructions if i == "RUN"))
+
+
+def test_dockerfile_pins_agree_with_the_lock():
+    """A package a stage adds with ``--constraint requirements.lock`` is pinned at the locked version:
+    ``pip install`` refuses a pin that contradicts its constraint, so a stale pin breaks the build."""
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
+
+    locked = dict(tuple(line.split("==", 1)) for line in (ROOT / "requirements.lock").read_text().splitlines()
+                  if "==" in line and not line.startswith("#"))
+    locked = {canonical(k): v.strip() for k, v in locked.items()}
+    pins = [(name, version) for ins, args in dockerfile_instructions()
+            if ins == "RUN" and "--constraint requirements.lock" in args
+            for name, version in re.findall(r"([A-Za-z0-9][A-Za-z0-9_.\-\[\]]*)==([0-9][^\"'\s]*)", args)]
+    assert ("boto3", locked["boto3"]) in pins, pins  # the MLflow server writes artifacts to S3 with it
+    for name, version in pins:
+        if canonical(name) in locked:
+            assert version == locked[canonical(name)], f"Dockerfile pins {name}=={version}, the lock {locked[canonical(name)]}"
 
 
 def test_dockerfile_copy_sources_exist():

@@ -1,5 +1,7 @@
 """The Delta resource: exact partition replacement, commit metadata, retries, time travel."""
 
+import json
+import socket
 import threading
 
 import polars as pl
@@ -94,3 +96,35 @@ def test_maintenance_compacts_vacuums_and_keeps_protected_versions(lake):
     assert lake.read("t")["v"].to_list() == [3.0] * 5  # the latest is intact
     with pytest.raises(Exception):  # noqa: B017 - an unprotected old version lost its files
         lake.read("t", version=0)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_object_store_errors_never_quote_a_credential():
+    """object_store quotes the endpoint URL (``user:password@`` included) in its errors; the lake masks
+    it and every secret storage option, keeps the exception type, and drops the unredacted chain."""
+    options = {"AWS_ENDPOINT_URL": f"http://proxyuser:proxy-pass-4711@127.0.0.1:{_closed_port()}",
+               "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY01",
+               "AWS_SECRET_ACCESS_KEY": "secret-value-0815", "max_retries": "1"}  # refused: fail in ~0.1 s
+    lake = DeltaLake(root="s3://bucket/prefix", storage_options_json=json.dumps(options))
+    for call in (lambda: lake.exists("t"), lambda: lake.read("t"),
+                 lambda: lake.write_partitions("t", _rows("2026-01-01", 1, 1.0), ["2026-01-01"])):
+        with pytest.raises(OSError) as failure:  # the type callers may catch, unchanged
+            call()
+        text = str(failure.value)
+        assert "proxy-pass-4711" not in text and "proxyuser" not in text and "http://***@127.0.0.1:" in text, text
+        assert "Connection refused" in text and "\x1b[" not in text
+        assert failure.value.__cause__ is None and failure.value.__suppress_context__
+
+
+def test_a_malformed_storage_options_value_is_refused_without_quoting_it():
+    lake = DeltaLake(root="s3://bucket/prefix", storage_options_json='{"AWS_SECRET_ACCESS_KEY": "s3cr3t-xyz",}')
+    with pytest.raises(ValueError, match="not valid JSON") as failure:
+        lake.exists("t")
+    assert "s3cr3t" not in str(failure.value)
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        DeltaLake(root="s3://bucket/prefix", storage_options_json='["s3cr3t-xyz"]').exists("t")

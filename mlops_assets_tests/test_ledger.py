@@ -21,11 +21,10 @@ from deltalake import write_deltalake
 from mlflow import MlflowClient
 
 from mlops_assets.defs.resources import build_resources
+from mlops_assets.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from mlops_assets.gates import GateResult, evaluation_rows
 from mlops_assets.ledger import (
     GENESIS,
-    PAUSE_AT_ENV,
-    PAUSE_FILE_ENV,
     STEPS,
     Move,
     MoveConflict,
@@ -231,3 +230,35 @@ def test_platform_resources_use_the_same_ledger_lock(platform):
     lake = build_resources(Platform.from_env())["lake"]
     with move_lock(lake):
         assert (platform.home.lake / "_alias_moves.lock").exists()
+
+
+def test_status_verifies_the_audit_repairs_a_dead_move_and_survives_a_corrupt_file(platform, instance, home):
+    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.status import collect_status, render_text
+
+    defs = build_definitions(platform)
+    lake, registry = defs.resources["lake"], defs.resources["registry"]
+    client = MlflowClient(tracking_uri=registry.resolved_tracking_uri, registry_uri=registry.resolved_tracking_uri)
+    client.create_registered_model(registry.registered_model)
+    client.create_model_version(registry.registered_model, source="file:///nowhere/1")
+    lake.append(EVALUATIONS, evaluation_rows([GateResult("integrity", True, 3.0, 3.0, "ok")], cutoff="2026-03-01",
+                                             version=1, champion_version=None, evaluated_at=dt.datetime(2026, 3, 1),
+                                             run_id="r1"))
+    move = Move(Action.PROMOTE, "test", "dies after its intent", Alias.CHAMPION, None, 1,
+                aliases={Alias.CHAMPION: 1}, tags={1: {VersionTag.STATUS: Status.CHAMPION}},
+                expected={Alias.CHAMPION: None})
+    ledger = read_ledger(lake)
+    from mlops_assets.ledger import INTENT, _append  # a crash right after the intent: written, never applied
+
+    _append(lake, [{"move_id": "m1", "phase": INTENT, "plan": move.plan_json(), "action": move.action,
+                    "actor": move.actor, "alias": move.alias, "to_version": 1, "reason": move.reason}], ledger)
+    status = collect_status(platform, instance, defs)
+    assert status["audit_ledger"]["verified"] and status["audit_ledger"]["reconciled"]["completed_moves"] == ["m1"]
+    assert status["champion"]["version"] == 1 and registry.get_alias(Alias.CHAMPION) == 1
+    assert "audit verified (2 rows)" in render_text(status)
+
+    for f in (home / "lake" / AUDIT).glob("*.parquet"):
+        f.write_bytes(b"garbage")
+    broken = collect_status(platform, instance, defs)  # reported, never a crash
+    assert not broken["audit_ledger"]["verified"] and "cannot be read" in broken["audit_ledger"]["summary"]
+    assert "audit broken" in render_text(broken)

@@ -26,7 +26,7 @@ from mlops_assets import gates as G
 from mlops_assets import metrics_catalog as C
 from mlops_assets.ml import evaluation as E
 from mlops_assets.ml import training as T
-from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, load_spec, parse_spec
+from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, Gates, load_spec, parse_spec
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 INTEGRITY_OK = {"sha256_match": True, "loads": True, "predictions_identical": True}
@@ -254,7 +254,8 @@ def test_undefined_metric_fails_closed():
     cand = cls_metrics(roc_auc=None, undefined={"roc_auc": "only one class in y (no positives)"})
     floor = gate(load_spec(), "floor:roc_auc", cand)
     assert not floor.passed and "no positives" in floor.message
-    spec = make_spec(floors={"rmse": 1.0})  # a floor on a metric the task never computes
+    # a floor on a metric the task never computes (the spec refuses it at load; the gate still fails closed)
+    spec = load_spec().model_copy(update={"gates": Gates(floors={"rmse": 1.0})})
     floor = gate(spec, "floor:rmse", cls_metrics())
     assert not floor.passed and "not computed" in floor.message
 

@@ -62,6 +62,8 @@ def make_spec(
     """The bundled spec with another task/estimator; ``params`` default to FAST_PARAMS."""
     data = copy.deepcopy(BASE)
     data["task"] = task
+    if task == "regression":  # gates on metrics a regression model has
+        data["gates"] = {"floors": {"r2": 0.5}, "ceilings": {"rmse": 2.0}, "primary_metric": "rmse"}
     if estimator is not None:
         data["model"]["estimator"] = estimator
         data["model"]["params"] = FAST_PARAMS.get(estimator, {}) if params is None else params

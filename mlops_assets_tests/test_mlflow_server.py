@@ -116,7 +116,11 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     from mlops_assets.cli import main
     from mlops_assets.defs.build import build_definitions
     from mlops_assets.lake import DeltaLake
-    from mlops_assets.lineage import REQUIRED_LINEAGE_KEYS, file_sha256, lineage_completeness
+    from mlops_assets.lineage import (
+        REQUIRED_LINEAGE_KEYS,
+        file_sha256,
+        lineage_completeness,
+    )
     from mlops_assets.ml.training import to_model_frame
     from mlops_assets.platform import Platform
     from mlops_assets.registry import MODEL_FILE, ModelRegistry
@@ -197,6 +201,12 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
                                           score=lambda m, X: predict_scores(m, X, spec.task))
     assert integrity["ok"], integrity
     assert integrity["sha256_stored"] == mv.tags[LineageTag.MODEL_SHA]
+    # the manifest names exactly the files the server stored, hashed as stored
+    manifest = json.loads(mv.tags[VersionTag.MANIFEST])
+    assert manifest["model"] == {p.name: file_sha256(p) for p in stored[0].parent.iterdir()}
+    assert set(manifest["run"]) == {Artifact.HOLDOUT_SCORES, Artifact.REFERENCE_PROFILE}
+    assert all(file_sha256(next(mlflow_server.artifacts.rglob(f"{mv.run_id}/artifacts/{name}"))) == sha
+               for name, sha in manifest["run"].items())
 
     # ---- the operator's view ---------------------------------------------------------------
     capsys.readouterr()

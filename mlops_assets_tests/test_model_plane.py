@@ -559,7 +559,8 @@ def test_rollback_returns_to_last_known_good(operated):
     r = operated.records
     code, out, err = r["rollback"]
     assert code == 0, err
-    assert json.loads(out) == {"action": "rollback", "from": 3, "champion": 2}
+    # the safety net stays: the newest earlier champion never rolled back is last_known_good now
+    assert json.loads(out) == {"action": "rollback", "from": 3, "champion": 2, "last_known_good": 1}
     state = r["rollback_state"]
     assert state["aliases"]["champion"] == 2
     assert state["tags"][3]["mlops.status"] == "rolled_back" and state["tags"][2]["mlops.status"] == "champion"
@@ -590,7 +591,7 @@ def test_require_approval_parks_a_challenger_until_approved(approved):
     run, state = r["C4"], r["C4_state"]
     assert run["success"], run["failures"]
     assert run["assets"]["champion"]["action"] == "await_approval"
-    assert state["aliases"] == {"champion": 2, "challenger": 4}
+    assert state["aliases"] == {"champion": 2, "challenger": 4, "last_known_good": 1}  # kept since the rollback
     assert state["tags"][4]["mlops.status"] == "challenger"
     assert [(a["action"], a["alias"], a["to_version"]) for a in new_audit(r["C4_before"], state)] == [
         ("await_approval", "challenger", 4)]

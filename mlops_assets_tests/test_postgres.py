@@ -36,6 +36,7 @@ from dagster import (
 )
 
 from mlops_assets.contract_checks import BLOCKING_CHECKS
+from mlops_assets.instance_queries import STUCK_AFTER, run_progress, workers_on_this_host
 from mlops_assets.simulator import simulate
 
 from .conftest import DAY0, check_evaluations, days, run_ingest, table
@@ -346,3 +347,17 @@ def test_queue_admits_one_training_run_at_a_time(defs, pg_instance):
     assert running.job_name == waiting.job_name == "training"
     # the test the queued-run daemon applies to each queued run, given the runs in progress
     assert TagConcurrencyLimitsCounter(limits, [running]).is_blocked(waiting)
+
+
+# ---- dead runs on the production instance -------------------------------------------------------
+def test_a_silent_run_on_postgres_is_stuck_by_age_not_by_pid(defs, pg_instance):
+    """PostgreSQL may serve many hosts, so a worker's pid means nothing here: only silence counts."""
+    assert not workers_on_this_host(pg_instance)
+    job = defs.resolve_job_def("ingest")
+    run = pg_instance.create_run_for_job(job_def=job, status=DagsterRunStatus.STARTED, tags={BATCH_TAG: "silent"})
+    now = dt.datetime.now(dt.UTC)
+    [fresh] = [p for p in run_progress(pg_instance, now=now) if p.run_id == run.run_id]
+    assert fresh.status == "STARTED" and fresh.stuck is None and fresh.worker_pid is None
+    [silent] = [p for p in run_progress(pg_instance, now=now + STUCK_AFTER + dt.timedelta(minutes=1))
+                if p.run_id == run.run_id]
+    assert silent.stuck.startswith("STARTED but silent: no event for")

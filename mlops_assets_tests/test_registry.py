@@ -36,7 +36,12 @@ from mlops_assets.ml.training import (
     to_model_frame,
 )
 from mlops_assets.paths import Home
-from mlops_assets.registry import MODEL_FILE, IntegrityError, ModelRegistry, registry_resource
+from mlops_assets.registry import (
+    MODEL_FILE,
+    IntegrityError,
+    ModelRegistry,
+    registry_resource,
+)
 from mlops_assets.spec import BUNDLED_SPEC, load_spec
 from mlops_assets.vocabulary import Alias, LineageTag
 
@@ -409,6 +414,64 @@ def test_registry_resource_creates_nothing_until_first_used(tmp_path, monkeypatc
     assert home.mlflow_db.is_file() and home.mlflow_artifacts.is_dir()
     stored = stored_model_file(home.mlflow_artifacts.parent, cand.model_id)
     assert file_sha256(stored) == cand.artifact_sha256
+
+
+def test_a_candidate_run_carries_its_cutoff_and_dagster_run_from_the_start(logged, registry):
+    """What lets the next attempt find a dead attempt's run: tags set when the run is created."""
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri=registry.resolved_tracking_uri).get_run(logged[0]["cand"].run_id)
+    assert run.data.tags[LineageTag.DAGSTER_RUN_ID] == "dagster-run-0"
+    assert run.info.run_name == f"{registry.registered_model}-candidate"
+
+
+def test_ungated_versions_is_the_rule_for_superseding():
+    from mlops_assets.registry.attempts import ungated_versions
+    from mlops_assets.vocabulary import Status, VersionTag
+
+    def row(v, cutoff="c", aliases=(), **tags):
+        return {"version": v, "aliases": list(aliases), "tags": {VersionTag.CUTOFF: cutoff, **tags}}
+
+    rows = [row(1, **{VersionTag.STATUS: Status.CANDIDATE}),  # ungated: superseded
+            row(2, **{VersionTag.STATUS: Status.CANDIDATE, VersionTag.GATES: "failed"}),  # gated
+            row(3, cutoff="other", **{VersionTag.STATUS: Status.CANDIDATE}),  # another cutoff
+            row(4, aliases=["challenger"], **{VersionTag.STATUS: Status.CANDIDATE}),  # serving something
+            row(5),  # no status tag: a candidate
+            row(6, **{VersionTag.STATUS: Status.CANDIDATE}),  # the new one
+            row(7, **{VersionTag.STATUS: Status.CANDIDATE})]  # newer than the one kept
+    assert ungated_versions(rows, "c", keep=6) == [1, 5]
+
+
+def test_registry_errors_keep_their_type_and_lose_the_password(tmp_path):
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+    from mlops_assets.registry.failures import is_unavailable, redacted_errors
+
+    class Probe:
+        def secrets(self):
+            return ["hunter22"]
+
+        @redacted_errors
+        def missing(self):
+            raise MlflowException("model at http://bob:hunter22@mlflow:5000 not found",
+                                  error_code=RESOURCE_DOES_NOT_EXIST)
+
+        @redacted_errors
+        def wrapped(self):
+            try:
+                self.missing()
+            except MlflowException as err:
+                raise FileNotFoundError(f"no artifact: {err} (token hunter22)") from err
+
+    with pytest.raises(MlflowException) as caught:
+        Probe().missing()
+    assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST" and "hunter22" not in str(caught.value)
+    assert not is_unavailable(caught.value)
+    with pytest.raises(FileNotFoundError) as caught:
+        Probe().wrapped()
+    assert "hunter22" not in str(caught.value) and caught.value.__cause__ is None
+    assert is_unavailable(MlflowException("API request to http://h/api failed with exception boom"))
 
 
 def test_report_timings(logged):

@@ -123,7 +123,7 @@ def test_promotion_decision():
     assert decide(shadow_days=3, shadow_days_seen=3)[0] == Action.PROMOTE
     assert decide(shadow_days=3, has_champion=False)[0] == Action.PROMOTE  # nothing to shadow
     for bad, why in ((dict(v=verdict(gates=False)), "no evaluation"), (dict(v=verdict(passed=False)), "failed"),
-                     (dict(status=Status.ROLLED_BACK), "rolled back")):
+                     (dict(status=Status.ROLLED_BACK), "rolled back"), (dict(status=Status.SUPERSEDED), "superseded")):
         with pytest.raises(PromotionRefused, match=why):
             decide(**bad)
 

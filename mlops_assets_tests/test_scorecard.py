@@ -44,11 +44,13 @@ from mlops_assets.registry import ModelRegistry
 from mlops_assets.scorecard import (
     COUNT_MEASURES,
     MEASURES,
+    STUCK,
     VALUE_MEASURES,
     DriftRetrain,
     RunOutcome,
     classify_failure,
     drift_detection_measures,
+    pipeline_measures,
     promotion_measures,
     scoring_deadline,
     scoring_measures,
@@ -185,6 +187,7 @@ def card(world):
 def test_pipeline_success_rate_and_failure_classes(world, card):
     m = card["measures"]
     assert (m["pipeline_runs"], m["pipeline_runs_succeeded"], m["pipeline_runs_failed"]) == (6, 3, 3)
+    assert m["pipeline_runs_stuck"] == 0  # every world run finished in this process
     assert m["pipeline_success_rate"] == 0.5 and m["pipeline_runs_canceled"] == 0
     assert (m["pipeline_failures_contract"], m["pipeline_failures_gate"], m["pipeline_failures_other"]) == (1, 1, 1)
     by_run = {f["run_id"]: f["class"] for f in card["pipeline"]["failures"]}
@@ -199,6 +202,20 @@ def test_runs_outside_the_window_are_not_counted(world):
     before = compute_scorecard(world["instance"], world["lake"], world["registry"], world["spec"],
                                now=world["now"] - dt.timedelta(hours=1))
     assert before["measures"]["pipeline_runs"] == 0  # runs created after `now` do not exist yet
+
+
+def test_runs_that_died_count_against_the_success_rate():
+    at = AT(2026, 3, 2)
+    runs = [RunOutcome("s1", "daily", "SUCCESS", at), RunOutcome("s2", "daily", "SUCCESS", at),
+            RunOutcome("s3", "daily", "SUCCESS", at),
+            RunOutcome("dead", "training", STUCK, at + dt.timedelta(hours=1), "its run worker process is gone")]
+    out = pipeline_measures(runs)
+    assert out["success_rate"] == pytest.approx(3 / 4) and out["stuck"] == 1 and out["runs"] == 4
+    assert out["failed"] == 0 and out["failure_classes"] == {"contract": 0, "gate": 0, "other": 0}
+    assert out["failures"] == [{"run_id": "dead", "job": "training", "created_at": "2026-03-02T01:00:00",
+                                "class": "stuck", "message": "its run worker process is gone"}]
+    assert pipeline_measures(runs[:3])["success_rate"] == 1.0  # only when nothing failed or died
+    assert "pipeline_runs_stuck" in COUNT_MEASURES
 
 
 def test_failure_classification_reads_the_blocking_check_lines():

@@ -18,6 +18,7 @@ from mlops_assets.contract_checks import (
     partition_verdicts,
 )
 from mlops_assets.defs.common import check_result, follow_upstream, markdown
+from mlops_assets.defs.resources import PII_KEY_ENV, PiiKey
 from mlops_assets.features import compute_features
 from mlops_assets.ingest import (
     Contract,
@@ -57,6 +58,14 @@ def landing_check_specs(name: str, daily, volume_and_freshness: bool) -> list[As
                            partitions_def=None if c == FRESHNESS else daily) for c in checks]
 
 
+def pii_treatment(contract: Contract, key: bytes | None) -> dict:
+    """How the PII columns were stored (``pii`` metadata): keyed-hashed or dropped; never the key."""
+    treatment = "hmac_sha256" if contract.pii_key(key) else "dropped"
+    why = {"hmac_sha256": f"keyed hash (key from ${PII_KEY_ENV})", "dropped": (
+        "pii_mode: drop" if contract.pii_mode == "drop" else f"${PII_KEY_ENV} is not set")}[treatment]
+    return {"columns": list(contract.pii), "treatment": treatment, "why": why}
+
+
 def landing_metadata(name: str, lake: DeltaLake, ingested: IngestedRange, rows: int, quarantine: pl.DataFrame,
                      version: int, q_version: int) -> dict:
     return {
@@ -82,9 +91,12 @@ def landing_asset(*, name: str, platform: Platform, landing: Path, contract: Con
 
     @asset(name=name, partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), check_specs=check_specs,
            group_name="data", kinds={"polars", "delta"}, description=description)
-    def _landing_asset(context: AssetExecutionContext, lake: DeltaLake, alerts: AlertSink):
-        keys, run_id = context.partition_keys, context.run.run_id
-        ingested = ingest_range(landing, keys, contract)
+    def _landing_asset(context: AssetExecutionContext, lake: DeltaLake, alerts: AlertSink, pii: PiiKey):
+        keys, run_id, key = context.partition_keys, context.run.run_id, pii.key_bytes()
+        protection = pii_treatment(contract, key) if contract.pii else None
+        if protection and protection["treatment"] == "dropped":
+            context.log.warning(f"{name}: PII columns {protection['columns']} dropped ({protection['why']})")
+        ingested = ingest_range(landing, keys, contract, key)
         raw = ingested.accepted
         version = lake.write_partitions(name, raw, keys, run_id=run_id, merge_schema=contract.schema_evolution == "merge")
         # The quarantine is an append-only log: a rejection stays on record after the file is fixed.
@@ -102,8 +114,10 @@ def landing_asset(*, name: str, platform: Platform, landing: Path, contract: Con
             if freshness_alert_due(fresh, keys, _now().date()):
                 alerts.send("freshness_breach", severity="warning", reason=fresh.description,
                             run_id=run_id, asset=name, partition=max(keys))
-        return MaterializeResult(metadata=landing_metadata(name, lake, ingested, raw.height, quarantine, version,
-                                                           q_version), check_results=check_results)
+        metadata = landing_metadata(name, lake, ingested, raw.height, quarantine, version, q_version)
+        if protection:
+            metadata["pii"] = MetadataValue.json(protection)
+        return MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _landing_asset
 

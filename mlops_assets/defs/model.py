@@ -2,7 +2,9 @@
 training_set[C] → candidate_model[C] → evaluation_report[C] (gates = blocking checks) → champion[C].
 
 Each asset reads its inputs, calls the rules (``ml.datasets``, ``ml.candidate``, ``gates``,
-``promotion``) and attaches metadata. The ML stack (sklearn, mlflow, evidently) loads
+``promotion``) and attaches metadata. ``candidate_model[C]`` first marks FAILED the MLflow runs a
+dead attempt at C left RUNNING, and after registering tags C's ungated earlier versions
+``superseded`` (both listed in its log and metadata). The ML stack (sklearn, mlflow, evidently) loads
 inside the asset bodies, never when the code location loads.
 """
 
@@ -24,6 +26,7 @@ from dagster import (
 from mlops_assets.defs.common import check_result, follow_upstream, numeric
 from mlops_assets.estimators import ESTIMATORS
 from mlops_assets.gates import GateVerdict, evaluation_rows, gate_check_name, gate_names
+from mlops_assets.instance_queries import run_progress
 from mlops_assets.lake import DeltaLake
 from mlops_assets.lineage import lineage_tags
 from mlops_assets.ml.datasets import (
@@ -35,7 +38,14 @@ from mlops_assets.ml.datasets import (
     training_set_summary,
 )
 from mlops_assets.platform import Platform
-from mlops_assets.promotion import PromotionRefused, dagster_actor, now, promote_if_passed, record_gate_verdict
+from mlops_assets.promotion import (
+    PromotionRefused,
+    dagster_actor,
+    now,
+    promote_if_passed,
+    record_gate_verdict,
+)
+from mlops_assets.redaction import redact
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.spec import DatasetSpec
 from mlops_assets.vocabulary import (
@@ -82,6 +92,23 @@ def input_versions(lake: DeltaLake, spec: DatasetSpec) -> dict[str, int]:
     return {t: lake.version(t) for t in tables}
 
 
+def attempt_is_live(context: AssetExecutionContext):
+    """``dagster_run_id -> bool``: another Dagster run still in progress and not stuck
+    (``instance_queries.run_progress``: a worker killed with -9 on this host is stuck). This run's
+    own earlier attempts, a finished run and an unknown run are all dead."""
+    in_progress = {p.run_id for p in run_progress(context.instance) if p.stuck is None}
+    return lambda run_id: run_id != context.run.run_id and run_id in in_progress
+
+
+def report_attempts(context: AssetExecutionContext, cutoff: str, orphans: list, superseded: list[int]) -> dict:
+    if orphans:
+        context.log.warning(f"candidate_model[{cutoff}]: marked FAILED the MLflow runs of dead attempts: {orphans}")
+    if superseded:
+        context.log.warning(f"candidate_model[{cutoff}]: versions {superseded} were registered but never gated; "
+                            f"tagged {VersionTag.STATUS}={Status.SUPERSEDED}")
+    return {"failed_orphan_runs": MetadataValue.json(orphans), "superseded_versions": MetadataValue.json(superseded)}
+
+
 def build_model_assets(platform: Platform) -> list:
     spec, daily = platform.spec, platform.daily
     window = TimeWindowPartitionMapping(start_offset=-spec.training.window_days, end_offset=-1)
@@ -121,6 +148,8 @@ def build_model_assets(platform: Platform) -> list:
         from mlops_assets.ml.evaluation import loggable_metrics
 
         cutoff = context.partition_key
+        orphans = registry.fail_orphan_runs(cutoff, is_live=attempt_is_live(context),
+                                            by=dagster_actor(context.run.run_id))
         # Lineage of THIS cutoff's training set, not of the table's newest commit (another cutoff's).
         commit = training_set_commit(lake, cutoff)
         trained = train_candidate(read_training_set(lake, cutoff, spec, int(commit["version"])), spec)
@@ -137,10 +166,12 @@ def build_model_assets(platform: Platform) -> list:
                              Artifact.HOLDOUT_SCORES: trained.holdout_record(spec.id)},
             score=scorer(spec), trusted_types=ESTIMATORS[spec.model.estimator].trusted_types)
         context.log.info(f"registered {spec.model.registered_name} version {candidate.version} for cutoff {cutoff}")
+        superseded = registry.supersede_ungated(cutoff, candidate.version)
         return MaterializeResult(metadata={
             "model_version": candidate.version, "mlflow_run_id": candidate.run_id, "model_uri": candidate.model_uri,
             "model_sha256": candidate.artifact_sha256, "train_rows": trained.train.height,
-            **numeric(trained.train_metrics, "train_"), "lineage": MetadataValue.json(tags)})
+            **numeric(trained.train_metrics, "train_"), "lineage": MetadataValue.json(tags),
+            **report_attempts(context, cutoff, orphans, superseded)})
 
     check_specs = [AssetCheckSpec(gate_check_name(g), asset=EVALUATION_REPORT, blocking=True, partitions_def=daily,
                                   description=f"Promotion gate {g}") for g in gate_names(spec)]
@@ -150,7 +181,11 @@ def build_model_assets(platform: Platform) -> list:
            description="Candidate and current champion on the same time holdout: metrics, slices, calibration, "
            "integrity, an Evidently report. Its checks are the promotion gates (blocking).")
     def evaluation_report(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.ml.candidate import evaluate_candidate, recorded_scores_for, scorer
+        from mlops_assets.ml.candidate import (
+            evaluate_candidate,
+            recorded_scores_for,
+            scorer,
+        )
         from mlops_assets.ml.training import to_model_frame
         from mlops_assets.reports import evaluation_report as evidently_report
 
@@ -162,7 +197,7 @@ def build_model_assets(platform: Platform) -> list:
         champion_version = registry.get_alias(Alias.CHAMPION)
         result = evaluate_candidate(
             holdout, spec, recorded=recorded, integrity=integrity,
-            candidate=registry.load_model(version, verify=False) if integrity["loads"] else None,
+            candidate=registry.load_model(version) if integrity["loads"] else None,
             champion=registry.load_model(champion_version)
             if champion_version is not None and champion_version != version else None)
         report = evidently_report(spec, *evaluation_frames(result),
@@ -190,7 +225,7 @@ def build_model_assets(platform: Platform) -> list:
                                         actor=dagster_actor(context.run.run_id), run_id=context.run.run_id,
                                         shadow_days=spec.gates.shadow_days)
         except PromotionRefused as err:
-            raise Failure(str(err)) from None
+            raise Failure(redact(str(err), registry.secrets())) from None
         context.log.info(f"champion[{cutoff}]: {outcome}")
         return MaterializeResult(metadata={k: v if isinstance(v, str) else (-1 if v is None else v)
                                            for k, v in outcome.items()})

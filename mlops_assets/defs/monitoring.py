@@ -2,15 +2,24 @@
 scores[D] (champion), shadow_scores[D] (challenger), drift_report[D], model_performance[D].
 
 `scores` never runs on a partition whose blocking contract failed, degrades to the
-spec's fallback when the champion is unusable, and stops on the kill switch — in each
-case with the reason in the log and metadata. Assets that have nothing to do (no
+spec's fallback when the champion is unusable (guard tripped, or its files differ from the
+registration manifest: alert ``model_integrity``), scores from the local verified model cache
+when MLflow is unreachable (metadata ``model_source: cache``, alert ``registry_unavailable``),
+and stops on the kill switch — in each case with the reason in the log and metadata. Assets that have nothing to do (no
 champion yet, no challenger, labels not matured) produce no materialisation.
 """
 
 import datetime as dt
 
 import polars as pl
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from mlops_assets.alerts import AlertSink
 from mlops_assets.contract_checks import BLOCKING_CHECKS
@@ -21,8 +30,15 @@ from mlops_assets.ml.datasets import latest_labels_before, split_rows
 from mlops_assets.ml.drift import drift_rows, drift_table, feature_drift
 from mlops_assets.monitoring import drift_view, kill_switch
 from mlops_assets.platform import Platform
-from mlops_assets.registry import ModelRegistry
-from mlops_assets.scoring import DEGRADED, score_column, score_frame
+from mlops_assets.redaction import redact
+from mlops_assets.registry import IntegrityError, ModelRegistry, RegistryUnavailable
+from mlops_assets.scoring import (
+    CACHE,
+    DEGRADED,
+    ServingModel,
+    score_column,
+    score_frame,
+)
 from mlops_assets.serving import choose_serving_model
 from mlops_assets.spec import DatasetSpec
 from mlops_assets.vocabulary import (
@@ -40,6 +56,7 @@ from mlops_assets.vocabulary import (
     TRAINING_SET,
     Alias,
     Artifact,
+    Meta,
     VersionTag,
     recorded_delta_versions,
 )
@@ -63,7 +80,7 @@ def build_monitoring_assets(platform: Platform) -> list:
         if stop:
             context.log.warning(f"scores skipped: {stop}")
             return
-        serving = choose_serving_model(spec, registry)
+        serving = serving_or_fail(context, spec, registry, alerts)
         if serving is None:
             context.log.info("scores skipped: no champion yet")
             return
@@ -74,16 +91,14 @@ def build_monitoring_assets(platform: Platform) -> list:
         keys = [k for k in context.partition_keys if not blocked[k]]
         if not keys:
             return
-        if serving.mode == DEGRADED:
-            context.log.warning(f"scoring DEGRADED: {serving.reason}")
-            alerts.send("guard_rollback", severity="warning", reason=f"scoring degraded: {serving.reason}",
-                        run_id=context.run.run_id, asset=SCORES, partition=",".join(keys))
+        announce_serving(context, alerts, serving, keys)
         out = score_frame(serving, _features_of(lake, keys), spec)
-        version = lake.write_partitions(SCORES, out, keys, run_id=context.run.run_id,
-                                        metadata={"model_version": serving.version, "mode": serving.mode})
+        version = lake.write_partitions(SCORES, out, keys, run_id=context.run.run_id, metadata={
+            "model_version": serving.version, "mode": serving.mode, Meta.MODEL_SOURCE: serving.source})
         yield MaterializeResult(metadata={
             "rows": out.height, "model_version": serving.version, "alias": serving.alias, "mode": serving.mode,
-            "serving_reason": serving.reason, "mean_score": float(out[value].mean()) if out.height else 0.0,
+            Meta.MODEL_SOURCE: serving.source, "serving_reason": serving.reason,
+            "mean_score": float(out[value].mean()) if out.height else 0.0,
             "delta_version": version, "partitions": MetadataValue.json(keys)})
 
     @asset(name=SHADOW_SCORES, partitions_def=daily, deps=[scores], backfill_policy=BackfillPolicy.single_run(),
@@ -91,7 +106,11 @@ def build_monitoring_assets(platform: Platform) -> list:
            description="The challenger (passed every gate, not champion) scored on the same rows; compared with the "
            "champion's scores. Evidence for the shadow-days gate.")
     def shadow_scores(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        serving = choose_serving_model(spec, registry, alias=Alias.CHALLENGER)
+        try:
+            serving = choose_serving_model(spec, registry, alias=Alias.CHALLENGER)
+        except RegistryUnavailable as err:
+            context.log.warning(f"shadow_scores skipped: {err}")
+            return
         champion_scores = lake.read(SCORES, context.partition_keys) if serving is not None else None
         if serving is None or champion_scores.is_empty():
             context.log.info("shadow_scores skipped: " + ("no challenger" if serving is None
@@ -136,11 +155,13 @@ def build_monitoring_assets(platform: Platform) -> list:
            kinds={"sklearn", "delta"},
            description="Matured-label performance of the model that scored D (and of last_known_good on the same "
            "rows); re-materialised as late labels arrive.")
-    def model_performance(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
+    def model_performance(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry,
+                          alerts: AlertSink):
         from mlops_assets.ml.performance import day_performance, performance_table
 
         lkg = registry.get_alias(Alias.LAST_KNOWN_GOOD)
-        lkg_predict = lkg_predictor(registry, lkg, spec)
+        lkg_predict = lkg_predictor(registry, lkg, spec, on_refused=lambda why: refused(
+            context, alerts, why, asset=MODEL_PERFORMANCE, keys=context.partition_keys))
         truth = known_labels(lake, spec)
         rows = []
         for day in context.partition_keys:
@@ -178,14 +199,61 @@ def known_labels(lake: DeltaLake, spec: DatasetSpec) -> pl.DataFrame | None:
     return latest_labels_before(lake.read(RAW_LABELS), spec, dt.date.today() + dt.timedelta(days=1))
 
 
-def lkg_predictor(registry: ModelRegistry, lkg: int | None, spec: DatasetSpec):
-    """``features -> scores`` of last_known_good, or None when there is none."""
+def lkg_predictor(registry: ModelRegistry, lkg: int | None, spec: DatasetSpec, on_refused=None):
+    """``features -> scores`` of last_known_good, or None when there is none or its files
+    differ from its registration manifest (then ``on_refused(message)``: no comparison)."""
     from mlops_assets.ml.training import predict_scores, to_model_frame
 
     if lkg is None:
         return None
-    model = registry.load_model(lkg)
+    try:
+        model = registry.load_model(lkg)
+    except IntegrityError as err:
+        if on_refused is not None:
+            on_refused(str(err))
+        return None
     return lambda rows: predict_scores(model, to_model_frame(rows, spec), spec.task)
+
+
+# ---- which model serves, said out loud ------------------------------------------------------------
+def serving_or_fail(context: AssetExecutionContext, spec: DatasetSpec, registry: ModelRegistry,
+                    alerts: AlertSink) -> ServingModel | None:
+    """The champion's ``ServingModel``; a redacted ``Failure`` (and an alert) when neither MLflow
+    nor the local cache can serve it."""
+    where = {"run_id": context.run.run_id, "asset": SCORES, "partition": ",".join(context.partition_keys)}
+    try:
+        return choose_serving_model(spec, registry)
+    except RegistryUnavailable as err:
+        message = redact(str(err), registry.secrets())
+        alerts.send("registry_unavailable", reason="scoring stopped: MLflow unreachable and no verified "
+                    "cached champion", details={"error": message}, **where)
+        raise Failure(f"{message}. Way out: restore MLflow (check MLFLOW_TRACKING_URI), then re-run scoring; "
+                      "a champion served once before is scored from the local cache") from None
+    except IntegrityError as err:
+        refused(context, alerts, str(err), asset=SCORES, keys=context.partition_keys)
+        raise Failure(redact(f"{err}. Way out: restore or re-register the model (see the runbook)",
+                             registry.secrets())) from None
+
+
+def refused(context: AssetExecutionContext, alerts: AlertSink, message: str, *, asset: str, keys) -> None:
+    context.log.error(f"integrity: {message}")
+    alerts.send("model_integrity", reason=f"refused to load: {message}", run_id=context.run.run_id, asset=asset,
+                partition=",".join(keys))
+
+
+def announce_serving(context: AssetExecutionContext, alerts: AlertSink, serving: ServingModel, keys) -> None:
+    """Log and alert what is unusual about the serving model: integrity refusals on the way,
+    serving from the local cache, degraded mode."""
+    where = {"run_id": context.run.run_id, "asset": SCORES, "partition": ",".join(keys)}
+    for message in serving.refused:
+        refused(context, alerts, message, asset=SCORES, keys=keys)
+    if serving.source == CACHE:
+        context.log.warning(f"scoring from the local model cache: {serving.reason}")
+        alerts.send("registry_unavailable", severity="warning", reason=f"MLflow unreachable: {serving.alias} "
+                    f"v{serving.version} served from the local model cache", **where)
+    if serving.mode == DEGRADED:
+        context.log.warning(f"scoring DEGRADED: {serving.reason}")
+        alerts.send("guard_rollback", severity="warning", reason=f"scoring degraded: {serving.reason}", **where)
 
 
 def drift_html(platform: Platform, lake: DeltaLake, registry: ModelRegistry, champion: int,

@@ -31,6 +31,7 @@ from mlops_assets.promotion import PromotionRefused, rollback, shadow_days_obser
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.scorecard import CONTRACT, GATE, classify_failure
 from mlops_assets.vocabulary import (
+    AUDIT,
     CHAMPION,
     DRIFT,
     DRIFT_REPORT,
@@ -173,8 +174,8 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         repaired = reconcile(lake, registry, actor=Sensor.RECONCILE)
         if repaired["completed_moves"] or repaired["restored_aliases"]:
             context.log.warning(f"reconciled: {repaired}")
-            alerts.send("pipeline_failure", severity="warning", reason=f"control plane reconciled: {repaired}",
-                        asset="audit")
+            alerts.send("control_plane_repair", severity="warning", reason=f"control plane reconciled: {repaired}",
+                        asset=AUDIT)
             return SkipReason(f"reconciled: {repaired}")
         return SkipReason("aliases, tags and audit agree")
 

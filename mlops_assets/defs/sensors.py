@@ -35,15 +35,15 @@ def build_landing_sensor(platform: Platform, *, name: str, landing: Path, asset:
     )
     def _landing_sensor(context: SensorEvaluationContext):
         last_day = dt.date.fromisoformat(platform.daily.get_last_partition_key())
-        changes, cursor, ignored = scan_landing(
+        changes, cursor, ignored = scan_landing(  # never follows a link out of the landing root
             landing,
             LandingCursor.parse(context.cursor),
             first_day=platform.spec.partition_start,
             last_day=last_day,
             materialized_fingerprint=materialized_fingerprint(context, asset),
         )
-        for note in ignored[:20]:
-            context.log.warning(f"{name} ignored {note}")
+        for note in ignored[:20]:  # folders ignored, and entries that are never read (their runs quarantine them)
+            context.log.warning(f"{name}: {note}")
         if not changes:
             return SensorResult(skip_reason=SkipReason("no new, late or changed landing files"), cursor=cursor.dumps())
         requests = [

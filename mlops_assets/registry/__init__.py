@@ -13,8 +13,14 @@ pointing at different stores can live in one process.
 
 - ``access``: the ``ModelRegistry`` resource (configuration, aliases, tags, versions, run
   artifacts, ``load_model``) and ``registry_resource``.
-- ``candidates``: logging a fitted pipeline as a new registered version.
-- ``integrity``: the sha256 facts recorded at registration and ``verify_integrity``.
+- ``candidates``: logging a fitted pipeline as a new registered version (with its manifest).
+- ``integrity``: the manifest recorded at registration, its check before every load and
+  artifact read (``IntegrityError``), the skops-only loader, and ``verify_integrity``.
+- ``cache``: verified local copies of the serving versions and the alias mapping last seen
+  (``$MLOPS_HOME/model_cache``), for scoring while MLflow is unreachable.
+- ``attempts``: marking a dead training attempt's run FAILED and its ungated version superseded.
+- ``failures``: bounded MLflow HTTP retries (``MLFLOW_HTTP_DEFAULTS``, set at import without
+  overriding the environment), ``RegistryUnavailable``, redacted error text.
 
 The storage layer knows nothing of the ML code: callers pass how a model is scored and which
 types skops may trust. Tag, alias and artifact names come from ``mlops_assets.vocabulary``.
@@ -22,15 +28,33 @@ Importing this package does not import mlflow, scikit-learn or pandas (code-loca
 time): they are imported inside the functions that use them.
 """
 
-from mlops_assets.registry.access import ModelRegistry, default_tracking_uri, registry_resource
+from mlops_assets.registry.access import (
+    ModelRegistry,
+    default_tracking_uri,
+    registry_resource,
+)
+from mlops_assets.registry.cache import ModelNotCached
 from mlops_assets.registry.candidates import CandidateVersion
-from mlops_assets.registry.integrity import MODEL_FILE, IntegrityError, model_files_sha256
+from mlops_assets.registry.failures import (
+    MLFLOW_HTTP_DEFAULTS,
+    RegistryUnavailable,
+    apply_mlflow_http_defaults,
+)
+from mlops_assets.registry.integrity import (
+    MODEL_FILE,
+    IntegrityError,
+    model_files_sha256,
+)
 
 __all__ = [
+    "MLFLOW_HTTP_DEFAULTS",
     "MODEL_FILE",
     "CandidateVersion",
     "IntegrityError",
+    "ModelNotCached",
     "ModelRegistry",
+    "RegistryUnavailable",
+    "apply_mlflow_http_defaults",
     "default_tracking_uri",
     "model_files_sha256",
     "registry_resource",

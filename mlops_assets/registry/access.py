@@ -1,9 +1,14 @@
 """``ModelRegistry``: the Dagster resource through which everything reaches MLflow.
 
 Configuration (which store, which experiment, which registered model), aliases, version
-tags, the versions themselves, run artifacts and metrics, and loading a registered model.
-Logging a candidate (``candidates``) and checking a stored model (``integrity``) live in
-their own modules; the methods here only delegate to them.
+tags, the versions themselves, run artifacts and metrics, and loading a registered model —
+always verified against its registration manifest, never unpickled (``integrity``). Logging a
+candidate (``candidates``), cleaning up after a dead attempt (``attempts``) and the local
+serving cache (``cache``) live in their own modules; the methods here delegate to them.
+
+Every public method fails fast and redacted (``failures``): MLflow's HTTP retries are bounded
+(``MLFLOW_HTTP_DEFAULTS``, applied without overriding the operator's values), an unreachable
+server raises ``RegistryUnavailable``, and no error text carries the tracking URI's password.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -22,10 +27,17 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from mlops_assets.paths import Home
-from mlops_assets.registry import candidates, integrity
+from mlops_assets.redaction import redact
+from mlops_assets.registry import attempts, candidates, integrity
+from mlops_assets.registry.cache import ModelCache
 from mlops_assets.registry.candidates import CandidateVersion, as_version, tag_str
+from mlops_assets.registry.failures import (
+    apply_mlflow_http_defaults,
+    redacted_errors,
+    uri_secrets,
+)
 from mlops_assets.registry.integrity import Scorer
-from mlops_assets.vocabulary import LineageTag, VersionTag
+from mlops_assets.vocabulary import Artifact, VersionTag
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,6 +46,11 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from mlops_assets.spec import DatasetSpec
+
+
+CACHED_RUN_ARTIFACTS = (Artifact.REFERENCE_PROFILE,)  # what serving reads besides the model
+
+apply_mlflow_http_defaults()  # before any MLflow call of this process; see registry.failures
 
 
 def default_tracking_uri(home: Home) -> str:
@@ -79,6 +96,10 @@ class ModelRegistry(ConfigurableResource):
         default="",
         description="Registered model name: the spec's model.registered_name (required).",
     )
+    cache_dir: str = Field(
+        default="",
+        description="Local verified copies of the serving versions; empty: $MLOPS_HOME/model_cache.",
+    )
 
     # ---- configuration ------------------------------------------------------------------
     @staticmethod
@@ -107,9 +128,21 @@ class ModelRegistry(ConfigurableResource):
             )
         return self.model_name
 
+    def secrets(self) -> list[str]:
+        """Values no error text may carry: the tracking URI's password, MLflow's token."""
+        return uri_secrets(self.resolved_tracking_uri)
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets())
+
+    def _cache(self) -> ModelCache:
+        root = self._value(self.cache_dir) or str(Home.from_env().root / "model_cache")
+        return ModelCache(Path(root), self.resolved_tracking_uri, self.registered_model)
+
     def _client(self) -> MlflowClient:
         from mlflow import MlflowClient
 
+        apply_mlflow_http_defaults()
         uri = self.resolved_tracking_uri
         db = _sqlite_path(uri)
         if db is not None:
@@ -134,6 +167,7 @@ class ModelRegistry(ConfigurableResource):
             return exp.experiment_id
 
     # ---- logging a candidate, checking a stored model ----------------------------------
+    @redacted_errors
     def log_candidate(
         self,
         spec: DatasetSpec,
@@ -179,6 +213,7 @@ class ModelRegistry(ConfigurableResource):
             trusted_types=trusted_types,
         )
 
+    @redacted_errors
     def verify_integrity(
         self,
         version: int | str,
@@ -191,36 +226,106 @@ class ModelRegistry(ConfigurableResource):
         ``score(model, X)``; see ``integrity.verify_integrity`` for the result."""
         return integrity.verify_integrity(self, version, X_holdout, expected_scores, score=score)
 
-    # ---- reading models back ------------------------------------------------------------
+    # ---- reading models back (verified, never unpickled) ---------------------------------
     def _download_model_dir(self, client: MlflowClient, version: int | str, dst: str) -> Path:
         """A private copy of the version's model folder under ``dst`` (the stored bytes)."""
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.store.artifact.artifact_repository_registry import (
+            get_artifact_repository,
+        )
         from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
         uri = client.get_model_version_download_uri(self.registered_model, str(version))
         repo = get_artifact_repository(uri, tracking_uri=self.resolved_tracking_uri)
         if isinstance(repo, LocalArtifactRepository):  # plain copy: no tqdm bar on stderr
             target = Path(dst) / "model"
-            shutil.copytree(repo.artifact_dir, target)
+            shutil.copytree(repo.artifact_dir, target, symlinks=True)
             return target
         return Path(repo.download_artifacts("", dst_path=dst))
 
-    def load_model(self, version: int | str, *, verify: bool = True) -> Pipeline:
-        """The registered pipeline of ``version`` (``models:/<name>/<version>``).
+    def _label(self, version: int | str) -> str:
+        return f"{self.registered_model} v{version}"
 
-        The model folder is downloaded once; with ``verify`` (default) ``model.skops`` must
-        hash to the version's ``lineage.model_sha256`` or ``IntegrityError`` is raised
-        before anything is deserialised. Loads with ``mlflow.sklearn.load_model`` (skops).
+    @redacted_errors
+    def load_model(self, version: int | str, *, cache: bool = False) -> Pipeline:
+        """The registered pipeline of ``version``, verified before anything is deserialised.
+
+        The model folder is downloaded once and must match the version's manifest file for
+        file (``IntegrityError`` names what changed, appeared or disappeared); ``model.skops``
+        is then loaded with ``skops.io.load`` and the version's recorded trusted types — never
+        through ``MLmodel``'s loader, never a pickle. With ``cache`` the verified folder (and
+        the run artifacts serving reads) is kept in the local cache for ``load_cached_model``.
         """
-        import mlflow.sklearn
-
         client = self._client()
-        expected = self.version_tags(version).get(LineageTag.MODEL_SHA) if verify else None
+        tags = self.version_tags(version)
         with tempfile.TemporaryDirectory(prefix="mlops_load_") as tmp:
             local = self._download_model_dir(client, version, tmp)
-            if verify:
-                integrity.check_model_sha(local, expected, f"{self.registered_model} v{version}")
-            return mlflow.sklearn.load_model(str(local))
+            model = integrity.load_verified(local, tags, self._label(version))
+            if cache:
+                self._store_in_cache(client, version, tags, local)
+            return model
+
+    def _store_in_cache(self, client: MlflowClient, version: int | str, tags: dict[str, str], local: Path) -> None:
+        """Keep a verified model folder and the run artifacts serving reads in the local cache
+        (only the version's record is rewritten when the entry is already there)."""
+        cache, label = self._cache(), self._label(version)
+        if cache.refresh(version, tags):
+            return
+        manifest, run_id = integrity.recorded_manifest(tags, label), self._run_id(client, version)
+        artifacts = {}
+        for name in CACHED_RUN_ARTIFACTS:
+            if name in manifest["run"]:
+                artifacts[name] = self._read_run_artifact(client, run_id, name)
+                integrity.verify_artifact(tags, name, artifacts[name], label)
+        cache.store(version, tags, local, artifacts)
+
+    @redacted_errors
+    def cache_version(self, version: int | str) -> bool:
+        """Put ``version`` (verified, not deserialised) in the local cache unless its entry is
+        there already; returns whether it had to be fetched."""
+        client, tags = self._client(), self.version_tags(version)
+        if self._cache().refresh(version, tags):
+            return False
+        with tempfile.TemporaryDirectory(prefix="mlops_cache_") as tmp:
+            local = self._download_model_dir(client, version, tmp)
+            integrity.verify_model_dir(local, tags, self._label(version))
+            self._store_in_cache(client, version, tags, local)
+        return True
+
+    # ---- the local cache (scoring while MLflow is unreachable) ---------------------------
+    @redacted_errors
+    def serving_aliases(self) -> dict[str, int]:
+        """``aliases()``, also remembered in the local cache as the mapping last seen."""
+        aliases = self.aliases()
+        self._cache().remember_aliases(aliases)
+        return aliases
+
+    def cached_aliases(self) -> tuple[dict[str, int], str]:
+        """(the alias -> version mapping last seen by ``serving_aliases``, when); no MLflow call.
+        ``ModelNotCached`` when none was recorded."""
+        return self._cache().aliases()
+
+    def cached_version_tags(self, version: int | str) -> dict[str, str]:
+        return self._cache().version_tags(version)
+
+    def load_cached_model(self, version: int | str) -> Pipeline:
+        """The locally cached pipeline of ``version``, verified against its manifest; no MLflow
+        call. ``ModelNotCached`` / ``IntegrityError`` when missing / altered."""
+        return self._cache().load_model(version)
+
+    def load_cached_artifact_json(self, version: int | str, name: str) -> Any:
+        return json.loads(self._cache().artifact(version, name))
+
+    # ---- after a dead attempt -----------------------------------------------------------
+    @redacted_errors
+    def fail_orphan_runs(self, cutoff: str, *, is_live: Callable[[str], bool], by: str) -> list[dict[str, str]]:
+        """Mark FAILED the RUNNING candidate runs of ``cutoff`` left by dead attempts
+        (``attempts.fail_orphan_runs``)."""
+        return attempts.fail_orphan_runs(self, cutoff, is_live=is_live, by=by)
+
+    @redacted_errors
+    def supersede_ungated(self, cutoff: str, keep: int) -> list[int]:
+        """Tag ``cutoff``'s ungated earlier versions superseded by ``keep`` (``attempts``)."""
+        return attempts.supersede_ungated(self, cutoff, keep)
 
     # ---- aliases ------------------------------------------------------------------------
     def _registered(self, client: MlflowClient) -> Any | None:
@@ -233,28 +338,34 @@ class ModelRegistry(ConfigurableResource):
                 return None
             raise
 
+    @redacted_errors
     def aliases(self) -> dict[str, int]:
         """Every alias of the registered model -> its version ({} if no model yet)."""
         model = self._registered(self._client())
         return {a: as_version(v) for a, v in (model.aliases or {}).items()} if model else {}
 
+    @redacted_errors
     def get_alias(self, alias: str) -> int | None:
         """The version carrying ``alias``; None if the alias (or the model) does not exist."""
         return self.aliases().get(alias)
 
+    @redacted_errors
     def set_alias(self, alias: str, version: int | str) -> None:
         """Point ``alias`` at ``version`` (moves it if it pointed elsewhere)."""
         self._client().set_registered_model_alias(self.registered_model, alias, str(version))
 
+    @redacted_errors
     def delete_alias(self, alias: str) -> None:
         """Remove ``alias``; a no-op when it (or the model) does not exist."""
         if alias in self.aliases():
             self._client().delete_registered_model_alias(self.registered_model, alias)
 
     # ---- tags, versions, run data -------------------------------------------------------
+    @redacted_errors
     def version_tags(self, version: int | str) -> dict[str, str]:
         return dict(self._client().get_model_version(self.registered_model, str(version)).tags)
 
+    @redacted_errors
     def set_version_tags(self, version: int | str, tags: Mapping[str, Any]) -> None:
         client = self._client()
         for key, value in tags.items():
@@ -262,6 +373,7 @@ class ModelRegistry(ConfigurableResource):
                 self.registered_model, str(version), str(key), tag_str(value)
             )
 
+    @redacted_errors
     def list_versions(self) -> list[dict[str, Any]]:
         """Every version, oldest first: ``{"version", "run_id", "model_id", "status",
         "tags", "aliases", "created_at" (ISO UTC), "created_ms"}``. [] if no model yet."""
@@ -291,7 +403,9 @@ class ModelRegistry(ConfigurableResource):
         return run_id
 
     def _read_run_artifact(self, client: MlflowClient, run_id: str, name: str) -> bytes:
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.store.artifact.artifact_repository_registry import (
+            get_artifact_repository,
+        )
         from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
         repo = get_artifact_repository(
@@ -306,8 +420,10 @@ class ModelRegistry(ConfigurableResource):
         with tempfile.TemporaryDirectory(prefix="mlops_artifact_") as tmp:
             return Path(client.download_artifacts(run_id, name, tmp)).read_bytes()
 
+    @redacted_errors
     def load_artifact_json(self, version: int | str, name: str) -> Any:
-        """A JSON artifact of the version's run (e.g. ``reference_profile.json``);
+        """A JSON artifact of the version's run (e.g. ``reference_profile.json``), read only
+        when its bytes match the registration manifest (``IntegrityError`` otherwise);
         ``FileNotFoundError`` when the run has no such artifact."""
         client = self._client()
         run_id = self._run_id(client, version)
@@ -319,8 +435,10 @@ class ModelRegistry(ConfigurableResource):
             raise FileNotFoundError(
                 f"{self.registered_model} v{version}: no artifact {name!r} in run {run_id}: {err}"
             ) from err
+        integrity.verify_artifact(self.version_tags(version), name, data, self._label(version))
         return json.loads(data)
 
+    @redacted_errors
     def run_metrics(self, version: int | str) -> dict[str, float]:
         """The latest value of every metric of the version's run."""
         client = self._client()
@@ -354,9 +472,11 @@ def registry_resource(home: Home, *, model_name: str) -> ModelRegistry:
             tracking_uri=EnvVar("MLFLOW_TRACKING_URI"),
             artifact_root=artifact_root,
             model_name=model_name,
+            cache_dir=str(home.root / "model_cache"),
         )
     return ModelRegistry(
         tracking_uri=default_tracking_uri(home),
         artifact_root=str(home.mlflow_artifacts),
         model_name=model_name,
+        cache_dir=str(home.root / "model_cache"),
     )

@@ -1,12 +1,14 @@
 """Logging a fitted pipeline as a candidate: one MLflow run, one LoggedModel, one new version.
 
 This does explicitly what ``mlflow.sklearn.log_model`` does inside a run, but through one
-``MlflowClient`` instead of MLflow's process-global fluent state: create the run, create a
-LoggedModel, ``mlflow.sklearn.save_model`` (skops format, signature, input example) into a
-temp dir, load it back and check it reproduces the fitted pipeline's scores, upload it as the
-LoggedModel's artifacts, finalise it, link it to the run, log metrics, artifacts and tags,
-and register the model as a new version. The result in MLflow (UI, ``models:/name/version``
-loads) is the same.
+``MlflowClient`` instead of MLflow's process-global fluent state: create the run (already
+tagged with the caller's cutoff and Dagster run, so a dead attempt's run can be found), create
+a LoggedModel, ``mlflow.sklearn.save_model`` (skops format, signature, input example) into a
+temp dir, load it back (``skops.io.load`` with exactly the trusted types) and check it
+reproduces the fitted pipeline's scores, upload it as the LoggedModel's artifacts, finalise
+it, link it to the run, log metrics, artifacts and tags — among them the manifest of every
+uploaded file (``integrity``) — and register the model as a new version. The result in MLflow
+(UI, ``models:/name/version`` loads) is the same.
 
 What a score is and which types skops may trust are the caller's knowledge (the ML layer):
 both are passed in, so this module imports nothing of it.
@@ -15,6 +17,7 @@ both are passed in, so this module imports nothing of it.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,7 +30,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlops_assets.lineage import file_sha256
-from mlops_assets.registry.integrity import MODEL_FILE, Scorer, model_files_sha256
+from mlops_assets.registry.attempts import candidate_run_name
+from mlops_assets.registry.integrity import (
+    MODEL_FILE,
+    Scorer,
+    bytes_sha256,
+    file_manifest,
+    load_skops,
+    model_files_sha256,
+)
 from mlops_assets.vocabulary import LineageTag, VersionTag
 
 if TYPE_CHECKING:
@@ -37,6 +48,8 @@ if TYPE_CHECKING:
 
     from mlops_assets.registry.access import ModelRegistry
     from mlops_assets.spec import DatasetSpec
+
+log = logging.getLogger("mlops_assets.registry")
 
 MODEL_ARTIFACT_NAME = "model"  # the LoggedModel's name (MLflow's ``name="model"``)
 INPUT_EXAMPLE_ROWS = 5
@@ -74,6 +87,7 @@ class _SavedModel:
     artifact_location: str
     sha256: str  # of model.skops
     files_sha256: str  # of every file of the model folder
+    files: dict[str, str]  # path -> sha256 of every file of the model folder
 
 
 # ---- values as MLflow stores them -----------------------------------------------------------
@@ -152,10 +166,10 @@ def _save_checked(
     example: _Example,
     score: Scorer,
     trusted_types: Sequence[str],
-) -> tuple[str, str]:
+) -> tuple[str, str, dict[str, str]]:
     """``mlflow.sklearn.save_model`` into ``local``; the saved model, loaded back, must
     reproduce the in-memory pipeline's scores on the input example exactly. Returns the
-    sha256 of ``model.skops`` and of the whole folder, hashed before the reload."""
+    sha256 of ``model.skops``, of the whole folder and of each file, hashed before the reload."""
     import mlflow.sklearn
     from mlflow.models import Model
 
@@ -175,8 +189,8 @@ def _save_checked(
         pyfunc_predict_fn=example.predict_fn,
         pip_requirements=_pip_requirements(),
     )
-    hashes = file_sha256(local / MODEL_FILE), model_files_sha256(local)
-    reloaded = mlflow.sklearn.load_model(str(local))
+    hashes = file_sha256(local / MODEL_FILE), model_files_sha256(local), file_manifest(local)
+    reloaded = load_skops(local / MODEL_FILE, trusted_types, "the saved candidate")
     if not np.array_equal(score(reloaded, example.frame), example.scores):
         raise RuntimeError(
             "the saved model does not reproduce the fitted pipeline's scores on "
@@ -209,7 +223,7 @@ def _log_model(
     try:
         with tempfile.TemporaryDirectory(prefix="mlops_model_") as tmp:
             local = Path(tmp) / "model"
-            sha, files_sha = _save_checked(
+            sha, files_sha, files = _save_checked(
                 pipeline, local, logged, run_id, example, score, trusted_types
             )
             client.log_model_artifacts(logged.model_id, str(local))
@@ -218,7 +232,7 @@ def _log_model(
         raise
     client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
-    return _SavedModel(logged.model_id, logged.artifact_location, sha, files_sha)
+    return _SavedModel(logged.model_id, logged.artifact_location, sha, files_sha, files)
 
 
 def _log_metrics(
@@ -235,19 +249,36 @@ def _log_metrics(
         client.log_batch(run_id, metrics=chunk)
 
 
-def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Mapping[str, Any]) -> None:
-    """dict/list -> JSON, str -> the text as is."""
-    for artifact_name, content in artifacts.items():
-        if isinstance(content, str):
-            client.log_text(run_id, content, artifact_name)
-        else:
-            client.log_dict(run_id, content, artifact_name)
+def artifact_bytes(content: dict | list | str) -> bytes:
+    """What a run artifact's file holds: dict/list -> indented JSON, str -> the text as is."""
+    return (content if isinstance(content, str) else json.dumps(content, indent=2)).encode("utf-8")
+
+
+def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Mapping[str, Any]) -> dict[str, str]:
+    """Upload each artifact from a local file; returns ``{name: sha256 of the uploaded bytes}``."""
+    hashes = {}
+    with tempfile.TemporaryDirectory(prefix="mlops_artifacts_") as tmp:
+        for artifact_name, content in artifacts.items():
+            data = artifact_bytes(content)
+            path = Path(tmp) / artifact_name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            parent = Path(artifact_name).parent.as_posix()
+            client.log_artifact(run_id, str(path), None if parent == "." else parent)
+            hashes[artifact_name] = bytes_sha256(data)
+    return hashes
 
 
 def _log_tags(
-    client: MlflowClient, run_id: str, saved: _SavedModel, tags: Mapping[str, Any]
+    client: MlflowClient,
+    run_id: str,
+    saved: _SavedModel,
+    tags: Mapping[str, Any],
+    run_files: Mapping[str, str],
+    trusted_types: Sequence[str],
 ) -> dict[str, str]:
-    """The caller's tags plus the model's hashes and id, on the run and the LoggedModel."""
+    """The caller's tags plus the model's hashes, manifest, trusted types and id, on the run
+    and the LoggedModel."""
     from mlflow.entities import RunTag
 
     all_tags = {str(k): tag_str(v) for k, v in tags.items()}
@@ -256,6 +287,8 @@ def _log_tags(
             LineageTag.MODEL_SHA: saved.sha256,
             VersionTag.MODEL_FILES_SHA: saved.files_sha256,
             VersionTag.MODEL_ID: saved.model_id,
+            VersionTag.MANIFEST: json.dumps({"model": saved.files, "run": dict(run_files)}, sort_keys=True),
+            VersionTag.TRUSTED_TYPES: json.dumps(sorted(trusted_types)),
         }
     )
     for chunk in _chunks([RunTag(k, v) for k, v in all_tags.items()]):
@@ -310,6 +343,16 @@ def _register_version(
     return as_version(mv.version)
 
 
+def _end_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """End the run; when MLflow is unreachable too, leave it RUNNING for the next attempt's
+    ``attempts.fail_orphan_runs`` rather than hide the error that got us here."""
+    try:
+        client.set_terminated(run_id, status)
+    except Exception as err:  # noqa: BLE001 - the original error is the one to raise
+        log.warning("could not mark MLflow run %s %s (%s); the next attempt will", run_id, status,
+                    type(err).__name__)
+
+
 # ---- the whole ------------------------------------------------------------------------------
 def log_candidate(
     registry: ModelRegistry,
@@ -337,13 +380,13 @@ def log_candidate(
 
     client = registry._client()
     experiment_id = registry._experiment_id(client)
-    run = client.create_run(
+    run = client.create_run(  # the caller's tags (cutoff, Dagster run) identify a dead attempt's run
         experiment_id,
-        run_name=f"{name}-candidate",
-        tags={VersionTag.SPEC: spec.name, VersionTag.TASK: spec.task},
+        run_name=candidate_run_name(name),
+        tags={**{str(k): tag_str(v) for k, v in tags.items()},
+              VersionTag.SPEC: spec.name, VersionTag.TASK: spec.task},
     )
     run_id = run.info.run_id
-    status = "FAILED"
     try:
         logged_params = _log_params(client, run_id, params)
         saved = _log_model(
@@ -351,14 +394,15 @@ def log_candidate(
             trusted_types,
         )
         _log_metrics(client, run_id, saved.model_id, metrics)
-        _log_artifacts(client, run_id, artifacts)
-        all_tags = _log_tags(client, run_id, saved, tags)
+        run_files = _log_artifacts(client, run_id, artifacts)
+        all_tags = _log_tags(client, run_id, saved, tags, run_files, trusted_types)
         version = _register_version(
             client, registry.resolved_tracking_uri, name, run_id, saved, all_tags
         )
-        status = "FINISHED"
-    finally:
-        client.set_terminated(run_id, status)
+    except BaseException:
+        _end_run(client, run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
     return CandidateVersion(
         version=version,
         run_id=run_id,
