@@ -25,6 +25,7 @@ from mlops_assets.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from mlops_assets.gates import GateResult, evaluation_rows
 from mlops_assets.ledger import (
     GENESIS,
+    LOCK_DSN_ENV,
     STEPS,
     Move,
     MoveConflict,
@@ -107,7 +108,11 @@ def test_a_move_decided_on_a_stale_view_is_refused_naming_what_changed(control):
     assert registry.get_alias(Alias.CHAMPION) == 1 and read_audit(lake).height == 1
 
 
-def test_two_identical_rollbacks_at_once_write_exactly_one_audit_row(control, home):
+@pytest.mark.parametrize("lock", ["file", "postgres"])
+def test_two_identical_rollbacks_at_once_write_exactly_one_audit_row(control, home, lock, monkeypatch):
+    """With the file lock beside a local lake, and with the PostgreSQL advisory lock production uses."""
+    if lock == "postgres":
+        monkeypatch.setenv(LOCK_DSN_ENV, "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5")
     lake, registry = control
     for v in (1, 2, 3):
         promote(lake, registry, v)
@@ -262,3 +267,26 @@ def test_status_verifies_the_audit_repairs_a_dead_move_and_survives_a_corrupt_fi
     broken = collect_status(platform, instance, defs)  # reported, never a crash
     assert not broken["audit_ledger"]["verified"] and "cannot be read" in broken["audit_ledger"]["summary"]
     assert "audit broken" in render_text(broken)
+
+
+def test_the_reconcile_sensor_completes_a_dead_move(control, platform, instance):
+    from dagster import build_sensor_context
+
+    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.ledger import INTENT, _append
+
+    lake, registry = control
+    promote(lake, registry, 1)
+    move = Move(Action.ROLLBACK, "op", "died", Alias.CHAMPION, 1, 2, aliases={Alias.CHAMPION: 2},
+                tags={2: {VersionTag.STATUS: Status.CHAMPION}}, expected={Alias.CHAMPION: 1})
+    _append(lake, [{"move_id": "dead", "phase": INTENT, "plan": move.plan_json(), "action": move.action,
+                    "actor": "op", "alias": Alias.CHAMPION, "from_version": 1, "to_version": 2, "reason": "died"}],
+            read_ledger(lake))
+    defs = build_definitions(platform)
+    sensor = defs.resolve_sensor_def("reconcile_sensor")
+    ctx = build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+    first = sensor.evaluate_tick(ctx)
+    assert "reconciled" in first.skip_message and "dead" in first.skip_message
+    assert registry.get_alias(Alias.CHAMPION) == 2
+    agree(lake, registry)
+    assert sensor.evaluate_tick(ctx).skip_message == "aliases, tags and audit agree"
