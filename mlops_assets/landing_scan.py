@@ -32,16 +32,18 @@ class LandingCursor:
     stat: dict[str, str] = field(default_factory=dict)  # day -> stat signature
     content: dict[str, str] = field(default_factory=dict)  # day -> content fingerprint last requested
     names: dict[str, list[str]] = field(default_factory=dict)  # day -> file names last requested
+    revisions: dict[str, int] = field(default_factory=dict)  # day -> how many changes were requested
 
     @classmethod
     def parse(cls, text: str | None) -> LandingCursor:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(data.get("stat", {}), data.get("content", {}), data.get("names", {}))
+        return cls(data.get("stat", {}), data.get("content", {}), data.get("names", {}), data.get("revisions", {}))
 
     def dumps(self) -> str:
-        return json.dumps({"stat": self.stat, "content": self.content, "names": self.names}, sort_keys=True)
+        return json.dumps({"stat": self.stat, "content": self.content, "names": self.names,
+                           "revisions": self.revisions}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,15 @@ class PartitionChange:
     fingerprint: str
     reason: str  # new_partition | late_file | changed_file | removed_file
     files: tuple[str, ...]
+    previous: str | None = None  # the fingerprint this change replaces (None: the day is new)
+    revision: int = 1  # the how-many-th change of this day the sensor requests
 
     @property
     def run_key(self) -> str:
-        return f"{self.day}:{self.fingerprint[:24]}"
+        """Unique per change, not per content: restoring a day's files to an earlier content
+        (A → bad B → A) is a new change and re-runs the day (a key of day + content alone would
+        say "already done" and leave the day broken)."""
+        return f"{self.day}:{(self.previous or 'new')[:12]}>{self.fingerprint[:24]}:r{self.revision}"
 
 
 def _stat_signature(folder: str) -> tuple[str, list[str]]:
@@ -85,7 +92,8 @@ def scan_landing(
     quarantined, each with why)."""
     changes: list[PartitionChange] = []
     ignored: list[str] = []
-    new = LandingCursor(dict(cursor.stat), dict(cursor.content), {k: list(v) for k, v in cursor.names.items()})
+    new = LandingCursor(dict(cursor.stat), dict(cursor.content), {k: list(v) for k, v in cursor.names.items()},
+                        dict(cursor.revisions))
     if not landing.is_dir():
         return changes, new, [f"{landing}: landing folder does not exist"]
     with os.scandir(landing) as it:
@@ -123,7 +131,8 @@ def scan_landing(
         else:
             reason = "changed_file"
         changed = tuple(sorted(set(names) ^ old_names)) or tuple(names)
-        changes.append(PartitionChange(day, fingerprint, reason, changed))
+        new.revisions[day] = cursor.revisions.get(day, 0) + 1
+        changes.append(PartitionChange(day, fingerprint, reason, changed, previous, new.revisions[day]))
         new.content[day] = fingerprint
         new.names[day] = names
     return changes, new, ignored

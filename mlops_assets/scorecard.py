@@ -46,8 +46,9 @@ The measures (``scorecard_sources.compute_scorecard(...)["measures"]``, in ``MEA
     the asset keys from Dagster's "N blocking asset check(s) failed" error lines.
 ``data_freshness_lag_hours``
     ``now`` minus the newest event timestamp (the spec's ``timestamp`` column) in
-    ``raw_events``, in hours. Negative when events are stamped in the future (reported
-    as is). None when ``raw_events`` does not exist or is empty.
+    ``raw_events``, in hours, never negative: events stamped ahead of the clock give 0 and
+    the breakdown's ``ahead_of_clock_hours`` says by how much (clock skew at the source, or a
+    simulated future). None when ``raw_events`` does not exist or is empty.
 ``scoring_completion`` / ``scoring_on_time``
     SLA: partition D must be scored by the end of day D + ``sla_days`` (default 1: "scored
     by the day after"), i.e. by ``D + sla_days + 1`` at 00:00 UTC. (The spec has no
@@ -61,10 +62,12 @@ The measures (``scorecard_sources.compute_scorecard(...)["measures"]``, in ``MEA
     scoring time. None when no ``features`` partition is due.
 ``lead_time_hours_median`` / ``_last``
     For every champion move by ``promote``, ``approve`` or ``waiver_promote`` in the
-    ``audit`` table: ``at`` minus the cutoff of ``to_version`` (its ``mlops.cutoff`` tag,
-    a date, taken as 00:00 UTC), in hours; the median over all such promotions and the
-    latest one. Promotions of a version without a cutoff tag are skipped (counted in the
-    breakdown). None when there is none.
+    ``audit`` table: ``at`` minus the time ``to_version`` was registered (both wall clock:
+    how long a candidate took through the gates, approval and shadow days), in hours; the
+    median over all such promotions and the latest one. (Not from the cutoff: a cutoff is a
+    point in event time, and a backfill or a replay trains old cutoffs today.) Promotions of
+    a version without a known registration time are skipped (counted in the breakdown).
+    None when there is none.
 ``change_failure_rate``
     Share of those promotions that were later rolled back: promotion P of version V at
     time t failed when a ``rollback`` row with ``from_version == V`` exists after t and
@@ -78,10 +81,12 @@ The measures (``scorecard_sources.compute_scorecard(...)["measures"]``, in ``MEA
     a prior promotion in the audit are skipped. None when there is none.
 ``drift_detection_delay_hours_median`` / ``_last``
     For every run tagged ``mlops/trigger=drift_sensor`` with tag
-    ``mlops/drift_partitions = "a..b"`` (a = the first drifted partition of the episode):
-    the run's creation time minus the end of day a (a + 1 day, 00:00 UTC), in hours. Over
-    every such run created before ``now`` (not only the window: retrains are rare). None
-    when there is none.
+    ``mlops/drift_partitions = "a..b"`` (a = the first drifted partition of the episode), in
+    event time: the start of the retrain's cutoff partition minus the end of day a (a + 1 day,
+    00:00 UTC), in hours — how much drifted data it took to act, whatever the wall clock (a
+    replay of old days acts with the same delay). Without a cutoff partition tag, the run's
+    creation time stands in. Over every such run created before ``now`` (not only the window:
+    retrains are rare). None when there is none.
 ``provenance_completeness``
     Share of registered model versions whose ``lineage_completeness(tags) == 1.0`` (every
     required ``lineage.*`` fact known). None when no version is registered.
@@ -229,8 +234,10 @@ def pipeline_measures(runs: Iterable[RunOutcome]) -> dict:
 
 # ---- freshness ----------------------------------------------------------------------------
 def freshness_measures(newest_event: dt.datetime | None, now: dt.datetime) -> dict:
-    lag = _hours(utc_naive(now) - utc_naive(newest_event)) if newest_event is not None else None
-    return {"lag_hours": lag, "newest_event": newest_event.isoformat() if newest_event else None}
+    if newest_event is None:
+        return {"lag_hours": None, "ahead_of_clock_hours": None, "newest_event": None}
+    lag = _hours(utc_naive(now) - utc_naive(newest_event))
+    return {"lag_hours": max(lag, 0.0), "ahead_of_clock_hours": max(-lag, 0.0), "newest_event": newest_event.isoformat()}
 
 
 # ---- scoring SLA --------------------------------------------------------------------------
@@ -264,9 +271,9 @@ def scoring_measures(
 
 
 # ---- promotions: lead time, change failure rate, time to restore ---------------------------
-def promotion_measures(audit: pl.DataFrame, cutoffs: Mapping[int, str | None]) -> dict:
-    """``audit``: rows of the audit table (any order); ``cutoffs``: version → its
-    ``mlops.cutoff`` tag. Lead time, change failure rate and time to restore."""
+def promotion_measures(audit: pl.DataFrame, registered: Mapping[int, dt.datetime | None]) -> dict:
+    """``audit``: rows of the audit table (any order); ``registered``: version → when it was
+    registered (naive UTC). Lead time, change failure rate and time to restore."""
     if audit.is_empty() or "action" not in audit.columns:
         rows: list[dict] = []
     else:
@@ -281,11 +288,11 @@ def promotion_measures(audit: pl.DataFrame, cutoffs: Mapping[int, str | None]) -
         until = later[0] if later else None
         rolled = [r["at"] for r in rollbacks
                   if int(r["from_version"]) == version and r["at"] > at and (until is None or r["at"] < until)]
-        cutoff = cutoffs.get(version)
-        cutoff_start = _parse_day(cutoff)
+        start = registered.get(version)
         detail.append({
-            "version": version, "action": p["action"], "at": at.isoformat(), "cutoff": cutoff,
-            "lead_time_hours": _hours(at - cutoff_start) if cutoff_start else None,
+            "version": version, "action": p["action"], "at": at.isoformat(),
+            "registered_at": start.isoformat() if start else None,
+            "lead_time_hours": _hours(at - utc_naive(start)) if start else None,
             "rolled_back_at": rolled[0].isoformat() if rolled else None,
         })
     leads = [d["lead_time_hours"] for d in detail if d["lead_time_hours"] is not None]
@@ -302,7 +309,7 @@ def promotion_measures(audit: pl.DataFrame, cutoffs: Mapping[int, str | None]) -
     return {
         "lead_time_hours_median": _median(leads),
         "lead_time_hours_last": leads[-1] if leads else None,
-        "promotions_without_cutoff": sum(d["lead_time_hours"] is None for d in detail),
+        "promotions_without_registration": sum(d["lead_time_hours"] is None for d in detail),
         "change_failure_rate": _ratio(sum(d["rolled_back_at"] is not None for d in detail), len(detail)),
         "time_to_restore_hours_median": _median(restore_hours),
         "time_to_restore_hours_last": restore_hours[-1] if restore_hours else None,
@@ -319,19 +326,21 @@ class DriftRetrain:
     created_at: dt.datetime
     drift_partitions: str  # the "a..b" tag
     status: str = ""
+    cutoff: str | None = None  # the run's partition (the retrain's cutoff), event time
 
 
 def drift_detection_measures(retrains: Iterable[DriftRetrain]) -> dict:
-    """Delay from the end of an episode's first drifted day to its retraining run's creation."""
+    """Delay (event time) from the end of an episode's first drifted day to its retrain's cutoff."""
     rows = []
     for r in sorted(retrains, key=lambda r: r.created_at):
         first = _parse_day((r.drift_partitions or "").split("..")[0].strip())
         if first is None:
             continue  # no or malformed tag: not measurable
         end_of_first = first + dt.timedelta(days=1)
+        acted = _parse_day(r.cutoff) or utc_naive(r.created_at)
         rows.append({"run_id": r.run_id, "status": r.status, "drift_partitions": r.drift_partitions,
-                     "created_at": utc_naive(r.created_at).isoformat(),
-                     "delay_hours": _hours(utc_naive(r.created_at) - end_of_first)})
+                     "created_at": utc_naive(r.created_at).isoformat(), "cutoff": r.cutoff,
+                     "delay_hours": _hours(acted - end_of_first)})
     delays = [x["delay_hours"] for x in rows]
     return {"delay_hours_median": _median(delays), "delay_hours_last": delays[-1] if delays else None,
             "retrains": rows}

@@ -34,7 +34,7 @@ from mlops_assets.scorecard import (
     scoring_measures,
     utc_naive,
 )
-from mlops_assets.vocabulary import FEATURES, PARTITION_COLUMN, RAW_EVENTS, SCORES, RunTag, Sensor, VersionTag
+from mlops_assets.vocabulary import FEATURES, PARTITION_COLUMN, RAW_EVENTS, SCORES, RunTag, Sensor
 
 if TYPE_CHECKING:
     from mlops_assets.spec import DatasetSpec
@@ -86,7 +86,8 @@ def drift_retrains(instance: DagsterInstance, until: dt.datetime) -> list[DriftR
     """Every drift-sensor retraining run created before ``until``."""
     records = runs_with_tag(instance, RunTag.TRIGGER, Sensor.DRIFT, created_before=utc_naive(until))
     return [DriftRetrain(rec.dagster_run.run_id, utc_naive(rec.create_timestamp),
-                         rec.dagster_run.tags.get(RunTag.DRIFT_PARTITIONS, ""), rec.dagster_run.status.value)
+                         rec.dagster_run.tags.get(RunTag.DRIFT_PARTITIONS, ""), rec.dagster_run.status.value,
+                         rec.dagster_run.tags.get(RunTag.PARTITION))
             for rec in records]
 
 
@@ -137,7 +138,8 @@ def compute_scorecard(
     """
     now = utc_naive(now)
     versions = registry.list_versions()
-    cutoffs = {int(v["version"]): (v.get("tags") or {}).get(VersionTag.CUTOFF) for v in versions}
+    registered = {int(v["version"]): dt.datetime.fromisoformat(v["created_at"]).replace(tzinfo=None)
+                  if v.get("created_at") else None for v in versions}
     return assemble_scorecard(
         now, window_days,
         pipeline=pipeline_measures(finished_runs(instance, now - dt.timedelta(days=window_days), now)
@@ -145,7 +147,7 @@ def compute_scorecard(
         freshness=freshness_measures(newest_event(lake, spec), now),
         scoring=scoring_measures(partitions_with_rows(lake, FEATURES), first_scored(lake), now,
                                  partitions=scoring_partitions, sla_days=sla_days),
-        promotions=promotion_measures(read_audit_rows(lake), cutoffs),
+        promotions=promotion_measures(read_audit_rows(lake), registered),
         drift=drift_detection_measures(drift_retrains(instance, now)),
         provenance=provenance_measures(versions),
         registered_versions=len(versions),

@@ -112,3 +112,25 @@ def test_a_lost_cursor_does_not_rerun_days_a_range_backfill_ingested(platform, d
     keys = days(DAY0, 3)
     assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
     assert tick(instance, defs, "landing_sensor", None)[0] == []
+
+
+def test_restoring_a_day_to_earlier_content_re_runs_it(platform, defs, instance, lake):
+    """A processed, replaced by a bad B (quarantined), restored to A: the day runs again and lands."""
+    simulate(platform.landing.parent, DAY0, 1, seed=3)
+    day = DAY0.isoformat()
+    launched, cursor, _ = tick(instance, defs, "landing_sensor", None)
+    assert [(r.partition_key, r.success) for r in launched] == [(day, True)]
+    good = {p.name: p.read_bytes() for p in (platform.landing / day).iterdir()}
+    rows = lake.read("features", [day]).height
+
+    name = sorted(good)[0]
+    (platform.landing / day / name).write_bytes(b"not,a,valid\n1,2\n")  # B: broken
+    launched, cursor, _ = tick(instance, defs, "landing_sensor", cursor)
+    assert [(r.partition_key, r.tags["mlops/reason"], r.success) for r in launched] == [(day, "changed_file", False)]
+
+    (platform.landing / day / name).write_bytes(good[name])  # A again, byte for byte
+    launched, cursor, _ = tick(instance, defs, "landing_sensor", cursor)
+    assert [(r.partition_key, r.tags["mlops/reason"], r.success) for r in launched] == [(day, "changed_file", True)]
+    assert len({r.tags["dagster/run_key"] for r in launched}) == 1
+    assert lake.read("features", [day]).height == rows
+    assert tick(instance, defs, "landing_sensor", cursor)[0] == []  # and nothing more

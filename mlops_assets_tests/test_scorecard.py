@@ -50,6 +50,7 @@ from mlops_assets.scorecard import (
     RunOutcome,
     classify_failure,
     drift_detection_measures,
+    freshness_measures,
     pipeline_measures,
     promotion_measures,
     scoring_deadline,
@@ -120,17 +121,18 @@ def seed_registry(registry: ModelRegistry, tmp) -> None:
 AT = dt.datetime  # audit timestamps are naive UTC
 
 
-def seed_audit(lake: DeltaLake) -> None:
-    """3 promotions (lead times 30 h, 10 h, 50 h), the last one rolled back after 20 h."""
+def seed_audit(lake: DeltaLake, registered: dict[int, dt.datetime]) -> None:
+    """3 promotions (lead times from registration 30 h, 10 h, 50 h), the last one rolled back after 20 h."""
+    h = lambda v, hours: registered[v] + dt.timedelta(hours=hours)  # noqa: E731
     rows = [
-        dict(at=AT(2026, 3, 2, 6), action=Action.PROMOTE, alias=Alias.CHAMPION, from_version=None, to_version=1),
-        dict(at=AT(2026, 3, 8, 10), action=Action.PROMOTE, alias=Alias.CHAMPION, from_version=1, to_version=2),
-        dict(at=AT(2026, 3, 16, 0), action=Action.AWAIT_APPROVAL, alias=Alias.CHALLENGER, from_version=None, to_version=3),
-        dict(at=AT(2026, 3, 17, 2), action=Action.APPROVE, alias=Alias.CHAMPION, from_version=2, to_version=3),
-        dict(at=AT(2026, 3, 17, 22), action=Action.ROLLBACK, alias=Alias.CHAMPION, from_version=3, to_version=2),
-        dict(at=AT(2026, 3, 23, 5), action=Action.REJECT, alias=None, from_version=None, to_version=4),
+        dict(at=h(1, 30), action=Action.PROMOTE, alias=Alias.CHAMPION, from_version=None, to_version=1),
+        dict(at=h(2, 10), action=Action.PROMOTE, alias=Alias.CHAMPION, from_version=1, to_version=2),
+        dict(at=h(3, 20), action=Action.AWAIT_APPROVAL, alias=Alias.CHALLENGER, from_version=None, to_version=3),
+        dict(at=h(3, 50), action=Action.APPROVE, alias=Alias.CHAMPION, from_version=2, to_version=3),
+        dict(at=h(3, 70), action=Action.ROLLBACK, alias=Alias.CHAMPION, from_version=3, to_version=2),
+        dict(at=h(4, 80), action=Action.REJECT, alias=None, from_version=None, to_version=4),
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["at"]):
         append_audit(lake, actor="tester", reason=f"{r['action']} for the scorecard test", **r)
 
 
@@ -140,7 +142,8 @@ def world(tmp_path_factory):
     today = dt.datetime.now(dt.UTC).date()
     first_drifted = today - dt.timedelta(days=2)
     (tmp / "dagster").mkdir()
-    drift_tags = {**DRIFT_TAGS, RunTag.DRIFT_PARTITIONS: f"{first_drifted}..{today - dt.timedelta(days=1)}"}
+    drift_tags = {**DRIFT_TAGS, RunTag.DRIFT_PARTITIONS: f"{first_drifted}..{today - dt.timedelta(days=1)}",
+                  RunTag.PARTITION: str(today)}  # the retrain's cutoff: the day after the episode
     registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
                              artifact_root=str(tmp / "artifacts"), model_name=MODEL)
     with instance_for_test(temp_dir=str(tmp / "dagster")) as instance:
@@ -154,7 +157,8 @@ def world(tmp_path_factory):
         today = now.date()
         lake = DeltaLake(root=str(tmp / "lake"))
         seed_registry(registry, tmp)  # (not in a thread: Dagster and MLflow share alembic's global state)
-        seed_audit(lake)
+        seed_audit(lake, {v["version"]: dt.datetime.fromisoformat(v["created_at"]).replace(tzinfo=None)
+                          for v in registry.list_versions()})
         spec = load_spec()
 
         # raw_events: the newest event exactly 5 hours before `now`
@@ -231,6 +235,14 @@ def test_failure_classification_reads_the_blocking_check_lines():
 
 def test_data_freshness_lag(card):
     assert card["measures"]["data_freshness_lag_hours"] == pytest.approx(5.0, abs=1e-6)
+    assert card["freshness"]["ahead_of_clock_hours"] == 0.0
+
+
+def test_events_stamped_ahead_of_the_clock_give_no_negative_lag():
+    now = AT(2026, 3, 10, 9)
+    ahead = freshness_measures(AT(2026, 3, 10, 23, 30), now)  # a simulated day, or a source clock running fast
+    assert ahead["lag_hours"] == 0.0 and ahead["ahead_of_clock_hours"] == pytest.approx(14.5)
+    assert freshness_measures(None, now)["lag_hours"] is None
 
 
 def test_scoring_completion_and_on_time_against_the_sla(world, card):
@@ -270,21 +282,21 @@ def test_a_version_reapproved_after_its_rollback_is_judged_afresh():
         {"at": AT(2026, 3, 2, 6), "action": Action.ROLLBACK, "from_version": 2, "to_version": 1},
         {"at": AT(2026, 3, 5), "action": Action.WAIVER_PROMOTE, "from_version": 1, "to_version": 2},
     ])
-    out = promotion_measures(audit, {1: "2026-02-28", 2: "not a date"})
+    out = promotion_measures(audit, {1: AT(2026, 2, 28), 2: None})
     assert out["change_failure_rate"] == pytest.approx(1 / 3)
     assert [p["rolled_back_at"] is not None for p in out["promotions"]] == [False, True, False]
     assert out["time_to_restore_hours_last"] == pytest.approx(6.0)
-    assert out["lead_time_hours_median"] == pytest.approx(24.0) and out["promotions_without_cutoff"] == 2
+    assert out["lead_time_hours_median"] == pytest.approx(24.0) and out["promotions_without_registration"] == 2
 
 
 def test_drift_detection_delay(world, card):
-    rec = world["instance"].get_run_record_by_id(world["outcomes"]["drift"].run_id)
-    end_of_first = dt.datetime.combine(world["first_drifted"] + dt.timedelta(days=1), dt.time())
-    expected = (utc_naive(rec.create_timestamp) - end_of_first).total_seconds() / 3600
+    # event time: the retrain's cutoff (today) minus the end of the first drifted day (today - 2)
     assert card["measures"]["drift_retrains"] == 1
-    assert card["measures"]["drift_detection_delay_hours_last"] == pytest.approx(expected, abs=1e-6)
-    assert card["measures"]["drift_detection_delay_hours_median"] == pytest.approx(expected, abs=1e-6)
-    assert 0 < expected < 48
+    assert card["measures"]["drift_detection_delay_hours_last"] == pytest.approx(24.0)
+    assert card["measures"]["drift_detection_delay_hours_median"] == pytest.approx(24.0)
+    # a replay of old days acts with the same event-time delay, whenever it runs
+    replay = drift_detection_measures([DriftRetrain("r", AT(2030, 1, 1), "2026-03-03..2026-03-04", cutoff="2026-03-05")])
+    assert replay["delay_hours_last"] == pytest.approx(24.0)
     # a run without a parsable tag is not measurable; the median is over the rest
     runs = [DriftRetrain("a", AT(2026, 3, 5, 6), "2026-03-03..2026-03-04"),
             DriftRetrain("b", AT(2026, 3, 20), "2026-03-18..2026-03-19"), DriftRetrain("c", AT(2026, 3, 21), "")]

@@ -23,7 +23,7 @@ def materialized_fingerprint(context: SensorEvaluationContext, asset: str):
 
 def build_landing_sensor(platform: Platform, *, name: str, landing: Path, asset: str, job):
     """A sensor over one landing folder that requests ``job`` for exactly the partitions
-    whose files are new, late or changed (content hash), once per content (run_key)."""
+    whose files are new, late or changed (content hash), once per change (run_key: day, previous and new content, revision)."""
 
     @sensor(
         name=name,
@@ -31,7 +31,7 @@ def build_landing_sensor(platform: Platform, *, name: str, landing: Path, asset:
         minimum_interval_seconds=30,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Requests a {job.name} run for exactly the partitions whose files under {landing} are new, "
-        "late or changed (content hash), once per content (run_key).",
+        "late or changed (content hash), once per change (run_key: day, previous and new content, revision).",
     )
     def _landing_sensor(context: SensorEvaluationContext):
         last_day = dt.date.fromisoformat(platform.daily.get_last_partition_key())
