@@ -2,10 +2,17 @@
 
 Pure polars; works on a DataFrame or a LazyFrame (streams for large partitions).
 PII columns never reach the output, and neither do provenance columns.
+
+A classification target leaves here as its class **code** (``target_code``): the index of its
+label in ``spec.target_classes`` (Float64), so 0/1 stay 0/1, ``classes: [neg, pos]`` become 0/1
+(pos is the positive class) and ``classes: [a, b, c]`` become 0, 1, 2. The raw tables keep the
+labels; everything after them (features, training sets, metrics, the model) sees codes, and
+score rows turn them back into labels.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from mlops_assets.spec import DatasetSpec
@@ -17,6 +24,26 @@ _CALENDAR = {
     "day_of_month": lambda ts: ts.dt.day().cast(pl.Float64),
     "month": lambda ts: ts.dt.month().cast(pl.Float64),
 }
+
+
+def target_code(target: pl.Expr, spec: DatasetSpec) -> pl.Expr:
+    """A target column as the model's target: the class code (Float64) of a declared class label
+    (null for a value outside ``spec.target_classes``, which the contract has already quarantined);
+    a 0/1 or regression target unchanged (its type as stored)."""
+    if not spec.named_classes:
+        return target
+    classes = spec.target_classes
+    return target.replace_strict(classes, [float(i) for i in range(len(classes))], default=None,
+                                 return_dtype=pl.Float64)
+
+
+def predicted_labels(scores: np.ndarray, spec: DatasetSpec, threshold: float = 0.5) -> list:
+    """The predicted class of every row, as the spec's labels: the most probable class (multiclass;
+    ties go to the first listed), else the positive class when its probability reaches ``threshold``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    codes = np.argmax(scores, axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
+    labels = spec.target_classes
+    return [labels[int(c)] for c in codes]
 
 
 def feature_columns(spec: DatasetSpec) -> list[str]:
@@ -40,5 +67,5 @@ def compute_features(raw: pl.DataFrame | pl.LazyFrame, spec: DatasetSpec) -> pl.
     exprs += [_CALENDAR[c](ts).alias(c) for c in spec.calendar_features]
     exprs += [pl.col(c).cast(pl.String) for c in spec.categorical_features]
     if spec.target_in_events:
-        exprs.append(pl.col(spec.target).cast(pl.Float64))
+        exprs.append(target_code(pl.col(spec.target), spec).cast(pl.Float64).alias(spec.target))
     return raw.select(exprs).sort("ds", spec.id)

@@ -68,6 +68,7 @@ class Contract:
     formats: tuple[str, ...] = tuple(READERS)
     pii: tuple[str, ...] = ()  # keyed-hashed or emptied before anything is written (protect_pii)
     pii_mode: str = "hash"  # hash | drop (spec.pii_mode)
+    hints: tuple[tuple[str, str], ...] = ()  # (column, what to do) appended to its wrong_type reasons
 
     def pii_key(self, key: bytes | None) -> bytes | None:
         """The key PII is hashed with: None (values dropped) in drop mode or when no key is configured."""
@@ -77,8 +78,22 @@ class Contract:
         return pl.DataFrame(schema={**self.dtypes, SOURCE_FILE: pl.String(), SOURCE_ROW: pl.Int64(), "ds": pl.String()})
 
 
-def _target_dtype(spec: DatasetSpec) -> pl.DataType:
-    return pl.Int64() if spec.task == "classification" else pl.Float64()
+def target_dtype(spec: DatasetSpec) -> pl.DataType:
+    """The target's type in the raw tables: Float64 (regression), Int64 (0/1 or integer ``classes``),
+    String (string ``classes``)."""
+    if spec.task != "classification":
+        return pl.Float64()
+    return pl.String() if any(isinstance(c, str) for c in spec.target_classes) else pl.Int64()
+
+
+def _target_rules(spec: DatasetSpec, column: str) -> tuple[dict[str, tuple], tuple[tuple[str, str], ...]]:
+    """(allowed values, wrong_type hint) of the target column: a classification target takes only
+    its classes; an undeclared one is binary 0/1, and its hint says how to declare other labels."""
+    if spec.task != "classification":
+        return {}, ()
+    hint = () if spec.named_classes else ((column, ("a classification target without `classes` is binary 0/1; "
+                                                    "declare the labels in the spec's top-level `classes: [...]`")),)
+    return {column: tuple(spec.target_classes)}, hint
 
 
 def event_contract(spec: DatasetSpec) -> Contract:
@@ -90,23 +105,24 @@ def event_contract(spec: DatasetSpec) -> Contract:
     required += [n for n, c in spec.features.numeric.items() if not c.nullable]
     required += [n for n, c in spec.features.categorical.items() if not c.nullable]
     allowed = {n: tuple(c.allowed) for n, c in spec.features.categorical.items() if c.allowed}
+    hints: tuple[tuple[str, str], ...] = ()
     if spec.target_in_events:
-        types[spec.target] = _target_dtype(spec)
+        types[spec.target] = target_dtype(spec)
         required.append(spec.target)
-        if spec.task == "classification":
-            allowed[spec.target] = (0, 1)
+        target_allowed, hints = _target_rules(spec, spec.target)
+        allowed.update(target_allowed)
     ranges = {n: (c.min, c.max) for n, c in spec.features.numeric.items()}
     return Contract(types, tuple(required), spec.id, ranges, allowed, spec.timestamp, spec.schema_evolution,
-                    tuple(spec.landing.formats), tuple(spec.pii), spec.pii_mode)
+                    tuple(spec.landing.formats), tuple(spec.pii), spec.pii_mode, hints)
 
 
 def label_contract(spec: DatasetSpec) -> Contract:
     """The delayed label feed: id and target (extra columns are ignored)."""
     assert spec.labels is not None
     lab = spec.labels
-    types = {lab.id: pl.String(), spec.label_target: _target_dtype(spec)}
-    allowed = {spec.label_target: (0, 1)} if spec.task == "classification" else {}
-    return Contract(types, (lab.id, spec.label_target), lab.id, {}, allowed)
+    types = {lab.id: pl.String(), spec.label_target: target_dtype(spec)}
+    allowed, hints = _target_rules(spec, spec.label_target)
+    return Contract(types, (lab.id, spec.label_target), lab.id, {}, allowed, hints=hints)
 
 
 def empty_quarantine() -> pl.DataFrame:
@@ -136,11 +152,28 @@ def protect_pii(frame: pl.DataFrame, columns: tuple[str, ...], key: bytes | None
 # ---------------------------------------------------------------------------------------
 # Reading one file
 # ---------------------------------------------------------------------------------------
+_TIME_WITH_OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|UTC|utc|[+-]\d{2}(:?\d{2})?)$"
+_OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z")
+
+
+def _timestamp_from_text(c: pl.Expr) -> pl.Expr:
+    """Text timestamps as naive UTC. With an offset (``Z``, ``UTC``, ``+00:00``, ``+0200``, ``-05``; ``T`` or a
+    space before the time) the instant is converted to UTC; without one the text is taken as UTC already (the
+    format inferred as polars does). Both kinds may be mixed in one file; text that parses as neither is null."""
+    text = c.str.strip_chars()
+    has_offset = text.str.contains(_TIME_WITH_OFFSET)
+    iso = (text.str.replace(r"\s*([zZ]|UTC|utc)$", "+00:00").str.replace(r"\s+([+-]\d{2}(:?\d{2})?)$", "${1}")
+           .str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T"))
+    aware = pl.coalesce([iso.str.to_datetime(f, strict=False, time_unit="us") for f in _OFFSET_FORMATS])
+    naive = pl.when(~has_offset).then(text).str.to_datetime(strict=False, time_unit="us")
+    return pl.when(has_offset).then(aware.dt.convert_time_zone("UTC").dt.replace_time_zone(None)).otherwise(naive)
+
+
 def _typed(col: str, target: pl.DataType, source: pl.DataType) -> pl.Expr:
     c = pl.col(col)
     if target == pl.Datetime("us"):
         if source == pl.String:
-            return c.str.strip_chars().str.to_datetime(strict=False, time_unit="us")
+            return _timestamp_from_text(c)
         if isinstance(source, pl.Datetime):
             return (c.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if source.time_zone else c).cast(
                 pl.Datetime("us")
@@ -254,8 +287,9 @@ def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, 
         # a value that was present but did not parse is a type violation
         lowered = original[col].cast(pl.String).str.strip_chars().str.to_lowercase()
         nan_text = lowered.is_in(["nan", "null", "none", "na", ""]).fill_null(False)
+        hint = "".join(f" ({why})" for c, why in contract.hints if c == col)
         reject(raw_nonnull & typed_null & ~nan_text, "wrong_type", col,
-               pl.format(f"{col}: '{{}}' is not a valid {t}", pl.col(col).cast(pl.String)))
+               pl.format(f"{col}: '{{}}' is not a valid {t}{hint}", pl.col(col).cast(pl.String)))
         if col in required:
             reject(typed_null, "null", col, f"{col}: required value is missing (null/NaN/empty)")
     for col, (lo, hi) in contract.ranges.items():
@@ -266,13 +300,16 @@ def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, 
             reject(v > hi, "range", col, pl.format(f"{col}: {{}} is above the maximum {hi:g}", pl.col(col)))
     for col, allowed in contract.allowed.items():
         v = typed[col]
+        shown = ", ".join(str(a) for a in allowed[:20]) + (", ..." if len(allowed) > 20 else "")
         reject(v.is_not_null() & ~v.is_in(list(allowed)), "category", col,
-               pl.format(f"{col}: '{{}}' is not one of the allowed values", pl.col(col).cast(pl.String)))
+               pl.concat_str([pl.lit(f"{col}: '"), pl.col(col).cast(pl.String),
+                              pl.lit(f"' is not one of the allowed values ({shown})")]))
     if contract.timestamp:
         ts = contract.timestamp
         event_day = typed[ts].dt.date().cast(pl.String)
         reject(event_day.is_not_null() & (event_day != day), "outside_partition", ts,
-               pl.format(f"{ts}: {{}} is not on partition date {day}", pl.col(ts)))
+               pl.format(f"{ts}: {{}} ({{}} UTC) is not on partition date {day}", pl.col(ts).cast(pl.String),
+                         _typed(ts, types[ts], original.schema[ts])))
     accepted = typed.filter(~bad_rows).with_columns(pl.lit(file).alias(SOURCE_FILE), pl.lit(day).alias("ds"))
     quarantine = pl.concat(rejected) if rejected else empty_quarantine()
     return accepted, quarantine, keep_extra

@@ -2,6 +2,16 @@
 
 Pure facts (no scikit-learn), shared by the gates, the performance guard and the spec's
 validation; ``ml.evaluation`` computes the values.
+
+Classification is binary (the default 0/1 target, or two declared ``classes``) or multiclass
+(more than two declared ``classes``); the two compute different metric sets
+(``spec_metric_names``). Shared names mean the same thing in both: ``roc_auc`` is macro
+one-vs-rest for multiclass, ``brier`` is half the multiclass Brier score (equal to the binary
+Brier score at two classes, so it stays in [0, 1]) and ``calibration_error`` is the top-label
+expected calibration error. The default primary metric is ``roc_auc`` for both: it needs no
+threshold, lies in [0, 1] with the same direction, so ``slice_floor`` and ``guard.floor`` mean
+the same for a binary and a multiclass model (``log_loss`` is unbounded and dominated by a few
+confident mistakes).
 """
 
 from __future__ import annotations
@@ -12,8 +22,11 @@ if TYPE_CHECKING:  # the spec validates against this module: no runtime import b
     from mlops_assets.spec import DatasetSpec
 
 CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error")
+"""Binary classification (positive class: 1, or the second declared class)."""
+MULTICLASS_METRICS = ("roc_auc", "accuracy", "macro_f1", "log_loss", "brier", "calibration_error")
+"""More than two declared classes."""
 REGRESSION_METRICS = ("rmse", "mae", "r2")
-COUNTS = ("rows", "positives")
+COUNTS = ("rows", "positives", "min_class_rows")  # min_class_rows: multiclass, rows of the rarest class
 
 HIGHER_IS_BETTER: dict[str, bool] = {
     "roc_auc": True,
@@ -21,6 +34,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "log_loss": False,
     "brier": False,
     "calibration_error": False,
+    "accuracy": True,
+    "macro_f1": True,
     "rmse": False,
     "mae": False,
     "r2": True,
@@ -34,6 +49,8 @@ METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
     "pr_auc": (0.0, 1.0),
     "brier": (0.0, 1.0),
     "calibration_error": (0.0, 1.0),
+    "accuracy": (0.0, 1.0),
+    "macro_f1": (0.0, 1.0),
     "log_loss": (0.0, None),
     "rmse": (0.0, None),
     "mae": (0.0, None),
@@ -44,7 +61,22 @@ or always is. ``spec`` checks gate floors and ceilings, the slice floor and the 
 
 
 def task_metric_names(task: str) -> tuple[str, ...]:
-    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    """Every metric name a ``task`` model may compute (binary and multiclass for classification);
+    ``spec_metric_names`` narrows it to what one spec's model computes."""
+    if task == "classification":
+        return CLASSIFICATION_METRICS + tuple(m for m in MULTICLASS_METRICS if m not in CLASSIFICATION_METRICS)
+    return REGRESSION_METRICS
+
+
+def classification_metric_names(multiclass: bool) -> tuple[str, ...]:
+    return MULTICLASS_METRICS if multiclass else CLASSIFICATION_METRICS
+
+
+def spec_metric_names(spec: DatasetSpec) -> tuple[str, ...]:
+    """The metrics the spec's model computes: regression, binary or multiclass."""
+    if spec.task != "classification":
+        return REGRESSION_METRICS
+    return classification_metric_names(spec.multiclass)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -52,15 +84,23 @@ def higher_is_better(metric: str) -> bool:
 
 
 def primary_metric(spec: DatasetSpec) -> str:
-    """``gates.primary_metric`` or the task default (roc_auc / rmse), checked against the task."""
+    """``gates.primary_metric`` or the task default (roc_auc / rmse), checked against what the
+    spec's model computes (binary and multiclass differ)."""
     name = spec.gates.primary_metric or DEFAULT_PRIMARY_METRIC[spec.task]
-    known = task_metric_names(spec.task)
+    known = spec_metric_names(spec)
     if name not in known:
         raise ValueError(
-            f"gates.primary_metric: {name!r} is not a {spec.task} metric; "
+            f"gates.primary_metric: {name!r} is not a {metric_kind(spec)} metric; "
             f"expected one of {list(known)}"
         )
     return name
+
+
+def metric_kind(spec: DatasetSpec) -> str:
+    """``regression``, ``binary classification`` or ``multiclass classification`` (for messages)."""
+    if spec.task != "classification":
+        return spec.task
+    return f"{'multiclass' if spec.multiclass else 'binary'} classification"
 
 
 def metric_range_problem(metric: str, value: float) -> str | None:

@@ -152,12 +152,18 @@ def promote_if_passed(
 ) -> dict:
     """The champion asset's step: promote a version whose every gate passed, or park it as
     challenger (awaiting approval, or shadow evidence when ``shadow_days`` > 0 and there is a
-    champion to shadow). Refuses a version that failed or was never evaluated."""
+    champion to shadow). Refuses a version that failed or was never evaluated, and one trained at
+    a cutoff older than the serving champion's."""
     v = verdict(lake, registry, version)
-    status = registry.version_tags(version).get(VersionTag.STATUS)
-    action, reason = promotion_decision(v, status, require_approval=require_approval, shadow_days=shadow_days,
-                                        has_champion=registry.get_alias(Alias.CHAMPION) is not None,
-                                        shadow_days_seen=shadow_days_observed(lake, version) if shadow_days else 0)
+    tags = registry.version_tags(version)
+    champion = registry.get_alias(Alias.CHAMPION)
+    champion_cutoff = registry.version_tags(champion).get(VersionTag.CUTOFF) \
+        if champion is not None and champion != version else None
+    action, reason = promotion_decision(v, tags.get(VersionTag.STATUS), require_approval=require_approval,
+                                        shadow_days=shadow_days, has_champion=champion is not None,
+                                        shadow_days_seen=shadow_days_observed(lake, version) if shadow_days else 0,
+                                        cutoff=tags.get(VersionTag.CUTOFF), champion_cutoff=champion_cutoff,
+                                        champion=champion)
     if action == Action.PROMOTE:
         return _move_champion(lake, registry, version, actor=actor, action=action, reason=reason,
                               gates_json=v.gates_json(), run_id=run_id)
@@ -166,10 +172,12 @@ def promote_if_passed(
 
 
 def promotion_decision(v: Verdict, status: str | None, *, require_approval: bool, shadow_days: int,
-                       has_champion: bool, shadow_days_seen: int) -> tuple[str, str]:
+                       has_champion: bool, shadow_days_seen: int, cutoff: str | None = None,
+                       champion_cutoff: str | None = None, champion: int | None = None) -> tuple[str, str]:
     """What the champion step does with an evaluated version: (action, reason), where action is
     ``promote``, ``await_approval`` or ``await_shadow``; ``PromotionRefused`` when the version
-    was never evaluated, failed a gate, or was rolled back before."""
+    was never evaluated, failed a gate, was rolled back before, or was trained at a ``cutoff``
+    older than the serving champion's (ISO dates; a waiver can still promote it)."""
     if not v.gates:
         raise PromotionRefused(f"version {v.version} has no evaluation: run evaluation_report first")
     if not v.passed:
@@ -180,6 +188,12 @@ def promotion_decision(v: Verdict, status: str | None, *, require_approval: bool
     if status == Status.ROLLED_BACK:
         raise PromotionRefused(f"version {v.version} was rolled back: it is never auto-promoted again "
                                "(`mlops-assets approve` can still promote it)")
+    if cutoff and champion_cutoff and cutoff < champion_cutoff:
+        serving = f"v{champion}" if champion is not None else "the champion"
+        raise PromotionRefused(
+            f"version {v.version} was trained at cutoff {cutoff}, older than the serving champion {serving}'s cutoff "
+            f"{champion_cutoff}: automatic promotion never replaces a newer model with an older one; an explicit "
+            f"waiver can (`mlops-assets promote {v.version} --waiver-owner … --waiver-reason … --waiver-expires …`)")
     if require_approval:
         return Action.AWAIT_APPROVAL, "passed every gate; the spec requires approval"
     if shadow_days and has_champion and shadow_days_seen < shadow_days:

@@ -35,7 +35,7 @@ UNUSABLE = (IntegrityError, ModelNotCached)  # what makes a version unusable (th
 
 def serving_model(alias: str, version: int | None, tags: Mapping[str, str], *, fallback: str,
                   last_known_good: int | None, load: Callable[[int], Any],
-                  baseline_prior: Callable[[], float], source: str = REGISTRY) -> ServingModel | None:
+                  baseline_prior: Callable[[], float | list[float]], source: str = REGISTRY) -> ServingModel | None:
     """The model that serves under ``alias`` (None when the alias is unset).
 
     The version serves (``normal``) unless its guard tripped or it cannot be loaded as
@@ -66,20 +66,24 @@ def serving_model(alias: str, version: int | None, tags: Mapping[str, str], *, f
             refused += [str(err)] if isinstance(err, IntegrityError) else []
             problem += f"; last_known_good v{last_known_good} also unusable ({err})"
     prior = baseline_prior()
+    shown = f"{prior:.4f}" if isinstance(prior, float | int) else "[" + ", ".join(f"{p:.4f}" for p in prior) + "]"
     return ServingModel(ConstantBaseline(prior), BASELINE_VERSION, "baseline", DEGRADED,
-                        f"{problem}; serving the constant baseline {prior:.4f}", source, tuple(refused))
+                        f"{problem}; serving the constant baseline {shown}", source, tuple(refused))
 
 
 def _why(err: Exception) -> str:
     return "artifact integrity failed" if isinstance(err, IntegrityError) else "not in the local cache"
 
 
-def training_prior(profile: Mapping[str, Any]) -> float:
-    """The mean training prediction recorded in a reference profile (the baseline's constant)."""
+def training_prior(profile: Mapping[str, Any]) -> float | list[float]:
+    """The baseline's constant, from a reference profile: the class priors of a multiclass model
+    (``class_priors``, one probability per class), else the mean training prediction."""
+    if profile.get("class_priors"):
+        return [float(p) for p in profile["class_priors"]]
     return float((profile.get("prediction") or {}).get("mean") or 0.0)
 
 
-def first_prior(read: Callable[[int], Mapping[str, Any]], versions: list[int | None]) -> float:
+def first_prior(read: Callable[[int], Mapping[str, Any]], versions: list[int | None]) -> float | list[float]:
     """The training prior of the first of ``versions`` whose reference profile reads (verified)."""
     problems = []
     for v in [v for v in versions if v is not None]:

@@ -24,10 +24,12 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import StrictInt, StrictStr, ValidationInfo
 
 from mlops_assets.estimators import estimator_problem, params_problems
 from mlops_assets.metrics_catalog import (
     DEFAULT_PRIMARY_METRIC,
+    classification_metric_names,
     higher_is_better,
     metric_range_problem,
     task_metric_names,
@@ -36,6 +38,11 @@ from mlops_assets.readers import READERS
 
 BUNDLED_SPEC = Path(__file__).parent / "specs" / "card_transactions.yaml"
 CALENDAR_FEATURES = ("hour", "day_of_week", "is_weekend", "day_of_month", "month")
+
+
+def class_slug(label: str | int) -> str:
+    """A class label as a column-name suffix (``probability__<slug>``): letters, digits and ``_``."""
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch == "_") else "_" for ch in str(label))
 
 
 class SpecError(ValueError):
@@ -115,6 +122,7 @@ class Training(_Strict):
     holdout_days: int = Field(ge=1)
     seed: int = 0
     cadence_days: int = Field(default=7, ge=1)
+    allow_partial_window: bool = Field(default=False, description="train a cutoff whose window starts before partition_start")
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> Training:
@@ -132,8 +140,23 @@ class Model(_Strict):
     require_approval: bool = False
 
 
+class Leakage(_Strict):
+    """Target-leakage tripwires (gate ``leakage``, on by default). ``max_skill``: a holdout skill (r2, roc_auc: best 1)
+    this high is implausibly perfect; the columns carrying it (permutation importance) are named (null: off).
+    ``max_feature_skill``: a feature whose one-feature model (fit on train, judged on the holdout) reaches it is a
+    suspect. ``allow``: features declared known at prediction time (never suspects)."""
+
+    enabled: bool = True
+    max_skill: float | None = Field(default=0.99, gt=0, le=1)
+    max_feature_skill: float = Field(default=0.95, gt=0, le=1)
+    allow: list[str] = Field(default_factory=list)
+
+
 class Gates(_Strict):
-    """Promotion gates: floors are on the higher-is-better metric, ceilings on errors."""
+    """Promotion gates: floors are on the higher-is-better metric, ceilings on errors. ``beats_baseline_margin``: least
+    skill of the primary metric over the naive baseline (training mean / prior) on the holdout, (metric - baseline) /
+    (best - baseline), e.g. 1 - rmse/rmse_baseline (null: off). Under ``min_holdout_rows`` rows or (classification)
+    ``min_positives`` rows in a class, every metric gate fails with "insufficient evidence" instead of a number."""
 
     floors: dict[str, float] = Field(default_factory=dict)
     ceilings: dict[str, float] = Field(default_factory=dict)
@@ -143,15 +166,25 @@ class Gates(_Strict):
     min_slice_rows: int = Field(default=200, ge=1)
     max_calibration_error: float | None = Field(default=None, gt=0)
     shadow_days: int = Field(default=0, ge=0)
+    beats_baseline_margin: float | None = Field(default=0.05, le=1)
+    min_holdout_rows: int = Field(default=200, ge=1)
+    min_positives: int = Field(default=20, ge=1)
+    leakage: Leakage = Field(default_factory=Leakage)
 
 
-class Drift(_Strict):
-    numeric_threshold: float = Field(default=0.1, gt=0)
-    categorical_threshold: float = Field(default=0.1, gt=0)
+class Drift(_Strict):  # methods chosen as Evidently's DataDriftPreset does unless pinned: see ml/drift.py
+    numeric_threshold: float | None = Field(default=None, gt=0)
+    categorical_threshold: float | None = Field(default=None, gt=0)
+    numeric_method: str | None = None  # pin one method for every numeric column
+    categorical_method: str | None = None  # pin one method for every categorical column
+    methods: dict[str, str] = Field(default_factory=dict)  # feature → pinned method
     share_drifted: float = Field(default=0.5, gt=0, le=1)
     consecutive_partitions: int = Field(default=2, ge=1)
     cooldown_days: int = Field(default=7, ge=0)
+    min_rows: int = Field(default=1000, ge=1)  # rows the current sample needs (latest partitions back)
+    max_lookback_partitions: int = Field(default=14, ge=1)  # partitions the sample may reach back
     report_sample_rows: int = Field(default=20_000, ge=100)
+    report_retention: int = Field(default=20, ge=1)  # drift HTML reports kept (the newest)
     exclude: list[str] = Field(default_factory=list)  # features left out of the drift verdict
 
 
@@ -181,6 +214,12 @@ class DatasetSpec(_Strict):
     timestamp: str
     id: str
     target: str
+    classes: list[StrictStr | StrictInt] | None = Field(default=None, description=(
+        "classification: the target's labels (strings or integers), in a fixed order; the data contract "
+        "rejects any other value. Two classes: binary, the second listed is the positive class. More: "
+        "multiclass. Omitted: binary with 0/1 labels"))
+    target_min: float | None = Field(default=None, description="regression: least target value; predictions are clipped")
+    target_max: float | None = Field(default=None, description="regression: greatest target value; predictions are clipped")
     features: Features
     pii: list[str] = Field(default_factory=list)
     pii_mode: Literal["hash", "drop"] = "hash"  # hash: HMAC-SHA256 with $MLOPS_PII_KEY (dropped without it)
@@ -212,7 +251,62 @@ class DatasetSpec(_Strict):
             raise ValueError("pii may not name the timestamp, id or target column")
         return self
 
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes_are_labels(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None:
+            return v
+        if info.data.get("task") == "regression":
+            raise ValueError("classes are the labels of a classification target; this spec's task is regression")
+        if not isinstance(v, list) or len(v) < 2:
+            raise ValueError("list at least two classes (or omit classes for a binary 0/1 target)")
+        if any(isinstance(c, bool) for c in v):
+            raise ValueError(f"{v}: YAML reads yes/no/true/false as booleans; quote the class names")
+        if not all(isinstance(c, str | int) for c in v) or len({type(c) for c in v}) > 1:
+            raise ValueError(f"{v}: classes are either all strings or all integers")
+        if len(set(v)) < len(v) or len({class_slug(c) for c in v}) < len(v):
+            raise ValueError(f"{v}: classes must be distinct (also as column suffixes: {[class_slug(c) for c in v]})")
+        if any(isinstance(c, str) and not c.strip() for c in v):
+            raise ValueError("a class name may not be empty")
+        return v
+
+    @field_validator("gates")
+    @classmethod
+    def _gate_metrics_suit_the_classes(cls, v: Gates, info: ValidationInfo) -> Gates:
+        """Binary and multiclass models compute different metrics (``metrics_catalog``)."""
+        if info.data.get("task") != "classification" or "classes" not in info.data:
+            return v
+        multiclass = len(info.data["classes"] or ()) > 2
+        known = classification_metric_names(multiclass)
+        named = [*(f"floors.{m}" for m in v.floors), *(f"ceilings.{m}" for m in v.ceilings)]
+        named += [f"primary_metric.{v.primary_metric}"] if v.primary_metric else []
+        # a name no classifier computes is left to spec_problems (which names its field)
+        wrong = [n for n in named if n.split(".", 1)[1] in task_metric_names("classification")
+                 and n.split(".", 1)[1] not in known]
+        if wrong:
+            kind = "multiclass" if multiclass else "binary"
+            raise ValueError(f"{wrong}: not computed for {kind} classification (classes: {info.data['classes']}); "
+                             f"expected metrics among {list(known)}")
+        return v
+
     # ---- derived facts (one place each) -------------------------------------------------
+    @property
+    def target_classes(self) -> list[str | int]:
+        """Classification: the declared ``classes`` or ``[0, 1]``. A class's code (what the
+        features, the training set and the model hold) is its index here."""
+        if self.task != "classification":
+            return []
+        return list(self.classes) if self.classes else [0, 1]
+
+    @property
+    def multiclass(self) -> bool:
+        return len(self.target_classes) > 2
+
+    @property
+    def named_classes(self) -> bool:
+        """Whether the target's labels are declared (``classes``), rather than the default 0/1."""
+        return self.task == "classification" and self.classes is not None
+
     @property
     def numeric_features(self) -> list[str]:
         return list(self.features.numeric)
@@ -248,9 +342,9 @@ class DatasetSpec(_Strict):
 
     @cached_property
     def digest(self) -> str:
-        # pii_mode at its default is left out, so specs (and lineage) recorded before it existed keep their digest
-        exclude = {"pii_mode"} if self.pii_mode == "hash" else None
-        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()
+        # What the spec file says: fields left at their defaults are out (the defaults are code, recorded by
+        # the lineage's git sha), so a release that adds a field keeps the digest of every spec not using it.
+        return hashlib.sha256(self.model_dump_json(exclude_defaults=True).encode()).hexdigest()
 
     def resolve(self, path: str, home: Path) -> Path:
         p = Path(os.path.expandvars(path)).expanduser()
@@ -302,7 +396,17 @@ def spec_problems(spec: DatasetSpec) -> list[tuple[str, str]]:
     if spec.gates.max_calibration_error is not None and (
             problem := metric_range_problem("calibration_error", spec.gates.max_calibration_error)):
         out.append(("gates.max_calibration_error", problem))
+    out += _evidence_field_problems(spec)
     return out
+
+
+def _evidence_field_problems(spec: DatasetSpec) -> list[tuple[str, str]]:
+    """Target bounds: regression only, ordered; the leakage allow-list: model features only."""
+    lo, hi, unknown = spec.target_min, spec.target_max, sorted(set(spec.gates.leakage.allow) - set(spec.model_features))
+    out = [(f, f"bounds a regression target, not {spec.task}") for f, v in (("target_min", lo), ("target_max", hi))
+           if v is not None and spec.task != "regression"]
+    out += [("target_min", f"{lo:g} is greater than target_max ({hi:g})")] if None not in (lo, hi) and lo > hi else []
+    return out + ([("gates.leakage.allow", f"{unknown} are not model features {spec.model_features}")] if unknown else [])
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> DatasetSpec:

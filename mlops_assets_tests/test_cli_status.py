@@ -49,3 +49,17 @@ def test_status_json_reports_tables_partitions_checks_quarantine(platform, defs,
     text = capsys.readouterr().out
     assert "quarantine: 0 row(s) and 1 file(s) rejected" in text and "contract_schema failing on " + d0 in text
     assert "runs: 0 queued, 0 in progress, 0 stuck" in text
+
+
+def test_console_entry_point_runs_the_spec_commands(tmp_path):
+    """``python -m mlops_assets.cli``: spec check exits 0 on a valid spec, 2 naming the field otherwise."""
+    from mlops_assets.spec import BUNDLED_SPEC
+
+    ok = subprocess.run([sys.executable, "-m", "mlops_assets.cli", "spec", "check", str(BUNDLED_SPEC)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "is a valid classification spec 'card_transactions'" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BUNDLED_SPEC.read_text().replace("window_days: 28", "window_days: soon"))
+    proc = subprocess.run([sys.executable, "-m", "mlops_assets.cli", "spec", "check", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "training.window_days" in proc.stderr

@@ -19,7 +19,8 @@ from mlops_assets.spec import BUNDLED_SPEC, load_spec
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec(BUNDLED_SPEC)
+    spec = load_spec(BUNDLED_SPEC)
+    return spec.model_copy(update={"drift": spec.drift.model_copy(update={"exclude": []})})
 
 
 def _frame(spec, rng: np.random.Generator, n: int, shift: float = 0.0) -> pl.DataFrame:
@@ -40,7 +41,7 @@ def profile(spec):
 
 def test_registry_lists_the_methods_per_kind():
     assert method_names(NUMERIC) == ["jensenshannon", "ks", "psi", "psi_quantile", "wasserstein"]
-    assert method_names(CATEGORICAL) == ["chisquare", "jensenshannon", "psi"]
+    assert method_names(CATEGORICAL) == ["chisquare", "jensenshannon", "psi", "z"]
     assert all(name == m.name for name, m in DRIFT_METHODS.items())
 
 
@@ -75,7 +76,7 @@ def test_registry_drives_validation(spec, profile):
     categorical methods from the registry."""
     assert drift_method("ks", NUMERIC) is DRIFT_METHODS["ks"]
     expected = (
-        "unknown categorical drift method 'ks'; choose from ['chisquare', 'jensenshannon', 'psi']"
+        "unknown categorical drift method 'ks'; choose from ['chisquare', 'jensenshannon', 'psi', 'z']"
     )
     with pytest.raises(ValueError) as err:
         drift_method("ks", CATEGORICAL)

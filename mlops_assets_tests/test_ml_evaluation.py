@@ -80,7 +80,7 @@ def cls_metrics(**over):
 
 
 def reg_metrics(**over):
-    m = {"rmse": 1.0, "mae": 1.0, "r2": 0.9, "rows": 100, "undefined": {}}
+    m = {"rmse": 1.0, "mae": 1.0, "r2": 0.9, "rows": 1000, "undefined": {}}
     m.update(over)
     return m
 
@@ -150,7 +150,7 @@ def test_task_metrics_dispatch_and_directions():
     assert E.task_metrics("regression", y, p) == E.regression_metrics(y, p)
     with pytest.raises(ValueError, match="task"):
         E.task_metrics("ranking", y, p)
-    assert set(C.HIGHER_IS_BETTER) == set(C.CLASSIFICATION_METRICS) | set(C.REGRESSION_METRICS)
+    assert set(C.HIGHER_IS_BETTER) == set(C.CLASSIFICATION_METRICS) | set(C.MULTICLASS_METRICS) | set(C.REGRESSION_METRICS)
     assert C.HIGHER_IS_BETTER["roc_auc"] and C.HIGHER_IS_BETTER["r2"]
     assert not C.HIGHER_IS_BETTER["rmse"] and not C.HIGHER_IS_BETTER["brier"]
 
@@ -224,8 +224,10 @@ def test_gate_names_match_results():
         "floor:pr_auc",
         "ceiling:brier",
         "no_regression",
+        "beats_baseline",
         "slice_floor",
         "calibration",
+        "leakage",
         "integrity",
     ]
     assert "calibration" not in G.gate_names(make_spec("regression", max_calibration_error=0.1))
@@ -234,7 +236,10 @@ def test_gate_names_match_results():
 def test_all_gates_pass_for_a_good_candidate():
     slices = [a_slice("pos", 0.85), a_slice("online", 0.80)]
     champion = cls_metrics(roc_auc=0.91)
-    results = G.evaluate_gates(load_spec(), cls_metrics(), champion, slices, INTEGRITY_OK)
+    baseline = cls_metrics(roc_auc=0.5, pr_auc=0.05)
+    leakage = {"metric": "roc_auc", "univariate": {"amount": 0.7}, "importance": {"amount": 0.2}}
+    results = G.evaluate_gates(load_spec(), cls_metrics(), champion, slices, INTEGRITY_OK, baseline=baseline,
+                               leakage=leakage)
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
     assert by_name(results)["floor:roc_auc"].message == "floor:roc_auc passed: 0.900 >= 0.800"
 
@@ -385,6 +390,44 @@ def test_gates_on_a_real_fit():
     # Reversed roles: the baseline as candidate regresses against the fitted model and fails.
     reverse = by_name(G.evaluate_gates(spec, champion, metrics, slices, INTEGRITY_OK))
     assert not reverse["no_regression"].passed and not reverse["floor:roc_auc"].passed
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("kind", ["numeric", "categorical", "calendar"])
+def test_a_spec_with_one_kind_of_feature_fits_and_evaluates(kind, task):
+    """Only numeric, only categorical or only calendar features: fit → evaluate_candidate (metrics,
+    slices — none without a categorical column — and gates) on the real functions."""
+    from mlops_assets.ml.candidate import evaluate_candidate
+
+    features = {"numeric": {"numeric": {"amount": {"min": 0}}}, "categorical": {"categorical": {"channel": {}}},
+                "calendar": {"calendar": ["hour"]}}[kind]
+    data = {"name": "one_kind", "task": task, "landing": {"path": "landing"}, "timestamp": "at", "id": "id",
+            "target": "y", "features": features, "partition_start": "2026-01-01",
+            "training": {"window_days": 10, "holdout_days": 3},
+            "model": {"registered_name": "m", "estimator": "hist_gradient_boosting", "params": {"max_iter": 20}},
+            "gates": {"primary_metric": "rmse", "slice_floor": 5.0, "min_slice_rows": 20} if task == "regression"
+            else {"slice_floor": 0.5, "min_slice_rows": 20}}
+    spec = parse_spec(data, "<test>")
+    rng = np.random.default_rng(1)
+    n = 2000
+    at = [dt.datetime(2026, 1, 1) + dt.timedelta(hours=int(h)) for h in rng.integers(0, 24 * 10, n)]
+    frame = pl.DataFrame({"id": [f"r{i}" for i in range(n)], "at": at, "amount": rng.gamma(2, 10, n),
+                          "channel": rng.choice(["pos", "online", "atm"], n), "hour": [float(t.hour) for t in at]})
+    signal = {"numeric": frame["amount"] / 20, "categorical": (frame["channel"] == "online").cast(float) * 2,
+              "calendar": (frame["hour"] < 8).cast(float) * 2}[kind].to_numpy()
+    noisy = signal + rng.normal(0, 0.5, n)
+    frame = frame.with_columns(pl.Series("y", (noisy > np.median(noisy)).astype(float) if task == "classification"
+                                         else noisy))
+    train, holdout = T.time_split(frame, "at", dt.date(2026, 1, 11), 3)
+    model = T.fit(spec, T.to_model_frame(train, spec), train["y"].to_numpy())
+    result = evaluate_candidate(holdout, spec, train=train, candidate=model, recorded=np.array([]),
+                                integrity=INTEGRITY_OK, champion=None)
+    primary = C.primary_metric(spec)
+    assert result.candidate_metrics[primary] is not None and len(result.y) == holdout.height
+    assert bool(result.slices) == (kind == "categorical")
+    assert {g.name for g in result.gates} >= {"no_regression", "integrity"}
+    slice_gate = by_name(result.gates)["slice_floor"]
+    assert slice_gate.passed and (kind == "categorical" or "no slice" in slice_gate.message)
 
 
 # ---- comparison table --------------------------------------------------------------------

@@ -398,3 +398,21 @@ def test_adding_an_estimator_is_one_registry_entry(monkeypatch, features):
     blob = sio.dumps(model)
     assert set(sio.get_untrusted_types(data=blob)) <= set(ESTIMATORS["extra_trees"].trusted_types)
     assert "is for classification but the task is regression" in estimator_problem("extra_trees", "regression")
+
+
+def test_multiclass_pipelines_round_trip_with_exactly_their_trusted_types(features):
+    """Declared classes add only the list ``declared_classes_`` to the pipeline: no new skops type."""
+    codes = np.digitize(features["amount"].to_numpy(), [20.0, 60.0]).astype(float)  # 3 classes
+    for estimator in KINDS["classification"]:
+        data = copy.deepcopy(BASE)
+        data.update(classes=["small", "mid", "large"], gates={})
+        data["model"].update(estimator=estimator, params=FAST_PARAMS[estimator])
+        spec = parse_spec(data, "<test>")
+        X = T.to_model_frame(features, spec)
+        model = T.fit(spec, X, codes)
+        blob = sio.dumps(model)
+        assert set(sio.get_untrusted_types(data=blob)) <= set(ESTIMATORS[estimator].trusted_types), estimator
+        loaded = sio.loads(blob, trusted=list(ESTIMATORS[estimator].trusted_types))
+        p = T.predict_scores(loaded, X, spec.task)
+        assert p.shape == (features.height, 3) and loaded.declared_classes_ == ["small", "mid", "large"]
+        np.testing.assert_array_equal(p, T.predict_scores(model, X, spec.task))

@@ -6,7 +6,7 @@ One module-scoped world (45 simulated days, ingested with single-run range backf
 MLflow store carry a story told in layers; each layer is a module fixture that does its steps
 and records what it saw (aliases, audit rows, version tags, run results) right after each step:
 
-    world → trained (C1, C2) → rejected (C3) → operated (CLI) → approved (C4) → tampered → relineage
+    world → trained (C1, C2) → rejected (C1 again, C3) → operated (CLI) → approved (C4) → tampered → relineage
 
 Tests assert on those records, so they hold in any order and on any pytest-xdist worker (a
 worker builds the layers it needs, in order, once). Cutoffs move forward in time like a real
@@ -233,8 +233,11 @@ def trained(world):
 
 @pytest.fixture(scope="module")
 def rejected(trained):
-    """C3 with the strict spec → version 3 rejected; then a champion-only run for C3 (lenient spec)."""
+    """champion[C1] again (version 1 passed its gates, but C1 is older than champion v2's C2: refused);
+    C3 with the strict spec → version 3 rejected; then a champion-only run for C3 (lenient spec)."""
     w, r = trained, trained.records
+    r["C1_champion_again"] = record(w.run(C1, assets=["champion"]))
+    r["C1_champion_again_state"] = w.state()
     r["C3"] = record(w.run(C3, defs=w.variant("strict")))
     r["C3_state"] = w.state()
     r["C3_champion_only"] = record(w.run(C3, assets=["champion"]))
@@ -442,7 +445,7 @@ def test_second_cutoff_promotes_version_2_and_keeps_1_as_last_known_good(trained
 
     w, run, state = trained, trained.records["C2"], trained.records["C2_state"]
     assert run["success"], run["failures"]
-    assert all(c.passed for c in run["checks"].values()) and len(run["checks"]) == 7
+    assert all(c.passed for c in run["checks"].values()) and len(run["checks"]) == 9
     assert state["aliases"] == {"champion": 2, "last_known_good": 1}
     assert state["tags"][1]["mlops.status"] == "retired" and state["tags"][2]["mlops.status"] == "champion"
     assert state["tags"][2]["mlops.cutoff"] == C2
@@ -458,6 +461,30 @@ def test_second_cutoff_promotes_version_2_and_keeps_1_as_last_known_good(trained
     no_reg = run["checks"]["gate_no_regression"]
     assert f"champion {champion['roc_auc']:.3f}" in no_reg.description
     assert no_reg.metadata["threshold"].value == pytest.approx(champion["roc_auc"] - w.platform.spec.gates.max_regression)
+
+
+def test_an_older_cutoff_is_never_promoted_over_a_newer_champion(rejected):
+    r = rejected.records
+    run = r["C1_champion_again"]
+    assert not run["success"] and set(run["assets"]) == set()
+    assert f"cutoff {C1}, older than the serving champion v2's cutoff {C2}" in run["failures"], run["failures"]
+    assert "--waiver-owner" in run["failures"]
+    assert r["C1_champion_again_state"] == r["C2_state"]  # aliases, audit and tags untouched
+
+
+def test_the_new_evidence_gates_pass_an_honest_candidate(trained):
+    run = trained.records["C2"]
+    report = run["assets"]["evaluation_report"]
+    baseline = run["checks"]["gate_beats_baseline"]
+    assert baseline.passed and baseline.metadata["value"].value > 0.5, baseline.description
+    assert report["baseline_roc_auc"] == pytest.approx(0.5)  # the training prior ranks nothing
+    leak = run["checks"]["gate_leakage"]
+    assert leak.passed and report["candidate_roc_auc"] < 0.99, leak.description
+    skill = report["feature_skill"]
+    assert set(skill["univariate"]) == set(trained.platform.spec.model_features)
+    assert max(skill["univariate"].values()) < 0.95 and set(skill["importance"]) == set(skill["univariate"])
+    evidence = report["holdout_evidence"]
+    assert evidence["rows"] == report["holdout_rows"] and evidence["classes"]["1"] >= 20
 
 
 # ---- C3: failing gates block, reject, and keep blocking ----------------------------------------

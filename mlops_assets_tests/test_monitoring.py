@@ -81,9 +81,39 @@ def test_injected_covariate_drift_is_detected_and_stable_days_are_not(world):
     assert all(not summary[d]["dataset_drifted"] for d in stable), {d: summary[d] for d in stable}
     assert all(summary[d]["dataset_drifted"] for d in drifted)
     assert "amount" in summary[drifted[0]]["drifted_features"]
-    # an Evidently HTML report for humans exists for a drifted day
+    # every day had >= drift.min_rows rows: judged alone, against champion v1, with Evidently's methods
+    assert all(summary[d]["status"] == "ok" and summary[d]["rows"] >= 1000 for d in SCORED)
+    assert {summary[d]["champion_version"] for d in SCORED} == {1}
+    table = world["lake"].read("drift", [drifted[0]])
+    methods = dict(table.select("feature", "method").iter_rows())
+    assert methods["amount"] == "wasserstein" and methods["channel"] == "jensenshannon"
+    assert set(table.filter(pl.col("status") == "excluded")["feature"]) == {"day_of_week", "is_weekend"}
+    # one Evidently HTML report for humans: at the start of the episode, not for every drifted day
     reports = list((world["platform"].home.reports / "drift").glob("*.html"))
-    assert reports and any(drifted[-1] in r.name for r in reports)
+    assert [r.name for r in reports] == [f"{drifted[0]}_vs_v1.html"]
+
+
+def test_columns_constant_within_a_partition_are_left_out_from_the_data(world):
+    """Without drift.exclude in the spec, day_of_week and is_weekend (one value per daily partition)
+    are found from the features and left out with a note; the stable day stays stable."""
+    from dagster import materialize
+
+    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.platform import Platform
+
+    platform = world["platform"]
+    spec = platform.spec.model_copy(update={"drift": platform.spec.drift.model_copy(update={"exclude": []})})
+    defs = build_definitions(Platform(spec, platform.home))
+    day = SCORED[1]
+    result = materialize([defs.get_assets_def("drift_report")], partition_key=day, instance=world["instance"],
+                         resources=defs.resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("drift_report")[0].metadata
+    assert set(meta["excluded_features"].value) == {"day_of_week", "is_weekend"}
+    assert meta["dataset_drifted"].value is False and meta["drift_status"].value == "ok"
+    rows = world["lake"].read("drift", [day]).filter(pl.col("status") == "excluded")
+    assert set(rows["feature"]) == {"day_of_week", "is_weekend"}
+    assert all(n.startswith("constant within each of") for n in rows["note"])
 
 
 def test_drift_sensor_requests_one_retrain_per_episode(world):
@@ -97,7 +127,7 @@ def test_drift_sensor_requests_one_retrain_per_episode(world):
     data = sensor.evaluate_tick(ctx)
     assert len(data.run_requests) == 1
     rr = data.run_requests[0]
-    assert rr.run_key == f"drift:{DRIFT_DAY.isoformat()}"
+    assert rr.run_key == f"drift:v1:{DRIFT_DAY.isoformat()}"  # the episode of champion v1's reference
     assert rr.partition_key == (dt.date.fromisoformat(SCORED[-1]) + dt.timedelta(days=1)).isoformat() or \
         rr.partition_key == world["platform"].daily.get_last_partition_key()
     assert rr.tags["mlops/trigger"] == "drift_sensor" and "amount" in rr.tags["mlops/drift_features"]

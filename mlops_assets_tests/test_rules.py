@@ -59,13 +59,22 @@ def good_metrics(**over):
             "rows": 1000, "positives": 50, "undefined": {}, **over}
 
 
+# what the evaluation passes beside the metrics: the naive baseline on the same rows, per-feature skill
+BASELINE = {"roc_auc": 0.5, "pr_auc": 0.05, "log_loss": 0.2, "brier": 0.0475, "calibration_error": 0.0,
+            "rows": 1000, "positives": 50, "undefined": {}}
+NO_LEAK = {"metric": "roc_auc", "feature_metric": "roc_auc", "univariate": {"amount": 0.7, "channel": 0.6},
+           "importance": {"amount": 0.1, "channel": 0.05}}
+EVIDENCE = {"baseline": BASELINE, "leakage": NO_LEAK}
+
+
 # ---- gates ---------------------------------------------------------------------------------------
 def test_the_gate_registry_decides_which_gates_a_spec_has():
-    assert G.gate_names(SPEC) == ["floor:roc_auc", "floor:pr_auc", "ceiling:brier", "no_regression", "slice_floor",
-                                  "calibration", "integrity"]
+    assert G.gate_names(SPEC) == ["floor:roc_auc", "floor:pr_auc", "ceiling:brier", "no_regression", "beats_baseline",
+                                  "slice_floor", "calibration", "leakage", "integrity"]
     regression = spec_with(task="regression", gates__floors={}, gates__ceilings={"rmse": 3.0},
                            gates__primary_metric="rmse", gates__slice_floor=None)
-    assert G.gate_names(regression) == ["ceiling:rmse", "no_regression", "integrity"]  # no calibration gate
+    assert G.gate_names(regression) == ["ceiling:rmse", "no_regression", "beats_baseline", "leakage",
+                                        "integrity"]  # no calibration gate
 
 
 def test_adding_a_gate_is_one_registry_entry(monkeypatch):
@@ -79,12 +88,12 @@ def test_adding_a_gate_is_one_registry_entry(monkeypatch):
 
 
 def test_gate_verdict_tags_a_rejected_version_with_its_reasons():
-    results = G.evaluate_gates(SPEC, good_metrics(roc_auc=0.7), None, [], OK_INTEGRITY)
+    results = G.evaluate_gates(SPEC, good_metrics(roc_auc=0.7), None, [], OK_INTEGRITY, **EVIDENCE)
     verdict = G.GateVerdict(results)
     assert not verdict.passed and [g.name for g in verdict.failed] == ["floor:roc_auc"]
     assert verdict.version_tags() == {VersionTag.STATUS: Status.REJECTED, VersionTag.GATES: GATES_FAILED,
                                       VersionTag.REJECTED_REASONS: "floor:roc_auc failed: 0.700 < 0.800"}
-    passing = G.GateVerdict(G.evaluate_gates(SPEC, good_metrics(), None, [], OK_INTEGRITY))
+    passing = G.GateVerdict(G.evaluate_gates(SPEC, good_metrics(), None, [], OK_INTEGRITY, **EVIDENCE))
     assert passing.passed and passing.version_tags() == {VersionTag.GATES: GATES_PASSED}
 
 
@@ -308,3 +317,28 @@ def test_credentials_in_uris_and_options_are_masked():
     assert secret_values(options) == ["AKIAEXAMPLE", "wJalrXUtnFEMI"]
     assert redact("denied for wJalrXUtnFEMI in eu-west-1", secret_values(options)) == "denied for *** in eu-west-1"
     assert redact("http://host:5000/path") == "http://host:5000/path"  # nothing to hide
+
+
+# ---- time order of models ------------------------------------------------------------------------
+def test_automatic_promotion_refuses_a_cutoff_older_than_the_champions():
+    with pytest.raises(PromotionRefused, match=r"cutoff 2026-03-01, older than the serving champion v4's cutoff "
+                                               r"2026-03-15") as refused:
+        decide(cutoff="2026-03-01", champion_cutoff="2026-03-15", champion=4)
+    assert "waiver" in str(refused.value) and "mlops-assets promote 7" in str(refused.value)
+    with pytest.raises(PromotionRefused, match="older than"):  # parking as challenger is refused too
+        decide(cutoff="2026-03-01", champion_cutoff="2026-03-15", require_approval=True)
+    assert decide(cutoff="2026-03-15", champion_cutoff="2026-03-15")[0] == Action.PROMOTE  # a retrain of the same cutoff
+    assert decide(cutoff="2026-03-22", champion_cutoff="2026-03-15")[0] == Action.PROMOTE
+    assert decide(cutoff="2026-03-01", champion_cutoff=None)[0] == Action.PROMOTE  # no champion (or no cutoff tag)
+
+
+def test_a_training_window_may_not_start_before_the_first_partition():
+    from mlops_assets.ml.bounds import partial_window_problem
+
+    start, window = SPEC.partition_start, SPEC.training.window_days
+    early = start + dt.timedelta(days=window - 1)
+    problem = partial_window_problem(SPEC, early)
+    assert problem and f"starts {start - dt.timedelta(days=1)}" in problem and str(start) in problem
+    assert f"on or after {start + dt.timedelta(days=window)}" in problem and "allow_partial_window" in problem
+    assert partial_window_problem(SPEC, start + dt.timedelta(days=window)) is None
+    assert partial_window_problem(spec_with(training__allow_partial_window=True), early) is None

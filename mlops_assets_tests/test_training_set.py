@@ -205,3 +205,23 @@ def test_matches_a_brute_force_point_in_time_rule(seed):
         assert got == expected, cutoff
         assert len(got) > 100 and ts.height == len(got)  # one row per event, non-trivial
         assert (ts["event_ds"] < cutoff.isoformat()).all() and (ts[LABEL_ARRIVED] < cutoff.isoformat()).all()
+
+
+def test_declared_class_labels_become_class_codes_and_the_summary_shows_each_class():
+    data = copy.deepcopy(BASE)
+    data.update(classes=["legit", "fraud", "review"], gates={})
+    spec = parse_spec(data, "<test>")
+    feats = features([(f"t{i}", "2026-03-10", "2026-03-10") for i in range(4)]
+                     + [("h0", "2026-03-25", "2026-03-25")])
+    labs = pl.DataFrame({"ds": ["2026-03-16"] * 5, "transaction_id": ["t0", "t1", "t2", "t3", "h0"],
+                         "is_fraud": ["fraud", "legit", "review", "nonsense", "fraud"]})
+    ts = build_training_set(feats, labs, spec, C)
+    codes = {r["transaction_id"]: r["is_fraud"] for r in ts.to_dicts()}
+    assert codes == {"t0": 1.0, "t1": 0.0, "t2": 2.0, "h0": 1.0}  # an unknown label is no label: no row
+    summary = training_set_summary(ts, spec)
+    assert summary["train_share__legit"] == summary["train_share__fraud"] == summary["train_share__review"] == 1 / 3
+    assert summary["holdout_share__fraud"] == 1.0 and summary["holdout_share__review"] == 0.0
+    assert "train_positives" not in summary
+    # binary 0/1 labels keep their stored type, as before
+    binary = build_training_set(feats, labels([("t0", "2026-03-16", 1)]), make_spec(), C)
+    assert binary.schema["is_fraud"] == pl.Int8

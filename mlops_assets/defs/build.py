@@ -52,13 +52,19 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 
 def build_jobs(platform: Platform) -> dict[str, object]:
     daily = platform.daily
+    # With the target in the events (no label feed) the labels are known when the day is scored:
+    # performance follows the scores in the same run, so the guard has something to judge.
+    performance = [MODEL_PERFORMANCE] if platform.spec.labels is None else []
+    follows = ", performance" if performance else ""
     jobs = {
         Job.DAILY: define_asset_job(
-            Job.DAILY, selection=[RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT], partitions_def=daily,
-            description="One day end to end: landing files → raw_events → features → scores, shadow scores, drift."),
+            Job.DAILY, selection=[RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT, *performance],
+            partitions_def=daily,
+            description=f"One day end to end: landing files → raw_events → features → scores, shadow scores, "
+            f"drift{follows}."),
         Job.SCORING: define_asset_job(
-            Job.SCORING, selection=[SCORES, SHADOW_SCORES, DRIFT_REPORT], partitions_def=daily,
-            description="(Re-)score days with the current champion; shadow scores and drift follow."),
+            Job.SCORING, selection=[SCORES, SHADOW_SCORES, DRIFT_REPORT, *performance], partitions_def=daily,
+            description=f"(Re-)score days with the current champion; shadow scores, drift{follows} follow."),
         Job.PERFORMANCE: define_asset_job(
             Job.PERFORMANCE, selection=[MODEL_PERFORMANCE], partitions_def=daily,
             description="Matured-label performance of the days whose labels arrived."),

@@ -29,6 +29,7 @@ from mlops_assets.gates import GateVerdict, evaluation_rows, gate_check_name, ga
 from mlops_assets.instance_queries import run_progress
 from mlops_assets.lake import DeltaLake
 from mlops_assets.lineage import lineage_tags
+from mlops_assets.ml.bounds import partial_window_problem
 from mlops_assets.ml.datasets import (
     build_training_set,
     expected_days,
@@ -121,6 +122,8 @@ def build_model_assets(platform: Platform) -> list:
            "before C joined with labels that arrived before C; time holdout of the last matured days.")
     def training_set(context: AssetExecutionContext, lake: DeltaLake):
         cutoff = dt.date.fromisoformat(context.partition_key)
+        if problem := partial_window_problem(spec, cutoff):
+            raise Failure(problem)
         first, last = feature_window(spec, cutoff)
         features = lake.scan(FEATURES).filter(pl.col(PARTITION_COLUMN).is_between(
             pl.lit(first.isoformat()), pl.lit(last.isoformat()))).collect()
@@ -191,12 +194,12 @@ def build_model_assets(platform: Platform) -> list:
 
         cutoff, run_id = context.partition_key, context.run.run_id
         version = candidate_for_cutoff(registry, cutoff)["version"]
-        _, holdout = split_rows(read_training_set(lake, cutoff, spec), spec)
+        train, holdout = split_rows(read_training_set(lake, cutoff, spec), spec)
         recorded = recorded_scores_for(registry.load_artifact_json(version, Artifact.HOLDOUT_SCORES), holdout, spec.id)
         integrity = registry.verify_integrity(version, to_model_frame(holdout, spec), recorded, score=scorer(spec))
         champion_version = registry.get_alias(Alias.CHAMPION)
         result = evaluate_candidate(
-            holdout, spec, recorded=recorded, integrity=integrity,
+            holdout, spec, train=train, recorded=recorded, integrity=integrity,
             candidate=registry.load_model(version) if integrity["loads"] else None,
             champion=registry.load_model(champion_version)
             if champion_version is not None and champion_version != version else None)
@@ -242,10 +245,13 @@ def evaluation_frames(result):
     """(current, reference) frames of the Evidently evaluation report: candidate vs champion."""
     from mlops_assets.reports import PREDICTION, TARGET
 
-    current = result.X.assign(**{TARGET: result.y, PREDICTION: result.candidate_scores})
-    reference = (result.X.assign(**{TARGET: result.y, PREDICTION: result.champion_scores})
-                 if result.champion_scores is not None else None)
-    return current, reference
+    def frame(scores):
+        # multiclass: the predicted class code (a row of probabilities has no one column)
+        prediction = scores.argmax(axis=1) if getattr(scores, "ndim", 1) == 2 else scores
+        return result.X.assign(**{TARGET: result.y, PREDICTION: prediction})
+
+    return frame(result.candidate_scores), (frame(result.champion_scores) if result.champion_scores is not None
+                                            else None)
 
 
 def evaluation_metadata(result, version: int, champion_version: int | None, integrity: dict, report) -> dict:
@@ -259,6 +265,10 @@ def evaluation_metadata(result, version: int, champion_version: int | None, inte
         "holdout_rows": len(result.y),
         **numeric(result.candidate_metrics, "candidate_"),
         **(numeric(result.champion_metrics, "champion_") if result.champion_metrics else {}),
+        **numeric(result.baseline_metrics, "baseline_"),
+        **{f"candidate_{k}": v for k, v in result.clip.items()},
+        "holdout_evidence": MetadataValue.json(result.evidence),
+        "feature_skill": MetadataValue.json(result.leakage or {}),
         "comparison": MetadataValue.md(comparison_markdown(result.candidate_metrics, result.champion_metrics)),
         "slices": MetadataValue.json(slices),
         "gates": MetadataValue.json([g.to_dict() for g in result.gates]),

@@ -26,16 +26,32 @@ from mlops_assets.contract_checks import BLOCKING_CHECKS
 from mlops_assets.defs.common import follow_upstream
 from mlops_assets.instance_queries import failed_checks
 from mlops_assets.lake import DeltaLake
+from mlops_assets.ml.bounds import clip_predictions
 from mlops_assets.ml.datasets import latest_labels_before, split_rows
-from mlops_assets.ml.drift import drift_rows, drift_table, feature_drift
-from mlops_assets.monitoring import drift_view, kill_switch
+from mlops_assets.ml.drift import (
+    check_drift_methods,
+    drift_rows,
+    drift_summary,
+    drift_table,
+    feature_drift,
+    insufficient_data,
+)
+from mlops_assets.monitoring import (
+    drift_view,
+    drift_window,
+    episode_start_days,
+    kill_switch,
+    partition_constant_features,
+)
 from mlops_assets.platform import Platform
 from mlops_assets.redaction import redact
 from mlops_assets.registry import IntegrityError, ModelRegistry, RegistryUnavailable
 from mlops_assets.scoring import (
     CACHE,
     DEGRADED,
+    LABEL,
     ServingModel,
+    drift_prediction_column,
     score_column,
     score_frame,
 )
@@ -69,6 +85,7 @@ def _features_of(lake: DeltaLake, keys: list[str]) -> pl.LazyFrame:
 def build_monitoring_assets(platform: Platform) -> list:
     spec, daily = platform.spec, platform.daily
     value = score_column(spec)
+    check_drift_methods(spec)  # a pinned drift method unknown for its column: SpecError at load
 
     @asset(name=SCORES, partitions_def=daily, deps=[FEATURES], backfill_policy=BackfillPolicy.single_run(),
            automation_condition=follow_upstream(), output_required=False, group_name="monitoring",
@@ -125,30 +142,29 @@ def build_monitoring_assets(platform: Platform) -> list:
     @asset(name=DRIFT_REPORT, partitions_def=daily, deps=[FEATURES, scores], backfill_policy=BackfillPolicy.single_run(),
            automation_condition=follow_upstream(), output_required=False, group_name="monitoring",
            kinds={"polars", "evidently"},
-           description="Per-feature and prediction drift of D against the champion's training reference profile "
-           "(PSI, KS, normalised Wasserstein, Jensen–Shannon, chi²; Evidently's definitions), dataset verdict, "
-           "and an Evidently HTML report when the dataset drifted.")
+           description="Per-feature and prediction drift of D (with the partitions before it until "
+           "`drift.min_rows` rows) against the champion's training reference profile, methods chosen as "
+           "Evidently's DataDriftPreset does; dataset verdict or 'insufficient data'; features constant within "
+           "partitions left out with a note; an Evidently HTML report when a drift episode starts.")
     def drift_report(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
         champion = registry.get_alias(Alias.CHAMPION)
         if champion is None:
             context.log.info("drift_report skipped: no champion (no reference profile)")
             return
-        profile, view = registry.load_artifact_json(champion, Artifact.REFERENCE_PROFILE), drift_view(spec)
-        rows, per_day, reports = [], {}, {}
-        for day in context.partition_keys:
-            feats = lake.read(FEATURES, [day])
-            if feats.is_empty():
-                continue
-            result = feature_drift(profile, feats, view, prediction=day_predictions(feats, lake.read(SCORES, [day]), spec))
-            rows += drift_rows(day, result, spec.drift.share_drifted)
-            per_day[day] = {"share_drifted": result["share_drifted"], "dataset_drifted": result["dataset_drifted"],
-                            "drifted_features": result["drifted_features"]}
-            if result["dataset_drifted"]:
-                reports[day] = str(drift_html(platform, lake, registry, champion, feats, day))
-        if not rows:
+        profile = registry.load_artifact_json(champion, Artifact.REFERENCE_PROFILE)
+        cutoff = registry.version_tags(champion).get(VersionTag.CUTOFF)
+        judged, excluded = judge_drift(lake, spec, profile, context.partition_keys, cutoff)
+        if not judged:
             return
-        version = lake.write_partitions(DRIFT, drift_table(rows, champion), sorted(per_day), run_id=context.run.run_id)
-        yield MaterializeResult(metadata=drift_metadata(rows, per_day, reports, champion, version))
+        rows = [r for day, (_, result) in sorted(judged.items()) for r in drift_rows(day, result, spec.drift.share_drifted)]
+        for day, (window, _) in sorted(judged.items()):
+            if not window.sufficient:
+                context.log.warning(f"drift_report[{day}]: {window.note} (drift.min_rows {spec.drift.min_rows}): "
+                                    "not judged")
+        version = lake.write_partitions(DRIFT, drift_table(rows, champion), sorted(judged), run_id=context.run.run_id,
+                                        merge_schema=True)
+        reports = episode_reports(platform, lake, registry, champion, judged, excluded)
+        yield MaterializeResult(metadata=drift_metadata(rows, judged, excluded, reports, champion, version))
 
     @asset(name=MODEL_PERFORMANCE, partitions_def=daily, deps=[scores] + ([RAW_LABELS] if spec.labels else []),
            backfill_policy=BackfillPolicy.single_run(), output_required=False, group_name="monitoring",
@@ -186,9 +202,10 @@ def day_predictions(features: pl.DataFrame, scores: pl.DataFrame, spec: DatasetS
     """The day's scores aligned to its feature rows (None when the day was not scored)."""
     if scores.is_empty():
         return None
-    value = score_column(spec)
-    return features.select(spec.id).join(scores.select(spec.id, value), on=spec.id, how="left",
-                                          maintain_order="left")[value].to_numpy()
+    value = drift_prediction_column(spec)  # the predicted class of a multiclass model, else the score
+    aligned = features.select(spec.id).join(scores.select(spec.id, value), on=spec.id, how="left",
+                                            maintain_order="left")[value]
+    return aligned if spec.multiclass else aligned.to_numpy()  # class labels stay a (text) series
 
 
 def known_labels(lake: DeltaLake, spec: DatasetSpec) -> pl.DataFrame | None:
@@ -212,7 +229,7 @@ def lkg_predictor(registry: ModelRegistry, lkg: int | None, spec: DatasetSpec, o
         if on_refused is not None:
             on_refused(str(err))
         return None
-    return lambda rows: predict_scores(model, to_model_frame(rows, spec), spec.task)
+    return lambda rows: clip_predictions(predict_scores(model, to_model_frame(rows, spec), spec.task), spec)
 
 
 # ---- which model serves, said out loud ------------------------------------------------------------
@@ -256,18 +273,69 @@ def announce_serving(context: AssetExecutionContext, alerts: AlertSink, serving:
         alerts.send("guard_rollback", severity="warning", reason=f"scoring degraded: {serving.reason}", **where)
 
 
-def drift_html(platform: Platform, lake: DeltaLake, registry: ModelRegistry, champion: int,
-               current: pl.DataFrame, day: str):
-    """Evidently data-drift HTML of D vs a sample of the champion's training rows (time travel)."""
+def judge_drift(lake: DeltaLake, spec: DatasetSpec, profile: dict, keys, cutoff: str | None):
+    """Each partition of ``keys`` with rows, judged on its window (``monitoring.drift_window``):
+    ({day: (window, feature_drift result)}, {feature: note} of the features found constant within
+    partitions over the lookback)."""
+    d = spec.drift
+    first = dt.date.fromisoformat(min(keys)) - dt.timedelta(days=d.max_lookback_partitions - 1)
+    span = [(first + dt.timedelta(days=i)).isoformat()
+            for i in range((dt.date.fromisoformat(max(keys)) - first).days + 1)]
+    if not lake.exists(FEATURES):
+        return {}, {}
+    names = [c for c in spec.model_features if c not in d.exclude]
+    recent = _features_of(lake, span)
+    counts = dict(recent.group_by(PARTITION_COLUMN).len().collect().iter_rows())
+    excluded = partition_constant_features(recent.select(PARTITION_COLUMN, *names), names)
+    windows = {k: drift_window(counts, k, d.min_rows, d.max_lookback_partitions, cutoff)
+               for k in keys if counts.get(k, 0) > 0}
+    needed = sorted({day for w in windows.values() if w.sufficient for day in w.days})
+    feats, scored = lake.read(FEATURES, needed), lake.read(SCORES, needed)
+    judged = {}
+    for day, w in windows.items():
+        if not w.sufficient:
+            judged[day] = (w, insufficient_data(spec, w.rows, w.note))
+            continue
+        current = feats.filter(pl.col(PARTITION_COLUMN).is_in(w.days))
+        window_scores = scored.filter(pl.col(PARTITION_COLUMN).is_in(w.days)) if not scored.is_empty() else scored
+        result = feature_drift(profile, current, spec, prediction=day_predictions(current, window_scores, spec),
+                               excluded=excluded)
+        judged[day] = (w, {**result, "note": w.note})
+    return judged, excluded
+
+
+def episode_reports(platform: Platform, lake: DeltaLake, registry: ModelRegistry, champion: int, judged: dict,
+                    excluded: dict) -> dict[str, str]:
+    """Evidently HTML for the judged days that start a drift episode (day → path); the report folder
+    keeps the newest ``drift.report_retention`` files."""
+    days = sorted(judged)
+    before = (dt.date.fromisoformat(days[0]) - dt.timedelta(days=1)).isoformat()
+    starts = episode_start_days(drift_summary(lake.read(DRIFT, [before, *days])), champion, days)
+    reports = {day: str(drift_html(platform, lake, registry, champion, judged[day][0].days, day, excluded))
+               for day in starts}
+    if reports:
+        from mlops_assets.reports import prune_reports
+
+        prune_reports(drift_reports_folder(platform), platform.spec.drift.report_retention)
+    return reports
+
+
+def drift_reports_folder(platform: Platform):
+    return platform.home.reports / "drift"
+
+
+def drift_html(platform: Platform, lake: DeltaLake, registry: ModelRegistry, champion: int, window, day: str,
+               excluded=()):
+    """Evidently data-drift HTML of D's window vs a sample of the champion's training rows (time travel)."""
     from mlops_assets.reports import drift_report as evidently_drift
 
-    spec = drift_view(platform.spec)
+    spec = drift_view(platform.spec, excluded)
     tags = registry.version_tags(champion)
     training = lake.read(TRAINING_SET, [tags[VersionTag.CUTOFF]],
                          version=recorded_delta_versions(tags).get(TRAINING_SET))
     reference, _ = split_rows(training, spec)
-    path = platform.home.reports / "drift" / f"{day}_vs_v{champion}.html"
-    return evidently_drift(spec, current, reference, path, spec.drift.report_sample_rows)
+    path = drift_reports_folder(platform) / f"{day}_vs_v{champion}.html"
+    return evidently_drift(spec, lake.read(FEATURES, window), reference, path, spec.drift.report_sample_rows)
 
 
 # ---- metadata ------------------------------------------------------------------------------------
@@ -278,20 +346,33 @@ def shadow_agreement(shadow: pl.DataFrame, champion_scores: pl.DataFrame, spec: 
     delta = (both["shadow"] - both["champion"]).abs()
     meta = {"mean_abs_score_delta": float(delta.mean()) if both.height else 0.0,
             "max_abs_score_delta": float(delta.max()) if both.height else 0.0}
-    if spec.task == "classification":
+    if spec.named_classes:  # compare the predicted classes themselves
+        labels = shadow.select(spec.id, pl.col(LABEL).alias("s")).join(
+            champion_scores.select(spec.id, pl.col(LABEL).alias("c")), on=spec.id)
+        meta["label_agreement"] = float((labels["s"] == labels["c"]).mean()) if labels.height else 0.0
+    elif spec.task == "classification":
         meta["label_agreement"] = float(((both["shadow"] >= 0.5) == (both["champion"] >= 0.5)).mean())
     return meta
 
 
-def drift_metadata(rows: list[dict], per_day: dict, reports: dict, champion: int, version: int) -> dict:
-    last_day = max(per_day)
-    last = per_day[last_day]
+def drift_metadata(rows: list[dict], judged: dict, excluded: dict, reports: dict, champion: int,
+                   version: int) -> dict:
+    last_day = max(judged)
+    window, last = judged[last_day]
     numeric = {f"drift_{r['feature']}": float(r["score"]) for r in rows
                if r["ds"] == last_day and r["score"] is not None and r["feature"] != DATASET_ROW}
+    per_day = {day: {"status": res["status"], "share_drifted": res["share_drifted"],
+                     "dataset_drifted": res["dataset_drifted"], "drifted_features": res["drifted_features"],
+                     "rows": res["rows"], "window": list(w.days)} for day, (w, res) in sorted(judged.items())}
     return {
         "share_drifted": float(last["share_drifted"]),
         "dataset_drifted": bool(last["dataset_drifted"]),
+        "drift_status": last["status"],
+        "current_rows": int(last["rows"]),
+        "window_partitions": len(window.days),
+        "window": window.note,
         "drifted_features": MetadataValue.json(last["drifted_features"]),
+        "excluded_features": MetadataValue.json({**last["excluded"], **excluded}),
         **numeric,
         "reference_version": champion,
         "delta_version": version,

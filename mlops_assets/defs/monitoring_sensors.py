@@ -77,12 +77,13 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
     spec = platform.spec
 
     @sensor(name=Sensor.DRIFT, job=training_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
-            description="Dataset drift on `drift.consecutive_partitions` consecutive days → one retraining run per "
-            "episode (run_key), at most one per `drift.cooldown_days`.")
-    def drift_sensor(context: SensorEvaluationContext, lake: DeltaLake, alerts: AlertSink):
+            description="Dataset drift on `drift.consecutive_partitions` consecutive days against the champion's "
+            "reference → a retraining run (run_key per episode and cooldown period), at most one per "
+            "`drift.cooldown_days`; a new champion starts a new episode.")
+    def drift_sensor(context: SensorEvaluationContext, lake: DeltaLake, registry: ModelRegistry, alerts: AlertSink):
         last_partition = dt.date.fromisoformat(platform.daily.get_last_partition_key())
-        decision = drift_retrain(drift_episode(drift_summary(lake.read(DRIFT)), spec),
-                                 json.loads(context.cursor) if context.cursor else {}, spec, last_partition)
+        episode = drift_episode(drift_summary(lake.read(DRIFT)), spec, registry.get_alias(Alias.CHAMPION))
+        decision = drift_retrain(episode, json.loads(context.cursor) if context.cursor else {}, spec, last_partition)
         if not isinstance(decision, RetrainRequest):
             return SkipReason(decision)
         episode, cutoff = decision.episode, decision.cutoff.isoformat()

@@ -14,7 +14,8 @@ import datetime as dt
 
 import polars as pl
 
-from mlops_assets.spec import DatasetSpec
+from mlops_assets.features import target_code
+from mlops_assets.spec import DatasetSpec, class_slug
 from mlops_assets.vocabulary import HOLDOUT, SPLIT_COLUMN, TRAIN
 
 LABEL_ARRIVED = "label_arrived"
@@ -33,13 +34,15 @@ def maturity_horizon(spec: DatasetSpec, cutoff: dt.date) -> dt.date:
 
 
 def latest_labels_before(labels: pl.DataFrame, spec: DatasetSpec, cutoff: dt.date) -> pl.DataFrame:
-    """One label per id: the latest that arrived strictly before ``cutoff``."""
+    """One label per id: the latest that arrived strictly before ``cutoff``, as the model's target
+    (a classification label becomes its class code, as in the features: ``features.target_code``)."""
     assert spec.labels is not None
     known = labels.filter(pl.col("ds") < cutoff.isoformat())
     return (
         known.sort("ds")
         .group_by(spec.labels.id, maintain_order=True)
-        .agg(pl.col(spec.label_target).last().alias(spec.target), pl.col("ds").last().alias(LABEL_ARRIVED))
+        .agg(target_code(pl.col(spec.label_target), spec).last().alias(spec.target),
+             pl.col("ds").last().alias(LABEL_ARRIVED))
         .rename({spec.labels.id: spec.id})
     )
 
@@ -83,6 +86,12 @@ def expected_days(first: dt.date, last: dt.date) -> list[str]:
     return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
+def class_shares(codes: pl.Series, spec: DatasetSpec, prefix: str = "") -> dict[str, float]:
+    """``{prefix + class: share of rows}`` for every declared class (0.0 when absent), from class codes."""
+    n = max(codes.len() - codes.null_count(), 1)
+    return {f"{prefix}{class_slug(c)}": float((codes == i).sum()) / n for i, c in enumerate(spec.target_classes)}
+
+
 def training_set_summary(ts: pl.DataFrame, spec: DatasetSpec) -> dict:
     out: dict = {"rows": ts.height}
     for split, part in zip((TRAIN, HOLDOUT), split_rows(ts, spec), strict=True):
@@ -90,7 +99,9 @@ def training_set_summary(ts: pl.DataFrame, spec: DatasetSpec) -> dict:
         if part.height:
             out[f"{split}_dates"] = f"{part['event_ds'].min()}..{part['event_ds'].max()}"
             y = part[spec.target].cast(pl.Float64)
-            if spec.task == "classification":
+            if spec.multiclass:
+                out.update(class_shares(y, spec, f"{split}_share__"))
+            elif spec.task == "classification":
                 out[f"{split}_positives"] = int(y.sum())
                 out[f"{split}_positive_rate"] = float(y.mean())
             else:

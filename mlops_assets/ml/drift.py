@@ -5,12 +5,24 @@ statistics are Evidently 0.7.23's (``mlops_assets.ml.drift_stats``). This module
 which statistic scores a feature and when that score means drift:
 
 - ``DRIFT_METHODS`` is the one registry of drift methods. Each ``DriftMethod`` names the
-  kinds of column it applies to, the statistic that is its score and its rule (Evidently's):
-  distances drift when ``score >= threshold``, KS when ``p <= threshold``, chi-square when
-  ``p < threshold``. ``psi_quantile`` is ours (classic PSI on the profile's quantile bins).
-  Adding a method is one registry entry (and its statistic in ``drift_stats``).
+  kinds of column it may be pinned to, the statistic that is its score, its rule and default
+  threshold (Evidently's: distances drift when ``score >= threshold``, KS when ``p <=
+  threshold``, chi-square and Z when ``p < threshold``), and where Evidently's
+  ``DataDriftPreset`` picks it by default (``DriftMethod.applies``). ``psi_quantile`` is ours
+  (classic PSI on the profile's quantile bins). Adding a method is one registry entry (and
+  its statistic in ``drift_stats``).
+- The default choice is Evidently's (``stattests.registry._get_default_stattest``): with at
+  most 1000 (non-null) reference rows, K-S for numeric columns, chi-square for categorical
+  ones with more than 2 values and the Z-test for binary ones; above 1000 rows, normalised
+  Wasserstein (numeric) and Jensen–Shannon (categorical). A numeric column with at most 5
+  distinct values in reference ∪ current is judged as categorical. The spec can pin a method
+  per kind (``drift.numeric_method`` / ``categorical_method``) or per feature
+  (``drift.methods``); ``drift.numeric_threshold`` / ``categorical_threshold`` replace the
+  chosen method's threshold, as Evidently's ``num_threshold`` / ``cat_threshold`` do.
 - ``feature_drift`` scores every feature of the spec and the model's predictions, and
   decides the dataset: drifted when the share of drifted features ``>= drift_share``.
+  Excluded features (``drift.exclude``, or found constant within partitions) are listed with
+  their note and not scored; ``insufficient_data`` is the verdict on too few current rows.
 - ``drift_rows`` / ``drift_table`` turn one partition's result into rows of the ``drift``
   Delta table (one per feature, then the prediction and dataset pseudo-features), and
   ``drift_summary`` reads a drift table back as one verdict per partition.
@@ -23,28 +35,20 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from mlops_assets.ml.drift_profile import (
     CATEGORICAL,
+    LOW_CARDINALITY,
     NUMERIC,
-    as_category_series,
     build_reference_profile,
-    category_counts,
-    finite_float,
-    float_or_none,
 )
-from mlops_assets.ml.drift_stats import (
-    CATEGORICAL_STATS,
-    NUMERIC_STATS,
-    categorical_stats,
-    numeric_stats,
-)
+from mlops_assets.ml.drift_stats import categorical_column, numeric_column
+from mlops_assets.spec import SpecError
 from mlops_assets.vocabulary import DATASET_ROW, PARTITION_COLUMN, PREDICTION_ROW
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,15 +58,22 @@ __all__ = [
     "DRIFT_METHODS",
     "DRIFT_SUMMARY_SCHEMA",
     "DRIFT_TABLE_SCHEMA",
+    "SMALL_REFERENCE_ROWS",
     "DriftMethod",
     "build_reference_profile",  # defined in drift_profile; training imports it from here
+    "check_drift_methods",
+    "default_method",
     "drift_method",
     "drift_rows",
     "drift_summary",
     "drift_table",
     "feature_drift",
+    "insufficient_data",
     "method_names",
 ]
+
+SMALL_REFERENCE_ROWS = 1000  # Evidently: statistical tests up to this many reference rows, distances above
+OK, EXCLUDED, INSUFFICIENT_DATA = "ok", "excluded", "insufficient_data"  # statuses in the drift table
 
 # ---- the method registry --------------------------------------------------------------------
 
@@ -71,6 +82,17 @@ _RULES: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "<": operator.lt,
 }
+_ANY = (0, math.inf)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Where Evidently's preset picks a method by default: the kind a column is judged as, and
+    inclusive ranges of (non-null) reference rows and of cardinality (reference ∪ current)."""
+
+    kind: str
+    reference_rows: tuple[float, float] = _ANY
+    cardinality: tuple[float, float] = _ANY
 
 
 @dataclass(frozen=True)
@@ -78,13 +100,16 @@ class DriftMethod:
     """A drift method: which kinds of column it scores, with which statistic, by which rule.
 
     ``statistic`` is the key of the ``drift_stats`` result that is the score; ``rule`` is how
-    the score compares to the threshold when the feature has drifted.
+    the score compares to the threshold when the feature has drifted; ``threshold`` is the
+    default (Evidently's); ``chosen`` says where it is the default method (None: only pinned).
     """
 
     name: str
     kinds: frozenset[str]
     statistic: str
     rule: str
+    threshold: float = 0.1
+    chosen: Chosen | None = None
 
     def __post_init__(self) -> None:
         if self.rule not in _RULES:
@@ -92,13 +117,20 @@ class DriftMethod:
         if not self.kinds <= {NUMERIC, CATEGORICAL}:
             raise ValueError(f"drift method {self.name!r}: unknown kinds {sorted(self.kinds)}")
 
-    def applies(self, kind: str, reference_rows: int, cardinality: int) -> bool:
-        """Whether this method may score a ``kind`` column with this reference.
-
-        Only the kind matters today; the reference size and the column's cardinality
-        (distinct values or categories) are there to choose methods by them later.
-        """
+    def accepts(self, kind: str) -> bool:
+        """Whether this method may be pinned to a ``kind`` column."""
         return kind in self.kinds
+
+    def applies(self, kind: str, reference_rows: int, cardinality: int) -> bool:
+        """Whether Evidently's DataDriftPreset picks this method by default for a ``kind``
+        column with this many reference rows and distinct values (reference ∪ current).
+        A numeric column with at most 5 distinct values is judged as categorical."""
+        if self.chosen is None:
+            return False
+        judged = CATEGORICAL if kind == NUMERIC and 0 < cardinality <= LOW_CARDINALITY else kind
+        (lo_rows, hi_rows), (lo_card, hi_card) = self.chosen.reference_rows, self.chosen.cardinality
+        return (judged == self.chosen.kind and lo_rows <= reference_rows <= hi_rows
+                and lo_card <= cardinality <= hi_card)
 
     def drifted(self, score: float | None, threshold: float) -> bool:
         """The drift decision; a missing or NaN score never drifts."""
@@ -112,130 +144,75 @@ def _methods(*entries: DriftMethod) -> dict[str, DriftMethod]:
 
 
 _BOTH = frozenset({NUMERIC, CATEGORICAL})
+_SMALL, _LARGE = (0, SMALL_REFERENCE_ROWS), (SMALL_REFERENCE_ROWS + 1, math.inf)
 DRIFT_METHODS: dict[str, DriftMethod] = _methods(
-    DriftMethod("wasserstein", frozenset({NUMERIC}), "wasserstein_norm", ">="),
-    DriftMethod("psi", _BOTH, "psi", ">="),
-    DriftMethod("psi_quantile", frozenset({NUMERIC}), "psi_quantile", ">="),
-    DriftMethod("jensenshannon", _BOTH, "jensenshannon", ">="),
-    DriftMethod("ks", frozenset({NUMERIC}), "ks_pvalue", "<="),
-    DriftMethod("chisquare", frozenset({CATEGORICAL}), "chisquare_pvalue", "<"),
+    DriftMethod("wasserstein", frozenset({NUMERIC}), "wasserstein_norm", ">=", 0.1, Chosen(NUMERIC, _LARGE)),
+    DriftMethod("psi", _BOTH, "psi", ">=", 0.1),
+    DriftMethod("psi_quantile", frozenset({NUMERIC}), "psi_quantile", ">=", 0.1),
+    DriftMethod("jensenshannon", _BOTH, "jensenshannon", ">=", 0.1, Chosen(CATEGORICAL, _LARGE)),
+    DriftMethod("ks", frozenset({NUMERIC}), "ks_pvalue", "<=", 0.05, Chosen(NUMERIC, _SMALL)),
+    DriftMethod("chisquare", frozenset({CATEGORICAL}), "chisquare_pvalue", "<", 0.05,
+                Chosen(CATEGORICAL, _SMALL, (3, math.inf))),
+    DriftMethod("z", frozenset({CATEGORICAL}), "z_pvalue", "<", 0.05, Chosen(CATEGORICAL, _SMALL, (0, 2))),
 )
 """Every drift method by name."""
 
 
-def method_names(kind: str, reference_rows: int = 0, cardinality: int = 0) -> list[str]:
-    """Sorted names of the methods that apply to a ``kind`` column with this reference."""
-    return sorted(
-        name for name, m in DRIFT_METHODS.items() if m.applies(kind, reference_rows, cardinality)
-    )
+def method_names(kind: str) -> list[str]:
+    """Sorted names of the methods that may be pinned to a ``kind`` column."""
+    return sorted(name for name, m in DRIFT_METHODS.items() if m.accepts(kind))
 
 
-def drift_method(
-    name: str, kind: str, reference_rows: int = 0, cardinality: int = 0
-) -> DriftMethod:
+def drift_method(name: str, kind: str) -> DriftMethod:
     """The registered method ``name`` for a ``kind`` column; ValueError naming the valid ones."""
     method = DRIFT_METHODS.get(name)
-    if method is None or not method.applies(kind, reference_rows, cardinality):
-        valid = method_names(kind, reference_rows, cardinality)
-        raise ValueError(f"unknown {kind} drift method {name!r}; choose from {valid}")
+    if method is None or not method.accepts(kind):
+        raise ValueError(f"unknown {kind} drift method {name!r}; choose from {method_names(kind)}")
     return method
+
+
+def default_method(kind: str, reference_rows: int, cardinality: int) -> DriftMethod:
+    """The method Evidently's preset would pick for this column (the one that ``applies``)."""
+    for method in DRIFT_METHODS.values():
+        if method.applies(kind, reference_rows, cardinality):
+            return method
+    raise ValueError(f"no drift method applies to a {kind} column with {reference_rows} reference rows "
+                     f"and {cardinality} distinct values")
+
+
+def check_drift_methods(spec: DatasetSpec) -> None:
+    """SpecError naming the field when a pinned drift method is unknown for its column's kind."""
+    kinds = {**dict.fromkeys(spec.numeric_features + spec.calendar_features, NUMERIC),
+             **dict.fromkeys(spec.categorical_features, CATEGORICAL)}
+    pins = [("drift.numeric_method", NUMERIC, spec.drift.numeric_method),
+            ("drift.categorical_method", CATEGORICAL, spec.drift.categorical_method),
+            *((f"drift.methods.{c}", kinds.get(c), m) for c, m in spec.drift.methods.items())]
+    for field, kind, name in pins:
+        if name is None:
+            continue
+        if kind is None:
+            raise SpecError(f"invalid dataset spec: {field}: {field.rsplit('.', 1)[1]!r} is not a feature")
+        try:
+            drift_method(name, kind)
+        except ValueError as err:
+            raise SpecError(f"invalid dataset spec: {field}: {err}") from None
 
 
 # ---- drift of one feature -------------------------------------------------------------------
 
-
-def _missing_profile(what: str) -> ValueError:
-    return ValueError(
-        f"reference profile has no {what}: build it with "
-        "mlops_assets.ml.drift_profile.build_reference_profile"
-    )
+_COLUMN = {NUMERIC: numeric_column, CATEGORICAL: categorical_column}
 
 
-def _decide(out: dict, method: DriftMethod, status: str, threshold: float) -> dict:
-    score = out[method.statistic]
-    out.update(
-        status=status,
-        method=method.name,
-        score=score,
-        threshold=threshold,
-        drifted=method.drifted(score, threshold),
-    )
+def _feature(kind: str, profile: dict, values: Any, pin: str | None, threshold: float | None) -> dict:
+    """One column's statistics (``drift_stats``) and the verdict of its method."""
+    out = _COLUMN[kind](profile, values)
+    method = (drift_method(pin, kind) if pin
+              else default_method(kind, out["reference_rows"], out["cardinality"]))
+    threshold = method.threshold if threshold is None else threshold
+    score = out.get(method.statistic)
+    out.update(method=method.name, score=score, threshold=threshold,
+               drifted=out["status"] == OK and method.drifted(score, threshold))
     return out
-
-
-def _numeric_feature(profile: dict, values: Any, method_name: str, threshold: float) -> dict:
-    method = drift_method(
-        method_name, NUMERIC, profile.get("count", 0), profile.get("distinct", 0)
-    )
-    if "sample" not in profile:
-        raise _missing_profile("'sample'")
-    cur, nulls = finite_float(values)
-    out: dict[str, Any] = {
-        "type": NUMERIC,
-        "rows": int(cur.size),
-        "nulls": nulls,
-        "reference_rows": profile["count"],
-        "reference_sample_rows": len(profile["sample"]),
-        "mean": float_or_none(cur.mean()) if cur.size else None,
-        "std": float_or_none(cur.std()) if cur.size else None,
-        "reference_mean": profile["mean"],
-        "reference_std": profile["std"],
-    }
-    stats: dict[str, Any] = dict.fromkeys(NUMERIC_STATS)
-    if not profile["sample"]:
-        status = "no_reference"
-    elif cur.size == 0:
-        status = "empty_current"
-    else:
-        status = "ok"
-        stats = numeric_stats(
-            np.asarray(profile["sample"], dtype=np.float64),
-            cur,
-            np.asarray(profile["bin_edges"], dtype=np.float64),
-            np.asarray(profile["bin_proportions"], dtype=np.float64),
-            reference_std=profile["std"],
-        )
-    out.update(stats)
-    return _decide(out, method, status, threshold)
-
-
-def _categorical_feature(profile: dict, values: Any, method_name: str, threshold: float) -> dict:
-    method = drift_method(
-        method_name, CATEGORICAL, profile.get("count", 0), len(profile.get("counts", {}))
-    )
-    if "counts" not in profile:
-        raise _missing_profile("category 'counts'")
-    s = as_category_series(values)
-    nulls = int(s.null_count())
-    cur_counts = category_counts(s)
-    n = sum(cur_counts.values())
-    out: dict[str, Any] = {
-        "type": CATEGORICAL,
-        "rows": n,
-        "nulls": nulls,
-        "reference_rows": profile["count"],
-    }
-    stats: dict[str, Any] = {
-        **dict.fromkeys(CATEGORICAL_STATS),
-        "unseen_categories": [],
-        "missing_categories": [],
-    }
-    if profile["count"] == 0:
-        status = "no_reference"
-    elif n == 0:
-        status = "empty_current"
-    else:
-        status = "ok"
-        stats = categorical_stats(profile["counts"], cur_counts)
-    out.update(stats)
-    out["shares"] = {k: c / n for k, c in sorted(cur_counts.items())} if n else {}
-    return _decide(out, method, status, threshold)
-
-
-_FEATURE_DRIFT = {NUMERIC: _numeric_feature, CATEGORICAL: _categorical_feature}
-
-
-# ---- drift of a partition -------------------------------------------------------------------
 
 
 def _column(current: pl.DataFrame, name: str) -> pl.Series:
@@ -246,42 +223,40 @@ def _column(current: pl.DataFrame, name: str) -> pl.Series:
     raise ValueError(f"current data has no column {name!r} (columns: {current.columns})")
 
 
-def _features_drift(
-    reference_profile: dict,
-    current: pl.DataFrame,
-    spec: DatasetSpec,
-    method: dict[str, str],
-    threshold: dict[str, float],
-    per_feature_method: dict[str, str],
-    per_feature_threshold: dict[str, float],
-) -> dict[str, dict]:
-    """Per-feature drift; ``method``/``threshold`` are the defaults per kind."""
-    columns = (
-        (NUMERIC, spec.numeric_features + spec.calendar_features),
-        (CATEGORICAL, spec.categorical_features),
-    )
+@dataclass(frozen=True)
+class _Choice:
+    """The methods and thresholds asked for: per kind (None: Evidently's choice / the
+    method's threshold) and per feature."""
+
+    method: dict[str, str | None]
+    threshold: dict[str, float | None]
+    per_feature_method: Mapping[str, str]
+    per_feature_threshold: Mapping[str, float]
+
+    def of(self, name: str, kind: str) -> tuple[str | None, float | None]:
+        return (self.per_feature_method.get(name, self.method[kind]),
+                self.per_feature_threshold.get(name, self.threshold[kind]))
+
+
+def _features_drift(reference_profile: dict, current: pl.DataFrame, spec: DatasetSpec, choice: _Choice,
+                    excluded: Mapping[str, str]) -> dict[str, dict]:
+    columns = ((NUMERIC, spec.numeric_features + spec.calendar_features), (CATEGORICAL, spec.categorical_features))
     features: dict[str, dict] = {}
     for kind, names in columns:
         profiles = reference_profile.get(kind, {})
         for name in names:
+            if name in excluded:
+                features[name] = {"type": kind, "status": EXCLUDED, "note": excluded[name], "method": None,
+                                  "score": None, "threshold": None, "drifted": False}
+                continue
             if name not in profiles:
                 raise ValueError(f"{kind} feature {name!r} is not in the reference profile")
-            features[name] = _FEATURE_DRIFT[kind](
-                profiles[name],
-                _column(current, name),
-                per_feature_method.get(name, method[kind]),
-                per_feature_threshold.get(name, threshold[kind]),
-            )
+            features[name] = _feature(kind, profiles[name], _column(current, name), *choice.of(name, kind))
     return features
 
 
-def _prediction_drift(
-    reference_profile: dict,
-    current: pl.DataFrame,
-    prediction: Any | None,
-    method: dict[str, str],
-    threshold: dict[str, float],
-) -> dict | None:
+def _prediction_drift(reference_profile: dict, current: pl.DataFrame, prediction: Any | None,
+                      choice: _Choice) -> dict | None:
     """Drift of the predictions (given, or the ``prediction`` column), None without them."""
     ref_pred = reference_profile.get("prediction")
     if ref_pred is None:
@@ -291,7 +266,13 @@ def _prediction_drift(
     if prediction is None:
         return None
     kind = NUMERIC if ref_pred["kind"] == NUMERIC else CATEGORICAL
-    return _FEATURE_DRIFT[kind](ref_pred, prediction, method[kind], threshold[kind])
+    return _feature(kind, ref_pred, prediction, choice.method[kind], choice.threshold[kind])
+
+
+def _excluded(spec: DatasetSpec, excluded: Mapping[str, str] | None) -> dict[str, str]:
+    out = dict(excluded or {})
+    out.update({c: "left out by drift.exclude in the spec" for c in spec.drift.exclude})
+    return out
 
 
 def feature_drift(
@@ -300,48 +281,46 @@ def feature_drift(
     spec: DatasetSpec,
     *,
     prediction: Any | None = None,
-    numeric_method: str = "wasserstein",
-    categorical_method: str = "jensenshannon",
+    numeric_method: str | None = None,
+    categorical_method: str | None = None,
     numeric_threshold: float | None = None,
     categorical_threshold: float | None = None,
     per_feature_method: dict[str, str] | None = None,
     per_feature_threshold: dict[str, float] | None = None,
+    excluded: Mapping[str, str] | None = None,
 ) -> dict:
     """Drift of ``current`` against the reference profile, per feature and for the dataset.
 
     Numeric features are the spec's numeric + calendar features; categorical ones its
-    categorical features. Defaults follow Evidently's choice for > 1000 reference rows:
-    normalised Wasserstein for numeric, Jensen–Shannon for categorical, with thresholds
-    ``spec.drift.numeric_threshold`` / ``categorical_threshold`` (overridable; for the
-    p-value methods ``ks`` and ``chisquare`` the threshold is a significance level).
-    Method names are those of ``DRIFT_METHODS`` that apply to the feature's kind.
+    categorical features. Methods are chosen per column as Evidently's DataDriftPreset does
+    (module docstring) unless pinned: by the arguments, else by the spec's ``drift.methods`` /
+    ``numeric_method`` / ``categorical_method``. Thresholds: the arguments, else the spec's
+    ``drift.numeric_threshold`` / ``categorical_threshold``, else the method's own.
 
-    A feature whose current column is empty (after dropping nulls) or whose reference
-    column was empty gets ``status`` ``"empty_current"`` / ``"no_reference"``, no scores,
-    ``drifted=False``, and does not count in ``share_drifted`` (= drifted / evaluated).
-    ``dataset_drifted`` is ``share_drifted >= spec.drift.share_drifted`` with at least one
-    evaluated feature. Prediction drift (when the profile has a prediction and
+    ``excluded`` (feature → note), with ``spec.drift.exclude``, are listed with status
+    ``"excluded"`` and their note, unscored. A feature whose current column is empty (after
+    dropping nulls) or whose reference column was empty gets ``status`` ``"empty_current"`` /
+    ``"no_reference"``, no verdict, and does not count in ``share_drifted`` (= drifted /
+    evaluated). ``dataset_drifted`` is ``share_drifted >= spec.drift.share_drifted`` with at
+    least one evaluated feature. Prediction drift (when the profile has a prediction and
     ``prediction`` is given, or ``current`` has a ``prediction`` column) is reported on its
     own and does not count in the share.
     """
     if isinstance(current, pl.LazyFrame):
         current = current.collect()
-    method = {NUMERIC: numeric_method, CATEGORICAL: categorical_method}
-    threshold = {
-        NUMERIC: spec.drift.numeric_threshold if numeric_threshold is None else numeric_threshold,
-        CATEGORICAL: (
-            spec.drift.categorical_threshold
-            if categorical_threshold is None
-            else categorical_threshold
-        ),
-    }
-    features = _features_drift(
-        reference_profile, current, spec, method, threshold,
-        per_feature_method or {}, per_feature_threshold or {},
+    d = spec.drift
+    choice = _Choice(
+        method={NUMERIC: numeric_method or d.numeric_method, CATEGORICAL: categorical_method or d.categorical_method},
+        threshold={NUMERIC: d.numeric_threshold if numeric_threshold is None else numeric_threshold,
+                   CATEGORICAL: d.categorical_threshold if categorical_threshold is None else categorical_threshold},
+        per_feature_method=d.methods if per_feature_method is None else per_feature_method,
+        per_feature_threshold=per_feature_threshold or {},
     )
-    pred_result = _prediction_drift(reference_profile, current, prediction, method, threshold)
+    skip = _excluded(spec, excluded)
+    features = _features_drift(reference_profile, current, spec, choice, skip)
+    pred_result = _prediction_drift(reference_profile, current, prediction, choice)
 
-    evaluated = [n for n, f in features.items() if f["status"] == "ok"]
+    evaluated = [n for n, f in features.items() if f["status"] == OK]
     drifted = [n for n in evaluated if features[n]["drifted"]]
     share = len(drifted) / len(evaluated) if evaluated else 0.0
     return {
@@ -351,10 +330,22 @@ def feature_drift(
         "n_evaluated": len(evaluated),
         "n_drifted": len(drifted),
         "drifted_features": drifted,
+        "excluded": {n: f["note"] for n, f in features.items() if f["status"] == EXCLUDED},
         "share_drifted": share,
         "dataset_drifted": bool(evaluated) and share >= spec.drift.share_drifted,
         "rows": int(current.height),
+        "status": OK,
+        "note": None,
     }
+
+
+def insufficient_data(spec: DatasetSpec, rows: int, note: str) -> dict:
+    """The verdict on too few current rows: nothing scored, not drifted, ``note`` says why."""
+    names = spec.numeric_features + spec.calendar_features + spec.categorical_features
+    blank = {"status": INSUFFICIENT_DATA, "method": None, "score": None, "threshold": None, "drifted": False}
+    return {"features": {n: dict(blank) for n in names}, "prediction": None, "n_features": len(names),
+            "n_evaluated": 0, "n_drifted": 0, "drifted_features": [], "excluded": {}, "share_drifted": 0.0,
+            "dataset_drifted": False, "rows": rows, "status": INSUFFICIENT_DATA, "note": note}
 
 
 # ---- the drift table ------------------------------------------------------------------------
@@ -366,6 +357,9 @@ DRIFT_TABLE_SCHEMA = pl.Schema({
     "score": pl.Float64,
     "threshold": pl.Float64,
     "drifted": pl.Boolean,
+    "status": pl.String,
+    "note": pl.String,
+    "rows": pl.Int64,
 })
 """Columns of ``drift_rows``' rows (the table adds ``champion_version``)."""
 
@@ -374,8 +368,12 @@ DRIFT_SUMMARY_SCHEMA = pl.Schema({
     "share_drifted": pl.Float64,
     "dataset_drifted": pl.Boolean,
     "drifted_features": pl.String,
+    "status": pl.String,
+    "rows": pl.Int64,
+    "champion_version": pl.Int64,
 })
-"""Columns of ``drift_summary``: one verdict per partition."""
+"""Columns of ``drift_summary``: one verdict per partition (``status`` ok | insufficient_data;
+``rows`` the current rows judged; ``champion_version`` whose reference judged it)."""
 
 _PSEUDO_PREFIX = "__"  # DATASET_ROW and PREDICTION_ROW start with it: not real features
 
@@ -388,6 +386,9 @@ def _row(day: str, feature: str, r: dict) -> dict:
         "score": r.get("score"),
         "threshold": r.get("threshold"),
         "drifted": bool(r.get("drifted")),
+        "status": r.get("status"),
+        "note": r.get("note"),
+        "rows": r.get("rows"),
     }
 
 
@@ -396,7 +397,8 @@ def drift_rows(day: str, result: dict, share_threshold: float) -> list[dict]:
 
     One row per feature; then ``PREDICTION_ROW`` (method/score/threshold None and not
     drifted when there was no prediction result); then ``DATASET_ROW`` with method
-    ``"share_drifted"``, the share as score and ``share_threshold`` as threshold.
+    ``"share_drifted"``, the share as score, ``share_threshold`` as threshold, the result's
+    status (ok | insufficient_data), note (which rows were judged) and row count.
     """
     rows = [_row(day, name, r) for name, r in result["features"].items()]
     rows.append(_row(day, PREDICTION_ROW, result.get("prediction") or {}))
@@ -405,6 +407,9 @@ def drift_rows(day: str, result: dict, share_threshold: float) -> list[dict]:
         "score": result["share_drifted"],
         "threshold": share_threshold,
         "drifted": result["dataset_drifted"],
+        "status": result.get("status", OK),
+        "note": result.get("note"),
+        "rows": result.get("rows"),
     }))
     return rows
 
@@ -416,18 +421,26 @@ def drift_table(rows: list[dict], champion_version: int) -> pl.DataFrame:
 
 
 def drift_summary(drift: pl.DataFrame) -> pl.DataFrame:
-    """One row per partition of a drift table: ds, share_drifted, dataset_drifted, and the
-    drifted real features, sorted and comma-joined (null when none drifted)."""
+    """One row per partition of a drift table (``DRIFT_SUMMARY_SCHEMA``), the drifted real
+    features sorted and comma-joined (null when none drifted). Tables written before a column
+    existed read as status ``ok`` and null rows / champion."""
     if drift.is_empty():
         return pl.DataFrame(schema=DRIFT_SUMMARY_SCHEMA)
+    missing = {c: t for c, t in {"status": pl.String, "rows": pl.Int64, "champion_version": pl.Int64}.items()
+               if c not in drift.columns}
+    drift = drift.with_columns(pl.lit(None, t).alias(c) for c, t in missing.items())
     dataset = drift.filter(pl.col("feature") == DATASET_ROW).select(
         PARTITION_COLUMN,
         pl.col("score").alias("share_drifted"),
         pl.col("drifted").alias("dataset_drifted"),
+        pl.col("status").fill_null(OK),
+        pl.col("rows").cast(pl.Int64),
+        pl.col("champion_version").cast(pl.Int64),
     )
     feats = (
         drift.filter(~pl.col("feature").str.starts_with(_PSEUDO_PREFIX) & pl.col("drifted"))
         .group_by(PARTITION_COLUMN)
         .agg(pl.col("feature").sort().str.join(",").alias("drifted_features"))
     )
-    return dataset.join(feats, on=PARTITION_COLUMN, how="left").sort(PARTITION_COLUMN)
+    out = dataset.join(feats, on=PARTITION_COLUMN, how="left").sort(PARTITION_COLUMN)
+    return out.select(DRIFT_SUMMARY_SCHEMA.names())

@@ -25,6 +25,12 @@ Wasserstein divides by the std of the *whole* reference column (``profile["std"]
 Evidently would use on the full training data) rather than the sample's std, which for
 heavy-tailed columns is off by several percent (the raw ``wasserstein`` is the sample's).
 
+A numeric column with at most ``LOW_CARDINALITY`` (5) distinct values also keeps exact
+``value_counts`` (keyed by ``value_key``): Evidently judges such a column as categorical
+(chi-square / Z-test / Jensen–Shannon on value counts), and with them those statistics equal
+Evidently run on the whole column. A profile saved before this field existed falls back to
+the sample's counts.
+
 ``profile_categorical``: ``count``/``nulls``/``missing_share`` and exact per-category
 ``counts`` and ``shares``. Categorical statistics depend only on counts, so they equal
 Evidently run on the *full* reference column.
@@ -43,6 +49,7 @@ import polars as pl
 
 __all__ = [
     "CATEGORICAL",
+    "LOW_CARDINALITY",
     "NUMERIC",
     "PROFILE_FORMAT",
     "as_category_series",
@@ -51,13 +58,16 @@ __all__ = [
     "category_counts",
     "finite_float",
     "float_or_none",
+    "numeric_value_counts",
     "nunique_sorted",
     "profile_categorical",
     "profile_numeric",
+    "value_key",
 ]
 
 PROFILE_FORMAT = "mlops_assets.drift/1"
 NUMERIC, CATEGORICAL = "numeric", "categorical"  # the kinds of column (and profile sections)
+LOW_CARDINALITY = 5  # Evidently: a numeric column with <= 5 distinct values is judged as categorical
 
 
 # ---- reading and binning a column (shared with the statistics) ------------------------------
@@ -91,6 +101,17 @@ def nunique_sorted(sorted_vals: np.ndarray) -> int:
     if sorted_vals.size == 0:
         return 0
     return int(np.count_nonzero(np.diff(sorted_vals))) + 1
+
+
+def value_key(value: float) -> str:
+    """The category a numeric value is counted under (``1.0`` → ``"1.0"``), the same on both sides."""
+    return repr(float(value) + 0.0)  # + 0.0: -0.0 and 0.0 are one value
+
+
+def numeric_value_counts(finite: np.ndarray) -> dict[str, int]:
+    """Count per distinct value of finite floats, keyed by ``value_key``."""
+    values, counts = np.unique(finite, return_counts=True)
+    return {value_key(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 def as_category_series(values: Any) -> pl.Series:
@@ -147,6 +168,8 @@ def profile_numeric(
     edges = _quantile_bins(srt, bins)
     counts = bin_counts(srt, edges) if srt.size else np.zeros(0, dtype=np.int64)
     n = int(srt.size)
+    distinct = nunique_sorted(srt)
+    low = {"value_counts": numeric_value_counts(srt)} if 0 < distinct <= LOW_CARDINALITY else {}
     return {
         "kind": NUMERIC,
         "count": n,
@@ -156,7 +179,8 @@ def profile_numeric(
         "std": float_or_none(srt.std()) if n else None,
         "min": float(srt[0]) if n else None,
         "max": float(srt[-1]) if n else None,
-        "distinct": nunique_sorted(srt),
+        "distinct": distinct,
+        **low,
         "bin_edges": [float(e) for e in edges],
         "bin_counts": [int(c) for c in counts],
         "bin_proportions": [float(c) / n for c in counts] if n else [],

@@ -30,6 +30,13 @@ Definitions (Evidently 0.7.23):
   ``f_exp = ref_count * n_cur / n_ref``, ``scipy.stats.chisquare(f_obs, f_exp)``: a
   category unseen in the reference gives ``+inf`` / p = 0. One category in all: p = 1.0
   (scipy gives nan; the drift decision is the same).
+- ``z_pvalue`` (z_stattest.py): two-sided two-proportion Z-test of "not the first (sorted)
+  category" between the sides, ``2 * (1 - Φ(|z|))``; the same single value on both sides: 1.
+
+``numeric_column`` / ``categorical_column`` score one current column against its profile
+(every statistic, plus the status, sizes and cardinality a method is chosen by); a numeric
+column with at most ``LOW_CARDINALITY`` distinct values (reference ∪ current) also gets the
+categorical statistics over its exact value counts, which is how Evidently judges it.
 """
 
 from __future__ import annotations
@@ -39,9 +46,27 @@ from typing import Any
 
 import numpy as np
 
-from mlops_assets.ml.drift_profile import bin_counts, nunique_sorted
+from mlops_assets.ml.drift_profile import (
+    CATEGORICAL,
+    LOW_CARDINALITY,
+    NUMERIC,
+    as_category_series,
+    bin_counts,
+    category_counts,
+    finite_float,
+    float_or_none,
+    numeric_value_counts,
+    nunique_sorted,
+)
 
-__all__ = ["CATEGORICAL_STATS", "NUMERIC_STATS", "categorical_stats", "numeric_stats"]
+__all__ = [
+    "CATEGORICAL_STATS",
+    "NUMERIC_STATS",
+    "categorical_column",
+    "categorical_stats",
+    "numeric_column",
+    "numeric_stats",
+]
 
 _EVIDENTLY_DISCRETE_MAX = 20  # get_binned_data: reference nunique > 20 → Sturges bins
 _KS_MAX_AUTO_N = 10_000  # scipy ks_2samp(method="auto"): exact p-value up to this size
@@ -58,7 +83,7 @@ NUMERIC_STATS = (
 )
 """The keys of ``numeric_stats``' result."""
 
-CATEGORICAL_STATS = ("jensenshannon", "chisquare_statistic", "chisquare_pvalue", "psi")
+CATEGORICAL_STATS = ("jensenshannon", "chisquare_statistic", "chisquare_pvalue", "psi", "z_pvalue")
 """The score keys of ``categorical_stats``' result (it also lists unseen/missing categories)."""
 
 
@@ -227,6 +252,117 @@ def categorical_stats(ref_counts: dict[str, int], cur_counts: dict[str, int]) ->
         "chisquare_statistic": chi2,
         "chisquare_pvalue": p,
         "psi": _psi_from_percents(ref_p, cur_p),
+        "z_pvalue": _z_pvalue(r, c),
         "unseen_categories": [k for k in keys if ref_counts.get(k, 0) == 0],
         "missing_categories": [k for k in keys if cur_counts.get(k, 0) == 0],
     }
+
+
+def _z_pvalue(r: np.ndarray, c: np.ndarray) -> float:
+    """z_stattest._z_stat_test on counts over the sorted categories: the share of rows that are
+    not the first category, compared between the sides (pooled two-proportion Z-test)."""
+    if np.count_nonzero(r) == 1 and np.count_nonzero(c) == 1 and np.array_equal(r > 0, c > 0):
+        return 1.0  # one and the same value on both sides
+    from scipy.special import ndtr  # = scipy.stats.norm.cdf
+
+    n1, n2 = r.sum(), c.sum()
+    p1, p2 = (n1 - r[0]) / n1, (n2 - c[0]) / n2
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
+    return float(2 * (1 - ndtr(np.abs(z))))
+
+
+# ---- one current column against its profile -------------------------------------------------
+
+
+def _missing_profile(what: str) -> ValueError:
+    return ValueError(
+        f"reference profile has no {what}: build it with "
+        "mlops_assets.ml.drift_profile.build_reference_profile"
+    )
+
+
+def _reference_value_counts(profile: dict) -> dict[str, int] | None:
+    """Exact value counts of a low-cardinality numeric reference (the sample's in old profiles)."""
+    if not 0 < profile.get("distinct", 0) <= LOW_CARDINALITY:
+        return None
+    if "value_counts" in profile:
+        return profile["value_counts"]
+    return numeric_value_counts(np.asarray(profile["sample"], dtype=np.float64))
+
+
+_EXACT_REFERENCE_MAX_ROWS = 1_000_000  # a low-cardinality reference is rebuilt from its counts up to this
+
+
+def _reference_values(profile: dict, ref_counts: dict[str, int] | None) -> np.ndarray:
+    """The reference values the numeric statistics use: the whole column rebuilt from its exact
+    value counts (low cardinality, not too long), else the profile's sample."""
+    if ref_counts is not None and "value_counts" in profile and profile["count"] <= _EXACT_REFERENCE_MAX_ROWS:
+        keys = sorted(ref_counts, key=float)
+        return np.repeat(np.array([float(k) for k in keys]), [ref_counts[k] for k in keys])
+    return np.asarray(profile["sample"], dtype=np.float64)
+
+
+def numeric_column(profile: dict, values: Any) -> dict[str, Any]:
+    """Statistics of a numeric current column against its profile (see the module docstring)."""
+    if "sample" not in profile:
+        raise _missing_profile("'sample'")
+    cur, nulls = finite_float(values)
+    ref_counts = _reference_value_counts(profile)
+    cur_counts = numeric_value_counts(cur) if ref_counts is not None else {}
+    cardinality = (len(set(ref_counts) | set(cur_counts)) if ref_counts is not None
+                   else max(profile.get("distinct", 0), nunique_sorted(np.sort(cur))))
+    out: dict[str, Any] = {
+        "type": NUMERIC,
+        "rows": int(cur.size),
+        "nulls": nulls,
+        "reference_rows": profile["count"],
+        "reference_sample_rows": len(profile["sample"]),
+        "cardinality": cardinality,
+        "mean": float_or_none(cur.mean()) if cur.size else None,
+        "std": float_or_none(cur.std()) if cur.size else None,
+        "reference_mean": profile["mean"],
+        "reference_std": profile["std"],
+        **dict.fromkeys(NUMERIC_STATS),
+    }
+    if not profile["sample"]:
+        return {**out, "status": "no_reference"}
+    if cur.size == 0:
+        return {**out, "status": "empty_current"}
+    out.update(numeric_stats(
+        _reference_values(profile, ref_counts),
+        cur,
+        np.asarray(profile["bin_edges"], dtype=np.float64),
+        np.asarray(profile["bin_proportions"], dtype=np.float64),
+        reference_std=profile["std"],
+    ))
+    if ref_counts is not None and cardinality <= LOW_CARDINALITY:  # judged as categories
+        cats = categorical_stats(ref_counts, cur_counts)
+        out.update({k: cats[k] for k in CATEGORICAL_STATS})
+    return {**out, "status": "ok"}
+
+
+def categorical_column(profile: dict, values: Any) -> dict[str, Any]:
+    """Statistics of a categorical current column against its profile's exact counts."""
+    if "counts" not in profile:
+        raise _missing_profile("category 'counts'")
+    s = as_category_series(values)
+    cur_counts = category_counts(s)
+    n = sum(cur_counts.values())
+    ref = {k: c for k, c in profile["counts"].items() if c > 0}
+    out: dict[str, Any] = {
+        "type": CATEGORICAL,
+        "rows": n,
+        "nulls": int(s.null_count()),
+        "reference_rows": profile["count"],
+        "cardinality": len(set(ref) | set(cur_counts)),
+        **dict.fromkeys(CATEGORICAL_STATS),
+        "unseen_categories": [],
+        "missing_categories": [],
+        "shares": {k: c / n for k, c in sorted(cur_counts.items())} if n else {},
+    }
+    if profile["count"] == 0:
+        return {**out, "status": "no_reference"}
+    if n == 0:
+        return {**out, "status": "empty_current"}
+    return {**out, **categorical_stats(profile["counts"], cur_counts), "status": "ok"}

@@ -1,9 +1,11 @@
 """Model evaluation: metrics, slices and the candidate-vs-champion comparison table.
 
 Plain functions; no Dagster and no MLflow. Metric dicts map a metric name to a float,
-an int count (``rows``, ``positives``) or ``None`` when the metric is undefined on the
-data (a single-class holdout has no ROC AUC); the reason for every ``None`` is under
-the ``"undefined"`` key. ``loggable_metrics`` strips a dict to what
+an int count (``rows``, ``positives``; multiclass: ``rows``, ``min_class_rows``) or ``None``
+when the metric is undefined on the data (a single-class holdout has no ROC AUC); the reason
+for every ``None`` is under the ``"undefined"`` key. A classification score is the
+positive-class probability (1-d, binary) or the class probabilities (2-d, multiclass: one
+column per class code, labels are codes 0..k-1); ``task_metrics`` dispatches on its shape. ``loggable_metrics`` strips a dict to what
 ``mlflow.log_metrics`` accepts.
 """
 
@@ -19,6 +21,7 @@ import polars as pl
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
+    f1_score,
     log_loss,
     mean_absolute_error,
     r2_score,
@@ -26,7 +29,13 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from mlops_assets.metrics_catalog import CLASSIFICATION_METRICS, COUNTS, HIGHER_IS_BETTER, REGRESSION_METRICS
+from mlops_assets.metrics_catalog import (
+    CLASSIFICATION_METRICS,
+    COUNTS,
+    HIGHER_IS_BETTER,
+    MULTICLASS_METRICS,
+    REGRESSION_METRICS,
+)
 from mlops_assets.ml.training import MISSING_CATEGORY
 
 CALIBRATION_BINS = 10
@@ -113,6 +122,58 @@ def classification_metrics(y: Any, p: Any) -> dict[str, Any]:
     return out
 
 
+def _as_multiclass(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    y_arr, p_arr = _float_array(y), _float_array(p)
+    if y_arr.ndim != 1 or p_arr.ndim != 2 or p_arr.shape[0] != y_arr.size:
+        raise ValueError(f"multiclass y must be 1-d and probabilities (rows, classes), got {y_arr.shape} "
+                         f"and {p_arr.shape}")
+    if not np.isfinite(y_arr).all() or not np.isfinite(p_arr).all():
+        raise ValueError("y or probabilities have missing or non-finite values")
+    if not np.isin(y_arr, np.arange(p_arr.shape[1])).all():
+        raise ValueError(f"multiclass labels must be class codes 0..{p_arr.shape[1] - 1}")
+    if ((p_arr < 0) | (p_arr > 1)).any():
+        raise ValueError("classification scores must be probabilities in [0, 1]")
+    return y_arr.astype(np.int64), p_arr
+
+
+def top_label_calibration_error(y: Any, p: Any, bins: int = CALIBRATION_BINS) -> float:
+    """Top-label ECE: ``expected_calibration_error`` of "the predicted class is right" against the
+    predicted class's probability (equal-frequency bins)."""
+    y_arr, p_arr = _as_multiclass(y, p)
+    predicted = np.argmax(p_arr, axis=1)
+    return expected_calibration_error((predicted == y_arr).astype(np.float64), p_arr.max(axis=1), bins)
+
+
+def multiclass_metrics(y: Any, p: Any) -> dict[str, Any]:
+    """roc_auc (macro one-vs-rest over the classes present in ``y``), accuracy, macro_f1 (over the
+    classes in ``y`` or predicted), log_loss, brier (half the multiclass Brier score: the binary
+    one at two classes), calibration_error (top-label ECE), rows, min_class_rows (rows of the
+    rarest class, 0 when one is absent).
+
+    ``y`` holds class codes, ``p`` one probability column per code. ``roc_auc`` is None when
+    fewer than two classes are present; everything is None on zero rows."""
+    y_arr, p_arr = _as_multiclass(y, p)
+    n, k = int(y_arr.size), p_arr.shape[1]
+    counts = np.bincount(y_arr, minlength=k) if n else np.zeros(k, dtype=np.int64)
+    out: dict[str, Any] = {m: None for m in MULTICLASS_METRICS}
+    out.update(rows=n, min_class_rows=int(counts.min()), undefined={})
+    if n == 0:
+        out["undefined"] = {m: "no rows" for m in MULTICLASS_METRICS}
+        return out
+    present = [c for c in range(k) if 0 < counts[c] < n]
+    if present:
+        out["roc_auc"] = float(np.mean([roc_auc_score(y_arr == c, p_arr[:, c]) for c in present]))
+    else:
+        out["undefined"]["roc_auc"] = "only one class in y"
+    predicted = np.argmax(p_arr, axis=1)
+    out["accuracy"] = float(np.mean(predicted == y_arr))
+    out["macro_f1"] = float(f1_score(y_arr, predicted, average="macro", zero_division=0))
+    out["log_loss"] = float(log_loss(y_arr, p_arr, labels=list(range(k))))
+    out["brier"] = float(np.mean(np.sum((p_arr - np.eye(k)[y_arr]) ** 2, axis=1)) / 2)
+    out["calibration_error"] = top_label_calibration_error(y_arr, p_arr)
+    return out
+
+
 def regression_metrics(y: Any, yhat: Any) -> dict[str, Any]:
     """rmse, mae, r2, rows. ``r2`` is ``None`` for fewer than two rows or a constant ``y``
     (where scikit-learn would return an arbitrary 0.0 or 1.0)."""
@@ -133,9 +194,10 @@ def regression_metrics(y: Any, yhat: Any) -> dict[str, Any]:
 
 
 def task_metrics(task: str, y: Any, p: Any) -> dict[str, Any]:
-    """``classification_metrics`` or ``regression_metrics`` by task."""
+    """``classification_metrics`` (1-d scores), ``multiclass_metrics`` (2-d class probabilities)
+    or ``regression_metrics`` by task."""
     if task == "classification":
-        return classification_metrics(y, p)
+        return multiclass_metrics(y, p) if np.ndim(p) == 2 else classification_metrics(y, p)
     if task == "regression":
         return regression_metrics(y, p)
     raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
@@ -166,8 +228,11 @@ def slice_metrics(
     Each entry: ``{"column", "value", "rows", "enough_rows", "metrics"}``; nulls are the
     value ``MISSING_CATEGORY``. Metrics are computed for every slice, but only slices
     with ``enough_rows`` (``rows >= min_rows``) should be judged: small slices are noise.
+    No categorical column: no slices. ``p`` may be 2-d (multiclass class probabilities).
     """
-    y_arr, p_arr = _as_arrays(y, p)
+    y_arr, p_arr = _as_multiclass(y, p) if np.ndim(p) == 2 else _as_arrays(y, p)
+    if not categorical_columns:
+        return []
     if isinstance(frame, pl.DataFrame):
         frame = frame.select(list(categorical_columns)).to_pandas()
     if len(frame) != y_arr.size:
@@ -200,7 +265,8 @@ def comparison_markdown(candidate: dict[str, Any], champion: dict[str, Any] | No
     The verdict is direction-aware (``better``/``worse``/``same``); counts get none.
     Undefined values show as ``n/a``. With no champion the champion column is ``-``.
     """
-    keys = [k for k in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *COUNTS) if k in candidate]
+    ordered = dict.fromkeys((*CLASSIFICATION_METRICS, *MULTICLASS_METRICS, *REGRESSION_METRICS, *COUNTS))
+    keys = [k for k in ordered if k in candidate]
     keys += [
         k
         for k, v in candidate.items()

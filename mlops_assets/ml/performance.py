@@ -2,7 +2,8 @@
 
 For each model version that scored a day: its metrics on the rows whose label is known,
 the labelled coverage, and — on exactly the same rows — the primary metric of
-``last_known_good``, so the performance guard compares like with like.
+``last_known_good``, so the performance guard compares like with like. A multiclass model is
+judged on the per-class probabilities of its score rows (``scoring.scored_values``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import polars as pl
 
 from mlops_assets.metrics_catalog import primary_metric
 from mlops_assets.ml.evaluation import task_metrics
-from mlops_assets.scoring import score_column
+from mlops_assets.scoring import scored_values
 from mlops_assets.spec import DatasetSpec
 
 PERFORMANCE_SCHEMA = {"ds": pl.String, "model_version": pl.Int64, "mode": pl.String, "labelled_rows": pl.Int64,
@@ -28,12 +29,12 @@ def day_performance(day: str, scores: pl.DataFrame, truth: pl.DataFrame, feature
                     lkg_predict: Callable[[pl.DataFrame], np.ndarray] | None = None) -> list[dict]:
     """Rows for one day. ``scores``: the day's score rows; ``truth``: (id, target) of every known
     label; ``features``: the day's features (re-scored by ``lkg_predict`` for the comparison)."""
-    metric, value = primary_metric(spec), score_column(spec)
+    metric = primary_metric(spec)
     joined = scores.join(truth.select(spec.id, spec.target), on=spec.id, how="inner")
     rows = []
     for (version,), part in joined.group_by("model_version", maintain_order=True):
         version = int(version)
-        metrics = task_metrics(spec.task, part[spec.target].to_numpy(), part[value].to_numpy())
+        metrics = task_metrics(spec.task, part[spec.target].to_numpy(), scored_values(part, spec))
         lkg_primary = None
         if lkg_predict is not None and lkg_version != version:
             # one frame: the same labelled rows, features and label side by side

@@ -9,6 +9,11 @@ columns ``spec.model_features`` in that order; numeric and calendar columns are
 ``float64`` (ints and bools are cast, so an MLflow signature inferred from it says
 ``double`` and enforcement never meets an ``int64``), categorical columns are
 ``object`` holding ``str`` only, with nulls replaced by ``MISSING_CATEGORY``.
+
+Classification targets are class codes (``features.target_code``): 0/1 for a binary model, the
+index in ``spec.target_classes`` for declared ``classes``. A model fitted for declared classes
+carries them as ``declared_classes_`` (skops stores it with the pipeline), so ``predict_scores``
+knows every class, including one absent from the training rows (its probability is 0).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from mlops_assets.estimators import ESTIMATORS, all_trusted_types, estimator_problem
+from mlops_assets.features import predicted_labels
 from mlops_assets.ml.drift_profile import build_reference_profile
 from mlops_assets.spec import DatasetSpec
 
@@ -173,50 +179,71 @@ def _make_estimator(name: str, spec: DatasetSpec, params: dict[str, Any]) -> Any
 def fit(spec: DatasetSpec, X: pd.DataFrame, y: Any, estimator: str | None = None) -> Pipeline:
     """Build and fit the spec's pipeline on ``X`` (a ``to_model_frame`` frame) and ``y``.
 
-    Deterministic: the same data and seed give identical predictions. Classification is
-    binary with 0/1 labels (bools and 0.0/1.0 floats are accepted and cast to int);
-    1 is the positive class. A missing target value is an error, not something to drop
-    silently: the training set must only hold matured labels.
+    Deterministic: the same data and seed give identical predictions. Classification
+    targets are class codes: 0/1 without declared ``classes`` (bools and 0.0/1.0 floats are
+    accepted and cast to int; 1 is the positive class), else the index of the label in
+    ``spec.target_classes`` (string labels are also accepted and mapped to their codes). A
+    missing target value is an error, not something to drop silently: the training set
+    must only hold matured labels.
     """
-    target = _as_target(y, spec.task)
+    target = _as_target(y, spec)
     if len(target) != len(X):
         raise ValueError(f"X has {len(X)} rows but y has {len(target)}")
     if len(target) == 0:
         raise ValueError("cannot fit on an empty training set")
     pipeline = build_pipeline(spec, estimator)
     pipeline.fit(X, target)
+    if spec.named_classes:
+        pipeline.declared_classes_ = list(spec.target_classes)
     return pipeline
 
 
-def _as_target(y: Any, task: str) -> np.ndarray:
+def _as_target(y: Any, spec: DatasetSpec) -> np.ndarray:
     arr = y.to_numpy() if isinstance(y, (pl.Series, pd.Series)) else np.asarray(y)
-    if task == "regression":
+    if spec.task == "regression":
         arr = arr.astype(np.float64)
         if np.isnan(arr).any():
             raise ValueError(f"target has {int(np.isnan(arr).sum())} missing values")
         return arr
-    if arr.dtype == object or arr.dtype.kind == "f":
-        if pd.isna(arr).any():
-            raise ValueError(f"target has {int(pd.isna(arr).sum())} missing values")
-    classes = np.unique(arr)
-    if not np.isin(classes, (0, 1)).all():
-        raise ValueError(
-            f"classification is binary with 0/1 (or boolean) labels; the target has "
-            f"{len(classes)} classes: {classes[:10].tolist()}"
-        )
+    if arr.dtype.kind in "OfUS" and pd.isna(arr).any():
+        raise ValueError(f"target has {int(pd.isna(arr).sum())} missing values")
+    labels = spec.target_classes
+    if arr.dtype.kind in "OUS" and spec.named_classes:  # labels, not codes
+        index = {c: i for i, c in enumerate(labels)}
+        unknown = sorted({str(v) for v in arr.tolist() if v not in index})
+        if unknown:
+            raise ValueError(f"target labels {unknown[:10]} are not among the spec's classes {labels}")
+        arr = np.array([index[v] for v in arr.tolist()], dtype=np.int64)
+    found = np.unique(arr)
+    if not np.isin(found, np.arange(len(labels))).all():
+        if not spec.named_classes:
+            raise ValueError(
+                f"classification without `classes` is binary with 0/1 (or boolean) labels; the target has "
+                f"{len(found)} classes: {found[:10].tolist()}; declare other labels with `classes: [...]`"
+            )
+        raise ValueError(f"target values {found[:10].tolist()} are not the class codes 0..{len(labels) - 1} "
+                         f"of the spec's classes {labels}")
     return arr.astype(np.int64)
 
 
 def predict_scores(pipeline: Pipeline, X: pd.DataFrame, task: str) -> np.ndarray:
-    """Positive-class probability (classification) or predicted value (regression), float64.
+    """Positive-class probability (binary classification), the class probabilities (multiclass:
+    shape ``(rows, classes)``, columns in ``spec.target_classes`` order, each row summing to 1) or
+    the predicted value (regression), float64.
 
-    A classifier fitted on a single class has one probability column; its score is 1.0
-    for every row if that class is the positive one (1) and 0.0 otherwise.
+    A binary classifier fitted on a single class has one probability column; its score is 1.0
+    for every row if that class is the positive one (1) and 0.0 otherwise. A multiclass model
+    gives probability 0 to a declared class it never saw in training.
     """
     if task == "regression":
         return np.asarray(pipeline.predict(X), dtype=np.float64)
     proba = pipeline.predict_proba(X)
     classes = list(pipeline.classes_)
+    declared = getattr(pipeline, "declared_classes_", None) or ()
+    if len(declared) > 2:
+        full = np.zeros((len(X), len(declared)), dtype=np.float64)
+        full[:, [int(c) for c in classes]] = proba
+        return full
     if len(classes) == 1:
         return np.full(len(X), 1.0 if classes[0] == 1 else 0.0)
     return np.asarray(proba[:, 1], dtype=np.float64)
@@ -255,12 +282,25 @@ def reference_profile(features: pl.DataFrame, spec: DatasetSpec, prediction: Any
 
     Numeric and calendar features are profiled as numeric (quantile bins plus a fixed,
     seeded sample for KS/Wasserstein), categoricals as exact counts; ``prediction`` (the
-    model's scores on the same rows) is profiled too so prediction drift can be judged.
+    model's scores on the same rows) is profiled too so prediction drift can be judged: as
+    numeric scores (binary, regression) or, for a multiclass model, as the distribution of the
+    predicted class (categorical, labels as text: what the score rows' ``label`` column holds).
+    A multiclass profile also keeps ``class_priors``: each class's share of the training target
+    (spec order), the constant baseline's probabilities.
     """
-    return build_reference_profile(
+    if prediction is not None and spec.multiclass:
+        pred: Any = pl.Series("prediction", predicted_labels(np.asarray(prediction), spec)).cast(pl.String)
+    else:
+        pred = None if prediction is None else np.asarray(prediction, dtype=np.float64)
+    profile = build_reference_profile(
         features,
         spec.numeric_features + spec.calendar_features,
         spec.categorical_features,
-        None if prediction is None else np.asarray(prediction, dtype=np.float64),
+        pred,
         seed=spec.training.seed,
     )
+    if spec.multiclass and spec.target in features.columns:
+        codes = features[spec.target].cast(pl.Float64).drop_nulls()
+        profile["class_priors"] = [float((codes == i).sum()) / max(codes.len(), 1)
+                                   for i in range(len(spec.target_classes))]
+    return profile
