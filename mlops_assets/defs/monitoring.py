@@ -203,9 +203,8 @@ def day_predictions(features: pl.DataFrame, scores: pl.DataFrame, spec: DatasetS
     if scores.is_empty():
         return None
     value = drift_prediction_column(spec)  # the predicted class of a multiclass model, else the score
-    aligned = features.select(spec.id).join(scores.select(spec.id, value), on=spec.id, how="left",
-                                            maintain_order="left")[value]
-    return aligned if spec.multiclass else aligned.to_numpy()  # class labels stay a (text) series
+    return features.select(spec.id).join(scores.select(spec.id, value), on=spec.id, how="left",
+                                         maintain_order="left")[value]
 
 
 def known_labels(lake: DeltaLake, spec: DatasetSpec) -> pl.DataFrame | None:
