@@ -8,4 +8,4 @@ Each ``bench_<name>.py`` module has ``bench(quick: bool) -> common.Result``.
 """
 
 # Run order; bench_drift goes last because it imports Evidently (heavy, and never unloaded).
-BENCHMARKS = ("features", "backfill", "import", "sensor", "scoring", "drift")
+BENCHMARKS = ("features", "ingest", "run_cost", "backfill", "import", "sensor", "scoring", "drift")

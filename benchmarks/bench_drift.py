@@ -31,7 +31,9 @@ from mlops_assets.ml.drift import feature_drift  # noqa: E402
 from mlops_assets.ml.drift_profile import build_reference_profile  # noqa: E402
 from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, parse_spec  # noqa: E402
 
-EXTRA_NUMERIC = ["merchant_risk", "balance", "velocity_7d"]
+EXTRA_NUMERIC = ["merchant_risk", "balance", "velocity_7d", "basket_items", "session_seconds", "ip_risk",
+                 "refund_rate", "device_age_days", "login_failures", "avg_ticket", "tenure_months", "discount_share"]
+# judged: 4 spec + 12 extra + 1 calendar numeric (two calendar columns are drift.exclude'd) + 3 categorical = 20
 
 
 def bench_spec() -> DatasetSpec:
@@ -55,6 +57,15 @@ def synth(rng: np.random.Generator, n: int, shift: float = 0.0) -> pl.DataFrame:
             "merchant_risk": rng.beta(2, 8, n),
             "balance": rng.normal(1500, 600, n),
             "velocity_7d": rng.exponential(5 + 10 * shift, n),
+            "basket_items": rng.poisson(2.5, n).astype(float) + rng.random(n),
+            "session_seconds": rng.lognormal(4.0 + 2 * shift, 0.8, n),
+            "ip_risk": rng.beta(1.5, 6 + 20 * shift, n),
+            "refund_rate": rng.beta(1, 30, n),
+            "device_age_days": rng.gamma(3.0, 120.0 * (1 + 3 * shift), n),
+            "login_failures": rng.poisson(0.3, n).astype(float) + rng.random(n) * 0.1,
+            "avg_ticket": rng.normal(60 + 40 * shift, 25, n),
+            "tenure_months": rng.gamma(2.0, 18.0, n),
+            "discount_share": rng.beta(2, 12 - 20 * shift, n),
             "merchant_category": rng.choice(
                 ["grocery", "fuel", "restaurant", "electronics", "travel", "online_retail",
                  "gambling", "pharmacy"], n, p=[0.30, 0.15, 0.20, 0.08, 0.05, 0.15, 0.02, 0.05],
@@ -88,8 +99,9 @@ def _peak_mb(fn: Callable[[], Any]) -> float:
 def run(rows: int = 200_000, repeats: int = 3) -> dict:
     """Time and memory of one partition's drift, ours vs Evidently; returns the numbers."""
     spec = bench_spec()
-    numeric = spec.numeric_features + spec.calendar_features
-    categorical = spec.categorical_features
+    # the columns both judge: the spec's drift.exclude (constant-within-day calendar columns) left out of both
+    numeric = [c for c in spec.numeric_features + spec.calendar_features if c not in spec.drift.exclude]
+    categorical = [c for c in spec.categorical_features if c not in spec.drift.exclude]
     rng = np.random.default_rng(0)
     reference, current = synth(rng, rows), synth(rng, rows, shift=0.1)
 
@@ -124,20 +136,30 @@ def run(rows: int = 200_000, repeats: int = 3) -> dict:
         return Report([preset]).run(current_data=cur_ds, reference_data=ref_ds).dict()
 
     t = time.perf_counter()
-    evidently()  # warm-up
-    ev_first_s = time.perf_counter() - t
-    ev_s, ev_result = _best_time(evidently, max(1, repeats - 1))
-    ev_mb = _peak_mb(evidently)
+    warm = {"ref": reference.head(20_000), "cur": current.head(20_000)}
+    Report([preset]).run(current_data=Dataset.from_pandas(warm["cur"].to_pandas(), data_definition=definition),
+                         reference_data=Dataset.from_pandas(warm["ref"].to_pandas(), data_definition=definition))
+    ev_first_s = time.perf_counter() - t  # warm-up on 20k rows: Evidently's lazy imports, not timed below
+    ev_s, ev_result = _best_time(evidently, max(1, repeats - 2))
+    ev_mb = _peak_mb(evidently) if rows <= 200_000 else None  # tracemalloc at 1M rows would take minutes
 
-    # Agreement: ours (stored 5000-value sample) vs Evidently (full 200k reference).
+    # Agreement per column: ours (stored 5000-value sample) vs Evidently (the full reference).
     gaps: dict[str, float] = {}
+    verdicts: dict[str, dict[str, Any]] = {}
     ev_count = None
+    thresholds = {**{c: spec.drift.numeric_threshold for c in numeric},
+                  **{c: spec.drift.categorical_threshold for c in categorical}}
     for m in ev_result["metrics"]:
         cfg = m["config"]
         if cfg["type"].endswith("DriftedColumnsCount"):
             ev_count = int(m["value"]["count"])
         else:
-            gaps[cfg["column"]] = abs(ours_result["features"][cfg["column"]]["score"] - m["value"])
+            col, value = cfg["column"], float(m["value"])
+            ours_col = ours_result["features"][col]
+            gaps[col] = abs(ours_col["score"] - value)
+            verdicts[col] = {"ours": bool(ours_col["drifted"]), "evidently": value >= thresholds[col],
+                             "ours_score": ours_col["score"], "evidently_score": value}
+    agree = [v["ours"] == v["evidently"] for v in verdicts.values()]
 
     return {
         "rows": rows,
@@ -148,13 +170,15 @@ def run(rows: int = 200_000, repeats: int = 3) -> dict:
         "ours_peak_mb": ours_mb,
         "evidently_import_s": import_s,
         "evidently_s": ev_s,
-        "evidently_first_call_s": ev_first_s,
+        "evidently_warmup_20k_s": ev_first_s,
         "evidently_peak_mb": ev_mb,
         "speedup": ev_s / ours_s,
-        "memory_ratio": ev_mb / ours_mb if ours_mb else float("inf"),
+        "memory_ratio": ev_mb / ours_mb if ours_mb and ev_mb else None,
         "max_score_gap": max(gaps.values()),
         "drifted_ours": ours_result["n_drifted"],
         "drifted_evidently": ev_count,
+        "verdicts": verdicts,
+        "verdicts_equal": sum(agree) / len(agree),
         "profile_json_kb": len(json.dumps(profile)) / 1024,
     }
 
@@ -165,11 +189,7 @@ def print_table(r: dict) -> None:
     print(f"{'':32}{'ours':>12}{'evidently':>12}{'ratio':>10}")
     print(f"{'time per partition (s)':32}{r['ours_s']:>12.3f}{r['evidently_s']:>12.3f}"
           f"{r['speedup']:>9.1f}x")
-    first_ratio = r["evidently_first_call_s"] / r["ours_first_call_s"]
-    print(f"{'first call (s)':32}{r['ours_first_call_s']:>12.3f}"
-          f"{r['evidently_first_call_s']:>12.3f}{first_ratio:>9.1f}x")
-    print(f"{'peak traced memory (MB)':32}{r['ours_peak_mb']:>12.1f}{r['evidently_peak_mb']:>12.1f}"
-          f"{r['memory_ratio']:>9.1f}x")
+    print(f"{'verdicts equal (share of columns)':32}{r['verdicts_equal']:>12.2f}")
     print(f"{'drifted columns':32}{r['drifted_ours']:>12}{r['drifted_evidently']:>12}")
     print(f"one-off: profile build {r['profile_build_s']:.3f} s "
           f"({r['profile_json_kb']:.0f} KB JSON), import evidently {r['evidently_import_s']:.2f} s")
@@ -182,27 +202,30 @@ def bench(quick: bool = False):
     repeats with ``quick``. No goal is set for drift: the ratios are reported as info."""
     from benchmarks.common import Result, Table, goal, mb, ratio, secs
 
-    r = run(rows=50_000, repeats=1) if quick else run()
+    r = run(rows=5_000, repeats=1) if quick else run(rows=1_000_000, repeats=3)
     t = Table(f"drift on {r['rows']:,} rows x {r['columns']['numeric']} numeric + "
               f"{r['columns']['categorical']} categorical (reference of the same size)",
               ["", "ours", "evidently (baseline)", "evidently / ours"])
     t.add("time per partition", secs(r["ours_s"]), secs(r["evidently_s"]), ratio(r["evidently_s"], r["ours_s"]))
-    t.add("first call", secs(r["ours_first_call_s"]), secs(r["evidently_first_call_s"]),
-          ratio(r["evidently_first_call_s"], r["ours_first_call_s"]))
-    t.add("peak traced memory", mb(r["ours_peak_mb"]), mb(r["evidently_peak_mb"]), f"{r['memory_ratio']:.1f}x")
+    t.add("peak traced memory", mb(r["ours_peak_mb"]), mb(r["evidently_peak_mb"]),
+          "—" if r["memory_ratio"] is None else f"{r['memory_ratio']:.1f}x")
     t.add("drifted columns", r["drifted_ours"], r["drifted_evidently"], "")
+    t.add("verdicts equal, per column", f"{r['verdicts_equal']:.0%} of {len(r['verdicts'])}", "", "")
     t.notes += [
         f"one-off: profile build {secs(r['profile_build_s'])} ({r['profile_json_kb']:.0f} KB JSON), "
-        f"import evidently {secs(r['evidently_import_s'])}",
+        f"import evidently {secs(r['evidently_import_s'])}, Evidently warm-up on 20k rows "
+        f"{secs(r['evidently_warmup_20k_s'])}; ours first call {secs(r['ours_first_call_s'])}",
         f"max |score gap| ours (5000-value sample) vs Evidently (full reference): {r['max_score_gap']:.4f}",
-        "memory: tracemalloc peak of one call (numpy/pandas buffers, not polars' Rust allocations)",
+        "memory: tracemalloc peak of one call (numpy/pandas buffers, not polars' Rust allocations); "
+        "Evidently's is not traced above 200k rows (minutes under tracemalloc)",
     ]
     goals = [
-        goal("drift speed vs Evidently", "info", f"{r['speedup']:.1f}x faster ({secs(r['ours_s'])})", None),
-        goal("drifted columns agree with Evidently", "same count",
-             f"{r['drifted_ours']} vs {r['drifted_evidently']}", r["drifted_ours"] == r["drifted_evidently"]),
+        goal("Evidently / ours", ">= 50x", f"{r['speedup']:.1f}x ({secs(r['ours_s'])})", r["speedup"] >= 50),
+        goal("verdicts equal per column", "all", f"{r['verdicts_equal']:.0%}", r["verdicts_equal"] == 1.0),
     ]
-    return Result("drift", [t], goals, r)
+    keys = {"drift.evidently_over_ours_1m": r["speedup"], "drift.verdicts_equal": r["verdicts_equal"],
+            "drift.rows": float(r["rows"])}
+    return Result("drift", [t], goals, r, keys)
 
 
 if __name__ == "__main__":

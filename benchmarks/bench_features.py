@@ -208,7 +208,9 @@ def bench(quick: bool = False, rows: int = ROWS) -> Result:
         goal("streaming vs eager peak memory", "info", ratio(mem["streaming"]["delta_mb"], mem["eager"]["delta_mb"]), None),
         goal("validate_file vs bare read_csv", "info", ratio(t["validate"].best, t["read_csv"].best), None),
     ]
-    return Result("features", [a, b, c], goals, data)
+    keys = {"features.compute_vs_select_sort": t["eager"].best / t["select_sort"].best,
+            "features.compute_vs_select": t["eager"].best / t["select"].best}
+    return Result("features", [a, b, c], goals, data, keys)
 
 
 if __name__ == "__main__":

@@ -84,9 +84,10 @@ class Result:
     tables: list[Table]
     goals: list[Goal]
     data: dict[str, Any]  # the raw numbers, written to results/latest.json
+    keys: dict[str, float] = field(default_factory=dict)  # the headline ratios ("scoring.asset_vs_floor": 1.02)
 
     def to_json(self) -> dict[str, Any]:
-        return {"goals": [asdict(g) for g in self.goals], "data": self.data,
+        return {"keys": self.keys, "goals": [asdict(g) for g in self.goals], "data": self.data,
                 "tables": [asdict(t) for t in self.tables]}
 
 

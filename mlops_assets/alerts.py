@@ -37,6 +37,7 @@ class AlertSink(ConfigurableResource):
     directory: str = Field(description="Folder of the JSON-lines alert log.")
     webhook_url: str = Field(default="", description="POST target for alerts; pass EnvVar('MLOPS_ALERT_WEBHOOK').")
     timeout_seconds: float = 5.0
+    owners: list[str] = Field(default_factory=list, description="The spec's owners: every alert names them.")
 
     def send(
         self, kind: str, *, reason: str, severity: str = "error", run_id: str | None = None,
@@ -53,6 +54,7 @@ class AlertSink(ConfigurableResource):
             "asset": asset,
             "partition": partition,
             "runbook": RUNBOOKS[kind],
+            "owners": list(self.owners),
             "details": details or {},
         }
         path = Path(self.directory)
@@ -61,7 +63,8 @@ class AlertSink(ConfigurableResource):
             return {**record, "suppressed": "the same alert was already sent"}  # one alert per condition
         with open(path / ALERTS_FILE, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
-        log.warning("ALERT %s: %s (runbook %s)", kind, reason, record["runbook"])
+        log.warning("ALERT %s: %s (runbook %s; owners %s)", kind, reason, record["runbook"],
+                    ", ".join(self.owners) or "none named")
         if self.webhook_url:
             record["delivered"] = self._post(record)
         return record
@@ -87,7 +90,8 @@ def read_alerts(directory: Path, limit: int = 20) -> list[dict]:
     return [json.loads(line) for line in lines[-limit:]][::-1]
 
 
-def alert_resource(alerts_dir: Path) -> AlertSink:
+def alert_resource(alerts_dir: Path, owners: list[str] | tuple[str, ...] = ()) -> AlertSink:
+    """The alert sink; ``owners`` (the spec's) are named in every alert."""
     if os.environ.get("MLOPS_ALERT_WEBHOOK"):
-        return AlertSink(directory=str(alerts_dir), webhook_url=EnvVar("MLOPS_ALERT_WEBHOOK"))
-    return AlertSink(directory=str(alerts_dir))
+        return AlertSink(directory=str(alerts_dir), webhook_url=EnvVar("MLOPS_ALERT_WEBHOOK"), owners=list(owners))
+    return AlertSink(directory=str(alerts_dir), owners=list(owners))

@@ -15,21 +15,29 @@ bug → candidates rejected by the gates, then a worse model that the gates cann
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import sys
 import time
+from pathlib import Path
+
+import yaml
 
 from mlops_assets.operations import QUIET, open_platform, tick
 from mlops_assets.paths import Home
 from mlops_assets.platform import Platform
 from mlops_assets.promotion import PromotionRefused, promote_with_waiver, read_audit
+from mlops_assets.registry.links import mlflow_ui_base
 from mlops_assets.simulator import Injection, simulate, write_late_files
+from mlops_assets.spec import BUNDLED_SPEC, load_spec
 from mlops_assets.status import collect_status
 from mlops_assets.vocabulary import (
     CANDIDATE_MODEL,
     CHAMPION,
     DRIFT_REPORT,
     SCORES,
+    SHADOW_SCORES,
+    Action,
     Alias,
     Job,
     Meta,
@@ -43,20 +51,50 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+SHADOW_DAYS = 2  # demo only: a passing candidate beside a champion waits this many days of shadow scores
+DEMO_SPEC = "demo_spec.yaml"  # under $MLOPS_HOME: what the demo's instance (and `make ui`) is built from
+
+
 def _reset(home: Home) -> None:
     """The demo owns its home: start from an empty one so every run tells the same story."""
-    for sub in ("incoming", "landing", "lake", "dagster", "mlflow", "reports", "alerts"):
+    for sub in ("incoming", "landing", "lake", "dagster", "mlflow", "reports", "alerts", "model_cache"):
         shutil.rmtree(home.root / sub, ignore_errors=True)
+
+
+def demo_spec(base: dict, start: dt.date, shadow_days: int = SHADOW_DAYS) -> dict:
+    """The bundled spec as the demo runs it: partitions start on the simulation's first day (no months of
+    empty partitions in the UI) and a passing candidate waits ``shadow_days`` as challenger."""
+    return {**base, "partition_start": start, "gates": {**base.get("gates", {}), "shadow_days": shadow_days}}
+
+
+def write_demo_spec(home: Home, start: dt.date) -> Path:
+    """``$MLOPS_HOME/demo_spec.yaml`` from ``$MLOPS_SPEC`` (else the bundled spec); ``$MLOPS_SPEC`` then
+    names it for this process, and ``make ui`` picks it up."""
+    source = Path(os.environ.get("MLOPS_SPEC") or BUNDLED_SPEC)
+    path = home.root / DEMO_SPEC
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# written by `mlops-assets demo`: the bundled spec with the demo's partition_start and "
+                    "shadow_days\n" + yaml.safe_dump(demo_spec(yaml.safe_load(source.read_text()), start),
+                                                     sort_keys=False))
+    os.environ["MLOPS_SPEC"] = str(path)
+    return path
 
 
 class Demo:
     def __init__(self, days: int, seed: int):
-        self.days, self.seed = days, seed
-        _reset(Home.from_env())
-        self.platform, self.instance, self.defs = open_platform(Platform.from_env())
+        # the shadow wait delays each promotion beside a champion: the window grows by it, so the rest of the
+        # story (the buggy model's matured labels tripping the guard) still fits before today
+        self.days, self.seed = days + SHADOW_DAYS, seed
+        home = Home.from_env()
+        _reset(home)
+        self.start = dt.date.today() - dt.timedelta(days=self.days - 1)
+        self.spec_path = write_demo_spec(home, self.start)
+        self.platform, self.instance, self.defs = open_platform(Platform.from_env(load_spec(self.spec_path)))
         self.cursors: dict[str, str | None] = {}
         self.story: list[str] = []  # what happened, with evidence, for the summary
         self.runs = 0
+        self.scorecards = 0
+        self.shadowed: list[int] = []  # versions that waited as challenger
 
     # ---- the outside world -----------------------------------------------------------------
     @property
@@ -84,7 +122,13 @@ class Demo:
             instance=self.instance, partition_key=cutoff.isoformat(), raise_on_error=False, run_config=QUIET,
             tags={RunTag.TRIGGER: trigger, RunTag.REASON: reason})
         self.runs += 1
-        return _training_outcome(result)
+        return self.note_shadow(_training_outcome(result))
+
+    def note_shadow(self, outcome: str) -> str:
+        if Action.AWAIT_SHADOW in outcome:
+            self.shadowed.append(int(outcome.split()[0].lstrip("v")))
+            outcome += f" (challenger: waits {SHADOW_DAYS} days of shadow scores)"
+        return outcome
 
     # ---- the story -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -92,8 +136,7 @@ class Demo:
         if spec.name != "card_transactions":
             _say(f"the demo simulates the bundled card_transactions dataset; unset MLOPS_SPEC (got {spec.name})")
             return 2
-        today = dt.date.today()
-        start = today - dt.timedelta(days=self.days - 1)
+        today, start = dt.date.today(), self.start
         day = lambda n: start + dt.timedelta(days=n)  # noqa: E731
         first_cutoff = spec.training.window_days
         inject = {
@@ -101,6 +144,7 @@ class Demo:
             "covariate_drift": day(first_cutoff + 1), "schema_change": day(self.days - 10),
         }
         _say(f"mlops_assets demo — MLOPS_HOME={self.platform.home.root}")
+        _say(f"   spec: {self.spec_path} (partitions from {start}; gates.shadow_days {SHADOW_DAYS})")
         _say(f"1. simulating {self.days} days of card transactions {start} .. {today} (seed {self.seed}) into incoming/")
         for kind, when in inject.items():
             _say(f"     inject {kind} @ {when}")
@@ -152,8 +196,17 @@ class Demo:
         _say(f"6. live: one day at a time, {day(first_cutoff)} .. {today}")
         for n in range(first_cutoff, self.days):
             self.live_day(day(n), first_cutoff, n)
+        self.scorecard()
         self.summary()
         return 0
+
+    def scorecard(self) -> None:
+        """A point of every scorecard measure (the hourly schedule's job, run now)."""
+        result = self.defs.resolve_job_def(Job.SCORECARD).execute_in_process(
+            instance=self.instance, raise_on_error=False, run_config=QUIET,
+            tags={RunTag.TRIGGER: Schedule.SCORECARD, RunTag.REASON: "demo"})
+        self.runs += 1
+        self.scorecards += result.success
 
     def live_day(self, d: dt.date, first_cutoff: int, n: int) -> None:
         spec = self.platform.spec
@@ -164,14 +217,19 @@ class Demo:
                   if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [SCORES]]
         drift = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [DRIFT_REPORT]]
+        shadow = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
+                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [SHADOW_SCORES]]
+        if shadow:
+            m = shadow[0]
+            agree = f", label agreement {m['label_agreement'].value:.3f}" if "label_agreement" in m else ""
+            notes.append(f"shadow: challenger v{m['challenger_version'].value} scored beside the champion{agree}")
         self.tick(Sensor.LABELS)
         perf = self.tick(Sensor.PERFORMANCE)
-        for sensor in (Sensor.DRIFT,):
-            for r in self.tick(sensor):
-                outcome = _training_outcome(r.result)
-                notes.append(f"DRIFT → retrain {r.partition_key}: {outcome}")
-                self.story.append(f"{d} drift_sensor: {r.tags[RunTag.REASON][:150]} → retrain cutoff "
-                                  f"{r.partition_key}: {outcome}")
+        for r in self.tick(Sensor.DRIFT):
+            outcome = self.note_shadow(_training_outcome(r.result))
+            notes.append(f"DRIFT → retrain {r.partition_key}: {outcome}")
+            self.story.append(f"{d} drift_sensor: {r.tags[RunTag.REASON][:150]} → retrain cutoff "
+                              f"{r.partition_key}: {outcome}")
         before = self.defs.resources["registry"].get_alias(Alias.CHAMPION)
         self.tick(Sensor.GUARD)
         after = self.defs.resources["registry"].get_alias(Alias.CHAMPION)
@@ -187,13 +245,18 @@ class Demo:
             notes.append(f"RESCORE {len(rescored)} day(s) with v{versions}")
             self.story.append(f"{d} rescore_sensor: re-scored {', '.join(r.partition_key for r in rescored)} "
                               f"with v{versions}")
-        self.tick(Sensor.SHADOW_PROMOTION)
+        for r in self.tick(Sensor.SHADOW_PROMOTION):
+            outcome = _champion_outcome(r.result)
+            notes.append(f"SHADOW → {outcome}")
+            self.story.append(f"{d} shadow_promotion_sensor: {r.tags[RunTag.REASON]} → champion[{r.partition_key}]: "
+                              f"{outcome}")
         if n > first_cutoff and (n - first_cutoff) % spec.training.cadence_days == 0:
             outcome = self.train(d, Schedule.TRAINING, "weekly retrain")
             notes.append(f"weekly retrain: {outcome}")
             self.story.append(f"{d} training_schedule: {outcome}")
             if "REJECTED" in outcome and n == first_cutoff + 3 * spec.training.cadence_days:
                 notes.append(self.waive(outcome.split()[0].lstrip("v"), d))
+            self.scorecard()
         s = scores[0] if scores else None
         scored = f"scored by v{s['model_version'].value} ({s['mode'].value})" if s else "not scored"
         dr = drift[0] if drift else None
@@ -234,8 +297,31 @@ class Demo:
         rejected = [m for m in status["models"] if m["status"] == "rejected"]
         _say(f"models: {len(status['models'])} registered, {len(rejected)} rejected by the gates")
         _say(f"alerts: {len(status.get('alerts', []))} (JSON lines under {self.platform.home.alerts})")
-        _say(f"\nexplore: `make ui` (Dagster UI on the same instance), `.venv/bin/mlops-assets status`, "
-             f"MLflow UI: `.venv/bin/mlflow ui --backend-store-uri sqlite:///{self.platform.home.mlflow_db}`")
+        waited = {m["version"]: m["status"] for m in status["models"]}
+        shadowed = ", ".join(f"v{v} (now {waited.get(v)})" for v in self.shadowed) or "no candidate"
+        _say(f"shadow: {shadowed} waited as challenger for {SHADOW_DAYS} shadow day(s); shadow_scores partitions: "
+             f"{len(status['partitions'].get(SHADOW_SCORES, []))}")
+        sc = status["scorecard"]
+        _say(f"scorecard: materialised {self.scorecards} time(s) (status reads the latest, {sc.get('materialized_at')}"
+             f"): pipeline success {sc['measures'].get('pipeline_success_rate')}")
+        _say(f"\nexplore: `make ui` (Dagster UI http://127.0.0.1:3000 and MLflow UI {mlflow_ui_base()} on this home), "
+             f"`MLOPS_SPEC={self.spec_path} .venv/bin/mlops-assets status`")
+
+
+def _champion_outcome(result) -> str:
+    """What a champion-only run (the shadow promotion) did."""
+    champ = [e.event_specific_data.materialization.metadata for e in result.all_events
+             if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [CHAMPION]]
+    if not champ:
+        return f"no promotion (run {result.run_id[:8]} {'succeeded' if result.success else 'failed'})"
+    return _champion_step(champ[0])
+
+
+def _champion_step(meta) -> str:
+    """The champion asset's metadata in words: promoted (→ champion vN) or parked (→ challenger vN)."""
+    if "champion" in meta:
+        return f"{meta['action'].value} → champion v{meta['champion'].value}"
+    return f"{meta['action'].value} → challenger v{meta['challenger'].value}: {meta['reason'].value}"
 
 
 def _training_outcome(result) -> str:
@@ -247,7 +333,7 @@ def _training_outcome(result) -> str:
             if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [CANDIDATE_MODEL]]
     version = f"v{cand[0]['model_version'].value}" if cand else "?"
     if champ:
-        return f"{version} {champ[0]['action'].value} → champion v{champ[0]['champion'].value}"
+        return f"{version} {_champion_step(champ[0])}"
     failed = [e.event_specific_data.description for e in events
               if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
     if failed:

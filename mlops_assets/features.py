@@ -59,7 +59,8 @@ def compute_features(raw: pl.DataFrame | pl.LazyFrame, spec: DatasetSpec) -> pl.
 
     Numeric features become Float64 (the model's input type; ints would trip MLflow's
     signature enforcement), calendar features come from the event timestamp (UTC),
-    categoricals stay strings. Output order is by (ds, id) so it is deterministic.
+    categoricals stay strings. Output order is by (ds, id) so it is deterministic (a DataFrame already in
+    that order is not sorted again; a LazyFrame is, as a streaming collect does not keep row order).
     """
     ts = pl.col(spec.timestamp)
     exprs = [pl.col("ds"), pl.col(spec.id), ts]
@@ -68,4 +69,24 @@ def compute_features(raw: pl.DataFrame | pl.LazyFrame, spec: DatasetSpec) -> pl.
     exprs += [pl.col(c).cast(pl.String) for c in spec.categorical_features]
     if spec.target_in_events:
         exprs.append(target_code(pl.col(spec.target), spec).cast(pl.Float64).alias(spec.target))
-    return raw.select(exprs).sort("ds", spec.id)
+    out = raw.select(exprs)
+    if isinstance(out, pl.LazyFrame) or not in_order(out, "ds", spec.id):
+        return out.sort("ds", spec.id)
+    return out  # already in (ds, id) order: no sort (linear in the rows)
+
+
+def input_columns(spec: DatasetSpec) -> list[str]:
+    """The raw columns ``compute_features`` reads."""
+    cols = ["ds", spec.id, spec.timestamp, *spec.numeric_features, *spec.categorical_features]
+    return [*cols, spec.target] if spec.target_in_events else cols
+
+
+def in_order(frame: pl.DataFrame, first: str, second: str) -> bool:
+    """Whether ``frame`` is sorted by (``first``, ``second``) ascending, nulls never in order — one vectorised
+    comparison of each row with the one before it."""
+    if frame.height < 2:
+        return frame.height == 0 or frame.select(pl.col(first).is_not_null() & pl.col(second).is_not_null()).item()
+    a, b = pl.col(first), pl.col(second)
+    step = (a > a.shift()) | ((a == a.shift()) & (b >= b.shift()))
+    return bool(frame.select(step.slice(1).fill_null(False).all() & a.is_not_null().all() & b.is_not_null().all())
+                .item())

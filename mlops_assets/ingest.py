@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from mlops_assets.features import in_order
 from mlops_assets.readers import (  # the landing zone's entries: listed without following links
     READERS,
     FileRejected,
@@ -144,9 +144,21 @@ def protect_pii(frame: pl.DataFrame, columns: tuple[str, ...], key: bytes | None
     present = [c for c in columns if c in frame.columns]
     if key is None:
         return frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in present])
-    return frame.with_columns([
-        pl.Series(c, [None if v is None else pii_digest(v, key) for v in frame[c].cast(pl.String).to_list()],
-                  dtype=pl.String) for c in present])
+    return frame.with_columns([_digests(frame[c].cast(pl.String), key).alias(c) for c in present])
+
+
+def _digests(values: pl.Series, key: bytes) -> pl.Series:
+    """``pii_digest`` of every value, computed once per distinct value (the keyed state is set up once)."""
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+    distinct = values.drop_nulls().unique()
+
+    def digest(value: str) -> str:
+        h = keyed.copy()
+        h.update(value.encode("utf-8"))
+        return h.hexdigest()
+
+    return values.replace_strict(distinct, [digest(v) for v in distinct.to_list()], default=None,
+                                 return_dtype=pl.String)
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,26 +220,24 @@ class IngestResult:
 
 
 def _record_json(frame: pl.DataFrame) -> pl.Series:
-    return pl.Series([json.dumps(r, default=str) for r in frame.drop(SOURCE_ROW, strict=False).to_dicts()], dtype=pl.String)
+    """Each row as one JSON object (the quarantine's ``record``), encoded by polars in one pass; times as text."""
+    frame = frame.drop(SOURCE_ROW, strict=False)
+    if frame.width == 0:
+        return pl.Series([None] * frame.height, dtype=pl.String)
+    cols = [pl.col(c).cast(pl.String) if frame.schema[c].is_temporal() else pl.col(c) for c in frame.columns]
+    return frame.select(pl.struct(cols).struct.json_encode()).to_series().cast(pl.String)
 
 
 def _rejections(frame: pl.DataFrame, mask: pl.Series, day: str, file: str, rule: str, column: str, reason: pl.Expr | str):
     bad = frame.filter(mask)
     if bad.is_empty():
         return None
-    reasons = bad.select(reason).to_series() if isinstance(reason, pl.Expr) else pl.Series([reason] * bad.height)
-    return pl.DataFrame(
-        {
-            "ds": [day] * bad.height,
-            "file": [file] * bad.height,
-            "row": bad[SOURCE_ROW],
-            "column": [column] * bad.height,
-            "rule": [rule] * bad.height,
-            "reason": reasons.cast(pl.String),
-            "record": _record_json(bad),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
+    reasons = (bad.select(reason).to_series() if isinstance(reason, pl.Expr)
+               else pl.repeat(reason, bad.height, eager=True))
+    rows = pl.DataFrame({"row": bad[SOURCE_ROW], "reason": reasons.cast(pl.String), "record": _record_json(bad)})
+    return rows.select(
+        pl.lit(day, pl.String).alias("ds"), pl.lit(file, pl.String).alias("file"), pl.col("row").cast(pl.Int64),
+        pl.lit(column, pl.String).alias("column"), pl.lit(rule, pl.String).alias("rule"), "reason", "record")
 
 
 def _file_rejection(day: str, file: str, err: FileRejected) -> pl.DataFrame:
@@ -238,11 +248,44 @@ def _file_rejection(day: str, file: str, err: FileRejected) -> pl.DataFrame:
     )
 
 
+_NULL_TEXT = ["nan", "null", "none", "na", ""]
+
+
+def _cannot_fail(source: pl.DataType, target: pl.DataType) -> bool:
+    """A value whose typing cannot fail: text to text, or a column already of its contract type."""
+    return source == target or (target == pl.String and source == pl.String)
+
+
+def _wrong_type(original: pl.DataFrame, typed: pl.DataFrame, col: str) -> pl.Series | None:
+    """Rows whose value was present but did not type (None when there is none: the detailed test, text
+    stripped and lower-cased, runs only on a column where some value became null in typing)."""
+    raw = original[col]
+    candidates = typed[col].is_null() & raw.is_not_null()
+    if not candidates.any():
+        return None
+    present = candidates
+    if raw.dtype == pl.String:
+        text = raw.str.strip_chars()
+        present = present & (text != "") & ~text.str.to_lowercase().is_in(_NULL_TEXT).fill_null(False)
+    elif raw.dtype.is_float():
+        present = present & ~raw.is_nan()
+    return present if present.any() else None
+
+
+def _partition_day(day: str):
+    try:
+        return dt.date.fromisoformat(day)
+    except ValueError:
+        return day
+
+
 def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, pii_key: bytes | None = None
                   ) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
     """Type and check one file's rows. Returns (accepted rows, quarantine rows, extra columns).
 
-    PII is protected first, so neither the accepted rows nor a quarantine record carries it in the clear."""
+    Vectorised, and only what can fail is checked (text typed as text cannot be a wrong type; a value is
+    re-examined only where typing turned it null). PII is protected first, so neither the accepted rows nor a
+    quarantine record carries it in the clear."""
     frame = protect_pii(frame, contract.pii, contract.pii_key(pii_key))
     types = contract.dtypes
     missing = [c for c in types if c not in frame.columns]
@@ -254,44 +297,42 @@ def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, 
             "unexpected_column", f"unexpected column(s) {', '.join(extra)} (schema_evolution: reject)", column=extra[0]
         )
     keep_extra = extra if contract.schema_evolution == "merge" else []
-    frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
-    original = frame
-    typed = frame.select(
+    original = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+    typed = original.select(
         SOURCE_ROW,
-        *[_typed(c, t, frame.schema[c]).alias(c) for c, t in types.items()],
+        *[_typed(c, t, original.schema[c]).alias(c) for c, t in types.items()],
         *[pl.col(c).cast(pl.String) for c in keep_extra],
-    )
-    # NaN is a null for the contract
-    typed = typed.with_columns(
-        [pl.when(pl.col(c).is_nan()).then(None).otherwise(pl.col(c)).alias(c) for c, t in types.items() if t == pl.Float64]
+    ).with_columns(  # NaN is a null for the contract
+        [pl.col(c).fill_nan(None) for c, t in types.items() if t == pl.Float64]
     )
     rejected: list[pl.DataFrame] = []
-    bad_rows = pl.Series([False] * typed.height, dtype=pl.Boolean)  # typed: a header-only file has 0 rows
+    bad_rows = pl.repeat(False, typed.height, dtype=pl.Boolean, eager=True)  # a header-only file has 0 rows
 
-    def reject(mask: pl.Series, rule: str, column: str, reason):
+    def reject(mask: pl.Series | None, rule: str, column: str, reason):
         nonlocal bad_rows
+        if mask is None or not mask.any():
+            return
         mask = mask.fill_null(False) & ~bad_rows  # one reason per row: the first rule it breaks
         r = _rejections(original, mask, day, file, rule, column, reason)
         if r is not None:
             rejected.append(r)
             bad_rows = bad_rows | mask
 
-    required = set(contract.required)
     for col, t in types.items():
-        raw_nonnull = original[col].is_not_null()
-        if original.schema[col] == pl.String:
-            raw_nonnull = raw_nonnull & (original[col].str.strip_chars() != "")
-        if original.schema[col].is_float():
-            raw_nonnull = raw_nonnull & ~original[col].is_nan()
-        typed_null = typed[col].is_null()
-        # a value that was present but did not parse is a type violation
-        lowered = original[col].cast(pl.String).str.strip_chars().str.to_lowercase()
-        nan_text = lowered.is_in(["nan", "null", "none", "na", ""]).fill_null(False)
-        hint = "".join(f" ({why})" for c, why in contract.hints if c == col)
-        reject(raw_nonnull & typed_null & ~nan_text, "wrong_type", col,
-               pl.format(f"{col}: '{{}}' is not a valid {t}{hint}", pl.col(col).cast(pl.String)))
-        if col in required:
-            reject(typed_null, "null", col, f"{col}: required value is missing (null/NaN/empty)")
+        if not _cannot_fail(original.schema[col], t):
+            hint = "".join(f" ({why})" for c, why in contract.hints if c == col)
+            reject(_wrong_type(original, typed, col), "wrong_type", col,
+                   pl.format(f"{col}: '{{}}' is not a valid {t}{hint}", pl.col(col).cast(pl.String)))
+        if col in contract.required:
+            reject(typed[col].is_null(), "null", col, f"{col}: required value is missing (null/NaN/empty)")
+    _check_values(typed, original, contract, day, reject)
+    accepted = typed.filter(~bad_rows).with_columns(pl.lit(file).alias(SOURCE_FILE), pl.lit(day).alias("ds"))
+    quarantine = pl.concat(rejected) if rejected else empty_quarantine()
+    return accepted, quarantine, keep_extra
+
+
+def _check_values(typed: pl.DataFrame, original: pl.DataFrame, contract: Contract, day: str, reject) -> None:
+    """Ranges, categories and the partition date of the typed values (``reject(mask, rule, column, reason)``)."""
     for col, (lo, hi) in contract.ranges.items():
         v = typed[col]
         if lo is not None:
@@ -306,13 +347,11 @@ def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, 
                               pl.lit(f"' is not one of the allowed values ({shown})")]))
     if contract.timestamp:
         ts = contract.timestamp
-        event_day = typed[ts].dt.date().cast(pl.String)
-        reject(event_day.is_not_null() & (event_day != day), "outside_partition", ts,
+        on = _partition_day(day)
+        event_day = typed[ts].dt.date() if isinstance(on, dt.date) else typed[ts].dt.date().cast(pl.String)
+        reject(event_day.is_not_null() & (event_day != on), "outside_partition", ts,
                pl.format(f"{ts}: {{}} ({{}} UTC) is not on partition date {day}", pl.col(ts).cast(pl.String),
-                         _typed(ts, types[ts], original.schema[ts])))
-    accepted = typed.filter(~bad_rows).with_columns(pl.lit(file).alias(SOURCE_FILE), pl.lit(day).alias("ds"))
-    quarantine = pl.concat(rejected) if rejected else empty_quarantine()
-    return accepted, quarantine, keep_extra
+                         _typed(ts, contract.dtypes[ts], original.schema[ts])))
 
 
 class IngestError(RuntimeError):
@@ -369,16 +408,21 @@ def ingest_partition(landing: Path, day: str, contract: Contract, pii_key: bytes
         for info in files:
             info["accepted"] -= dupes.filter(pl.col("file") == info["file"]).height
     order = [*contract.dtypes, *extras, SOURCE_FILE, SOURCE_ROW, "ds"]
-    raw = raw.select(order).sort(SOURCE_FILE, SOURCE_ROW)
+    raw = _in_file_order(raw.select(order))
     q = pl.concat(quarantined) if quarantined else empty_quarantine()
     return IngestResult(day, raw, q.sort("file", "row", nulls_last=False), files, extras, partition_fingerprint(found))
+
+
+def _in_file_order(raw: pl.DataFrame) -> pl.DataFrame:
+    """Rows by (file, row): files are read in name order, so this is usually a check, not a sort."""
+    return raw if in_order(raw, SOURCE_FILE, SOURCE_ROW) else raw.sort(SOURCE_FILE, SOURCE_ROW)
 
 
 def _reject_duplicate_ids(raw: pl.DataFrame, id_col: str, day: str):
     """Keep the first occurrence of an id (file name order, then row); quarantine the rest."""
     if raw.is_empty():
         return raw, None
-    raw = raw.sort(SOURCE_FILE, SOURCE_ROW)
+    raw = _in_file_order(raw)
     first = raw.select(pl.col(id_col).is_first_distinct()).to_series()
     if bool(first.all()):
         return raw, None

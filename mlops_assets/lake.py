@@ -27,7 +27,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import polars as pl
@@ -39,6 +39,9 @@ from mlops_assets.redaction import redact, secret_values
 
 PARTITION_COLUMN = "ds"
 COMMIT_APP_ID = "mlops_assets"
+# Set on every table this resource creates: a checkpoint every 20 commits (deltalake's default is 100), so
+# loading a table replays at most a checkpoint and 20 commit files; the maintenance schedule adds one daily.
+TABLE_CONFIGURATION = {"delta.checkpointInterval": "20"}
 
 
 def partition_predicate(keys: Iterable[str], column: str = PARTITION_COLUMN) -> str:
@@ -146,11 +149,13 @@ class DeltaLake(ConfigurableResource):
 
     @redacted_errors
     def version(self, table: str) -> int | None:
-        return self._table(table).version() if self.exists(table) else None
+        target = self._loaded(table)
+        return target.version() if target is not None else None
 
     @redacted_errors
     def history(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
-        return self._table(table).history(limit) if self.exists(table) else []
+        target = self._loaded(table)
+        return target.history(limit) if target is not None else []
 
     # ---- writes -----------------------------------------------------------------------
     @redacted_errors
@@ -170,7 +175,49 @@ class DeltaLake(ConfigurableResource):
         A key with no rows in ``frame`` is emptied. Returns the table version written.
         """
         self._check_partitions(table, frame, keys)
-        return self._commit(table, frame, keys, "overwrite", run_id, metadata, merge_schema)
+        arrow = frame.to_arrow()
+        partitioned = PARTITION_COLUMN in frame.columns
+        return self._commit(table, lambda: arrow, keys, "overwrite", run_id, metadata, merge_schema, partitioned)
+
+    @redacted_errors
+    def write_stream(
+        self,
+        table: str,
+        batches: Callable[[], Iterable[pl.DataFrame]],
+        schema: dict[str, pl.DataType],
+        keys: Sequence[str],
+        *,
+        run_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        """``write_partitions`` for data that never sits in memory whole: ``batches()`` yields frames of
+        ``schema``, each handed to Delta as it comes (a pyarrow ``RecordBatchReader``), all in ONE commit
+        replacing exactly partitions ``keys``. ``batches`` is a function: a retried commit calls it again."""
+        arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+        raised: list[BaseException] = []  # what the producer raised: Delta would wrap it in its own error
+
+        def reader():
+            import pyarrow as pa
+
+            source = batches()  # called here, before the write: deltalake pulls ``stream`` from its own runtime
+
+            def stream():
+                try:
+                    for batch in source:
+                        self._check_partitions(table, batch, keys)
+                        yield from batch.to_arrow().cast(arrow_schema).to_batches()
+                except BaseException as err:
+                    raised.append(err)
+                    raise
+
+            return pa.RecordBatchReader.from_batches(arrow_schema, stream())
+
+        try:
+            return self._commit(table, reader, keys, "overwrite", run_id, metadata, False, PARTITION_COLUMN in schema)
+        except Exception:
+            if raised:
+                raise raised[-1] from None
+            raise
 
     @redacted_errors
     def append(
@@ -180,7 +227,9 @@ class DeltaLake(ConfigurableResource):
         if frame.is_empty() and self.exists(table):
             return self.version(table)
         keys = frame[PARTITION_COLUMN].unique().to_list() if PARTITION_COLUMN in frame.columns else []
-        return self._commit(table, frame, keys, "append", run_id, metadata, False)
+        arrow = frame.to_arrow()
+        return self._commit(table, lambda: arrow, keys, "append", run_id, metadata, False,
+                            PARTITION_COLUMN in frame.columns)
 
     @staticmethod
     def _check_partitions(table: str, frame: pl.DataFrame, keys: Sequence[str]) -> None:
@@ -190,22 +239,31 @@ class DeltaLake(ConfigurableResource):
         if stray:
             raise ValueError(f"rows for partitions {sorted(stray)} outside the write {sorted(keys)} of {table}")
 
-    def _commit(self, table, frame, keys, mode, run_id, metadata, merge_schema) -> int:
-        """One Delta commit stamped with run id and partitions; conflicting concurrent
-        commits are retried with jittered backoff. Returns the version *this* commit wrote (the
-        handle written through moves to its own commit, not to a later writer's)."""
+    def _loaded(self, table: str):
+        """The table's ``DeltaTable`` (its log read once), or None when there is no table yet."""
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return self._table(table)
+        except TableNotFoundError:
+            return None
+
+    def _commit(self, table, data, keys, mode, run_id, metadata, merge_schema, partitioned) -> int:
+        """One Delta commit of ``data()`` stamped with run id and partitions; conflicting concurrent
+        commits are retried with jittered backoff. The log is loaded once per attempt (one ``DeltaTable``,
+        written through and asked its version). Returns the version *this* commit wrote (the handle
+        written through moves to its own commit, not to a later writer's)."""
         from deltalake import CommitProperties, Transaction, write_deltalake
         from deltalake.exceptions import CommitFailedError
 
         custom = {"partitions": ",".join(sorted(keys)), **({"dagster_run_id": run_id} if run_id else {})}
         custom.update({k: str(v) for k, v in (metadata or {}).items()})
-        arrow = frame.to_arrow()
-        partition_by = [PARTITION_COLUMN] if PARTITION_COLUMN in frame.columns else None
+        partition_by = [PARTITION_COLUMN] if partitioned else None
         pause_point(f"lake.commit:{table}")
         for attempt in range(self.commit_retries + 1):
-            exists = self.exists(table)
-            target = self._table(table) if exists else None
-            version_before = target.version() if target is not None else -1
+            target = self._loaded(table)
+            exists = target is not None
+            version_before = target.version() if exists else -1
             props = CommitProperties(
                 custom_metadata=custom,
                 app_transactions=[Transaction(app_id=COMMIT_APP_ID, version=version_before + 1)],
@@ -213,18 +271,19 @@ class DeltaLake(ConfigurableResource):
             overwrite = mode == "overwrite" and exists
             try:
                 write_deltalake(
-                    target if target is not None else self.uri(table),
-                    arrow,
+                    target if exists else self.uri(table),
+                    data(),
                     mode="overwrite" if overwrite else "append",
                     predicate=partition_predicate(keys) if overwrite else None,
                     partition_by=partition_by,
                     schema_mode="merge" if merge_schema and exists else None,
-                    storage_options=None if target is not None else self.storage_options,
+                    storage_options=None if exists else self.storage_options,
+                    configuration=None if exists else TABLE_CONFIGURATION,
                     commit_properties=props,
                 )
                 pause_point(f"lake.committed:{table}")
                 # a first write racing another first write may land after it: then the latest is ours or later
-                return target.version() if target is not None else self._table(table).version()
+                return target.version() if exists else self._table(table).version()
             except CommitFailedError:
                 if attempt == self.commit_retries:
                     raise
@@ -237,25 +296,55 @@ class DeltaLake(ConfigurableResource):
     # ---- maintenance ------------------------------------------------------------------
     @redacted_errors
     def maintain(self, table: str, *, retention_hours: int, keep_versions: Sequence[int] = ()) -> dict[str, Any]:
-        """Compact small files, then vacuum files unreferenced for ``retention_hours`` — except
-        every file that a version in ``keep_versions`` still reads (time travel keeps working)."""
-        before = len(self._table(table).file_uris())
-        compaction = self._table(table).optimize.compact()
-        removed = self._table(table).vacuum(
+        """Compact small files, vacuum files unreferenced for ``retention_hours`` — except every file
+        that a version in ``keep_versions`` still reads (time travel keeps working) —, then write a
+        checkpoint of the current version: loading the table replays that checkpoint and the commits after
+        it, however long its history. Log entries older than the table's log retention are dropped only
+        from a table with no ``keep_versions`` (time travel to a kept version needs its log)."""
+        dt_ = self._table(table)
+        before = len(dt_.file_uris())
+        compaction = dt_.optimize.compact()
+        removed = dt_.vacuum(
             retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False,
             keep_versions=sorted(set(keep_versions)) or None,
         )
+        dt_ = self._table(table)
+        dt_.create_checkpoint()
+        if not keep_versions:
+            dt_.cleanup_metadata()
         return {
             "files_before": before,
-            "files_after": len(self._table(table).file_uris()),
+            "files_after": len(dt_.file_uris()),
             "compacted_added": int(compaction.get("numFilesAdded", 0)),
             "compacted_removed": int(compaction.get("numFilesRemoved", 0)),
             "vacuumed_files": len(removed),
             "kept_versions": sorted(set(keep_versions)),
-            "version": self.version(table),
+            "version": dt_.version(),
+            "checkpoint_version": dt_.version(),
+            "log_cleanup": not keep_versions,
         }
 
     # ---- reads ------------------------------------------------------------------------
+    @redacted_errors
+    def iter_batches(self, table: str, keys: Iterable[str], batch_rows: int = 100_000) -> Iterator[pl.DataFrame]:
+        """The rows of partitions ``keys`` (with their ``ds``), ``batch_rows`` at a time, pulled from the data
+        files one batch after another: memory stays bounded by a batch (and one row group), not by the
+        partition. (A polars streaming scan reads ahead of a slow consumer — e.g. a model — and so holds
+        most of a large partition.) On an object store the polars scan is used (streamed, read-ahead).
+
+        The table is loaded and its files listed here, when called, not while iterating: the iterator may be
+        consumed inside a Delta write (``write_stream``), where deltalake cannot be entered again."""
+        target = self._loaded(table)
+        if target is None:
+            return iter(())
+        keys = sorted(set(keys))
+        if "://" in self.root and not self.root.startswith("file://"):
+            scans = [pl.scan_delta(target).filter(pl.col(PARTITION_COLUMN) == key) for key in keys]
+            return (b for lf in scans for b in lf.collect_batches(chunk_size=batch_rows, maintain_order=True))
+        files = [(key, uri.removeprefix("file://")) for key in keys
+                 for uri in target.file_uris(file_pruning_predicate=[(PARTITION_COLUMN, "=", key)])]
+        return _file_batches(files, batch_rows)
+
     @redacted_errors
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
         return pl.scan_delta(self.uri(table), version=version, storage_options=self.storage_options)
@@ -281,7 +370,53 @@ class DeltaLake(ConfigurableResource):
 
     @redacted_errors
     def partition_counts(self, table: str) -> dict[str, int]:
-        if not self.exists(table):
+        """Rows per partition, from the Delta log's file statistics (no data file is read); a table
+        written without statistics is counted by a scan of its partition column."""
+        return self._counts(self._loaded(table))
+
+    @redacted_errors
+    def newest(self, table: str, column: str, counts: dict[str, int] | None = None) -> Any:
+        """The largest value of ``column`` in the newest partition holding rows (a partition-pruned read:
+        for a column that never falls after its partition's date, e.g. an event time under the contract's
+        ``outside_partition`` rule, that is the table's largest); None for an empty table."""
+        return self.counts_and_newest(table, column)[1] if counts is None else self._newest(
+            self._loaded(table), column, counts)
+
+    @redacted_errors
+    def counts_and_newest(self, table: str, column: str) -> tuple[dict[str, int], Any]:
+        """``partition_counts`` and ``newest`` from one load of the table's log (the volume and freshness
+        checks of a landing run)."""
+        target = self._loaded(table)
+        counts = self._counts(target)
+        return counts, self._newest(target, column, counts)
+
+    def _counts(self, target) -> dict[str, int]:
+        if target is None:
             return {}
-        counts = self.scan(table).group_by(PARTITION_COLUMN).len().collect()
-        return dict(zip(counts[PARTITION_COLUMN].to_list(), counts["len"].to_list(), strict=True))
+        files = pl.DataFrame(target.get_add_actions(flatten=True))
+        column = f"partition.{PARTITION_COLUMN}"
+        if files.is_empty():
+            return {}
+        if column not in files.columns or "num_records" not in files.columns or files["num_records"].null_count():
+            counts = pl.scan_delta(target).group_by(PARTITION_COLUMN).len().collect()
+            return dict(zip(counts[PARTITION_COLUMN].to_list(), counts["len"].to_list(), strict=True))
+        counts = files.group_by(column).agg(pl.col("num_records").sum()).filter(pl.col("num_records") > 0)
+        return dict(zip(counts[column].to_list(), counts["num_records"].to_list(), strict=True))
+
+    def _newest(self, target, column: str, counts: dict[str, int]) -> Any:
+        """Read only the newest partition's data files (the log's current files of that partition)."""
+        days = [d for d, n in counts.items() if n and d is not None]
+        if target is None or not days:
+            return None
+        files = target.file_uris(file_pruning_predicate=[(PARTITION_COLUMN, "=", max(days))])
+        return (pl.scan_parquet(files, storage_options=self.storage_options).select(pl.col(column).max())
+                .collect().item())
+
+
+def _file_batches(files: list[tuple[str, str]], batch_rows: int) -> Iterator[pl.DataFrame]:
+    """Batches of each (partition key, local Parquet file), pulled one at a time (pyarrow ``iter_batches``)."""
+    import pyarrow.parquet as pq
+
+    for key, path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            yield pl.from_arrow(batch).with_columns(pl.lit(key, pl.String).alias(PARTITION_COLUMN))

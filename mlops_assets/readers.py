@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 
@@ -67,14 +68,72 @@ def _csv_structure_error(path: Path) -> FileRejected | None:
     return None
 
 
-def read_csv(path: Path) -> pl.DataFrame:
-    problem = _csv_structure_error(path)
-    if problem:
-        raise problem
+_QUOTE, _COMMA, _NEWLINE, _CR = (ord(c) for c in '"' + CSV_DELIMITER + "\n\r")
+
+
+def _ragged(data: bytes, fields: int, chunk: int = 1 << 23) -> bool:
+    """Whether a record of ``data`` may have a field count other than ``fields`` — vectorised, numpy over
+    ``chunk`` bytes at a time. A delimiter or line break counts only outside quotes (an even number of
+    quote characters before it, which also handles ``""`` escapes); a blank line has 0 fields; quoting
+    still open at the end answers True. True sends the file to the exact pass, which decides and names
+    the row (polars itself pads short rows silently)."""
+    parity, carried, carried_content = 0, 0, False  # quote state; separators / content of the open record
+    for start in range(0, len(data), chunk):
+        block = np.frombuffer(data, dtype=np.uint8, count=min(chunk, len(data) - start), offset=start)
+        inside = ((np.cumsum(block == _QUOTE, dtype=np.uint8) + parity) & 1).astype(bool)
+        parity = int(inside[-1])
+        ends = np.flatnonzero((block == _NEWLINE) & ~inside)
+        seps = np.flatnonzero((block == _COMMA) & ~inside)
+        if len(ends):
+            per_record = np.diff(np.searchsorted(seps, ends), prepend=0)
+            per_record[0] += carried
+            lengths = np.diff(ends, prepend=-1) - 1
+            starts = ends - lengths
+            content = (lengths > 1) | ((lengths == 1) & (block[np.minimum(starts, len(block) - 1)] != _CR))
+            content[0] |= carried_content
+            counts = np.where(content, per_record + 1, 0)
+            if (counts != fields).any():
+                return True
+            tail = block[ends[-1] + 1:]
+            carried = len(seps) - int(np.searchsorted(seps, ends[-1]))
+            carried_content = bool(((tail != _NEWLINE) & (tail != _CR)).any())
+        else:
+            carried += len(seps)
+            carried_content = carried_content or bool(((block != _NEWLINE) & (block != _CR)).any())
+    return bool(parity) or (carried_content and carried + 1 != fields)
+
+
+def _field_counts_differ(path: Path, fields: int) -> bool:
+    """Whether a record of the file may not have ``fields`` fields. Without a quote character in the file a
+    record is a line and polars counts its delimiters; with one, ``_ragged`` follows the quoting. Any doubt
+    (a line polars cannot split) answers True: the exact pass decides."""
+    lines = pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None, infer_schema=False,
+                        new_columns=["line"], raise_if_empty=False)
+    line = pl.col("line").str.strip_chars_end("\r")
+    count = pl.when(line.is_null() | (line == "")).then(0).otherwise(
+        line.str.count_matches(CSV_DELIMITER, literal=True) + 1)
     try:
-        return pl.read_csv(path, infer_schema=False, raise_if_empty=False)
+        quoted, ragged = lines.select(pl.col("line").str.contains('"', literal=True).any(),
+                                      (count != fields).any()).collect().row(0)
+    except Exception:  # noqa: BLE001 - e.g. a line holding the probe separator: let the exact pass decide
+        return True
+    return _ragged(path.read_bytes(), fields) if quoted else bool(ragged)
+
+
+def read_csv(path: Path) -> pl.DataFrame:
+    """The file as text columns. Vectorised: polars reads it and a numpy pass counts every record's fields;
+    only when either fails does the exact row-by-row pass (``csv``) run, to name the row and the reason."""
+    try:
+        frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
     except Exception as err:  # noqa: BLE001 - any parser error is a file-level rejection
-        raise FileRejected("unreadable", f"malformed CSV: {str(err).splitlines()[0]}") from None
+        problem = _csv_structure_error(path)  # … naming the row when the exact pass can
+        raise (problem or FileRejected("unreadable", f"malformed CSV: {str(err).splitlines()[0]}")) from None
+    suspect = frame.width == 0 or (frame.width == 1 and wrong_delimiter(frame.columns) is not None)
+    if suspect or _field_counts_differ(path, frame.width):
+        problem = _csv_structure_error(path)
+        if problem:
+            raise problem
+    return frame
 
 
 def read_parquet(path: Path) -> pl.DataFrame:

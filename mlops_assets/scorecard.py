@@ -90,6 +90,11 @@ The measures (``scorecard_sources.compute_scorecard(...)["measures"]``, in ``MEA
 ``provenance_completeness``
     Share of registered model versions whose ``lineage_completeness(tags) == 1.0`` (every
     required ``lineage.*`` fact known). None when no version is registered.
+``estimator_abs_error_median`` / ``_last``
+    How wrong the performance estimate (``estimated_performance``, before labels) turned out:
+    |estimate - realised| of the primary metric on the latest reconciled days
+    (``estimation_reconciliation``, labelled coverage >= 0.8; ``estimation_measures``) — median over
+    the latest 7 such days, and of the newest. None until a day has been reconciled.
 """
 
 from __future__ import annotations
@@ -125,7 +130,7 @@ VALUE_MEASURES = ("pipeline_success_rate", "data_freshness_lag_hours", "scoring_
                   "lead_time_hours_median", "lead_time_hours_last", "change_failure_rate",
                   "time_to_restore_hours_median", "time_to_restore_hours_last",
                   "drift_detection_delay_hours_median", "drift_detection_delay_hours_last",
-                  "provenance_completeness")
+                  "provenance_completeness", "estimator_abs_error_median", "estimator_abs_error_last")
 MEASURES = VALUE_MEASURES + COUNT_MEASURES
 
 
@@ -355,9 +360,24 @@ def provenance_measures(versions: Iterable[Mapping[str, Any]]) -> dict:
             "per_version": {str(v): c for v, c in sorted(per.items())}}
 
 
+def estimation_measures(reconciliation: pl.DataFrame, metric: str, window_days: int = 7) -> dict:
+    """How wrong the performance estimate was: |estimate - realised| of ``metric`` on the reconciled days
+    (labelled coverage >= 0.8) of the latest ``window_days`` reconciled days — median, and of the newest
+    day. None when nothing was reconciled yet."""
+    rows = reconciliation.filter((pl.col("metric") == metric) & (pl.col("coverage") >= 0.8)
+                                 & pl.col("abs_error").is_not_null()) if not reconciliation.is_empty() else None
+    if rows is None or rows.is_empty():
+        return {"metric": metric, "abs_error_median": None, "abs_error_last": None, "days": []}
+    days = sorted(set(rows[PARTITION_COLUMN].to_list()))[-window_days:]
+    recent = rows.filter(pl.col(PARTITION_COLUMN).is_in(days)).sort(PARTITION_COLUMN)
+    return {"metric": metric, "abs_error_median": _median(recent["abs_error"].to_list()),
+            "abs_error_last": float(recent["abs_error"][-1]), "days": days}
+
+
 # ---- the whole card -----------------------------------------------------------------------
 def assemble_scorecard(now: dt.datetime, window_days: int, *, pipeline: dict, freshness: dict, scoring: dict,
-                       promotions: dict, drift: dict, provenance: dict, registered_versions: int) -> dict:
+                       promotions: dict, drift: dict, provenance: dict, registered_versions: int,
+                       estimation: dict | None = None) -> dict:
     """The card from each family's breakdown: ``{"computed_at", "window_days", "measures":
     {name: number | None, ...} (keys = ``MEASURES``), and the breakdowns "pipeline",
     "freshness", "scoring", "promotions", "drift_detection", "provenance"}``."""
@@ -374,6 +394,8 @@ def assemble_scorecard(now: dt.datetime, window_days: int, *, pipeline: dict, fr
         "drift_detection_delay_hours_median": drift["delay_hours_median"],
         "drift_detection_delay_hours_last": drift["delay_hours_last"],
         "provenance_completeness": provenance["completeness"],
+        "estimator_abs_error_median": (estimation or {}).get("abs_error_median"),
+        "estimator_abs_error_last": (estimation or {}).get("abs_error_last"),
         "pipeline_runs": pipeline["runs"],
         "pipeline_runs_succeeded": pipeline["succeeded"],
         "pipeline_runs_failed": pipeline["failed"],
@@ -397,4 +419,5 @@ def assemble_scorecard(now: dt.datetime, window_days: int, *, pipeline: dict, fr
         "promotions": promotions,
         "drift_detection": drift,
         "provenance": provenance,
+        "estimation": estimation or {},
     }

@@ -16,6 +16,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 
 from mlops_assets.instance_queries import run_progress, runs_with_tag
 from mlops_assets.lake import DeltaLake
+from mlops_assets.metrics_catalog import primary_metric
 from mlops_assets.promotion import read_audit
 from mlops_assets.registry import ModelRegistry
 from mlops_assets.scorecard import (
@@ -27,6 +28,7 @@ from mlops_assets.scorecard import (
     RunOutcome,
     assemble_scorecard,
     drift_detection_measures,
+    estimation_measures,
     freshness_measures,
     pipeline_measures,
     promotion_measures,
@@ -34,7 +36,15 @@ from mlops_assets.scorecard import (
     scoring_measures,
     utc_naive,
 )
-from mlops_assets.vocabulary import FEATURES, PARTITION_COLUMN, RAW_EVENTS, SCORES, RunTag, Sensor
+from mlops_assets.vocabulary import (
+    ESTIMATION_RECONCILIATION,
+    FEATURES,
+    PARTITION_COLUMN,
+    RAW_EVENTS,
+    SCORES,
+    RunTag,
+    Sensor,
+)
 
 if TYPE_CHECKING:
     from mlops_assets.spec import DatasetSpec
@@ -151,4 +161,5 @@ def compute_scorecard(
         drift=drift_detection_measures(drift_retrains(instance, now)),
         provenance=provenance_measures(versions),
         registered_versions=len(versions),
+        estimation=estimation_measures(lake.read(ESTIMATION_RECONCILIATION), primary_metric(spec)),
     )

@@ -1,8 +1,10 @@
 """Batch scoring (pure): features → score rows stamped with the model that made them.
 
-Scoring streams the partition in fixed-size batches (``iter_slices``) so memory stays
-bounded by the batch, not the partition; every row carries the model version, the
-alias it was served under, the mode (``normal`` | ``degraded``) and the scoring time.
+Scoring streams the partition in fixed-size batches (``score_batches``; the asset writes them to the
+lake as they come, ``DeltaLake.write_stream``: one commit) so memory stays bounded by the batch, not
+the partition; every row carries the model version, the alias it was served under, the mode
+(``normal`` | ``degraded``) and the scoring time. A fitted pipeline gets its categoricals encoded in
+polars with its own fitted categories (``ml.encoded_input``): the same scores, bit for bit.
 
 Score rows (``score_columns``):
 
@@ -19,7 +21,7 @@ Score rows (``score_columns``):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ import polars as pl
 
 from mlops_assets.features import predicted_labels
 from mlops_assets.ml.bounds import clip_predictions
+from mlops_assets.ml.encoded_input import compile_input
 from mlops_assets.spec import DatasetSpec, class_slug
 
 NORMAL, DEGRADED = "normal", "degraded"
@@ -129,33 +132,89 @@ def score_columns(spec: DatasetSpec) -> dict[str, pl.DataType]:
     return cols
 
 
-def _batches(features: pl.DataFrame | pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """A LazyFrame (e.g. a Delta scan) is streamed: only one batch of features is in memory."""
+Features = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
+
+
+def _batches(features: Features, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """A LazyFrame (e.g. a Delta scan) is streamed; batches (``DeltaLake.iter_batches``) are taken as they
+    come: only one batch of features is in memory at a time."""
     if isinstance(features, pl.LazyFrame):
         yield from features.collect_batches(chunk_size=batch_rows, maintain_order=True)
-    else:
+    elif isinstance(features, pl.DataFrame):
         yield from features.iter_slices(n_rows=batch_rows)
+    else:
+        yield from features
+
+
+def predictor(serving: ServingModel, spec: DatasetSpec) -> Callable[[pl.DataFrame], np.ndarray]:
+    """``features batch -> scores`` of the serving model. A fitted pipeline of a known shape gets its
+    categoricals encoded in polars with the fitted categories (``ml.encoded_input``: the same matrix,
+    hence the same scores, bit for bit); any other model goes through ``to_model_frame`` and itself."""
+    model = serving.model
+    if isinstance(model, ConstantBaseline):
+        return lambda batch: model.predict_scores(batch.height)
+    from mlops_assets.ml.training import predict_scores, to_model_frame
+
+    encoded = compile_input(model, spec)
+    if encoded is None:
+        return lambda batch: clip_predictions(predict_scores(model, to_model_frame(batch, spec), spec.task), spec)
+    return lambda batch: clip_predictions(predict_scores(encoded, encoded.matrix(batch), spec.task), spec)
+
+
+def score_batches(
+    serving: ServingModel, features: Features, spec: DatasetSpec, *, batch_rows: int = 100_000,
+    threshold: float = 0.5, scored_at: dt.datetime | None = None,
+) -> Iterator[pl.DataFrame]:
+    """Score rows batch by batch (columns ``score_columns``), in input order: one batch of features and
+    one of scores in memory at a time."""
+    scored_at = scored_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    predict, columns = predictor(serving, spec), list(score_columns(spec))
+    stamp = [pl.lit(serving.version, pl.Int64).alias("model_version"), pl.lit(serving.alias).alias("alias"),
+             pl.lit(serving.mode).alias("mode"), pl.lit(scored_at, pl.Datetime("us")).alias("scored_at")]
+    for batch in _batches(features, batch_rows):
+        if batch.height == 0:
+            continue
+        scores = predict(batch)
+        yield (batch.select("ds", spec.id, spec.timestamp).with_columns(_score_series(scores, spec, threshold))
+               .with_columns(stamp).select(columns))
 
 
 def score_frame(
     serving: ServingModel, features: pl.DataFrame | pl.LazyFrame, spec: DatasetSpec, *, batch_rows: int = 100_000,
     threshold: float = 0.5, scored_at: dt.datetime | None = None,
 ) -> pl.DataFrame:
-    """Score ``features`` batch by batch; one output row per input row, in input order."""
-    from mlops_assets.ml.training import predict_scores, to_model_frame
+    """Score ``features`` batch by batch; one output row per input row, in input order (in memory:
+    the asset streams ``score_batches`` into the lake instead)."""
+    out = list(score_batches(serving, features, spec, batch_rows=batch_rows, threshold=threshold,
+                             scored_at=scored_at))
+    return pl.concat(out) if out else pl.DataFrame(schema=score_columns(spec))
 
-    scored_at = scored_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    out = []
-    for batch in _batches(features, batch_rows):
-        if isinstance(serving.model, ConstantBaseline):
-            scores = serving.model.predict_scores(batch.height)
-        else:
-            scores = clip_predictions(predict_scores(serving.model, to_model_frame(batch, spec), spec.task), spec)
-        out.append(batch.select("ds", spec.id, spec.timestamp).with_columns(_score_series(scores, spec, threshold)))
-    frame = pl.concat(out) if out else pl.DataFrame(schema=score_columns(spec))
-    return frame.with_columns(
-        pl.lit(serving.version, pl.Int64).alias("model_version"),
-        pl.lit(serving.alias).alias("alias"),
-        pl.lit(serving.mode).alias("mode"),
-        pl.lit(scored_at, pl.Datetime("us")).alias("scored_at"),
-    ).select(list(score_columns(spec)))
+
+@dataclass
+class ScoreTally:
+    """What the ``scores`` metadata says about rows that were streamed to the lake, not kept: rows,
+    rows per mode (``normal`` and ``degraded`` always present) and the mean score."""
+
+    value_column: str
+    rows: int = 0
+    score_sum: float = 0.0
+    by_mode: dict[str, int] | None = None
+
+    def count(self, batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """Pass ``batches`` through, counting them (a new pass, e.g. a retried commit, starts from zero)."""
+        self.rows, self.score_sum, self.by_mode = 0, 0.0, {NORMAL: 0, DEGRADED: 0}
+        for batch in batches:
+            self.rows += batch.height
+            self.score_sum += float(batch[self.value_column].sum() or 0.0)
+            for mode, n in batch.group_by("mode").len().iter_rows():
+                self.by_mode[mode] = self.by_mode.get(mode, 0) + n
+            yield batch
+
+    @property
+    def mean_score(self) -> float:
+        return self.score_sum / self.rows if self.rows else 0.0
+
+    def metadata(self) -> dict[str, Any]:
+        modes = self.by_mode or {NORMAL: 0, DEGRADED: 0}
+        return {"rows": self.rows, "mean_score": self.mean_score,
+                **{f"score_rows_{mode}": int(n) for mode, n in sorted(modes.items())}}

@@ -58,6 +58,7 @@ INJECTION_KINDS = (
     "corrupt_file",
     "schema_change",
     "label_noise",
+    "correlation_drift",
 )
 LABEL_NOISE_DAYS = 21
 """label_noise@D: for events of D .. D+20 the label feed loses every online fraud (an
@@ -65,6 +66,10 @@ upstream labelling bug: online chargebacks are dropped). A model trained on it l
 "online is safe" and its own time holdout, labelled by the same bug, cannot see it;
 labels are right again from D+21. For the regression dataset the window uses the
 concept-drifted duration function instead."""
+# correlation_drift@D: from D on, some features lose their link to the others while each keeps its
+# marginal exactly (the day's values are shuffled across its rows): card amount (vs merchant and ATM) and
+# distance from home (vs country); bike trip distance (vs elevation gain and rider type). Per-column drift
+# tests cannot see it; multivariate drift (PCA reconstruction error) can.
 # Injections that add or alter one file on one day; their date must lie inside the simulated range.
 _FILE_INJECTIONS = ("late_file", "duplicate_file", "corrupt_file")
 
@@ -319,6 +324,7 @@ class _Regime:
     concept: bool = False
     schema_change: bool = False
     label_noise: bool = False
+    correlation: bool = False
 
     @classmethod
     def on(cls, injections: Sequence[Injection], day: dt.date) -> _Regime:
@@ -329,6 +335,7 @@ class _Regime:
             schema_change="schema_change" in active,
             label_noise=any(i.kind == "label_noise" and i.date <= day < i.date + dt.timedelta(days=LABEL_NOISE_DAYS)
                             for i in injections),
+            correlation="correlation_drift" in active,
         )
 
     @property
@@ -338,6 +345,7 @@ class _Regime:
             "concept_drift": self.concept,
             "schema_change": self.schema_change,
             "label_noise": self.label_noise,
+            "correlation_drift": self.correlation,
         }
         return tuple(name for name, on in flags.items() if on)
 
@@ -543,6 +551,8 @@ class _CardSim:
         if cov:  # prices up
             amount = amount * 1.6
         amount = np.round(np.clip(amount, 0.01, 50_000.0), 2)
+        if regime.correlation:  # same marginals, broken links: amount vs merchant, distance vs country
+            amount, dist = rng.permutation(amount), rng.permutation(dist)
 
         pool = _card_pool(seed)
         age_all = (day - _EPOCH).days - pool["issued"]
@@ -656,6 +666,8 @@ class _BikeSim:
             distance = distance * 1.6
         distance = np.round(np.clip(distance, 0.1, 60.0), 2)
         climb = np.round(np.clip(distance * rng.gamma(2.0, 4.0, n), 0.0, 1500.0), 1)
+        if regime.correlation:  # same marginal, broken links: distance vs climb and rider type
+            distance = rng.permutation(distance)
         age = np.where(casual, rng.normal(31, 10, n), rng.normal(38, 11, n))
         age = np.clip(np.round(age), 16, 90)
         battery = np.clip(np.round(100 * rng.beta(5.0, 2.0, n)), 0, 100).astype(np.int64)

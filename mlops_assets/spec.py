@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 from collections.abc import Hashable
 from functools import cached_property
 from pathlib import Path
@@ -45,6 +46,7 @@ from mlops_assets.spec_sections import (  # noqa: F401  (re-exported: the spec's
     CALENDAR_FEATURES,
     CategoricalColumn,
     Drift,
+    Estimation,
     Features,
     Freshness,
     Gates,
@@ -61,6 +63,10 @@ from mlops_assets.spec_sections import (  # noqa: F401  (re-exported: the spec's
 )
 
 BUNDLED_SPEC = Path(__file__).parent / "specs" / "card_transactions.yaml"
+# Dagster's rules for asset owners and tags (what its UI accepts), checked here so the error names the field.
+OWNER_PATTERN = re.compile(r"team:[A-Za-z0-9_.-]+|[^@\s:]+@[^@\s]+\.[^@\s]+")
+TAG_KEY_PATTERN = re.compile(r"([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}")
+TAG_VALUE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{0,63}")
 
 
 def class_slug(label: str | int) -> str:
@@ -98,9 +104,16 @@ class DatasetSpec(_Strict):
     volume: Volume = Field(default_factory=Volume)
     freshness: Freshness = Field(default_factory=Freshness)
     guard: Guard = Field(default_factory=Guard)
+    estimation: Estimation = Field(default_factory=Estimation)
     maintenance: Maintenance = Field(default_factory=Maintenance)
     fallback: Literal["last_known_good", "baseline"] = "last_known_good"
     kill_switch: bool = False
+    owners: list[str] = Field(default_factory=list, description=(
+        "who answers for this dataset's assets: `team:<name>` or an email; shown on every asset and check "
+        "in the Dagster UI and named in every alert"))
+    tags: dict[str, str] = Field(default_factory=dict, description=(
+        "Dagster asset tags put on every asset (`key: value`; keys and values of letters, digits, `-`, `_`, "
+        "`.`, at most 63 characters; keys may have a `prefix/`)"))
 
     @model_validator(mode="after")
     def _columns_consistent(self) -> DatasetSpec:
@@ -115,6 +128,23 @@ class DatasetSpec(_Strict):
         if self.pii and (set(self.pii) & reserved):
             raise ValueError("pii may not name the timestamp, id or target column")
         return self
+
+    @field_validator("owners")
+    @classmethod
+    def _owners_are_teams_or_emails(cls, v: list[str]) -> list[str]:
+        bad = [o for o in v if not OWNER_PATTERN.fullmatch(o)]
+        if bad:
+            raise ValueError(f"{bad}: an owner is `team:<name>` (letters, digits, `-`, `_`, `.`) or an email address")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_are_dagster_tags(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [f"{k}: {t}" for k, t in v.items() if not TAG_KEY_PATTERN.fullmatch(k) or not TAG_VALUE_PATTERN.fullmatch(t)]
+        if bad:
+            raise ValueError(f"{bad}: tag keys and values are letters, digits, `-`, `_`, `.` (at most 63 characters; "
+                             "a key may have one `prefix/`); values may be empty")
+        return v
 
     @field_validator("classes", mode="before")
     @classmethod

@@ -1,5 +1,5 @@
 """The sections of the dataset spec (features, landing, labels, training, model, gates, drift, volume,
-freshness, maintenance, guard): each a strict pydantic model whose errors name the field. ``spec.py``
+freshness, maintenance, guard, estimation): each a strict pydantic model whose errors name the field. ``spec.py``
 assembles them into ``DatasetSpec`` and re-exports them."""
 
 from __future__ import annotations
@@ -150,6 +150,11 @@ class Drift(_Strict):  # methods chosen as Evidently's DataDriftPreset does unle
     report_sample_rows: int = Field(default=20_000, ge=100)
     report_retention: int = Field(default=20, ge=1)  # drift HTML reports kept (the newest)
     exclude: list[str] = Field(default_factory=list)  # features left out of the drift verdict
+    multivariate: Literal["off", "alert", "retrain"] = Field(default="alert", description=(
+        "PCA reconstruction error of each day against the champion's training reference (`multivariate_drift`): "
+        "`off` (not computed), `alert` (computed; `drift.consecutive_partitions` drifted days in a row that "
+        "per-column drift does not flag send an alert, the drift sensor's retrains unchanged) or `retrain` (a multivariate drifted day counts as a "
+        "drifted day for the drift sensor)"))
 
 
 class Volume(_Strict):
@@ -169,3 +174,22 @@ class Guard(_Strict):
     floor: float | None = None
     margin_vs_last_known_good: float = Field(default=0.05, ge=0)
     action: Literal["rollback", "alert"] = "rollback"
+    use_estimate: Literal["off", "alert", "rollback"] = Field(default="alert", description=(
+        "act on the estimated performance (before labels) when it is below `floor` for "
+        "`estimation.consecutive_days` days and the estimator is trustworthy (`estimation.tolerance`): `off`, "
+        "`alert` only, or `rollback` (as `action` says: rollback, or degrade when `action: alert`)"))
+
+
+class Estimation(_Strict):
+    """Performance estimated before the labels (CBPE for classification, DLE for regression; fitted on the
+    holdout at training time) and reconciled with the realised metric when the labels mature."""
+
+    enabled: bool = Field(default=True, description="compute `estimated_performance` for every scored day")
+    consecutive_days: int = Field(default=2, ge=1, description=(
+        "days in a row the estimated primary metric must be below `guard.floor` before the check fails and the "
+        "guard may act"))
+    tolerance: float = Field(default=0.05, gt=0, description=(
+        "largest median |estimate - realised| of the primary metric over the recent reconciled days for the "
+        "estimator to count as trustworthy; above it the reconciliation check fails and the guard ignores estimates"))
+    trust_days: int = Field(default=3, ge=1, description="recent reconciled days of the version whose error is judged")
+    min_rows: int = Field(default=100, ge=1, description="least scored rows of a day to estimate or judge it")

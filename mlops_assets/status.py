@@ -7,12 +7,14 @@ Delta tables (versions, quarantine). Later planes add their own keys via
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import polars as pl
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from mlops_assets.alerts import read_alerts
+from mlops_assets.defs.operations_assets import SCORECARD_BREAKDOWN
 from mlops_assets.instance_queries import (
     RUNNING,
     CheckOutcome,
@@ -31,9 +33,13 @@ from mlops_assets.redaction import redact
 from mlops_assets.scorecard_sources import compute_scorecard
 from mlops_assets.vocabulary import (
     DRIFT,
+    ESTIMATED_PERFORMANCE,
+    ESTIMATION_RECONCILIATION,
+    MULTIVARIATE_DRIFT,
     PARTITION_COLUMN,
     PERFORMANCE,
     QUARANTINE,
+    SCORECARD,
     SCORES,
     TABLES,
     Alias,
@@ -184,6 +190,29 @@ def performance_status(lake: DeltaLake, limit: int = 7) -> list[dict]:
     return lake.read(PERFORMANCE).sort(PARTITION_COLUMN).drop("metrics").tail(limit).to_dicts()
 
 
+def estimated_performance_status(lake: DeltaLake, limit_days: int = 14) -> list[dict]:
+    """The estimates of the latest ``limit_days`` estimated days, beside the realised metric once labels
+    matured (``realised`` / ``abs_error`` null until then)."""
+    est = lake.read(ESTIMATED_PERFORMANCE)
+    if est.is_empty():
+        return []
+    days = sorted(set(est[PARTITION_COLUMN].to_list()))[-limit_days:]
+    recon = lake.read(ESTIMATION_RECONCILIATION, days)
+    keys = ["ds", "model_version", "metric"]
+    realised = recon.select(*keys, "realised", "abs_error") if not recon.is_empty() else pl.DataFrame(
+        schema={**{k: est.schema[k] for k in keys}, "realised": pl.Float64, "abs_error": pl.Float64})
+    return (est.filter(pl.col(PARTITION_COLUMN).is_in(days)).select(*keys, "estimate")
+            .join(realised, on=keys, how="left").sort(keys).to_dicts())
+
+
+def multivariate_drift_status(lake: DeltaLake, limit_days: int = 14) -> list[dict]:
+    mv = lake.read(MULTIVARIATE_DRIFT)
+    if mv.is_empty():
+        return []
+    return mv.sort(PARTITION_COLUMN).tail(limit_days).select(
+        PARTITION_COLUMN, "reconstruction_error", "threshold", "drifted").to_dicts()
+
+
 def retrains_status(instance: DagsterInstance) -> list[dict]:
     """Runs the drift sensor triggered, with why."""
     runs = [rec.dagster_run for rec in runs_with_tag(instance, RunTag.TRIGGER, Sensor.DRIFT, limit=RETRAINS_SHOWN)]
@@ -212,10 +241,24 @@ STATUS_SECTIONS: dict[str, Callable] = {
     "scores": lambda p, i, d, lake: scores_status(lake),
     "drift": lambda p, i, d, lake: drift_status(lake),
     "performance": lambda p, i, d, lake: performance_status(lake),
+    "estimated_performance": lambda p, i, d, lake: estimated_performance_status(lake),
+    "multivariate_drift": lambda p, i, d, lake: multivariate_drift_status(lake),
     "retrains": lambda p, i, d, lake: retrains_status(i),
     "runs": lambda p, i, d, lake: runs_status(i),
     "alerts": lambda p, i, d, lake: read_alerts(p.home.alerts),
 }
+
+
+def scorecard_status(instance: DagsterInstance, lake: DeltaLake, registry, spec) -> dict:
+    """The scorecard's latest materialisation (the point the UI plots last; ``source: materialization``,
+    with when and by which run), else the card computed now (``source: computed``)."""
+    event = instance.get_latest_materialization_event(AssetKey(SCORECARD))
+    entry = event.asset_materialization.metadata.get(SCORECARD_BREAKDOWN) if event and event.asset_materialization \
+        else None
+    if entry is not None and isinstance(entry.value, dict):
+        at = dt.datetime.fromtimestamp(event.timestamp, dt.UTC).isoformat(timespec="seconds")
+        return {**entry.value, "source": "materialization", "materialized_at": at, "run_id": event.run_id}
+    return {**compute_scorecard(instance, lake, registry, spec), "source": "computed"}
 
 
 def collect_status(platform: Platform, instance: DagsterInstance, defs) -> dict:
@@ -225,7 +268,7 @@ def collect_status(platform: Platform, instance: DagsterInstance, defs) -> dict:
     for name, fn in STATUS_SECTIONS.items():
         status[name] = fn(platform, instance, defs, lake)
     status.update(registry_status(platform, defs.resources["registry"], lake))
-    status["scorecard"] = compute_scorecard(instance, lake, defs.resources["registry"], platform.spec)
+    status["scorecard"] = scorecard_status(instance, lake, defs.resources["registry"], platform.spec)
     return status
 
 
@@ -251,7 +294,8 @@ def render_text(status: dict) -> str:
     if status.get("last_known_good"):
         lines.append(f"  fallback: last_known_good = version {status['last_known_good']['version']}")
     if status.get("challenger"):
-        lines.append(f"  waiting: challenger = version {status['challenger']['version']} (needs `mlops-assets approve`)")
+        why = status["challenger"].get("why") or "needs `mlops-assets approve`"  # approval, or shadow days
+        lines.append(f"  waiting: challenger = version {status['challenger']['version']} ({why})")
     rejected = [m for m in status.get("models", []) if m["status"] == Status.REJECTED]
     for m in rejected[-3:]:
         lines.append(f"  rejected: version {m['version']} (cutoff {m['cutoff']}): {(m['rejected_reasons'] or '')[:120]}")
@@ -284,6 +328,15 @@ def render_text(status: dict) -> str:
         last = status["drift"][-1]
         lines.append(f"  drift: {last['ds']} share {last['share_drifted']:.2f} "
                      f"({'DRIFTED' if last['dataset_drifted'] else 'stable'}) {last.get('drifted_features') or ''}")
+    for r in [r for r in status.get("estimated_performance", []) if r["metric"] in ("roc_auc", "rmse")][-3:]:
+        lines.append(f"  estimated {r['metric']}: {r['ds']} v{r['model_version']} {r['estimate']:.3f}"
+                     + (f", realised {r['realised']:.3f} (|error| {r['abs_error']:.3f})" if r["realised"] is not None
+                        else ", labels not matured"))
+    if status.get("multivariate_drift"):
+        m = status["multivariate_drift"][-1]
+        lines.append(f"  multivariate drift: {m['ds']} reconstruction error " + (
+            f"{m['reconstruction_error']:.3f} vs threshold {m['threshold']:.3f} "
+            f"({'DRIFTED' if m['drifted'] else 'stable'})" if m["reconstruction_error"] is not None else "not judged"))
     for r in status.get("retrains", [])[:3]:
         lines.append(f"  retrain: cutoff {r['cutoff']} {r['status']} — {(r['reason'] or '')[:100]}")
     for a in status.get("alerts", [])[:3]:

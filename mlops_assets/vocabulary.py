@@ -24,9 +24,13 @@ SCORES, SHADOW_SCORES, DRIFT_REPORT, MODEL_PERFORMANCE = "scores", "shadow_score
 TABLE_MAINTENANCE, SCORECARD = "table_maintenance", "scorecard"
 EVALUATIONS, AUDIT = "evaluations", "audit"  # Delta tables written by evaluation_report / every alias move
 DRIFT, PERFORMANCE = "drift", "performance"  # Delta tables of drift_report and model_performance
+# assets (and their Delta tables) of the estimation plane; the reconciliation table is written by model_performance
+ESTIMATED_PERFORMANCE, MULTIVARIATE_DRIFT = "estimated_performance", "multivariate_drift"
+ESTIMATION_RECONCILIATION = "estimation_reconciliation"
 
 TABLES = (RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE, TRAINING_SET, EVALUATIONS, AUDIT,
-          SCORES, SHADOW_SCORES, DRIFT, PERFORMANCE)
+          SCORES, SHADOW_SCORES, DRIFT, PERFORMANCE, ESTIMATED_PERFORMANCE, MULTIVARIATE_DRIFT,
+          ESTIMATION_RECONCILIATION)
 """Every Delta table the platform writes (status, maintenance)."""
 
 PARTITION_COLUMN = "ds"  # the partition key column of every partitioned Delta table
@@ -100,6 +104,7 @@ class VersionTag:
     MODEL_ID = "registry.model_id"
     MANIFEST = "registry.manifest"  # JSON {"model": {path: sha256}, "run": {artifact: sha256}}
     TRUSTED_TYPES = "registry.skops_trusted_types"  # JSON list: the only types model.skops may load
+    MONITOR_TRUSTED_TYPES = "registry.monitor_trusted_types"  # JSON list: the types monitoring_models.skops may load
     SUPERSEDED_BY = "mlops.superseded_by"  # on a superseded version: the version that replaced it
     SUPERSEDES = "mlops.supersedes"  # JSON list on the replacing version
     FAILED_REASON = "mlops.failed_reason"  # on an MLflow run marked FAILED by a later attempt
@@ -137,6 +142,7 @@ class Artifact:
 
     HOLDOUT_SCORES = "holdout_scores.json"  # {"ids", "scores"}: the integrity gate re-scores these
     REFERENCE_PROFILE = "reference_profile.json"  # the drift reference of the training rows
+    MONITOR_MODELS = "monitoring_models.skops"  # performance estimator + multivariate drift reference
 
 
 # ---- the audit log ---------------------------------------------------------------------------

@@ -12,9 +12,13 @@ One module-scoped world (``e2e``), shared by both tests:
    ingested with range runs of `ingest` / `ingest_labels`, a champion trained at cutoff day 30,
    days 30..35 scored, so the `drift` table ends in an unbroken run of drifted days; the seeded
    landing folders are then archived (see ``_seed`` for why);
-3. `dagster-daemon run` and `dagster-webserver` as subprocesses (own process groups, always
-   torn down; their logs copied to test-artifacts/e2e_ui/ when anything failed), then two new
-   days of event files dropped into $MLOPS_HOME/landing.
+3. `dagster-daemon run`, `dagster-webserver` and an MLflow UI server over the same embedded store as
+   subprocesses (own process groups, always torn down; their logs copied to test-artifacts/e2e_ui/ when
+   anything failed), then two new days of event files dropped into $MLOPS_HOME/landing.
+
+The spec is the bundled one with ``gates.shadow_days: 2`` (as the demo runs it): the seed trains a second
+candidate at the champion's cutoff, which passes the gates and waits as ``challenger``, so the scored days
+have shadow scores; the scorecard is materialised twice (two points of each plot).
 
 Runtime: ~2 minutes on an idle two-core machine (seeding ~30 s, then the daemon's runs); ~6 minutes
 when other test suites load the same two cores.
@@ -56,11 +60,13 @@ DRIFT_DAY = DAY0 + dt.timedelta(days=32)  # covariate drift from here on
 SCORED = [(DAY0 + dt.timedelta(days=i)).isoformat() for i in range(30, SEED_DAYS)]
 NEW_DAYS = [(DAY0 + dt.timedelta(days=i)).isoformat() for i in (SEED_DAYS, SEED_DAYS + 1)]
 SEED = 21
+SHADOW_DAYS = 2
+OWNERS = ["team:fraud-ml", "fraud-ml-oncall@example.com"]  # the bundled spec's
 
 POLL = 2.0  # seconds between GraphQL polls
 # Generous: on an idle 2-core machine the daily runs finish ~2 min after the daemon starts and the
 # drift-triggered training ~1-2 min later; under heavy load (other test suites) several times that.
-DAILY_TIMEOUT, TRAINING_TIMEOUT = 420, 480
+DAILY_TIMEOUT, TRAINING_TIMEOUT = 600, 600  # the daily job also estimates, shadow-scores and judges multivariate drift
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -120,6 +126,7 @@ class _Proc:
 class World:
     url: str
     home: Path
+    mlflow_url: str = ""
     procs: list[_Proc] = field(default_factory=list)
 
     def check_alive(self) -> None:
@@ -227,11 +234,22 @@ def _production_yaml() -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def _clean_env(home: Path, db: str) -> dict:
+def _shadow_spec(path: Path) -> Path:
+    """The bundled spec with two shadow days (the demo's setting)."""
+    from mlops_assets.spec import BUNDLED_SPEC
+
+    data = yaml.safe_load(BUNDLED_SPEC.read_text())
+    data["gates"]["shadow_days"] = SHADOW_DAYS
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _clean_env(home: Path, db: str, mlflow_port: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))}
     env.update(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), PYTHONWARNINGS="ignore",
                DAGSTER_PG_HOST=PG_HOST, DAGSTER_PG_PORT=PG_PORT, DAGSTER_PG_DB=db, DAGSTER_PG_USER=PG_USER,
-               DAGSTER_PG_PASSWORD="")
+               DAGSTER_PG_PASSWORD="", MLOPS_SPEC=str(_shadow_spec(home.parent / "spec.yaml")),
+               MLOPS_MLFLOW_UI_URL=f"http://127.0.0.1:{mlflow_port}")
     return env
 
 
@@ -249,7 +267,7 @@ def _seed(env: dict) -> None:
         for k in [k for k in os.environ if k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))]:
             mp.delenv(k)
         for k in ("MLOPS_HOME", "DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB",
-                  "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD"):
+                  "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "MLOPS_SPEC", "MLOPS_MLFLOW_UI_URL"):
             mp.setenv(k, env[k])
         from mlops_assets.defs.build import build_definitions
         from mlops_assets.lake import DeltaLake
@@ -268,9 +286,13 @@ def _seed(env: dict) -> None:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage", instance.run_storage
             assert _range(defs, instance, "ingest", first, last).success
             assert _range(defs, instance, "ingest_labels", first, last).success
-            assert defs.resolve_job_def("training").execute_in_process(
-                instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False).success
+            for _ in range(2):  # champion, then a passing candidate beside it: challenger (shadow days)
+                assert defs.resolve_job_def("training").execute_in_process(
+                    instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False).success
+            assert defs.resources["registry"].get_alias("challenger") is not None
             assert _range(defs, instance, "scoring", SCORED[0], SCORED[-1]).success
+            for _ in range(2):  # two points of every scorecard measure
+                assert defs.resolve_job_def("scorecard_job").execute_in_process(instance=instance).success
         finally:
             instance.dispose()
         # the world the drift sensor will find: an unbroken run of ≥ 2 drifted days ending at day 35
@@ -307,7 +329,8 @@ def e2e(tmp_path_factory, request):
     (home / "dagster").mkdir(parents=True)
     (home / "dagster" / "dagster.yaml").write_text(_production_yaml())
     db = f"mlops_e2e_{uuid.uuid4().hex[:10]}"
-    env = _clean_env(home, db)
+    mlflow_port = _free_port()
+    env = _clean_env(home, db, mlflow_port)
     failed_before = request.session.testsfailed
     world, ok = None, False
     _psql(f'CREATE DATABASE "{db}"')
@@ -316,8 +339,14 @@ def e2e(tmp_path_factory, request):
         _seed(env)
         print(f"\n[e2e] seeded in {time.monotonic() - t0:.0f}s", file=sys.stderr)
         port = _free_port()
-        world = World(url=f"http://127.0.0.1:{port}", home=home)
+        world = World(url=f"http://127.0.0.1:{port}", home=home, mlflow_url=env["MLOPS_MLFLOW_UI_URL"])
         workspace = str(ROOT / "workspace.yaml")
+        # the MLflow UI over the store the seed and the daemon's runs write (what `make ui` starts)
+        world.procs.append(_Proc("mlflow-ui", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port",
+                                               str(mlflow_port), "--workers", "1", "--backend-store-uri",
+                                               f"sqlite:///{home / 'mlflow' / 'mlflow.db'}", "--default-artifact-root",
+                                               str(home / "mlflow" / "artifacts")],
+                                 {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, root / "mlflow.log"))
         world.procs.append(_Proc("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace],
                                  env, root / "daemon.log"))
         world.procs.append(_Proc("dagster-webserver", [str(BIN / "dagster-webserver"), "-w", workspace,
@@ -338,7 +367,7 @@ def e2e(tmp_path_factory, request):
             p.stop()
         if not ok:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            for name in ("daemon.log", "webserver.log"):
+            for name in ("daemon.log", "webserver.log", "mlflow.log"):
                 if (root / name).exists():
                     shutil.copy(root / name, ARTIFACTS / name)
         with contextlib.suppress(Exception):
@@ -467,6 +496,92 @@ def _render(url: str, name: str, profile: Path, expected: list[str], attempts: i
     return text
 
 
+class _DevTools:
+    """Headless Chromium driven over the DevTools protocol (``websockets``, from the lock): for pages whose
+    content needs a click (the Plots toggle of an asset's metadata is React state, not in the URL)."""
+
+    def __init__(self, profile: Path):
+        from websockets.sync.client import connect
+
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--disable-background-networking", "--disable-extensions", "--no-first-run", "--hide-scrollbars",
+             f"--user-data-dir={profile}", f"--remote-debugging-port={self.port}", "--remote-allow-origins=*",
+             "--window-size=1400,900", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline, page = time.monotonic() + 60, None
+        while page is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=2) as resp:
+                    page = next((t for t in json.loads(resp.read()) if t["type"] == "page"), None)
+            except OSError:
+                pass
+            if page is None:
+                assert time.monotonic() < deadline and self.proc.poll() is None, "chromium's DevTools never answered"
+                time.sleep(0.3)
+        self.ws, self.calls = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30), 0
+        self.call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+
+    def call(self, method: str, **params):
+        self.calls += 1
+        self.ws.send(json.dumps({"id": self.calls, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=120))
+            if msg.get("id") == self.calls:
+                assert "error" not in msg, (method, msg["error"])
+                return msg["result"]
+
+    def js(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_text(self, expected: list[str], timeout: float) -> str:
+        deadline, text = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            text = self.js("document.body ? document.body.innerText : ''") or ""
+            if all(e in text for e in expected):
+                break
+            time.sleep(0.5)
+        return text
+
+    def click(self, label: str) -> bool:
+        return bool(self.js("(() => { const b = [...document.querySelectorAll('button')].find(x => x.innerText.trim() "
+                            f"=== {json.dumps(label)}); if (b) b.click(); return !!b; }})()"))
+
+    def save(self, name: str) -> None:
+        import base64
+
+        (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        (ARTIFACTS / f"{name}.html").write_text(self.js("document.documentElement.outerHTML") or "")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def _render_plots(url: str, name: str, profile: Path, expected: list[str]) -> tuple[str, int]:
+    """An asset's Overview with its metadata switched to Plots: (visible text, number of charts drawn);
+    the screenshot and DOM go to test-artifacts/e2e_ui/<name>.*"""
+    browser = _DevTools(profile)
+    try:
+        browser.call("Page.navigate", url=url)
+        browser.wait_text(["Metadata", "Plots"], 90)
+        assert browser.click("Plots"), f"{url}: no Plots button"
+        text = browser.wait_text(expected, 60)
+        browser.js("(() => { const h = [...document.querySelectorAll('div, span')].find(x => x.innerText && "
+                   f"x.innerText.trim() === {json.dumps(expected[0])} && x.children.length === 0); "
+                   "if (h) h.scrollIntoView({block: 'start'}); })()")  # the screenshot shows the first plot asked for
+        time.sleep(1)  # the charts' last frame
+        charts = int(browser.js("document.querySelectorAll('canvas').length") or 0)
+        browser.save(name)
+        return text, charts
+    finally:
+        browser.close()
+
+
 def _assert_shows(text: str, expected: list[str], page: str) -> None:
     missing = [e for e in expected if e not in text]
     assert not missing, f"{page} does not show {missing}; visible text: {text[:3000]}"
@@ -512,3 +627,103 @@ def test_ui_shows_assets_partitions_and_checks_in_a_browser(e2e, tmp_path):
         _assert_shows(text, expected, path)
         if name == "raw_events_checks":
             assert re.search(rf"Partition \| ({'|'.join(NEW_DAYS)})", text), text[:3000]
+
+
+# ---- test 3: the whole story in the UI (issue 13) ------------------------------------------------
+STORY_QUERY = """
+query E2EStory($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) {
+    __typename
+    ... on Asset {
+      assetMaterializations(limit: 20) {
+        partition runId
+        metadataEntries {
+          __typename label
+          ... on UrlMetadataEntry { url }
+          ... on FloatMetadataEntry { floatValue }
+        }
+      }
+      definition {
+        owners { __typename ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+        tags { key value }
+      }
+    }
+  }
+}"""
+
+
+def _story(e2e, asset: str) -> dict:
+    data = e2e.gql(STORY_QUERY, {"key": {"path": [asset]}})["assetOrError"]
+    assert data["__typename"] == "Asset", (asset, data)
+    return data
+
+
+def _links(materialization: dict) -> dict[str, str]:
+    return {m["label"]: m["url"] for m in materialization["metadataEntries"] if m["__typename"] == "UrlMetadataEntry"}
+
+
+def _answers(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return resp.status
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (Debian: apt-get install -y chromium)")
+def test_ui_tells_the_story_owners_links_plots_scorecard_shadow(e2e, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    profile = tmp_path / "chromium-profile"
+    e2e.gql("mutation E2ENuxSeen { setNuxSeen }")
+
+    # 1. owners (and tags) from the spec, on every asset, in the API and on an asset's page
+    for asset in ("raw_events", "features", "candidate_model", "scores", "shadow_scores", "drift_report", "scorecard"):
+        definition = _story(e2e, asset)["definition"]
+        owners = [o.get("team") and f"team:{o['team']}" or o.get("email") for o in definition["owners"]]
+        assert owners == OWNERS, (asset, definition["owners"])
+        assert {"key": "domain", "value": "payments"} in definition["tags"], (asset, definition["tags"])
+    text = _render(f"{e2e.url}/assets/raw_events", "raw_events_owners", profile, ["fraud-ml", "fraud-ml-oncall"])
+    _assert_shows(text, ["raw_events", "fraud-ml", "fraud-ml-oncall@example.com"], "/assets/raw_events")
+
+    # 2. candidate_model links to its MLflow run and version; both answer on the MLflow UI server
+    e2e.wait_for(lambda: _answers(f"{e2e.mlflow_url}/health") == 200, 120, "the MLflow UI server")
+    candidate = _story(e2e, "candidate_model")["assetMaterializations"][0]
+    links = _links(candidate)
+    assert set(links) >= {"mlflow_run", "mlflow_model_version"}, links
+    assert links["mlflow_run"].startswith(f"{e2e.mlflow_url}/#/experiments/"), links
+    assert links["mlflow_model_version"].startswith(f"{e2e.mlflow_url}/#/models/card_fraud/versions/"), links
+    run_id = links["mlflow_run"].rsplit("/", 1)[1]
+    assert _answers(links["mlflow_run"].split("#")[0]) == 200
+    assert _answers(f"{e2e.mlflow_url}/ajax-api/2.0/mlflow/runs/get?run_id={run_id}") == 200
+    text = _render(links["mlflow_run"], "mlflow_candidate_run", profile, [run_id])
+    _assert_shows(text, [run_id], links["mlflow_run"])
+    # the evaluation's Evidently report is an artifact of that run, linked and served
+    evaluation = _links(_story(e2e, "evaluation_report")["assetMaterializations"][0])
+    report = evaluation["evidently_report_mlflow"]
+    path = report.split("/artifactPath/", 1)[1]
+    assert _answers(f"{e2e.mlflow_url}/get-artifact?path={path}&run_uuid={report.split('/runs/')[1].split('/')[0]}") \
+        == 200
+
+    # 3. plots: drift_report's numeric metadata under stable names, one point per partition
+    drift = _story(e2e, "drift_report")["assetMaterializations"]
+    plotted = [{m["label"] for m in mat["metadataEntries"] if m["__typename"] == "FloatMetadataEntry"} for mat in drift]
+    assert len(drift) >= len(SCORED) and all({"share_drifted", "drift_top1_score", "drift_amount"} <= p
+                                              for p in plotted), plotted
+    plots = ["share_drifted", "drift_top1_score", "drift_top1_strength", "drift_amount"]
+    text, charts = _render_plots(f"{e2e.url}/assets/drift_report", "drift_report_plots", profile, plots)
+    _assert_shows(text, plots, "/assets/drift_report (metadata: Plots)")
+    assert charts >= len(plots), f"{charts} charts drawn on drift_report"
+
+    # 4. the scorecard: materialised (twice), its measures plotted
+    assert len(_story(e2e, "scorecard")["assetMaterializations"]) >= 2
+    from mlops_assets.scorecard import VALUE_MEASURES
+
+    measures = ["pipeline_success_rate", *(m for m in VALUE_MEASURES if m != "pipeline_success_rate")]
+    text, charts = _render_plots(f"{e2e.url}/assets/scorecard", "scorecard_plots", profile, measures)
+    _assert_shows(text, list(VALUE_MEASURES), "/assets/scorecard (metadata: Plots)")
+    assert charts >= len(VALUE_MEASURES), f"{charts} charts drawn on scorecard"
+
+    # 5. shadow_scores: the challenger scored the seeded days beside the champion
+    shadow = _story(e2e, "shadow_scores")["assetMaterializations"]
+    assert {m["partition"] for m in shadow} >= set(SCORED), shadow
+    last = SCORED[-1]
+    text = _render(f"{e2e.url}/assets/shadow_scores?view=partitions&partition={last}", "shadow_scores_partition",
+                   profile, ["shadow_scores", last, "challenger_version"])
+    _assert_shows(text, ["shadow_scores", last, "challenger_version"], "/assets/shadow_scores?view=partitions")

@@ -3,6 +3,7 @@
 import json
 import socket
 import threading
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -128,3 +129,33 @@ def test_a_malformed_storage_options_value_is_refused_without_quoting_it():
     assert "s3cr3t" not in str(failure.value)
     with pytest.raises(ValueError, match="must be a JSON object"):
         DeltaLake(root="s3://bucket/prefix", storage_options_json='["s3cr3t-xyz"]').exists("t")
+
+
+def test_maintenance_checkpoints_so_loading_replays_a_short_log(lake, tmp_path):
+    for i in range(5):
+        lake.write_partitions("t", _rows("2026-01-01", 2, float(i)), ["2026-01-01"])
+    report = lake.maintain("t", retention_hours=0, keep_versions=[2])
+    log = Path(lake.uri("t")) / "_delta_log"
+    last = json.loads((log / "_last_checkpoint").read_text())
+    assert last["version"] == report["checkpoint_version"] == lake.version("t")
+    assert report["log_cleanup"] is False, "a table with kept versions keeps its log (time travel needs it)"
+    assert lake.read("t", version=2)["v"].to_list() == [2.0] * 2
+    assert lake.maintain("t", retention_hours=0)["log_cleanup"] is True
+
+
+def test_tables_are_created_with_a_short_checkpoint_interval(lake):
+    from mlops_assets.lake import TABLE_CONFIGURATION
+
+    lake.write_partitions("t", _rows("2026-01-01", 1, 1.0), ["2026-01-01"])
+    assert DeltaTable(lake.uri("t")).metadata().configuration == TABLE_CONFIGURATION
+
+
+def test_partition_counts_come_from_the_log_and_match_a_scan(lake):
+    lake.write_partitions("t", pl.concat([_rows("2026-01-01", 3, 1.0), _rows("2026-01-02", 4, 2.0),
+                                          _rows("2026-01-03", 1, 2.0)]), ["2026-01-01", "2026-01-02", "2026-01-03"])
+    lake.write_partitions("t", _rows("2026-01-02", 6, 3.0), ["2026-01-02"])
+    lake.write_partitions("t", _rows("2026-01-03", 0, 3.0), ["2026-01-03"])  # emptied
+    scanned = dict(lake.scan("t").group_by("ds").len().collect().iter_rows())
+    assert lake.partition_counts("t") == scanned == {"2026-01-01": 3, "2026-01-02": 6}
+    assert lake.newest("t", "v") == 3.0, "the largest value of the newest partition with rows"
+    assert lake.newest("missing", "v") is None and lake.partition_counts("missing") == {}

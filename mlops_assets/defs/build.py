@@ -16,10 +16,13 @@ from dagster import (
     RunRequest,
     ScheduleEvaluationContext,
     define_asset_job,
+    map_asset_specs,
     schedule,
 )
 
+from mlops_assets.defs.common import owned_spec
 from mlops_assets.defs.data import build_data_assets
+from mlops_assets.defs.estimation import build_estimation_assets
 from mlops_assets.defs.model import build_model_assets
 from mlops_assets.defs.monitoring import build_monitoring_assets
 from mlops_assets.defs.monitoring_sensors import build_monitoring_sensors
@@ -31,9 +34,11 @@ from mlops_assets.vocabulary import (
     CANDIDATE_MODEL,
     CHAMPION,
     DRIFT_REPORT,
+    ESTIMATED_PERFORMANCE,
     EVALUATION_REPORT,
     FEATURES,
     MODEL_PERFORMANCE,
+    MULTIVARIATE_DRIFT,
     RAW_EVENTS,
     RAW_LABELS,
     SCORES,
@@ -56,14 +61,16 @@ def build_jobs(platform: Platform) -> dict[str, object]:
     # performance follows the scores in the same run, so the guard has something to judge.
     performance = [MODEL_PERFORMANCE] if platform.spec.labels is None else []
     follows = ", performance" if performance else ""
+    estimation = [ESTIMATED_PERFORMANCE, MULTIVARIATE_DRIFT]  # before the labels: estimates, multivariate drift
     jobs = {
         Job.DAILY: define_asset_job(
-            Job.DAILY, selection=[RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT, *performance],
+            Job.DAILY, selection=[RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT, *estimation, *performance],
             partitions_def=daily,
             description=f"One day end to end: landing files → raw_events → features → scores, shadow scores, "
             f"drift{follows}."),
         Job.SCORING: define_asset_job(
-            Job.SCORING, selection=[SCORES, SHADOW_SCORES, DRIFT_REPORT, *performance], partitions_def=daily,
+            Job.SCORING, selection=[SCORES, SHADOW_SCORES, DRIFT_REPORT, *estimation, *performance],
+            partitions_def=daily,
             description=f"(Re-)score days with the current champion; shadow scores, drift{follows} follow."),
         Job.PERFORMANCE: define_asset_job(
             Job.PERFORMANCE, selection=[MODEL_PERFORMANCE], partitions_def=daily,
@@ -97,9 +104,11 @@ def build_definitions(platform: Platform | None = None) -> Definitions:
     if platform.spec.labels is not None:
         sensors.append(build_landing_sensor(platform, name=Sensor.LABELS, landing=platform.label_landing,
                                             asset=RAW_LABELS, job=jobs[Job.INGEST_LABELS]))
+    assets = [*build_data_assets(platform), *build_model_assets(platform), *build_monitoring_assets(platform),
+              *build_estimation_assets(platform),
+              maintenance_asset, scorecard_asset]
     return Definitions(
-        assets=[*build_data_assets(platform), *build_model_assets(platform), *build_monitoring_assets(platform),
-                maintenance_asset, scorecard_asset],
+        assets=map_asset_specs(owned_spec(platform.spec.owners, platform.spec.tags), assets),
         jobs=[*jobs.values(), maintenance_job, scorecard_job],
         sensors=sensors,
         schedules=[training_schedule(platform, jobs[Job.TRAINING]), maintenance_schedule, scorecard_schedule],

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AutomationCondition, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetSpec, AutomationCondition, MetadataValue
+
+OWNERS = "owners"  # check metadata: AssetCheckSpec has no owners of its own
 
 
 def follow_upstream() -> AutomationCondition:
@@ -35,3 +39,23 @@ def markdown(frame: pl.DataFrame) -> str:
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
                    tbl_cols=-1, fmt_str_lengths=40):
         return str(frame)
+
+
+def owned_spec(owners: list[str], tags: dict[str, str]) -> Callable[[AssetSpec], AssetSpec]:
+    """``AssetSpec -> AssetSpec`` adding the spec's owners and tags (for ``map_asset_specs``)."""
+    return lambda asset_spec: asset_spec.merge_attributes(owners=list(owners), tags=dict(tags))
+
+
+def owned_checks(check_specs: list[AssetCheckSpec], owners: list[str]) -> list[AssetCheckSpec]:
+    """The same check specs with the owners in their metadata (the most the public API allows a check)."""
+    if not owners:
+        return list(check_specs)
+    return [AssetCheckSpec(c.name, asset=c.asset_key, description=c.description, additional_deps=c.additional_deps,
+                           blocking=c.blocking, metadata={**c.metadata, OWNERS: MetadataValue.json(list(owners))},
+                           automation_condition=c.automation_condition, partitions_def=c.partitions_def)
+            for c in check_specs]
+
+
+def urls(links: dict[str, str | None]) -> dict[str, MetadataValue]:
+    """Link metadata (clickable in the UI); entries without a URL are left out."""
+    return {k: MetadataValue.url(v) for k, v in links.items() if v}

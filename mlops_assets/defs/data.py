@@ -17,9 +17,9 @@ from mlops_assets.contract_checks import (
     freshness_verdict,
     partition_verdicts,
 )
-from mlops_assets.defs.common import check_result, follow_upstream, markdown
+from mlops_assets.defs.common import check_result, follow_upstream, markdown, owned_checks
 from mlops_assets.defs.resources import PII_KEY_ENV, PiiKey
-from mlops_assets.features import compute_features
+from mlops_assets.features import compute_features, input_columns
 from mlops_assets.ingest import (
     Contract,
     IngestedRange,
@@ -71,6 +71,7 @@ def landing_metadata(name: str, lake: DeltaLake, ingested: IngestedRange, rows: 
     return {
         "rows": rows,
         "quarantined_rows": quarantine.height,
+        "contract_pass_rate": rows / (rows + quarantine.height) if rows + quarantine.height else 1.0,  # plotted
         "files": MetadataValue.json(ingested.files),
         "file_count": len(ingested.files),
         Meta.LANDING_FINGERPRINT: MetadataValue.json(fingerprints_metadata(ingested.fingerprints)),
@@ -87,7 +88,7 @@ def landing_asset(*, name: str, platform: Platform, landing: Path, contract: Con
     """An asset that applies ``contract`` to the landing files of each partition: accepted
     rows → Delta table ``name``, rejects → the quarantine log, verdicts → partitioned checks."""
     spec, daily = platform.spec, platform.daily
-    check_specs = landing_check_specs(name, daily, volume_and_freshness)
+    check_specs = owned_checks(landing_check_specs(name, daily, volume_and_freshness), spec.owners)
 
     @asset(name=name, partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), check_specs=check_specs,
            group_name="data", kinds={"polars", "delta"}, description=description)
@@ -105,11 +106,13 @@ def landing_asset(*, name: str, platform: Platform, landing: Path, contract: Con
         for day, r in ingested.results.items():
             context.log.info(f"{name}[{day}]: {r.accepted.height} rows accepted, {r.quarantine.height} quarantined "
                              f"from {len(r.files)} file(s)")
-        verdicts = partition_verdicts(ingested.results, contract, f"{spec.name}_{name}", spec,
-                                      lake.partition_counts(name) if volume_and_freshness else None)
+        # one load of the log: rows per partition from its file statistics, the newest event from the newest
+        # partition (events lie on their partition's date) — never a scan of the whole table
+        counts, newest = lake.counts_and_newest(name, contract.timestamp) if volume_and_freshness else (None, None)
+        verdicts = partition_verdicts(ingested.results, contract, f"{spec.name}_{name}", spec, counts)
         check_results = [_result(combine_verdicts(verdicts, s.name)) for s in check_specs if s.name != FRESHNESS]
         if volume_and_freshness:
-            fresh = freshness_verdict(lake.scan(name).select(pl.col(contract.timestamp).max()).collect().item(), spec)
+            fresh = freshness_verdict(newest, spec)
             check_results.append(_result(fresh))
             if freshness_alert_due(fresh, keys, _now().date()):
                 alerts.send("freshness_breach", severity="warning", reason=fresh.description,
@@ -141,7 +144,8 @@ def build_data_assets(platform: Platform) -> list:
            "and scoring.")
     def features(context: AssetExecutionContext, lake: DeltaLake):
         keys = context.partition_keys
-        feats = compute_features(lake.scan(RAW_EVENTS).filter(pl.col(PARTITION_COLUMN).is_in(keys)), spec).collect()
+        raw = lake.scan(RAW_EVENTS).filter(pl.col(PARTITION_COLUMN).is_in(keys)).select(input_columns(spec)).collect()
+        feats = compute_features(raw, spec)  # rows already in (ds, id) order are not sorted again
         version = lake.write_partitions(FEATURES, feats, keys, run_id=context.run.run_id)
         return MaterializeResult(metadata={
             "rows": feats.height, "columns": MetadataValue.json(feats.columns),

@@ -23,7 +23,7 @@ from dagster import (
     asset,
 )
 
-from mlops_assets.defs.common import check_result, follow_upstream, numeric
+from mlops_assets.defs.common import check_result, follow_upstream, numeric, owned_checks, urls
 from mlops_assets.estimators import ESTIMATORS
 from mlops_assets.gates import GateVerdict, evaluation_rows, gate_check_name, gate_names
 from mlops_assets.instance_queries import run_progress
@@ -38,6 +38,7 @@ from mlops_assets.ml.datasets import (
     split_rows,
     training_set_summary,
 )
+from mlops_assets.ml.monitor_bundle import monitor_artifacts
 from mlops_assets.platform import Platform
 from mlops_assets.promotion import (
     PromotionRefused,
@@ -48,6 +49,7 @@ from mlops_assets.promotion import (
 )
 from mlops_assets.redaction import redact
 from mlops_assets.registry import ModelRegistry
+from mlops_assets.registry.links import log_report, version_links
 from mlops_assets.spec import DatasetSpec
 from mlops_assets.vocabulary import (
     CANDIDATE_MODEL,
@@ -156,28 +158,31 @@ def build_model_assets(platform: Platform) -> list:
         # Lineage of THIS cutoff's training set, not of the table's newest commit (another cutoff's).
         commit = training_set_commit(lake, cutoff)
         trained = train_candidate(read_training_set(lake, cutoff, spec, int(commit["version"])), spec)
+        monitor, monitor_tags = monitor_artifacts(trained, spec)  # estimator + multivariate reference (skops)
         tags = {**lineage_tags(spec, delta_versions={**json.loads(commit.get("input_versions", "{}")),
                                                      TRAINING_SET: int(commit["version"])},
                                partition_range=trained.partition_range, run_id=context.run.run_id,
                                seed=spec.training.seed),
-                VersionTag.CUTOFF: cutoff, VersionTag.STATUS: Status.CANDIDATE}
+                VersionTag.CUTOFF: cutoff, VersionTag.STATUS: Status.CANDIDATE, **monitor_tags}
         candidate = registry.log_candidate(
             spec, trained.pipeline, input_example=trained.X_train.head(5), tags=tags,
             params=candidate_params(spec, cutoff, trained.train.height, trained.holdout.height),
             metrics=loggable_metrics(trained.train_metrics, prefix="train_"),
             extra_artifacts={Artifact.REFERENCE_PROFILE: trained.profile,
-                             Artifact.HOLDOUT_SCORES: trained.holdout_record(spec.id)},
+                             Artifact.HOLDOUT_SCORES: trained.holdout_record(spec.id), **monitor},
             score=scorer(spec), trusted_types=ESTIMATORS[spec.model.estimator].trusted_types)
         context.log.info(f"registered {spec.model.registered_name} version {candidate.version} for cutoff {cutoff}")
         superseded = registry.supersede_ungated(cutoff, candidate.version)
         return MaterializeResult(metadata={
             "model_version": candidate.version, "mlflow_run_id": candidate.run_id, "model_uri": candidate.model_uri,
             "model_sha256": candidate.artifact_sha256, "train_rows": trained.train.height,
+            **urls(version_links(registry, candidate.version)),
             **numeric(trained.train_metrics, "train_"), "lineage": MetadataValue.json(tags),
             **report_attempts(context, cutoff, orphans, superseded)})
 
-    check_specs = [AssetCheckSpec(gate_check_name(g), asset=EVALUATION_REPORT, blocking=True, partitions_def=daily,
-                                  description=f"Promotion gate {g}") for g in gate_names(spec)]
+    check_specs = owned_checks([AssetCheckSpec(gate_check_name(g), asset=EVALUATION_REPORT, blocking=True,
+                                               partitions_def=daily, description=f"Promotion gate {g}")
+                                for g in gate_names(spec)], spec.owners)
 
     @asset(name=EVALUATION_REPORT, partitions_def=daily, deps=[candidate_model, training_set],
            check_specs=check_specs, group_name="model", kinds={"sklearn", "evidently"},
@@ -213,8 +218,10 @@ def build_model_assets(platform: Platform) -> list:
                             actor=dagster_actor(run_id), run_id=run_id)
         if not verdict.passed:
             context.log.warning(f"version {version} rejected: {verdict.reasons}")
-        return MaterializeResult(metadata=evaluation_metadata(result, version, champion_version, integrity, report),
-                                 check_results=gate_check_results(result.gates, version))
+        links = {**version_links(registry, version), **version_links(registry, champion_version, prefix="champion_"),
+                 "evidently_report_mlflow": log_report(registry, version, report, "evaluation")}
+        return MaterializeResult(metadata={**evaluation_metadata(result, version, champion_version, integrity, report),
+                                           **urls(links)}, check_results=gate_check_results(result.gates, version))
 
     @asset(name=CHAMPION, partitions_def=daily, deps=[evaluation_report], automation_condition=follow_upstream(),
            group_name="model", kinds={"mlflow"},
@@ -230,8 +237,10 @@ def build_model_assets(platform: Platform) -> list:
         except PromotionRefused as err:
             raise Failure(redact(str(err), registry.secrets())) from None
         context.log.info(f"champion[{cutoff}]: {outcome}")
-        return MaterializeResult(metadata={k: v if isinstance(v, str) else (-1 if v is None else v)
-                                           for k, v in outcome.items()})
+        links = {**version_links(registry, version, prefix="candidate_"),
+                 **version_links(registry, outcome.get("champion"), prefix="champion_")}
+        return MaterializeResult(metadata={**{k: v if isinstance(v, str) else (-1 if v is None else v)
+                                              for k, v in outcome.items()}, **urls(links)})
 
     return [training_set, candidate_model, evaluation_report, champion]
 
@@ -263,8 +272,7 @@ def evaluation_metadata(result, version: int, champion_version: int | None, inte
         "candidate_version": version,
         "champion_version": champion_version if champion_version is not None else -1,
         "holdout_rows": len(result.y),
-        **numeric(result.candidate_metrics, "candidate_"),
-        **(numeric(result.champion_metrics, "champion_") if result.champion_metrics else {}),
+        **side_by_side(numeric(result.candidate_metrics, ""), numeric(result.champion_metrics or {}, "")),
         **numeric(result.baseline_metrics, "baseline_"),
         **{f"candidate_{k}": v for k, v in result.clip.items()},
         "holdout_evidence": MetadataValue.json(result.evidence),
@@ -275,6 +283,17 @@ def evaluation_metadata(result, version: int, champion_version: int | None, inte
         "integrity": MetadataValue.json(dict(integrity)),
         "evidently_report": MetadataValue.path(str(report)),
     }
+
+
+def side_by_side(candidate: dict[str, float], champion: dict[str, float]) -> dict[str, float]:
+    """Holdout metrics of candidate and champion under the same names every evaluation (``candidate_<m>``,
+    ``champion_<m>``, ``delta_<m>`` = candidate - champion; NaN without a champion), so the UI plots the
+    pair over the cutoffs."""
+    nan, out = float("nan"), {}
+    for metric, value in candidate.items():
+        theirs = champion.get(metric, nan)
+        out |= {f"candidate_{metric}": value, f"champion_{metric}": theirs, f"delta_{metric}": value - theirs}
+    return out
 
 
 def gate_check_results(gates, version: int) -> list:

@@ -10,6 +10,7 @@ champion yet, no challenger, labels not matured) produce no materialisation.
 """
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -23,12 +24,14 @@ from dagster import (
 
 from mlops_assets.alerts import AlertSink
 from mlops_assets.contract_checks import BLOCKING_CHECKS
-from mlops_assets.defs.common import follow_upstream
+from mlops_assets.defs.common import follow_upstream, urls
+from mlops_assets.defs.estimation import reconcile_estimates
 from mlops_assets.instance_queries import failed_checks
 from mlops_assets.lake import DeltaLake
 from mlops_assets.ml.bounds import clip_predictions
 from mlops_assets.ml.datasets import latest_labels_before, split_rows
 from mlops_assets.ml.drift import (
+    DRIFT_METHODS,
     check_drift_methods,
     drift_rows,
     drift_summary,
@@ -46,14 +49,17 @@ from mlops_assets.monitoring import (
 from mlops_assets.platform import Platform
 from mlops_assets.redaction import redact
 from mlops_assets.registry import IntegrityError, ModelRegistry, RegistryUnavailable
+from mlops_assets.registry.links import log_report, version_links
 from mlops_assets.scoring import (
     CACHE,
     DEGRADED,
     LABEL,
+    ScoreTally,
     ServingModel,
     drift_prediction_column,
+    score_batches,
     score_column,
-    score_frame,
+    score_columns,
 )
 from mlops_assets.serving import choose_serving_model
 from mlops_assets.spec import DatasetSpec
@@ -65,6 +71,7 @@ from mlops_assets.vocabulary import (
     MODEL_PERFORMANCE,
     PARTITION_COLUMN,
     PERFORMANCE,
+    PREDICTION_ROW,
     RAW_EVENTS,
     RAW_LABELS,
     SCORES,
@@ -109,13 +116,16 @@ def build_monitoring_assets(platform: Platform) -> list:
         if not keys:
             return
         announce_serving(context, alerts, serving, keys)
-        out = score_frame(serving, _features_of(lake, keys), spec)
-        version = lake.write_partitions(SCORES, out, keys, run_id=context.run.run_id, metadata={
-            "model_version": serving.version, "mode": serving.mode, Meta.MODEL_SOURCE: serving.source})
+        tally = ScoreTally(value)  # the rows stream to the lake batch by batch: counted on the way
+        version = lake.write_stream(
+            SCORES, lambda: tally.count(score_batches(serving, lake.iter_batches(FEATURES, keys), spec)),
+            score_columns(spec),
+            keys, run_id=context.run.run_id,
+            metadata={"model_version": serving.version, "mode": serving.mode, Meta.MODEL_SOURCE: serving.source})
         yield MaterializeResult(metadata={
-            "rows": out.height, "model_version": serving.version, "alias": serving.alias, "mode": serving.mode,
+            **tally.metadata(), "model_version": serving.version, "alias": serving.alias, "mode": serving.mode,
             Meta.MODEL_SOURCE: serving.source, "serving_reason": serving.reason,
-            "mean_score": float(out[value].mean()) if out.height else 0.0,
+            **urls(version_links(registry, serving.version) if serving.source != CACHE else {}),
             "delta_version": version, "partitions": MetadataValue.json(keys)})
 
     @asset(name=SHADOW_SCORES, partitions_def=daily, deps=[scores], backfill_policy=BackfillPolicy.single_run(),
@@ -134,9 +144,11 @@ def build_monitoring_assets(platform: Platform) -> list:
                                                          else "no champion scores to compare with"))
             return
         keys = sorted(set(champion_scores[PARTITION_COLUMN].to_list()))
-        out = score_frame(serving, _features_of(lake, keys), spec)
-        version = lake.write_partitions(SHADOW_SCORES, out, keys, run_id=context.run.run_id)
-        yield MaterializeResult(metadata={"rows": out.height, "challenger_version": serving.version,
+        tally = ScoreTally(value)
+        version = lake.write_stream(SHADOW_SCORES, lambda: tally.count(score_batches(
+            serving, lake.iter_batches(FEATURES, keys), spec)), score_columns(spec), keys, run_id=context.run.run_id)
+        out = lake.read(SHADOW_SCORES, keys, version=version)
+        yield MaterializeResult(metadata={"rows": tally.rows, "challenger_version": serving.version,
                                           "delta_version": version, **shadow_agreement(out, champion_scores, spec)})
 
     @asset(name=DRIFT_REPORT, partitions_def=daily, deps=[FEATURES, scores], backfill_policy=BackfillPolicy.single_run(),
@@ -164,7 +176,11 @@ def build_monitoring_assets(platform: Platform) -> list:
         version = lake.write_partitions(DRIFT, drift_table(rows, champion), sorted(judged), run_id=context.run.run_id,
                                         merge_schema=True)
         reports = episode_reports(platform, lake, registry, champion, judged, excluded)
-        yield MaterializeResult(metadata=drift_metadata(rows, judged, excluded, reports, champion, version))
+        links = {**version_links(registry, champion, prefix="reference_"),
+                 "evidently_report_mlflow": log_report(registry, champion, Path(reports[max(reports)]), "drift")
+                 if reports else None}
+        yield MaterializeResult(metadata={**drift_metadata(rows, judged, excluded, reports, champion, version),
+                                          **urls(links)})
 
     @asset(name=MODEL_PERFORMANCE, partitions_def=daily, deps=[scores] + ([RAW_LABELS] if spec.labels else []),
            backfill_policy=BackfillPolicy.single_run(), output_required=False, group_name="monitoring",
@@ -189,10 +205,10 @@ def build_monitoring_assets(platform: Platform) -> list:
         if not rows:
             context.log.info("model_performance skipped: no matured labels yet")
             return
-        frame = performance_table(rows)
+        frame = reconcile_estimates(lake, performance_table(rows), context.run.run_id)  # estimate beside realised
         days = sorted(set(frame[PARTITION_COLUMN].to_list()))
-        version = lake.write_partitions(PERFORMANCE, frame, days, run_id=context.run.run_id)
-        yield MaterializeResult(metadata=performance_metadata(frame, days[-1], version))
+        version = lake.write_partitions(PERFORMANCE, frame, days, run_id=context.run.run_id, merge_schema=True)
+        yield MaterializeResult(metadata=performance_metadata(frame, days[-1], version, registry))
 
     return [scores, shadow_scores, drift_report, model_performance]
 
@@ -354,17 +370,48 @@ def shadow_agreement(shadow: pl.DataFrame, champion_scores: pl.DataFrame, spec: 
     return meta
 
 
+TOP_DRIFTED = 3  # drift_top<i>_score / drift_top<i>_feature: the strongest drifts of the day, plotted
+
+
+def drift_strength(row: dict) -> float:
+    """How far past its threshold a feature's score is (> 1: drifted), whichever way its rule points
+    (distances drift above the threshold, p-values below it); NaN when unscored."""
+    score, threshold = row.get("score"), row.get("threshold")
+    if score is None or threshold is None or score != score:
+        return float("nan")
+    method = DRIFT_METHODS.get(row.get("method") or "")
+    if method is not None and method.rule != ">=":
+        return threshold / score if score > 0 else float("inf")
+    return score / threshold if threshold > 0 else float("inf")
+
+
+def top_drifted(rows: list[dict], day: str, k: int = TOP_DRIFTED) -> dict:
+    """The ``k`` strongest feature drifts of ``day`` under fixed names (NaN / "" when fewer were scored)."""
+    feats = [r for r in rows if r["ds"] == day and r["feature"] not in (DATASET_ROW, PREDICTION_ROW)]
+    ranked = sorted((r for r in feats if drift_strength(r) == drift_strength(r)), key=drift_strength, reverse=True)
+    out: dict = {}
+    for i in range(k):
+        r = ranked[i] if i < len(ranked) else None
+        out[f"drift_top{i + 1}_score"] = float(r["score"]) if r else float("nan")
+        out[f"drift_top{i + 1}_strength"] = min(drift_strength(r), 1e6) if r else float("nan")
+        out[f"drift_top{i + 1}_feature"] = r["feature"] if r else ""
+    out["drifted_feature_count"] = sum(bool(r["drifted"]) for r in feats)
+    return out
+
+
 def drift_metadata(rows: list[dict], judged: dict, excluded: dict, reports: dict, champion: int,
                    version: int) -> dict:
     last_day = max(judged)
     window, last = judged[last_day]
-    numeric = {f"drift_{r['feature']}": float(r["score"]) for r in rows
-               if r["ds"] == last_day and r["score"] is not None and r["feature"] != DATASET_ROW}
+    # every feature every day (NaN when unscored, e.g. insufficient data): the plots line up
+    numeric = {f"drift_{r['feature']}": float("nan") if r["score"] is None else float(r["score"]) for r in rows
+               if r["ds"] == last_day and r["feature"] != DATASET_ROW}
     per_day = {day: {"status": res["status"], "share_drifted": res["share_drifted"],
                      "dataset_drifted": res["dataset_drifted"], "drifted_features": res["drifted_features"],
                      "rows": res["rows"], "window": list(w.days)} for day, (w, res) in sorted(judged.items())}
     return {
         "share_drifted": float(last["share_drifted"]),
+        **top_drifted(rows, last_day),
         "dataset_drifted": bool(last["dataset_drifted"]),
         "drift_status": last["status"],
         "current_rows": int(last["rows"]),
@@ -380,15 +427,21 @@ def drift_metadata(rows: list[dict], judged: dict, excluded: dict, reports: dict
     }
 
 
-def performance_metadata(frame: pl.DataFrame, last_day: str, version: int) -> dict:
+def performance_metadata(frame: pl.DataFrame, last_day: str, version: int,
+                         registry: ModelRegistry | None = None) -> dict:
     last = frame.filter(pl.col(PARTITION_COLUMN) == last_day).row(0, named=True)
     metric = last["metric"]
+    realised = float(last["primary"]) if last["primary"] is not None else float("nan")
+    lkg = float(last["lkg_primary"]) if last["lkg_primary"] is not None else float("nan")
     return {
-        metric: float(last["primary"]) if last["primary"] is not None else float("nan"),
+        metric: realised,
+        "realised_primary": realised,  # the same value under one name for every spec
         "coverage": float(last["coverage"]),
         "labelled_rows": int(last["labelled_rows"]),
         "model_version": int(last["model_version"]),
-        **({f"lkg_{metric}": float(last["lkg_primary"])} if last["lkg_primary"] is not None else {}),
+        f"lkg_{metric}": lkg,  # always present (NaN without last_known_good): one plot across partitions
+        "realised_minus_lkg": realised - lkg,
+        **(urls(version_links(registry, int(last["model_version"]))) if registry is not None else {}),
         "delta_version": version,
         "per_partition": MetadataValue.json(frame.drop("metrics").to_dicts()),
     }

@@ -25,6 +25,8 @@ from mlops_assets.alerts import AlertSink
 from mlops_assets.lake import DeltaLake
 from mlops_assets.ledger import MoveConflict, reconcile
 from mlops_assets.ml.drift import drift_summary
+from mlops_assets.ml.estimate_rules import estimator_trust, floor_run
+from mlops_assets.ml.multivariate_drift import as_drift_summary, merge_into_summary
 from mlops_assets.monitoring import RetrainRequest, drift_episode, drift_retrain, guard_breach
 from mlops_assets.platform import Platform
 from mlops_assets.promotion import PromotionRefused, rollback, shadow_days_observed
@@ -35,8 +37,11 @@ from mlops_assets.vocabulary import (
     CHAMPION,
     DRIFT,
     DRIFT_REPORT,
+    ESTIMATED_PERFORMANCE,
+    ESTIMATION_RECONCILIATION,
     GUARD_TRIPPED,
     MODEL_PERFORMANCE,
+    MULTIVARIATE_DRIFT,
     PARTITION_COLUMN,
     PERFORMANCE,
     RAW_LABELS,
@@ -73,6 +78,67 @@ def days_scored_by_rolled_back(lake: DeltaLake, registry: ModelRegistry) -> tupl
     return days, rolled
 
 
+def guard_act(context, lake: DeltaLake, registry: ModelRegistry, champion: int, reason: str, action: str):
+    """``rollback`` (or, when refused, degrade) or ``alert`` (degrade: the version is tagged guard-tripped);
+    returns what was done, or a ``SkipReason`` when another alias move won the race."""
+    if action == "rollback":
+        try:
+            context.log.warning(f"guard rolled back: {rollback(lake, registry, reason=reason, actor=Sensor.GUARD)}")
+        except MoveConflict as err:  # another move won the race: judge the new state next tick
+            return SkipReason(f"guard deferred: {err}")
+        except PromotionRefused as err:
+            action = f"degrade ({err})"
+    if action != "rollback":
+        registry.set_version_tags(champion, {VersionTag.GUARD: GUARD_TRIPPED, VersionTag.GUARD_REASON: reason[:500]})
+    return action
+
+
+def estimate_guard(context, lake: DeltaLake, registry: ModelRegistry, alerts: AlertSink, spec, champion: int,
+                   handled: list):
+    """``guard.use_estimate``: the champion's estimate beyond the floor on ``estimation.consecutive_days`` days,
+    acted on only while its estimator is trustworthy (``ml.estimate_rules``); once per version."""
+    mode, key = spec.guard.use_estimate, f"estimate:v{champion}"
+    run = floor_run(lake.read(ESTIMATED_PERFORMANCE), spec, champion) if mode != "off" else None
+    if run is None:
+        return SkipReason(f"champion v{champion} within its guard")
+    trust = estimator_trust(lake.read(ESTIMATION_RECONCILIATION), spec, champion)
+    if not trust.trusted:
+        return SkipReason(f"{run.reason}; ignored: the estimator is not trustworthy ({trust.reason})")
+    if key in handled:
+        return SkipReason(f"estimate breach of v{champion} already handled")
+    action = "alert only (guard.use_estimate: alert)"
+    if mode == "rollback":
+        action = guard_act(context, lake, registry, champion, run.reason, spec.guard.action)
+        if isinstance(action, SkipReason):
+            return action
+    alerts.send("guard_rollback", severity="error" if mode == "rollback" else "warning",
+                reason=f"{run.reason}; estimator trusted ({trust.reason}); action: {action}", asset=ESTIMATED_PERFORMANCE,
+                details={"version": champion, "metric": run.metric, "values": list(run.values), "days": list(run.days)})
+    return SensorResult(skip_reason=SkipReason(f"guard acted on the estimate: {action}"),
+                        cursor=json.dumps([*handled, key][-50:]))
+
+
+def multivariate_feed(lake: DeltaLake, spec, summary: pl.DataFrame, champion: int | None,
+                      alerts: AlertSink) -> pl.DataFrame:
+    """``drift.multivariate``: ``retrain`` folds the multivariate verdicts into the drift summary the sensor
+    judges; ``alert`` sends one alert per multivariate episode that per-column drift does not see (its latest day
+    not drifted there) and leaves the summary as it is; ``off`` nothing."""
+    mode = spec.drift.multivariate
+    mv = lake.read(MULTIVARIATE_DRIFT) if mode != "off" else pl.DataFrame()
+    if mv.is_empty():
+        return summary
+    if mode == "retrain":
+        return merge_into_summary(summary, mv)
+    episode = drift_episode(as_drift_summary(mv), spec, champion)
+    seen = set(summary.filter(pl.col("dataset_drifted").fill_null(False))["ds"].to_list()) if episode else set()
+    if episode is not None and episode.days[-1] not in seen:  # news only: per-column drift did not see that day
+        alerts.send("drift_retrain", severity="warning", asset=MULTIVARIATE_DRIFT, partition=episode.days[-1],
+                    reason=f"multivariate drift (PCA reconstruction error above its threshold) from {episode.days[0]} "
+                    f"against champion v{episode.champion}'s reference; alert only (drift.multivariate: alert)",
+                    details={"days": list(episode.days), "error_over_threshold": list(episode.shares)})
+    return summary
+
+
 def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, performance_job) -> list:
     spec = platform.spec
 
@@ -82,7 +148,9 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
             "`drift.cooldown_days`; a new champion starts a new episode.")
     def drift_sensor(context: SensorEvaluationContext, lake: DeltaLake, registry: ModelRegistry, alerts: AlertSink):
         last_partition = dt.date.fromisoformat(platform.daily.get_last_partition_key())
-        episode = drift_episode(drift_summary(lake.read(DRIFT)), spec, registry.get_alias(Alias.CHAMPION))
+        champion = registry.get_alias(Alias.CHAMPION)
+        summary = multivariate_feed(lake, spec, drift_summary(lake.read(DRIFT)), champion, alerts)
+        episode = drift_episode(summary, spec, champion)
         decision = drift_retrain(episode, json.loads(context.cursor) if context.cursor else {}, spec, last_partition)
         if not isinstance(decision, RetrainRequest):
             return SkipReason(decision)
@@ -121,21 +189,13 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
             return SkipReason("no champion or no matured performance yet")
         handled = json.loads(context.cursor) if context.cursor else []
         breach = guard_breach(lake.read(PERFORMANCE), spec, champion)
-        if breach is None:
-            return SkipReason(f"champion v{champion} within its guard")
+        if breach is None:  # matured labels are fine: the estimate's turn (guard.use_estimate)
+            return estimate_guard(context, lake, registry, alerts, spec, champion, handled)
         if champion in handled:
             return SkipReason(f"breach of v{champion} already handled")
-        action = spec.guard.action
-        if action == "rollback":
-            try:
-                context.log.warning(f"guard rolled back: {rollback(lake, registry, reason=breach.reason, actor=Sensor.GUARD)}")
-            except MoveConflict as err:  # another move won the race: judge the new state next tick
-                return SkipReason(f"guard deferred: {err}")
-            except PromotionRefused as err:
-                action = f"degrade ({err})"
-        if action != "rollback":
-            registry.set_version_tags(champion, {VersionTag.GUARD: GUARD_TRIPPED,
-                                                 VersionTag.GUARD_REASON: breach.reason[:500]})
+        action = guard_act(context, lake, registry, champion, breach.reason, spec.guard.action)
+        if isinstance(action, SkipReason):
+            return action
         alerts.send("guard_rollback", reason=f"{breach.reason}; action: {action}", asset=MODEL_PERFORMANCE,
                     details={"version": champion, "metric": breach.metric, "value": breach.value})
         return SensorResult(skip_reason=SkipReason(f"guard acted: {action}"), cursor=json.dumps([*handled, champion][-50:]))

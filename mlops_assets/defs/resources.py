@@ -51,6 +51,6 @@ def build_resources(platform: Platform) -> dict:
     return {
         "lake": lake_resource(platform),
         "registry": registry_resource(platform.home, model_name=platform.spec.model.registered_name),
-        "alerts": alert_resource(platform.home.alerts),
+        "alerts": alert_resource(platform.home.alerts, owners=platform.spec.owners),
         "pii": pii_resource(),
     }

@@ -159,6 +159,40 @@ def _evidently_binned(
     return ref_counts / ref.size, cur_counts / cur.size
 
 
+def _sorted(values: np.ndarray) -> np.ndarray:
+    """``values`` sorted (returned as they are when already in order: an O(n) check, no copy)."""
+    if values.size > 1 and np.any(values[1:] < values[:-1]):
+        return np.sort(values)
+    return values
+
+
+def merge_sorted(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.concatenate((ref, cur))`` stably sorted, for two sorted arrays — in O(n), no sort — and which
+    of its positions hold a ``ref`` value. As the stable sort does, a reference value goes before the
+    current values equal to it (``searchsorted(..., "left")``)."""
+    at = cur.searchsorted(ref, "left") + np.arange(ref.size)
+    is_ref = np.zeros(ref.size + cur.size, dtype=bool)
+    is_ref[at] = True
+    combined = np.empty(ref.size + cur.size, dtype=np.float64)
+    combined[at] = ref
+    combined[~is_ref] = cur
+    return combined, is_ref
+
+
+def right_ranks(combined: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """For each position of the sorted ``combined``: how many flagged values are <= its value — what
+    ``flagged_values.searchsorted(combined, "right")`` returns, in O(n) (equal values share the count
+    at the end of their run)."""
+    cum = np.cumsum(flags)
+    if combined.size == 0:
+        return cum
+    breaks = np.flatnonzero(combined[1:] != combined[:-1])  # each run's last index, but the final run's
+    run_end = np.append(breaks, combined.size - 1)
+    run = np.zeros(combined.size, dtype=np.int64)
+    run[breaks + 1] = 1
+    return cum[run_end][np.cumsum(run)]
+
+
 def _ks_pvalue(d: float, ref: np.ndarray, cur: np.ndarray) -> float:
     """Two-sided p-value exactly as scipy.stats.ks_2samp(method="auto") (used by
     ks_stattest._ks_stat_test): the exact distribution when max(n1, n2) <= 10000, else
@@ -189,17 +223,14 @@ def numeric_stats(
     ``wasserstein_norm`` divides by ``max(reference_std, 0.001)``; with ``reference_std``
     None that is ``np.std(ref_sample)``, i.e. exactly Evidently on ``ref_sample``.
     """
-    ref = np.asarray(ref_sample, dtype=np.float64)
-    cur = np.asarray(cur, dtype=np.float64)
-    if ref.size > 1 and np.any(ref[1:] < ref[:-1]):
-        ref = np.sort(ref)
-    cur = np.sort(cur)
-    combined = np.concatenate((ref, cur))
-    combined.sort(kind="stable")  # two sorted runs: a near-linear merge
+    ref = _sorted(np.asarray(ref_sample, dtype=np.float64))
+    cur = _sorted(np.asarray(cur, dtype=np.float64))
+    combined, is_ref = merge_sorted(ref, cur)
 
-    # Empirical CDFs at every observed value (scipy's ks_2samp / _cdf_distance).
-    cdf_r = ref.searchsorted(combined, "right") / ref.size
-    cdf_c = cur.searchsorted(combined, "right") / cur.size
+    # Empirical CDFs at every observed value (scipy's ks_2samp / _cdf_distance): the counts
+    # ``ref.searchsorted(combined, "right")`` and ``cur.searchsorted(combined, "right")``, in one pass.
+    cdf_r = right_ranks(combined, is_ref) / ref.size
+    cdf_c = right_ranks(combined, ~is_ref) / cur.size
     diff = np.abs(cdf_r - cdf_c)
     ks = float(diff.max())
     # wasserstein_distance_norm: scipy.stats.wasserstein_distance / max(np.std(ref), 0.001)
@@ -308,10 +339,12 @@ def numeric_column(profile: dict, values: Any) -> dict[str, Any]:
     if "sample" not in profile:
         raise _missing_profile("'sample'")
     cur, nulls = finite_float(values)
+    mean, std = (float_or_none(cur.mean()), float_or_none(cur.std())) if cur.size else (None, None)  # as given
+    cur = _sorted(cur)  # once: the cardinality and every statistic below use the sorted values
     ref_counts = _reference_value_counts(profile)
     cur_counts = numeric_value_counts(cur) if ref_counts is not None else {}
     cardinality = (len(set(ref_counts) | set(cur_counts)) if ref_counts is not None
-                   else max(profile.get("distinct", 0), nunique_sorted(np.sort(cur))))
+                   else max(profile.get("distinct", 0), nunique_sorted(cur)))
     out: dict[str, Any] = {
         "type": NUMERIC,
         "rows": int(cur.size),
@@ -319,8 +352,8 @@ def numeric_column(profile: dict, values: Any) -> dict[str, Any]:
         "reference_rows": profile["count"],
         "reference_sample_rows": len(profile["sample"]),
         "cardinality": cardinality,
-        "mean": float_or_none(cur.mean()) if cur.size else None,
-        "std": float_or_none(cur.std()) if cur.size else None,
+        "mean": mean,
+        "std": std,
         "reference_mean": profile["mean"],
         "reference_std": profile["std"],
         **dict.fromkeys(NUMERIC_STATS),

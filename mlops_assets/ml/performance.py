@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from mlops_assets.metrics_catalog import primary_metric
+from mlops_assets.ml.estimation import BINARY_THRESHOLD
 from mlops_assets.ml.evaluation import task_metrics
 from mlops_assets.scoring import scored_values
 from mlops_assets.spec import DatasetSpec
@@ -35,6 +36,8 @@ def day_performance(day: str, scores: pl.DataFrame, truth: pl.DataFrame, feature
     for (version,), part in joined.group_by("model_version", maintain_order=True):
         version = int(version)
         metrics = task_metrics(spec.task, part[spec.target].to_numpy(), scored_values(part, spec))
+        if spec.task == "classification":
+            metrics.update(confusion_metrics(part[spec.target].to_numpy(), scored_values(part, spec)))
         lkg_primary = None
         if lkg_predict is not None and lkg_version != version:
             # one frame: the same labelled rows, features and label side by side
@@ -46,6 +49,22 @@ def day_performance(day: str, scores: pl.DataFrame, truth: pl.DataFrame, feature
                      "metrics": json.dumps({k: v for k, v in metrics.items() if k != "undefined"}),
                      "lkg_version": lkg_version if lkg_primary is not None else None, "lkg_primary": lkg_primary})
     return rows
+
+
+def confusion_metrics(y: np.ndarray, scores: np.ndarray) -> dict:
+    """Binary only: accuracy, precision, recall and f1 of the score rows' label (probability >= 0.5), the
+    realised side of the estimated confusion matrix (``ml.estimation``); {} for other tasks."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or len(s) == 0 or not np.isin(np.unique(y), [0, 1]).all():
+        return {}
+    yt, yp = np.asarray(y).astype(np.int64), (s >= BINARY_THRESHOLD).astype(np.int64)
+    tp, fp = int(((yp == 1) & (yt == 1)).sum()), int(((yp == 1) & (yt == 0)).sum())
+    fn = int(((yp == 0) & (yt == 1)).sum())
+    out = {"accuracy": float((yp == yt).mean())}
+    for name, num, den in (("precision", tp, tp + fp), ("recall", tp, tp + fn), ("f1", 2 * tp, 2 * tp + fp + fn)):
+        if den:
+            out[name] = num / den
+    return out
 
 
 def performance_table(rows: list[dict]) -> pl.DataFrame:

@@ -319,7 +319,8 @@ def infer_spec(frame: pl.DataFrame, opts: InferOptions, sources: Sequence[str] =
     out = Inferred(spec={}, header=[
         f"Inferred by `mlops-assets spec infer` from {frame.height} rows of {', '.join(sources) or 'a sample'}.",
         "Review every line: ranges are the sample's widened by "
-        f"{opts.margin:.0%} of their span, categories are those seen, leakage suspects are left out (see the end)."])
+        f"{opts.margin:.0%} of their span, categories are those seen, leakage suspects are left out (see the end).",
+        "Add `owners: [team:<name>, <you>@<domain>]`: they are shown on every asset and check and named in alerts."])
     kinds = _columns(frame, {ts_col, id_col, opts.target}, opts, out)
     features = [*kinds["numeric"], *kinds["categorical"]]
     leaks = leakage_suspects(frame, opts.target, features, seed=opts.seed,

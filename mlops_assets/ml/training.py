@@ -304,3 +304,8 @@ def reference_profile(features: pl.DataFrame, spec: DatasetSpec, prediction: Any
         profile["class_priors"] = [float((codes == i).sum()) / max(codes.len(), 1)
                                    for i in range(len(spec.target_classes))]
     return profile
+
+
+def target_codes(y: Any, spec: DatasetSpec) -> np.ndarray:
+    """The target as the model sees it (class codes, or the float regression target); see ``fit``."""
+    return _as_target(y, spec)

@@ -177,7 +177,7 @@ class ModelRegistry(ConfigurableResource):
         params: Mapping[str, Any],
         metrics: Mapping[str, float],
         tags: Mapping[str, Any],
-        extra_artifacts: Mapping[str, dict | list | str] | None = None,
+        extra_artifacts: Mapping[str, dict | list | str | bytes] | None = None,
         score: Scorer,
         trusted_types: Sequence[str],
     ) -> CandidateVersion:
@@ -425,6 +425,11 @@ class ModelRegistry(ConfigurableResource):
         """A JSON artifact of the version's run (e.g. ``reference_profile.json``), read only
         when its bytes match the registration manifest (``IntegrityError`` otherwise);
         ``FileNotFoundError`` when the run has no such artifact."""
+        return json.loads(self.load_artifact_bytes(version, name))
+
+    @redacted_errors
+    def load_artifact_bytes(self, version: int | str, name: str) -> bytes:
+        """The bytes of a run artifact, verified against the registration manifest (as above)."""
         client = self._client()
         run_id = self._run_id(client, version)
         try:
@@ -436,7 +441,7 @@ class ModelRegistry(ConfigurableResource):
                 f"{self.registered_model} v{version}: no artifact {name!r} in run {run_id}: {err}"
             ) from err
         integrity.verify_artifact(self.version_tags(version), name, data, self._label(version))
-        return json.loads(data)
+        return data
 
     @redacted_errors
     def run_metrics(self, version: int | str) -> dict[str, float]:

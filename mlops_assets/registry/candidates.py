@@ -249,8 +249,11 @@ def _log_metrics(
         client.log_batch(run_id, metrics=chunk)
 
 
-def artifact_bytes(content: dict | list | str) -> bytes:
-    """What a run artifact's file holds: dict/list -> indented JSON, str -> the text as is."""
+def artifact_bytes(content: dict | list | str | bytes) -> bytes:
+    """What a run artifact's file holds: dict/list -> indented JSON, str -> the text as is, bytes as they are
+    (e.g. a skops file: read back only through ``integrity.load_artifact_skops``)."""
+    if isinstance(content, bytes):
+        return content
     return (content if isinstance(content, str) else json.dumps(content, indent=2)).encode("utf-8")
 
 
@@ -363,7 +366,7 @@ def log_candidate(
     params: Mapping[str, Any],
     metrics: Mapping[str, float],
     tags: Mapping[str, Any],
-    extra_artifacts: Mapping[str, dict | list | str] | None = None,
+    extra_artifacts: Mapping[str, dict | list | str | bytes] | None = None,
     score: Scorer,
     trusted_types: Sequence[str],
 ) -> CandidateVersion:

@@ -167,6 +167,35 @@ def load_skops(path: Path, trusted: Sequence[str], label: str) -> Any:
         raise IntegrityError(f"{label}: {MODEL_FILE} needs types not recorded as trusted: {err}") from None
 
 
+def load_artifact_skops(registry: ModelRegistry, version: int | str, name: str, allowed: Sequence[str],
+                        types_tag: str = VersionTag.MONITOR_TRUSTED_TYPES) -> Any | None:
+    """A skops run artifact of ``version`` (e.g. the monitoring bundle), or None when the version was
+    registered without it (an older version). Its bytes must match the registration manifest, it is
+    loaded with exactly the types recorded under ``types_tag``, and those must lie within
+    ``allowed`` (the caller's known list): anything else is an ``IntegrityError``, never a load."""
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    label = f"{registry.registered_model} v{version}"
+    tags = registry.version_tags(version)
+    if name not in recorded_manifest(tags, label)["run"]:
+        return None
+    try:
+        trusted = json.loads(tags[types_tag])
+    except (KeyError, ValueError):
+        trusted = None
+    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+        raise IntegrityError(f"{label}: no readable {types_tag} tag for {name}; refusing to load it")
+    if set(trusted) - set(allowed):
+        raise IntegrityError(f"{label}: {name} records trusted types outside the known list: "
+                             f"{sorted(set(trusted) - set(allowed))}; refusing to load it")
+    data = registry.load_artifact_bytes(version, name)  # verified against the manifest
+    try:
+        return skops.io.loads(data, trusted=list(trusted))
+    except UntrustedTypesFoundException as err:
+        raise IntegrityError(f"{label}: {name} needs types not recorded as trusted: {err}") from None
+
+
 def load_verified(local: Path, tags: Mapping[str, str], label: str) -> Any:
     """Verify ``local`` against the version's manifest, then load its skops file."""
     verify_model_dir(local, tags, label)
