@@ -5,7 +5,8 @@ One run's lake work, as ``raw_events[D]`` does it: ``write_partitions`` of the d
 overwrite, 200 rows), then ``counts_and_newest``: the volume check's rows per partition (from the Delta
 log's file statistics) and the freshness check's newest event (a read of the newest partition only), one
 load of the log for both. Each run is
-timed; "first" is the median of runs 2–11 (run 1 creates the table), "after" the median of the last 10.
+timed; then runs on a young table (5 partitions) and on the aged one alternate, 15 each (side by side,
+so the machine's load hits both alike): "first" is the young table's median, "after" the aged one's.
 Tables are created with ``delta.checkpointInterval = 20`` (``lake.TABLE_CONFIGURATION``), so loading one
 replays a checkpoint and at most 20 commits; the daily ``table_maintenance`` adds a checkpoint too.
 
@@ -26,6 +27,7 @@ from benchmarks.common import Result, Table, goal, ratio, secs, temp_dir
 
 START = dt.date(2023, 1, 1)
 ROWS = 200
+YOUNG = 5  # partitions of the young table the aged one is compared with
 
 
 def _day_rows(day: dt.date, n: int = ROWS) -> pl.DataFrame:
@@ -35,57 +37,71 @@ def _day_rows(day: dt.date, n: int = ROWS) -> pl.DataFrame:
         "amount": [float(i) for i in range(n)]}, schema_overrides={"event_time": pl.Datetime("us")})
 
 
-def _counts_and_newest(lake):
+def _counts_and_newest(lake, table: str):
     if hasattr(lake, "counts_and_newest"):
-        return lake.counts_and_newest("raw", "event_time")
+        return lake.counts_and_newest(table, "event_time")
     # the code before (a checkout of an older commit): rows per partition and the newest event by full scans
-    return lake.partition_counts("raw"), lake.scan("raw").select(pl.col("event_time").max()).collect().item()
+    return lake.partition_counts(table), lake.scan(table).select(pl.col("event_time").max()).collect().item()
 
 
-def _full_scan(lake) -> None:
-    lake.scan("raw").group_by("ds").len().collect()
-    lake.scan("raw").select(pl.col("event_time").max()).collect()
+def _full_scan(lake, table: str) -> None:
+    lake.scan(table).group_by("ds").len().collect()
+    lake.scan(table).select(pl.col("event_time").max()).collect()
+
+
+def _run(lake, table: str, day: dt.date) -> float:
+    """One run's lake work on ``table`` for ``day``; its wall time."""
+    rows = _day_rows(day)
+    t = time.perf_counter()
+    lake.write_partitions(table, rows, [day.isoformat()], run_id=f"run-{day}")
+    counts, newest = _counts_and_newest(lake, table)
+    elapsed = time.perf_counter() - t
+    if newest is None or counts.get(day.isoformat()) != ROWS:
+        raise AssertionError(f"{table} {day}: counts {counts.get(day.isoformat())}, newest {newest}")
+    return elapsed
 
 
 def bench(quick: bool = False) -> Result:
     from mlops_assets.lake import DeltaLake
 
     n = 60 if quick else 1_000
-    k = 10 if not quick else 5
-    per_run: list[float] = []
-    scans: dict[str, list[float]] = {"first": [], "after": []}
+    k = 5 if quick else 15
     with temp_dir("run_cost") as home:
         lake = DeltaLake(root=str(home / "lake"))
-        for i in range(n):
-            day = START + dt.timedelta(days=i)
-            rows = _day_rows(day)
-            t = time.perf_counter()
-            lake.write_partitions("raw", rows, [day.isoformat()], run_id=f"run-{i}")
-            counts, newest = _counts_and_newest(lake)
-            per_run.append(time.perf_counter() - t)
-            if newest is None or counts.get(day.isoformat()) != ROWS:
-                raise AssertionError(f"run {i}: counts {counts.get(day.isoformat())}, newest {newest}")
-            if 1 <= i <= k or i >= n - k:
-                t = time.perf_counter()
-                _full_scan(lake)
-                scans["first" if i <= k else "after"].append(time.perf_counter() - t)
-        version = lake.version("raw")
-        files = len(counts)
-    first, after = statistics.median(per_run[1:k + 1]), statistics.median(per_run[-k:])
-    scan_first, scan_after = statistics.median(scans["first"]), statistics.median(scans["after"])
-    table = Table(f"one run's lake work (write + volume + freshness) as the table ages to {n:,} daily partitions "
-                  f"({files:,} partitions, version {version})", ["", "first runs", f"after {n:,}", "after / first"])
+        aging = [_run(lake, "raw", START + dt.timedelta(days=i)) for i in range(n)]  # the table ages
+        for i in range(YOUNG):
+            _run(lake, "young", START + dt.timedelta(days=i))
+        # side by side, alternated: one more run on the young table, one on the aged table, k times each
+        young, aged, scan_young, scan_aged = [], [], [], []
+        for j in range(k):
+            young.append(_run(lake, "young", START + dt.timedelta(days=YOUNG + j)))
+            aged.append(_run(lake, "raw", START + dt.timedelta(days=n + j)))
+            scan_young.append(_timed(lambda: _full_scan(lake, "young")))
+            scan_aged.append(_timed(lambda: _full_scan(lake, "raw")))
+        version, files = lake.version("raw"), len(lake.partition_counts("raw"))
+    first, after = statistics.median(young), statistics.median(aged)
+    s_first, s_after = statistics.median(scan_young), statistics.median(scan_aged)
+    table = Table(f"one run's lake work (write + volume + freshness): a {YOUNG}-partition table vs one aged to "
+                  f"{files:,} daily partitions (version {version}); medians of {k} alternated runs",
+                  ["", f"{YOUNG} partitions", f"{files:,} partitions", "aged / young"])
     table.add("write_partitions + counts_and_newest", secs(first), secs(after), ratio(after, first))
-    table.add("before: full-table scan for counts + max(event_time) (info)", secs(scan_first), secs(scan_after),
-              ratio(scan_after, scan_first))
-    table.notes.append(f"medians of {k} runs each; slowest run {secs(max(per_run))}, total {secs(sum(per_run))}")
+    table.add("before: full-table scan for counts + max(event_time) (info)", secs(s_first), secs(s_after),
+              ratio(s_after, s_first))
+    table.notes.append(f"while aging: runs 2–11 {secs(statistics.median(aging[1:11]))}, the last 10 "
+                       f"{secs(statistics.median(aging[-10:]))} (not side by side: machine load moves in between)")
     keys = {"run_cost.after_1000_vs_first": after / first, "run_cost.partitions": float(n),
             "run_cost.first_s": first, "run_cost.after_s": after}
     goals = [goal(f"run cost after {n:,} partitions vs the first", "<= 1.3x", ratio(after, first),
                   after / first <= 1.3)]
-    data = {"partitions": n, "rows_per_partition": ROWS, "per_run_s": per_run, "first_s": first, "after_s": after,
-            "full_scan_first_s": scan_first, "full_scan_after_s": scan_after}
+    data = {"partitions": n, "rows_per_partition": ROWS, "aging_s": aging, "young_s": young, "aged_s": aged,
+            "full_scan_young_s": scan_young, "full_scan_aged_s": scan_aged}
     return Result("run_cost", [table], goals, data, keys)
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":
