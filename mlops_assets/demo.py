@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from mlops_assets.operations import QUIET, open_platform, tick
@@ -28,13 +29,16 @@ from mlops_assets.paths import Home
 from mlops_assets.platform import Platform
 from mlops_assets.promotion import PromotionRefused, promote_with_waiver, read_audit
 from mlops_assets.registry.links import mlflow_ui_base
-from mlops_assets.simulator import Injection, simulate, write_late_files
+from mlops_assets.simulator import Injection, simulate, write_label_correction, write_late_files
 from mlops_assets.spec import BUNDLED_SPEC, load_spec
 from mlops_assets.status import collect_status
 from mlops_assets.vocabulary import (
     CANDIDATE_MODEL,
     CHAMPION,
     DRIFT_REPORT,
+    ESTIMATED_PERFORMANCE,
+    ESTIMATION_RECONCILIATION,
+    MULTIVARIATE_DRIFT,
     SCORES,
     SHADOW_SCORES,
     Action,
@@ -150,6 +154,10 @@ class Demo:
             _say(f"     inject {kind} @ {when}")
         manifest = simulate(self.incoming, start, self.days, seed=self.seed,
                             inject=[Injection(k, d) for k, d in inject.items()])
+        self.correction = write_label_correction(manifest, spec, arrival=today)
+        self.drift_day = inject["covariate_drift"]
+        if self.correction:
+            _say(f"     the label team re-delivers the lost labels @ {today} ({self.correction.name})")
 
         _say(f"2. history: {first_cutoff} days land at once; the landing sensor requests one run per day")
         t0 = time.perf_counter()
@@ -213,12 +221,8 @@ class Demo:
         self.deliver(d)
         notes = []
         daily = self.tick(Sensor.LANDING)
-        scores = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
-                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [SCORES]]
-        drift = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
-                 if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [DRIFT_REPORT]]
-        shadow = [e.event_specific_data.materialization.metadata for r in daily for e in r.result.all_events
-                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [SHADOW_SCORES]]
+        scores, drift, shadow, estimate, mv = (_materialised(daily, a) for a in (
+            SCORES, DRIFT_REPORT, SHADOW_SCORES, ESTIMATED_PERFORMANCE, MULTIVARIATE_DRIFT))
         if shadow:
             m = shadow[0]
             agree = f", label agreement {m['label_agreement'].value:.3f}" if "label_agreement" in m else ""
@@ -261,6 +265,7 @@ class Demo:
         scored = f"scored by v{s['model_version'].value} ({s['mode'].value})" if s else "not scored"
         dr = drift[0] if drift else None
         drift_txt = f"drift share {dr['share_drifted'].value:.2f}" if dr else "no drift report"
+        drift_txt += _estimate_text(estimate[0] if estimate else None, mv[0] if mv else None)
         _say(f"   {d}: {scored}, {drift_txt}, {len(perf)} performance update(s)"
              + (" | " + " | ".join(notes) if notes else ""))
 
@@ -301,11 +306,69 @@ class Demo:
         shadowed = ", ".join(f"v{v} (now {waited.get(v)})" for v in self.shadowed) or "no candidate"
         _say(f"shadow: {shadowed} waited as challenger for {SHADOW_DAYS} shadow day(s); shadow_scores partitions: "
              f"{len(status['partitions'].get(SHADOW_SCORES, []))}")
+        for line in estimation_story(self.defs.resources["lake"], self.correction, self.drift_day):
+            _say(line)
         sc = status["scorecard"]
         _say(f"scorecard: materialised {self.scorecards} time(s) (status reads the latest, {sc.get('materialized_at')}"
              f"): pipeline success {sc['measures'].get('pipeline_success_rate')}")
         _say(f"\nexplore: `make ui` (Dagster UI http://127.0.0.1:3000 and MLflow UI {mlflow_ui_base()} on this home), "
              f"`MLOPS_SPEC={self.spec_path} .venv/bin/mlops-assets status`")
+
+
+def _materialised(runs: list, asset: str) -> list:
+    """The metadata of every materialisation of ``asset`` in ``runs`` (in-process results)."""
+    return [e.event_specific_data.materialization.metadata for r in runs for e in r.result.all_events
+            if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [asset]]
+
+
+def _estimate_text(estimate, mv) -> str:
+    """`` est. roc_auc 0.85, mv 1.21/1.26`` for the day line (what is known before the labels)."""
+    out = ""
+    if estimate and "estimated_roc_auc" in estimate:
+        out += f", est. roc_auc {estimate['estimated_roc_auc'].value:.3f}"
+    if mv and mv["threshold"].value == mv["threshold"].value:  # NaN: not judged
+        out += (f", multivariate {mv['reconstruction_error'].value:.2f}/{mv['threshold'].value:.2f}"
+                + (" DRIFTED" if mv["drifted"].value else ""))
+    return out
+
+
+def estimation_story(lake, correction: Path | None, drift_day: dt.date) -> list[str]:
+    """Summary lines: the estimate before the labels, how wrong it was once they came, multivariate drift."""
+    recon = lake.read(ESTIMATION_RECONCILIATION)
+    estimates = lake.read(ESTIMATED_PERFORMANCE)
+    if estimates.is_empty():
+        return ["estimated performance: none (no champion with a monitoring bundle)"]
+    est = estimates.filter(pl.col("metric") == "roc_auc")
+    days = est["ds"].n_unique()
+    matured = set(recon.filter(pl.col("metric") == "roc_auc")["ds"].to_list()) if not recon.is_empty() else set()
+    out = [f"estimated performance: {days} day(s) estimated by CBPE before their labels; "
+           f"{days - len(matured & set(est['ds'].to_list()))} still without matured labels"]
+    daily = est.sort("model_version").group_by("ds").last().sort("ds")
+    before = daily.filter(pl.col("ds") < drift_day.isoformat()).tail(1)
+    after = daily.filter(pl.col("ds") >= drift_day.isoformat()).head(3)
+    if before.height and after.height:
+        first = after.row(0, named=True)
+        realised = recon.filter((pl.col("ds") == first["ds"]) & (pl.col("metric") == "roc_auc")) \
+            if not recon.is_empty() else recon
+        out.append(f"before the labels: covariate drift from {drift_day}; the estimate went "
+                   f"{before['estimate'][0]:.3f} → " + " → ".join(f"{e:.3f}" for e in after["estimate"])
+                   + f" on {', '.join(after['ds'])}, the day it was scored; realised on {first['ds']}: "
+                   + (f"{realised['realised'][0]:.3f} once its labels matured" if realised.height else "not matured"))
+    if not recon.is_empty():
+        r = recon.filter(pl.col("metric") == "roc_auc").sort("ds")
+        worst = r.sort("abs_error", descending=True).row(0, named=True)
+        out.append(f"estimator error: median |estimate - realised| roc_auc {r['abs_error'].median():.3f} over "
+                   f"{r.height} reconciled day(s); worst {worst['abs_error']:.3f} on {worst['ds']} "
+                   f"(estimate {worst['estimate']:.3f}, realised {worst['realised']:.3f})"
+                   + (f"; labels corrected by {correction.name}" if correction else ""))
+    mv = lake.read(MULTIVARIATE_DRIFT).filter(pl.col("reconstruction_error").is_not_null()).sort("ds")
+    if mv.height:
+        fired = mv.filter(pl.col("drifted"))["ds"].to_list()
+        out.append(f"multivariate drift: {len(fired)} of {mv.height} judged day(s) drifted"
+                   + (f", first {fired[0]}" if fired else "") + f" (reconstruction error "
+                   f"{mv['reconstruction_error'].min():.2f}..{mv['reconstruction_error'].max():.2f}, "
+                   f"threshold ~{mv['threshold'].median():.2f})")
+    return out
 
 
 def _champion_outcome(result) -> str:

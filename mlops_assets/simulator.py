@@ -37,7 +37,7 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -981,6 +981,36 @@ def write_late_files(manifest: SimulationManifest) -> list[FileRecord]:
     manifest.files.extend(written)
     manifest.pending_late = []
     return written
+
+
+def write_label_correction(manifest: SimulationManifest, spec: DatasetSpec, arrival: dt.date) -> Path | None:
+    """The label team's fix for ``label_noise``: the true labels of every event (of the days' main files)
+    whose label the bug lost, re-delivered as ``labels/<arrival>/labels-<arrival>-correction.csv`` (the
+    latest label of an id wins, so they replace the wrong ones). None when no day had the bug. The events
+    are regenerated from the manifest's seed: the bug draws nothing, so the rows are the delivered ones."""
+    sim = _SIMS[manifest.dataset]
+    if not sim.label_feed or spec.labels is None:
+        return None
+    injections = _normalise(manifest.injections)
+    start = dt.date.fromisoformat(manifest.start)
+    parts = []
+    for offset in range(manifest.days):
+        day = start + dt.timedelta(days=offset)
+        regime = _Regime.on(injections, day)
+        if not regime.label_noise:
+            continue
+        rng = _rng(manifest.seed, _S_EVENTS, day)
+        frame, y = sim.generate(day, sim.daily_rows(day, rng, manifest.seed), rng,
+                                replace(regime, label_noise=False), 0, manifest.seed)
+        parts.append(pl.DataFrame({spec.labels.id: frame.get_column(sim.id_col),
+                                   spec.label_target: pl.Series(y, dtype=pl.Int8), "event_date": day.isoformat()}))
+    if not parts:
+        return None
+    path = Path(manifest.out) / "labels" / arrival.isoformat() / f"labels-{arrival}-correction.csv"
+    _write_frame(pl.concat(parts), path, "csv")
+    manifest.files.append(FileRecord(path.relative_to(manifest.out).as_posix(), arrival.isoformat(), "labels",
+                                     sum(p.height for p in parts), "csv", ("label_correction",)))
+    return path
 
 
 def card_events(

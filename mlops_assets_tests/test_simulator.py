@@ -435,3 +435,24 @@ def test_simulator_imports_fast_and_light():
     seconds, heavy = out.split(" ", 1)
     assert heavy.strip() == "[]"
     assert float(seconds) < 3.0  # ~0.3 s when idle (numpy + polars); generous for loaded CI
+
+
+def test_the_label_correction_restores_what_the_label_bug_lost(tmp_path):
+    """label_noise zeroes online fraud in the feed; the correction re-delivers the true labels of those
+    days' events (same ids, a superset of the positives), and the clean simulation agrees with it."""
+    bug = dt.date(2026, 1, 4)
+    buggy = sim.simulate(tmp_path / "buggy", START, 8, seed=SEED, inject=[f"label_noise@{bug}"])
+    clean_run = sim.simulate(tmp_path / "clean", START, 8, seed=SEED)
+    arrival = START + dt.timedelta(days=20)
+    path = sim.write_label_correction(buggy, CARD, arrival)
+    assert path.name == f"labels-{arrival}-correction.csv" and path.parent.name == arrival.isoformat()
+    fixed = pl.read_csv(path, schema_overrides={"event_date": pl.String})
+    assert set(fixed["event_date"]) == {(bug + dt.timedelta(days=i)).isoformat() for i in range(8 - 3)}
+    target, ident = CARD.label_target, CARD.labels.id
+    delivered = all_labels(buggy).filter(pl.col("event_date").is_in(fixed["event_date"].unique().to_list()))
+    truth = all_labels(clean_run).filter(pl.col("event_date").is_in(fixed["event_date"].unique().to_list()))
+    assert set(fixed[ident]) == set(delivered[ident]) == set(truth[ident])
+    joined = fixed.join(delivered, on=ident, suffix="_bug").join(truth, on=ident, suffix="_true")
+    assert (joined[target] == joined[f"{target}_true"]).all()  # the correction is the truth
+    assert (joined[target] >= joined[f"{target}_bug"]).all() and (joined[target] > joined[f"{target}_bug"]).any()
+    assert sim.write_label_correction(clean_run, CARD, arrival) is None  # no bug, nothing to correct

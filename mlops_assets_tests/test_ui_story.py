@@ -59,7 +59,6 @@ def test_bad_owners_and_tags_are_refused_naming_the_field(field, value, expected
         parse_spec(data, "x.yaml")
 
 
-PENDING_OWNED_CHECKS = {"estimate_above_guard_floor", "estimator_reconciliation"}  # defs/estimation.py (issue 12)
 
 
 def test_every_asset_and_check_carries_the_specs_owners(defs):
@@ -82,9 +81,8 @@ def test_every_asset_and_check_carries_the_specs_owners(defs):
         assert spec.metadata[OWNERS].value == ["team:fraud-ml", "fraud-ml-oncall@example.com"], check
         if check.name.startswith(("gate_", "contract_")):
             assert spec.blocking, check  # rebuilt specs keep what they were
-    # checks built with `defs.common.owned_checks`: all but these (a module in progress; wrap its specs
-    # with owned_checks(..., spec.owners) and empty this set)
-    assert unowned <= PENDING_OWNED_CHECKS, f"checks without owners: {sorted(unowned - PENDING_OWNED_CHECKS)}"
+    # every check is built with `defs.common.owned_checks`
+    assert not unowned, f"checks without owners: {sorted(unowned)}"
 
 
 def test_alerts_name_the_owners(tmp_path, caplog, defs):

@@ -28,7 +28,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from mlops_assets.defs.common import check_result, follow_upstream
+from mlops_assets.defs.common import check_result, follow_upstream, owned_checks
 from mlops_assets.lake import DeltaLake
 from mlops_assets.metrics_catalog import primary_metric
 from mlops_assets.ml.estimate_rules import (
@@ -105,13 +105,13 @@ def build_estimation_assets(platform: Platform) -> list:
         version = lake.write_partitions(ESTIMATED_PERFORMANCE, frame, days, run_id=context.run.run_id)
         yield MaterializeResult(metadata=estimate_metadata(frame, days[-1], version, bundles.notes))
 
-    @multi_asset_check(name="estimation_checks", specs=[
+    @multi_asset_check(name="estimation_checks", specs=owned_checks([
         AssetCheckSpec(ESTIMATE_FLOOR_CHECK, asset=ESTIMATED_PERFORMANCE,
                        description="Estimated primary metric beyond guard.floor on estimation.consecutive_days "
                        "consecutive days (before the labels), for the version of the newest estimated day"),
         AssetCheckSpec(RECONCILIATION_CHECK, asset=ESTIMATED_PERFORMANCE,
                        description="Recent median |estimate - realised| of the primary metric within "
-                       "estimation.tolerance (else the guard ignores estimates), for that version")])
+                       "estimation.tolerance (else the guard ignores estimates), for that version")], spec.owners))
     def estimation_checks(lake: DeltaLake):  # one step after each materialisation (not run when it is skipped)
         yield from estimate_checks(lake, spec)
 
