@@ -204,7 +204,7 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     # the manifest names exactly the files the server stored, hashed as stored
     manifest = json.loads(mv.tags[VersionTag.MANIFEST])
     assert manifest["model"] == {p.name: file_sha256(p) for p in stored[0].parent.iterdir()}
-    assert set(manifest["run"]) == {Artifact.HOLDOUT_SCORES, Artifact.REFERENCE_PROFILE}
+    assert set(manifest["run"]) == {Artifact.HOLDOUT_SCORES, Artifact.REFERENCE_PROFILE, Artifact.MONITOR_MODELS}
     assert all(file_sha256(next(mlflow_server.artifacts.rglob(f"{mv.run_id}/artifacts/{name}"))) == sha
                for name, sha in manifest["run"].items())
 

@@ -255,7 +255,7 @@ def test_scorecard_schedule_runs_by_default_and_status_reads_the_latest_point(de
 
 # ---- the demo's spec, spec infer --------------------------------------------------------------------
 def test_demo_spec_starts_partitions_at_the_first_simulated_day(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLOPS_SPEC", raising=False)
+    monkeypatch.setenv("MLOPS_SPEC", str(BUNDLED_SPEC))  # restored at teardown: write_demo_spec points it elsewhere
     start = dt.date(2026, 10, 3)
     data = demo_spec(yaml.safe_load(BUNDLED_SPEC.read_text()), start)
     assert data["partition_start"] == start and data["gates"]["shadow_days"] == SHADOW_DAYS > 0
