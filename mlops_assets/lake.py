@@ -375,12 +375,11 @@ class DeltaLake(ConfigurableResource):
         return self._counts(self._loaded(table))
 
     @redacted_errors
-    def newest(self, table: str, column: str, counts: dict[str, int] | None = None) -> Any:
+    def newest(self, table: str, column: str) -> Any:
         """The largest value of ``column`` in the newest partition holding rows (a partition-pruned read:
         for a column that never falls after its partition's date, e.g. an event time under the contract's
         ``outside_partition`` rule, that is the table's largest); None for an empty table."""
-        return self.counts_and_newest(table, column)[1] if counts is None else self._newest(
-            self._loaded(table), column, counts)
+        return self.counts_and_newest(table, column)[1]
 
     @redacted_errors
     def counts_and_newest(self, table: str, column: str) -> tuple[dict[str, int], Any]:

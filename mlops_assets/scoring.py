@@ -146,11 +146,10 @@ def _batches(features: Features, batch_rows: int) -> Iterator[pl.DataFrame]:
         yield from features
 
 
-def predictor(serving: ServingModel, spec: DatasetSpec) -> Callable[[pl.DataFrame], np.ndarray]:
-    """``features batch -> scores`` of the serving model. A fitted pipeline of a known shape gets its
+def predictor(model: Any, spec: DatasetSpec) -> Callable[[pl.DataFrame], np.ndarray]:
+    """``features batch -> scores`` of a model (the serving one, or last_known_good re-scored beside it). A fitted pipeline of a known shape gets its
     categoricals encoded in polars with the fitted categories (``ml.encoded_input``: the same matrix,
     hence the same scores, bit for bit); any other model goes through ``to_model_frame`` and itself."""
-    model = serving.model
     if isinstance(model, ConstantBaseline):
         return lambda batch: model.predict_scores(batch.height)
     from mlops_assets.ml.training import predict_scores, to_model_frame
@@ -168,7 +167,7 @@ def score_batches(
     """Score rows batch by batch (columns ``score_columns``), in input order: one batch of features and
     one of scores in memory at a time."""
     scored_at = scored_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    predict, columns = predictor(serving, spec), list(score_columns(spec))
+    predict, columns = predictor(serving.model, spec), list(score_columns(spec))
     stamp = [pl.lit(serving.version, pl.Int64).alias("model_version"), pl.lit(serving.alias).alias("alias"),
              pl.lit(serving.mode).alias("mode"), pl.lit(scored_at, pl.Datetime("us")).alias("scored_at")]
     for batch in _batches(features, batch_rows):

@@ -1,6 +1,8 @@
 """Shared fixtures: a real $MLOPS_HOME in a temp folder, a real SQLite Dagster instance."""
 
+import contextlib
 import datetime as dt
+import os
 
 import polars as pl
 import pytest
@@ -66,3 +68,46 @@ def check_evaluations(result) -> dict:
 def table(lake: DeltaLake, name: str, keys=None) -> pl.DataFrame:
     frame = lake.read(name, keys)
     return frame.select(sorted(frame.columns)).sort(sorted(frame.columns)) if not frame.is_empty() else frame
+
+
+def run_range(defs, instance, job: str, first: str, last: str):
+    """One single-run backfill of ``job`` over the partitions ``first``..``last``."""
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+
+
+@contextlib.contextmanager
+def scored_world(root, start: dt.date, n_days: int, cutoff: dt.date, scored: list[str], inject):
+    """A module's world on the bundled spec: ``n_days`` simulated from ``start`` with ``inject``, ingested
+    (events and labels) by range runs, a champion trained at ``cutoff``, the ``scored`` days scored by one
+    range run of the scoring job. Environment restored afterwards."""
+    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.simulator import simulate
+
+    saved = {k: os.environ.get(k) for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLOPS_KILL_SWITCH")}
+    os.environ["MLOPS_HOME"] = str(root / "home")
+    os.environ["DAGSTER_HOME"] = str(root / "dagster")
+    os.environ.pop("MLOPS_SPEC", None)
+    os.environ.pop("MLOPS_KILL_SWITCH", None)
+    (root / "dagster").mkdir()
+    try:
+        platform = Platform.from_env()
+        simulate(platform.landing.parent, start, n_days, seed=21, inject=inject)
+        defs = build_definitions(platform)
+        first, last = start.isoformat(), (start + dt.timedelta(days=n_days - 1)).isoformat()
+        with instance_for_test(temp_dir=str(root / "dagster")) as instance:
+            assert run_range(defs, instance, "ingest", first, last).success
+            assert run_range(defs, instance, "ingest_labels", first, last).success
+            assert defs.resolve_job_def("training").execute_in_process(
+                instance=instance, partition_key=cutoff.isoformat(), raise_on_error=False).success
+            scoring = run_range(defs, instance, "scoring", scored[0], scored[-1])
+            assert scoring.success
+            yield {"platform": platform, "defs": defs, "instance": instance, "scoring": scoring,
+                   "lake": DeltaLake(root=str(platform.home.lake)), "registry": defs.resources["registry"]}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

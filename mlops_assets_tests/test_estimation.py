@@ -9,16 +9,15 @@ days up to the delay ingested, then ``model_performance`` reconciling the estima
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import instance_for_test
 
-from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import Platform
-from mlops_assets.simulator import Injection, simulate
+from mlops_assets.simulator import Injection
+
+from .conftest import run_range, scored_world
 
 START = dt.date(2026, 3, 2)
 DAYS = 40
@@ -28,41 +27,11 @@ SCORED = [(START + dt.timedelta(days=i)).isoformat() for i in range(30, DAYS)]
 BEFORE, AFTER = SCORED[:4], SCORED[4:]
 
 
-def _range(defs, instance, job, first, last):
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from mlops_assets.defs.build import build_definitions
-
     root = tmp_path_factory.mktemp("estimation")
-    saved = {k: os.environ.get(k) for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLOPS_KILL_SWITCH")}
-    os.environ["MLOPS_HOME"] = str(root / "home")
-    os.environ["DAGSTER_HOME"] = str(root / "dagster")
-    os.environ.pop("MLOPS_SPEC", None)
-    os.environ.pop("MLOPS_KILL_SWITCH", None)
-    (root / "dagster").mkdir()
-    platform = Platform.from_env()
-    simulate(platform.landing.parent, START, DAYS, seed=21, inject=[Injection("correlation_drift", SHIFT_DAY)])
-    defs = build_definitions(platform)
-    first, last = START.isoformat(), (START + dt.timedelta(days=DAYS - 1)).isoformat()
-    with instance_for_test(temp_dir=str(root / "dagster")) as instance:
-        assert _range(defs, instance, "ingest", first, last).success
-        assert _range(defs, instance, "ingest_labels", first, last).success
-        assert defs.resolve_job_def("training").execute_in_process(
-            instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False).success
-        scoring = _range(defs, instance, "scoring", SCORED[0], SCORED[-1])
-        assert scoring.success
-        yield {"platform": platform, "defs": defs, "instance": instance, "scoring": scoring,
-               "lake": DeltaLake(root=str(platform.home.lake)), "registry": defs.resources["registry"]}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with scored_world(root, START, DAYS, CUTOFF, SCORED, [Injection("correlation_drift", SHIFT_DAY)]) as w:
+        yield w
 
 
 def _materialisations(result, asset: str) -> list:
@@ -118,7 +87,7 @@ def test_every_scored_day_has_an_estimate_before_its_labels(world):
 
 def test_matured_days_reconcile_estimate_and_realised(world):
     defs, instance, lake = world["defs"], world["instance"], world["lake"]
-    assert _range(defs, instance, "performance", SCORED[0], SCORED[-1]).success
+    assert run_range(defs, instance, "performance", SCORED[0], SCORED[-1]).success
     perf = lake.read("performance").sort("ds")
     assert {"estimated_primary", "estimate_abs_error"} <= set(perf.columns)
     matured = perf.filter(pl.col("coverage") >= 0.8)

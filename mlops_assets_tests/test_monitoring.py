@@ -7,16 +7,15 @@ range backfills, a champion trained at cutoff day 30, the days 30..39 scored.
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import instance_for_test
 
-from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import Platform
-from mlops_assets.simulator import Injection, simulate
+from mlops_assets.simulator import Injection
+
+from .conftest import run_range, scored_world
 
 START = dt.date(2026, 3, 2)
 DAYS = 40
@@ -25,41 +24,11 @@ DRIFT_DAY = START + dt.timedelta(days=34)
 SCORED = [(START + dt.timedelta(days=i)).isoformat() for i in range(30, DAYS)]
 
 
-def _range(defs, instance, job, first, last):
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from mlops_assets.defs.build import build_definitions
-
     root = tmp_path_factory.mktemp("monitoring")
-    saved = {k: os.environ.get(k) for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLOPS_KILL_SWITCH")}
-    os.environ["MLOPS_HOME"] = str(root / "home")
-    os.environ["DAGSTER_HOME"] = str(root / "dagster")
-    os.environ.pop("MLOPS_SPEC", None)
-    os.environ.pop("MLOPS_KILL_SWITCH", None)
-    (root / "dagster").mkdir()
-    platform = Platform.from_env()
-    simulate(platform.landing.parent, START, DAYS, seed=21, inject=[Injection("covariate_drift", DRIFT_DAY)])
-    defs = build_definitions(platform)
-    first, last = START.isoformat(), (START + dt.timedelta(days=DAYS - 1)).isoformat()
-    with instance_for_test(temp_dir=str(root / "dagster")) as instance:
-        assert _range(defs, instance, "ingest", first, last).success
-        assert _range(defs, instance, "ingest_labels", first, last).success
-        result = defs.resolve_job_def("training").execute_in_process(
-            instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False)
-        assert result.success
-        assert _range(defs, instance, "scoring", SCORED[0], SCORED[-1]).success
-        yield {"platform": platform, "defs": defs, "instance": instance,
-               "lake": DeltaLake(root=str(platform.home.lake)), "registry": defs.resources["registry"]}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with scored_world(root, START, DAYS, CUTOFF, SCORED, [Injection("covariate_drift", DRIFT_DAY)]) as w:
+        yield w
 
 
 def test_every_score_row_names_the_model_that_made_it(world):
@@ -99,7 +68,6 @@ def test_columns_constant_within_a_partition_are_left_out_from_the_data(world):
     from dagster import materialize
 
     from mlops_assets.defs.build import build_definitions
-    from mlops_assets.platform import Platform
 
     platform = world["platform"]
     spec = platform.spec.model_copy(update={"drift": platform.spec.drift.model_copy(update={"exclude": []})})
@@ -220,7 +188,7 @@ def test_guard_rolls_back_once_and_rescoring_removes_every_row_of_the_bad_versio
                                                                raise_on_error=False).success
     assert registry.get_alias("champion") == 2 and registry.get_alias("last_known_good") == 1
     bad_days = SCORED[-4:]
-    assert _range(defs, instance, "scoring", bad_days[0], bad_days[-1]).success
+    assert run_range(defs, instance, "scoring", bad_days[0], bad_days[-1]).success
     assert set(lake.read("scores", bad_days)["model_version"]) == {2}
     # matured performance of v2 on those days: far behind v1 on the same rows
     perf = pl.DataFrame({"ds": bad_days, "model_version": [2] * 4, "mode": ["normal"] * 4,
@@ -281,7 +249,6 @@ def test_table_maintenance_keeps_what_reproduce_needs(world):
     spec = platform.spec.model_copy(update={"maintenance": platform.spec.maintenance.model_copy(
         update={"retention_hours": 0})})
     from mlops_assets.defs.build import build_definitions
-    from mlops_assets.platform import Platform
 
     defs = build_definitions(Platform(spec, platform.home))
     result = defs.resolve_job_def("maintenance").execute_in_process(instance=world["instance"], raise_on_error=False)

@@ -313,18 +313,12 @@ def test_multiclass_dataset_ingests_and_registers_a_candidate(home, monkeypatch)
             instance=instance, partition_key=keys[11],
             asset_selection=[AssetKey("training_set"), AssetKey("candidate_model")])
         assert result.success
-        # champion by hand: evaluation_report cannot judge a multiclass candidate yet (the xfail below)
+        # champion by hand: the candidate path alone (test_multiclass_dataset_runs_the_lifecycle promotes through the gates)
         registry.set_alias(Alias.CHAMPION, 1)
         assert defs.resolve_job_def("scoring").execute_in_process(instance=instance, partition_key=day).success
         assert defs.resolve_job_def("performance").execute_in_process(instance=instance, partition_key=day).success
     scores = lake.read("scores", [day])
-    columns = class_probability_columns(spec)
-    assert columns == ["probability__low", "probability__medium", "probability__high"]
-    probs = scores.select(columns).to_numpy()
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    np.testing.assert_allclose(scores["probability"].to_numpy(), probs.max(axis=1))
-    assert scores["label"].to_list() == [CLASSES[int(i)] for i in probs.argmax(axis=1)]
-    assert scores.height == 320 and set(scores["model_version"].unique()) == {1}
+    _assert_class_scores(scores, spec)
     perf = lake.read("performance", [day]).row(0, named=True)
     assert perf["metric"] == "roc_auc" and perf["primary"] > 0.6 and perf["labelled_rows"] == 320
     assert {"accuracy", "macro_f1", "log_loss"} <= set(json.loads(perf["metrics"]))
@@ -364,13 +358,7 @@ def test_multiclass_dataset_runs_the_lifecycle(home, monkeypatch):
         day = keys[10]
         assert defs.resolve_job_def("scoring").execute_in_process(instance=instance, partition_key=day).success
         scores = lake.read("scores", [day])
-    columns = class_probability_columns(spec)
-    assert columns == ["probability__low", "probability__medium", "probability__high"]
-    probs = scores.select(columns).to_numpy()
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    np.testing.assert_allclose(scores["probability"].to_numpy(), probs.max(axis=1))
-    assert scores["label"].to_list() == [CLASSES[int(i)] for i in probs.argmax(axis=1)]
-    assert scores.height == 320 and set(scores["model_version"].unique()) == {1}
+    _assert_class_scores(scores, spec)
 
 
 def test_two_named_classes_run_the_lifecycle_as_a_binary_model(home, monkeypatch):
@@ -395,3 +383,14 @@ def test_two_named_classes_run_the_lifecycle_as_a_binary_model(home, monkeypatch
     np.testing.assert_allclose(scores["probability"], scores["probability__urgent"])
     np.testing.assert_allclose(scores["probability__routine"] + scores["probability__urgent"], 1.0)
     assert scores["label"].to_list() == ["urgent" if p >= 0.5 else "routine" for p in scores["probability"]]
+
+
+def _assert_class_scores(scores, spec) -> None:
+    """One probability column per class summing to 1; `probability`/`label` are the top class; v1 scored all."""
+    columns = class_probability_columns(spec)
+    assert columns == ["probability__low", "probability__medium", "probability__high"]
+    probs = scores.select(columns).to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    np.testing.assert_allclose(scores["probability"].to_numpy(), probs.max(axis=1))
+    assert scores["label"].to_list() == [CLASSES[int(i)] for i in probs.argmax(axis=1)]
+    assert scores.height == 320 and set(scores["model_version"].unique()) == {1}

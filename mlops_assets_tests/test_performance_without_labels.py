@@ -9,18 +9,12 @@ from dagster import build_sensor_context, instance_for_test
 
 from mlops_assets.simulator import BIKE_SPEC, Injection, simulate_regression
 
-from .conftest import days, run_ingest
+from .conftest import days, run_ingest, run_range
 
 START = dt.date(2026, 4, 6)
 N = 34
 CUTOFF = START + dt.timedelta(days=24)  # training window 21 days: days 3..23 (holdout 19..23)
 CONCEPT = START + dt.timedelta(days=27)  # the model goes stale from here
-
-
-def _range(defs, instance, job, first, last):
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
 
 
 def _jobs_assets(defs, job):
@@ -63,7 +57,7 @@ def test_performance_follows_scores_and_the_guard_acts_on_it(home, monkeypatch):
         assert defs.resolve_job_def("daily").execute_in_process(
             instance=instance, partition_key=before[0], raise_on_error=False).success
         assert lake.read("performance")["ds"].to_list() == [before[0]]
-        assert _range(defs, instance, "scoring", scored[0], scored[-1]).success  # no performance job, no labels
+        assert run_range(defs, instance, "scoring", scored[0], scored[-1]).success  # no performance job, no labels
         perf = lake.read("performance").sort("ds")
         assert perf["ds"].to_list() == scored and set(perf["model_version"]) == {1}
         assert (perf["coverage"] == 1.0).all() and (perf["labelled_rows"] > 100).all()

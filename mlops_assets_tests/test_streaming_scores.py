@@ -91,7 +91,7 @@ def test_polars_encoding_gives_the_pipeline_scores_bit_for_bit(kind, estimator):
     assert compile_input(pipeline, spec) is not None, "every estimator's pipeline is replayed in polars"
     rows = features(400, 2, kind, unseen=True)
     expected = T.predict_scores(pipeline, T.to_model_frame(rows, spec), spec.task)
-    got = predictor(ServingModel(pipeline, 1, "champion", NORMAL, "test"), spec)(rows)
+    got = predictor(pipeline, spec)(rows)
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert np.array_equal(got, expected), f"{kind}/{estimator}: max |diff| {np.abs(got - expected).max()}"
 
@@ -106,7 +106,7 @@ def test_rare_categories_grouped_by_max_bins_encode_as_the_pipeline_does():
     encoded = compile_input(pipeline, spec)
     assert np.array_equal(encoded.matrix(rows), pipeline.named_steps["prep"].transform(T.to_model_frame(rows, spec)),
                           equal_nan=True)
-    assert np.array_equal(predictor(ServingModel(pipeline, 1, "champion", NORMAL, "t"), spec)(rows),
+    assert np.array_equal(predictor(pipeline, spec)(rows),
                           T.predict_scores(pipeline, T.to_model_frame(rows, spec), spec.task))
 
 

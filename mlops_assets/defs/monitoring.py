@@ -28,7 +28,6 @@ from mlops_assets.defs.common import follow_upstream, urls
 from mlops_assets.defs.estimation import reconcile_estimates
 from mlops_assets.instance_queries import failed_checks
 from mlops_assets.lake import DeltaLake
-from mlops_assets.ml.bounds import clip_predictions
 from mlops_assets.ml.datasets import latest_labels_before, split_rows
 from mlops_assets.ml.drift import (
     DRIFT_METHODS,
@@ -57,6 +56,7 @@ from mlops_assets.scoring import (
     ScoreTally,
     ServingModel,
     drift_prediction_column,
+    predictor,
     score_batches,
     score_column,
     score_columns,
@@ -234,8 +234,6 @@ def known_labels(lake: DeltaLake, spec: DatasetSpec) -> pl.DataFrame | None:
 def lkg_predictor(registry: ModelRegistry, lkg: int | None, spec: DatasetSpec, on_refused=None):
     """``features -> scores`` of last_known_good, or None when there is none or its files
     differ from its registration manifest (then ``on_refused(message)``: no comparison)."""
-    from mlops_assets.ml.training import predict_scores, to_model_frame
-
     if lkg is None:
         return None
     try:
@@ -244,7 +242,7 @@ def lkg_predictor(registry: ModelRegistry, lkg: int | None, spec: DatasetSpec, o
         if on_refused is not None:
             on_refused(str(err))
         return None
-    return lambda rows: clip_predictions(predict_scores(model, to_model_frame(rows, spec), spec.task), spec)
+    return predictor(model, spec)
 
 
 # ---- which model serves, said out loud ------------------------------------------------------------
