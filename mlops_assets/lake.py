@@ -32,16 +32,23 @@ from typing import Any, TypeVar
 
 import polars as pl
 from dagster import ConfigurableResource, EnvVar
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from mlops_assets.faults import pause_point
 from mlops_assets.redaction import redact, secret_values
 
 PARTITION_COLUMN = "ds"
 COMMIT_APP_ID = "mlops_assets"
-# Set on every table this resource creates: a checkpoint every 20 commits (deltalake's default is 100), so
-# loading a table replays at most a checkpoint and 20 commit files; the maintenance schedule adds one daily.
-TABLE_CONFIGURATION = {"delta.checkpointInterval": "20"}
+# Set on every table this resource creates (and on older tables by ``maintain``):
+# - a checkpoint every 20 commits (deltalake's default is 100), so loading a table replays at most a
+#   checkpoint and 20 commit files; the maintenance schedule adds one daily and drops expired log entries;
+# - no per-column min/max statistics: every read here selects by the ``ds`` partition, and per-column
+#   statistics of every file were most of what loading a table's log parsed (row counts are kept — the
+#   volume check reads them);
+# - log cleanup only by ``maintain`` (deltalake's own, after a commit, would drop the log a kept version needs).
+TABLE_CONFIGURATION = {"delta.checkpointInterval": "20", "delta.dataSkippingNumIndexedCols": "0",
+                       "delta.enableExpiredLogCleanup": "false"}
+_LOG_ENTRY = re.compile(r"^(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)$")
 
 
 def partition_predicate(keys: Iterable[str], column: str = PARTITION_COLUMN) -> str:
@@ -108,6 +115,10 @@ class DeltaLake(ConfigurableResource):
         description="JSON object of object-store options (e.g. AWS_ENDPOINT_URL); pass secrets via EnvVar.",
     )
     commit_retries: int = 8
+    # table -> the DeltaTable its last commit here was written through, handed to the next load of that
+    # table (brought up to date, not loaded again): a run that writes a table and then reads its log (the
+    # landing asset's volume and freshness checks) loads the log once
+    _written: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     # ---- addressing -------------------------------------------------------------------
     def uri(self, table: str) -> str:
@@ -240,9 +251,18 @@ class DeltaLake(ConfigurableResource):
             raise ValueError(f"rows for partitions {sorted(stray)} outside the write {sorted(keys)} of {table}")
 
     def _loaded(self, table: str):
-        """The table's ``DeltaTable`` (its log read once), or None when there is no table yet."""
-        from deltalake.exceptions import TableNotFoundError
+        """The table's ``DeltaTable`` at its latest version, or None when there is no table yet. The handle
+        the last commit to ``table`` here was written through is used once, updated by the commits since."""
+        from deltalake.exceptions import DeltaError, TableNotFoundError
 
+        written = self._written.get(table)
+        if written is not None:
+            self._written = {t: h for t, h in self._written.items() if t != table}  # replaced, never mutated
+            try:
+                written.update_incremental()
+                return written
+            except DeltaError:
+                pass  # e.g. the commits since were dropped from the log: load it afresh
         try:
             return self._table(table)
         except TableNotFoundError:
@@ -282,8 +302,10 @@ class DeltaLake(ConfigurableResource):
                     commit_properties=props,
                 )
                 pause_point(f"lake.committed:{table}")
-                # a first write racing another first write may land after it: then the latest is ours or later
-                return target.version() if exists else self._table(table).version()
+                if not exists:  # a first write racing another first write may land after it: the latest is ours or later
+                    return self._table(table).version()
+                self._written = {**self._written, table: target}
+                return target.version()
             except CommitFailedError:
                 if attempt == self.commit_retries:
                     raise
@@ -295,42 +317,88 @@ class DeltaLake(ConfigurableResource):
 
     # ---- maintenance ------------------------------------------------------------------
     @redacted_errors
-    def maintain(self, table: str, *, retention_hours: int, keep_versions: Sequence[int] = ()) -> dict[str, Any]:
+    def maintain(self, table: str, *, retention_hours: int, keep_versions: Sequence[int] = (),
+                 log_retention_hours: int = 30 * 24) -> dict[str, Any]:
         """Compact small files, vacuum files unreferenced for ``retention_hours`` — except every file
-        that a version in ``keep_versions`` still reads (time travel keeps working) —, then write a
-        checkpoint of the current version: loading the table replays that checkpoint and the commits after
-        it, however long its history. Log entries older than the table's log retention are dropped only
-        from a table with no ``keep_versions`` (time travel to a kept version needs its log)."""
+        that a version in ``keep_versions`` still reads —, checkpoint the current version, then drop the
+        log entries older than ``log_retention_hours``: loading the table lists and replays a short log
+        however long its history, and each kept version keeps its time travel. A kept version that can no
+        longer be loaded is reported in ``lost``."""
         dt_ = self._table(table)
+        missing = {k: v for k, v in TABLE_CONFIGURATION.items() if dt_.metadata().configuration.get(k) != v}
+        if missing:  # a table created before these settings: they apply from now on
+            dt_.alter.set_table_properties(missing)
         before = len(dt_.file_uris())
         compaction = dt_.optimize.compact()
-        removed = dt_.vacuum(
-            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False,
-            keep_versions=sorted(set(keep_versions)) or None,
-        )
+        # each kept version gets a checkpoint of its own while it can still be loaded: the log cleanup keeps
+        # it, and loading that version reads it alone
+        lost = [v for v in sorted(set(keep_versions)) if not self._checkpoint_version(table, v)]
+        kept = [v for v in sorted(set(keep_versions)) if v not in lost]
+        removed = dt_.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False,
+                             keep_versions=kept or None)
         dt_ = self._table(table)
         dt_.create_checkpoint()
-        if not keep_versions:
-            dt_.cleanup_metadata()
+        log = self._drop_expired_log(table, kept, log_retention_hours)
         return {
             "files_before": before,
             "files_after": len(dt_.file_uris()),
             "compacted_added": int(compaction.get("numFilesAdded", 0)),
             "compacted_removed": int(compaction.get("numFilesRemoved", 0)),
             "vacuumed_files": len(removed),
-            "kept_versions": sorted(set(keep_versions)),
+            "kept_versions": kept,
+            "lost": lost,
             "version": dt_.version(),
             "checkpoint_version": dt_.version(),
-            "log_cleanup": not keep_versions,
+            "properties_set": sorted(missing),
+            **log,
         }
+
+    def _drop_expired_log(self, table: str, kept: Sequence[int], retention_hours: int) -> dict[str, int]:
+        """Delete the log entries older than ``retention_hours`` that no retained version needs.
+
+        Every version committed within the retention stays loadable: entries are dropped only below the
+        newest checkpoint at or before the oldest such version. The checkpoints of ``kept`` versions (each
+        must have one) are never dropped. deltalake's ``cleanup_metadata`` cannot do this: it keeps all of
+        the log after the oldest recent checkpoint (an old kept version would keep the whole log after it),
+        and once that checkpoint expires drops the kept version's."""
+        from deltalake.fs import DeltaStorageHandler
+        from pyarrow.fs import FileSelector
+
+        store = DeltaStorageHandler(self.uri(table), self.storage_options)
+        entries = [(int(m.group(1)), m.group(2), info) for info in store.get_file_info_selector(
+            FileSelector("_delta_log")) if (m := _LOG_ENTRY.match(info.base_name))]
+        cutoff = time.time() - retention_hours * 3600
+        head = max(v for v, _, _ in entries)
+        recent = min((v for v, kind, info in entries if kind == "json" and info.mtime.timestamp() > cutoff), default=head)
+        checkpoints = [v for v, kind, _ in entries if kind.startswith("checkpoint") and v <= recent]
+        boundary = max(checkpoints, default=0)
+        doomed = [info for v, kind, info in entries if v < boundary and info.mtime.timestamp() <= cutoff
+                  and not (v in set(kept) and kind.startswith("checkpoint"))]
+        for info in doomed:
+            store.delete_file(info.path)
+        return {"log_entries_dropped": len(doomed), "log_entries_left": len(entries) - len(doomed)}
+
+    def _checkpoint_version(self, table: str, version: int) -> bool:
+        """A checkpoint of ``version`` (written unless there is one); False when it cannot be loaded."""
+        from deltalake.exceptions import DeltaError
+
+        try:
+            self._table(table, version=version).create_checkpoint()
+        except DeltaError:
+            return False
+        return True
 
     # ---- reads ------------------------------------------------------------------------
     @redacted_errors
-    def iter_batches(self, table: str, keys: Iterable[str], batch_rows: int = 100_000) -> Iterator[pl.DataFrame]:
+    def iter_batches(self, table: str, keys: Iterable[str], batch_rows: int = 100_000, *,
+                     dictionary_columns: Sequence[str] = ()) -> Iterator[pl.DataFrame]:
         """The rows of partitions ``keys`` (with their ``ds``), ``batch_rows`` at a time, pulled from the data
         files one batch after another: memory stays bounded by a batch (and one row group), not by the
         partition. (A polars streaming scan reads ahead of a slow consumer — e.g. a model — and so holds
         most of a large partition.) On an object store the polars scan is used (streamed, read-ahead).
+
+        ``dictionary_columns`` (strings, e.g. the spec's categoricals) come from local files as ``pl.Categorical``,
+        read as the Parquet dictionaries they are stored in (cheaper); from the object-store scan, as stored.
 
         The table is loaded and its files listed here, when called, not while iterating: the iterator may be
         consumed inside a Delta write (``write_stream``), where deltalake cannot be entered again."""
@@ -343,7 +411,7 @@ class DeltaLake(ConfigurableResource):
             return (b for lf in scans for b in lf.collect_batches(chunk_size=batch_rows, maintain_order=True))
         files = [(key, uri.removeprefix("file://")) for key in keys
                  for uri in target.file_uris(file_pruning_predicate=[(PARTITION_COLUMN, "=", key)])]
-        return _file_batches(files, batch_rows)
+        return _file_batches(files, batch_rows, dictionary_columns)
 
     @redacted_errors
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
@@ -399,8 +467,10 @@ class DeltaLake(ConfigurableResource):
         if column not in files.columns or "num_records" not in files.columns or files["num_records"].null_count():
             counts = pl.scan_delta(target).group_by(PARTITION_COLUMN).len().collect()
             return dict(zip(counts[PARTITION_COLUMN].to_list(), counts["len"].to_list(), strict=True))
-        counts = files.group_by(column).agg(pl.col("num_records").sum()).filter(pl.col("num_records") > 0)
-        return dict(zip(counts[column].to_list(), counts["num_records"].to_list(), strict=True))
+        counts: dict[str, int] = {}  # a plain loop: a polars group_by costs more than it saves on a log's rows
+        for day, rows in zip(files[column].to_list(), files["num_records"].to_list(), strict=True):
+            counts[day] = counts.get(day, 0) + rows
+        return {day: rows for day, rows in counts.items() if rows > 0}
 
     def _newest(self, target, column: str, counts: dict[str, int]) -> Any:
         """Read only the newest partition's data files (the log's current files of that partition)."""
@@ -412,10 +482,15 @@ class DeltaLake(ConfigurableResource):
                 .collect().item())
 
 
-def _file_batches(files: list[tuple[str, str]], batch_rows: int) -> Iterator[pl.DataFrame]:
-    """Batches of each (partition key, local Parquet file), pulled one at a time (pyarrow ``iter_batches``)."""
+def _file_batches(files: list[tuple[str, str]], batch_rows: int,
+                  dictionaries: Sequence[str] = ()) -> Iterator[pl.DataFrame]:
+    """Batches of each (partition key, local Parquet file), pulled one at a time (pyarrow ``iter_batches``);
+    the string columns among ``dictionaries`` read as Parquet dictionaries (``pl.Categorical``)."""
     import pyarrow.parquet as pq
 
     for key, path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        meta = pq.read_metadata(path)
+        strings = [f.name for f in meta.schema.to_arrow_schema() if str(f.type) in ("string", "large_string")]
+        reader = pq.ParquetFile(path, metadata=meta, read_dictionary=[c for c in strings if c in dictionaries] or None)
+        for batch in reader.iter_batches(batch_size=batch_rows):
             yield pl.from_arrow(batch).with_columns(pl.lit(key, pl.String).alias(PARTITION_COLUMN))

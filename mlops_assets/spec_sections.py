@@ -168,6 +168,7 @@ class Freshness(_Strict):
 
 class Maintenance(_Strict):
     retention_hours: int = Field(default=168, ge=0)  # vacuum files unreferenced for longer than this
+    log_retention_days: int = Field(default=30, ge=1)  # Delta log entries older than this are dropped
 
 
 class Guard(_Strict):

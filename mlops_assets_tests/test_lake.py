@@ -131,16 +131,73 @@ def test_a_malformed_storage_options_value_is_refused_without_quoting_it():
         DeltaLake(root="s3://bucket/prefix", storage_options_json='["s3cr3t-xyz"]').exists("t")
 
 
-def test_maintenance_checkpoints_so_loading_replays_a_short_log(lake, tmp_path):
+def _age_log(lake, table: str, days: float) -> None:
+    """Make every entry of ``table``'s log look ``days`` old (its commits happened then)."""
+    import os
+    import time
+
+    log = Path(lake.uri(table)) / "_delta_log"
+    for entry in log.iterdir():
+        os.utime(entry, (time.time() - days * 86400,) * 2)
+
+
+def _log_entries(lake, table: str) -> list[str]:
+    return sorted(p.name for p in (Path(lake.uri(table)) / "_delta_log").iterdir() if p.name[0].isdigit())
+
+
+def test_maintenance_checkpoints_so_loading_replays_a_short_log(lake):
     for i in range(5):
         lake.write_partitions("t", _rows("2026-01-01", 2, float(i)), ["2026-01-01"])
     report = lake.maintain("t", retention_hours=0, keep_versions=[2])
     log = Path(lake.uri("t")) / "_delta_log"
     last = json.loads((log / "_last_checkpoint").read_text())
     assert last["version"] == report["checkpoint_version"] == lake.version("t")
-    assert report["log_cleanup"] is False, "a table with kept versions keeps its log (time travel needs it)"
-    assert lake.read("t", version=2)["v"].to_list() == [2.0] * 2
-    assert lake.maintain("t", retention_hours=0)["log_cleanup"] is True
+    assert report["log_entries_dropped"] == 0, "commits within the log retention are kept"
+    assert lake.read("t", version=2)["v"].to_list() == [2.0] * 2  # kept: its files survive a 0-hour vacuum
+    assert lake.read("t")["v"].to_list() == [4.0] * 2
+
+
+def test_an_aged_log_is_dropped_but_every_kept_version_still_time_travels(lake):
+    for i in range(45):  # 45 commits, two automatic checkpoints
+        lake.write_partitions("t", _rows(f"2026-01-{i % 28 + 1:02d}", 2, float(i)), [f"2026-01-{i % 28 + 1:02d}"])
+    _age_log(lake, "t", 40)  # committed 40 days ago: past the 30-day log retention
+    report = lake.maintain("t", retention_hours=10_000, keep_versions=[7, 30], log_retention_hours=30 * 24)
+    assert report["lost"] == [] and report["log_entries_dropped"] >= 44
+    entries = _log_entries(lake, "t")
+    assert len(entries) <= 5, entries  # the checkpoints of 7, 30 and 44, and commit 44
+    assert lake.read("t", ["2026-01-08"], version=7)["v"].to_list() == [7.0] * 2
+    assert lake.read("t", ["2026-01-03"], version=30)["v"].to_list() == [30.0] * 2
+    assert lake.read("t", ["2026-01-17"])["v"].to_list() == [44.0] * 2
+    with pytest.raises(Exception):  # noqa: B017 - a version nobody kept, older than the retention: gone
+        lake.read("t", version=8)
+    # 25 later commits (another automatic checkpoint) and a month later, a second maintenance: still kept
+    for i in range(45, 70):
+        lake.write_partitions("t", _rows("2026-02-01", 1, float(i)), ["2026-02-01"])
+    _age_log(lake, "t", 70)
+    again = lake.maintain("t", retention_hours=10_000, keep_versions=[7, 30], log_retention_hours=30 * 24)
+    assert again["lost"] == [] and len(_log_entries(lake, "t")) <= 5
+    assert lake.read("t", ["2026-01-08"], version=7)["v"].to_list() == [7.0] * 2
+    assert lake.read("t", ["2026-02-01"])["v"].to_list() == [69.0]
+
+
+def test_a_kept_version_the_log_no_longer_holds_is_reported_lost(lake):
+    for i in range(25):
+        lake.write_partitions("t", _rows("2026-01-01", 1, float(i)), ["2026-01-01"])
+    _age_log(lake, "t", 40)
+    lake.maintain("t", retention_hours=10_000)  # nobody kept version 3 then
+    assert lake.maintain("t", retention_hours=10_000, keep_versions=[3])["lost"] == [3]
+
+
+def test_maintenance_brings_an_older_table_to_the_table_settings(lake):
+    from deltalake import write_deltalake
+
+    from mlops_assets.lake import TABLE_CONFIGURATION
+
+    write_deltalake(lake.uri("t"), _rows("2026-01-01", 2, 1.0).to_arrow(), partition_by=["ds"])  # no settings
+    report = lake.maintain("t", retention_hours=168)
+    assert report["properties_set"] == sorted(TABLE_CONFIGURATION)
+    assert DeltaTable(lake.uri("t")).metadata().configuration == TABLE_CONFIGURATION
+    assert lake.maintain("t", retention_hours=168)["properties_set"] == []
 
 
 def test_tables_are_created_with_a_short_checkpoint_interval(lake):
@@ -159,3 +216,39 @@ def test_partition_counts_come_from_the_log_and_match_a_scan(lake):
     assert lake.partition_counts("t") == scanned == {"2026-01-01": 3, "2026-01-02": 6}
     assert lake.newest("t", "v") == 3.0, "the largest value of the newest partition with rows"
     assert lake.newest("missing", "v") is None and lake.partition_counts("missing") == {}
+
+
+def test_the_load_after_a_write_sees_every_commit_since(lake, tmp_path):
+    """The landing asset writes, then reads the log (volume, freshness) through the write's handle:
+    that handle must see a commit another writer made in between, and be used once only."""
+    lake.write_partitions("t", _rows("2026-01-01", 3, 1.0), ["2026-01-01"])
+    lake.write_partitions("t", _rows("2026-01-02", 2, 1.0), ["2026-01-02"])  # written through a handle
+    other = DeltaLake(root=lake.root)  # another process's writer
+    other.write_partitions("t", _rows("2026-01-03", 4, 2.0), ["2026-01-03"])
+    counts, newest = lake.counts_and_newest("t", "v")
+    assert counts == {"2026-01-01": 3, "2026-01-02": 2, "2026-01-03": 4} and newest == 2.0
+    assert lake.version("t") == other.version("t") == 2
+    other.write_partitions("t", _rows("2026-01-03", 1, 3.0), ["2026-01-03"])
+    assert lake.partition_counts("t")["2026-01-03"] == 1
+
+
+def test_label_arrivals_the_log_no_longer_holds_still_reach_the_performance_sensor(lake):
+    """The performance sensor finds new label arrivals in the log's commits after its cursor; once maintenance
+    has dropped commits after the cursor, every arrival day counts (recomputed rather than missed)."""
+    from mlops_assets.defs.monitoring_sensors import labelled_days
+    from mlops_assets.spec import load_spec
+
+    spec = load_spec()
+    ids = {d: [f"{d}-{i}" for i in range(3)] for d in ("2026-01-05", "2026-01-06", "2026-01-07")}
+    lake.write_partitions("scores", pl.DataFrame({"ds": [d for d in ids for _ in ids[d]],
+                                                  spec.id: [i for d in ids for i in ids[d]]}), list(ids))
+    for n, arrival in enumerate(("2026-01-10", "2026-01-11", "2026-01-12")):  # one label day per commit
+        day = sorted(ids)[n]
+        lake.write_partitions("raw_labels", pl.DataFrame({"ds": [arrival] * 3, spec.labels.id: ids[day]}), [arrival])
+    assert labelled_days(lake, spec, 1) == (["2026-01-12"], ["2026-01-07"])  # the commit after version 1
+    for i in range(25):  # more commits, then a month passes and maintenance drops the aged log
+        lake.write_partitions("raw_labels", pl.DataFrame({"ds": ["2026-01-12"] * 3, spec.labels.id: ids["2026-01-07"]}),
+                              ["2026-01-12"])
+    _age_log(lake, "raw_labels", 40)
+    assert lake.maintain("raw_labels", retention_hours=10_000)["log_entries_dropped"] > 0
+    assert labelled_days(lake, spec, 1) == (["2026-01-10", "2026-01-11", "2026-01-12"], sorted(ids))

@@ -1,17 +1,20 @@
 """Scoring streams: categoricals encoded in polars with the pipeline's fitted categories give the
 pipeline's own scores bit for bit (every estimator, binary / multiclass / regression, unseen
-categories, nulls, rare categories grouped), and score batches go to the lake through one
-record-batch stream: one commit replacing exactly the partition, rows equal to the in-memory path."""
+categories, nulls, rare categories grouped), read as strings or as Parquet dictionaries
+(``pl.Categorical``), and score batches go to the lake through one record-batch stream: one commit
+replacing exactly the partition, rows equal to the in-memory path."""
 
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from threadpoolctl import threadpool_limits
 
 from mlops_assets.estimators import ESTIMATORS
-from mlops_assets.lake import DeltaLake
+from mlops_assets.lake import DeltaLake, _file_batches
 from mlops_assets.ml import training as T
 from mlops_assets.ml.encoded_input import MISSING_CATEGORY, compile_input
 from mlops_assets.scoring import (
@@ -134,7 +137,8 @@ def test_score_batches_stream_into_one_commit_that_replaces_exactly_the_partitio
     before = lake.version("scores")
     tally = ScoreTally(score_column(spec))  # as the asset does: batches pulled from the files inside the write
     version = lake.write_stream("scores", lambda: tally.count(score_batches(
-        serving, lake.iter_batches("features", [DAY], batch_rows=128), spec, scored_at=at)),
+        serving, lake.iter_batches("features", [DAY], batch_rows=128, dictionary_columns=spec.categorical_features),
+        spec, scored_at=at)),
         score_columns(spec), [DAY], run_id="run-s")
     assert version == before + 1, "one commit, however many batches"
     stored = lake.read("scores").sort("ds", "widget_id")
@@ -174,9 +178,79 @@ def test_iter_batches_yields_exactly_the_partitions_rows_in_batches(tmp_path):
     rows = features(700, 9, "binary")
     lake.write_partitions("features", pl.concat([rows, rows.with_columns(pl.lit("2026-05-05").alias("ds"))]),
                           [DAY, "2026-05-05"])
-    lake.append("features", features(300, 10, "binary"))  # a second file in the partition
+    lake.append("features", features(300, 10, "binary", unseen=True))  # a second file in the partition
     batches = list(lake.iter_batches("features", [DAY], batch_rows=128))
     assert max(b.height for b in batches) <= 128
     got = pl.concat(batches).select(lake.read("features").columns).sort("widget_id")
     assert got.equals(lake.read("features", [DAY]).sort("widget_id"))
     assert list(lake.iter_batches("missing", [DAY])) == []
+    # string columns asked for as dictionaries come as pl.Categorical; others (and absent names) are left as stored
+    read = list(lake.iter_batches("features", [DAY], batch_rows=128, dictionary_columns=["colour", "size", "weight",
+                                                                                           "absent"]))
+    assert all(b.schema["colour"] == pl.Categorical and b.schema["size"] == pl.Categorical
+               and b.schema["weight"] == pl.Float64 and b.schema["widget_id"] == pl.String for b in read)
+    assert [b.height for b in read] == [b.height for b in batches]
+    back = pl.concat(read).with_columns(pl.col("colour", "size").cast(pl.String))
+    assert back.select(got.columns).sort("widget_id").equals(got)
+
+
+DICTIONARY_CASES = [("binary", "hist_gradient_boosting", {"max_bins": 3, "max_iter": 20}),  # rare categories grouped
+                    ("multiclass", "random_forest", {"n_estimators": 5}),  # ordinal codes
+                    ("binary", "logistic_regression", {}), ("regression", "ridge", {})]  # one-hot
+
+
+def _row_groups_with_their_own_dictionaries(path, kind: str) -> pl.DataFrame:
+    """Rows with unseen values and nulls, sorted so each 100-row group holds other categories (its own
+    dictionary), one group with ``size`` all null; written by pyarrow (dictionary-encoded strings)."""
+    rows = features(1_000, 12, kind, unseen=True).sort("colour", "size", nulls_last=True)
+    rows = rows.with_columns(pl.when(pl.int_range(pl.len()).is_between(300, 399)).then(None).otherwise(pl.col("size"))
+                             .alias("size"))
+    pq.write_table(rows.to_arrow(), path, row_group_size=100)
+    return rows
+
+
+@pytest.mark.parametrize("train_nulls", [False, True], ids=["null-unseen", "null-fitted"])
+@pytest.mark.parametrize(("kind", "estimator", "params"), DICTIONARY_CASES)
+def test_categoricals_read_as_dictionaries_encode_bit_for_bit_like_strings(tmp_path, kind, estimator, params,
+                                                                           train_nulls):
+    spec = make_spec(kind, estimator, params)
+    train = features(800, 11, kind)
+    if train_nulls:  # MISSING_CATEGORY is then a fitted category, not an unseen one
+        train = train.with_columns(pl.when(pl.int_range(pl.len()) % 4 == 0).then(None).otherwise(pl.col("size"))
+                                   .alias("size"))
+    pipeline = T.fit(spec, T.to_model_frame(train, spec), train["y"].to_numpy())
+    encoded, prep = compile_input(pipeline, spec), pipeline.named_steps["prep"]
+    path = tmp_path / "rows.parquet"
+    _row_groups_with_their_own_dictionaries(path, kind)
+    groups = pq.ParquetFile(path, read_dictionary=["colour"])
+    assert len({tuple(groups.read_row_group(i)["colour"].chunk(0).dictionary.to_pylist())
+                for i in range(groups.num_row_groups)}) > 3, "the row groups' dictionaries differ"
+    as_dictionaries = list(_file_batches([(DAY, str(path))], 64, spec.categorical_features))
+    as_strings = pl.concat(_file_batches([(DAY, str(path))], 64))
+    assert len(as_dictionaries) > 10 and max(b.height for b in as_dictionaries) <= 64  # batches end with row groups
+    offsets = np.cumsum([0] + [b.height for b in as_dictionaries])
+    assert offsets[-1] == as_strings.height
+    for read, start in zip(as_dictionaries, offsets, strict=False):
+        strings = as_strings.slice(start, read.height)
+        assert read.schema["colour"] == pl.Categorical and read.schema["size"] == pl.Categorical
+        assert read.with_columns(pl.col("colour", "size").cast(pl.String)).equals(strings)
+        expected = prep.transform(T.to_model_frame(strings, spec))
+        got = encoded.matrix(read)
+        assert got.dtype == expected.dtype and got.flags.c_contiguous == expected.flags.c_contiguous
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert np.array_equal(predictor(pipeline, spec)(read),
+                              T.predict_scores(pipeline, T.to_model_frame(strings, spec), spec.task))
+        # the fallback (no polars encoding) sees the same object strings, not pandas categories
+        pd.testing.assert_frame_equal(T.to_model_frame(read, spec), T.to_model_frame(strings, spec))
+
+
+def test_categoricals_of_a_large_pool_or_of_categories_of_their_own_encode_as_their_strings():
+    spec = make_spec("binary", "hist_gradient_boosting", {"max_bins": 3, "max_iter": 20})
+    train = features(600, 13, "binary")
+    pipeline = T.fit(spec, T.to_model_frame(train, spec), train["y"].to_numpy())
+    encoded, prep = compile_input(pipeline, spec), pipeline.named_steps["prep"]
+    pl.Series([f"pool-{i}" for i in range(5_000)], dtype=pl.Categorical)  # the process-wide categories grow
+    rows = features(40, 14, "binary", unseen=True)
+    own = pl.Categorical(pl.Categories("widgets-test"))  # and a column with categories of its own
+    read = rows.with_columns(pl.col("colour").cast(pl.Categorical), pl.col("size").cast(own))
+    assert np.array_equal(encoded.matrix(read), prep.transform(T.to_model_frame(rows, spec)), equal_nan=True)

@@ -85,7 +85,8 @@ def training_set_commit(lake: DeltaLake, cutoff: str) -> dict:
     """The Delta commit that last wrote training_set[cutoff] (its version and input versions)."""
     commit = next((h for h in lake.history(TRAINING_SET) if h.get("partitions") == cutoff), None)
     if commit is None:
-        raise Failure(f"training_set[{cutoff}] was never written: materialise it first")
+        raise Failure(f"training_set[{cutoff}] has no commit in the table's log (never written, or written before "
+                      "the log retention, maintenance.log_retention_days): materialise it first")
     return commit
 
 

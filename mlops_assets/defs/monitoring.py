@@ -118,7 +118,8 @@ def build_monitoring_assets(platform: Platform) -> list:
         announce_serving(context, alerts, serving, keys)
         tally = ScoreTally(value)  # the rows stream to the lake batch by batch: counted on the way
         version = lake.write_stream(
-            SCORES, lambda: tally.count(score_batches(serving, lake.iter_batches(FEATURES, keys), spec)),
+            SCORES, lambda: tally.count(score_batches(serving, lake.iter_batches(
+                FEATURES, keys, dictionary_columns=spec.categorical_features), spec)),
             score_columns(spec),
             keys, run_id=context.run.run_id,
             metadata={"model_version": serving.version, "mode": serving.mode, Meta.MODEL_SOURCE: serving.source})
@@ -146,7 +147,8 @@ def build_monitoring_assets(platform: Platform) -> list:
         keys = sorted(set(champion_scores[PARTITION_COLUMN].to_list()))
         tally = ScoreTally(value)
         version = lake.write_stream(SHADOW_SCORES, lambda: tally.count(score_batches(
-            serving, lake.iter_batches(FEATURES, keys), spec)), score_columns(spec), keys, run_id=context.run.run_id)
+            serving, lake.iter_batches(FEATURES, keys, dictionary_columns=spec.categorical_features), spec)),
+            score_columns(spec), keys, run_id=context.run.run_id)
         out = lake.read(SHADOW_SCORES, keys, version=version)
         yield MaterializeResult(metadata={"rows": tally.rows, "challenger_version": serving.version,
                                           "delta_version": version, **shadow_agreement(out, champion_scores, spec)})

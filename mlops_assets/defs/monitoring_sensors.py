@@ -60,9 +60,15 @@ def run_tags(trigger: str, reason: str, **extra: str) -> dict[str, str]:
 
 
 def labelled_days(lake: DeltaLake, spec, after_version: int) -> tuple[list[str], list[str]]:
-    """(arrival days of the labels committed after ``after_version``, scored event days they belong to)."""
-    arrivals = sorted({p for h in lake.history(RAW_LABELS) if h.get("version", -1) > after_version
-                       for p in (h.get("partitions") or "").split(",") if p})
+    """(arrival days of the labels committed after ``after_version``, scored event days they belong to).
+    When the log no longer holds every commit since (dropped by maintenance after the log retention), every
+    arrival day counts: a day's performance is recomputed rather than missed."""
+    history = lake.history(RAW_LABELS)
+    if min((h.get("version", 0) for h in history), default=0) > after_version + 1:
+        arrivals = sorted(d for d in lake.partition_counts(RAW_LABELS) if d)
+    else:
+        arrivals = sorted({p for h in history if h.get("version", -1) > after_version
+                           for p in (h.get("partitions") or "").split(",") if p})
     ids = lake.scan(RAW_LABELS).filter(pl.col(PARTITION_COLUMN).is_in(arrivals)).select(
         pl.col(spec.labels.id).alias(spec.id))
     days = (lake.scan(SCORES).select(PARTITION_COLUMN, spec.id).join(ids, on=spec.id, how="semi")
@@ -174,7 +180,7 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         if current is None or current <= seen or not lake.exists(SCORES):
             return SkipReason("no new labels")
         arrivals, days = labelled_days(lake, spec, seen)
-        reason = f"labels arrived {arrivals[0]}..{arrivals[-1]}"
+        reason = f"labels arrived {arrivals[0]}..{arrivals[-1]}" if arrivals else "labels rewritten"
         return SensorResult(run_requests=[RunRequest(run_key=f"perf:{d}:labels@v{current}", partition_key=d,
                                                      tags=run_tags(Sensor.PERFORMANCE, reason)) for d in days],
                             cursor=str(current))

@@ -48,14 +48,19 @@ def build_operations(platform: Platform) -> tuple[AssetsDefinition, Any, Schedul
     @asset(name=TABLE_MAINTENANCE, group_name=OPERATIONS_GROUP, kinds={"delta"},
            description="Compacts and vacuums every Delta table with the spec's retention, never removing a "
            "version that the lineage of champion or last_known_good needs for `reproduce`; then checkpoints "
-           "each table and drops expired log entries, so loading a table never replays a long log.")
+           "each table (and each protected version) and drops log entries older than "
+           "`maintenance.log_retention_days`, so loading a table never lists or replays a long log.")
     def table_maintenance(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
         keep = protected_versions(registry)
         report = {}
         for table in TABLES:
             if lake.exists(table):
                 report[table] = lake.maintain(table, retention_hours=spec.maintenance.retention_hours,
-                                              keep_versions=sorted(keep.get(table, ())))
+                                              keep_versions=sorted(keep.get(table, ())),
+                                              log_retention_hours=spec.maintenance.log_retention_days * 24)
+                if report[table]["lost"]:
+                    context.log.warning(f"{table}: versions {report[table]['lost']} of the champion's lineage can "
+                                        "no longer be loaded: `reproduce` of that model will fail")
                 context.log.info(f"{table}: {report[table]}")
         return MaterializeResult(metadata={
             "tables": len(report),
@@ -63,6 +68,8 @@ def build_operations(platform: Platform) -> tuple[AssetsDefinition, Any, Schedul
             "files_after": sum(r["files_after"] for r in report.values()),
             "checkpoints": MetadataValue.json({t: r["checkpoint_version"] for t, r in report.items()}),
             "protected_versions": MetadataValue.json({t: sorted(v) for t, v in keep.items()}),
+            "log_entries_dropped": sum(r["log_entries_dropped"] for r in report.values()),
+            "lost_versions": MetadataValue.json({t: r["lost"] for t, r in report.items() if r["lost"]}),
             "report": MetadataValue.json(report),
         })
 

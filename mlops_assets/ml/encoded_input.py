@@ -4,10 +4,14 @@ replayed with the categories it learnt, so the estimator sees exactly the matrix
 
 ``to_model_frame`` + the pipeline's ``ColumnTransformer`` turn every categorical into a pandas
 ``object`` column and encode it with scikit-learn's per-row Python mapping (0.45 s per 1M rows).
-Here each categorical is mapped with one ``replace_strict`` over the fitted categories; the code of
-every category — and the code of anything unseen — is read from the fitted encoder itself
-(``encoder.transform`` on its own categories), so rare-category grouping (``max_categories``),
-unknown values and the ``MISSING_CATEGORY`` stand-in for nulls behave as in the pipeline.
+Here each categorical becomes its position among the fitted categories, then the encoder's output
+for that position is looked up in a small table read from the fitted encoder itself
+(``encoder.transform`` on its own categories, plus the output of an unseen value), so rare-category
+grouping (``max_categories``), unknown values and the ``MISSING_CATEGORY`` stand-in for nulls behave
+as in the pipeline. A ``String`` column gets its positions from an ``Enum`` cast (one string hash
+per row); a ``pl.Categorical`` one (``DeltaLake.iter_batches`` reads the spec's categoricals as
+Parquet dictionaries) from its physical ids: the few strings of its categories are cast, the rows
+are integer gathers.
 
 Supported: a ``Pipeline([("prep", ColumnTransformer), ("model", estimator)])`` whose parts are
 passthrough / numeric transformers and an ``OrdinalEncoder`` or ``OneHotEncoder`` (no ``drop``, no
@@ -32,7 +36,7 @@ MISSING_CATEGORY = "__missing__"  # = ml.training.MISSING_CATEGORY (checked by t
 @dataclass(frozen=True)
 class _Block:
     columns: list[str]
-    build: Callable[[pl.DataFrame], np.ndarray]
+    build: Callable[[pl.DataFrame], list[pl.Series]]  # the block's output columns, in order
 
 
 class EncodedModel:
@@ -46,8 +50,10 @@ class EncodedModel:
         self._blocks = blocks
 
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
-        parts = [b.build(frame) for b in self._blocks]
-        return parts[0] if len(parts) == 1 else np.hstack(parts)
+        """The blocks' columns side by side, C-ordered as the ``ColumnTransformer``'s output (one copy, in
+        polars, rather than per-block arrays and a ``np.hstack``)."""
+        columns = [s for b in self._blocks for s in b.build(frame)]
+        return pl.DataFrame([s.alias(str(i)) for i, s in enumerate(columns)]).to_numpy(order="c")
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.estimator.predict_proba(X)
@@ -73,21 +79,60 @@ def _category_codes(encoder: Any, columns: list[str]) -> np.ndarray:
     return np.asarray(encoder.transform(probe))
 
 
-def _category_index(col: str, categories) -> pl.Expr:
-    """The position of each value among the fitted ``categories`` (UInt32), ``len(categories)`` for a value
-    never seen in training: an ``Enum`` cast (one hash per row, no Python), nulls as ``MISSING_CATEGORY``."""
-    return (pl.col(col).cast(pl.String).fill_null(MISSING_CATEGORY).cast(pl.Enum(list(categories)), strict=False)
-            .to_physical().fill_null(len(categories)).alias(col))
+@dataclass(frozen=True)
+class _Categories:
+    """One categorical column's fitted categories: position k is category k, ``len`` an unseen value."""
+
+    column: str
+    enum: pl.Enum
+    position: dict[str, int]
+    missing: int  # the position of a null (= of ``MISSING_CATEGORY``)
+
+    @classmethod
+    def of(cls, column: str, categories) -> _Categories:
+        values = [str(c) for c in categories]
+        position = {v: k for k, v in enumerate(values)}
+        return cls(column, pl.Enum(values), position, position.get(MISSING_CATEGORY, len(values)))
+
+    def string_index(self) -> pl.Expr:
+        """The positions of a column read as strings: an ``Enum`` cast (one hash per row, no Python)."""
+        return (pl.col(self.column).cast(pl.String).fill_null(MISSING_CATEGORY).cast(self.enum, strict=False)
+                .to_physical().cast(pl.UInt32).fill_null(len(self.position)).alias(self.column))
+
+    def categorical_index(self, values: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+        """A ``pl.Categorical`` column as (lookup, rows): the positions are ``lookup[rows]``. ``rows``: the
+        physical ids less the smallest (a null: the last slot); ``lookup``: the position of the string of
+        every id in between, from the column's ``Categories`` (so no string is hashed per row, whatever the
+        size of the process-wide categories). None when that span of ids outnumbers the rows."""
+        physical = values.to_physical()
+        low, high = physical.min(), physical.max()
+        if high is None:  # only nulls
+            return np.array([self.missing], dtype=np.intp), np.zeros(values.len(), dtype=np.uint32)
+        span = high - low + 1
+        if span > values.len():
+            return None
+        names = pl.Series(np.arange(low, high + 1, dtype=np.uint32)).cat.to(values.dtype, strict=False)
+        unseen = len(self.position)
+        lookup = [self.position.get(n, unseen) for n in names.cast(pl.String).to_list()] + [self.missing]
+        rows = physical - low if low else physical
+        return np.array(lookup, dtype=np.intp), (rows.fill_null(span) if physical.null_count() else rows).to_numpy()
 
 
-def _lookup_block(columns: list[str], categories, tables: list[np.ndarray]) -> _Block:
-    """Each column's rows looked up in its table (row k: category k's output; last row: an unseen value)."""
-    exprs = [_category_index(col, cats) for col, cats in zip(columns, categories, strict=True)]
+def _lookup_block(columns: list[str], categories, tables: list[list[np.ndarray]]) -> _Block:
+    """Each column's rows looked up in its tables, one per output column (entry k: category k's output; last
+    entry: an unseen value)."""
+    fitted = [_Categories.of(col, cats) for col, cats in zip(columns, categories, strict=True)]
 
-    def build(frame: pl.DataFrame) -> np.ndarray:
-        idx = frame.select(exprs).to_numpy()
-        parts = [t[idx[:, j]] for j, t in enumerate(tables)]
-        return parts[0] if len(parts) == 1 else np.hstack(parts)
+    def build(frame: pl.DataFrame) -> list[pl.Series]:
+        index = {f.column: f.categorical_index(frame[f.column]) for f in fitted
+                 if isinstance(frame.schema[f.column], pl.Categorical)}
+        strings = [f.string_index() for f in fitted if index.get(f.column) is None]
+        positions = {s.name: s.to_numpy() for s in frame.select(strings).get_columns()} if strings else {}
+        out = []
+        for f, column_tables in zip(fitted, tables, strict=True):
+            lookup, rows = index.get(f.column) or (None, positions[f.column])
+            out += [pl.Series((t if lookup is None else t[lookup])[rows]) for t in column_tables]  # faster than np.take
+        return out
 
     return _Block(columns, build)
 
@@ -97,8 +142,7 @@ def _ordinal_block(encoder: Any, columns: list[str]) -> _Block:
         raise _Unsupported("OrdinalEncoder without handle_unknown='use_encoded_value'")
     codes = _category_codes(encoder, columns).astype(encoder.dtype)
     unknown = np.array([encoder.unknown_value], dtype=encoder.dtype)
-    tables = [np.concatenate([codes[: len(cats), j], unknown]).reshape(-1, 1)
-              for j, cats in enumerate(encoder.categories_)]
+    tables = [[np.concatenate([codes[: len(cats), j], unknown])] for j, cats in enumerate(encoder.categories_)]
     return _lookup_block(columns, encoder.categories_, tables)
 
 
@@ -109,19 +153,23 @@ def _onehot_block(encoder: Any, columns: list[str]) -> _Block:
     tables, start = [], 0
     for cats in encoder.categories_:
         width = len(cats)  # an unseen value: all zeros (handle_unknown="ignore")
-        tables.append(np.vstack([out[: width, start:start + width], np.zeros((1, width))]).astype(encoder.dtype))
+        table = np.vstack([out[: width, start:start + width], np.zeros((1, width))]).astype(encoder.dtype)
+        tables.append([np.ascontiguousarray(table[:, k]) for k in range(width)])
         start += width
     return _lookup_block(columns, encoder.categories_, tables)
 
 
 def _numeric_block(transformer: Any, columns: list[str]) -> _Block:
-    def build(frame: pl.DataFrame) -> np.ndarray:
-        values = frame.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy()
+    casts = [pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in columns]  # a null: NaN, as in pandas
+
+    def build(frame: pl.DataFrame) -> list[pl.Series]:
+        values = frame.select(casts)
         if _is_passthrough(transformer):
-            return values
+            return values.get_columns()
         import pandas as pd  # the transformer was fitted on a named frame: keep the names
 
-        return np.asarray(transformer.transform(pd.DataFrame(values, columns=columns)))
+        out = np.asarray(transformer.transform(pd.DataFrame(values.to_numpy(), columns=columns)))
+        return [pl.Series(out[:, j]) for j in range(out.shape[1])]
 
     return _Block(columns, build)
 

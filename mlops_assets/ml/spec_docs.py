@@ -126,6 +126,9 @@ DESCRIPTIONS: dict[str, str] = {
     "maintenance": "Delta table maintenance (`maintenance_schedule`)",
     "maintenance.retention_hours": "vacuum files unreferenced for longer than this (versions in champion lineage "
                                    "are kept)",
+    "maintenance.log_retention_days": "Delta log entries older than this are dropped, so loading a table reads a "
+                                      "short log; time travel reaches back this far, and always to the versions in "
+                                      "champion lineage",
     "fallback": "what scores when the champion cannot: `last_known_good`, or `baseline` (the training prior/mean)",
     "kill_switch": "true: scoring stops (also `$MLOPS_KILL_SWITCH=1`)",
 }
