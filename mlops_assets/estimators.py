@@ -23,6 +23,10 @@ class Estimator:
     family: Literal["tree", "linear"]
     trusted_types: tuple[str, ...] = ()
     defaults: Callable[[Any], dict[str, Any]] = field(default=lambda spec: {})  # spec -> kwargs
+    # the memory layout of the matrix scoring feeds it: "F" (column-major, built without a transpose) only
+    # where the predictions are the same numbers on either layout (tested bit for bit); else the "C" order
+    # the pipeline's ColumnTransformer gives (a BLAS product may round differently on another layout)
+    input_order: Literal["C", "F"] = "C"
 
     def supports(self, task: str) -> bool:
         return task in self.classes
@@ -42,7 +46,7 @@ _LINEAR_TYPES = ("numpy.dtype",)  # the median imputer's stored _fit_dtype
 ESTIMATORS: dict[str, Estimator] = {e.name: e for e in (
     Estimator("hist_gradient_boosting", {"classification": "sklearn.ensemble.HistGradientBoostingClassifier",
                                          "regression": "sklearn.ensemble.HistGradientBoostingRegressor"},
-              "tree", _HGB_TYPES, _hgb_defaults),
+              "tree", _HGB_TYPES, _hgb_defaults, input_order="F"),
     Estimator("random_forest", {"classification": "sklearn.ensemble.RandomForestClassifier",
                                 "regression": "sklearn.ensemble.RandomForestRegressor"},
               "tree", ("sklearn.tree._tree.Tree",)),
@@ -114,3 +118,10 @@ def params_problems(name: str, task: str, params: dict[str, Any]) -> dict[str, s
 
 def all_trusted_types() -> list[str]:
     return sorted({t for e in ESTIMATORS.values() for t in e.trusted_types})
+
+
+def input_order(estimator: Any) -> Literal["C", "F"]:
+    """The ``input_order`` of a fitted estimator's registry entry (by its class); "C" for any other."""
+    name = type(estimator).__name__
+    orders = {e.input_order for e in ESTIMATORS.values() for path in e.classes.values() if path.endswith(f".{name}")}
+    return orders.pop() if len(orders) == 1 else "C"

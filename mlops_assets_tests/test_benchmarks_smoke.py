@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("scoring.asset_vs_floor", "scoring.floor_vs_predict", "scoring.peak_rss_mb_10m",
         "ingest.validate_vs_typed_read", "ingest.nan_flood_vs_clean", "run_cost.after_1000_vs_first",
         "drift.evidently_over_ours_1m", "drift.verdicts_equal", "backfill.per_partition_over_single_run",
-        "load.definitions_seconds")
+        "load.definitions_seconds",
+        # beside the keys: the model input as served and as strings, and one run through Dagster
+        "scoring.encode_s_per_1m", "scoring.encode_strings_s_per_1m", "scoring.read_s_per_1m",
+        "backfill.dagster_s_per_run", "backfill.pure_s_per_partition")
 NAMES = ("ingest", "run_cost", "backfill", "import", "scoring", "drift")
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mlops_assets.estimators import input_order
 from mlops_assets.spec import DatasetSpec
 
 MISSING_CATEGORY = "__missing__"  # = ml.training.MISSING_CATEGORY (checked by the tests)
@@ -48,12 +49,13 @@ class EncodedModel:
         self.classes_ = getattr(self.estimator, "classes_", None)
         self.declared_classes_ = getattr(pipeline, "declared_classes_", None)
         self._blocks = blocks
+        self.order = input_order(self.estimator)  # "F" only where the predictions do not depend on it
 
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
-        """The blocks' columns side by side, C-ordered as the ``ColumnTransformer``'s output (one copy, in
-        polars, rather than per-block arrays and a ``np.hstack``)."""
+        """The blocks' columns side by side, in one copy by polars: column-major where the estimator's
+        predictions are the same on it (no transpose), else C-ordered as the ``ColumnTransformer``'s."""
         columns = [s for b in self._blocks for s in b.build(frame)]
-        return pl.DataFrame([s.alias(str(i)) for i, s in enumerate(columns)]).to_numpy(order="c")
+        return pl.DataFrame([s.alias(str(i)) for i, s in enumerate(columns)]).to_numpy(order="fortran" if self.order == "F" else "c")
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.estimator.predict_proba(X)
