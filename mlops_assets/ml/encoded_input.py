@@ -37,7 +37,8 @@ MISSING_CATEGORY = "__missing__"  # = ml.training.MISSING_CATEGORY (checked by t
 @dataclass(frozen=True)
 class _Block:
     columns: list[str]
-    build: Callable[[pl.DataFrame], list[pl.Series]]  # the block's output columns, in order
+    # the block's output columns, in order, each as (dtype, write): ``write(view)`` fills one matrix column
+    build: Callable[[pl.DataFrame], list[tuple[np.dtype, Callable[[np.ndarray], None]]]]
 
 
 class EncodedModel:
@@ -52,10 +53,14 @@ class EncodedModel:
         self.order = input_order(self.estimator)  # "F" only where the predictions do not depend on it
 
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
-        """The blocks' columns side by side, in one copy by polars: column-major where the estimator's
-        predictions are the same on it (no transpose), else C-ordered as the ``ColumnTransformer``'s."""
-        columns = [s for b in self._blocks for s in b.build(frame)]
-        return pl.DataFrame([s.alias(str(i)) for i, s in enumerate(columns)]).to_numpy(order="fortran" if self.order == "F" else "c")
+        """The blocks' columns side by side, each written once into the matrix (no intermediate columns):
+        column-major where the estimator's predictions are the same on it, else C-ordered as the
+        ``ColumnTransformer``'s output."""
+        columns = [c for b in self._blocks for c in b.build(frame)]
+        out = np.empty((frame.height, len(columns)), dtype=np.result_type(*(d for d, _ in columns)), order=self.order)
+        for j, (_, write) in enumerate(columns):
+            write(out[:, j])
+        return out
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.estimator.predict_proba(X)
@@ -125,7 +130,7 @@ def _lookup_block(columns: list[str], categories, tables: list[list[np.ndarray]]
     entry: an unseen value)."""
     fitted = [_Categories.of(col, cats) for col, cats in zip(columns, categories, strict=True)]
 
-    def build(frame: pl.DataFrame) -> list[pl.Series]:
+    def build(frame: pl.DataFrame) -> list:
         index = {f.column: f.categorical_index(frame[f.column]) for f in fitted
                  if isinstance(frame.schema[f.column], pl.Categorical)}
         strings = [f.string_index() for f in fitted if index.get(f.column) is None]
@@ -133,7 +138,7 @@ def _lookup_block(columns: list[str], categories, tables: list[list[np.ndarray]]
         out = []
         for f, column_tables in zip(fitted, tables, strict=True):
             lookup, rows = index.get(f.column) or (None, positions[f.column])
-            out += [pl.Series((t if lookup is None else t[lookup])[rows]) for t in column_tables]  # faster than np.take
+            out += [_take(t if lookup is None else t[lookup], rows) for t in column_tables]
         return out
 
     return _Block(columns, build)
@@ -164,16 +169,31 @@ def _onehot_block(encoder: Any, columns: list[str]) -> _Block:
 def _numeric_block(transformer: Any, columns: list[str]) -> _Block:
     casts = [pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in columns]  # a null: NaN, as in pandas
 
-    def build(frame: pl.DataFrame) -> list[pl.Series]:
+    def build(frame: pl.DataFrame) -> list:
         values = frame.select(casts)
         if _is_passthrough(transformer):
-            return values.get_columns()
+            return [_copy(s.to_numpy()) for s in values.get_columns()]
         import pandas as pd  # the transformer was fitted on a named frame: keep the names
 
         out = np.asarray(transformer.transform(pd.DataFrame(values.to_numpy(), columns=columns)))
-        return [pl.Series(out[:, j]) for j in range(out.shape[1])]
+        return [_copy(out[:, j]) for j in range(out.shape[1])]
 
     return _Block(columns, build)
+
+
+def _copy(values: np.ndarray) -> tuple[np.dtype, Callable[[np.ndarray], None]]:
+    def write(view: np.ndarray) -> None:
+        view[:] = values
+
+    return values.dtype, write
+
+
+def _take(table: np.ndarray, rows: np.ndarray) -> tuple[np.dtype, Callable[[np.ndarray], None]]:
+    """A lookup written straight into the matrix column (every row index is within ``table``)."""
+    def write(view: np.ndarray) -> None:
+        np.take(table, rows, out=view, mode="clip")  # "clip": no bounds-checked temporary
+
+    return table.dtype, write
 
 
 class _Unsupported(Exception):
