@@ -8,16 +8,15 @@ Side by side, interleaved, best of N:
 
 * ``predict``: the fitted estimator's ``predict_proba`` on the model matrix already in memory (the
   least any scoring can do);
-* ``floor``: bare read + predict + write of the same rows — the partition collected from a Delta scan,
-  the matrix built in polars (``ml.encoded_input``), ``predict_proba``, the same score rows (ds, id,
+* ``floor``: bare read + predict + write of the same rows — the partition's Parquet files read whole by
+  pyarrow (the categoricals as dictionaries, as the asset reads them), the matrix built in polars (``ml.encoded_input``), ``predict_proba``, the same score rows (ds, id,
   timestamp, probability, label, model version, alias, mode, scoring time) written by one
   ``write_deltalake`` overwrite;
 * ``asset``: what the asset body runs — ``DeltaLake.write_stream`` of ``scoring.score_batches`` over
   ``DeltaLake.iter_batches`` of the partition (100k-row batches pulled from its files, the spec's
   categoricals read as Parquet dictionaries: ``pl.Categorical``), counted by ``ScoreTally``: one commit;
-  the floor reads the partition as stored (strings) with a polars scan;
-* ``floor_pipeline`` (info, the floor before): the same floor with ``to_model_frame`` and the pipeline's
-  own ``predict_proba`` (scikit-learn's ``OrdinalEncoder`` on object strings).
+* ``floor_pipeline`` (info, the floor before): the same floor reading strings, with ``to_model_frame`` and
+  the pipeline's own ``predict_proba`` (scikit-learn's ``OrdinalEncoder`` on object strings).
 
 Model input per 1M rows (``scoring.encode_s_per_1m``): ``EncodedModel.matrix`` on the batches as the
 asset gets them (``iter_batches`` with the categoricals as dictionaries, read beforehand, not timed);
@@ -89,10 +88,15 @@ def train_model(rows_per_day: int):
     return T.fit(spec, T.to_model_frame(train, spec), train["is_fraud"].to_numpy()), train.height
 
 
-def _floor(lake, key: str, spec, make_matrix, predict) -> None:
+def _floor(lake, key: str, spec, make_matrix, predict, dictionaries: bool = True) -> None:
+    """Bare read of the partition's files (the categoricals as dictionaries, as the asset reads them), one
+    predict, one write of the same score rows."""
+    import pyarrow.parquet as pq
     from deltalake import DeltaTable, write_deltalake
 
-    feats = pl.scan_delta(lake.uri("features")).filter(pl.col("ds") == key).collect()
+    files = [u.removeprefix("file://") for u in DeltaTable(lake.uri("features")).file_uris([("ds", "=", key)])]
+    feats = pl.from_arrow(pq.read_table(files, read_dictionary=spec.categorical_features if dictionaries else None,
+                                        partitioning=None)).with_columns(pl.lit(key).alias("ds"))
     p = predict(make_matrix(feats))[:, 1]
     out = feats.select("ds", spec.id, spec.timestamp).with_columns(  # the same score rows as the asset's
         pl.Series("probability", p), pl.Series("label", (p >= 0.5).astype("int8")), pl.lit(1, pl.Int64).alias(
@@ -136,7 +140,7 @@ def bench(quick: bool = False) -> Result:
             "floor": lambda: _floor(lake, key, spec, encoded.matrix, encoded.estimator.predict_proba),
             "asset": asset,
             "floor_pipeline": lambda: _floor(lake, key, spec, lambda f: T.to_model_frame(f, spec),
-                                             pipeline.predict_proba),
+                                             pipeline.predict_proba, dictionaries=False),
             "encode_polars": lambda: [encoded.matrix(b) for b in batches],
             "encode_polars_strings": lambda: encoded.matrix(feats),
             "read_dictionaries": lambda: list(lake.iter_batches("features", [key], dictionary_columns=cats)),

@@ -22,6 +22,7 @@ where it can be rebuilt from a message, else ``LakeError``, and no chain.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import random
@@ -322,18 +323,17 @@ class DeltaLake(ConfigurableResource):
         """Compact small files, vacuum files unreferenced for ``retention_hours`` — except every file
         that a version in ``keep_versions`` still reads —, checkpoint the current version, then drop the
         log entries older than ``log_retention_hours``: loading the table lists and replays a short log
-        however long its history, and each kept version keeps its time travel. A kept version that can no
-        longer be loaded is reported in ``lost``."""
+        however long its history; each kept version keeps its time travel (one no longer loadable: ``lost``)."""
+        # first (before any commit of this maintenance), each kept version gets a checkpoint of its own
+        # while it can still be loaded: the log cleanup keeps it, and loading that version reads it alone
+        lost = [v for v in sorted(set(keep_versions)) if not self._checkpoint_version(table, v)]
+        kept = [v for v in sorted(set(keep_versions)) if v not in lost]
         dt_ = self._table(table)
         missing = {k: v for k, v in TABLE_CONFIGURATION.items() if dt_.metadata().configuration.get(k) != v}
         if missing:  # a table created before these settings: they apply from now on
             dt_.alter.set_table_properties(missing)
         before = len(dt_.file_uris())
         compaction = dt_.optimize.compact()
-        # each kept version gets a checkpoint of its own while it can still be loaded: the log cleanup keeps
-        # it, and loading that version reads it alone
-        lost = [v for v in sorted(set(keep_versions)) if not self._checkpoint_version(table, v)]
-        kept = [v for v in sorted(set(keep_versions)) if v not in lost]
         removed = dt_.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False,
                              keep_versions=kept or None)
         dt_ = self._table(table)
@@ -375,16 +375,20 @@ class DeltaLake(ConfigurableResource):
         doomed = [info for v, kind, info in entries if v < boundary and info.mtime.timestamp() <= cutoff
                   and not (v in set(kept) and kind.startswith("checkpoint"))]
         for info in doomed:
-            store.delete_file(info.path)
+            with contextlib.suppress(FileNotFoundError):  # another maintenance run got there first
+                store.delete_file(info.path)
         return {"log_entries_dropped": len(doomed), "log_entries_left": len(entries) - len(doomed)}
 
     def _checkpoint_version(self, table: str, version: int) -> bool:
-        """A checkpoint of ``version`` (written unless there is one); False when it cannot be loaded."""
+        """Write a checkpoint of ``version``; False only when the log no longer holds that version (any
+        other failure raises: a kept version must never be taken for lost, its files would be vacuumed)."""
         from deltalake.exceptions import DeltaError
 
         try:
             self._table(table, version=version).create_checkpoint()
-        except DeltaError:
+        except DeltaError as err:
+            if "log segment" not in str(err).lower().replace("logsegment", "log segment"):
+                raise
             return False
         return True
 

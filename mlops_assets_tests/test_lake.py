@@ -252,3 +252,16 @@ def test_label_arrivals_the_log_no_longer_holds_still_reach_the_performance_sens
     _age_log(lake, "raw_labels", 40)
     assert lake.maintain("raw_labels", retention_hours=10_000)["log_entries_dropped"] > 0
     assert labelled_days(lake, spec, 1) == (["2026-01-10", "2026-01-11", "2026-01-12"], sorted(ids))
+
+
+def test_a_kept_version_that_fails_to_load_for_another_reason_stops_maintenance_before_any_vacuum(lake):
+    """Only a version the log no longer holds is 'lost' (and left to the vacuum); a corrupt checkpoint of a
+    kept version is an error: its data files must not be vacuumed as if nobody kept it."""
+    for i in range(5):
+        lake.write_partitions("t", _rows("2026-01-01", 2, float(i)), ["2026-01-01"])
+    assert lake.maintain("t", retention_hours=10_000, keep_versions=[2])["lost"] == []
+    (Path(lake.uri("t")) / "_delta_log" / f"{2:020d}.checkpoint.parquet").write_bytes(b"garbage")
+    files = sorted((Path(lake.uri("t")) / "ds=2026-01-01").iterdir())
+    with pytest.raises(Exception, match="footer"):  # noqa: B017 - deltalake's error, not a quiet "lost"
+        lake.maintain("t", retention_hours=0, keep_versions=[2])
+    assert sorted((Path(lake.uri("t")) / "ds=2026-01-01").iterdir()) == files, "nothing was vacuumed"
