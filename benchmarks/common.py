@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]  # the project root (has mlops_assets
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # Environment variables that point the code location somewhere; benchmarks run isolated.
-PROJECT_ENV = ("MLOPS_HOME", "MLOPS_SPEC", "MLOPS_LAKE_URI", "MLOPS_LAKE_STORAGE_OPTIONS", "DAGSTER_HOME")
+PROJECT_ENV = ("MLOPS_HOME", "MLOPS_SPEC", "MLOPS_LAKE_URI", "MLOPS_LAKE_STORAGE_OPTIONS", "DAGSTER_HOME",
+               "MLOPS_KILL_SWITCH")
 
 # Dagster's console logger prints every event of a run at DEBUG: quiet it (same for all modes).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}

@@ -364,7 +364,7 @@ class DeltaLake(ConfigurableResource):
         from deltalake.fs import DeltaStorageHandler
         from pyarrow.fs import FileSelector
 
-        store = DeltaStorageHandler(self.uri(table), self.storage_options)
+        kept, store = set(kept), DeltaStorageHandler(self.uri(table), self.storage_options)
         entries = [(int(m.group(1)), m.group(2), info) for info in store.get_file_info_selector(
             FileSelector("_delta_log")) if (m := _LOG_ENTRY.match(info.base_name))]
         cutoff = time.time() - retention_hours * 3600
@@ -373,7 +373,7 @@ class DeltaLake(ConfigurableResource):
         checkpoints = [v for v, kind, _ in entries if kind.startswith("checkpoint") and v <= recent]
         boundary = max(checkpoints, default=0)
         doomed = [info for v, kind, info in entries if v < boundary and info.mtime.timestamp() <= cutoff
-                  and not (v in set(kept) and kind.startswith("checkpoint"))]
+                  and not (v in kept and kind.startswith("checkpoint"))]
         for info in doomed:
             with contextlib.suppress(FileNotFoundError):  # another maintenance run got there first
                 store.delete_file(info.path)

@@ -2,12 +2,12 @@
 
 import contextlib
 import datetime as dt
-import os
 
 import polars as pl
 import pytest
 from dagster import instance_for_test
 
+from benchmarks.common import project_env
 from mlops_assets.lake import DeltaLake
 from mlops_assets.platform import Platform
 
@@ -85,13 +85,8 @@ def scored_world(root, start: dt.date, n_days: int, cutoff: dt.date, scored: lis
     from mlops_assets.defs.build import build_definitions
     from mlops_assets.simulator import simulate
 
-    saved = {k: os.environ.get(k) for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLOPS_KILL_SWITCH")}
-    os.environ["MLOPS_HOME"] = str(root / "home")
-    os.environ["DAGSTER_HOME"] = str(root / "dagster")
-    os.environ.pop("MLOPS_SPEC", None)
-    os.environ.pop("MLOPS_KILL_SWITCH", None)
     (root / "dagster").mkdir()
-    try:
+    with project_env(MLOPS_HOME=str(root / "home"), DAGSTER_HOME=str(root / "dagster")):
         platform = Platform.from_env()
         simulate(platform.landing.parent, start, n_days, seed=21, inject=inject)
         defs = build_definitions(platform)
@@ -105,9 +100,3 @@ def scored_world(root, start: dt.date, n_days: int, cutoff: dt.date, scored: lis
             assert scoring.success
             yield {"platform": platform, "defs": defs, "instance": instance, "scoring": scoring,
                    "lake": DeltaLake(root=str(platform.home.lake)), "registry": defs.resources["registry"]}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
