@@ -13,6 +13,41 @@ from mlops_assets.platform import Platform
 
 DAY0 = dt.date(2026, 3, 2)  # a Monday
 
+# ---- scheduling on two workers (``-n 2 --dist loadfile``) -------------------------------------------------
+# The files whose tests run for minutes, longest first (measured under the full suite on two cores). They are
+# collected first, so the workers start on them and finish together on the short files; xdist by default
+# starts with the files holding the most tests, which left these for the end, one worker busy for minutes
+# after the other was done.
+LONG_FILES = ["test_e2e_ui.py", "test_daemon.py", "test_benchmarks_smoke.py", "test_s3_production.py",
+              "test_pii.py", "test_performance_without_labels.py", "test_data_assets.py", "test_model_plane.py",
+              "test_outages.py", "test_ledger.py"]
+# Files that run a real ``dagster-daemon`` share one worker, one after the other: side by side, each
+# daemon's queued runs starved the other's on two cores, past their timeouts.
+SAME_WORKER = {"test_daemon.py": "test_e2e_ui.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongFirst(LoadFileScheduling):
+        """Files as work units in collection order (no reordering by test count), with ``SAME_WORKER``'s
+        files joined to their partner's unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            folder, _, name = path.rpartition("/")
+            return f"{folder}/{SAME_WORKER[name]}" if name in SAME_WORKER else path
+
+    if config.getoption("dist") != "loadfile":
+        return None
+    config.option.loadscopereorder = False
+    return LongFirst(config, log)
+
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
