@@ -1,10 +1,11 @@
 """Per-run cost as a table ages: the lake work of one daily ingest run, at the first partitions vs after
 ``N`` (1,000) daily partitions, each its own commit.
 
-One run's lake work, as ``raw_events[D]`` does it: ``write_partitions`` of the day (one predicate
-overwrite, 200 rows), then ``counts_and_newest``: the volume check's rows per partition (from the Delta
-log's file statistics) and the freshness check's newest event (a read of the newest partition only), one
-load of the log for both. Each run is timed; then runs on a young table (5 partitions) and on the aged one
+One run's lake work, as ``raw_events[D]`` does it in a Dagster run: a fresh ``DeltaLake`` resource (each run
+gets its own, so the run loads the table's log), ``write_partitions`` of the day (one predicate overwrite,
+200 rows), then ``counts_and_newest``: the volume check's rows per partition (from the Delta log's file
+statistics) and the freshness check's newest event (a read of the newest partition only), on the handle
+the write left (no second load). Each run is timed; then runs on a young table (5 partitions) and on the aged one
 alternate, 25 each (side by side, so the machine's load hits both alike): "first" is the young table's
 median, "after" the aged one's.
 
@@ -58,19 +59,21 @@ def _full_scan(lake, table: str) -> None:
     lake.scan(table).select(pl.col("event_time").max()).collect()
 
 
-def _run(lake, table: str, day: dt.date, dated: float) -> float:
-    """One run's lake work on ``table`` for ``day``, then the day's maintenance; the run's wall time.
-    The log entries the day wrote are dated ``dated`` (the simulated day, as epoch seconds)."""
+def _run(maintained, table: str, day: dt.date, dated: float) -> float:
+    """One run's lake work on ``table`` for ``day`` through a fresh resource like ``maintained`` (the one the
+    maintenance uses), then the day's maintenance; the run's wall time. The log entries the day wrote are
+    dated ``dated`` (the simulated day, as epoch seconds)."""
     rows = _day_rows(day)
     t = time.perf_counter()
+    lake = type(maintained)(root=maintained.root)  # the run's own resource
     lake.write_partitions(table, rows, [day.isoformat()], run_id=f"run-{day}")
     counts, newest = _counts_and_newest(lake, table)
     elapsed = time.perf_counter() - t
     if newest is None or counts.get(day.isoformat()) != ROWS:
         raise AssertionError(f"{table} {day}: counts {counts.get(day.isoformat())}, newest {newest}")
     _date_new_entries(lake, table, dated)
-    if hasattr(lake, "maintain"):
-        lake.maintain(table, retention_hours=168, log_retention_hours=LOG_RETENTION_HOURS)
+    if hasattr(maintained, "maintain"):
+        maintained.maintain(table, retention_hours=168, log_retention_hours=LOG_RETENTION_HOURS)
         _date_new_entries(lake, table, dated + 3 * 3600)  # the checkpoint maintenance wrote: 03:00 next day
     return elapsed
 

@@ -226,11 +226,18 @@ query E2EDaemons {
 
 # ---- the world ----------------------------------------------------------------------------------
 def _production_yaml() -> str:
-    """deploy/dagster.yaml with one key added when absent: the SQLAlchemy driver. SQLAlchemy 2.1
-    maps a bare postgresql:// URL to psycopg 3, which is not installed (psycopg2-binary is);
-    test_postgres.py pins that bug with a strict xfail. Everything else exactly as deployed."""
+    """deploy/dagster.yaml with two changes, everything else exactly as deployed:
+
+    - the SQLAlchemy driver added when absent: SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3,
+      which is not installed (psycopg2-binary is); test_postgres.py pins that bug with a strict xfail;
+    - the run queue sized to this machine (``max_concurrent_runs``: its cores, at most the deployed value), as
+      an operator sizes it to the run host. Each run is a process and each of its steps another: the seeded
+      world queues ~15 runs at once (seven label days, performance, training, the two new days), and the
+      deployed 8 at a time on two cores ran a daily run's steps minutes apart, past the test's timeouts."""
     config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     config["storage"]["postgres"]["postgres_db"].setdefault("scheme", "postgresql+psycopg2")
+    queue = config["run_coordinator"]["config"]
+    queue["max_concurrent_runs"] = max(2, min(queue["max_concurrent_runs"], os.cpu_count() or 2))
     return yaml.safe_dump(config, sort_keys=False)
 
 
