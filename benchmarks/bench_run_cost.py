@@ -74,7 +74,7 @@ def _run(maintained, table: str, day: dt.date, dated: float) -> float:
     _date_new_entries(lake, table, dated)
     if hasattr(maintained, "maintain"):
         maintained.maintain(table, retention_hours=168, log_retention_hours=LOG_RETENTION_HOURS)
-        _date_new_entries(lake, table, dated + 3 * 3600)  # the checkpoint maintenance wrote: 03:00 next day
+        _date_new_entries(maintained, table, dated + 3 * 3600)  # the checkpoint maintenance wrote: 03:00 next day
     return elapsed
 
 

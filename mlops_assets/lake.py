@@ -326,8 +326,8 @@ class DeltaLake(ConfigurableResource):
         however long its history; each kept version keeps its time travel (one no longer loadable: ``lost``)."""
         # first (before any commit of this maintenance), each kept version gets a checkpoint of its own
         # while it can still be loaded: the log cleanup keeps it, and loading that version reads it alone
-        lost = [v for v in sorted(set(keep_versions)) if not self._checkpoint_version(table, v)]
-        kept = [v for v in sorted(set(keep_versions)) if v not in lost]
+        loadable = {v: self._checkpoint_version(table, v) for v in sorted(set(keep_versions))}
+        lost, kept = [v for v, ok in loadable.items() if not ok], [v for v, ok in loadable.items() if ok]
         dt_ = self._table(table)
         missing = {k: v for k, v in TABLE_CONFIGURATION.items() if dt_.metadata().configuration.get(k) != v}
         if missing:  # a table created before these settings: they apply from now on
