@@ -246,8 +246,8 @@ class Demo:
             versions = sorted({m[Meta.MODEL_VERSION].value for r in rescored for e in r.result.all_events
                                if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [SCORES]
                                for m in [e.event_specific_data.materialization.metadata]})
-            notes.append(f"RESCORE {len(rescored)} day(s) with v{versions}")
-            self.story.append(f"{d} rescore_sensor: re-scored {', '.join(r.partition_key for r in rescored)} "
+            notes.append(f"RESCORE {sum(len(r.partition_keys) for r in rescored)} day(s) with v{versions}")
+            self.story.append(f"{d} rescore_sensor: re-scored {', '.join(r.partitions for r in rescored)} "
                               f"with v{versions}")
         for r in self.tick(Sensor.SHADOW_PROMOTION):
             outcome = _champion_outcome(r.result)
@@ -266,7 +266,7 @@ class Demo:
         dr = drift[0] if drift else None
         drift_txt = f"drift share {dr['share_drifted'].value:.2f}" if dr else "no drift report"
         drift_txt += _estimate_text(estimate[0] if estimate else None, mv[0] if mv else None)
-        _say(f"   {d}: {scored}, {drift_txt}, {len(perf)} performance update(s)"
+        _say(f"   {d}: {scored}, {drift_txt}, performance of {sum(len(r.partition_keys) for r in perf)} day(s) updated"
              + (" | " + " | ".join(notes) if notes else ""))
 
     def waive(self, version: str, d: dt.date) -> str:

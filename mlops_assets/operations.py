@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import DagsterInstance, RunsFilter, build_sensor_context
+from dagster import DagsterInstance, PartitionKeyRange, RunsFilter, build_sensor_context
 
 from mlops_assets.defs.build import build_definitions
 from mlops_assets.platform import Platform
@@ -62,10 +62,18 @@ def open_platform(platform: Platform | None = None):
 @dataclass
 class Launched:
     run_id: str
-    partition_key: str | None
+    partition_key: str | None  # a one-partition run's key; None for a single-run range
     success: bool
     tags: dict
     result: object
+    partition_keys: list[str] = field(default_factory=list)  # every partition the run covered
+
+    @property
+    def partitions(self) -> str:
+        """The run's partition, or its range as ``first..last``."""
+        if self.partition_key or RunTag.RANGE_START not in self.tags:
+            return self.partition_key or ""
+        return f"{self.tags[RunTag.RANGE_START]}..{self.tags[RunTag.RANGE_END]}"
 
 
 def launched_before(instance: DagsterInstance, sensor_name: str, run_key: str) -> bool:
@@ -99,14 +107,23 @@ def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None, 
             raise_on_error=False,
             run_config=QUIET if quiet else None,
         )
-        launched.append(Launched(result.run_id, rr.partition_key, result.success, tags, result))
+        launched.append(Launched(result.run_id, rr.partition_key, result.success, tags, result,
+                                 _covered(job, rr.partition_key, tags)))
     skip = data.skip_message
     return launched, data.cursor if data.cursor is not None else cursor, skip
 
 
+def _covered(job, partition_key: str | None, tags: dict) -> list[str]:
+    if partition_key is not None:
+        return [partition_key]
+    if RunTag.RANGE_START not in tags or job.partitions_def is None:
+        return []
+    return job.partitions_def.get_partition_keys_in_range(PartitionKeyRange(tags[RunTag.RANGE_START],
+                                                                             tags[RunTag.RANGE_END]))
+
+
 # ---- operator runs: one job, one partition or one range, on the instance under $MLOPS_HOME ------------
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-"""Dagster's own run tags of a single-run backfill over a partition range."""
+RANGE_START, RANGE_END = RunTag.RANGE_START, RunTag.RANGE_END
 
 INSTANCE_VAR = "DAGSTER_HOME"
 

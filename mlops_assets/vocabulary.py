@@ -70,6 +70,8 @@ class RunTag:
     PARTITION = "dagster/partition"
     SENSOR_NAME = "dagster/sensor_name"
     RUN_KEY = "dagster/run_key"
+    RANGE_START = "dagster/asset_partition_range_start"  # a single-run range: its first and last partition
+    RANGE_END = "dagster/asset_partition_range_end"
 
 
 # ---- MLflow ----------------------------------------------------------------------------------

@@ -233,7 +233,7 @@ def _production_yaml() -> str:
       which is not installed (psycopg2-binary is); test_postgres.py pins that bug with a strict xfail;
     - the run queue sized to this machine (``max_concurrent_runs``: its cores, at most the deployed value), as
       an operator sizes it to the run host. Each run is a process and each of its steps another: the seeded
-      world queues ~15 runs at once (seven label days, performance, training, the two new days), and the
+      world queues ~10 runs at once (seven label days, performance ranges, training, the two new days), and the
       deployed 8 at a time on two cores ran a daily run's steps minutes apart, past the test's timeouts."""
     config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     config["storage"]["postgres"]["postgres_db"].setdefault("scheme", "postgresql+psycopg2")
@@ -447,6 +447,17 @@ def test_daemon_runs_the_landing_and_drift_sensors_on_postgres(e2e):
     assert tags["mlops/drift_partitions"].startswith(DRIFT_DAY.isoformat()), tags
     assert "amount" in tags["mlops/drift_features"], tags
     assert any(r["status"] == "SUCCESS" for r in training), training
+
+    # the performance sensor: the seeded labels of the scored days → single-run ranges, not one run per day
+    def performance_runs():
+        found = e2e.runs("performance", {"dagster/sensor_name": "performance_sensor"})
+        assert not [r for r in found if r["status"] in ("FAILURE", "CANCELED")], found
+        return found if found and all(r["status"] == "SUCCESS" for r in found) else None
+
+    performance = e2e.wait_for(performance_runs, TRAINING_TIMEOUT, "the performance sensor's runs to succeed")
+    ranged = [(r["tags"]["dagster/asset_partition_range_start"], r["tags"]["dagster/asset_partition_range_end"])
+              for r in performance if "dagster/asset_partition_range_start" in r["tags"]]
+    assert ranged and all(SCORED[0] <= first < last <= SCORED[-1] for first, last in ranged), performance
 
 
 # ---- test 2: the UI in a real browser -----------------------------------------------------------

@@ -208,7 +208,9 @@ def test_guard_rolls_back_once_and_rescoring_removes_every_row_of_the_bad_versio
     assert read_audit(lake).filter(pl.col("action") == "rollback").height == 1
 
     rescored, _, _ = tick(instance, defs, "rescore_sensor", None)
-    assert sorted(r.partition_key for r in rescored) == bad_days and all(r.success for r in rescored)
+    # four consecutive days: ONE single-run range, not four runs
+    assert [(r.partitions, r.partition_keys, r.success) for r in rescored] == [
+        (f"{bad_days[0]}..{bad_days[-1]}", bad_days, True)]
     scores = lake.read("scores")
     assert 2 not in set(scores["model_version"]) and set(scores.filter(pl.col("ds").is_in(bad_days))["model_version"]) == {1}
     assert tick(instance, defs, "rescore_sensor", None)[0] == []  # nothing left to re-score
@@ -221,6 +223,26 @@ def test_status_reports_monitoring_sections(world):
     assert {"scores", "drift", "performance", "retrains", "alerts"} <= set(status)
     assert status["scores"]["partitions"] == len(SCORED)
     assert status["drift"] and status["drift"][-1]["dataset_drifted"] is True
+
+
+def test_performance_sensor_catches_up_consecutive_labelled_days_in_one_run(world):
+    """The first tick sees every label commit: the scored days any label belongs to are judged by ONE
+    single-run range (a catch-up of N days is one process), and the next tick has nothing to do."""
+    from mlops_assets.operations import tick
+
+    defs, instance, lake = world["defs"], world["instance"], world["lake"]
+    spec = world["platform"].spec
+    labelled = lake.read("raw_labels").select(pl.col(spec.labels.id).alias(spec.id))
+    expected = sorted(lake.read("scores").join(labelled, on=spec.id, how="semi")["ds"].unique().to_list())
+    assert len(expected) >= 2 and expected == SCORED[:len(expected)], expected  # consecutive, from the first
+    launched, cursor, _ = tick(instance, defs, "performance_sensor", None)
+    assert [(r.partition_keys, r.success) for r in launched] == [(expected, True)]
+    assert launched[0].partition_key is None and launched[0].tags["dagster/run_key"].startswith(
+        f"perf:{expected[0]}..{expected[-1]}:labels@v")
+    perf = lake.read("performance", expected)
+    assert sorted(perf["ds"].unique().to_list()) == expected and set(perf["model_version"]) == {1}
+    again, _, skip = tick(instance, defs, "performance_sensor", cursor)
+    assert again == [] and "no new labels" in skip
 
 
 def test_performance_compares_with_last_known_good_on_the_same_rows(world):

@@ -342,3 +342,19 @@ def test_a_training_window_may_not_start_before_the_first_partition():
     assert f"on or after {start + dt.timedelta(days=window)}" in problem and "allow_partial_window" in problem
     assert partial_window_problem(SPEC, start + dt.timedelta(days=window)) is None
     assert partial_window_problem(spec_with(training__allow_partial_window=True), early) is None
+
+
+def test_a_set_of_days_is_requested_as_one_run_per_block_of_consecutive_days():
+    from mlops_assets.defs.common import consecutive_blocks, days_requests
+
+    days = ["2026-03-05", "2026-03-02", "2026-03-03", "2026-03-03", "2026-03-09", "2026-02-28", "2026-03-01"]
+    assert consecutive_blocks(days) == [["2026-02-28", "2026-03-01", "2026-03-02", "2026-03-03"], ["2026-03-05"],
+                                        ["2026-03-09"]]  # across a month's end; duplicates once
+    assert consecutive_blocks([]) == []
+    requests = days_requests(days, lambda block: f"k:{block}", {"mlops/reason": "why"})
+    assert [r.run_key for r in requests] == ["k:2026-02-28..2026-03-03", "k:2026-03-05", "k:2026-03-09"]
+    first, single = requests[0], requests[1]
+    assert first.partition_key is None and first.tags == {
+        "mlops/reason": "why", "dagster/asset_partition_range_start": "2026-02-28",
+        "dagster/asset_partition_range_end": "2026-03-03"}
+    assert single.partition_key == "2026-03-05" and single.tags == {"mlops/reason": "why"}

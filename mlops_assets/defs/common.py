@@ -1,11 +1,23 @@
-"""Wiring helpers every asset module shares: the automation rule and metadata formatting."""
+"""Wiring helpers every asset and sensor module shares: the automation rule, metadata formatting, and
+run requests for sets of days."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Iterable
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetSpec, AutomationCondition, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetSpec,
+    AutomationCondition,
+    MetadataValue,
+    RunRequest,
+)
+
+from mlops_assets.vocabulary import RunTag
 
 OWNERS = "owners"  # check metadata: AssetCheckSpec has no owners of its own
 
@@ -59,3 +71,28 @@ def owned_checks(check_specs: list[AssetCheckSpec], owners: list[str]) -> list[A
 def urls(links: dict[str, str | None]) -> dict[str, MetadataValue]:
     """Link metadata (clickable in the UI); entries without a URL are left out."""
     return {k: MetadataValue.url(v) for k, v in links.items() if v}
+
+
+def consecutive_blocks(days: Iterable[str]) -> list[list[str]]:
+    """ISO days, sorted and split where a day is missing: each block is one run's partitions."""
+    blocks: list[list[str]] = []
+    for day in sorted(set(days)):
+        if blocks and dt.date.fromisoformat(day) - dt.date.fromisoformat(blocks[-1][-1]) == dt.timedelta(days=1):
+            blocks[-1].append(day)
+        else:
+            blocks.append([day])
+    return blocks
+
+
+def days_requests(days: Iterable[str], run_key: Callable[[str], str], tags: dict[str, str]) -> list[RunRequest]:
+    """One run per block of consecutive ``days``: a one-day block as that partition, a longer one as a
+    single-run range (Dagster's range tags; every asset of these jobs takes a range in one run), so a
+    catch-up of N days is one process, not N. ``run_key(block)`` gets ``"first"`` or ``"first..last"``."""
+    requests = []
+    for block in consecutive_blocks(days):
+        if len(block) == 1:
+            requests.append(RunRequest(run_key=run_key(block[0]), partition_key=block[0], tags=tags))
+        else:
+            requests.append(RunRequest(run_key=run_key(f"{block[0]}..{block[-1]}"),
+                                       tags={**tags, RunTag.RANGE_START: block[0], RunTag.RANGE_END: block[-1]}))
+    return requests

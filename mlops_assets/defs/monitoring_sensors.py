@@ -22,6 +22,7 @@ from dagster import (
 )
 
 from mlops_assets.alerts import AlertSink
+from mlops_assets.defs.common import days_requests
 from mlops_assets.lake import DeltaLake
 from mlops_assets.ledger import MoveConflict, reconcile
 from mlops_assets.ml.drift import drift_summary
@@ -171,7 +172,7 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
     @sensor(name=Sensor.PERFORMANCE, job=performance_job, minimum_interval_seconds=60,
             default_status=DefaultSensorStatus.RUNNING,
             description="When labels arrive (a new raw_labels commit), requests model_performance for exactly the "
-            "scored event days those labels belong to.")
+            "scored event days those labels belong to: one run per block of consecutive days.")
     def performance_sensor(context: SensorEvaluationContext, lake: DeltaLake):
         if spec.labels is None:
             return SkipReason("no label feed: performance follows scores")
@@ -181,8 +182,8 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
             return SkipReason("no new labels")
         arrivals, days = labelled_days(lake, spec, seen)
         reason = f"labels arrived {arrivals[0]}..{arrivals[-1]}" if arrivals else "labels rewritten"
-        return SensorResult(run_requests=[RunRequest(run_key=f"perf:{d}:labels@v{current}", partition_key=d,
-                                                     tags=run_tags(Sensor.PERFORMANCE, reason)) for d in days],
+        return SensorResult(run_requests=days_requests(days, lambda block: f"perf:{block}:labels@v{current}",
+                                                       run_tags(Sensor.PERFORMANCE, reason)),
                             cursor=str(current))
 
     @sensor(name=Sensor.GUARD, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
@@ -207,7 +208,8 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         return SensorResult(skip_reason=SkipReason(f"guard acted: {action}"), cursor=json.dumps([*handled, champion][-50:]))
 
     @sensor(name=Sensor.RESCORE, job=scoring_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
-            description="Re-scores every partition that a rolled-back version scored, with the current champion.")
+            description="Re-scores every partition that a rolled-back version scored, with the current champion: "
+            "one run per block of consecutive days.")
     def rescore_sensor(context: SensorEvaluationContext, lake: DeltaLake, registry: ModelRegistry):
         champion = registry.get_alias(Alias.CHAMPION)
         if champion is None or not lake.exists(SCORES):
@@ -216,8 +218,7 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         if not days:
             return SkipReason("no partition scored by a rolled-back version")
         reason = f"scored by rolled-back version(s) {rolled}; champion v{champion}"
-        return [RunRequest(run_key=f"rescore:{d}:v{champion}", partition_key=d, tags=run_tags(Sensor.RESCORE, reason))
-                for d in days]
+        return days_requests(days, lambda block: f"rescore:{block}:v{champion}", run_tags(Sensor.RESCORE, reason))
 
     @sensor(name=Sensor.SHADOW_PROMOTION, job=training_job, minimum_interval_seconds=300,
             default_status=DefaultSensorStatus.RUNNING,
