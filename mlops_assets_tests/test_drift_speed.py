@@ -1,10 +1,11 @@
-"""The O(n) merge and ranks behind the numeric drift statistics equal the sort and searchsorted
-they replace, value for value (so every statistic — and verdict — is unchanged)."""
+"""The O(n) merge and the CDFs over distinct values behind the numeric drift statistics equal the sort
+and searchsorted they replace, value for value, and the statistics equal scipy's (so every statistic —
+and verdict — is unchanged)."""
 
 import numpy as np
 import pytest
 
-from mlops_assets.ml.drift_stats import merge_sorted, numeric_stats, right_ranks
+from mlops_assets.ml.drift_stats import CdfGrid, merge_sorted, numeric_stats
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -18,8 +19,23 @@ def test_merge_and_ranks_equal_a_stable_sort_and_searchsorted(seed):
     expected.sort(kind="stable")
     combined, is_ref = merge_sorted(ref, cur)
     assert np.array_equal(combined, expected) and is_ref.sum() == ref.size
-    assert np.array_equal(right_ranks(combined, is_ref), ref.searchsorted(expected, "right"))
-    assert np.array_equal(right_ranks(combined, ~is_ref), cur.searchsorted(expected, "right"))
+    grid = CdfGrid.of(ref, cur)
+    distinct = np.unique(expected)
+    assert np.array_equal(grid.values[grid.real], distinct) and grid.ref_distinct == np.unique(ref).size
+    assert np.array_equal(grid.cum_ref[grid.real], ref.searchsorted(distinct, "right"))
+    assert np.array_equal(grid.cum_cur[grid.real], cur.searchsorted(distinct, "right"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ks_and_wasserstein_over_distinct_values_equal_scipys(seed):
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    ref = np.round(rng.normal(0, 2, 5000), seed)  # seed 0: few distinct values, ties across the samples
+    cur = np.round(rng.normal(0.2, 2.2, 20_000), seed)
+    out = numeric_stats(ref, cur, reference_std=1.0)
+    assert out["ks_statistic"] == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)
+    assert out["wasserstein"] == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9)
 
 
 def test_numeric_stats_do_not_depend_on_the_input_order():
