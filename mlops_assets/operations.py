@@ -17,7 +17,7 @@ from dagster import DagsterInstance, PartitionKeyRange, RunsFilter, build_sensor
 
 from mlops_assets.defs.build import build_definitions
 from mlops_assets.platform import Platform
-from mlops_assets.vocabulary import CANDIDATE_MODEL, CHAMPION, EVALUATION_REPORT, Action, Meta, RunTag
+from mlops_assets.vocabulary import CANDIDATE_MODEL, CHAMPION, EVALUATION_REPORT, Action, Meta, RunTag, run_partitions
 
 DAGSTER_YAML = """# Embedded default instance: SQLite storage under this folder.
 # Run monitoring (the daemon, i.e. `dagster dev` / `dagster-daemon run`): a run stuck STARTING fails
@@ -71,9 +71,7 @@ class Launched:
     @property
     def partitions(self) -> str:
         """The run's partition, or its range as ``first..last``."""
-        if self.partition_key or RunTag.RANGE_START not in self.tags:
-            return self.partition_key or ""
-        return f"{self.tags[RunTag.RANGE_START]}..{self.tags[RunTag.RANGE_END]}"
+        return self.partition_key or run_partitions(self.tags) or ""
 
 
 def launched_before(instance: DagsterInstance, sensor_name: str, run_key: str) -> bool:

@@ -74,6 +74,15 @@ class RunTag:
     RANGE_END = "dagster/asset_partition_range_end"
 
 
+def run_partitions(tags: dict[str, str]) -> str | None:
+    """The partition a run's tags name, or its single-run range as ``first..last``; None for neither."""
+    if RunTag.PARTITION in tags:
+        return tags[RunTag.PARTITION]
+    if RunTag.RANGE_START in tags:
+        return f"{tags[RunTag.RANGE_START]}..{tags.get(RunTag.RANGE_END, tags[RunTag.RANGE_START])}"
+    return None
+
+
 # ---- MLflow ----------------------------------------------------------------------------------
 class Alias:
     CHAMPION, CHALLENGER, LAST_KNOWN_GOOD = "champion", "challenger", "last_known_good"

@@ -358,3 +358,25 @@ def test_a_set_of_days_is_requested_as_one_run_per_block_of_consecutive_days():
         "mlops/reason": "why", "dagster/asset_partition_range_start": "2026-02-28",
         "dagster/asset_partition_range_end": "2026-03-03"}
     assert single.partition_key == "2026-03-05" and single.tags == {"mlops/reason": "why"}
+    # what a run's alert and the demo name: the partition, or the range
+    from mlops_assets.vocabulary import run_partitions
+
+    assert run_partitions(first.tags) == "2026-02-28..2026-03-03" and run_partitions({}) is None
+    assert run_partitions({"dagster/partition": "2026-03-05"}) == "2026-03-05"
+
+
+def test_a_day_is_re_scored_once_per_champion_and_rolled_back_version_however_its_block_moves():
+    from mlops_assets.defs.monitoring_sensors import rescore_due
+
+    first = [("2026-03-01", 2), ("2026-03-02", 2), ("2026-03-03", 2), ("2026-03-04", 2)]
+    due, cursor = rescore_due(first, 1, None)
+    assert due == first
+    # a daily run that loaded v2 before the rollback scores the next day with it: only that day is due
+    grown = [*first, ("2026-03-05", 2)]
+    due, cursor = rescore_due(grown, 1, cursor)
+    assert due == [("2026-03-05", 2)]
+    # a day leaves the set (re-processed meanwhile) while the others wait: nothing new is due
+    assert rescore_due([p for p in grown if p[0] != "2026-03-02"], 1, cursor)[0] == []
+    # a later rollback (v3) of the same champion's days, and a new champion: due again
+    assert rescore_due([("2026-03-01", 3)], 1, cursor)[0] == [("2026-03-01", 3)]
+    assert rescore_due(first, 4, cursor)[0] == first

@@ -52,6 +52,7 @@ from mlops_assets.vocabulary import (
     Sensor,
     Status,
     VersionTag,
+    run_partitions,
 )
 
 
@@ -77,12 +78,26 @@ def labelled_days(lake: DeltaLake, spec, after_version: int) -> tuple[list[str],
     return arrivals, days
 
 
-def days_scored_by_rolled_back(lake: DeltaLake, registry: ModelRegistry) -> tuple[list[str], list[int]]:
+def scored_by_rolled_back(lake: DeltaLake, registry: ModelRegistry) -> list[tuple[str, int]]:
+    """(day, version) for every day holding rows of a rolled-back version, sorted."""
     by_version = lake.scan(SCORES).select(PARTITION_COLUMN, "model_version").unique().collect()
-    rolled = sorted(v for v in by_version["model_version"].unique().to_list()
-                    if v >= 0 and registry.version_tags(v).get(VersionTag.STATUS) == Status.ROLLED_BACK)
-    days = by_version.filter(pl.col("model_version").is_in(rolled))[PARTITION_COLUMN].unique().sort().to_list()
-    return days, rolled
+    rolled = [v for v in by_version["model_version"].unique().to_list()
+              if v >= 0 and registry.version_tags(v).get(VersionTag.STATUS) == Status.ROLLED_BACK]
+    return sorted(by_version.filter(pl.col("model_version").is_in(rolled)).iter_rows())
+
+
+def rescore_due(scored: list[tuple[str, int]], champion: int,
+                cursor: str | None) -> tuple[list[tuple[str, int]], str]:
+    """(the ``scored`` (day, version) pairs not yet requested for ``champion``, the cursor after requesting
+    them). A day is re-scored once per champion and rolled-back version that scored it, however the set of
+    days moves between ticks (a daily run that scored with the old version after the rollback, a day
+    re-processed): the runs are per block of days, so their run keys alone would request a moved block's
+    days again."""
+    before = json.loads(cursor) if cursor else {}
+    requested = {(day, version) for day, version in before.get("requested", [])} \
+        if before.get("champion") == champion else set()
+    due = [pair for pair in scored if pair not in requested]
+    return due, json.dumps({"champion": champion, "requested": sorted(requested | set(due))})
 
 
 def guard_act(context, lake: DeltaLake, registry: ModelRegistry, champion: int, reason: str, action: str):
@@ -214,11 +229,13 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         champion = registry.get_alias(Alias.CHAMPION)
         if champion is None or not lake.exists(SCORES):
             return SkipReason("nothing scored yet")
-        days, rolled = days_scored_by_rolled_back(lake, registry)
-        if not days:
-            return SkipReason("no partition scored by a rolled-back version")
+        due, cursor = rescore_due(scored_by_rolled_back(lake, registry), champion, context.cursor)
+        if not due:
+            return SkipReason("no partition scored by a rolled-back version waits for re-scoring")
+        days, rolled = sorted({day for day, _ in due}), sorted({version for _, version in due})
         reason = f"scored by rolled-back version(s) {rolled}; champion v{champion}"
-        return days_requests(days, lambda block: f"rescore:{block}:v{champion}", run_tags(Sensor.RESCORE, reason))
+        return SensorResult(run_requests=days_requests(days, lambda block: f"rescore:{block}:v{champion}",
+                                                       run_tags(Sensor.RESCORE, reason)), cursor=cursor)
 
     @sensor(name=Sensor.SHADOW_PROMOTION, job=training_job, minimum_interval_seconds=300,
             default_status=DefaultSensorStatus.RUNNING,
@@ -257,7 +274,7 @@ def build_monitoring_sensors(platform: Platform, *, training_job, scoring_job, p
         # one rule for "what kind of failure" (the scorecard counts failures by the same classes)
         kind = {CONTRACT: "data_contract_failure", GATE: "gate_failure"}.get(classify_failure(text), "pipeline_failure")
         alerts.send(kind, reason=f"run of {run.job_name} failed: {text.strip()[:500]}", run_id=run.run_id,
-                    partition=run.tags.get(RunTag.PARTITION), asset=run.job_name)
+                    partition=run_partitions(run.tags), asset=run.job_name)
 
     return [drift_sensor, performance_sensor, performance_guard_sensor, rescore_sensor, shadow_promotion_sensor,
             reconcile_sensor, alert_on_run_failure]

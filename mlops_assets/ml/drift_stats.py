@@ -343,11 +343,11 @@ def _reference_values(profile: dict, ref_counts: dict[str, int] | None) -> np.nd
 
 
 def _mean_std(values: np.ndarray) -> tuple[float | None, float | None]:
-    """Mean and population std (``np.std``, ddof 0) of finite values; the squares summed by one dot
-    product (a quarter of ``np.std``'s time on a million rows)."""
+    """Mean and population std (``np.std``, ddof 0) of finite values; the squares summed by one
+    ``einsum`` (no temporary of squares; not BLAS, so the same bits whatever the thread count)."""
     mean = float(values.mean())
     centred = values - mean
-    return float_or_none(mean), float_or_none(np.sqrt(np.dot(centred, centred) / values.size))
+    return float_or_none(mean), float_or_none(np.sqrt(np.einsum("i,i->", centred, centred) / values.size))
 
 
 def numeric_column(profile: dict, values: Any) -> dict[str, Any]:
