@@ -32,7 +32,6 @@ from benchmarks.common import QUIET_RUN_CONFIG, Result, Table, goal, project_env
 
 SEED = 0
 GOAL_SPEEDUP = 5.0
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def _start(n: int) -> dt.date:
@@ -62,7 +61,7 @@ def _ingest(home: Path, keys: list[str], mode: str) -> dict[str, Any]:
     from mlops_assets.defs.build import build_definitions
     from mlops_assets.lake import DeltaLake
     from mlops_assets.platform import Platform
-    from mlops_assets.vocabulary import Job
+    from mlops_assets.vocabulary import Job, RunTag
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         platform = Platform.from_env()
@@ -72,7 +71,7 @@ def _ingest(home: Path, keys: list[str], mode: str) -> dict[str, Any]:
         with instance_for_test(temp_dir=str(home / "dagster")) as instance:
             t0 = time.perf_counter()
             if mode == "range":
-                tags = {RANGE_START: keys[0], RANGE_END: keys[-1]}
+                tags = {RunTag.RANGE_START: keys[0], RunTag.RANGE_END: keys[-1]}
                 result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_RUN_CONFIG,
                                                 raise_on_error=False)
                 if not result.success:

@@ -121,8 +121,6 @@ def _covered(job, partition_key: str | None, tags: dict) -> list[str]:
 
 
 # ---- operator runs: one job, one partition or one range, on the instance under $MLOPS_HOME ------------
-RANGE_START, RANGE_END = RunTag.RANGE_START, RunTag.RANGE_END
-
 INSTANCE_VAR = "DAGSTER_HOME"
 
 
@@ -227,7 +225,7 @@ def launch_run(instance: DagsterInstance, defs, job_name: str, *, partition: str
     run_id = str(uuid.uuid4())
     run_tags = dict(tags or {})
     if first is not None:
-        run_tags.update({RANGE_START: first, RANGE_END: last or first})
+        run_tags.update({RunTag.RANGE_START: first, RunTag.RANGE_END: last or first})
     logs: list[tuple[str, int, str]] = []
     shown: set[str] = set()
 

@@ -11,10 +11,11 @@ import yaml
 from dagster import DagsterInstance, RunsFilter
 
 from mlops_assets.cli import main
-from mlops_assets.operations import RANGE_END, RANGE_START, instance_warning
+from mlops_assets.operations import instance_warning
 from mlops_assets.platform import Platform
 from mlops_assets.simulator import Injection, simulate
 from mlops_assets.spec import BUNDLED_SPEC
+from mlops_assets.vocabulary import RunTag
 
 from .conftest import DAY0
 
@@ -75,7 +76,7 @@ def test_ingest_train_score_through_the_cli_on_the_mlops_home_instance(home, mon
         runs = instance.get_runs(RunsFilter(tags={"mlops/trigger": "cli"}))
     assert sorted(r.job_name for r in runs) == ["ingest", "ingest_labels", "scoring", "training", "training"]
     ingest = next(r for r in runs if r.job_name == "ingest")
-    assert (ingest.tags[RANGE_START], ingest.tags[RANGE_END]) == (DAY0.isoformat(), last)
+    assert (ingest.tags[RunTag.RANGE_START], ingest.tags[RunTag.RANGE_END]) == (DAY0.isoformat(), last)
 
 
 def test_train_without_data_is_a_pipeline_error_exit_1(home, monkeypatch, capsys):

@@ -92,12 +92,12 @@ def rescore_due(scored: list[tuple[str, int]], champion: int,
     them). A day is re-scored once per champion and rolled-back version that scored it, however the set of
     days moves between ticks (a daily run that scored with the old version after the rollback, a day
     re-processed): the runs are per block of days, so their run keys alone would request a moved block's
-    days again."""
+    days again. The cursor keeps only the pairs still scored (a re-scored day leaves it): it stays small."""
     before = json.loads(cursor) if cursor else {}
     requested = {(day, version) for day, version in before.get("requested", [])} \
         if before.get("champion") == champion else set()
     due = [pair for pair in scored if pair not in requested]
-    return due, json.dumps({"champion": champion, "requested": sorted(requested | set(due))})
+    return due, json.dumps({"champion": champion, "requested": sorted(set(scored))})
 
 
 def guard_act(context, lake: DeltaLake, registry: ModelRegistry, champion: int, reason: str, action: str):
