@@ -69,7 +69,7 @@ bench: $(STAMP)
 
 # docs/spec.md is generated from the spec's pydantic schema (test_spec_docs.py fails when it is stale).
 docs: $(STAMP)
-	$(BIN)/python -m mlops_assets.ml.spec_docs > docs/spec.md
+	$(BIN)/python -m mlops_assets.core.spec_docs > docs/spec.md
 
 # NannyML, for the cross-check of estimation and multivariate drift (test_nannyml_crosscheck.py): its pins conflict
 # with ours, so it gets its own environment from its own lock (no resolution: --no-deps, like the main venv).

@@ -58,10 +58,10 @@ def _ingest(home: Path, keys: list[str], mode: str) -> dict[str, Any]:
     """Run the ingest job over ``keys`` in ``home``; returns timings and the tables written."""
     from dagster import AssetKey, instance_for_test
 
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.platform import Platform
-    from mlops_assets.vocabulary import Job, RunTag
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.core.vocabulary import Job, RunTag
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         platform = Platform.from_env()
@@ -104,11 +104,11 @@ def _pure(home: Path, keys: list[str]) -> list[float]:
 
     import polars as pl
 
-    from mlops_assets.contract_checks import partition_verdicts
-    from mlops_assets.features import compute_features, input_columns
-    from mlops_assets.ingest import event_contract, ingest_range
-    from mlops_assets.lake import PARTITION_COLUMN, DeltaLake
-    from mlops_assets.platform import Platform
+    from mlops_assets.data.contract_checks import partition_verdicts
+    from mlops_assets.data.features import compute_features, input_columns
+    from mlops_assets.data.ingest import event_contract, ingest_range
+    from mlops_assets.data.lake import PARTITION_COLUMN, DeltaLake
+    from mlops_assets.core.platform import Platform
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         platform = Platform.from_env()
@@ -135,7 +135,7 @@ def _sorted(frame):
 
 
 def bench(quick: bool = False) -> Result:
-    from mlops_assets.simulator import simulate
+    from mlops_assets.data.simulator import simulate
 
     n = 5 if quick else 90
     start = _start(n)

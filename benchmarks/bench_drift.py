@@ -27,9 +27,9 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlops_assets.ml.drift import feature_drift  # noqa: E402
-from mlops_assets.ml.drift_profile import build_reference_profile  # noqa: E402
-from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, parse_spec  # noqa: E402
+from mlops_assets.monitoring.drift.methods import feature_drift  # noqa: E402
+from mlops_assets.monitoring.drift.profile import build_reference_profile  # noqa: E402
+from mlops_assets.core.spec import BUNDLED_SPEC, DatasetSpec, parse_spec  # noqa: E402
 
 EXTRA_NUMERIC = ["merchant_risk", "balance", "velocity_7d", "basket_items", "session_seconds", "ip_risk",
                  "refund_rate", "device_age_days", "login_failures", "avg_ticket", "tenure_months", "discount_share"]

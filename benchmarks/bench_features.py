@@ -71,15 +71,14 @@ CONTRACT_VARIANTS = {
 
 
 def _spec():
-    from mlops_assets.spec import load_spec
+    from mlops_assets.core.spec import load_spec
 
     return load_spec()
 
 
 def _contract(spec):
     """validate_file's second argument: a Contract (newer code) or the spec itself (older)."""
-    from mlops_assets import ingest
-
+    from mlops_assets.data import ingest
     return ingest.event_contract(spec) if hasattr(ingest, "event_contract") else spec
 
 
@@ -91,8 +90,8 @@ def input_columns(spec) -> list[str]:
 
 def make_inputs(folder: Path, rows: int) -> dict[str, Any]:
     """Write the landing CSV and the validated raw partition (Parquet) under ``folder``."""
-    from mlops_assets.ingest import validate_file
-    from mlops_assets.simulator import TIMESTAMP_FORMAT, card_events
+    from mlops_assets.data.ingest import validate_file
+    from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events
 
     spec = _spec()
     events = card_events(DAY, rows=rows, seed=0).drop("is_fraud")
@@ -109,8 +108,8 @@ def make_inputs(folder: Path, rows: int) -> dict[str, Any]:
 def variants(folder: Path, raw: pl.DataFrame | None = None, text: pl.DataFrame | None = None
              ) -> dict[str, Callable[[], Callable[[], Any]]]:
     """name -> prepare() -> call. prepare() loads what the call needs (not measured)."""
-    from mlops_assets.features import compute_features
-    from mlops_assets.ingest import read_file, validate_file
+    from mlops_assets.data.features import compute_features
+    from mlops_assets.data.ingest import read_file, validate_file
 
     spec = _spec()
     contract = _contract(spec)

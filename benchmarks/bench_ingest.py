@@ -32,7 +32,7 @@ FLOODED = ("amount", "distance_from_home_km")
 
 
 def make_files(folder: Path, rows: int) -> tuple[Path, Path]:
-    from mlops_assets.simulator import TIMESTAMP_FORMAT, card_events
+    from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events
 
     events = card_events(DAY, rows=rows, seed=0).drop("is_fraud")
     clean, flood = folder / f"events-{DAY}.csv", folder / f"events-{DAY}-nan.csv"
@@ -42,9 +42,9 @@ def make_files(folder: Path, rows: int) -> tuple[Path, Path]:
 
 
 def bench(quick: bool = False) -> Result:
-    from mlops_assets.ingest import event_contract, validate_file
-    from mlops_assets.readers import read_file
-    from mlops_assets.spec import load_spec
+    from mlops_assets.data.ingest import event_contract, validate_file
+    from mlops_assets.data.readers import read_file
+    from mlops_assets.core.spec import load_spec
 
     rows = 50_000 if quick else 1_000_000
     repeats = 2 if quick else 5

@@ -91,7 +91,7 @@ def _date_new_entries(lake, table: str, dated: float) -> None:
 
 
 def bench(quick: bool = False) -> Result:
-    from mlops_assets.lake import DeltaLake
+    from mlops_assets.data.lake import DeltaLake
 
     n = 60 if quick else 1_000
     k = 5 if quick else 25

@@ -64,10 +64,10 @@ BIG, SMALL = "2026-03-03", "2026-03-04"  # partitions of the peak-memory table
 
 def features_of(day: dt.date, rows: int, seed: int) -> pl.DataFrame:
     """A simulated day through the contract and ``compute_features``, with its labels (``is_fraud``)."""
-    from mlops_assets.features import compute_features
-    from mlops_assets.ingest import event_contract, validate_file
-    from mlops_assets.simulator import card_events
-    from mlops_assets.spec import load_spec
+    from mlops_assets.data.features import compute_features
+    from mlops_assets.data.ingest import event_contract, validate_file
+    from mlops_assets.data.simulator import card_events
+    from mlops_assets.core.spec import load_spec
 
     spec = load_spec()
     raw = card_events(day, rows, seed=seed)
@@ -79,8 +79,8 @@ def features_of(day: dt.date, rows: int, seed: int) -> pl.DataFrame:
 
 def train_model(rows_per_day: int):
     """The spec's pipeline fitted on ``TRAIN_DAYS`` whole days before ``DAY``."""
-    from mlops_assets.ml import training as T
-    from mlops_assets.spec import load_spec
+    from mlops_assets.model import training as T
+    from mlops_assets.core.spec import load_spec
 
     spec = load_spec()
     days = [features_of(DAY - dt.timedelta(days=TRAIN_DAYS - i), rows_per_day, seed=10 + i) for i in range(TRAIN_DAYS)]
@@ -108,11 +108,11 @@ def _floor(lake, key: str, spec, make_matrix, predict, dictionaries: bool = True
 
 
 def bench(quick: bool = False) -> Result:
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.ml import training as T
-    from mlops_assets.ml.encoded_input import compile_input
-    from mlops_assets.scoring import NORMAL, ScoreTally, ServingModel, score_batches, score_column, score_columns
-    from mlops_assets.spec import load_spec
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.model import training as T
+    from mlops_assets.model.encoded_input import compile_input
+    from mlops_assets.scoring.rows import NORMAL, ScoreTally, ServingModel, score_batches, score_column, score_columns
+    from mlops_assets.core.spec import load_spec
 
     rows = 50_000 if quick else 1_000_000
     repeats = 2 if quick else 5
@@ -159,8 +159,8 @@ def bench(quick: bool = False) -> Result:
 def peak_memory(home: Path, feats: pl.DataFrame, pipeline, big_rows: int, small_rows: int) -> dict[str, Any]:
     """Write a table with a ``big_rows`` and a ``small_rows`` partition (copies of ``feats`` with new ids),
     then score each in a fresh interpreter (``--probe``), streaming vs (small only) the in-memory path."""
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.spec import load_spec
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.core.spec import load_spec
 
     spec = load_spec()
     folder = home / "peak"
@@ -180,8 +180,8 @@ def peak_memory(home: Path, feats: pl.DataFrame, pipeline, big_rows: int, small_
 
 def probe_variants() -> dict[str, Any]:
     """``--probe NAME``: prepare (load the model; not measured) → the call to measure."""
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.scoring import (
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.scoring.rows import (
         NORMAL,
         ScoreTally,
         ServingModel,
@@ -190,7 +190,7 @@ def probe_variants() -> dict[str, Any]:
         score_columns,
         score_frame,
     )
-    from mlops_assets.spec import load_spec
+    from mlops_assets.core.spec import load_spec
 
     folder = Path(os.environ.get(ENV_DIR, "."))
 

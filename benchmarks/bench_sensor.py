@@ -37,7 +37,7 @@ SENSOR = "landing_sensor"
 
 def write_tree(landing: Path, days: int, per_day: int) -> tuple[int, int]:
     """``days`` folders of ``per_day`` small card-event CSV files; returns (files, bytes)."""
-    from mlops_assets.simulator import TIMESTAMP_FORMAT, card_events
+    from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events
 
     files = size = 0
     for d in range(days):
@@ -65,12 +65,12 @@ def walk_and_stat(root: Path) -> int:
 
 
 def bench(quick: bool = False) -> Result:
-    from mlops_assets.landing_scan import LandingCursor, scan_landing
+    from mlops_assets.data.landing_scan import LandingCursor, scan_landing
 
     repeats = 5 if quick else 10
     window = {"first_day": dt.date(2026, 1, 1), "last_day": START + dt.timedelta(days=DAYS + 30)}
     with temp_dir("sensor") as home:
-        from mlops_assets.platform import Platform
+        from mlops_assets.core.platform import Platform
 
         with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
             landing = Platform.from_env().landing  # $MLOPS_HOME/landing/events (the bundled spec)
@@ -160,8 +160,8 @@ def _dagster_ticks(home: Path, repeats: int) -> dict[str, Any]:
 def _evaluate_sensor(home: Path, repeats: int) -> dict[str, Any]:
     from dagster import build_sensor_context, instance_for_test
 
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.platform import Platform
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.core.platform import Platform
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         (home / "dagster").mkdir(exist_ok=True)

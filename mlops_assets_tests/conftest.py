@@ -8,8 +8,8 @@ import pytest
 from dagster import instance_for_test
 
 from benchmarks.common import project_env
-from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import Platform
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.core.platform import Platform
 
 DAY0 = dt.date(2026, 3, 2)  # a Monday
 
@@ -74,7 +74,7 @@ def instance(home):
 
 @pytest.fixture
 def defs(platform):
-    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.location.build import build_definitions
 
     return build_definitions(platform)
 
@@ -118,8 +118,8 @@ def scored_world(root, start: dt.date, n_days: int, cutoff: dt.date, scored: lis
     """A module's world on the bundled spec: ``n_days`` simulated from ``start`` with ``inject``, ingested
     (events and labels) by range runs, a champion trained at ``cutoff``, the ``scored`` days scored by one
     range run of the scoring job. Environment restored afterwards."""
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.simulator import simulate
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.simulator import simulate
 
     (root / "dagster").mkdir()
     with project_env(MLOPS_HOME=str(root / "home"), DAGSTER_HOME=str(root / "dagster")):

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from mlops_assets.alerts import RUNBOOKS, AlertSink, read_alerts
+from mlops_assets.control.alerts import RUNBOOKS, AlertSink, read_alerts
 
 from .conftest import DAY0, run_ingest
 
@@ -55,7 +55,7 @@ def test_failed_webhook_still_records_the_alert(tmp_path):
 def test_run_failure_sensor_classifies_a_contract_failure(platform, defs, instance):
     from dagster import DagsterEventType, EventRecordsFilter, build_run_status_sensor_context
 
-    from mlops_assets.simulator import Injection, simulate
+    from mlops_assets.data.simulator import Injection, simulate
 
     simulate(platform.landing.parent, DAY0, 1, seed=1, inject=[Injection("corrupt_file", DAY0)])
     result = run_ingest(defs, instance, DAY0.isoformat())

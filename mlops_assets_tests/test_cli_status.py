@@ -4,8 +4,8 @@ import json
 import subprocess
 import sys
 
-from mlops_assets.cli import main
-from mlops_assets.simulator import Injection, simulate
+from mlops_assets.operations.cli import main
+from mlops_assets.data.simulator import Injection, simulate
 
 from .conftest import DAY0, days, run_ingest
 
@@ -22,7 +22,7 @@ def test_simulate_command_is_deterministic(tmp_path, capsys):
 
 
 def test_simulate_rejects_a_bad_injection():
-    proc = subprocess.run([sys.executable, "-m", "mlops_assets.cli", "simulate", "--out", "x", "--start", "2026-01-01",
+    proc = subprocess.run([sys.executable, "-m", "mlops_assets.operations.cli", "simulate", "--out", "x", "--start", "2026-01-01",
                            "--days", "1", "--inject", "meteor@2026-01-01"], capture_output=True, text=True)
     assert proc.returncode == 2 and "meteor" in proc.stderr
 
@@ -52,14 +52,14 @@ def test_status_json_reports_tables_partitions_checks_quarantine(platform, defs,
 
 
 def test_console_entry_point_runs_the_spec_commands(tmp_path):
-    """``python -m mlops_assets.cli``: spec check exits 0 on a valid spec, 2 naming the field otherwise."""
-    from mlops_assets.spec import BUNDLED_SPEC
+    """``python -m mlops_assets.operations.cli``: spec check exits 0 on a valid spec, 2 naming the field otherwise."""
+    from mlops_assets.core.spec import BUNDLED_SPEC
 
-    ok = subprocess.run([sys.executable, "-m", "mlops_assets.cli", "spec", "check", str(BUNDLED_SPEC)],
+    ok = subprocess.run([sys.executable, "-m", "mlops_assets.operations.cli", "spec", "check", str(BUNDLED_SPEC)],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "is a valid classification spec 'card_transactions'" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(BUNDLED_SPEC.read_text().replace("window_days: 28", "window_days: soon"))
-    proc = subprocess.run([sys.executable, "-m", "mlops_assets.cli", "spec", "check", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "mlops_assets.operations.cli", "spec", "check", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "training.window_days" in proc.stderr

@@ -1,7 +1,7 @@
 """kill -9 of a data-plane run at its step boundaries: nothing half-written, a re-run repairs it.
 
 A range ingest (raw_events → quarantine → features) runs in a child process that stops at a
-named crash point (``mlops_assets.faults``) and is killed there. The tables must then be as
+named crash point (``mlops_assets.core.faults``) and is killed there. The tables must then be as
 before the run (killed before a commit) or hold exactly that commit (killed after it), and a
 re-run must leave every table equal to a clean world's — no row lost, none duplicated.
 """
@@ -17,12 +17,12 @@ import time
 import pytest
 from dagster import instance_for_test
 
-from mlops_assets.defs.build import build_definitions
-from mlops_assets.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
-from mlops_assets.lake import DeltaLake
-from mlops_assets.platform import Platform
-from mlops_assets.simulator import simulate
-from mlops_assets.vocabulary import FEATURES, QUARANTINE, RAW_EVENTS
+from mlops_assets.location.build import build_definitions
+from mlops_assets.core.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.core.platform import Platform
+from mlops_assets.data.simulator import simulate
+from mlops_assets.core.vocabulary import FEATURES, QUARANTINE, RAW_EVENTS
 from mlops_assets_tests.conftest import DAY0, days, run_ingest, table
 
 N_DAYS = 6
@@ -30,8 +30,8 @@ KEYS = days(DAY0, N_DAYS)
 RUN_INGEST = f"""
 import sys
 from dagster import DagsterInstance
-from mlops_assets.defs.build import build_definitions
-from mlops_assets.platform import Platform
+from mlops_assets.location.build import build_definitions
+from mlops_assets.core.platform import Platform
 from mlops_assets_tests.conftest import run_ingest
 with DagsterInstance.get() as instance:
     run_ingest(build_definitions(Platform.from_env()), instance, start={KEYS[0]!r}, end={KEYS[-1]!r})

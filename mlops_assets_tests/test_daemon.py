@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from mlops_assets.simulator import Injection, simulate, write_late_files
+from mlops_assets.data.simulator import Injection, simulate, write_late_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY0 = dt.date(2026, 3, 2)

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from dagster import AssetKey
 
-from mlops_assets.simulator import BAD_FILE_KINDS, Injection, simulate, write_bad_file
+from mlops_assets.data.simulator import BAD_FILE_KINDS, Injection, simulate, write_bad_file
 
 from .conftest import DAY0, check_evaluations, days, run_ingest, table
 
@@ -42,9 +42,9 @@ def test_materialising_twice_is_idempotent_and_spares_neighbours(platform, defs,
 def test_single_run_backfill_equals_per_partition_runs(tmp_path, monkeypatch):
     from dagster import instance_for_test
 
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.platform import Platform
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.core.platform import Platform
 
     n = 30
     keys = days(DAY0, n)
@@ -109,10 +109,10 @@ def test_each_bad_file_kind_is_quarantined_and_blocks_downstream(kind, platform,
 def test_schema_evolution_follows_the_spec(mode, home, monkeypatch, instance):
     import yaml
 
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.platform import Platform
-    from mlops_assets.spec import BUNDLED_SPEC
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.core.spec import BUNDLED_SPEC
 
     data = yaml.safe_load(BUNDLED_SPEC.read_text())
     data["schema_evolution"] = mode

@@ -27,16 +27,16 @@ import pytest
 import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from mlops_assets.cli import main
-from mlops_assets.instance_queries import (
+from mlops_assets.operations.cli import main
+from mlops_assets.control.instance_queries import (
     STUCK_AFTER,
     run_progress,
     stuck_reason,
     worker_alive,
 )
-from mlops_assets.operations import DAGSTER_YAML, ensure_dagster_home
-from mlops_assets.scorecard import pipeline_measures
-from mlops_assets.scorecard_sources import finished_runs, stuck_runs
+from mlops_assets.operations.runs import DAGSTER_YAML, ensure_dagster_home
+from mlops_assets.operations.scorecard import pipeline_measures
+from mlops_assets.operations.scorecard_sources import finished_runs, stuck_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ No Docker engine, no cluster and no network here, so nothing is started. Instead
 - deploy/helm/values.yaml is checked against a pinned key list of the Dagster chart (see
   CHART_KEYS for where it comes from and how honest it is).
 - deploy/ci/github-actions.yml: every ``run:`` command exists (Makefile targets and
-  variables, ``mlops-assets`` argv parsed by ``mlops_assets.cli.build_parser()``, ``python -c``
+  variables, ``mlops-assets`` argv parsed by ``mlops_assets.operations.cli.build_parser()``, ``python -c``
   code compiled).
 """
 
@@ -65,7 +65,7 @@ CODE_ENV_CALL = re.compile(
 # MLflow's own client variables: the platform bounds the HTTP ones where unset (registry/failures.py)
 # and reads the credential ones only to mask them in messages; an operator may set them, none is required.
 MLFLOW_CLIENT_VARS = re.compile(r"^MLFLOW_HTTP_[A-Z_]+$|^MLFLOW_TRACKING_(TOKEN|PASSWORD|USERNAME)$")
-TEST_ONLY_VARS = re.compile(r"^MLOPS_TEST_[A-Z_]+$")  # crash points of the fault tests (mlops_assets/faults.py)
+TEST_ONLY_VARS = re.compile(r"^MLOPS_TEST_[A-Z_]+$")  # crash points of the fault tests (mlops_assets/core/faults.py)
 
 
 @cache
@@ -459,7 +459,7 @@ def test_ports_agree_across_compose_workspace_and_dockerfile():
 
 
 def test_delta_lake_on_s3_with_valid_storage_options():
-    from mlops_assets.lake import DeltaLake
+    from mlops_assets.data.lake import DeltaLake
 
     env = service_env(CODE_SERVICE)
     assert env["MLOPS_LAKE_URI"].startswith("s3://")
@@ -905,7 +905,7 @@ def makefile() -> tuple[frozenset[str], str]:
 
 
 def check_command(argv: list[str]) -> str:
-    from mlops_assets.cli import build_parser
+    from mlops_assets.operations.cli import build_parser
 
     prog = argv[0]
     if prog == "make":
@@ -922,7 +922,7 @@ def check_command(argv: list[str]) -> str:
         try:
             args = build_parser().parse_args(argv[1:])
         except SystemExit as err:
-            raise AssertionError(f"{' '.join(argv)}: rejected by mlops_assets.cli.build_parser()") from err
+            raise AssertionError(f"{' '.join(argv)}: rejected by mlops_assets.operations.cli.build_parser()") from err
         return f"mlops-assets {args.command}"
     if prog == ".venv/bin/python":
         if argv[1] == "-c":

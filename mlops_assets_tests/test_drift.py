@@ -24,8 +24,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets.ml import drift, drift_profile, drift_stats
-from mlops_assets.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.monitoring.drift import methods as drift
+
+from mlops_assets.monitoring.drift import profile as drift_profile
+
+from mlops_assets.monitoring.drift import stats as drift_stats
+from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
 
 REL, ABS = 1e-9, 1e-12
 

@@ -9,8 +9,8 @@ import sys
 def test_drift_module_imports_light():
     """Importing the drift modules must not pull in scipy or evidently (code-location load)."""
     code = (
-        "import sys, mlops_assets.ml; before = set(sys.modules); "
-        "import mlops_assets.ml.drift, mlops_assets.ml.drift_profile, mlops_assets.ml.drift_stats; "
+        "import sys, mlops_assets.monitoring; before = set(sys.modules); "
+        "import mlops_assets.monitoring.drift.methods, mlops_assets.monitoring.drift.profile, mlops_assets.monitoring.drift.stats; "
         "print(','.join(m for m in ('scipy', 'evidently') if m in set(sys.modules) - before))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,11 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets.ml import drift
-from mlops_assets.ml.drift import DRIFT_METHODS, DriftMethod, drift_method, method_names
-from mlops_assets.ml.drift_profile import CATEGORICAL, NUMERIC, build_reference_profile
-from mlops_assets.ml.drift_stats import CATEGORICAL_STATS, NUMERIC_STATS
-from mlops_assets.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.monitoring.drift import methods as drift
+from mlops_assets.monitoring.drift.methods import DRIFT_METHODS, DriftMethod, drift_method, method_names
+from mlops_assets.monitoring.drift.profile import CATEGORICAL, NUMERIC, build_reference_profile
+from mlops_assets.monitoring.drift.stats import CATEGORICAL_STATS, NUMERIC_STATS
+from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
 
 
 @pytest.fixture(scope="module")

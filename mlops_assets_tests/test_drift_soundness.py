@@ -14,9 +14,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets.ml import drift
-from mlops_assets.ml.drift_profile import CATEGORICAL, NUMERIC, build_reference_profile
-from mlops_assets.monitoring import (
+from mlops_assets.monitoring.drift import methods as drift
+from mlops_assets.monitoring.drift.profile import CATEGORICAL, NUMERIC, build_reference_profile
+from mlops_assets.monitoring.rules import (
     DriftEpisode,
     RetrainRequest,
     drift_episode,
@@ -25,7 +25,7 @@ from mlops_assets.monitoring import (
     episode_start_days,
     partition_constant_features,
 )
-from mlops_assets.spec import BUNDLED_SPEC, SpecError, load_spec, parse_spec
+from mlops_assets.core.spec import BUNDLED_SPEC, SpecError, load_spec, parse_spec
 
 NUMERIC_COLS = ["x", "level", "flag"]  # continuous; 4 values (judged as categories); binary 0/1
 CATEGORICAL_COLS = ["colour", "answer"]  # 5 categories; binary
@@ -295,7 +295,7 @@ def test_report_storage_is_bounded_by_retention(tmp_path):
     the folder keeps the newest ``drift.report_retention`` files."""
     import os
 
-    from mlops_assets.reports import drift_report, prune_reports
+    from mlops_assets.monitoring.reports import drift_report, prune_reports
 
     spec = _spec(report_retention=3)
     folder = tmp_path / "drift"

@@ -5,7 +5,7 @@ and verdict — is unchanged)."""
 import numpy as np
 import pytest
 
-from mlops_assets.ml.drift_stats import CdfGrid, merge_sorted, numeric_stats
+from mlops_assets.monitoring.drift.stats import CdfGrid, merge_sorted, numeric_stats
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from mlops_assets.ml.drift import (
+from mlops_assets.monitoring.drift.methods import (
     DRIFT_SUMMARY_SCHEMA,
     DRIFT_TABLE_SCHEMA,
     drift_rows,
     drift_summary,
     drift_table,
 )
-from mlops_assets.vocabulary import DATASET_ROW, PREDICTION_ROW
+from mlops_assets.core.vocabulary import DATASET_ROW, PREDICTION_ROW
 
 
 def _result(prediction=None, dataset_drifted=True):
@@ -89,8 +89,8 @@ def test_summary_of_two_days():
 
 
 def test_insufficient_data_is_a_verdict_not_drift():
-    from mlops_assets.ml.drift import insufficient_data
-    from mlops_assets.spec import BUNDLED_SPEC, load_spec
+    from mlops_assets.monitoring.drift.methods import insufficient_data
+    from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
 
     result = insufficient_data(load_spec(BUNDLED_SPEC), 24, "insufficient data: only 24 rows of 1 partition(s)")
     frame = drift_table(drift_rows("2026-03-02", result, 0.3), 2)

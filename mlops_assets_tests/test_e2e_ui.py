@@ -244,7 +244,7 @@ def _production_yaml() -> str:
 
 def _shadow_spec(path: Path) -> Path:
     """The bundled spec with two shadow days (the demo's setting)."""
-    from mlops_assets.spec import BUNDLED_SPEC
+    from mlops_assets.core.spec import BUNDLED_SPEC
 
     data = yaml.safe_load(BUNDLED_SPEC.read_text())
     data["gates"]["shadow_days"] = SHADOW_DAYS
@@ -277,12 +277,12 @@ def _seed(env: dict) -> None:
         for k in ("MLOPS_HOME", "DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB",
                   "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "MLOPS_SPEC", "MLOPS_MLFLOW_UI_URL"):
             mp.setenv(k, env[k])
-        from mlops_assets.defs.build import build_definitions
-        from mlops_assets.lake import DeltaLake
-        from mlops_assets.ml.drift import drift_summary
-        from mlops_assets.monitoring import drift_episode
-        from mlops_assets.platform import Platform
-        from mlops_assets.simulator import Injection, simulate
+        from mlops_assets.location.build import build_definitions
+        from mlops_assets.data.lake import DeltaLake
+        from mlops_assets.monitoring.drift.methods import drift_summary
+        from mlops_assets.monitoring.rules import drift_episode
+        from mlops_assets.core.platform import Platform
+        from mlops_assets.data.simulator import Injection, simulate
 
         platform = Platform.from_env()
         landing = platform.landing.parent  # $MLOPS_HOME/landing (events/ and labels/)
@@ -314,7 +314,7 @@ def _seed(env: dict) -> None:
 
 def _drop_new_days(home: Path) -> None:
     """Two new days of event files land (labels for them arrive later: not part of this test)."""
-    from mlops_assets.simulator import Injection, simulate
+    from mlops_assets.data.simulator import Injection, simulate
 
     staging = home / "staging"
     simulate(staging, DAY0 + dt.timedelta(days=SEED_DAYS), len(NEW_DAYS), seed=SEED,
@@ -739,7 +739,7 @@ def test_ui_tells_the_story_owners_links_plots_scorecard_shadow(e2e, tmp_path):
 
     # 4. the scorecard: materialised (twice), its measures plotted
     assert len(_story(e2e, "scorecard")["assetMaterializations"]) >= 2
-    from mlops_assets.scorecard import VALUE_MEASURES
+    from mlops_assets.operations.scorecard import VALUE_MEASURES
 
     measures = ["pipeline_success_rate", *(m for m in VALUE_MEASURES if m != "pipeline_success_rate")]
     text, charts = _render_plots(f"{e2e.url}/assets/scorecard", "scorecard_plots", profile, measures)

@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mlops_assets.platform import Platform
-from mlops_assets.simulator import Injection
+from mlops_assets.core.platform import Platform
+from mlops_assets.data.simulator import Injection
 
 from .conftest import run_range, scored_world
 
@@ -41,9 +41,9 @@ def _materialisations(result, asset: str) -> list:
 
 # ---- stored with the model version, verified ---------------------------------------------------------
 def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world):
-    from mlops_assets.ml.estimation import ESTIMATOR_TRUSTED_TYPES
-    from mlops_assets.registry.integrity import IntegrityError, load_artifact_skops
-    from mlops_assets.vocabulary import Artifact, VersionTag
+    from mlops_assets.monitoring.estimation.methods import ESTIMATOR_TRUSTED_TYPES
+    from mlops_assets.control.registry.integrity import IntegrityError, load_artifact_skops
+    from mlops_assets.core.vocabulary import Artifact, VersionTag
 
     registry = world["registry"]
     tags = registry.version_tags(1)
@@ -103,7 +103,7 @@ def test_matured_days_reconcile_estimate_and_realised(world):
 
 
 def test_status_lists_estimates_with_realised_values_once_matured(world):
-    from mlops_assets.status import collect_status, render_text
+    from mlops_assets.operations.status import collect_status, render_text
 
     status = collect_status(world["platform"], world["instance"], world["defs"])
     rows = status["estimated_performance"]
@@ -120,7 +120,7 @@ def test_status_lists_estimates_with_realised_values_once_matured(world):
 
 # ---- multivariate drift sees what per-column tests cannot --------------------------------------------
 def test_correlation_drift_is_missed_by_univariate_drift_and_caught_by_multivariate(world):
-    from mlops_assets.ml.drift import drift_summary
+    from mlops_assets.monitoring.drift.methods import drift_summary
 
     lake = world["lake"]
     uni = drift_summary(lake.read("drift")).sort("ds")
@@ -135,9 +135,9 @@ def test_correlation_drift_is_missed_by_univariate_drift_and_caught_by_multivari
 
 
 def test_multivariate_drift_feeds_the_drift_sensor_as_the_spec_says(world):
-    from mlops_assets.alerts import read_alerts
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.operations import tick
+    from mlops_assets.control.alerts import read_alerts
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.operations.runs import tick
 
     platform, instance = world["platform"], world["instance"]
     launched, _, skip = tick(instance, world["defs"], "drift_sensor", None)  # default: alert only
@@ -160,14 +160,14 @@ def test_multivariate_drift_feeds_the_drift_sensor_as_the_spec_says(world):
 
 # ---- the checks and the guard ------------------------------------------------------------------------
 def _estimates(versions_days_values) -> pl.DataFrame:
-    from mlops_assets.ml.estimate_rules import estimate_table
+    from mlops_assets.monitoring.estimation.rules import estimate_table
 
     return estimate_table([{"ds": d, "model_version": v, "metric": "roc_auc", "estimate": x, "rows": 3000,
                             "estimator": "cbpe", "primary": True} for v, d, x in versions_days_values])
 
 
 def _reconciliation(days, error) -> pl.DataFrame:
-    from mlops_assets.ml.estimate_rules import RECONCILIATION_SCHEMA
+    from mlops_assets.monitoring.estimation.rules import RECONCILIATION_SCHEMA
 
     return pl.DataFrame([{"ds": d, "model_version": 1, "metric": "roc_auc", "estimate": 0.6, "realised": 0.6 + error,
                           "abs_error": error, "labelled_rows": 3000, "coverage": 1.0} for d in days],
@@ -175,10 +175,10 @@ def _reconciliation(days, error) -> pl.DataFrame:
 
 
 def test_guard_ignores_an_untrustworthy_estimator_and_acts_on_a_trusted_one(world):
-    from mlops_assets.alerts import read_alerts
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.operations import tick
-    from mlops_assets.promotion import read_audit
+    from mlops_assets.control.alerts import read_alerts
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.operations.runs import tick
+    from mlops_assets.model.promotion import read_audit
 
     platform, instance, lake, registry = world["platform"], world["instance"], world["lake"], world["registry"]
     saved_est, saved_recon = lake.read("estimated_performance"), lake.read("estimation_reconciliation")
@@ -208,7 +208,7 @@ def test_guard_ignores_an_untrustworthy_estimator_and_acts_on_a_trusted_one(worl
 
 
 def test_the_checks_fail_below_the_floor_for_k_days_and_on_a_large_reconciliation_error(world):
-    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.location.build import build_definitions
 
     platform, instance, lake = world["platform"], world["instance"], world["lake"]
     saved_recon = lake.read("estimation_reconciliation")
@@ -235,7 +235,7 @@ def test_the_checks_fail_below_the_floor_for_k_days_and_on_a_large_reconciliatio
 
 
 def test_a_version_without_the_artifact_is_skipped_with_a_note(world):
-    from mlops_assets.vocabulary import Artifact, VersionTag
+    from mlops_assets.core.vocabulary import Artifact, VersionTag
 
     defs, instance, lake, registry = world["defs"], world["instance"], world["lake"], world["registry"]
     tags = registry.version_tags(1)

@@ -21,8 +21,8 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from mlops_assets.ml import estimation as E
-from mlops_assets.ml.estimate_rules import (
+from mlops_assets.monitoring.estimation import methods as E
+from mlops_assets.monitoring.estimation.rules import (
     RECONCILIATION_SCHEMA,
     estimate_table,
     estimator_trust,
@@ -30,9 +30,9 @@ from mlops_assets.ml.estimate_rules import (
     reconcile,
     with_estimates,
 )
-from mlops_assets.ml.performance import confusion_metrics
-from mlops_assets.simulator import CARD_SPEC
-from mlops_assets.spec import load_spec
+from mlops_assets.monitoring.performance import confusion_metrics
+from mlops_assets.data.simulator import CARD_SPEC
+from mlops_assets.core.spec import load_spec
 
 
 def _binary(rng, n, shift=0.0):

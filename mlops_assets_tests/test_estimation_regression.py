@@ -8,7 +8,7 @@ import json
 import polars as pl
 from dagster import instance_for_test
 
-from mlops_assets.simulator import BIKE_SPEC, simulate_regression
+from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
 from .conftest import days, run_ingest
 
@@ -16,11 +16,11 @@ START = dt.date(2026, 4, 6)
 
 
 def test_dle_estimates_mae_and_rmse_and_reconciles_them(home, monkeypatch):
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.ml.estimation import ESTIMATOR_TRUSTED_TYPES
-    from mlops_assets.platform import Platform
-    from mlops_assets.vocabulary import VersionTag
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.monitoring.estimation.methods import ESTIMATOR_TRUSTED_TYPES
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.core.vocabulary import VersionTag
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
     platform = Platform.from_env()

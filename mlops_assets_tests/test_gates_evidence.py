@@ -14,16 +14,16 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
-from mlops_assets import gates as G
-from mlops_assets.ml.bounds import clip_predictions, clip_report
-from mlops_assets.ml.candidate import (
+from mlops_assets.model import gates as G
+from mlops_assets.model.bounds import clip_predictions, clip_report
+from mlops_assets.model.candidate import (
     evaluate_candidate,
     holdout_evidence,
     one_feature_skill,
     train_candidate,
 )
-from mlops_assets.spec import BUNDLED_SPEC, SpecError, parse_spec
-from mlops_assets.vocabulary import HOLDOUT, SPLIT_COLUMN, TRAIN
+from mlops_assets.core.spec import BUNDLED_SPEC, SpecError, parse_spec
+from mlops_assets.core.vocabulary import HOLDOUT, SPLIT_COLUMN, TRAIN
 
 CARD = yaml.safe_load(BUNDLED_SPEC.read_text())
 INTEGRITY_OK = {"sha256_match": True, "loads": True, "predictions_identical": True}

@@ -26,7 +26,7 @@ from dagster import (
     materialize,
 )
 
-from mlops_assets.instance_queries import (
+from mlops_assets.control.instance_queries import (
     UNPARTITIONED,
     CheckOutcome,
     _history,
@@ -37,7 +37,7 @@ from mlops_assets.instance_queries import (
     latest_run_by_partition,
     runs_with_tag,
 )
-from mlops_assets.vocabulary import Meta, RunTag, Sensor
+from mlops_assets.core.vocabulary import Meta, RunTag, Sensor
 
 warnings.filterwarnings("ignore", category=PreviewWarning)
 

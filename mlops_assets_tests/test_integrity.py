@@ -21,17 +21,17 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.lineage import file_sha256, lineage_tags
-from mlops_assets.ml.training import (
+from mlops_assets.model.lineage import file_sha256, lineage_tags
+from mlops_assets.model.training import (
     SKOPS_TRUSTED_TYPES,
     predict_scores,
     reference_profile,
 )
-from mlops_assets.registry import IntegrityError, ModelRegistry
-from mlops_assets.scoring import BASELINE_VERSION, DEGRADED, NORMAL
-from mlops_assets.serving import choose_serving_model
-from mlops_assets.spec import BUNDLED_SPEC, load_spec
-from mlops_assets.vocabulary import Alias, Artifact, VersionTag
+from mlops_assets.control.registry import IntegrityError, ModelRegistry
+from mlops_assets.scoring.rows import BASELINE_VERSION, DEGRADED, NORMAL
+from mlops_assets.scoring.serving import choose_serving_model
+from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.core.vocabulary import Alias, Artifact, VersionTag
 
 from .test_registry import scorer, train
 
@@ -152,7 +152,7 @@ def test_a_planted_pickle_is_refused_even_with_the_manifest_rewritten_to_match(w
     saved_tag = registry.version_tags(2)[VersionTag.MANIFEST]
     with restored(model_dir(world, 2)):
         plant_pickle(model_dir(world, 2), marker)
-        from mlops_assets.registry.integrity import file_manifest
+        from mlops_assets.control.registry.integrity import file_manifest
 
         forged = {**json.loads(saved_tag), "model": file_manifest(model_dir(world, 2))}
         registry.set_version_tags(2, {VersionTag.MANIFEST: json.dumps(forged)})
@@ -256,7 +256,7 @@ def test_the_local_cache_holds_verified_copies_and_is_verified_by_the_same_manif
     assert (serving.version, serving.source) == (2, "registry")
     assert cached.cached_aliases()[0] == {Alias.CHAMPION: 2, Alias.LAST_KNOWN_GOOD: 1}
     manifest = json.loads(registry.version_tags(2)[VersionTag.MANIFEST])
-    from mlops_assets.registry.integrity import manifest_sha256
+    from mlops_assets.control.registry.integrity import manifest_sha256
 
     entry = tmp_path / "cache" / manifest_sha256(manifest)
     assert {p.name: file_sha256(p) for p in (entry / "model").iterdir()} == manifest["model"]

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from mlops_assets.lake import COMMIT_APP_ID, DeltaLake, partition_predicate
+from mlops_assets.data.lake import COMMIT_APP_ID, DeltaLake, partition_predicate
 
 
 def _rows(ds: str, n: int, value: float) -> pl.DataFrame:
@@ -191,7 +191,7 @@ def test_a_kept_version_the_log_no_longer_holds_is_reported_lost(lake):
 def test_maintenance_brings_an_older_table_to_the_table_settings(lake):
     from deltalake import write_deltalake
 
-    from mlops_assets.lake import TABLE_CONFIGURATION
+    from mlops_assets.data.lake import TABLE_CONFIGURATION
 
     write_deltalake(lake.uri("t"), _rows("2026-01-01", 2, 1.0).to_arrow(), partition_by=["ds"])  # no settings
     report = lake.maintain("t", retention_hours=168)
@@ -201,7 +201,7 @@ def test_maintenance_brings_an_older_table_to_the_table_settings(lake):
 
 
 def test_tables_are_created_with_a_short_checkpoint_interval(lake):
-    from mlops_assets.lake import TABLE_CONFIGURATION
+    from mlops_assets.data.lake import TABLE_CONFIGURATION
 
     lake.write_partitions("t", _rows("2026-01-01", 1, 1.0), ["2026-01-01"])
     assert DeltaTable(lake.uri("t")).metadata().configuration == TABLE_CONFIGURATION
@@ -235,8 +235,8 @@ def test_the_load_after_a_write_sees_every_commit_since(lake, tmp_path):
 def test_label_arrivals_the_log_no_longer_holds_still_reach_the_performance_sensor(lake):
     """The performance sensor finds new label arrivals in the log's commits after its cursor; once maintenance
     has dropped commits after the cursor, every arrival day counts (recomputed rather than missed)."""
-    from mlops_assets.defs.monitoring_sensors import labelled_days
-    from mlops_assets.spec import load_spec
+    from mlops_assets.monitoring.sensors import labelled_days
+    from mlops_assets.core.spec import load_spec
 
     spec = load_spec()
     ids = {d: [f"{d}-{i}" for i in range(3)] for d in ("2026-01-05", "2026-01-06", "2026-01-07")}

@@ -6,9 +6,9 @@ import shutil
 
 import polars as pl
 
-from mlops_assets.landing_scan import LandingCursor, scan_landing
-from mlops_assets.operations import tick
-from mlops_assets.simulator import Injection, simulate, write_late_files
+from mlops_assets.data.landing_scan import LandingCursor, scan_landing
+from mlops_assets.operations.runs import tick
+from mlops_assets.data.simulator import Injection, simulate, write_late_files
 
 from .conftest import DAY0, days
 
@@ -97,7 +97,7 @@ def test_removed_bad_file_unblocks_the_partition(platform, defs, instance, lake)
     # the rejection stays on record in the append-only quarantine log, but is no longer current
     log = lake.read("quarantine", [DAY0.isoformat()])
     assert log.filter(pl.col("rule") == "unreadable")["file"].to_list() == [corrupt[0].name]
-    from mlops_assets.status import collect_status
+    from mlops_assets.operations.status import collect_status
 
     q = collect_status(platform, instance, defs)["quarantine"]
     assert q["files"] == 0 and q["history"]["files"] == 1

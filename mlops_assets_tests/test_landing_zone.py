@@ -10,11 +10,11 @@ import os
 import polars as pl
 import pytest
 
-from mlops_assets.ingest import event_contract, ingest_partition
-from mlops_assets.landing_scan import LandingCursor, scan_landing
-from mlops_assets.operations import tick
-from mlops_assets.readers import entry_kind, landing_files, landing_root
-from mlops_assets.simulator import card_events, simulate
+from mlops_assets.data.ingest import event_contract, ingest_partition
+from mlops_assets.data.landing_scan import LandingCursor, scan_landing
+from mlops_assets.operations.runs import tick
+from mlops_assets.data.readers import entry_kind, landing_files, landing_root
+from mlops_assets.data.simulator import card_events, simulate
 
 from .conftest import DAY0, days, run_ingest
 

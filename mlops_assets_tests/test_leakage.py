@@ -21,8 +21,8 @@ import yaml
 from dagster import AssetKey, instance_for_test
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.platform import Platform
-from mlops_assets.spec import load_spec
+from mlops_assets.core.platform import Platform
+from mlops_assets.core.spec import load_spec
 
 from .conftest import days, run_ingest
 
@@ -87,7 +87,7 @@ def failures(result) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The dataset ingested once; the leaky spec's training run, then the allow spec's, recorded."""
-    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.location.build import build_definitions
 
     root = tmp_path_factory.mktemp("leakage")
     home = root / "mlops_home"

@@ -20,10 +20,10 @@ import pytest
 from deltalake import write_deltalake
 from mlflow import MlflowClient
 
-from mlops_assets.defs.resources import build_resources
-from mlops_assets.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
-from mlops_assets.gates import GateResult, evaluation_rows
-from mlops_assets.ledger import (
+from mlops_assets.location.resources import build_resources
+from mlops_assets.core.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
+from mlops_assets.model.gates import GateResult, evaluation_rows
+from mlops_assets.control.ledger import (
     GENESIS,
     LOCK_DSN_ENV,
     STEPS,
@@ -39,11 +39,11 @@ from mlops_assets.ledger import (
     row_hash,
     verify_chain,
 )
-from mlops_assets.platform import Platform
-from mlops_assets.promotion import promote_if_passed, read_audit, rollback
-from mlops_assets.vocabulary import AUDIT, EVALUATIONS, Action, Alias, Status, VersionTag
+from mlops_assets.core.platform import Platform
+from mlops_assets.model.promotion import promote_if_passed, read_audit, rollback
+from mlops_assets.core.vocabulary import AUDIT, EVALUATIONS, Action, Alias, Status, VersionTag
 
-CLI = [sys.executable, "-m", "mlops_assets.cli"]
+CLI = [sys.executable, "-m", "mlops_assets.operations.cli"]
 
 
 @pytest.fixture
@@ -238,8 +238,8 @@ def test_platform_resources_use_the_same_ledger_lock(platform):
 
 
 def test_status_verifies_the_audit_repairs_a_dead_move_and_survives_a_corrupt_file(platform, instance, home):
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.status import collect_status, render_text
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.operations.status import collect_status, render_text
 
     defs = build_definitions(platform)
     lake, registry = defs.resources["lake"], defs.resources["registry"]
@@ -253,7 +253,7 @@ def test_status_verifies_the_audit_repairs_a_dead_move_and_survives_a_corrupt_fi
                 aliases={Alias.CHAMPION: 1}, tags={1: {VersionTag.STATUS: Status.CHAMPION}},
                 expected={Alias.CHAMPION: None})
     ledger = read_ledger(lake)
-    from mlops_assets.ledger import INTENT, _append  # a crash right after the intent: written, never applied
+    from mlops_assets.control.ledger import INTENT, _append  # a crash right after the intent: written, never applied
 
     _append(lake, [{"move_id": "m1", "phase": INTENT, "plan": move.plan_json(), "action": move.action,
                     "actor": move.actor, "alias": move.alias, "to_version": 1, "reason": move.reason}], ledger)
@@ -272,8 +272,8 @@ def test_status_verifies_the_audit_repairs_a_dead_move_and_survives_a_corrupt_fi
 def test_the_reconcile_sensor_completes_a_dead_move(control, platform, instance):
     from dagster import build_sensor_context
 
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.ledger import INTENT, _append
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.control.ledger import INTENT, _append
 
     lake, registry = control
     promote(lake, registry, 1)

@@ -1,4 +1,4 @@
-"""Tests for mlops_assets.ml.evaluation: metrics against scikit-learn, ECE, slices, gates."""
+"""Tests for mlops_assets.model.evaluation: metrics against scikit-learn, ECE, slices, gates."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from sklearn.metrics import (
 )
 from threadpoolctl import threadpool_limits
 
-from mlops_assets import gates as G
-from mlops_assets import metrics_catalog as C
-from mlops_assets.ml import evaluation as E
-from mlops_assets.ml import training as T
-from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, Gates, load_spec, parse_spec
+from mlops_assets.model import gates as G
+from mlops_assets.core import metrics_catalog as C
+from mlops_assets.model import evaluation as E
+from mlops_assets.model import training as T
+from mlops_assets.core.spec import BUNDLED_SPEC, DatasetSpec, Gates, load_spec, parse_spec
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 INTEGRITY_OK = {"sha256_match": True, "loads": True, "predictions_identical": True}
@@ -397,7 +397,7 @@ def test_gates_on_a_real_fit():
 def test_a_spec_with_one_kind_of_feature_fits_and_evaluates(kind, task):
     """Only numeric, only categorical or only calendar features: fit → evaluate_candidate (metrics,
     slices — none without a categorical column — and gates) on the real functions."""
-    from mlops_assets.ml.candidate import evaluate_candidate
+    from mlops_assets.model.candidate import evaluate_candidate
 
     features = {"numeric": {"numeric": {"amount": {"min": 0}}}, "categorical": {"categorical": {"channel": {}}},
                 "calendar": {"calendar": ["hour"]}}[kind]

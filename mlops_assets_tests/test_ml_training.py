@@ -1,4 +1,4 @@
-"""Tests for mlops_assets.ml.training: real scikit-learn fits on small synthetic data."""
+"""Tests for mlops_assets.model.training: real scikit-learn fits on small synthetic data."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.estimators import ESTIMATORS
-from mlops_assets.ml import training as T
-from mlops_assets.spec import BUNDLED_SPEC, DatasetSpec, load_spec, parse_spec
+from mlops_assets.model.estimators import ESTIMATORS
+from mlops_assets.model import training as T
+from mlops_assets.core.spec import BUNDLED_SPEC, DatasetSpec, load_spec, parse_spec
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 START = dt.date(2026, 1, 1)
@@ -385,7 +385,7 @@ def test_reference_profile_covers_every_feature_and_is_json(features):
 
 
 def test_adding_an_estimator_is_one_registry_entry(monkeypatch, features):
-    from mlops_assets.estimators import Estimator, estimator_problem
+    from mlops_assets.model.estimators import Estimator, estimator_problem
 
     assert "unknown estimator 'extra_trees'" in estimator_problem("extra_trees", "classification")
     monkeypatch.setitem(ESTIMATORS, "extra_trees", Estimator(

@@ -26,7 +26,7 @@ import polars as pl
 import pytest
 from dagster import instance_for_test
 
-from mlops_assets.simulator import BIKE_SPEC, simulate_regression
+from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
 from .conftest import days, run_ingest
 
@@ -113,18 +113,18 @@ def mlflow_server(tmp_path):
 def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_server, capsys):
     from mlflow import MlflowClient
 
-    from mlops_assets.cli import main
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.lineage import (
+    from mlops_assets.operations.cli import main
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.model.lineage import (
         REQUIRED_LINEAGE_KEYS,
         file_sha256,
         lineage_completeness,
     )
-    from mlops_assets.ml.training import to_model_frame
-    from mlops_assets.platform import Platform
-    from mlops_assets.registry import MODEL_FILE, ModelRegistry
-    from mlops_assets.vocabulary import Alias, Artifact, LineageTag, VersionTag
+    from mlops_assets.model.training import to_model_frame
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.control.registry import MODEL_FILE, ModelRegistry
+    from mlops_assets.core.vocabulary import Alias, Artifact, LineageTag, VersionTag
 
     url = mlflow_server.url
     cwd_before = set(os.listdir())
@@ -196,7 +196,7 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     holdout = lake.read("training_set", [cutoff]).filter(pl.col("split") == "holdout").sort(spec.id)
     recorded = registry.load_artifact_json(1, Artifact.HOLDOUT_SCORES)
     by_id = dict(zip(recorded["ids"], recorded["scores"], strict=True))
-    from mlops_assets.ml.training import predict_scores
+    from mlops_assets.model.training import predict_scores
     integrity = registry.verify_integrity(1, to_model_frame(holdout, spec), [by_id[i] for i in holdout[spec.id]],
                                           score=lambda m, X: predict_scores(m, X, spec.task))
     assert integrity["ok"], integrity

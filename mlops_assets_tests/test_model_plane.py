@@ -31,12 +31,12 @@ import yaml
 from dagster import AssetKey, instance_for_test
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.gates import gate_check_name, gate_names
-from mlops_assets.lake import DeltaLake
-from mlops_assets.lineage import REQUIRED_LINEAGE_KEYS, lineage_completeness, lock_hash
-from mlops_assets.platform import Platform
-from mlops_assets.spec import BUNDLED_SPEC, load_spec
-from mlops_assets.vocabulary import Artifact
+from mlops_assets.model.gates import gate_check_name, gate_names
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.model.lineage import REQUIRED_LINEAGE_KEYS, lineage_completeness, lock_hash
+from mlops_assets.core.platform import Platform
+from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.core.vocabulary import Artifact
 
 START = dt.date(2026, 3, 2)  # a Monday; 45 days: events 03-02 .. 04-15, labels arrive until 04-22
 DAYS = 45
@@ -67,7 +67,7 @@ class World:
     records: dict = field(default_factory=dict)
 
     def variant(self, name: str):
-        from mlops_assets.defs.build import build_definitions
+        from mlops_assets.location.build import build_definitions
 
         return build_definitions(Platform(load_spec(self.specs[name]), self.platform.home))
 
@@ -77,7 +77,7 @@ class World:
                                       asset_selection=[AssetKey(a) for a in assets] if assets else None)
 
     def state(self) -> dict:
-        from mlops_assets.promotion import read_audit
+        from mlops_assets.model.promotion import read_audit
 
         audit = read_audit(self.lake)
         return {
@@ -110,7 +110,7 @@ def record(result) -> dict:
 
 def cli(*argv: str) -> tuple[int, str, str]:
     """``mlops-assets ARGV`` in process: (exit code, stdout, stderr)."""
-    from mlops_assets.cli import main
+    from mlops_assets.operations.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -141,7 +141,7 @@ def model_file(world: World, version: int) -> Path:
 
 def holdout_inputs(world: World, version: int, cutoff: str):
     """The holdout's model frame and the scores recorded at training time (what integrity compares)."""
-    from mlops_assets.ml.training import to_model_frame
+    from mlops_assets.model.training import to_model_frame
 
     spec = world.platform.spec
     holdout = world.lake.read("training_set", [cutoff]).filter(pl.col("split") == "holdout").sort(spec.id)
@@ -177,9 +177,9 @@ def spec_variants() -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """45 days simulated once, events and labels ingested with one range run each."""
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.defs.resources import build_resources
-    from mlops_assets.simulator import simulate
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.location.resources import build_resources
+    from mlops_assets.data.simulator import simulate
 
     root = tmp_path_factory.mktemp("model_plane") / "mlops_home"
     saved = {k: os.environ.get(k) for k in ENV}
@@ -295,7 +295,7 @@ def tampered(approved):
     """Version 1's stored model.skops altered in the artifact root; restored afterwards."""
     w, r = approved, approved.records
     _, X, expected = holdout_inputs(w, 1, C1)
-    from mlops_assets.ml.training import predict_scores
+    from mlops_assets.model.training import predict_scores
     score = lambda m, frame: predict_scores(m, frame, w.platform.spec.task)  # noqa: E731
     r["integrity_before"] = w.registry.verify_integrity(1, X, expected, score=score)
     path = model_file(w, 1)
@@ -402,7 +402,7 @@ def test_first_cutoff_registers_version_1_with_full_lineage(trained):
     assert (tags["lineage.partition_start"], tags["lineage.partition_end"]) == ("2026-03-02", "2026-03-24")
     assert tags["lineage.dagster_run_id"] == run["run_id"]
     assert tags["lineage.seed"] == str(spec.training.seed)
-    from mlops_assets.lineage import file_sha256
+    from mlops_assets.model.lineage import file_sha256
 
     assert tags["lineage.model_sha256"] == file_sha256(model_file(w, 1)) == run["assets"]["candidate_model"]["model_sha256"]
     assert tags["mlops.cutoff"] == C1
@@ -440,8 +440,8 @@ def test_first_cutoff_evaluation_report_gates_and_promotion(trained):
 
 
 def test_second_cutoff_promotes_version_2_and_keeps_1_as_last_known_good(trained):
-    from mlops_assets.ml.evaluation import task_metrics
-    from mlops_assets.ml.training import predict_scores
+    from mlops_assets.model.evaluation import task_metrics
+    from mlops_assets.model.training import predict_scores
 
     w, run, state = trained, trained.records["C2"], trained.records["C2_state"]
     assert run["success"], run["failures"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mlops_assets.platform import Platform
-from mlops_assets.simulator import Injection
+from mlops_assets.core.platform import Platform
+from mlops_assets.data.simulator import Injection
 
 from .conftest import run_range, scored_world
 
@@ -42,7 +42,7 @@ def test_every_score_row_names_the_model_that_made_it(world):
 
 
 def test_injected_covariate_drift_is_detected_and_stable_days_are_not(world):
-    from mlops_assets.ml.drift import drift_summary
+    from mlops_assets.monitoring.drift.methods import drift_summary
 
     summary = {r["ds"]: r for r in drift_summary(world["lake"].read("drift")).to_dicts()}
     stable = [d for d in SCORED if d < DRIFT_DAY.isoformat()]
@@ -67,7 +67,7 @@ def test_columns_constant_within_a_partition_are_left_out_from_the_data(world):
     are found from the features and left out with a note; the stable day stays stable."""
     from dagster import materialize
 
-    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.location.build import build_definitions
 
     platform = world["platform"]
     spec = platform.spec.model_copy(update={"drift": platform.spec.drift.model_copy(update={"exclude": []})})
@@ -85,7 +85,7 @@ def test_columns_constant_within_a_partition_are_left_out_from_the_data(world):
 
 
 def test_drift_sensor_requests_one_retrain_per_episode(world):
-    from mlops_assets.operations import tick
+    from mlops_assets.operations.runs import tick
 
     sensor = world["defs"].resolve_sensor_def("drift_sensor")
     from dagster import build_sensor_context
@@ -110,7 +110,7 @@ def test_drift_sensor_requests_one_retrain_per_episode(world):
 
 
 def test_failed_contract_produces_no_scores(world):
-    from mlops_assets.simulator import write_bad_file
+    from mlops_assets.data.simulator import write_bad_file
 
     day = SCORED[2]
     lake, instance, defs = world["lake"], world["instance"], world["defs"]
@@ -156,7 +156,7 @@ def _tamper(registry, version: int) -> tuple[Path, bytes]:
 
 
 def test_integrity_failure_degrades_to_the_fallback(world):
-    from mlops_assets.scoring import BASELINE_VERSION
+    from mlops_assets.scoring.rows import BASELINE_VERSION
 
     registry, lake = world["registry"], world["lake"]
     day = SCORED[4]
@@ -179,8 +179,8 @@ def test_integrity_failure_degrades_to_the_fallback(world):
 def test_guard_rolls_back_once_and_rescoring_removes_every_row_of_the_bad_version(world):
     """A second champion scores some days; its matured performance is written as far below
     last_known_good; the guard rolls back exactly once; re-scoring leaves no row of it."""
-    from mlops_assets.operations import tick
-    from mlops_assets.promotion import read_audit
+    from mlops_assets.operations.runs import tick
+    from mlops_assets.model.promotion import read_audit
 
     defs, instance, lake, registry = world["defs"], world["instance"], world["lake"], world["registry"]
     cutoff2 = (CUTOFF + dt.timedelta(days=2)).isoformat()
@@ -217,7 +217,7 @@ def test_guard_rolls_back_once_and_rescoring_removes_every_row_of_the_bad_versio
 
 
 def test_status_reports_monitoring_sections(world):
-    from mlops_assets.status import collect_status
+    from mlops_assets.operations.status import collect_status
 
     status = collect_status(world["platform"], world["instance"], world["defs"])
     assert {"scores", "drift", "performance", "retrains", "alerts"} <= set(status)
@@ -228,7 +228,7 @@ def test_status_reports_monitoring_sections(world):
 def test_performance_sensor_catches_up_consecutive_labelled_days_in_one_run(world):
     """The first tick sees every label commit: the scored days any label belongs to are judged by ONE
     single-run range (a catch-up of N days is one process), and the next tick has nothing to do."""
-    from mlops_assets.operations import tick
+    from mlops_assets.operations.runs import tick
 
     defs, instance, lake = world["defs"], world["instance"], world["lake"]
     spec = world["platform"].spec
@@ -263,14 +263,14 @@ def test_performance_compares_with_last_known_good_on_the_same_rows(world):
 def test_table_maintenance_keeps_what_reproduce_needs(world):
     """Vacuum with zero retention: every table is compacted and cleaned, yet the champion's
     recorded training_set version still time-travels and `reproduce` agrees exactly."""
-    from mlops_assets.reproduce import reproduce
-    from mlops_assets.vocabulary import Alias
+    from mlops_assets.model.reproduce import reproduce
+    from mlops_assets.core.vocabulary import Alias
 
     registry, lake = world["registry"], world["lake"]
     platform = world["platform"]
     spec = platform.spec.model_copy(update={"maintenance": platform.spec.maintenance.model_copy(
         update={"retention_hours": 0})})
-    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.location.build import build_definitions
 
     defs = build_definitions(Platform(spec, platform.home))
     result = defs.resolve_job_def("maintenance").execute_in_process(instance=world["instance"], raise_on_error=False)

@@ -14,13 +14,13 @@ import yaml
 from dagster import instance_for_test
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.estimators import ESTIMATORS
-from mlops_assets.features import compute_features
-from mlops_assets.ingest import event_contract, ingest_partition, label_contract
-from mlops_assets.ml import training as T
-from mlops_assets.ml.evaluation import slice_metrics, task_metrics
-from mlops_assets.registry import IntegrityError
-from mlops_assets.scoring import (
+from mlops_assets.model.estimators import ESTIMATORS
+from mlops_assets.data.features import compute_features
+from mlops_assets.data.ingest import event_contract, ingest_partition, label_contract
+from mlops_assets.model import training as T
+from mlops_assets.model.evaluation import slice_metrics, task_metrics
+from mlops_assets.control.registry import IntegrityError
+from mlops_assets.scoring.rows import (
     BASELINE_VERSION,
     DEGRADED,
     NORMAL,
@@ -28,8 +28,8 @@ from mlops_assets.scoring import (
     class_probability_columns,
     score_frame,
 )
-from mlops_assets.serving import serving_model, training_prior
-from mlops_assets.spec import SpecError, load_spec, parse_spec
+from mlops_assets.scoring.serving import serving_model, training_prior
+from mlops_assets.core.spec import SpecError, load_spec, parse_spec
 
 from .conftest import check_evaluations, days, run_ingest
 
@@ -271,9 +271,9 @@ def test_score_rows_of_two_named_classes_keep_the_positive_probability():
 
 def ticket_world(home, monkeypatch, data: dict | None = None, relabel=lambda frame: frame):
     """12 clean days of tickets and a 13th with an unknown class; the definitions built from the spec."""
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.platform import Platform
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.core.platform import Platform
 
     spec_file = home / "tickets.yaml"
     spec_file.write_text(yaml.safe_dump(data or spec_data()))
@@ -303,7 +303,7 @@ def ingest_world(defs, lake, instance, keys, codes=(0.0, 1.0, 2.0)) -> None:
 def test_multiclass_dataset_ingests_and_registers_a_candidate(home, monkeypatch):
     from dagster import AssetKey
 
-    from mlops_assets.vocabulary import Alias, Artifact
+    from mlops_assets.core.vocabulary import Alias, Artifact
 
     spec, defs, lake, keys = ticket_world(home, monkeypatch)
     registry, day = defs.resources["registry"], keys[10]
@@ -339,7 +339,7 @@ def test_multiclass_dataset_ingests_and_registers_a_candidate(home, monkeypatch)
 
 
 def test_multiclass_dataset_runs_the_lifecycle(home, monkeypatch):
-    from mlops_assets.vocabulary import Alias
+    from mlops_assets.core.vocabulary import Alias
 
     spec, defs, lake, keys = ticket_world(home, monkeypatch)
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
@@ -363,7 +363,7 @@ def test_multiclass_dataset_runs_the_lifecycle(home, monkeypatch):
 
 def test_two_named_classes_run_the_lifecycle_as_a_binary_model(home, monkeypatch):
     """``classes: [routine, urgent]``: binary, the second listed positive, gated and scored end to end."""
-    from mlops_assets.vocabulary import Alias
+    from mlops_assets.core.vocabulary import Alias
 
     data = spec_data(classes=["routine", "urgent"], gates={"floors": {"roc_auc": 0.6, "pr_auc": 0.2},
                                                            "max_calibration_error": 0.15, "min_slice_rows": 100})

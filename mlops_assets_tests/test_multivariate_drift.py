@@ -10,8 +10,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import ks_2samp
 
-from mlops_assets.ml import multivariate_drift as M
-
+from mlops_assets.monitoring.drift import multivariate as M
 DAY0 = dt.date(2026, 1, 1)
 
 

@@ -31,9 +31,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from mlops_assets.ml import estimation as E
-from mlops_assets.ml import multivariate_drift as M
-
+from mlops_assets.monitoring.estimation import methods as E
+from mlops_assets.monitoring.drift import multivariate as M
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements-nannyml.lock"
 VENV = ROOT / ".venv-nannyml"

@@ -28,8 +28,8 @@ import pytest
 import yaml
 from dagster import DagsterInstance, RunsFilter
 
-from mlops_assets.cli import main
-from mlops_assets.spec import load_spec
+from mlops_assets.operations.cli import main
+from mlops_assets.core.spec import load_spec
 
 CARRIERS = ["UA", "B6", "EV", "DL", "AA", "MQ"]
 FIRST, LAST_SAMPLE, LAST = dt.date(2013, 1, 1), dt.date(2013, 1, 28), dt.date(2013, 2, 4)

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from dagster import DagsterInstance, RunsFilter
 
-from mlops_assets.cli import main
-from mlops_assets.operations import instance_warning
-from mlops_assets.platform import Platform
-from mlops_assets.simulator import Injection, simulate
-from mlops_assets.spec import BUNDLED_SPEC
-from mlops_assets.vocabulary import RunTag
+from mlops_assets.operations.cli import main
+from mlops_assets.operations.runs import instance_warning
+from mlops_assets.core.platform import Platform
+from mlops_assets.data.simulator import Injection, simulate
+from mlops_assets.core.spec import BUNDLED_SPEC
+from mlops_assets.core.vocabulary import RunTag
 
 from .conftest import DAY0
 

@@ -29,14 +29,14 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, instance_for_test
 
-from mlops_assets.alerts import read_alerts
-from mlops_assets.registry import (
+from mlops_assets.control.alerts import read_alerts
+from mlops_assets.control.registry import (
     MLFLOW_HTTP_DEFAULTS,
     ModelRegistry,
     RegistryUnavailable,
 )
-from mlops_assets.simulator import BIKE_SPEC, simulate_regression
-from mlops_assets.vocabulary import Alias, Meta, Status, VersionTag
+from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
+from mlops_assets.core.vocabulary import Alias, Meta, Status, VersionTag
 
 from .conftest import days, run_ingest
 from .test_integrity import plant_pickle
@@ -60,7 +60,7 @@ def all_event_text(instance, run_id: str) -> str:
 
 
 def test_http_retry_defaults_are_bounded_and_never_override_the_operator():
-    probe = ("import json, os, mlops_assets.registry; "
+    probe = ("import json, os, mlops_assets.control.registry; "
              "from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES as R, "
              "MLFLOW_HTTP_REQUEST_TIMEOUT as T; "
              "print(json.dumps([{k: v for k, v in os.environ.items() if k.startswith('MLFLOW_HTTP')}, R.get(), T.get()]))")
@@ -98,8 +98,8 @@ def test_an_unreachable_registry_fails_fast_and_its_errors_carry_no_password(tmp
 
 
 def test_a_dagster_run_against_an_unreachable_registry_logs_no_password(home, monkeypatch):
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.platform import Platform
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.core.platform import Platform
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_port_uri())
     platform = Platform.from_env()
@@ -129,9 +129,9 @@ C1, C2 = KEYS[-3], KEYS[-1]
 SCORED_LIVE, SCORED_CACHED = KEYS[-3], KEYS[-2]
 KILLED_ATTEMPT = """
 import sys, time
-from mlops_assets.ml.training import SKOPS_TRUSTED_TYPES, predict_scores
-from mlops_assets.registry import ModelRegistry
-from mlops_assets.spec import load_spec
+from mlops_assets.model.training import SKOPS_TRUSTED_TYPES, predict_scores
+from mlops_assets.control.registry import ModelRegistry
+from mlops_assets.core.spec import load_spec
 from mlops_assets_tests.test_registry import train
 
 spec, uri, cutoff = load_spec(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -184,8 +184,8 @@ def step_failures(result) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """bike_rentals on a real MLflow server: v1 champion (cutoff C1), one day scored live."""
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.platform import Platform
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.core.platform import Platform
 
     root = tmp_path_factory.mktemp("outages")
     saved = {k: os.environ.get(k) for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLFLOW_TRACKING_URI",
@@ -230,9 +230,9 @@ def stored_model_dir(w: World, version: int) -> Path:
 
 @pytest.mark.slow
 def test_a_champion_pointed_at_a_planted_pickle_is_refused_at_scoring_time(world, tmp_path):
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.registry import IntegrityError
-    from mlops_assets.reproduce import reproduce
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.control.registry import IntegrityError
+    from mlops_assets.model.reproduce import reproduce
 
     w, marker = world, tmp_path / "payload_ran"
     folder = stored_model_dir(w, 1)
@@ -268,7 +268,7 @@ def test_while_mlflow_is_down_scoring_serves_the_cache_and_training_fails_fast(w
         meta = materialized(scored, "scores")
         assert (meta["model_version"], meta["mode"], meta[Meta.MODEL_SOURCE]) == (1, "normal", "cache")
         assert "local model cache" in meta["serving_reason"] and meta["rows"] > 0
-        from mlops_assets.lake import DeltaLake
+        from mlops_assets.data.lake import DeltaLake
 
         rows = DeltaLake(root=str(w.platform.home.lake)).read("scores", [SCORED_CACHED])
         assert rows.height == meta["rows"] and set(rows["model_version"]) == {1}
@@ -276,7 +276,7 @@ def test_while_mlflow_is_down_scoring_serves_the_cache_and_training_fails_fast(w
         assert down and "served from the local model cache" in down[0]["reason"]
 
         # the cached copy is verified like a download: altered, it is refused (the baseline serves)
-        from mlops_assets.registry.integrity import manifest_sha256
+        from mlops_assets.control.registry.integrity import manifest_sha256
 
         cached = w.platform.home.root / "model_cache" / manifest_sha256(
             json.loads(w.registry.cached_version_tags(1)[VersionTag.MANIFEST]))
@@ -334,8 +334,8 @@ def test_the_next_attempt_fails_a_killed_attempts_run_and_supersedes_an_ungated_
     assert (old[VersionTag.STATUS], old[VersionTag.SUPERSEDED_BY]) == (Status.SUPERSEDED, str(v_new))
     assert json.loads(new[VersionTag.SUPERSEDES]) == [v_ungated]
     assert v_ungated not in w.registry.aliases().values() and VersionTag.GATES not in old
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.promotion import PromotionRefused, promote_if_passed
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.model.promotion import PromotionRefused, promote_if_passed
 
     with pytest.raises(PromotionRefused, match="no evaluation"):  # never gated: never promoted
         promote_if_passed(DeltaLake(root=str(w.platform.home.lake)), w.registry, v_ungated, require_approval=False,

@@ -7,7 +7,7 @@ import datetime as dt
 
 from dagster import build_sensor_context, instance_for_test
 
-from mlops_assets.simulator import BIKE_SPEC, Injection, simulate_regression
+from mlops_assets.data.simulator import BIKE_SPEC, Injection, simulate_regression
 
 from .conftest import days, run_ingest, run_range
 
@@ -22,11 +22,11 @@ def _jobs_assets(defs, job):
 
 
 def test_performance_follows_scores_and_the_guard_acts_on_it(home, monkeypatch):
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.platform import Platform
-    from mlops_assets.spec import BUNDLED_SPEC, load_spec
-    from mlops_assets.vocabulary import GUARD_TRIPPED, VersionTag
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
+    from mlops_assets.core.vocabulary import GUARD_TRIPPED, VersionTag
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
     bundled = Platform.from_env()

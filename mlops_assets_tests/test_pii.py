@@ -27,10 +27,10 @@ import yaml
 from dagster import Failure, instance_for_test
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.ingest import event_contract, ingest_partition, protect_pii
-from mlops_assets.platform import Platform
-from mlops_assets.simulator import TIMESTAMP_FORMAT, card_events, simulate, write_bad_file
-from mlops_assets.spec import BUNDLED_SPEC, parse_spec
+from mlops_assets.data.ingest import event_contract, ingest_partition, protect_pii
+from mlops_assets.core.platform import Platform
+from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events, simulate, write_bad_file
+from mlops_assets.core.spec import BUNDLED_SPEC, parse_spec
 
 START = dt.date(2026, 3, 2)
 DAYS = 24  # events START .. START+23
@@ -99,7 +99,7 @@ def failures(result) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.location.build import build_definitions
 
     root = tmp_path_factory.mktemp("pii")
     home, landing = root / "home", root / "landing_in"
@@ -219,7 +219,7 @@ def test_pii_columns_hold_keyed_hashes_in_raw_events_and_in_quarantine_records(w
 
 @pytest.mark.parametrize("mode", ["no_key", "drop"])
 def test_without_a_key_or_with_pii_mode_drop_pii_values_are_dropped(mode, home, monkeypatch, tmp_path):
-    from mlops_assets.defs.build import build_definitions
+    from mlops_assets.location.build import build_definitions
 
     landing = tmp_path / "landing_in"
     spec_file = tmp_path / "spec.yaml"
@@ -252,7 +252,7 @@ def test_without_a_key_or_with_pii_mode_drop_pii_values_are_dropped(mode, home, 
 
 
 def test_a_short_key_is_refused_without_quoting_it(monkeypatch):
-    from mlops_assets.defs.resources import PiiKey, pii_resource
+    from mlops_assets.location.resources import PiiKey, pii_resource
 
     monkeypatch.setenv("MLOPS_PII_KEY", "short-secret")
     resource = pii_resource()

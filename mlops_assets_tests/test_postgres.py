@@ -35,9 +35,9 @@ from dagster import (
     build_schedule_context,
 )
 
-from mlops_assets.contract_checks import BLOCKING_CHECKS
-from mlops_assets.instance_queries import STUCK_AFTER, run_progress, workers_on_this_host
-from mlops_assets.simulator import simulate
+from mlops_assets.data.contract_checks import BLOCKING_CHECKS
+from mlops_assets.control.instance_queries import STUCK_AFTER, run_progress, workers_on_this_host
+from mlops_assets.data.simulator import simulate
 
 from .conftest import DAY0, check_evaluations, days, run_ingest, table
 
@@ -147,7 +147,7 @@ def test_production_instance_on_postgres_stores_a_real_run(platform, defs, lake,
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-    from mlops_assets.instance_queries import failed_checks
+    from mlops_assets.control.instance_queries import failed_checks
 
     instance, deployed = pg_instance, yaml.safe_load(DEPLOY_YAML.read_text())
     # storage: all three on PostgreSQL, in this session's database, with an empty password accepted
@@ -223,7 +223,7 @@ WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
 from dagster import DagsterInstance
-from mlops_assets.defs.build import build_definitions
+from mlops_assets.location.build import build_definitions
 
 barrier, parties, partition, batch = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 job = build_definitions().resolve_job_def("ingest")

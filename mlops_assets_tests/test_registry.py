@@ -1,4 +1,4 @@
-"""Tests for mlops_assets.registry and mlops_assets.lineage.
+"""Tests for mlops_assets.control.registry and mlops_assets.model.lineage.
 
 A real MLflow sqlite store and artifact root in a temp folder, real scikit-learn fits on
 small synthetic data shaped like the bundled specs (built as polars feature frames and
@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.lineage import (
+from mlops_assets.model.lineage import (
     REQUIRED_LINEAGE_KEYS,
     UNKNOWN,
     code_version,
@@ -28,22 +28,22 @@ from mlops_assets.lineage import (
     lineage_tags,
     lock_hash,
 )
-from mlops_assets.ml.training import (
+from mlops_assets.model.training import (
     SKOPS_TRUSTED_TYPES,
     fit,
     predict_scores,
     reference_profile,
     to_model_frame,
 )
-from mlops_assets.paths import Home
-from mlops_assets.registry import (
+from mlops_assets.core.paths import Home
+from mlops_assets.control.registry import (
     MODEL_FILE,
     IntegrityError,
     ModelRegistry,
     registry_resource,
 )
-from mlops_assets.spec import BUNDLED_SPEC, load_spec
-from mlops_assets.vocabulary import Alias, LineageTag
+from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.core.vocabulary import Alias, LineageTag
 
 CHAMPION, CHALLENGER, LAST_KNOWN_GOOD = Alias.CHAMPION, Alias.CHALLENGER, Alias.LAST_KNOWN_GOOD
 
@@ -165,7 +165,7 @@ def stored_model_file(store: Path, model_id: str) -> Path:
 
 def test_importing_registry_does_not_import_mlflow():
     code = (
-        "import mlops_assets.registry, mlops_assets.lineage, sys; "
+        "import mlops_assets.control.registry, mlops_assets.model.lineage, sys; "
         "heavy = [m for m in ('mlflow', 'sklearn', 'skops') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
@@ -426,8 +426,8 @@ def test_a_candidate_run_carries_its_cutoff_and_dagster_run_from_the_start(logge
 
 
 def test_ungated_versions_is_the_rule_for_superseding():
-    from mlops_assets.registry.attempts import ungated_versions
-    from mlops_assets.vocabulary import Status, VersionTag
+    from mlops_assets.control.registry.attempts import ungated_versions
+    from mlops_assets.core.vocabulary import Status, VersionTag
 
     def row(v, cutoff="c", aliases=(), **tags):
         return {"version": v, "aliases": list(aliases), "tags": {VersionTag.CUTOFF: cutoff, **tags}}
@@ -446,7 +446,7 @@ def test_registry_errors_keep_their_type_and_lose_the_password(tmp_path):
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
-    from mlops_assets.registry.failures import is_unavailable, redacted_errors
+    from mlops_assets.control.registry.failures import is_unavailable, redacted_errors
 
     class Probe:
         def secrets(self):

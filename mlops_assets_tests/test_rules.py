@@ -15,18 +15,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets import gates as G
-from mlops_assets.contract_checks import Verdict, combine_verdicts, freshness_alert_due
-from mlops_assets.features import compute_features, feature_columns
-from mlops_assets.ml.performance import day_performance, performance_table
-from mlops_assets.monitoring import DriftEpisode, RetrainRequest, drift_episode, drift_retrain, guard_breach
-from mlops_assets.promotion import PromotionRefused, promotion_decision
-from mlops_assets.promotion import Verdict as PromotionVerdict
-from mlops_assets.registry import IntegrityError
-from mlops_assets.scoring import BASELINE_VERSION, DEGRADED, NORMAL
-from mlops_assets.serving import serving_model, training_prior
-from mlops_assets.spec import load_spec
-from mlops_assets.vocabulary import (
+from mlops_assets.model import gates as G
+from mlops_assets.data.contract_checks import Verdict, combine_verdicts, freshness_alert_due
+from mlops_assets.data.features import compute_features, feature_columns
+from mlops_assets.monitoring.performance import day_performance, performance_table
+from mlops_assets.monitoring.rules import DriftEpisode, RetrainRequest, drift_episode, drift_retrain, guard_breach
+from mlops_assets.model.promotion import PromotionRefused, promotion_decision
+from mlops_assets.model.promotion import Verdict as PromotionVerdict
+from mlops_assets.control.registry import IntegrityError
+from mlops_assets.scoring.rows import BASELINE_VERSION, DEGRADED, NORMAL
+from mlops_assets.scoring.serving import serving_model, training_prior
+from mlops_assets.core.spec import load_spec
+from mlops_assets.core.vocabulary import (
     GATES_FAILED,
     GATES_PASSED,
     GUARD_TRIPPED,
@@ -289,8 +289,8 @@ def test_recorded_values_have_one_reader():
 
 # ---- landing readers -----------------------------------------------------------------------------
 def test_adding_a_landing_format_is_one_reader_entry(monkeypatch, tmp_path):
-    from mlops_assets import readers
-    from mlops_assets.spec import SpecError, parse_spec
+    from mlops_assets.data import readers
+    from mlops_assets.core.spec import SpecError, parse_spec
 
     data = SPEC.model_dump(mode="json")
     with pytest.raises(SpecError, match=r"landing\.formats.*unknown landing format.*jsonl"):
@@ -309,7 +309,7 @@ def test_adding_a_landing_format_is_one_reader_entry(monkeypatch, tmp_path):
 
 # ---- secrets in text -----------------------------------------------------------------------------
 def test_credentials_in_uris_and_options_are_masked():
-    from mlops_assets.redaction import redact, secret_values
+    from mlops_assets.core.redaction import redact, secret_values
 
     msg = "API request to http://alice:s3cr3t@mlflow:5000/api/2.0 failed; retry postgresql://u:p@db/x"
     assert redact(msg) == "API request to http://***@mlflow:5000/api/2.0 failed; retry postgresql://***@db/x"
@@ -333,7 +333,7 @@ def test_automatic_promotion_refuses_a_cutoff_older_than_the_champions():
 
 
 def test_a_training_window_may_not_start_before_the_first_partition():
-    from mlops_assets.ml.bounds import partial_window_problem
+    from mlops_assets.model.bounds import partial_window_problem
 
     start, window = SPEC.partition_start, SPEC.training.window_days
     early = start + dt.timedelta(days=window - 1)
@@ -345,7 +345,7 @@ def test_a_training_window_may_not_start_before_the_first_partition():
 
 
 def test_a_set_of_days_is_requested_as_one_run_per_block_of_consecutive_days():
-    from mlops_assets.defs.common import consecutive_blocks, days_requests
+    from mlops_assets.location.common import consecutive_blocks, days_requests
 
     days = ["2026-03-05", "2026-03-02", "2026-03-03", "2026-03-03", "2026-03-09", "2026-02-28", "2026-03-01"]
     assert consecutive_blocks(days) == [["2026-02-28", "2026-03-01", "2026-03-02", "2026-03-03"], ["2026-03-05"],
@@ -359,14 +359,14 @@ def test_a_set_of_days_is_requested_as_one_run_per_block_of_consecutive_days():
         "dagster/asset_partition_range_end": "2026-03-03"}
     assert single.partition_key == "2026-03-05" and single.tags == {"mlops/reason": "why"}
     # what a run's alert and the demo name: the partition, or the range
-    from mlops_assets.vocabulary import run_partitions
+    from mlops_assets.core.vocabulary import run_partitions
 
     assert run_partitions(first.tags) == "2026-02-28..2026-03-03" and run_partitions({}) is None
     assert run_partitions({"dagster/partition": "2026-03-05"}) == "2026-03-05"
 
 
 def test_a_day_is_re_scored_once_per_champion_and_rolled_back_version_however_its_block_moves():
-    from mlops_assets.defs.monitoring_sensors import rescore_due
+    from mlops_assets.monitoring.sensors import rescore_due
 
     first = [("2026-03-01", 2), ("2026-03-02", 2), ("2026-03-03", 2), ("2026-03-04", 2)]
     due, cursor = rescore_due(first, 1, None)

@@ -34,9 +34,9 @@ import polars as pl
 import pytest
 import yaml
 
-from mlops_assets.lake import DeltaLake
-from mlops_assets.redaction import secret_values
-from mlops_assets.simulator import BIKE_SPEC, simulate_regression
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.core.redaction import secret_values
+from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
 from .conftest import days, run_ingest
 from .test_deploy_files import CODE_SERVICE, service_env
@@ -154,7 +154,7 @@ WRITER = r"""
 import json, os, sys, time
 from pathlib import Path
 import polars as pl
-from mlops_assets.lake import DeltaLake
+from mlops_assets.data.lake import DeltaLake
 
 barrier, parties, name, own, shared, rounds = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
 lake = DeltaLake(root=os.environ["LAKE_ROOT"], storage_options_json=os.environ["LAKE_OPTIONS"])
@@ -296,10 +296,10 @@ def test_lifecycle_on_postgres_s3_and_an_mlflow_server_that_dies_once(home, monk
     from dagster import AssetKey, DagsterRunStatus
     from mlflow import MlflowClient
 
-    from mlops_assets.cli import main
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.platform import Platform
-    from mlops_assets.vocabulary import SCORES, Action, Alias
+    from mlops_assets.operations.cli import main
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.core.vocabulary import SCORES, Action, Alias
 
     server = MlflowOnS3(tmp_path, mlflow_db, s3)
     server.start()  # boots while the data is simulated and ingested

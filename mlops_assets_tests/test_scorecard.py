@@ -29,19 +29,19 @@ from dagster import (
     materialize,
 )
 
-from mlops_assets.defs.operations_assets import (
+from mlops_assets.operations.assets import (
     SCORECARD_BREAKDOWN,
     build_scorecard,
     build_scorecard_asset,
     scorecard_metadata,
 )
-from mlops_assets.lake import DeltaLake
-from mlops_assets.lineage import REQUIRED_LINEAGE_KEYS
-from mlops_assets.paths import Home
-from mlops_assets.platform import Platform
-from mlops_assets.promotion import append_audit
-from mlops_assets.registry import ModelRegistry
-from mlops_assets.scorecard import (
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.model.lineage import REQUIRED_LINEAGE_KEYS
+from mlops_assets.core.paths import Home
+from mlops_assets.core.platform import Platform
+from mlops_assets.model.promotion import append_audit
+from mlops_assets.control.registry import ModelRegistry
+from mlops_assets.operations.scorecard import (
     COUNT_MEASURES,
     MEASURES,
     STUCK,
@@ -57,9 +57,9 @@ from mlops_assets.scorecard import (
     scoring_measures,
     utc_naive,
 )
-from mlops_assets.scorecard_sources import compute_scorecard
-from mlops_assets.spec import load_spec
-from mlops_assets.vocabulary import SCORECARD, Action, Alias, Job, LineageTag, RunTag, Schedule, Sensor, VersionTag
+from mlops_assets.operations.scorecard_sources import compute_scorecard
+from mlops_assets.core.spec import load_spec
+from mlops_assets.core.vocabulary import SCORECARD, Action, Alias, Job, LineageTag, RunTag, Schedule, Sensor, VersionTag
 
 MODEL = "card_fraud"
 DRIFT_TAGS = {RunTag.TRIGGER: Sensor.DRIFT, RunTag.DRIFT_PARTITIONS: None}  # partitions filled per world
@@ -381,5 +381,5 @@ def test_scorecard_job_and_schedule(world):
 
 
 def test_the_measures_module_does_not_import_dagster():
-    code = "import sys, mlops_assets.scorecard; assert 'dagster' not in sys.modules, 'dagster imported'"
+    code = "import sys, mlops_assets.operations.scorecard; assert 'dagster' not in sys.modules, 'dagster imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,7 @@ import datetime as dt
 import polars as pl
 from dagster import instance_for_test
 
-from mlops_assets.simulator import BIKE_SPEC, Injection, simulate_regression
+from mlops_assets.data.simulator import BIKE_SPEC, Injection, simulate_regression
 
 from .conftest import days, run_ingest
 
@@ -14,10 +14,10 @@ START = dt.date(2026, 4, 6)
 
 
 def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
-    from mlops_assets.defs.build import build_definitions
-    from mlops_assets.lake import DeltaLake
-    from mlops_assets.platform import Platform
-    from mlops_assets.vocabulary import Alias
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.core.vocabulary import Alias
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
     platform = Platform.from_env()

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 import yaml
 
-from mlops_assets import simulator as sim
-from mlops_assets.spec import load_spec, parse_spec
+from mlops_assets.data import simulator as sim
+from mlops_assets.core.spec import load_spec, parse_spec
 
 START = dt.date(2026, 1, 1)  # a Thursday
 DAYS = 10
@@ -426,7 +426,7 @@ def test_regression_simulation(tmp_path):
 def test_simulator_imports_fast_and_light():
     # the spec (pydantic) is imported at top like every light module; the ML stack and Dagster are not
     code = (
-        "import sys, time; t = time.perf_counter(); import mlops_assets.simulator; "
+        "import sys, time; t = time.perf_counter(); import mlops_assets.data.simulator; "
         "heavy = {'pandas', 'sklearn', 'mlflow', 'dagster'} & set(sys.modules); "
         "print(time.perf_counter() - t, sorted(heavy))"
     )

@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from mlops_assets.spec import BUNDLED_SPEC, SpecError, load_spec, parse_spec
+from mlops_assets.core.spec import BUNDLED_SPEC, SpecError, load_spec, parse_spec
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 
@@ -171,7 +171,7 @@ def test_values_that_need_the_task_are_checked_at_load_naming_the_field(changes,
 
 
 def test_the_bundled_specs_pass_every_load_check():
-    from mlops_assets.simulator import BIKE_SPEC
+    from mlops_assets.data.simulator import BIKE_SPEC
 
     for path in (BUNDLED_SPEC, BIKE_SPEC):
         spec = load_spec(path)
@@ -186,7 +186,7 @@ def test_param_names_match_scikit_learn():
     ``get_params()``: a scikit-learn upgrade that adds or removes an argument fails here."""
     import importlib
 
-    from mlops_assets.estimators import ESTIMATORS, PARAM_NAMES
+    from mlops_assets.model.estimators import ESTIMATORS, PARAM_NAMES
 
     classes = {c for e in ESTIMATORS.values() for c in e.classes.values()}
     assert classes == set(PARAM_NAMES)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from mlops_assets.ml.spec_docs import COLUMN, DESCRIPTIONS, NO_MEANING, render_markdown, spec_rows
-from mlops_assets.spec import DatasetSpec
+from mlops_assets.core.spec_docs import COLUMN, DESCRIPTIONS, NO_MEANING, render_markdown, spec_rows
+from mlops_assets.core.spec import DatasetSpec
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "spec.md"
-REFRESH = "python -m mlops_assets.ml.spec_docs > docs/spec.md"
+REFRESH = "python -m mlops_assets.core.spec_docs > docs/spec.md"
 
 
 def _schema_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -62,6 +62,6 @@ def test_the_schema_description_wins_over_the_mapping_and_a_docstring_describes_
 
 
 def test_the_refresh_command_prints_the_reference():
-    out = subprocess.run([sys.executable, "-m", "mlops_assets.ml.spec_docs"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "mlops_assets.core.spec_docs"], capture_output=True, text=True,
                          check=True).stdout
     assert out == render_markdown()

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 import yaml
 
-from mlops_assets.ml.leakage_scan import leakage_suspects, roc_auc
-from mlops_assets.ml.spec_infer import (
+from mlops_assets.model.leakage_scan import leakage_suspects, roc_auc
+from mlops_assets.data.spec_infer import (
     InferOptions,
     infer_spec,
     luhn_valid,
@@ -18,8 +18,8 @@ from mlops_assets.ml.spec_infer import (
     spec_lints,
     target_task,
 )
-from mlops_assets.spec import BUNDLED_SPEC, SpecLoader, load_spec, parse_spec
-from mlops_assets.simulator import BIKE_SPEC
+from mlops_assets.core.spec import BUNDLED_SPEC, SpecLoader, load_spec, parse_spec
+from mlops_assets.data.simulator import BIKE_SPEC
 
 N = 2000
 

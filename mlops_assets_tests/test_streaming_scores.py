@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.estimators import ESTIMATORS
-from mlops_assets.lake import DeltaLake, _file_batches
-from mlops_assets.ml import training as T
-from mlops_assets.ml.encoded_input import MISSING_CATEGORY, compile_input
-from mlops_assets.scoring import (
+from mlops_assets.model.estimators import ESTIMATORS
+from mlops_assets.data.lake import DeltaLake, _file_batches
+from mlops_assets.model import training as T
+from mlops_assets.model.encoded_input import MISSING_CATEGORY, compile_input
+from mlops_assets.scoring.rows import (
     DEGRADED,
     NORMAL,
     ConstantBaseline,
@@ -29,7 +29,7 @@ from mlops_assets.scoring import (
     score_columns,
     score_frame,
 )
-from mlops_assets.spec import parse_spec
+from mlops_assets.core.spec import parse_spec
 
 DAY = "2026-05-04"
 COLOURS = ["red", "green", "blue", "cyan", "magenta", "yellow"]
@@ -120,7 +120,7 @@ def test_only_an_estimator_whose_predictions_ignore_the_layout_gets_a_column_maj
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    from mlops_assets.estimators import input_order
+    from mlops_assets.model.estimators import input_order
 
     assert input_order(HistGradientBoostingClassifier()) == "F"
     assert {input_order(e) for e in (LogisticRegression(), Ridge(), RandomForestRegressor(), object())} == {"C"}

@@ -6,9 +6,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from mlops_assets.features import compute_features
-from mlops_assets.ingest import event_contract, ingest_partition
-from mlops_assets.spec import parse_spec
+from mlops_assets.data.features import compute_features
+from mlops_assets.data.ingest import event_contract, ingest_partition
+from mlops_assets.core.spec import parse_spec
 
 DAY = "2026-03-10"
 SPEC = parse_spec({

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from mlops_assets.ml.datasets import (
+from mlops_assets.model.datasets import (
     LABEL_ARRIVED,
     build_training_set,
     feature_window,
@@ -20,8 +20,8 @@ from mlops_assets.ml.datasets import (
     maturity_horizon,
     training_set_summary,
 )
-from mlops_assets.spec import BUNDLED_SPEC, parse_spec
-from mlops_assets.vocabulary import SPLIT_COLUMN as SPLIT
+from mlops_assets.core.spec import BUNDLED_SPEC, parse_spec
+from mlops_assets.core.vocabulary import SPLIT_COLUMN as SPLIT
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 C = dt.date(2026, 4, 1)  # the cutoff of every hand-made case below

@@ -17,14 +17,14 @@ import pytest
 import yaml
 from dagster import AssetKey, DefaultScheduleStatus
 
-from mlops_assets.alerts import AlertSink, read_alerts
-from mlops_assets.defs.common import OWNERS
-from mlops_assets.defs.model import side_by_side
-from mlops_assets.defs.monitoring import drift_metadata, drift_strength, performance_metadata, top_drifted
-from mlops_assets.demo import SHADOW_DAYS, demo_spec, write_demo_spec
-from mlops_assets.ml.spec_infer import InferOptions, infer_spec
-from mlops_assets.paths import Home
-from mlops_assets.registry.links import (
+from mlops_assets.control.alerts import AlertSink, read_alerts
+from mlops_assets.location.common import OWNERS
+from mlops_assets.model.assets import side_by_side
+from mlops_assets.monitoring.assets import drift_metadata, drift_strength, performance_metadata, top_drifted
+from mlops_assets.operations.demo import SHADOW_DAYS, demo_spec, write_demo_spec
+from mlops_assets.data.spec_infer import InferOptions, infer_spec
+from mlops_assets.core.paths import Home
+from mlops_assets.control.registry.links import (
     DEFAULT_UI_URL,
     artifact_url,
     log_report,
@@ -34,8 +34,8 @@ from mlops_assets.registry.links import (
     version_url,
     without_credentials,
 )
-from mlops_assets.spec import BUNDLED_SPEC, SpecError, load_spec, parse_spec
-from mlops_assets.vocabulary import DATASET_ROW, PREDICTION_ROW, SCORECARD, Schedule
+from mlops_assets.core.spec import BUNDLED_SPEC, SpecError, load_spec, parse_spec
+from mlops_assets.core.vocabulary import DATASET_ROW, PREDICTION_ROW, SCORECARD, Schedule
 
 from .test_mlflow_server import MlflowServer
 
@@ -139,7 +139,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 @pytest.mark.slow
 def test_links_and_reports_answer_on_a_real_mlflow_server(tmp_path, monkeypatch):
-    from mlops_assets.registry import ModelRegistry
+    from mlops_assets.control.registry import ModelRegistry
 
     server = MlflowServer(tmp_path / "server")
     server.root.mkdir()
@@ -220,7 +220,7 @@ def test_drift_strength_follows_the_methods_rule():
 
 
 def test_performance_and_evaluation_metadata_keep_their_names():
-    from mlops_assets.ml.performance import performance_table
+    from mlops_assets.monitoring.performance import performance_table
 
     frame = performance_table([{"ds": "2026-03-05", "model_version": 2, "mode": "normal", "labelled_rows": 500,
                                 "coverage": 0.9, "primary": 0.81, "metric": "roc_auc", "metrics": "{}",
@@ -236,7 +236,7 @@ def test_performance_and_evaluation_metadata_keep_their_names():
 
 # ---- scorecard ------------------------------------------------------------------------------------
 def test_scorecard_schedule_runs_by_default_and_status_reads_the_latest_point(defs, platform, instance):
-    from mlops_assets.status import scorecard_status
+    from mlops_assets.operations.status import scorecard_status
 
     schedule = next(s for s in defs.schedules if s.name == Schedule.SCORECARD)
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
@@ -264,7 +264,7 @@ def test_demo_spec_starts_partitions_at_the_first_simulated_day(tmp_path, monkey
     spec = load_spec()  # $MLOPS_SPEC now names it
     assert path.parent == tmp_path and spec.partition_start == start and spec.gates.shadow_days == SHADOW_DAYS
     assert spec.owners == load_spec(BUNDLED_SPEC).owners
-    from mlops_assets.platform import Platform
+    from mlops_assets.core.platform import Platform
 
     assert Platform(spec, Home(tmp_path)).daily.get_first_partition_key() == "2026-10-03"
 

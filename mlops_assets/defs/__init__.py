@@ -1,1 +1,0 @@
-"""Thin Dagster wiring: each asset calls pure logic and attaches rich metadata."""
