@@ -12,7 +12,7 @@ NM_STAMP := $(NM_VENV)/.installed-from-lock
 export MLOPS_HOME ?= $(CURDIR)/.mlops_home
 export DAGSTER_HOME ?= $(MLOPS_HOME)/dagster
 
-.PHONY: venv demo test ui bench docs clean nannyml-venv
+.PHONY: venv demo test lint ui bench docs clean nannyml-venv
 
 venv: $(STAMP)
 
@@ -38,8 +38,14 @@ demo: $(STAMP)
 	@$(COMPILE_OWN)
 	$(BIN)/mlops-assets demo $(if $(DAYS),--days $(DAYS))
 
-PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
-test: $(STAMP) $(NM_STAMP)
+# The linter and the formatter's check (ruff, pinned in the lock; rules in pyproject.toml): part of `make test`.
+LINTED := mlops_assets mlops_assets_tests benchmarks
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check --quiet $(LINTED)
+
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=25
+test: $(STAMP) $(NM_STAMP) lint
 	@$(COMPILE_OWN)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

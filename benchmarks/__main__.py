@@ -46,28 +46,47 @@ def print_summary(results: dict[str, Result | BaseException], elapsed: dict[str,
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
-    print("  ".join(f"{k} {v:.0f} s" for k, v in elapsed.items()) + f"  (total {sum(elapsed.values()):.0f} s)")
+    print(
+        "  ".join(f"{k} {v:.0f} s" for k, v in elapsed.items())
+        + f"  (total {sum(elapsed.values()):.0f} s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="name", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
-    parser.add_argument("--quick", action="store_true", help="smaller workloads (CI-sized, ~3 minutes in all)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed (not only on errors)")
-    parser.add_argument("--json", default=str(RESULTS_DIR / "latest.json"), help="where to write the results")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="name",
+        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller workloads (CI-sized, ~3 minutes in all)"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a goal is missed (not only on errors)"
+    )
+    parser.add_argument(
+        "--json", default=str(RESULTS_DIR / "latest.json"), help="where to write the results"
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        parser.error(
+            f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
+        )
     names = [n for n in BENCHMARKS if n in args.names] if args.names else list(BENCHMARKS)
 
     # Library chatter (Dagster beta/preview notices, deprecations) is not a benchmark result.
     warnings.simplefilter("ignore")
     started = dt.datetime.now(dt.UTC)
     info = {**machine_info(), "versions": _versions()}
-    print(f"benchmarks {' '.join(names)}{' (quick)' if args.quick else ''} — {info['cpus']} CPUs, "
-          f"load {info.get('load_avg_1m', float('nan')):.1f}, python {info['python']}, "
-          + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v), flush=True)
+    print(
+        f"benchmarks {' '.join(names)}{' (quick)' if args.quick else ''} — {info['cpus']} CPUs, "
+        f"load {info.get('load_avg_1m', float('nan')):.1f}, python {info['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v),
+        flush=True,
+    )
 
     results: dict[str, Result | BaseException] = {}
     elapsed: dict[str, float] = {}
@@ -94,11 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "machine": info,
         "elapsed_s": elapsed,
-        # the headline figures, one flat mapping ("scoring.asset_vs_floor": 1.02, ...): each a ratio (or a
+        # the headline figures, one flat mapping ("scoring.asset_vs_floor": 1.02, ...): each a ratio
+        # (or a
         # measurement) taken side by side in this run
-        "keys": {k: v for r in results.values() if isinstance(r, Result) for k, v in r.keys.items()},
+        "keys": {
+            k: v for r in results.values() if isinstance(r, Result) for k, v in r.keys.items()
+        },
         "benchmarks": {
-            name: ({"error": f"{type(r).__name__}: {r}"} if isinstance(r, BaseException) else r.to_json())
+            name: (
+                {"error": f"{type(r).__name__}: {r}"}
+                if isinstance(r, BaseException)
+                else r.to_json()
+            )
             for name, r in results.items()
         },
     }
@@ -110,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results written to {out}")
 
     failed = any(isinstance(r, BaseException) for r in results.values())
-    missed = any(g.passed is False for r in results.values() if isinstance(r, Result) for g in r.goals)
+    missed = any(
+        g.passed is False for r in results.values() if isinstance(r, Result) for g in r.goals
+    )
     return 1 if failed or (args.strict and missed) else 0
 
 

@@ -28,7 +28,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import QUIET_RUN_CONFIG, Result, Table, goal, project_env, ratio, secs, temp_dir
+from benchmarks.common import (
+    QUIET_RUN_CONFIG,
+    Result,
+    Table,
+    goal,
+    project_env,
+    ratio,
+    secs,
+    temp_dir,
+)
 
 SEED = 0
 GOAL_SPEEDUP = 5.0
@@ -58,10 +67,10 @@ def _ingest(home: Path, keys: list[str], mode: str) -> dict[str, Any]:
     """Run the ingest job over ``keys`` in ``home``; returns timings and the tables written."""
     from dagster import AssetKey, instance_for_test
 
-    from mlops_assets.location.build import build_definitions
-    from mlops_assets.data.lake import DeltaLake
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import Job, RunTag
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.location.build import build_definitions
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         platform = Platform.from_env()
@@ -72,58 +81,83 @@ def _ingest(home: Path, keys: list[str], mode: str) -> dict[str, Any]:
             t0 = time.perf_counter()
             if mode == "range":
                 tags = {RunTag.RANGE_START: keys[0], RunTag.RANGE_END: keys[-1]}
-                result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET_RUN_CONFIG,
-                                                raise_on_error=False)
+                result = job.execute_in_process(
+                    instance=instance, tags=tags, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+                )
                 if not result.success:
                     raise RuntimeError(f"single-run backfill {keys[0]}..{keys[-1]} failed")
             else:
                 for key in keys:
                     t = time.perf_counter()
-                    result = job.execute_in_process(instance=instance, partition_key=key,
-                                                    run_config=QUIET_RUN_CONFIG, raise_on_error=False)
+                    result = job.execute_in_process(
+                        instance=instance,
+                        partition_key=key,
+                        run_config=QUIET_RUN_CONFIG,
+                        raise_on_error=False,
+                    )
                     per_run.append(time.perf_counter() - t)
                     if not result.success:
                         raise RuntimeError(f"per-partition run {key} failed")
             seconds = time.perf_counter() - t0
             last = instance.get_runs(limit=1)[0]
-            events = Counter(e.dagster_event.event_type_value if e.dagster_event else "LOG (ours)"
-                             for e in instance.all_logs(last.run_id))
+            events = Counter(
+                e.dagster_event.event_type_value if e.dagster_event else "LOG (ours)"
+                for e in instance.all_logs(last.run_id)
+            )
             materialized = sorted(instance.get_materialized_partitions(AssetKey("features")))
             runs = len(instance.get_runs())
         lake = DeltaLake(root=str(platform.home.lake))
         tables = {name: _sorted(lake.read(name)) for name in ("features", "raw_events")}
-    return {"seconds": seconds, "per_run": per_run, "materialized": materialized, "runs": runs, "tables": tables,
-            "events": dict(events)}
+    return {
+        "seconds": seconds,
+        "per_run": per_run,
+        "materialized": materialized,
+        "runs": runs,
+        "tables": tables,
+        "events": dict(events),
+    }
 
 
 def _pure(home: Path, keys: list[str]) -> list[float]:
-    """The ingest job's lake and contract work for each of ``keys``, one partition at a time, without Dagster:
-    the calls the ``raw_events`` and ``features`` bodies make (contract, write, quarantine, volume and
+    """The ingest job's lake and contract work for each of ``keys``, one partition at a time,
+    without Dagster:
+    the calls the ``raw_events`` and ``features`` bodies make (contract, write, quarantine,
+    volume and
     freshness, features). Seconds per partition."""
     import datetime as dt_
 
     import polars as pl
 
+    from mlops_assets.core.platform import Platform
     from mlops_assets.data.contract_checks import partition_verdicts
     from mlops_assets.data.features import compute_features, input_columns
     from mlops_assets.data.ingest import event_contract, ingest_range
     from mlops_assets.data.lake import PARTITION_COLUMN, DeltaLake
-    from mlops_assets.core.platform import Platform
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         platform = Platform.from_env()
         spec, contract = platform.spec, event_contract(platform.spec)
         out = []
         for key in keys:
-            lake = DeltaLake(root=str(platform.home.lake))  # a fresh resource per run, as Dagster gives each run
+            lake = DeltaLake(
+                root=str(platform.home.lake)
+            )  # a fresh resource per run, as Dagster gives each run
             t = time.perf_counter()
             ingested = ingest_range(platform.landing, [key], contract)
             lake.write_partitions("raw_events", ingested.accepted, [key], run_id="pure")
-            lake.append("quarantine", ingested.quarantine("raw_events", "pure", dt_.datetime.now()), run_id="pure")
+            lake.append(
+                "quarantine",
+                ingested.quarantine("raw_events", "pure", dt_.datetime.now()),
+                run_id="pure",
+            )
             counts, _ = lake.counts_and_newest("raw_events", contract.timestamp)
             partition_verdicts(ingested.results, contract, "events", spec, counts)
-            raw = lake.scan("raw_events").filter(pl.col(PARTITION_COLUMN).is_in([key])).select(
-                input_columns(spec)).collect()
+            raw = (
+                lake.scan("raw_events")
+                .filter(pl.col(PARTITION_COLUMN).is_in([key]))
+                .select(input_columns(spec))
+                .collect()
+            )
             lake.write_partitions("features", compute_features(raw, spec), [key], run_id="pure")
             out.append(time.perf_counter() - t)
     return out
@@ -156,59 +190,125 @@ def bench(quick: bool = False) -> Result:
         single = _ingest(_home(root, "range", landing), keys, "range")
         per = _ingest(_home(root, "per_partition", landing), keys, "single")
         again = _ingest(_home(root, "range_again", landing), keys, "range")
-        pure = _pure(_home(root, "pure", landing), keys[:min(n, 20)])
+        pure = _pure(_home(root, "pure", landing), keys[: min(n, 20)])
 
-    same = {name: single["tables"][name].equals(per["tables"][name]) and again["tables"][name].equals(per["tables"][name])
-            for name in ("features", "raw_events")}
+    same = {
+        name: (
+            single["tables"][name].equals(per["tables"][name])
+            and again["tables"][name].equals(per["tables"][name])
+        )
+        for name in ("features", "raw_events")
+    }
     rows = {name: single["tables"][name].height for name in ("features", "raw_events")}
-    complete = single["materialized"] == keys and per["materialized"] == keys and again["materialized"] == keys
+    complete = (
+        single["materialized"] == keys
+        and per["materialized"] == keys
+        and again["materialized"] == keys
+    )
     single_s = (single["seconds"] + again["seconds"]) / 2
     speedup = per["seconds"] / single_s
     runs = per["per_run"]
     k = min(10, len(runs) // 2)
     first_k, last_k = statistics.mean(runs[:k]), statistics.mean(runs[-k:])
 
-    per_run_median, pure_median = statistics.median(runs[1:] or runs), statistics.median(pure[1:] or pure)
+    per_run_median, pure_median = (
+        statistics.median(runs[1:] or runs),
+        statistics.median(pure[1:] or pure),
+    )
     overhead = per_run_median - pure_median
-    table = Table(f"ingest backfill of {n} daily partitions {keys[0]}..{keys[-1]} "
-                  f"({rows['features']:,} feature rows, {rows['raw_events']:,} raw rows)",
-                  ["mode", "runs", "seconds", "per partition", "× single run"])
-    table.add("ONE single-run backfill (range tags)", single["runs"], secs(single_s), secs(single_s / n), "1.0x")
-    table.add(f"{n} per-partition runs (baseline)", per["runs"], secs(per["seconds"]), secs(per["seconds"] / n),
-              ratio(per["seconds"], single_s))
-    table.add(f"the same work without Dagster, {len(pure)} partitions (info)", "—", secs(sum(pure)),
-              secs(pure_median), "—")
+    table = Table(
+        f"ingest backfill of {n} daily partitions {keys[0]}..{keys[-1]} "
+        f"({rows['features']:,} feature rows, {rows['raw_events']:,} raw rows)",
+        ["mode", "runs", "seconds", "per partition", "× single run"],
+    )
+    table.add(
+        "ONE single-run backfill (range tags)",
+        single["runs"],
+        secs(single_s),
+        secs(single_s / n),
+        "1.0x",
+    )
+    table.add(
+        f"{n} per-partition runs (baseline)",
+        per["runs"],
+        secs(per["seconds"]),
+        secs(per["seconds"] / n),
+        ratio(per["seconds"], single_s),
+    )
+    table.add(
+        f"the same work without Dagster, {len(pure)} partitions (info)",
+        "—",
+        secs(sum(pure)),
+        secs(pure_median),
+        "—",
+    )
     table.notes += [
-        f"one partition through Dagster: {secs(per_run_median)} per run (median) vs {secs(pure_median)} for the same "
-        f"calls without it: {secs(overhead)} per run is Dagster's (run and step events, check evaluations, "
-        "materialisations in the SQLite event log)",
+        (
+            f"one partition through Dagster: {secs(per_run_median)} per run (median) vs"
+            f" {secs(pure_median)} for the same calls without it: {secs(overhead)} per run is"
+            " Dagster's (run and step events, check evaluations, materialisations in the SQLite"
+            " event log)"
+        ),
         f"events one per-partition run writes: {sum(per['events'].values())} — "
         + ", ".join(f"{k} {v}" for k, v in sorted(per["events"].items(), key=lambda kv: -kv[1])),
-        f"single run: mean of {secs(single['seconds'])} (before) and {secs(again['seconds'])} (after the "
-        "per-partition runs), each in its own fresh home and instance",
-        f"per-partition run time: first {k} runs {secs(first_k)} each, last {k} {secs(last_k)} each "
-        f"(min {secs(min(runs))}, max {secs(max(runs))}); warm-up run {secs(warm['seconds'])}; "
-        f"simulating the landing data {secs(simulate_s)}",
-        f"features identical: {same['features']}, raw_events identical: {same['raw_events']}; "
-        f"all {n} partitions materialized in both: {complete}",
+        (
+            f"single run: mean of {secs(single['seconds'])} (before) and {secs(again['seconds'])}"
+            " (after the per-partition runs), each in its own fresh home and instance"
+        ),
+        (
+            f"per-partition run time: first {k} runs {secs(first_k)} each, last {k} {secs(last_k)}"
+            f" each (min {secs(min(runs))}, max {secs(max(runs))}); warm-up run"
+            f" {secs(warm['seconds'])}; simulating the landing data {secs(simulate_s)}"
+        ),
+        (
+            f"features identical: {same['features']}, raw_events identical: {same['raw_events']}; "
+            f"all {n} partitions materialized in both: {complete}"
+        ),
     ]
     goals = [
-        goal(f"single-run vs {n} runs speedup", f">= {GOAL_SPEEDUP:g}x", f"{speedup:.1f}x "
-             f"({secs(single_s)} vs {secs(per['seconds'])})", speedup >= GOAL_SPEEDUP),
-        goal("identical features tables", "identical", "identical" if same["features"] and complete else "DIFFERENT",
-             same["features"] and complete),
+        goal(
+            f"single-run vs {n} runs speedup",
+            f">= {GOAL_SPEEDUP:g}x",
+            f"{speedup:.1f}x ({secs(single_s)} vs {secs(per['seconds'])})",
+            speedup >= GOAL_SPEEDUP,
+        ),
+        goal(
+            "identical features tables",
+            "identical",
+            "identical" if same["features"] and complete else "DIFFERENT",
+            same["features"] and complete,
+        ),
     ]
     data = {
-        "partitions": n, "first": keys[0], "last": keys[-1], "seed": SEED,
-        "single_run_s": single_s, "single_run_samples_s": [single["seconds"], again["seconds"]], "per_partition_total_s": per["seconds"], "per_partition_runs_s": runs,
-        "speedup": speedup, "warmup_s": warm["seconds"], "simulate_s": simulate_s,
-        "rows": rows, "identical": same, "all_partitions_materialized": complete, "pure_per_partition_s": pure,
+        "partitions": n,
+        "first": keys[0],
+        "last": keys[-1],
+        "seed": SEED,
+        "single_run_s": single_s,
+        "single_run_samples_s": [single["seconds"], again["seconds"]],
+        "per_partition_total_s": per["seconds"],
+        "per_partition_runs_s": runs,
+        "speedup": speedup,
+        "warmup_s": warm["seconds"],
+        "simulate_s": simulate_s,
+        "rows": rows,
+        "identical": same,
+        "all_partitions_materialized": complete,
+        "pure_per_partition_s": pure,
         "events_per_partition_run": per["events"],
     }
-    return Result("backfill", [table], goals, data, {"backfill.per_partition_over_single_run": speedup,
-                                                     "backfill.partitions": float(n),
-                                                     "backfill.dagster_s_per_run": overhead,
-                                                     "backfill.pure_s_per_partition": pure_median})
+    return Result(
+        "backfill",
+        [table],
+        goals,
+        data,
+        {
+            "backfill.per_partition_over_single_run": speedup,
+            "backfill.partitions": float(n),
+            "backfill.dagster_s_per_run": overhead,
+            "backfill.pure_s_per_partition": pure_median,
+        },
+    )
 
 
 if __name__ == "__main__":

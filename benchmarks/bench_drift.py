@@ -17,8 +17,9 @@ import json
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -27,13 +28,26 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mlops_assets.core.spec import BUNDLED_SPEC, DatasetSpec, parse_spec  # noqa: E402
 from mlops_assets.monitoring.drift.methods import feature_drift  # noqa: E402
 from mlops_assets.monitoring.drift.profile import build_reference_profile  # noqa: E402
-from mlops_assets.core.spec import BUNDLED_SPEC, DatasetSpec, parse_spec  # noqa: E402
 
-EXTRA_NUMERIC = ["merchant_risk", "balance", "velocity_7d", "basket_items", "session_seconds", "ip_risk",
-                 "refund_rate", "device_age_days", "login_failures", "avg_ticket", "tenure_months", "discount_share"]
-# judged: 4 spec + 12 extra + 1 calendar numeric (two calendar columns are drift.exclude'd) + 3 categorical = 20
+EXTRA_NUMERIC = [
+    "merchant_risk",
+    "balance",
+    "velocity_7d",
+    "basket_items",
+    "session_seconds",
+    "ip_risk",
+    "refund_rate",
+    "device_age_days",
+    "login_failures",
+    "avg_ticket",
+    "tenure_months",
+    "discount_share",
+]
+# judged: 4 spec + 12 extra + 1 calendar numeric (two calendar columns are drift.exclude'd) + 3
+# categorical = 20
 
 
 def bench_spec() -> DatasetSpec:
@@ -67,8 +81,18 @@ def synth(rng: np.random.Generator, n: int, shift: float = 0.0) -> pl.DataFrame:
             "tenure_months": rng.gamma(2.0, 18.0, n),
             "discount_share": rng.beta(2, 12 - 20 * shift, n),
             "merchant_category": rng.choice(
-                ["grocery", "fuel", "restaurant", "electronics", "travel", "online_retail",
-                 "gambling", "pharmacy"], n, p=[0.30, 0.15, 0.20, 0.08, 0.05, 0.15, 0.02, 0.05],
+                [
+                    "grocery",
+                    "fuel",
+                    "restaurant",
+                    "electronics",
+                    "travel",
+                    "online_retail",
+                    "gambling",
+                    "pharmacy",
+                ],
+                n,
+                p=[0.30, 0.15, 0.20, 0.08, 0.05, 0.15, 0.02, 0.05],
             ),
             "channel": rng.choice(["pos", "online", "atm"], n, p=[0.6 - shift, 0.32 + shift, 0.08]),
             "country": rng.choice(["home", "neighbour", "far"], n, p=[0.85, 0.10, 0.05]),
@@ -99,8 +123,11 @@ def _peak_mb(fn: Callable[[], Any]) -> float:
 def run(rows: int = 200_000, repeats: int = 3) -> dict:
     """Time and memory of one partition's drift, ours vs Evidently; returns the numbers."""
     spec = bench_spec()
-    # the columns both judge: the spec's drift.exclude (constant-within-day calendar columns) left out of both
-    numeric = [c for c in spec.numeric_features + spec.calendar_features if c not in spec.drift.exclude]
+    # the columns both judge: the spec's drift.exclude (constant-within-day calendar columns) left
+    # out of both
+    numeric = [
+        c for c in spec.numeric_features + spec.calendar_features if c not in spec.drift.exclude
+    ]
     categorical = [c for c in spec.categorical_features if c not in spec.drift.exclude]
     rng = np.random.default_rng(0)
     reference, current = synth(rng, rows), synth(rng, rows, shift=0.1)
@@ -125,8 +152,10 @@ def run(rows: int = 200_000, repeats: int = 3) -> dict:
     import_s = time.perf_counter() - t
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     preset = DataDriftPreset(
-        num_method="wasserstein", cat_method="jensenshannon",
-        num_threshold=spec.drift.numeric_threshold, cat_threshold=spec.drift.categorical_threshold,
+        num_method="wasserstein",
+        cat_method="jensenshannon",
+        num_threshold=spec.drift.numeric_threshold,
+        cat_threshold=spec.drift.categorical_threshold,
         drift_share=spec.drift.share_drifted,
     )
 
@@ -137,18 +166,26 @@ def run(rows: int = 200_000, repeats: int = 3) -> dict:
 
     t = time.perf_counter()
     warm = {"ref": reference.head(20_000), "cur": current.head(20_000)}
-    Report([preset]).run(current_data=Dataset.from_pandas(warm["cur"].to_pandas(), data_definition=definition),
-                         reference_data=Dataset.from_pandas(warm["ref"].to_pandas(), data_definition=definition))
-    ev_first_s = time.perf_counter() - t  # warm-up on 20k rows: Evidently's lazy imports, not timed below
+    Report([preset]).run(
+        current_data=Dataset.from_pandas(warm["cur"].to_pandas(), data_definition=definition),
+        reference_data=Dataset.from_pandas(warm["ref"].to_pandas(), data_definition=definition),
+    )
+    ev_first_s = (
+        time.perf_counter() - t
+    )  # warm-up on 20k rows: Evidently's lazy imports, not timed below
     ev_s, ev_result = _best_time(evidently, max(1, repeats - 2))
-    ev_mb = _peak_mb(evidently) if rows <= 200_000 else None  # tracemalloc at 1M rows would take minutes
+    ev_mb = (
+        _peak_mb(evidently) if rows <= 200_000 else None
+    )  # tracemalloc at 1M rows would take minutes
 
     # Agreement per column: ours (stored 5000-value sample) vs Evidently (the full reference).
     gaps: dict[str, float] = {}
     verdicts: dict[str, dict[str, Any]] = {}
     ev_count = None
-    thresholds = {**{c: spec.drift.numeric_threshold for c in numeric},
-                  **{c: spec.drift.categorical_threshold for c in categorical}}
+    thresholds = {
+        **dict.fromkeys(numeric, spec.drift.numeric_threshold),
+        **dict.fromkeys(categorical, spec.drift.categorical_threshold),
+    }
     for m in ev_result["metrics"]:
         cfg = m["config"]
         if cfg["type"].endswith("DriftedColumnsCount"):
@@ -157,8 +194,12 @@ def run(rows: int = 200_000, repeats: int = 3) -> dict:
             col, value = cfg["column"], float(m["value"])
             ours_col = ours_result["features"][col]
             gaps[col] = abs(ours_col["score"] - value)
-            verdicts[col] = {"ours": bool(ours_col["drifted"]), "evidently": value >= thresholds[col],
-                             "ours_score": ours_col["score"], "evidently_score": value}
+            verdicts[col] = {
+                "ours": bool(ours_col["drifted"]),
+                "evidently": value >= thresholds[col],
+                "ours_score": ours_col["score"],
+                "evidently_score": value,
+            }
     agree = [v["ours"] == v["evidently"] for v in verdicts.values()]
 
     return {
@@ -184,17 +225,25 @@ def run(rows: int = 200_000, repeats: int = 3) -> dict:
 
 
 def print_table(r: dict) -> None:
-    print(f"drift on {r['rows']:,} rows x {r['columns']['numeric']} numeric + "
-          f"{r['columns']['categorical']} categorical (reference of the same size)")
+    print(
+        f"drift on {r['rows']:,} rows x {r['columns']['numeric']} numeric + "
+        f"{r['columns']['categorical']} categorical (reference of the same size)"
+    )
     print(f"{'':32}{'ours':>12}{'evidently':>12}{'ratio':>10}")
-    print(f"{'time per partition (s)':32}{r['ours_s']:>12.3f}{r['evidently_s']:>12.3f}"
-          f"{r['speedup']:>9.1f}x")
+    print(
+        f"{'time per partition (s)':32}{r['ours_s']:>12.3f}{r['evidently_s']:>12.3f}"
+        f"{r['speedup']:>9.1f}x"
+    )
     print(f"{'verdicts equal (share of columns)':32}{r['verdicts_equal']:>12.2f}")
     print(f"{'drifted columns':32}{r['drifted_ours']:>12}{r['drifted_evidently']:>12}")
-    print(f"one-off: profile build {r['profile_build_s']:.3f} s "
-          f"({r['profile_json_kb']:.0f} KB JSON), import evidently {r['evidently_import_s']:.2f} s")
-    print(f"max |score gap| ours (5000-value sample) vs Evidently (full reference): "
-          f"{r['max_score_gap']:.4f}")
+    print(
+        f"one-off: profile build {r['profile_build_s']:.3f} s "
+        f"({r['profile_json_kb']:.0f} KB JSON), import evidently {r['evidently_import_s']:.2f} s"
+    )
+    print(
+        "max |score gap| ours (5000-value sample) vs Evidently (full reference): "
+        f"{r['max_score_gap']:.4f}"
+    )
 
 
 def bench(quick: bool = False):
@@ -203,28 +252,62 @@ def bench(quick: bool = False):
     from benchmarks.common import Result, Table, goal, mb, ratio, secs
 
     r = run(rows=5_000, repeats=1) if quick else run(rows=1_000_000, repeats=3)
-    t = Table(f"drift on {r['rows']:,} rows x {r['columns']['numeric']} numeric + "
-              f"{r['columns']['categorical']} categorical (reference of the same size)",
-              ["", "ours", "evidently (baseline)", "evidently / ours"])
-    t.add("time per partition", secs(r["ours_s"]), secs(r["evidently_s"]), ratio(r["evidently_s"], r["ours_s"]))
-    t.add("peak traced memory", mb(r["ours_peak_mb"]), mb(r["evidently_peak_mb"]),
-          "—" if r["memory_ratio"] is None else f"{r['memory_ratio']:.1f}x")
+    t = Table(
+        f"drift on {r['rows']:,} rows x {r['columns']['numeric']} numeric + "
+        f"{r['columns']['categorical']} categorical (reference of the same size)",
+        ["", "ours", "evidently (baseline)", "evidently / ours"],
+    )
+    t.add(
+        "time per partition",
+        secs(r["ours_s"]),
+        secs(r["evidently_s"]),
+        ratio(r["evidently_s"], r["ours_s"]),
+    )
+    t.add(
+        "peak traced memory",
+        mb(r["ours_peak_mb"]),
+        mb(r["evidently_peak_mb"]),
+        "—" if r["memory_ratio"] is None else f"{r['memory_ratio']:.1f}x",
+    )
     t.add("drifted columns", r["drifted_ours"], r["drifted_evidently"], "")
-    t.add("verdicts equal, per column", f"{r['verdicts_equal']:.0%} of {len(r['verdicts'])}", "", "")
+    t.add(
+        "verdicts equal, per column", f"{r['verdicts_equal']:.0%} of {len(r['verdicts'])}", "", ""
+    )
     t.notes += [
-        f"one-off: profile build {secs(r['profile_build_s'])} ({r['profile_json_kb']:.0f} KB JSON), "
-        f"import evidently {secs(r['evidently_import_s'])}, Evidently warm-up on 20k rows "
-        f"{secs(r['evidently_warmup_20k_s'])}; ours first call {secs(r['ours_first_call_s'])}",
-        f"max |score gap| ours (5000-value sample) vs Evidently (full reference): {r['max_score_gap']:.4f}",
-        "memory: tracemalloc peak of one call (numpy/pandas buffers, not polars' Rust allocations); "
-        "Evidently's is not traced above 200k rows (minutes under tracemalloc)",
+        (
+            f"one-off: profile build {secs(r['profile_build_s'])} ({r['profile_json_kb']:.0f} KB"
+            f" JSON), import evidently {secs(r['evidently_import_s'])}, Evidently warm-up on 20k"
+            f" rows {secs(r['evidently_warmup_20k_s'])}; ours first call"
+            f" {secs(r['ours_first_call_s'])}"
+        ),
+        (
+            "max |score gap| ours (5000-value sample) vs Evidently (full reference):"
+            f" {r['max_score_gap']:.4f}"
+        ),
+        (
+            "memory: tracemalloc peak of one call (numpy/pandas buffers, not polars' Rust"
+            " allocations); Evidently's is not traced above 200k rows (minutes under tracemalloc)"
+        ),
     ]
     goals = [
-        goal("Evidently / ours", ">= 50x", f"{r['speedup']:.1f}x ({secs(r['ours_s'])})", r["speedup"] >= 50),
-        goal("verdicts equal per column", "all", f"{r['verdicts_equal']:.0%}", r["verdicts_equal"] == 1.0),
+        goal(
+            "Evidently / ours",
+            ">= 50x",
+            f"{r['speedup']:.1f}x ({secs(r['ours_s'])})",
+            r["speedup"] >= 50,
+        ),
+        goal(
+            "verdicts equal per column",
+            "all",
+            f"{r['verdicts_equal']:.0%}",
+            r["verdicts_equal"] == 1.0,
+        ),
     ]
-    keys = {"drift.evidently_over_ours_1m": r["speedup"], "drift.verdicts_equal": r["verdicts_equal"],
-            "drift.rows": float(r["rows"])}
+    keys = {
+        "drift.evidently_over_ours_1m": r["speedup"],
+        "drift.verdicts_equal": r["verdicts_equal"],
+        "drift.rows": float(r["rows"]),
+    }
     return Result("drift", [t], goals, r, keys)
 
 

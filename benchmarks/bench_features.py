@@ -79,6 +79,7 @@ def _spec():
 def _contract(spec):
     """validate_file's second argument: a Contract (newer code) or the spec itself (older)."""
     from mlops_assets.data import ingest
+
     return ingest.event_contract(spec) if hasattr(ingest, "event_contract") else spec
 
 
@@ -99,14 +100,20 @@ def make_inputs(folder: Path, rows: int) -> dict[str, Any]:
     text = pl.read_csv(folder / CSV_NAME, infer_schema=False)
     raw, quarantine, _ = validate_file(text, _contract(spec), DAY.isoformat(), CSV_NAME)
     if raw.height != rows or quarantine.height:
-        raise AssertionError(f"expected {rows} clean rows, got {raw.height} accepted / {quarantine.height} rejected")
+        raise AssertionError(
+            f"expected {rows} clean rows, got {raw.height} accepted / {quarantine.height} rejected"
+        )
     raw.write_parquet(folder / RAW_NAME)
-    return {"csv_mb": (folder / CSV_NAME).stat().st_size / 2**20, "raw_columns": raw.width,
-            "raw_in_memory_mb": raw.estimated_size() / 2**20}
+    return {
+        "csv_mb": (folder / CSV_NAME).stat().st_size / 2**20,
+        "raw_columns": raw.width,
+        "raw_in_memory_mb": raw.estimated_size() / 2**20,
+    }
 
 
-def variants(folder: Path, raw: pl.DataFrame | None = None, text: pl.DataFrame | None = None
-             ) -> dict[str, Callable[[], Callable[[], Any]]]:
+def variants(
+    folder: Path, raw: pl.DataFrame | None = None, text: pl.DataFrame | None = None
+) -> dict[str, Callable[[], Callable[[], Any]]]:
     """name -> prepare() -> call. prepare() loads what the call needs (not measured)."""
     from mlops_assets.data.features import compute_features
     from mlops_assets.data.ingest import read_file, validate_file
@@ -126,6 +133,7 @@ def variants(folder: Path, raw: pl.DataFrame | None = None, text: pl.DataFrame |
         def prepare() -> Callable[[], Any]:
             frame = load_raw()
             return lambda: f(frame)
+
         return prepare
 
     def validate_prepare() -> Callable[[], Any]:
@@ -137,10 +145,14 @@ def variants(folder: Path, raw: pl.DataFrame | None = None, text: pl.DataFrame |
         "select_sort": with_raw(lambda r: r.select(cols).sort("ds", spec.id)),
         "eager": with_raw(lambda r: compute_features(r, spec)),
         "lazy": with_raw(lambda r: compute_features(r.lazy(), spec).collect()),
-        "streaming": with_raw(lambda r: compute_features(r.lazy(), spec).collect(engine="streaming")),
+        "streaming": with_raw(
+            lambda r: compute_features(r.lazy(), spec).collect(engine="streaming")
+        ),
         "pq_select": lambda: lambda: pl.scan_parquet(parquet).select(cols).collect(),
         "pq_lazy": lambda: lambda: compute_features(pl.scan_parquet(parquet), spec).collect(),
-        "pq_streaming": lambda: lambda: compute_features(pl.scan_parquet(parquet), spec).collect(engine="streaming"),
+        "pq_streaming": lambda: (
+            lambda: compute_features(pl.scan_parquet(parquet), spec).collect(engine="streaming")
+        ),
         "read_csv": lambda: lambda: pl.read_csv(csv),
         "read_csv_text": lambda: lambda: pl.read_csv(csv, infer_schema=False),
         "read_file": lambda: lambda: read_file(csv),
@@ -166,49 +178,109 @@ def bench(quick: bool = False, rows: int = ROWS) -> Result:
 
         timings = interleaved(prepared, repeats)
         del prepared, raw, text
-        mem = {name: run_probe("benchmarks.bench_features", name, env={ENV_DIR: str(folder)}) for name in timings}
+        mem = {
+            name: run_probe("benchmarks.bench_features", name, env={ENV_DIR: str(folder)})
+            for name in timings
+        }
 
     method = next(iter(mem.values()))["method"]
-    data: dict[str, Any] = {"rows": rows, "repeats": repeats, **info, "output_mb": out_mb,
-                            "outputs_identical": identical, "memory_method": method,
-                            "variants": {k: {**timings[k].to_json(), "peak_rss_delta_mb": mem[k]["delta_mb"]}
-                                         for k in timings}}
+    data: dict[str, Any] = {
+        "rows": rows,
+        "repeats": repeats,
+        **info,
+        "output_mb": out_mb,
+        "outputs_identical": identical,
+        "memory_method": method,
+        "variants": {
+            k: {**timings[k].to_json(), "peak_rss_delta_mb": mem[k]["delta_mb"]} for k in timings
+        },
+    }
     header = ["variant", "best", "median", "× base", "peak ΔRSS", "× base"]
 
     def table(title: str, group: dict[str, str], base: str) -> Table:
         t = Table(title, header)
         for key, label in group.items():
-            t.add(label, secs(timings[key].best), secs(timings[key].median),
-                  ratio(timings[key].best, timings[base].best),
-                  mb(mem[key]["delta_mb"]), ratio(mem[key]["delta_mb"], mem[base]["delta_mb"], floor=10.0))
+            t.add(
+                label,
+                secs(timings[key].best),
+                secs(timings[key].median),
+                ratio(timings[key].best, timings[base].best),
+                mb(mem[key]["delta_mb"]),
+                ratio(mem[key]["delta_mb"], mem[base]["delta_mb"], floor=10.0),
+            )
         return t
 
-    a = table(f"compute_features on a {rows:,}-row raw partition held in memory "
-              f"({info['raw_in_memory_mb']:.0f} MB, {info['raw_columns']} columns)", FEATURE_VARIANTS, "select")
+    a = table(
+        f"compute_features on a {rows:,}-row raw partition held in memory "
+        f"({info['raw_in_memory_mb']:.0f} MB, {info['raw_columns']} columns)",
+        FEATURE_VARIANTS,
+        "select",
+    )
     a.notes += [
-        f"output: {out_cols} columns, {out_mb:.0f} MB; eager, lazy, streaming and Parquet paths give "
-        f"{'identical' if identical else 'DIFFERENT'} frames",
-        "a bare select shares the input's buffers (zero-copy): the time ratios against it are lopsided and "
-        "a memory ratio is meaningless (—); select + sort(ds, id) is the honest floor",
+        (
+            f"output: {out_cols} columns, {out_mb:.0f} MB; eager, lazy, streaming and Parquet paths"
+            f" give {'identical' if identical else 'DIFFERENT'} frames"
+        ),
+        (
+            "a bare select shares the input's buffers (zero-copy): the time ratios against it are"
+            " lopsided and a memory ratio is meaningless (—); select + sort(ds, id) is the honest"
+            " floor"
+        ),
     ]
-    b = table("… the same partition scanned from Parquet (as the asset scans the lake)", PARQUET_VARIANTS, "pq_select")
-    c = table(f"the contract on the same rows as a landing CSV ({info['csv_mb']:.0f} MB)", CONTRACT_VARIANTS, "read_csv")
-    c.notes.append(f"times: best (and median) of {repeats} interleaved repeats; peak ΔRSS: {method}, "
-                   "one fresh subprocess per variant, inputs loaded before the reset")
+    b = table(
+        "… the same partition scanned from Parquet (as the asset scans the lake)",
+        PARQUET_VARIANTS,
+        "pq_select",
+    )
+    c = table(
+        f"the contract on the same rows as a landing CSV ({info['csv_mb']:.0f} MB)",
+        CONTRACT_VARIANTS,
+        "read_csv",
+    )
+    c.notes.append(
+        f"times: best (and median) of {repeats} interleaved repeats; peak ΔRSS: {method}, "
+        "one fresh subprocess per variant, inputs loaded before the reset"
+    )
 
     t = timings
     goals = [
-        goal("eager = lazy = streaming output", "identical", "identical" if identical else "different", identical),
-        goal(f"compute_features eager, {rows:,} rows", "info",
-             f"{secs(t['eager'].best)} = {ratio(t['eager'].best, t['select'].best)} bare select, "
-             f"{ratio(t['eager'].best, t['select_sort'].best)} select+sort", None),
-        goal("compute_features from Parquet", "info",
-             f"{secs(t['pq_lazy'].best)} = {ratio(t['pq_lazy'].best, t['pq_select'].best)} scan+select", None),
-        goal("streaming vs eager peak memory", "info", ratio(mem["streaming"]["delta_mb"], mem["eager"]["delta_mb"]), None),
-        goal("validate_file vs bare read_csv", "info", ratio(t["validate"].best, t["read_csv"].best), None),
+        goal(
+            "eager = lazy = streaming output",
+            "identical",
+            "identical" if identical else "different",
+            identical,
+        ),
+        goal(
+            f"compute_features eager, {rows:,} rows",
+            "info",
+            f"{secs(t['eager'].best)} = {ratio(t['eager'].best, t['select'].best)} bare select, "
+            f"{ratio(t['eager'].best, t['select_sort'].best)} select+sort",
+            None,
+        ),
+        goal(
+            "compute_features from Parquet",
+            "info",
+            f"{secs(t['pq_lazy'].best)} = {ratio(t['pq_lazy'].best, t['pq_select'].best)}"
+            " scan+select",
+            None,
+        ),
+        goal(
+            "streaming vs eager peak memory",
+            "info",
+            ratio(mem["streaming"]["delta_mb"], mem["eager"]["delta_mb"]),
+            None,
+        ),
+        goal(
+            "validate_file vs bare read_csv",
+            "info",
+            ratio(t["validate"].best, t["read_csv"].best),
+            None,
+        ),
     ]
-    keys = {"features.compute_vs_select_sort": t["eager"].best / t["select_sort"].best,
-            "features.compute_vs_select": t["eager"].best / t["select"].best}
+    keys = {
+        "features.compute_vs_select_sort": t["eager"].best / t["select_sort"].best,
+        "features.compute_vs_select": t["eager"].best / t["select"].best,
+    }
     return Result("features", [a, b, c], goals, data, keys)
 
 

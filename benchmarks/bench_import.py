@@ -23,7 +23,16 @@ from benchmarks.common import ROOT, Result, Table, goal, ratio, secs, temp_dir
 
 GOAL_S = 1.5
 FORBIDDEN = ("mlflow", "evidently", "sklearn")
-WATCHED = (*FORBIDDEN, "scipy", "pandas", "pyarrow", "deltalake", "dagster_pandas", "polars", "numpy")
+WATCHED = (
+    *FORBIDDEN,
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "deltalake",
+    "dagster_pandas",
+    "polars",
+    "numpy",
+)
 
 SNIPPET = """\
 import time, sys
@@ -39,7 +48,9 @@ print("IMPORT " + json.dumps({{"seconds": elapsed, "modules": len(sys.modules),
 
 def _sample(module: str, env: dict[str, str]) -> dict[str, Any]:
     code = SNIPPET.format(module=module, watched=WATCHED)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("IMPORT "):
             return json.loads(line[7:])
@@ -48,8 +59,14 @@ def _sample(module: str, env: dict[str, str]) -> dict[str, Any]:
 
 def _importtime(module: str, env: dict[str, str], top: int = 6) -> list[tuple[str, float]]:
     """The slowest first-level imports (cumulative seconds) below ``module``."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # Post-order listing: a module's direct imports (indent 3) come right before it (indent 1).
     rows: list[tuple[str, float]] = []
     children: list[tuple[str, float]] = []
@@ -72,7 +89,9 @@ def bench(quick: bool = False) -> Result:
     repeats = 2 if quick else 5
     with temp_dir("import") as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_"))}
-        env.update(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), PYTHONWARNINGS="ignore")
+        env.update(
+            MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), PYTHONWARNINGS="ignore"
+        )
         variants = {"dagster": "dagster", "definitions": "mlops_assets.definitions"}
         for module in variants.values():  # warm-up, untimed
             _sample(module, env)
@@ -85,29 +104,63 @@ def bench(quick: bool = False) -> Result:
     med = {k: statistics.median(s["seconds"] for s in v) for k, v in samples.items()}
     loaded = {k: sorted({m for s in v for m in s["loaded"]}) for k, v in samples.items()}
     forbidden = [m for m in loaded["definitions"] if m in FORBIDDEN]
-    table = Table(f"code-location load in a fresh interpreter (median of {repeats})",
-                  ["import", "median", "min", "max", "× dagster", "modules", "heavy libraries loaded"])
+    table = Table(
+        f"code-location load in a fresh interpreter (median of {repeats})",
+        ["import", "median", "min", "max", "× dagster", "modules", "heavy libraries loaded"],
+    )
     for key, module in variants.items():
         secs_ = [s["seconds"] for s in samples[key]]
-        table.add(f"import {module}" + (" (baseline)" if key == "dagster" else ""), secs(med[key]),
-                  secs(min(secs_)), secs(max(secs_)), ratio(med[key], med["dagster"]),
-                  samples[key][0]["modules"], ", ".join(loaded[key]) or "none")
+        table.add(
+            f"import {module}" + (" (baseline)" if key == "dagster" else ""),
+            secs(med[key]),
+            secs(min(secs_)),
+            secs(max(secs_)),
+            ratio(med[key], med["dagster"]),
+            samples[key][0]["modules"],
+            ", ".join(loaded[key]) or "none",
+        )
     table.notes += [
-        f"mlflow / evidently / sklearn imported by the code location: {', '.join(forbidden) or 'none'}",
+        (
+            "mlflow / evidently / sklearn imported by the code location:"
+            f" {', '.join(forbidden) or 'none'}"
+        ),
         f"code location's own cost over dagster: {secs(med['definitions'] - med['dagster'])}",
         "slowest direct imports (-X importtime, cumulative, one run): "
         + ", ".join(f"{name} {secs(s)}" for name, s in slowest),
     ]
     goals = [
-        goal("import mlops_assets.definitions", f"<= {GOAL_S:g} s",
-             f"{secs(med['definitions'])} ({ratio(med['definitions'], med['dagster'])} dagster)", med["definitions"] <= GOAL_S),
-        goal("mlflow/evidently/sklearn imported", "none", ", ".join(forbidden) or "none", not forbidden),
+        goal(
+            "import mlops_assets.definitions",
+            f"<= {GOAL_S:g} s",
+            f"{secs(med['definitions'])} ({ratio(med['definitions'], med['dagster'])} dagster)",
+            med["definitions"] <= GOAL_S,
+        ),
+        goal(
+            "mlflow/evidently/sklearn imported",
+            "none",
+            ", ".join(forbidden) or "none",
+            not forbidden,
+        ),
     ]
-    data = {"repeats": repeats, "median_s": med, "samples": samples, "loaded": loaded,
-            "forbidden_loaded": forbidden, "ratio_vs_dagster": med["definitions"] / med["dagster"],
-            "slowest_direct_imports_s": dict(slowest)}
-    return Result("import", [table], goals, data, {"load.definitions_seconds": med["definitions"],
-                                                   "load.definitions_vs_dagster": med["definitions"] / med["dagster"]})
+    data = {
+        "repeats": repeats,
+        "median_s": med,
+        "samples": samples,
+        "loaded": loaded,
+        "forbidden_loaded": forbidden,
+        "ratio_vs_dagster": med["definitions"] / med["dagster"],
+        "slowest_direct_imports_s": dict(slowest),
+    }
+    return Result(
+        "import",
+        [table],
+        goals,
+        data,
+        {
+            "load.definitions_seconds": med["definitions"],
+            "load.definitions_vs_dagster": med["definitions"] / med["dagster"],
+        },
+    )
 
 
 if __name__ == "__main__":

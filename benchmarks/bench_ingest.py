@@ -6,7 +6,8 @@ timestamp format), and the same file with every ``amount`` and ``distance_from_h
 
 Side by side, interleaved, best of N (wall clock, this process):
 
-* ``typed_read`` (baseline): ``pl.read_csv(path, schema_overrides=<the contract's types>)``, the least
+* ``typed_read`` (baseline): ``pl.read_csv(path, schema_overrides=<the contract's types>)``, the
+  least
   a typed read of the file costs;
 * ``contract``: ``readers.read_file`` (polars read + the vectorised field-count check) +
   ``ingest.validate_file`` (typing, every rule, the quarantine records) — what ``raw_events`` runs
@@ -37,14 +38,16 @@ def make_files(folder: Path, rows: int) -> tuple[Path, Path]:
     events = card_events(DAY, rows=rows, seed=0).drop("is_fraud")
     clean, flood = folder / f"events-{DAY}.csv", folder / f"events-{DAY}-nan.csv"
     events.write_csv(clean, datetime_format=TIMESTAMP_FORMAT)
-    events.with_columns(pl.lit("NaN").alias(c) for c in FLOODED).write_csv(flood, datetime_format=TIMESTAMP_FORMAT)
+    events.with_columns(pl.lit("NaN").alias(c) for c in FLOODED).write_csv(
+        flood, datetime_format=TIMESTAMP_FORMAT
+    )
     return clean, flood
 
 
 def bench(quick: bool = False) -> Result:
+    from mlops_assets.core.spec import load_spec
     from mlops_assets.data.ingest import event_contract, validate_file
     from mlops_assets.data.readers import read_file
-    from mlops_assets.core.spec import load_spec
 
     rows = 50_000 if quick else 1_000_000
     repeats = 2 if quick else 5
@@ -59,36 +62,76 @@ def bench(quick: bool = False) -> Result:
 
         ok, bad, _ = run(clean)
         flooded_ok, flooded_bad, _ = run(flood)
-        timings = interleaved({
-            "typed_read": lambda: pl.read_csv(clean, schema_overrides=contract.dtypes),
-            "contract": lambda: run(clean),
-            "nan_flood": lambda: run(flood),
-            "read_file": lambda: read_file(clean),
-            "text_read": lambda: pl.read_csv(clean, infer_schema=False),
-        }, repeats)
-        pii = interleaved({"pii_hash": lambda: run(clean, b"bench-key")}, 1, warmup=False)["pii_hash"]
+        timings = interleaved(
+            {
+                "typed_read": lambda: pl.read_csv(clean, schema_overrides=contract.dtypes),
+                "contract": lambda: run(clean),
+                "nan_flood": lambda: run(flood),
+                "read_file": lambda: read_file(clean),
+                "text_read": lambda: pl.read_csv(clean, infer_schema=False),
+            },
+            repeats,
+        )
+        pii = interleaved({"pii_hash": lambda: run(clean, b"bench-key")}, 1, warmup=False)[
+            "pii_hash"
+        ]
         size_mb = clean.stat().st_size / 2**20
     t = {k: v.best for k, v in timings.items()}
-    table = Table(f"the contract on a {rows:,}-row landing CSV ({size_mb:.0f} MB); best of {repeats}, interleaved",
-                  ["variant", "best", "median", "× typed read"])
-    labels = {"typed_read": "pl.read_csv with the contract's types (baseline)",
-              "text_read": "pl.read_csv, every column as text", "read_file": "readers.read_file (text + field count)",
-              "contract": "read_file + validate_file (whole contract)",
-              "nan_flood": f"… on the NaN-flooded file ({flooded_bad.height:,} rows quarantined)"}
+    table = Table(
+        f"the contract on a {rows:,}-row landing CSV ({size_mb:.0f} MB); best of {repeats},"
+        " interleaved",
+        ["variant", "best", "median", "× typed read"],
+    )
+    labels = {
+        "typed_read": "pl.read_csv with the contract's types (baseline)",
+        "text_read": "pl.read_csv, every column as text",
+        "read_file": "readers.read_file (text + field count)",
+        "contract": "read_file + validate_file (whole contract)",
+        "nan_flood": f"… on the NaN-flooded file ({flooded_bad.height:,} rows quarantined)",
+    }
     for name, label in labels.items():
-        table.add(label, secs(timings[name].best), secs(timings[name].median), ratio(t[name], t["typed_read"]))
-    table.add("… contract with a PII key (HMAC of 2 columns; one sample)", secs(pii.best), "", ratio(pii.best,
-                                                                                                    t["typed_read"]))
-    table.notes.append(f"clean file: {ok.height:,} accepted, {bad.height} rejected; flooded: {flooded_ok.height:,} "
-                       f"accepted, {flooded_bad.height:,} rejected (rule {sorted(set(flooded_bad['rule']))})")
-    keys = {"ingest.validate_vs_typed_read": t["contract"] / t["typed_read"],
-            "ingest.nan_flood_vs_clean": t["nan_flood"] / t["contract"]}
-    goals = [goal("contract vs typed read", "<= 2x", ratio(t["contract"], t["typed_read"]),
-                  keys["ingest.validate_vs_typed_read"] <= 2),
-             goal("NaN flood vs clean", "<= 2x", ratio(t["nan_flood"], t["contract"]),
-                  keys["ingest.nan_flood_vs_clean"] <= 2)]
-    data = {"rows": rows, "repeats": repeats, "csv_mb": size_mb, "quarantined_flood": flooded_bad.height,
-            "pii_hash": pii.to_json(), **{k: v.to_json() for k, v in timings.items()}}
+        table.add(
+            label,
+            secs(timings[name].best),
+            secs(timings[name].median),
+            ratio(t[name], t["typed_read"]),
+        )
+    table.add(
+        "… contract with a PII key (HMAC of 2 columns; one sample)",
+        secs(pii.best),
+        "",
+        ratio(pii.best, t["typed_read"]),
+    )
+    table.notes.append(
+        f"clean file: {ok.height:,} accepted, {bad.height} rejected; flooded: {flooded_ok.height:,}"
+        f" accepted, {flooded_bad.height:,} rejected (rule {sorted(set(flooded_bad['rule']))})"
+    )
+    keys = {
+        "ingest.validate_vs_typed_read": t["contract"] / t["typed_read"],
+        "ingest.nan_flood_vs_clean": t["nan_flood"] / t["contract"],
+    }
+    goals = [
+        goal(
+            "contract vs typed read",
+            "<= 2x",
+            ratio(t["contract"], t["typed_read"]),
+            keys["ingest.validate_vs_typed_read"] <= 2,
+        ),
+        goal(
+            "NaN flood vs clean",
+            "<= 2x",
+            ratio(t["nan_flood"], t["contract"]),
+            keys["ingest.nan_flood_vs_clean"] <= 2,
+        ),
+    ]
+    data = {
+        "rows": rows,
+        "repeats": repeats,
+        "csv_mb": size_mb,
+        "quarantined_flood": flooded_bad.height,
+        "pii_hash": pii.to_json(),
+        **{k: v.to_json() for k, v in timings.items()},
+    }
     return Result("ingest", [table], goals, data, keys)
 
 

@@ -1,19 +1,30 @@
-"""Per-run cost as a table ages: the lake work of one daily ingest run, at the first partitions vs after
+"""Per-run cost as a table ages: the lake work of one daily ingest run, at the first partitions vs
+after
 ``N`` (1,000) daily partitions, each its own commit.
 
-One run's lake work, as ``raw_events[D]`` does it in a Dagster run: a fresh ``DeltaLake`` resource (each run
-gets its own, so the run loads the table's log), ``write_partitions`` of the day (one predicate overwrite,
-200 rows), then ``counts_and_newest``: the volume check's rows per partition (from the Delta log's file
-statistics) and the freshness check's newest event (a read of the newest partition only), on the handle
-the write left (no second load). Each run is timed; then runs on a young table (5 partitions) and on the aged one
-alternate, 25 each (side by side, so the machine's load hits both alike): "first" is the young table's
+One run's lake work, as ``raw_events[D]`` does it in a Dagster run: a fresh ``DeltaLake``
+resource (each run
+gets its own, so the run loads the table's log), ``write_partitions`` of the day (one predicate
+overwrite,
+200 rows), then ``counts_and_newest``: the volume check's rows per partition (from the Delta
+log's file
+statistics) and the freshness check's newest event (a read of the newest partition only), on the
+handle
+the write left (no second load). Each run is timed; then runs on a young table (5 partitions) and
+on the aged one
+alternate, 25 each (side by side, so the machine's load hits both alike): "first" is the young
+table's
 median, "after" the aged one's.
 
-Both tables live as in production: after every run (one simulated day) the daily ``table_maintenance``
-runs (``DeltaLake.maintain``, untimed: it is its own job) — a checkpoint, then the log entries older than
-the 30-day log retention dropped. Time is simulated: the benchmark writes N days of history in about a
+Both tables live as in production: after every run (one simulated day) the daily
+``table_maintenance``
+runs (``DeltaLake.maintain``, untimed: it is its own job) — a checkpoint, then the log entries
+older than
+the 30-day log retention dropped. Time is simulated: the benchmark writes N days of history in
+about a
 minute, so each run's new log entries are dated its simulated day (their modification time, which is
-what the log retention reads); the last runs are dated the last days before now. The young table's runs
+what the log retention reads); the last runs are dated the last days before now. The young
+table's runs
 are dated those same last days.
 
 Info, side by side at the same two points: the full-table scan the checks used before
@@ -41,17 +52,29 @@ LOG_RETENTION_HOURS = 30 * 24  # the spec's default maintenance.log_retention_da
 
 
 def _day_rows(day: dt.date, n: int = ROWS) -> pl.DataFrame:
-    return pl.DataFrame({
-        "ds": [day.isoformat()] * n, "id": [f"{day}-{i:05d}" for i in range(n)],
-        "event_time": [dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=400 * i) for i in range(n)],
-        "amount": [float(i) for i in range(n)]}, schema_overrides={"event_time": pl.Datetime("us")})
+    return pl.DataFrame(
+        {
+            "ds": [day.isoformat()] * n,
+            "id": [f"{day}-{i:05d}" for i in range(n)],
+            "event_time": [
+                dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=400 * i)
+                for i in range(n)
+            ],
+            "amount": [float(i) for i in range(n)],
+        },
+        schema_overrides={"event_time": pl.Datetime("us")},
+    )
 
 
 def _counts_and_newest(lake, table: str):
     if hasattr(lake, "counts_and_newest"):
         return lake.counts_and_newest(table, "event_time")
-    # the code before (a checkout of an older commit): rows per partition and the newest event by full scans
-    return lake.partition_counts(table), lake.scan(table).select(pl.col("event_time").max()).collect().item()
+    # the code before (a checkout of an older commit): rows per partition and the newest event by
+    # full scans
+    return (
+        lake.partition_counts(table),
+        lake.scan(table).select(pl.col("event_time").max()).collect().item(),
+    )
 
 
 def _full_scan(lake, table: str) -> None:
@@ -60,8 +83,10 @@ def _full_scan(lake, table: str) -> None:
 
 
 def _run(maintained, table: str, day: dt.date, dated: float) -> float:
-    """One run's lake work on ``table`` for ``day`` through a fresh resource like ``maintained`` (the one the
-    maintenance uses), then the day's maintenance; the run's wall time. The log entries the day wrote are
+    """One run's lake work on ``table`` for ``day`` through a fresh resource like ``maintained``
+    (the one the
+    maintenance uses), then the day's maintenance; the run's wall time. The log entries the day
+    wrote are
     dated ``dated`` (the simulated day, as epoch seconds)."""
     rows = _day_rows(day)
     t = time.perf_counter()
@@ -70,11 +95,15 @@ def _run(maintained, table: str, day: dt.date, dated: float) -> float:
     counts, newest = _counts_and_newest(lake, table)
     elapsed = time.perf_counter() - t
     if newest is None or counts.get(day.isoformat()) != ROWS:
-        raise AssertionError(f"{table} {day}: counts {counts.get(day.isoformat())}, newest {newest}")
+        raise AssertionError(
+            f"{table} {day}: counts {counts.get(day.isoformat())}, newest {newest}"
+        )
     _date_new_entries(lake, table, dated)
     if hasattr(maintained, "maintain"):
         maintained.maintain(table, retention_hours=168, log_retention_hours=LOG_RETENTION_HOURS)
-        _date_new_entries(maintained, table, dated + 3 * 3600)  # the checkpoint maintenance wrote: 03:00 next day
+        _date_new_entries(
+            maintained, table, dated + 3 * 3600
+        )  # the checkpoint maintenance wrote: 03:00 next day
     return elapsed
 
 
@@ -83,7 +112,9 @@ def _log(lake, table: str) -> Path:
 
 
 def _date_new_entries(lake, table: str, dated: float) -> None:
-    """Date every log entry written since the benchmark began (modification time newer than an hour ago)."""
+    """Date every log entry written since the benchmark began (modification time newer than an hour
+    ago).
+    """
     fresh = time.time() - 3600
     for entry in _log(lake, table).iterdir():
         if entry.stat().st_mtime > fresh:
@@ -95,44 +126,83 @@ def bench(quick: bool = False) -> Result:
 
     n = 60 if quick else 1_000
     k = 5 if quick else 25
-    first_day = time.time() - (n + k + 1) * DAY_S  # run i is dated first_day + i days; the last, yesterday
+    first_day = (
+        time.time() - (n + k + 1) * DAY_S
+    )  # run i is dated first_day + i days; the last, yesterday
 
     def dated(i: int) -> float:
         return first_day + i * DAY_S
 
     with temp_dir("run_cost") as home:
         lake = DeltaLake(root=str(home / "lake"))
-        aging = [_run(lake, "raw", START + dt.timedelta(days=i), dated(i)) for i in range(n)]  # the table ages
+        aging = [
+            _run(lake, "raw", START + dt.timedelta(days=i), dated(i)) for i in range(n)
+        ]  # the table ages
         for i in range(YOUNG):  # the young table: created five days before the side-by-side runs
             _run(lake, "young", START + dt.timedelta(days=i), dated(n - YOUNG + i))
-        # side by side, alternated: one more run on the young table, one on the aged table, k times each
+        # side by side, alternated: one more run on the young table, one on the aged table, k times
+        # each
         young, aged, scan_young, scan_aged = [], [], [], []
         for j in range(k):
             young.append(_run(lake, "young", START + dt.timedelta(days=YOUNG + j), dated(n + j)))
             aged.append(_run(lake, "raw", START + dt.timedelta(days=n + j), dated(n + j)))
-        for _ in range(k):  # after the runs: a scan of 1,000 files between two runs would slow the next one
+        for _ in range(
+            k
+        ):  # after the runs: a scan of 1,000 files between two runs would slow the next one
             scan_young.append(_timed(lambda: _full_scan(lake, "young")))
             scan_aged.append(_timed(lambda: _full_scan(lake, "raw")))
         version, files = lake.version("raw"), len(lake.partition_counts("raw"))
         log_young, log_aged = (sum(1 for _ in _log(lake, t).iterdir()) for t in ("young", "raw"))
     first, after = statistics.median(young), statistics.median(aged)
     s_first, s_after = statistics.median(scan_young), statistics.median(scan_aged)
-    table = Table(f"one run's lake work (write + volume + freshness): a {YOUNG}-partition table vs one aged to "
-                  f"{files:,} daily partitions (version {version}), each maintained daily; medians of {k} "
-                  "alternated runs", ["", f"{YOUNG} partitions", f"{files:,} partitions", "aged / young"])
+    table = Table(
+        f"one run's lake work (write + volume + freshness): a {YOUNG}-partition table vs one aged"
+        f" to {files:,} daily partitions (version {version}), each maintained daily; medians of {k}"
+        " alternated runs",
+        ["", f"{YOUNG} partitions", f"{files:,} partitions", "aged / young"],
+    )
     table.add("write_partitions + counts_and_newest", secs(first), secs(after), ratio(after, first))
-    table.add("before: full-table scan for counts + max(event_time) (info)", secs(s_first), secs(s_after),
-              ratio(s_after, s_first))
-    table.add("log entries after the runs (info)", str(log_young), str(log_aged), ratio(log_aged, log_young))
-    table.notes.append(f"while aging: runs 2–11 {secs(statistics.median(aging[1:11]))}, the last 10 "
-                       f"{secs(statistics.median(aging[-10:]))} (not side by side: machine load moves in between)")
-    keys = {"run_cost.after_1000_vs_first": after / first, "run_cost.partitions": float(n),
-            "run_cost.first_s": first, "run_cost.after_s": after}
-    goals = [goal(f"run cost after {n:,} partitions vs the first", "<= 1.3x", f"{after / first:.2f}x",
-                  after / first <= 1.3)]
-    data = {"partitions": n, "rows_per_partition": ROWS, "aging_s": aging, "young_s": young, "aged_s": aged,
-            "full_scan_young_s": scan_young, "full_scan_aged_s": scan_aged, "log_entries_young": log_young,
-            "log_entries_aged": log_aged}
+    table.add(
+        "before: full-table scan for counts + max(event_time) (info)",
+        secs(s_first),
+        secs(s_after),
+        ratio(s_after, s_first),
+    )
+    table.add(
+        "log entries after the runs (info)",
+        str(log_young),
+        str(log_aged),
+        ratio(log_aged, log_young),
+    )
+    table.notes.append(
+        f"while aging: runs 2–11 {secs(statistics.median(aging[1:11]))}, the last 10 "
+        f"{secs(statistics.median(aging[-10:]))} (not side by side: machine load moves in between)"
+    )
+    keys = {
+        "run_cost.after_1000_vs_first": after / first,
+        "run_cost.partitions": float(n),
+        "run_cost.first_s": first,
+        "run_cost.after_s": after,
+    }
+    goals = [
+        goal(
+            f"run cost after {n:,} partitions vs the first",
+            "<= 1.3x",
+            f"{after / first:.2f}x",
+            after / first <= 1.3,
+        )
+    ]
+    data = {
+        "partitions": n,
+        "rows_per_partition": ROWS,
+        "aging_s": aging,
+        "young_s": young,
+        "aged_s": aged,
+        "full_scan_young_s": scan_young,
+        "full_scan_aged_s": scan_aged,
+        "log_entries_young": log_young,
+        "log_entries_aged": log_aged,
+    }
     return Result("run_cost", [table], goals, data, keys)
 
 

@@ -44,11 +44,14 @@ def write_tree(landing: Path, days: int, per_day: int) -> tuple[int, int]:
         day = START + dt.timedelta(days=d)
         folder = landing / day.isoformat()
         folder.mkdir(parents=True)
-        text = card_events(day, per_day * ROWS_PER_FILE, seed=0).drop("is_fraud").write_csv(
-            datetime_format=TIMESTAMP_FORMAT)
+        text = (
+            card_events(day, per_day * ROWS_PER_FILE, seed=0)
+            .drop("is_fraud")
+            .write_csv(datetime_format=TIMESTAMP_FORMAT)
+        )
         header, *lines = text.splitlines(keepends=True)
         for i in range(per_day):
-            body = header + "".join(lines[i * ROWS_PER_FILE:(i + 1) * ROWS_PER_FILE])
+            body = header + "".join(lines[i * ROWS_PER_FILE : (i + 1) * ROWS_PER_FILE])
             (folder / f"events-{day}-{i:03d}.csv").write_text(body)
             files += 1
             size += len(body)
@@ -88,7 +91,9 @@ def bench(quick: bool = False) -> Result:
             t = time.perf_counter()
             changes, cursor_text = tick(None)
             cold.append(time.perf_counter() - t)
-        assert len(changes) == DAYS and all(c.reason == "new_partition" for c in changes), changes[:3]
+        assert len(changes) == DAYS and all(c.reason == "new_partition" for c in changes), changes[
+            :3
+        ]
 
         # steady ticks interleaved with the bare walk (+ one warm-up each)
         walk_and_stat(landing), tick(cursor_text)
@@ -106,7 +111,9 @@ def bench(quick: bool = False) -> Result:
         late = []
         for i in range(repeats):
             day = (START + dt.timedelta(days=(i * 7) % DAYS)).isoformat()
-            (landing / day / f"events-{day}-late{i}.csv").write_text((landing / day / f"events-{day}-000.csv").read_text())
+            (landing / day / f"events-{day}-late{i}.csv").write_text(
+                (landing / day / f"events-{day}-000.csv").read_text()
+            )
             t = time.perf_counter()
             changes, cursor_text = tick(cursor_text)
             late.append(time.perf_counter() - t)
@@ -119,40 +126,93 @@ def bench(quick: bool = False) -> Result:
             dag, dag_error = None, f"{type(err).__name__}: {err}"
 
     best = {"walk": min(walk), "cold": min(cold), "steady": min(steady), "late": min(late)}
-    med = {"walk": statistics.median(walk), "cold": statistics.median(cold), "steady": statistics.median(steady),
-           "late": statistics.median(late)}
-    table = Table(f"landing sensor tick over {n_files:,} files ({DAYS} day folders × {FILES_PER_DAY} CSV files, "
-                  f"{n_bytes / 2**20:.1f} MB)", ["tick", "best", "median", "× walk+stat"])
+    med = {
+        "walk": statistics.median(walk),
+        "cold": statistics.median(cold),
+        "steady": statistics.median(steady),
+        "late": statistics.median(late),
+    }
+    table = Table(
+        f"landing sensor tick over {n_files:,} files ({DAYS} day folders × {FILES_PER_DAY} CSV"
+        f" files, {n_bytes / 2**20:.1f} MB)",
+        ["tick", "best", "median", "× walk+stat"],
+    )
     table.add("bare os.walk + os.stat (baseline)", secs(best["walk"]), secs(med["walk"]), "1.0x")
-    table.add("scan_landing cold (hash everything)", secs(best["cold"]), secs(med["cold"]), ratio(best["cold"], best["walk"]))
-    table.add("scan_landing steady (nothing changed)", secs(best["steady"]), secs(med["steady"]),
-              ratio(best["steady"], best["walk"]))
-    table.add("scan_landing after one late file", secs(best["late"]), secs(med["late"]), ratio(best["late"], best["walk"]))
+    table.add(
+        "scan_landing cold (hash everything)",
+        secs(best["cold"]),
+        secs(med["cold"]),
+        ratio(best["cold"], best["walk"]),
+    )
+    table.add(
+        "scan_landing steady (nothing changed)",
+        secs(best["steady"]),
+        secs(med["steady"]),
+        ratio(best["steady"], best["walk"]),
+    )
+    table.add(
+        "scan_landing after one late file",
+        secs(best["late"]),
+        secs(med["late"]),
+        ratio(best["late"], best["walk"]),
+    )
     if dag:
-        table.add("Dagster landing_sensor cold (100 requests)", secs(dag["cold_s"]), secs(dag["cold_s"]),
-                  ratio(dag["cold_s"], best["walk"]))
-        table.add("Dagster landing_sensor steady", secs(min(dag["steady_s"])), secs(statistics.median(dag["steady_s"])),
-                  ratio(min(dag["steady_s"]), best["walk"]))
+        table.add(
+            "Dagster landing_sensor cold (100 requests)",
+            secs(dag["cold_s"]),
+            secs(dag["cold_s"]),
+            ratio(dag["cold_s"], best["walk"]),
+        )
+        table.add(
+            "Dagster landing_sensor steady",
+            secs(min(dag["steady_s"])),
+            secs(statistics.median(dag["steady_s"])),
+            ratio(min(dag["steady_s"]), best["walk"]),
+        )
     table.notes += [
-        f"each scan_landing tick includes the cursor JSON parse + dump ({cursor_kb:.0f} KB cursor); "
-        f"best/median of {repeats}; writing the tree took {secs(write_s)}",
+        (
+            f"each scan_landing tick includes the cursor JSON parse + dump ({cursor_kb:.0f} KB"
+            f" cursor); best/median of {repeats}; writing the tree took {secs(write_s)}"
+        ),
         "Dagster rows: build_sensor_context(instance_for_test, cursor, definitions) + evaluate_tick"
         + (f"; steady result: {dag['steady_skip']!r}" if dag else f" — failed: {dag_error}"),
     ]
-    goals = [goal("steady tick, 10k files (scan_landing)", f"< {GOAL_S:g} s",
-                  f"{secs(best['steady'])} ({ratio(best['steady'], best['walk'])} walk+stat)", best["steady"] < GOAL_S)]
+    goals = [
+        goal(
+            "steady tick, 10k files (scan_landing)",
+            f"< {GOAL_S:g} s",
+            f"{secs(best['steady'])} ({ratio(best['steady'], best['walk'])} walk+stat)",
+            best["steady"] < GOAL_S,
+        )
+    ]
     if dag:
-        goals.append(goal("steady tick, Dagster sensor evaluation", f"< {GOAL_S:g} s",
-                          secs(statistics.median(dag["steady_s"])) + " median",
-                          statistics.median(dag["steady_s"]) < GOAL_S))
-    data = {"files": n_files, "bytes": n_bytes, "repeats": repeats, "cursor_kb": cursor_kb,
-            "walk_stat_s": walk, "cold_s": cold, "steady_s": steady, "late_file_s": late,
-            "best_s": best, "median_s": med, "dagster": dag or {"error": dag_error}}
+        goals.append(
+            goal(
+                "steady tick, Dagster sensor evaluation",
+                f"< {GOAL_S:g} s",
+                secs(statistics.median(dag["steady_s"])) + " median",
+                statistics.median(dag["steady_s"]) < GOAL_S,
+            )
+        )
+    data = {
+        "files": n_files,
+        "bytes": n_bytes,
+        "repeats": repeats,
+        "cursor_kb": cursor_kb,
+        "walk_stat_s": walk,
+        "cold_s": cold,
+        "steady_s": steady,
+        "late_file_s": late,
+        "best_s": best,
+        "median_s": med,
+        "dagster": dag or {"error": dag_error},
+    }
     return Result("sensor", [table], goals, data)
 
 
 def _dagster_ticks(home: Path, repeats: int) -> dict[str, Any]:
-    # The sensor logs its 100 requests to a console logger made per tick (on sys.stderr): not a result.
+    # The sensor logs its 100 requests to a console logger made per tick (on sys.stderr): not a
+    # result.
     with contextlib.redirect_stderr(io.StringIO()):
         return _evaluate_sensor(home, repeats)
 
@@ -160,16 +220,19 @@ def _dagster_ticks(home: Path, repeats: int) -> dict[str, Any]:
 def _evaluate_sensor(home: Path, repeats: int) -> dict[str, Any]:
     from dagster import build_sensor_context, instance_for_test
 
-    from mlops_assets.location.build import build_definitions
     from mlops_assets.core.platform import Platform
+    from mlops_assets.location.build import build_definitions
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):
         (home / "dagster").mkdir(exist_ok=True)
         defs = build_definitions(Platform.from_env())
         sensor = defs.resolve_sensor_def(SENSOR)
         with instance_for_test(temp_dir=str(home / "dagster")) as instance:
+
             def evaluate(cursor: str | None):
-                ctx = build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=SENSOR)
+                ctx = build_sensor_context(
+                    instance=instance, cursor=cursor, definitions=defs, sensor_name=SENSOR
+                )
                 return sensor.evaluate_tick(ctx)
 
             t = time.perf_counter()

@@ -26,8 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]  # the project root (has mlops_assets
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # Environment variables that point the code location somewhere; benchmarks run isolated.
-PROJECT_ENV = ("MLOPS_HOME", "MLOPS_SPEC", "MLOPS_LAKE_URI", "MLOPS_LAKE_STORAGE_OPTIONS", "DAGSTER_HOME",
-               "MLOPS_KILL_SWITCH")
+PROJECT_ENV = (
+    "MLOPS_HOME",
+    "MLOPS_SPEC",
+    "MLOPS_LAKE_URI",
+    "MLOPS_LAKE_STORAGE_OPTIONS",
+    "DAGSTER_HOME",
+    "MLOPS_KILL_SWITCH",
+)
 
 # Dagster's console logger prints every event of a run at DEBUG: quiet it (same for all modes).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -56,7 +62,9 @@ class Table:
 
     def render(self) -> str:
         cells = [[_cell(c) for c in row] for row in [self.header, *self.rows]]
-        widths = [max(len(r[i]) if i < len(r) else 0 for r in cells) for i in range(len(self.header))]
+        widths = [
+            max(len(r[i]) if i < len(r) else 0 for r in cells) for i in range(len(self.header))
+        ]
         lines = [self.title]
         for n, row in enumerate(cells):
             row = row + [""] * (len(widths) - len(row))
@@ -85,11 +93,17 @@ class Result:
     tables: list[Table]
     goals: list[Goal]
     data: dict[str, Any]  # the raw numbers, written to results/latest.json
-    keys: dict[str, float] = field(default_factory=dict)  # the headline ratios ("scoring.asset_vs_floor": 1.02)
+    keys: dict[str, float] = field(
+        default_factory=dict
+    )  # the headline ratios ("scoring.asset_vs_floor": 1.02)
 
     def to_json(self) -> dict[str, Any]:
-        return {"keys": self.keys, "goals": [asdict(g) for g in self.goals], "data": self.data,
-                "tables": [asdict(t) for t in self.tables]}
+        return {
+            "keys": self.keys,
+            "goals": [asdict(g) for g in self.goals],
+            "data": self.data,
+            "tables": [asdict(t) for t in self.tables],
+        }
 
 
 def goal(name: str, target: str, measured: str, passed: bool | None) -> Goal:
@@ -149,7 +163,9 @@ def time_once(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t, out
 
 
-def interleaved(variants: dict[str, Callable[[], Any]], repeats: int, warmup: bool = True) -> dict[str, Timing]:
+def interleaved(
+    variants: dict[str, Callable[[], Any]], repeats: int, warmup: bool = True
+) -> dict[str, Timing]:
     """Time every variant ``repeats`` times, round-robin (A B C A B C …), so background load
     on a shared machine hits all variants alike. One untimed warm-up call each first."""
     if warmup:
@@ -237,20 +253,39 @@ def probe_main(variants: dict[str, Callable[[], Callable[[], Any]]], argv: Seque
         out = call()  # the result stays alive until the peak is read: its memory counts
         elapsed = time.perf_counter() - t
     del out
-    print("PROBE " + json.dumps({"variant": name, "seconds": elapsed, "delta_mb": mem.delta_mb,
-                                  "base_mb": mem.base_mb, "peak_mb": mem.peak_mb, "method": mem.method}))
+    print(
+        "PROBE "
+        + json.dumps(
+            {
+                "variant": name,
+                "seconds": elapsed,
+                "delta_mb": mem.delta_mb,
+                "base_mb": mem.base_mb,
+                "peak_mb": mem.peak_mb,
+                "method": mem.method,
+            }
+        )
+    )
 
 
-def run_probe(module: str, variant: str, env: dict[str, str] | None = None, timeout: float = 300) -> dict[str, Any]:
+def run_probe(
+    module: str, variant: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> dict[str, Any]:
     """Run ``python -m <module> --probe <variant>`` in a fresh interpreter; parse its result."""
     proc = subprocess.run(
         [sys.executable, "-m", module, "--probe", variant],
-        cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("PROBE "):
             return json.loads(line[6:])
-    raise RuntimeError(f"probe {module} {variant} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    raise RuntimeError(
+        f"probe {module} {variant} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -282,17 +317,29 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 def machine_info() -> dict[str, Any]:
     import platform
 
-    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                            "cpus": os.cpu_count()}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
     try:
         info["load_avg_1m"] = os.getloadavg()[0]
     except OSError:
         pass
     try:
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                            text=True, timeout=10).stdout.strip() or None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        info["git_commit"] = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         info["git_dirty"] = bool(dirty)
     except (OSError, subprocess.SubprocessError):
         pass

@@ -35,7 +35,9 @@ def webhook():
 def test_alert_goes_to_the_file_and_the_webhook_once(tmp_path, webhook, caplog):
     url, received = webhook
     sink = AlertSink(directory=str(tmp_path), webhook_url=url)
-    record = sink.send("drift_retrain", reason="share 0.6 on 2 days", partition="2026-03-05", run_id="r1")
+    record = sink.send(
+        "drift_retrain", reason="share 0.6 on 2 days", partition="2026-03-05", run_id="r1"
+    )
     assert record["delivered"] is True and received[0]["kind"] == "drift_retrain"
     assert received[0]["runbook"] == RUNBOOKS["drift_retrain"] and received[0]["run_id"] == "r1"
     again = sink.send("drift_retrain", reason="share 0.6 on 2 days")
@@ -45,7 +47,9 @@ def test_alert_goes_to_the_file_and_the_webhook_once(tmp_path, webhook, caplog):
 
 
 def test_failed_webhook_still_records_the_alert(tmp_path):
-    sink = AlertSink(directory=str(tmp_path), webhook_url="http://127.0.0.1:9/unreachable", timeout_seconds=0.5)
+    sink = AlertSink(
+        directory=str(tmp_path), webhook_url="http://127.0.0.1:9/unreachable", timeout_seconds=0.5
+    )
     record = sink.send("pipeline_failure", reason="boom")
     assert record["delivered"] is False and read_alerts(tmp_path)[0]["kind"] == "pipeline_failure"
     with pytest.raises(ValueError, match="unknown alert kind"):
@@ -60,14 +64,20 @@ def test_run_failure_sensor_classifies_a_contract_failure(platform, defs, instan
     simulate(platform.landing.parent, DAY0, 1, seed=1, inject=[Injection("corrupt_file", DAY0)])
     result = run_ingest(defs, instance, DAY0.isoformat())
     assert not result.success
-    failure = instance.get_event_records(EventRecordsFilter(DagsterEventType.RUN_FAILURE), limit=1)[0]
+    failure = instance.get_event_records(EventRecordsFilter(DagsterEventType.RUN_FAILURE), limit=1)[
+        0
+    ]
     sensor = next(s for s in defs.sensors if s.name == "alert_on_run_failure")
     ctx = build_run_status_sensor_context(
-        sensor_name="alert_on_run_failure", dagster_event=failure.event_log_entry.dagster_event,
-        dagster_instance=instance, dagster_run=instance.get_run_by_id(result.run_id),
+        sensor_name="alert_on_run_failure",
+        dagster_event=failure.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
         resources=defs.resources,
     ).for_run_failure()
     sensor._run_status_sensor_fn(ctx, alerts=defs.resources["alerts"])  # the sensor's own function
     alerts = read_alerts(platform.home.alerts)
     assert alerts[0]["kind"] == "data_contract_failure" and alerts[0]["run_id"] == result.run_id
-    assert alerts[0]["partition"] == DAY0.isoformat() and alerts[0]["runbook"].endswith("data_contract_failure.md")
+    assert alerts[0]["partition"] == DAY0.isoformat() and alerts[0]["runbook"].endswith(
+        "data_contract_failure.md"
+    )

@@ -17,12 +17,12 @@ import time
 import pytest
 from dagster import instance_for_test
 
-from mlops_assets.location.build import build_definitions
 from mlops_assets.core.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
-from mlops_assets.data.lake import DeltaLake
 from mlops_assets.core.platform import Platform
-from mlops_assets.data.simulator import simulate
 from mlops_assets.core.vocabulary import FEATURES, QUARANTINE, RAW_EVENTS
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.data.simulator import simulate
+from mlops_assets.location.build import build_definitions
 from mlops_assets_tests.conftest import DAY0, days, run_ingest, table
 
 N_DAYS = 6
@@ -36,8 +36,13 @@ from mlops_assets_tests.conftest import run_ingest
 with DagsterInstance.get() as instance:
     run_ingest(build_definitions(Platform.from_env()), instance, start={KEYS[0]!r}, end={KEYS[-1]!r})
 """
-POINTS = [f"lake.commit:{RAW_EVENTS}", f"lake.committed:{RAW_EVENTS}", f"lake.commit:{QUARANTINE}",
-          f"lake.committed:{QUARANTINE}", f"lake.commit:{FEATURES}"]
+POINTS = [
+    f"lake.commit:{RAW_EVENTS}",
+    f"lake.committed:{RAW_EVENTS}",
+    f"lake.commit:{QUARANTINE}",
+    f"lake.committed:{QUARANTINE}",
+    f"lake.commit:{FEATURES}",
+]
 
 
 def world(root, monkeypatch):
@@ -52,7 +57,9 @@ def world(root, monkeypatch):
 def snapshot(lake: DeltaLake) -> dict:
     out = {t: table(lake, t) for t in (RAW_EVENTS, FEATURES)}
     q = lake.read(QUARANTINE)
-    out[QUARANTINE] = (q.drop("run_id", "quarantined_at").sort(sorted(q.columns[:5])) if not q.is_empty() else q)
+    out[QUARANTINE] = (
+        q.drop("run_id", "quarantined_at").sort(sorted(q.columns[:5])) if not q.is_empty() else q
+    )
     return out
 
 
@@ -69,13 +76,19 @@ def clean(tmp_path_factory):
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_a_range_ingest_killed_at_a_step_boundary_is_repaired_by_a_rerun(point, clean, tmp_path, monkeypatch):
+def test_a_range_ingest_killed_at_a_step_boundary_is_repaired_by_a_rerun(
+    point, clean, tmp_path, monkeypatch
+):
     platform, lake = world(tmp_path / "home", monkeypatch)
     (platform.home.dagster / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     marker = tmp_path / "paused"
     env = {**os.environ, PAUSE_AT_ENV: point, PAUSE_FILE_ENV: str(marker)}
-    proc = subprocess.Popen([sys.executable, "-c", RUN_INGEST], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_INGEST],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not marker.exists():
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
@@ -95,9 +108,13 @@ def test_a_range_ingest_killed_at_a_step_boundary_is_repaired_by_a_rerun(point, 
         assert table(lake, RAW_EVENTS).equals(clean[RAW_EVENTS])  # the whole range, in one commit
 
     with instance_for_test(temp_dir=str(platform.home.dagster)) as instance:
-        assert run_ingest(build_definitions(platform), instance, start=KEYS[0], end=KEYS[-1]).success
+        assert run_ingest(
+            build_definitions(platform), instance, start=KEYS[0], end=KEYS[-1]
+        ).success
     after = snapshot(lake)
     for name in (RAW_EVENTS, FEATURES):
         assert after[name].equals(clean[name]), name
-    assert after[QUARANTINE].height == clean[QUARANTINE].height == 0  # clean files: nothing rejected, twice
+    assert (
+        after[QUARANTINE].height == clean[QUARANTINE].height == 0
+    )  # clean files: nothing rejected, twice
     assert sorted(lake.read(FEATURES)["ds"].unique().to_list()) == KEYS

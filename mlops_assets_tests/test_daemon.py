@@ -37,7 +37,8 @@ def daemon_home(tmp_path):
     (home / "dagster" / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\n"
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
-        "  config:\n    max_concurrent_runs: 2\n")
+        "  config:\n    max_concurrent_runs: 2\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_"))}
     env.update(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), PYTHONWARNINGS="ignore")
     return home, env
@@ -47,14 +48,25 @@ def test_landing_sensor_under_a_real_daemon(daemon_home):
     home, env = daemon_home
     landing = home / "landing"
     manifest = simulate(landing, DAY0, 2, seed=5, inject=[Injection("late_file", DAY0)])
-    instance = DagsterInstance.from_ref(_ref(home / "dagster"))  # create the storage before the daemon does
+    instance = DagsterInstance.from_ref(
+        _ref(home / "dagster")
+    )  # create the storage before the daemon does
     daemon_bin = Path(sys.executable).with_name("dagster-daemon")
     log = open(home / "daemon.log", "w")
-    proc = subprocess.Popen([str(daemon_bin), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(daemon_bin), "run", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
+
         def succeeded(n):
-            runs = instance.get_runs(RunsFilter(job_name="daily", statuses=[DagsterRunStatus.SUCCESS]))
+            runs = instance.get_runs(
+                RunsFilter(job_name="daily", statuses=[DagsterRunStatus.SUCCESS])
+            )
             return len(runs) >= n
 
         _wait(lambda: succeeded(2), 240, "two daily runs launched by the landing sensor", proc)
@@ -66,7 +78,10 @@ def test_landing_sensor_under_a_real_daemon(daemon_home):
         write_late_files(manifest)
         _wait(lambda: succeeded(3), 180, "the late file's run", proc)
         late = instance.get_runs(RunsFilter(job_name="daily"), limit=1)[0]
-        assert late.tags["dagster/partition"] == DAY0.isoformat() and late.tags["mlops/reason"] == "late_file"
+        assert (
+            late.tags["dagster/partition"] == DAY0.isoformat()
+            and late.tags["mlops/reason"] == "late_file"
+        )
 
         # the same content again: the daemon's next ticks launch nothing new
         f = next(p for p in (landing / "events" / DAY0.isoformat()).iterdir() if "late" in p.name)

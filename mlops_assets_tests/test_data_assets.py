@@ -42,9 +42,9 @@ def test_materialising_twice_is_idempotent_and_spares_neighbours(platform, defs,
 def test_single_run_backfill_equals_per_partition_runs(tmp_path, monkeypatch):
     from dagster import instance_for_test
 
-    from mlops_assets.location.build import build_definitions
-    from mlops_assets.data.lake import DeltaLake
     from mlops_assets.core.platform import Platform
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.location.build import build_definitions
 
     n = 30
     keys = days(DAY0, n)
@@ -60,7 +60,9 @@ def test_single_run_backfill_equals_per_partition_runs(tmp_path, monkeypatch):
             if mode == "range":
                 result = run_ingest(defs, instance, start=keys[0], end=keys[-1])
                 assert result.success
-                mats = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+                mats = [
+                    e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
+                ]
                 assert sorted(m.partition for m in mats if m.asset_key.path == ["features"]) == keys
             else:
                 for k in keys:
@@ -75,7 +77,9 @@ def test_single_run_backfill_equals_per_partition_runs(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", BAD_FILE_KINDS)
-def test_each_bad_file_kind_is_quarantined_and_blocks_downstream(kind, platform, defs, instance, lake):
+def test_each_bad_file_kind_is_quarantined_and_blocks_downstream(
+    kind, platform, defs, instance, lake
+):
     simulate(platform.landing.parent, DAY0, 1, seed=2)
     day = DAY0.isoformat()
     assert run_ingest(defs, instance, day).success
@@ -93,14 +97,20 @@ def test_each_bad_file_kind_is_quarantined_and_blocks_downstream(kind, platform,
 
     q = lake.read("quarantine", [day])
     mine = q.filter(pl.col("file") == bad.name)
-    assert mine.height >= 1 and set(mine["rule"]) == {rule}, mine.select("rule", "reason").to_dicts()[:3]
+    assert mine.height >= 1 and set(mine["rule"]) == {rule}, mine.select(
+        "rule", "reason"
+    ).to_dicts()[:3]
     assert all(r for r in mine["reason"])
     # nothing downstream changed
     assert lake.version("features") == features_version
     assert table(lake, "features").equals(features_before)
     # nothing lost: every input row is either accepted or quarantined (row-level kinds)
     if rule not in ("unreadable", "missing_column", "file_name"):
-        bad_rows = pl.read_parquet(bad).height if bad.suffix == ".parquet" else pl.read_csv(bad, infer_schema=False).height
+        bad_rows = (
+            pl.read_parquet(bad).height
+            if bad.suffix == ".parquet"
+            else pl.read_csv(bad, infer_schema=False).height
+        )
         raw = lake.read("raw_events", [day])
         assert raw.height + q.height == good_rows + bad_rows
 
@@ -109,10 +119,10 @@ def test_each_bad_file_kind_is_quarantined_and_blocks_downstream(kind, platform,
 def test_schema_evolution_follows_the_spec(mode, home, monkeypatch, instance):
     import yaml
 
-    from mlops_assets.location.build import build_definitions
-    from mlops_assets.data.lake import DeltaLake
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.spec import BUNDLED_SPEC
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.location.build import build_definitions
 
     data = yaml.safe_load(BUNDLED_SPEC.read_text())
     data["schema_evolution"] = mode
@@ -122,7 +132,13 @@ def test_schema_evolution_follows_the_spec(mode, home, monkeypatch, instance):
     platform = Platform.from_env()
     defs = build_definitions(platform)
     lake = DeltaLake(root=str(platform.home.lake))
-    simulate(platform.landing.parent, DAY0, 3, seed=4, inject=[Injection("schema_change", DAY0 + dt.timedelta(days=1))])
+    simulate(
+        platform.landing.parent,
+        DAY0,
+        3,
+        seed=4,
+        inject=[Injection("schema_change", DAY0 + dt.timedelta(days=1))],
+    )
     results = {d: run_ingest(defs, instance, d) for d in days(DAY0, 3)}
     raw = lake.read("raw_events")
     changed = days(DAY0, 3)[1]

@@ -15,7 +15,8 @@ No Docker engine, no cluster and no network here, so nothing is started. Instead
 - deploy/helm/values.yaml is checked against a pinned key list of the Dagster chart (see
   CHART_KEYS for where it comes from and how honest it is).
 - deploy/ci/github-actions.yml: every ``run:`` command exists (Makefile targets and
-  variables, ``mlops-assets`` argv parsed by ``mlops_assets.operations.cli.build_parser()``, ``python -c``
+  variables, ``mlops-assets`` argv parsed by ``mlops_assets.operations.cli.build_parser()``,
+  ``python -c``
   code compiled).
 """
 
@@ -50,8 +51,13 @@ CODE_SERVICE, WEBSERVER, DAEMON, MLFLOW = "code-location", "webserver", "daemon"
 DAGSTER_SERVICES = (CODE_SERVICE, WEBSERVER, DAEMON)
 # Set in the code-location container no matter what .env says: without them the code
 # location silently falls back to local sqlite / local folders.
-REQUIRED_CODE_ENV = ("MLOPS_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI", "MLOPS_LAKE_URI",
-                     "MLOPS_LAKE_STORAGE_OPTIONS")
+REQUIRED_CODE_ENV = (
+    "MLOPS_HOME",
+    "DAGSTER_HOME",
+    "MLFLOW_TRACKING_URI",
+    "MLOPS_LAKE_URI",
+    "MLOPS_LAKE_STORAGE_OPTIONS",
+)
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|WEBHOOK|ACCESS_KEY|STORAGE_OPTIONS")
 LOCKED_DRIVER = "psycopg2"  # requirements.lock: psycopg2-binary, no psycopg 3
 
@@ -59,13 +65,20 @@ LOCKED_DRIVER = "psycopg2"  # requirements.lock: psycopg2-binary, no psycopg 3
 # ---- helpers: the package's environment variables ---------------------------------------------
 CODE_ENV_NAME = re.compile(r"^(MLOPS_|MLFLOW_|DAGSTER_PG_)[A-Z0-9_]+$|^DAGSTER_HOME$")
 CODE_ENV_CALL = re.compile(
-    r"""(?:os\.environ\.get|os\.getenv|EnvVar|os\.environ\[)\(?\s*["']([A-Z][A-Z0-9_]*)["']""")
+    r"""(?:os\.environ\.get|os\.getenv|EnvVar|os\.environ\[)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
+)
 
 
-# MLflow's own client variables: the platform bounds the HTTP ones where unset (registry/failures.py)
-# and reads the credential ones only to mask them in messages; an operator may set them, none is required.
-MLFLOW_CLIENT_VARS = re.compile(r"^MLFLOW_HTTP_[A-Z_]+$|^MLFLOW_TRACKING_(TOKEN|PASSWORD|USERNAME)$")
-TEST_ONLY_VARS = re.compile(r"^MLOPS_TEST_[A-Z_]+$")  # crash points of the fault tests (mlops_assets/core/faults.py)
+# MLflow's own client variables: the platform bounds the HTTP ones where unset
+# (registry/failures.py)
+# and reads the credential ones only to mask them in messages; an operator may set them, none is
+# required.
+MLFLOW_CLIENT_VARS = re.compile(
+    r"^MLFLOW_HTTP_[A-Z_]+$|^MLFLOW_TRACKING_(TOKEN|PASSWORD|USERNAME)$"
+)
+TEST_ONLY_VARS = re.compile(
+    r"^MLOPS_TEST_[A-Z_]+$"
+)  # crash points of the fault tests (mlops_assets/core/faults.py)
 
 
 @cache
@@ -78,24 +91,42 @@ def code_env_vars() -> frozenset[str]:
         text = path.read_text(encoding="utf-8")
         names.update(n for n in CODE_ENV_CALL.findall(text) if CODE_ENV_NAME.match(n))
         tree = ast.parse(text)
-        exported = {e.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                    and any(getattr(t, "id", "") == "__all__" for t in n.targets)
-                    for e in getattr(n.value, "elts", []) if isinstance(e, ast.Constant)}
+        exported = {
+            e.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Assign)
+            and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+            for e in getattr(n.value, "elts", [])
+            if isinstance(e, ast.Constant)
+        }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and CODE_ENV_NAME.match(node.value):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and CODE_ENV_NAME.match(node.value)
+            ):
                 names.add(node.value)
         names -= exported  # Python names in __all__, not environment variables
-    return frozenset(n for n in names if not MLFLOW_CLIENT_VARS.match(n) and not TEST_ONLY_VARS.match(n))
+    return frozenset(
+        n for n in names if not MLFLOW_CLIENT_VARS.match(n) and not TEST_ONLY_VARS.match(n)
+    )
 
 
 def test_the_env_var_scan_finds_what_the_code_reads():
     found = code_env_vars()
     # read directly, through EnvVar, and only through a module constant respectively
-    assert {"MLOPS_HOME", "MLFLOW_TRACKING_URI", "MLOPS_LAKE_STORAGE_OPTIONS", "MLOPS_KILL_SWITCH",
-            "MLOPS_GIT_SHA", "MLOPS_MLFLOW_ARTIFACT_ROOT"} <= found, sorted(found)
+    assert {
+        "MLOPS_HOME",
+        "MLFLOW_TRACKING_URI",
+        "MLOPS_LAKE_STORAGE_OPTIONS",
+        "MLOPS_KILL_SWITCH",
+        "MLOPS_GIT_SHA",
+        "MLOPS_MLFLOW_ARTIFACT_ROOT",
+    } <= found, sorted(found)
 
 
-# ---- helpers: compose ------------------------------------------------------------------------------
+# ---- helpers: compose
+# ------------------------------------------------------------------------------
 VAR_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
 
 
@@ -107,7 +138,9 @@ def env_example() -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
-        assert sep and re.fullmatch(r"[A-Z_][A-Z0-9_]*", key), f".env.example:{n}: not KEY=VALUE: {line!r}"
+        assert sep and re.fullmatch(r"[A-Z_][A-Z0-9_]*", key), (
+            f".env.example:{n}: not KEY=VALUE: {line!r}"
+        )
         assert key not in env, f".env.example:{n}: {key} listed twice"
         env[key] = value
     return env
@@ -153,7 +186,9 @@ def compose_raw() -> dict:
 
 @cache
 def compose() -> dict:
-    """The compose model after interpolation with a filled-in .env (what `docker compose config` shows)."""
+    """The compose model after interpolation with a filled-in .env (what `docker compose config`
+    shows).
+    """
     return interpolate(compose_raw(), filled_env())
 
 
@@ -184,7 +219,11 @@ def volume_specs(svc: dict) -> list[tuple[str, str, str]]:
 
 def bind_map(svc: dict) -> dict[str, Path]:
     """Container path -> host path of each bind mount (relative to the compose file's folder)."""
-    return {target: (DEPLOY / source).resolve() for kind, source, target in volume_specs(svc) if kind == "bind"}
+    return {
+        target: (DEPLOY / source).resolve()
+        for kind, source, target in volume_specs(svc)
+        if kind == "bind"
+    }
 
 
 def service_command(name: str) -> list[str]:
@@ -231,7 +270,8 @@ def click_parse(argv: list[str], path_map: dict[str, Path] | None = None) -> tup
     return " ".join(names), ctx.params
 
 
-# ---- helpers: Dockerfile ------------------------------------------------------------------------------
+# ---- helpers: Dockerfile
+# ------------------------------------------------------------------------------
 @cache
 def dockerfile_instructions() -> tuple[tuple[str, str], ...]:
     """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
@@ -261,8 +301,11 @@ def dockerfile_stages() -> dict[str, dict]:
             m = re.fullmatch(r"(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", args, re.IGNORECASE)
             assert m, f"FROM {args}"
             base, name = m[1], m[2] or f"stage{len(stages)}"
-            current = stages[name] = {"base": base, "parent": base if base in stages else None,
-                                      "instructions": []}
+            current = stages[name] = {
+                "base": base,
+                "parent": base if base in stages else None,
+                "instructions": [],
+            }
         else:
             assert current is not None or instruction in ("ARG",), f"{instruction} before FROM"
             if current is not None:
@@ -342,7 +385,9 @@ def test_compose_referenced_files_exist():
             context = (DEPLOY / build.get("context", ".")).resolve()
             dockerfile = context / build.get("dockerfile", "Dockerfile")
             assert context.is_dir(), f"{name}: build context {context} missing"
-            assert dockerfile.resolve() == DOCKERFILE, f"{name}: builds {dockerfile}, not deploy/Dockerfile"
+            assert dockerfile.resolve() == DOCKERFILE, (
+                f"{name}: builds {dockerfile}, not deploy/Dockerfile"
+            )
             if build.get("target"):
                 assert build["target"] in dockerfile_stages(), f"{name}: no stage {build['target']}"
             checked += 1
@@ -354,7 +399,11 @@ def test_compose_referenced_files_exist():
         assert "file" in cfg or "content" in cfg, f"config {name}: neither file nor content"
         if "file" in cfg:
             assert (DEPLOY / cfg["file"]).exists(), f"config {name}: {cfg['file']} missing"
-    mounts = {target: source for svc in DAGSTER_SERVICES for target, source in bind_map(services()[svc]).items()}
+    mounts = {
+        target: source
+        for svc in DAGSTER_SERVICES
+        for target, source in bind_map(services()[svc]).items()
+    }
     dagster_home = service_env(CODE_SERVICE)["DAGSTER_HOME"]
     assert mounts[f"{dagster_home}/dagster.yaml"] == INSTANCE
     assert WORKSPACE in mounts.values()
@@ -380,9 +429,14 @@ def test_compose_variables_are_all_in_env_example():
     text = "\n".join(strings)
     used = {m["name"] for m in VAR_REF.finditer(text.replace("$$", ""))}
     documented = set(env_example())
-    assert not used - documented, f"in docker-compose.yaml, not in .env.example: {sorted(used - documented)}"
-    assert not documented - used, f"in .env.example, never used by compose: {sorted(documented - used)}"
-    # A bare $VAR is interpolated by Compose too; only ${VAR} (documented) and $$ (shell) are allowed.
+    assert not used - documented, (
+        f"in docker-compose.yaml, not in .env.example: {sorted(used - documented)}"
+    )
+    assert not documented - used, (
+        f"in .env.example, never used by compose: {sorted(documented - used)}"
+    )
+    # A bare $VAR is interpolated by Compose too; only ${VAR} (documented) and $$ (shell) are
+    # allowed.
     leftover = VAR_REF.sub("", text.replace("$$", ""))
     assert "$" not in leftover, [line for line in leftover.splitlines() if "$" in line]
     # ...and the file interpolates once every value is filled in, while an empty secret refuses.
@@ -396,11 +450,15 @@ def test_compose_credentials_only_come_from_variables():
     for name in raw["services"]:
         for key, value in service_env(name, raw).items():
             if SECRET_NAME.search(key) and value:
-                assert "${" in value or value.startswith("$$"), f"{name}: {key} is a literal, not a ${{VAR}}"
+                assert "${" in value or value.startswith("$$"), (
+                    f"{name}: {key} is a literal, not a ${{VAR}}"
+                )
     # the storage options JSON: every credential inside is a variable too
     options = service_env(CODE_SERVICE, raw)["MLOPS_LAKE_STORAGE_OPTIONS"]
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        assert re.search(rf'"{key}"\s*:\s*"\$\{{', options), f"MLOPS_LAKE_STORAGE_OPTIONS: {key} is a literal"
+        assert re.search(rf'"{key}"\s*:\s*"\$\{{', options), (
+            f"MLOPS_LAKE_STORAGE_OPTIONS: {key} is a literal"
+        )
     # no password inside a connection URI anywhere (they'd show up in `ps` and `docker inspect`)
     interpolated = json.dumps(compose())
     assert "://" in interpolated
@@ -411,7 +469,9 @@ def test_every_env_var_the_code_reads_is_set_or_documented():
     code_env = service_env(CODE_SERVICE)
     documented = set(env_example())
     missing = sorted(code_env_vars() - set(code_env) - documented)
-    assert not missing, f"read by mlops_assets, neither set for {CODE_SERVICE} nor in .env.example: {missing}"
+    assert not missing, (
+        f"read by mlops_assets, neither set for {CODE_SERVICE} nor in .env.example: {missing}"
+    )
     for name in REQUIRED_CODE_ENV:
         assert code_env.get(name), f"{CODE_SERVICE}: {name} must be set"
     # ...and the reverse: no typo'd MLOPS_* name set for the code that the code never reads
@@ -455,7 +515,9 @@ def test_ports_agree_across_compose_workspace_and_dockerfile():
     assert ws["host"] == CODE_SERVICE
     assert ws["port"] == port_of(cmd) == image_port == port_of(health) == expose_instr[-1]
     assert exposed == {ws["port"]}
-    assert "-h" in cmd and cmd[cmd.index("-h") + 1] == "0.0.0.0"  # reachable from the other containers
+    assert (
+        "-h" in cmd and cmd[cmd.index("-h") + 1] == "0.0.0.0"
+    )  # reachable from the other containers
 
 
 def test_delta_lake_on_s3_with_valid_storage_options():
@@ -465,12 +527,21 @@ def test_delta_lake_on_s3_with_valid_storage_options():
     assert env["MLOPS_LAKE_URI"].startswith("s3://")
     options = json.loads(env["MLOPS_LAKE_STORAGE_OPTIONS"])
     assert isinstance(options, dict) and all(isinstance(v, str) for v in options.values()), options
-    assert {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(options)
+    assert {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(
+        options
+    )
     # delta-rs refuses S3 writes without a safe commit protocol or an explicit "unsafe rename"
-    assert options.get("aws_conditional_put") == "etag" or options.get("AWS_S3_ALLOW_UNSAFE_RENAME") == "true"
+    assert (
+        options.get("aws_conditional_put") == "etag"
+        or options.get("AWS_S3_ALLOW_UNSAFE_RENAME") == "true"
+    )
     endpoint = options["AWS_ENDPOINT_URL"]
-    assert endpoint.split("://")[1].split(":")[0] in services(), f"{endpoint}: not a compose service"
-    lake = DeltaLake(root=env["MLOPS_LAKE_URI"], storage_options_json=env["MLOPS_LAKE_STORAGE_OPTIONS"])
+    assert endpoint.split("://")[1].split(":")[0] in services(), (
+        f"{endpoint}: not a compose service"
+    )
+    lake = DeltaLake(
+        root=env["MLOPS_LAKE_URI"], storage_options_json=env["MLOPS_LAKE_STORAGE_OPTIONS"]
+    )
     assert lake.storage_options == options
     assert lake.uri("features") == env["MLOPS_LAKE_URI"] + "/features"
 
@@ -494,12 +565,21 @@ def mlflow_server_options() -> dict[str, tuple[str, ...]]:
         if isinstance(deco, ast.Attribute) and getattr(deco.value, "id", "") == "cli_args":
             deco = shared[deco.attr]
         if isinstance(deco, ast.Call) and getattr(deco.func, "attr", "") == "option":
-            flags = tuple(a.value for a in deco.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
+            flags = tuple(
+                a.value
+                for a in deco.args
+                if isinstance(a, ast.Constant) and isinstance(a.value, str)
+            )
             for flag in flags:
                 for part in flag.split("/"):
                     options[part.strip()] = flags
-    assert {"--backend-store-uri", "--artifacts-destination", "--serve-artifacts", "--host",
-            "--allowed-hosts"} <= set(options), "mlflow cli layout changed"
+    assert {
+        "--backend-store-uri",
+        "--artifacts-destination",
+        "--serve-artifacts",
+        "--host",
+        "--allowed-hosts",
+    } <= set(options), "mlflow cli layout changed"
     return options
 
 
@@ -517,7 +597,11 @@ def test_mlflow_server_postgres_backend_s3_artifacts():
     while i < len(cmd):
         flag = cmd[i]
         assert flag in known, f"mlflow server has no option {flag}"
-        if i + 1 < len(cmd) and not cmd[i + 1].startswith("--") and flag not in ("--serve-artifacts", "--dev"):
+        if (
+            i + 1 < len(cmd)
+            and not cmd[i + 1].startswith("--")
+            and flag not in ("--serve-artifacts", "--dev")
+        ):
             args[flag], i = cmd[i + 1], i + 2
         else:
             args[flag], i = True, i + 1
@@ -526,20 +610,32 @@ def test_mlflow_server_postgres_backend_s3_artifacts():
     assert sqlalchemy.create_engine(backend).dialect.driver == LOCKED_DRIVER
     assert urlsplit(backend).password is None
     assert urlsplit(backend).hostname == "postgres"
-    assert args["--artifacts-destination"].startswith("s3://") and args.get("--serve-artifacts") is True
+    assert (
+        args["--artifacts-destination"].startswith("s3://")
+        and args.get("--serve-artifacts") is True
+    )
     env = service_env(MLFLOW)
-    assert {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD"} <= set(env)
+    assert {
+        "MLFLOW_S3_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "PGPASSWORD",
+    } <= set(env)
     # the code location's tracking URI points at this service, and MLflow 3's Host-header check
     # (mlflow.server.security_utils.is_allowed_host_header: exact, or fnmatch when "*") admits it
     tracking = urlsplit(service_env(CODE_SERVICE)["MLFLOW_TRACKING_URI"])
     assert tracking.hostname == MLFLOW and tracking.port == port_of(cmd)
     allowed = [h.strip() for h in args["--allowed-hosts"].split(",")]
-    assert any(fnmatch.fnmatch(tracking.netloc, a) if "*" in a else tracking.netloc == a for a in allowed)
+    assert any(
+        fnmatch.fnmatch(tracking.netloc, a) if "*" in a else tracking.netloc == a for a in allowed
+    )
     assert MLFLOW in services()[CODE_SERVICE]["depends_on"]
 
 
 def test_dagster_service_commands_parse_with_the_installed_dagster():
-    webserver_cmd, webserver = click_parse(service_command(WEBSERVER), bind_map(services()[WEBSERVER]))
+    webserver_cmd, webserver = click_parse(
+        service_command(WEBSERVER), bind_map(services()[WEBSERVER])
+    )
     assert webserver_cmd == "dagster-webserver"
     assert [Path(p).resolve() for p in webserver["workspace"]] == [WORKSPACE]
     daemon_cmd, daemon = click_parse(service_command(DAEMON), bind_map(services()[DAEMON]))
@@ -557,24 +653,36 @@ def test_dagster_service_commands_parse_with_the_installed_dagster():
 def test_dockerfile_builds_from_the_lock_as_a_non_root_user():
     stages = dockerfile_stages()
     for name, stage in stages.items():
-        assert stage["base"] == "python:3.11-slim" or stage["parent"], f"stage {name} FROM {stage['base']}"
+        assert stage["base"] == "python:3.11-slim" or stage["parent"], (
+            f"stage {name} FROM {stage['base']}"
+        )
     assert list(stages)[-1] == "code-location", "the default build target must be the code location"
     instructions = stage_chain("code-location")
-    assert all(ins != "ENTRYPOINT" for ins, _ in dockerfile_instructions()), \
+    assert all(ins != "ENTRYPOINT" for ins, _ in dockerfile_instructions()), (
         "no ENTRYPOINT: the Helm chart and K8sRunLauncher pass the whole command as container args"
+    )
 
     def index(pred, what):
         hits = [i for i, (ins, args) in enumerate(instructions) if pred(ins, args)]
         assert hits, f"Dockerfile: no {what}"
         return hits[0]
 
-    copy_lock = index(lambda i, a: i == "COPY" and "requirements.lock" in a.split(), "COPY requirements.lock")
-    lock = index(lambda i, a: i == "RUN"
-                 and re.search(r"pip install\b[^&]*--no-deps[^&]*-r requirements\.lock", a),
-                 "RUN pip install --no-deps -r requirements.lock")
-    copy_pkg = index(lambda i, a: i == "COPY" and a.split()[0] == "mlops_assets", "COPY mlops_assets")
-    pkg = index(lambda i, a: i == "RUN" and re.search(r"pip install\b[^&]*--no-deps[^&]*(-e )?\.(\s|$)", a),
-                "RUN pip install --no-deps . (the package)")
+    copy_lock = index(
+        lambda i, a: i == "COPY" and "requirements.lock" in a.split(), "COPY requirements.lock"
+    )
+    lock = index(
+        lambda i, a: (
+            i == "RUN" and re.search(r"pip install\b[^&]*--no-deps[^&]*-r requirements\.lock", a)
+        ),
+        "RUN pip install --no-deps -r requirements.lock",
+    )
+    copy_pkg = index(
+        lambda i, a: i == "COPY" and a.split()[0] == "mlops_assets", "COPY mlops_assets"
+    )
+    pkg = index(
+        lambda i, a: i == "RUN" and re.search(r"pip install\b[^&]*--no-deps[^&]*(-e )?\.(\s|$)", a),
+        "RUN pip install --no-deps . (the package)",
+    )
     assert copy_lock < lock < copy_pkg < pkg
     assert "pip check" in instructions[pkg][1]
 
@@ -582,25 +690,42 @@ def test_dockerfile_builds_from_the_lock_as_a_non_root_user():
         users = [args for ins, args in stage_chain(name) if ins == "USER"]
         assert users and users[-1].split(":")[0] not in ("root", "0"), f"stage {name} runs as root"
     uid = next(a for i, a in stage_chain("code-location") if i == "USER").split(":")[0]
-    assert re.search(rf"useradd\b.*--uid {uid}\b", " ".join(a for i, a in instructions if i == "RUN"))
+    assert re.search(
+        rf"useradd\b.*--uid {uid}\b", " ".join(a for i, a in instructions if i == "RUN")
+    )
 
 
 def test_dockerfile_pins_agree_with_the_lock():
-    """A package a stage adds with ``--constraint requirements.lock`` is pinned at the locked version:
-    ``pip install`` refuses a pin that contradicts its constraint, so a stale pin breaks the build."""
+    """A package a stage adds with ``--constraint requirements.lock`` is pinned at the locked
+    version:
+    ``pip install`` refuses a pin that contradicts its constraint, so a stale pin breaks the
+    build."""
+
     def canonical(name: str) -> str:
         return re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
 
-    locked = dict(tuple(line.split("==", 1)) for line in (ROOT / "requirements.lock").read_text().splitlines()
-                  if "==" in line and not line.startswith("#"))
+    locked = dict(
+        tuple(line.split("==", 1))
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
     locked = {canonical(k): v.strip() for k, v in locked.items()}
-    pins = [(name, version) for ins, args in dockerfile_instructions()
-            if ins == "RUN" and "--constraint requirements.lock" in args
-            for name, version in re.findall(r"([A-Za-z0-9][A-Za-z0-9_.\-\[\]]*)==([0-9][^\"'\s]*)", args)]
-    assert ("boto3", locked["boto3"]) in pins, pins  # the MLflow server writes artifacts to S3 with it
+    pins = [
+        (name, version)
+        for ins, args in dockerfile_instructions()
+        if ins == "RUN" and "--constraint requirements.lock" in args
+        for name, version in re.findall(
+            r"([A-Za-z0-9][A-Za-z0-9_.\-\[\]]*)==([0-9][^\"'\s]*)", args
+        )
+    ]
+    assert ("boto3", locked["boto3"]) in pins, (
+        pins
+    )  # the MLflow server writes artifacts to S3 with it
     for name, version in pins:
         if canonical(name) in locked:
-            assert version == locked[canonical(name)], f"Dockerfile pins {name}=={version}, the lock {locked[canonical(name)]}"
+            assert version == locked[canonical(name)], (
+                f"Dockerfile pins {name}=={version}, the lock {locked[canonical(name)]}"
+            )
 
 
 def test_dockerfile_copy_sources_exist():
@@ -614,15 +739,26 @@ def test_dockerfile_copy_sources_exist():
             continue
         sources = [t for t in tokens if not t.startswith("--")][:-1]
         for source in sources:
-            assert list(ROOT.glob(source)), f"{ins} {source}: not in the build context (the repository root)"
+            assert list(ROOT.glob(source)), (
+                f"{ins} {source}: not in the build context (the repository root)"
+            )
             copies += 1
     assert copies >= 4
 
 
 def test_dockerfile_cmd_is_the_code_server_of_the_definitions_module():
     cmd = dockerfile_stage_cmd(None)
-    assert cmd == ["dagster", "code-server", "start", "-m", "mlops_assets.definitions",
-                   "-h", "0.0.0.0", "-p", "4000"]
+    assert cmd == [
+        "dagster",
+        "code-server",
+        "start",
+        "-m",
+        "mlops_assets.definitions",
+        "-h",
+        "0.0.0.0",
+        "-p",
+        "4000",
+    ]
     _, params = click_parse(cmd)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert modules(params) == [pyproject["tool"]["dagster"]["module_name"]]
@@ -638,14 +774,26 @@ def test_dockerfile_cmd_is_the_code_server_of_the_definitions_module():
 def test_cmd_module_imports_in_a_clean_container_like_environment(tmp_path):
     """The CMD's module loads its Definitions with only the image's ENV (paths moved to tmp)."""
     image_env = dockerfile_env(None)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
-           "MLOPS_HOME": str(tmp_path / "mlops_home"), "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-           **{k: v for k, v in image_env.items() if k.startswith("MLOPS_GIT_")}}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "MLOPS_HOME": str(tmp_path / "mlops_home"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        **{k: v for k, v in image_env.items() if k.startswith("MLOPS_GIT_")},
+    }
     module = dockerfile_stage_cmd(None)[4]
-    code = (f"import {module} as m; from dagster import Definitions; "
-            "assert isinstance(m.defs, Definitions); print(len(list(m.defs.resolve_all_asset_keys())))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
+    code = (
+        f"import {module} as m; from dagster import Definitions; "
+        "assert isinstance(m.defs, Definitions); print(len(list(m.defs.resolve_all_asset_keys())))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert int(out.stdout.split()[-1]) > 5
 
@@ -669,12 +817,20 @@ def test_workspace_yaml_is_a_grpc_workspace_for_the_code_location():
 
 
 def resolved_instance_postgres_db(monkeypatch) -> dict:
-    env = {"DAGSTER_PG_HOST": "postgres", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_DB": "dagster",
-           "DAGSTER_PG_USER": "dagster", "DAGSTER_PG_PASSWORD": "fake"}
+    env = {
+        "DAGSTER_PG_HOST": "postgres",
+        "DAGSTER_PG_PORT": "5432",
+        "DAGSTER_PG_DB": "dagster",
+        "DAGSTER_PG_USER": "dagster",
+        "DAGSTER_PG_PASSWORD": "fake",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     db = yaml.safe_load(INSTANCE.read_text(encoding="utf-8"))["storage"]["postgres"]["postgres_db"]
-    return {k: os.environ[v["env"]] if isinstance(v, dict) and set(v) == {"env"} else v for k, v in db.items()}
+    return {
+        k: os.environ[v["env"]] if isinstance(v, dict) and set(v) == {"env"} else v
+        for k, v in db.items()
+    }
 
 
 def test_deploy_dagster_yaml_is_a_valid_instance_config(tmp_path, monkeypatch):
@@ -711,54 +867,166 @@ def test_deploy_dagster_yaml_postgres_url_uses_a_locked_driver(monkeypatch):
 #   helm template dagster dagster/dagster --version 1.13.27 --values deploy/helm/values.yaml
 ANY = object()
 IMAGE = {"repository": ANY, "tag": ANY, "pullPolicy": ANY}
-K8S_POD = {k: ANY for k in (
-    "env", "envConfigMaps", "envSecrets", "labels", "annotations", "nodeSelector", "affinity",
-    "tolerations", "podSecurityContext", "securityContext", "resources", "livenessProbe",
-    "readinessProbe", "startupProbe", "volumeMounts", "volumes", "schedulerName",
-    "initContainerResources", "deploymentLabels")}
+K8S_POD = dict.fromkeys(
+    (
+        "env",
+        "envConfigMaps",
+        "envSecrets",
+        "labels",
+        "annotations",
+        "nodeSelector",
+        "affinity",
+        "tolerations",
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "volumeMounts",
+        "volumes",
+        "schedulerName",
+        "initContainerResources",
+        "deploymentLabels",
+    ),
+    ANY,
+)
 USER_DEPLOYMENT = {
-    "name": ANY, "image": IMAGE, "dagsterApiGrpcArgs": ANY, "codeServerArgs": ANY, "port": ANY,
-    "includeConfigInLaunchedRuns": {"enabled": ANY}, "service": ANY, "initContainers": ANY,
-    "sidecarContainers": ANY, **K8S_POD}
+    "name": ANY,
+    "image": IMAGE,
+    "dagsterApiGrpcArgs": ANY,
+    "codeServerArgs": ANY,
+    "port": ANY,
+    "includeConfigInLaunchedRuns": {"enabled": ANY},
+    "service": ANY,
+    "initContainers": ANY,
+    "sidecarContainers": ANY,
+    **K8S_POD,
+}
 CHART_KEYS = {
-    "global": {"postgresqlSecretName": ANY, "dagsterHome": ANY, "serviceAccountName": ANY,
-               "celeryConfigSecretName": ANY},
-    "nameOverride": ANY, "fullnameOverride": ANY, "rbacEnabled": ANY, "imagePullSecrets": ANY,
-    "computeLogManager": ANY, "pythonLogs": ANY,
-    "dagsterWebserver": {"replicaCount": ANY, "image": IMAGE, "nameOverride": ANY, "pathPrefix": ANY,
-                         "service": ANY, "workspace": ANY, "enableReadOnly": ANY,
-                         "dbStatementTimeout": ANY, "dbPoolRecycle": ANY, "logLevel": ANY, **K8S_POD},
-    "dagster-user-deployments": {"enabled": ANY, "enableSubchart": ANY, "imagePullSecrets": ANY,
-                                 "deployments": [USER_DEPLOYMENT]},
-    "postgresql": {"enabled": ANY, "image": ANY, "postgresqlHost": ANY, "postgresqlUsername": ANY,
-                   "postgresqlPassword": ANY, "postgresqlDatabase": ANY, "postgresqlParams": ANY,
-                   "postgresqlScheme": ANY, "service": {"port": ANY}},
-    "generatePostgresqlPasswordSecret": ANY, "generateCeleryConfigSecret": ANY,
-    "rabbitmq": ANY, "redis": ANY, "flower": ANY, "ingress": ANY,
+    "global": {
+        "postgresqlSecretName": ANY,
+        "dagsterHome": ANY,
+        "serviceAccountName": ANY,
+        "celeryConfigSecretName": ANY,
+    },
+    "nameOverride": ANY,
+    "fullnameOverride": ANY,
+    "rbacEnabled": ANY,
+    "imagePullSecrets": ANY,
+    "computeLogManager": ANY,
+    "pythonLogs": ANY,
+    "dagsterWebserver": {
+        "replicaCount": ANY,
+        "image": IMAGE,
+        "nameOverride": ANY,
+        "pathPrefix": ANY,
+        "service": ANY,
+        "workspace": ANY,
+        "enableReadOnly": ANY,
+        "dbStatementTimeout": ANY,
+        "dbPoolRecycle": ANY,
+        "logLevel": ANY,
+        **K8S_POD,
+    },
+    "dagster-user-deployments": {
+        "enabled": ANY,
+        "enableSubchart": ANY,
+        "imagePullSecrets": ANY,
+        "deployments": [USER_DEPLOYMENT],
+    },
+    "postgresql": {
+        "enabled": ANY,
+        "image": ANY,
+        "postgresqlHost": ANY,
+        "postgresqlUsername": ANY,
+        "postgresqlPassword": ANY,
+        "postgresqlDatabase": ANY,
+        "postgresqlParams": ANY,
+        "postgresqlScheme": ANY,
+        "service": {"port": ANY},
+    },
+    "generatePostgresqlPasswordSecret": ANY,
+    "generateCeleryConfigSecret": ANY,
+    "rabbitmq": ANY,
+    "redis": ANY,
+    "flower": ANY,
+    "ingress": ANY,
     "dagsterDaemon": {
-        "enabled": ANY, "image": IMAGE, "heartbeatTolerance": ANY, "logLevel": ANY,
-        "runCoordinator": {"enabled": ANY, "type": ANY, "config": {
-            "queuedRunCoordinator": {"maxConcurrentRuns": ANY, "tagConcurrencyLimits": ANY,
-                                     "dequeueIntervalSeconds": ANY, "dequeueUseThreads": ANY,
-                                     "dequeueNumWorkers": ANY},
-            "customRunCoordinator": ANY}},
-        "runMonitoring": {"enabled": ANY, "startTimeoutSeconds": ANY, "cancelTimeoutSeconds": ANY,
-                          "maxResumeRunAttempts": ANY, "pollIntervalSeconds": ANY,
-                          "freeSlotsAfterRunEndSeconds": ANY},
+        "enabled": ANY,
+        "image": IMAGE,
+        "heartbeatTolerance": ANY,
+        "logLevel": ANY,
+        "runCoordinator": {
+            "enabled": ANY,
+            "type": ANY,
+            "config": {
+                "queuedRunCoordinator": {
+                    "maxConcurrentRuns": ANY,
+                    "tagConcurrencyLimits": ANY,
+                    "dequeueIntervalSeconds": ANY,
+                    "dequeueUseThreads": ANY,
+                    "dequeueNumWorkers": ANY,
+                },
+                "customRunCoordinator": ANY,
+            },
+        },
+        "runMonitoring": {
+            "enabled": ANY,
+            "startTimeoutSeconds": ANY,
+            "cancelTimeoutSeconds": ANY,
+            "maxResumeRunAttempts": ANY,
+            "pollIntervalSeconds": ANY,
+            "freeSlotsAfterRunEndSeconds": ANY,
+        },
         "runRetries": {"enabled": ANY, "maxRetries": ANY, "retryOnAssetOrOpFailure": ANY},
-        "sensors": ANY, "schedules": ANY, "checkDbReadyInitContainer": ANY, **K8S_POD},
-    "busybox": ANY, "migrate": ANY,
-    "runLauncher": {"type": ANY, "config": {
-        "k8sRunLauncher": {k: ANY for k in (
-            "image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile",
-            "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels",
-            "resources", "schedulerName", "securityContext", "runK8sConfig", "failPodOnRunFailure")},
-        "celeryK8sRunLauncher": ANY, "customRunLauncher": ANY}},
-    "scheduler": ANY, "serviceAccount": ANY, "extraManifests": ANY,
+        "sensors": ANY,
+        "schedules": ANY,
+        "checkDbReadyInitContainer": ANY,
+        **K8S_POD,
+    },
+    "busybox": ANY,
+    "migrate": ANY,
+    "runLauncher": {
+        "type": ANY,
+        "config": {
+            "k8sRunLauncher": dict.fromkeys(
+                (
+                    "image",
+                    "imagePullPolicy",
+                    "jobNamespace",
+                    "loadInclusterConfig",
+                    "kubeconfigFile",
+                    "envConfigMaps",
+                    "envSecrets",
+                    "envVars",
+                    "volumeMounts",
+                    "volumes",
+                    "labels",
+                    "resources",
+                    "schedulerName",
+                    "securityContext",
+                    "runK8sConfig",
+                    "failPodOnRunFailure",
+                ),
+                ANY,
+            ),
+            "celeryK8sRunLauncher": ANY,
+            "customRunLauncher": ANY,
+        },
+    },
+    "scheduler": ANY,
+    "serviceAccount": ANY,
+    "extraManifests": ANY,
     "telemetry": {"enabled": ANY},
-    "retention": {"enabled": ANY, "schedule": {"purgeAfterDays": ANY},
-                  "sensor": {"purgeAfterDays": {"failure": ANY, "skipped": ANY, "started": ANY, "success": ANY}},
-                  "autoMaterialize": ANY},
+    "retention": {
+        "enabled": ANY,
+        "schedule": {"purgeAfterDays": ANY},
+        "sensor": {
+            "purgeAfterDays": {"failure": ANY, "skipped": ANY, "started": ANY, "success": ANY}
+        },
+        "autoMaterialize": ANY,
+    },
     "additionalInstanceConfig": ANY,
 }
 RUN_LAUNCHER_TYPES = {"K8sRunLauncher", "CeleryK8sRunLauncher", "CustomRunLauncher"}
@@ -770,7 +1038,9 @@ def unknown_keys(values, spec, path="") -> list[str]:
         return []
     if isinstance(spec, list):
         assert isinstance(values, list), f"{path}: expected a list"
-        return [e for i, item in enumerate(values) for e in unknown_keys(item, spec[0], f"{path}[{i}]")]
+        return [
+            e for i, item in enumerate(values) for e in unknown_keys(item, spec[0], f"{path}[{i}]")
+        ]
     assert isinstance(values, dict), f"{path}: expected a mapping, got {type(values).__name__}"
     errors = []
     for key, value in values.items():
@@ -803,19 +1073,33 @@ def test_helm_code_location_matches_the_image():
     image_cmd = dockerfile_stage_cmd(None)
     assert deployment["port"] == port_of(image_cmd)
     # the chart runs `dagster code-server start -h 0.0.0.0 -p <port> <codeServerArgs>`
-    argv = ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", str(deployment["port"]),
-            *deployment["codeServerArgs"]]
+    argv = [
+        "dagster",
+        "code-server",
+        "start",
+        "-h",
+        "0.0.0.0",
+        "-p",
+        str(deployment["port"]),
+        *deployment["codeServerArgs"],
+    ]
     _, params = click_parse(argv)
     assert modules(params) == ["mlops_assets.definitions"]
-    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True  # run pods get env + volumes
+    assert (
+        deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+    )  # run pods get env + volumes
     env = {e["name"]: e.get("value") for e in deployment["env"]}
     unread = sorted(set(env) - code_env_vars())
     assert not unread, f"set in the Helm values but never read by mlops_assets: {unread}"
     for name in ("MLOPS_HOME", "MLFLOW_TRACKING_URI", "MLOPS_LAKE_URI"):
         assert env.get(name), f"Helm user deployment: {name} unset"
     assert env["MLOPS_LAKE_URI"].startswith("s3://")
-    assert not [k for k in env if SECRET_NAME.search(k)], "secrets belong in envSecrets, not in values"
-    assert deployment["envSecrets"], "MLOPS_LAKE_STORAGE_OPTIONS / MLOPS_ALERT_WEBHOOK come from a Secret"
+    assert not [k for k in env if SECRET_NAME.search(k)], (
+        "secrets belong in envSecrets, not in values"
+    )
+    assert deployment["envSecrets"], (
+        "MLOPS_LAKE_STORAGE_OPTIONS / MLOPS_ALERT_WEBHOOK come from a Secret"
+    )
     assert env["MLOPS_HOME"] == dockerfile_env(None)["MLOPS_HOME"]
     assert env["MLOPS_HOME"] in {m["mountPath"] for m in deployment["volumeMounts"]}
     mounted = {m["name"] for m in deployment["volumeMounts"]}
@@ -833,20 +1117,34 @@ def test_helm_instance_mirrors_deploy_dagster_yaml():
     coordinator = values["dagsterDaemon"]["runCoordinator"]
     assert coordinator["enabled"] is True
     assert coordinator["type"] == instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    queued, expected = coordinator["config"]["queuedRunCoordinator"], instance["run_coordinator"]["config"]
+    queued, expected = (
+        coordinator["config"]["queuedRunCoordinator"],
+        instance["run_coordinator"]["config"],
+    )
     assert queued["maxConcurrentRuns"] == expected["max_concurrent_runs"]
     assert queued["tagConcurrencyLimits"] == expected["tag_concurrency_limits"]
     monitoring = values["dagsterDaemon"]["runMonitoring"]
-    assert (monitoring["enabled"], monitoring["startTimeoutSeconds"], monitoring["maxResumeRunAttempts"]) == (
-        instance["run_monitoring"]["enabled"], instance["run_monitoring"]["start_timeout_seconds"],
-        instance["run_monitoring"]["max_resume_run_attempts"])
+    assert (
+        monitoring["enabled"],
+        monitoring["startTimeoutSeconds"],
+        monitoring["maxResumeRunAttempts"],
+    ) == (
+        instance["run_monitoring"]["enabled"],
+        instance["run_monitoring"]["start_timeout_seconds"],
+        instance["run_monitoring"]["max_resume_run_attempts"],
+    )
     retries = values["dagsterDaemon"]["runRetries"]
-    for key, value in instance["run_retries"].items():  # enabled, max_retries, retry_on_asset_or_op_failure
+    for key, value in instance[
+        "run_retries"
+    ].items():  # enabled, max_retries, retry_on_asset_or_op_failure
         camel = re.sub(r"_(\w)", lambda m: m[1].upper(), key)
         assert retries.get(camel) == value, f"dagsterDaemon.runRetries.{camel} != run_retries.{key}"
     retention = values["retention"]
     assert retention["enabled"] is True
-    assert retention["schedule"]["purgeAfterDays"] == instance["retention"]["schedule"]["purge_after_days"]
+    assert (
+        retention["schedule"]["purgeAfterDays"]
+        == instance["retention"]["schedule"]["purge_after_days"]
+    )
     for outcome, days in instance["retention"]["sensor"]["purge_after_days"].items():
         assert retention["sensor"]["purgeAfterDays"][outcome] == days
     assert values["telemetry"]["enabled"] == instance["telemetry"]["enabled"]
@@ -854,7 +1152,9 @@ def test_helm_instance_mirrors_deploy_dagster_yaml():
     assert pg["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
     assert "postgresqlPassword" not in pg, "the password comes from global.postgresqlSecretName"
     url = f"{pg['postgresqlScheme']}://u@{pg['postgresqlHost']}:{pg['service']['port']}/{pg['postgresqlDatabase']}"
-    assert sqlalchemy.create_engine(url).dialect.driver == LOCKED_DRIVER  # what run pods (the lock) can open
+    assert (
+        sqlalchemy.create_engine(url).dialect.driver == LOCKED_DRIVER
+    )  # what run pods (the lock) can open
 
 
 # ================================================================================================
@@ -900,7 +1200,9 @@ def shell_commands(script: str) -> list[list[str]]:
 @cache
 def makefile() -> tuple[frozenset[str], str]:
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
-    targets = {m for m in re.findall(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", text, re.M) if not m.startswith(".")}
+    targets = {
+        m for m in re.findall(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", text, re.M) if not m.startswith(".")
+    }
     return frozenset(targets), text
 
 
@@ -916,13 +1218,17 @@ def check_command(argv: list[str]) -> str:
             assert goal in targets, f"make {goal}: no such Makefile target ({sorted(targets)})"
         for assignment in (a for a in argv[1:] if "=" in a):
             var = assignment.split("=", 1)[0]
-            assert re.search(rf"\$\({var}\)|^{var}\s*[?:]?=", text, re.M), f"make {var}=: Makefile never uses it"
+            assert re.search(rf"\$\({var}\)|^{var}\s*[?:]?=", text, re.M), (
+                f"make {var}=: Makefile never uses it"
+            )
         return "make " + " ".join(goals)
     if prog == ".venv/bin/mlops-assets":
         try:
             args = build_parser().parse_args(argv[1:])
         except SystemExit as err:
-            raise AssertionError(f"{' '.join(argv)}: rejected by mlops_assets.operations.cli.build_parser()") from err
+            raise AssertionError(
+                f"{' '.join(argv)}: rejected by mlops_assets.operations.cli.build_parser()"
+            ) from err
         return f"mlops-assets {args.command}"
     if prog == ".venv/bin/python":
         if argv[1] == "-c":
@@ -957,13 +1263,23 @@ def test_ci_workflow_parses_and_runs_tests_then_gates_on_pull_requests():
 
 def test_ci_workflow_commands_all_exist():
     workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-    commands = [c for job in workflow["jobs"].values() for s in job["steps"] if "run" in s
-                for c in shell_commands(s["run"])]
+    commands = [
+        c
+        for job in workflow["jobs"].values()
+        for s in job["steps"]
+        if "run" in s
+        for c in shell_commands(s["run"])
+    ]
     assert len(commands) >= 8
     for argv in commands:
         check_command(argv)
     # the checker rejects what does not exist
-    for bad in (["make", "deploy"], [".venv/bin/mlops-assets", "gates"], ["mlops-assets", "status"],
-                [".venv/bin/mlops-assets", "status", "--yaml"], ["helm", "lint", "deploy/helm/missing.yaml"]):
+    for bad in (
+        ["make", "deploy"],
+        [".venv/bin/mlops-assets", "gates"],
+        ["mlops-assets", "status"],
+        [".venv/bin/mlops-assets", "status", "--yaml"],
+        ["helm", "lint", "deploy/helm/missing.yaml"],
+    ):
         with pytest.raises(AssertionError):
             check_command(bad)

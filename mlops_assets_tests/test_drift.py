@@ -24,17 +24,23 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets.monitoring.drift import methods as drift
-
-from mlops_assets.monitoring.drift import profile as drift_profile
-
-from mlops_assets.monitoring.drift import stats as drift_stats
 from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.monitoring.drift import methods as drift
+from mlops_assets.monitoring.drift import profile as drift_profile
+from mlops_assets.monitoring.drift import stats as drift_stats
 
 REL, ABS = 1e-9, 1e-12
 
-MERCHANTS = ["grocery", "fuel", "restaurant", "electronics",
-             "travel", "online_retail", "gambling", "pharmacy"]
+MERCHANTS = [
+    "grocery",
+    "fuel",
+    "restaurant",
+    "electronics",
+    "travel",
+    "online_retail",
+    "gambling",
+    "pharmacy",
+]
 MERCHANT_SHARES = [0.30, 0.15, 0.20, 0.08, 0.05, 0.15, 0.02, 0.05]
 CHANNELS, CHANNEL_SHARES = ["pos", "online", "atm"], [0.60, 0.32, 0.08]
 COUNTRIES, COUNTRY_SHARES = ["home", "neighbour", "far"], [0.85, 0.10, 0.05]
@@ -83,7 +89,9 @@ def every_column(spec):
 
 @pytest.fixture(scope="module")
 def spec():
-    return every_column(load_spec(BUNDLED_SPEC))  # the card-transactions spec, whatever $MLOPS_SPEC says
+    return every_column(
+        load_spec(BUNDLED_SPEC)
+    )  # the card-transactions spec, whatever $MLOPS_SPEC says
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +114,9 @@ def shifted_current():
     return cur.with_columns(
         pl.col("amount") * 1.25,
         pl.col("tx_count_24h") + extra_tx,
-        pl.when(crypto).then(pl.lit("crypto")).otherwise(pl.col("merchant_category"))
+        pl.when(crypto)
+        .then(pl.lit("crypto"))
+        .otherwise(pl.col("merchant_category"))
         .alias("merchant_category"),
     )
 
@@ -231,8 +241,12 @@ def _as_evidently(features: dict, column: str, method: str, profile) -> float:
         if "value_counts" in profile["numeric"][column]:  # given the whole column: its std
             return f["wasserstein_norm"]
         return f["wasserstein"] / max(float(np.std(profile["numeric"][column]["sample"])), 0.001)
-    key = {"psi": "psi", "ks": "ks_pvalue", "jensenshannon": "jensenshannon",
-           "chisquare": "chisquare_pvalue"}[method]
+    key = {
+        "psi": "psi",
+        "ks": "ks_pvalue",
+        "jensenshannon": "jensenshannon",
+        "chisquare": "chisquare_pvalue",
+    }[method]
     return f[key]
 
 
@@ -247,7 +261,9 @@ def _sample_reference_frame(profile, reference, numeric, categorical):
     for c in numeric:
         s = np.full(n, np.nan)
         exact = "value_counts" in profile["numeric"][c]
-        sample = reference[c].cast(pl.Float64).to_numpy() if exact else profile["numeric"][c]["sample"]
+        sample = (
+            reference[c].cast(pl.Float64).to_numpy() if exact else profile["numeric"][c]["sample"]
+        )
         s[: len(sample)] = sample
         cols[c] = s
     for c in categorical:
@@ -298,10 +314,14 @@ def test_dataset_decision_matches_evidently_preset(spec, reference, profile, shi
         drift_share=spec.drift.share_drifted,
     )
     ref_pd = _sample_reference_frame(profile, reference, numeric, categorical)
-    snap = Report([preset]).run(
-        current_data=Dataset.from_pandas(cur.to_pandas(), data_definition=definition),
-        reference_data=Dataset.from_pandas(ref_pd, data_definition=definition),
-    ).dict()
+    snap = (
+        Report([preset])
+        .run(
+            current_data=Dataset.from_pandas(cur.to_pandas(), data_definition=definition),
+            reference_data=Dataset.from_pandas(ref_pd, data_definition=definition),
+        )
+        .dict()
+    )
     values = {}
     for m in snap["metrics"]:
         cfg = m["config"]
@@ -325,7 +345,8 @@ def test_dataset_decision_matches_evidently_preset(spec, reference, profile, shi
         _close(ours_value, value, f"{name} preset {method}")
     # Same drifted columns, count, share and dataset decision (Evidently: share >= drift_share).
     thr = {
-        n: spec.drift.numeric_threshold if ours["features"][n]["type"] == "numeric"
+        n: spec.drift.numeric_threshold
+        if ours["features"][n]["type"] == "numeric"
         else spec.drift.categorical_threshold
         for n in values
     }
@@ -344,15 +365,25 @@ def test_constant_reference_column_matches_evidently():
     assert prof["std"] == 0.0 and prof["distinct"] == 1
     for cur in (np.zeros(1500), np.r_[np.zeros(1400), np.ones(100)]):
         ours = drift_stats.numeric_stats(
-            np.array(prof["sample"]), cur,
-            np.array(prof["bin_edges"]), np.array(prof["bin_proportions"]),
+            np.array(prof["sample"]),
+            cur,
+            np.array(prof["bin_edges"]),
+            np.array(prof["bin_proportions"]),
         )
         theirs = _evidently_scores(
-            pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur}), ["x"], [],
-            ["psi", "wasserstein", "ks", "jensenshannon"], [],
+            pd.DataFrame({"x": ref}),
+            pd.DataFrame({"x": cur}),
+            ["x"],
+            [],
+            ["psi", "wasserstein", "ks", "jensenshannon"],
+            [],
         )
-        keys = {"psi": "psi", "wasserstein": "wasserstein_norm", "ks": "ks_pvalue",
-                "jensenshannon": "jensenshannon"}
+        keys = {
+            "psi": "psi",
+            "wasserstein": "wasserstein_norm",
+            "ks": "ks_pvalue",
+            "jensenshannon": "jensenshannon",
+        }
         for method, key in keys.items():
             _close(ours[key], theirs[("x", method)], f"constant column {method}")
     assert ours["wasserstein_norm"] == pytest.approx((100 / 1500) / 0.001)
@@ -365,8 +396,12 @@ def test_sample_based_wasserstein_close_to_evidently_on_full_reference(
 
     numeric = spec.numeric_features + spec.calendar_features
     theirs = _evidently_scores(
-        reference.select(numeric).to_pandas(), shifted_current.select(numeric).to_pandas(),
-        numeric, [], ["wasserstein"], [],
+        reference.select(numeric).to_pandas(),
+        shifted_current.select(numeric).to_pandas(),
+        numeric,
+        [],
+        ["wasserstein"],
+        [],
     )
     ours = drift.feature_drift(profile, shifted_current, spec)["features"]
     for name in numeric:
@@ -376,8 +411,10 @@ def test_sample_based_wasserstein_close_to_evidently_on_full_reference(
         gap = abs(ours[name]["wasserstein_norm"] - w_full)
         # same normaliser (full std): |W(S,C) - W(F,C)| / sF <= W(F,S) / sF  (triangle ineq.)
         bound = stats.wasserstein_distance(full, sample) / max(full.std(), 0.001)
-        print(f"{name:>22}: ours {ours[name]['wasserstein_norm']:.5f}  "
-              f"evidently(full) {w_full:.5f}  gap {gap:.1e}  bound {bound:.1e}")
+        print(
+            f"{name:>22}: ours {ours[name]['wasserstein_norm']:.5f}  "
+            f"evidently(full) {w_full:.5f}  gap {gap:.1e}  bound {bound:.1e}"
+        )
         assert gap <= 0.005
         assert gap <= bound + 1e-9
 
@@ -410,8 +447,10 @@ def _stable_days(spec, profile, *, realistic_calendar: bool):
 
 def test_false_alarm_rate_on_stable_days(spec, profile):
     alarms, per_feature = _stable_days(spec, profile, realistic_calendar=False)
-    print(f"\nstable days (iid): dataset false alarms {alarms}/30 = {alarms / 30:.1%}; "
-          f"per feature {per_feature}")
+    print(
+        f"\nstable days (iid): dataset false alarms {alarms}/30 = {alarms / 30:.1%}; "
+        f"per feature {per_feature}"
+    )
     assert alarms == 0
     assert sum(per_feature.values()) <= 3  # of 300 feature-days
 
@@ -420,8 +459,10 @@ def test_calendar_features_drift_structurally_in_daily_partitions(spec, profile)
     """A daily partition holds one weekday, so day_of_week and is_weekend look drifted
     every day (2 of 10 features = 0.2 of the share budget, spec share_drifted 0.3)."""
     alarms, per_feature = _stable_days(spec, profile, realistic_calendar=True)
-    print(f"\nstable days (one weekday per day): dataset false alarms {alarms}/30 = "
-          f"{alarms / 30:.1%}; per feature {per_feature}")
+    print(
+        f"\nstable days (one weekday per day): dataset false alarms {alarms}/30 = "
+        f"{alarms / 30:.1%}; per feature {per_feature}"
+    )
     assert per_feature.get("day_of_week") == 30
     assert set(per_feature) <= {"day_of_week", "is_weekend"}
     assert alarms == 0
@@ -483,9 +524,9 @@ def test_unseen_category_and_empty_reference_column(spec, reference):
 
 def test_prediction_drift_and_json_round_trip(spec, reference):
     rng = np.random.default_rng(12)
-    prof = json.loads(json.dumps(
-        _profile_of(reference, spec, prediction=rng.beta(1, 30, reference.height))
-    ))
+    prof = json.loads(
+        json.dumps(_profile_of(reference, spec, prediction=rng.beta(1, 30, reference.height)))
+    )
     cur = card_frame(rng, 3000)
     stable = drift.feature_drift(prof, cur, spec, prediction=rng.beta(1, 30, 3000))
     moved = drift.feature_drift(prof, cur, spec, prediction=rng.beta(1, 10, 3000))
@@ -496,10 +537,15 @@ def test_prediction_drift_and_json_round_trip(spec, reference):
 
 def test_methods_are_configurable(spec, profile, shifted_current):
     res = drift.feature_drift(
-        profile, shifted_current, spec,
-        numeric_method="ks", categorical_method="chisquare",
-        numeric_threshold=0.05, categorical_threshold=0.05,
-        per_feature_method={"amount": "psi"}, per_feature_threshold={"amount": 0.2},
+        profile,
+        shifted_current,
+        spec,
+        numeric_method="ks",
+        categorical_method="chisquare",
+        numeric_threshold=0.05,
+        categorical_threshold=0.05,
+        per_feature_method={"amount": "psi"},
+        per_feature_threshold={"amount": 0.2},
     )
     amount, hour, merch = (res["features"][k] for k in ("amount", "hour", "merchant_category"))
     assert (amount["method"], amount["threshold"], amount["score"]) == ("psi", 0.2, amount["psi"])

@@ -10,11 +10,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
 from mlops_assets.monitoring.drift import methods as drift
-from mlops_assets.monitoring.drift.methods import DRIFT_METHODS, DriftMethod, drift_method, method_names
+from mlops_assets.monitoring.drift.methods import (
+    DRIFT_METHODS,
+    DriftMethod,
+    drift_method,
+    method_names,
+)
 from mlops_assets.monitoring.drift.profile import CATEGORICAL, NUMERIC, build_reference_profile
 from mlops_assets.monitoring.drift.stats import CATEGORICAL_STATS, NUMERIC_STATS
-from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,8 @@ def test_registry_drives_validation(spec, profile):
     categorical methods from the registry."""
     assert drift_method("ks", NUMERIC) is DRIFT_METHODS["ks"]
     expected = (
-        "unknown categorical drift method 'ks'; choose from ['chisquare', 'jensenshannon', 'psi', 'z']"
+        "unknown categorical drift method 'ks'; choose from ['chisquare', 'jensenshannon', 'psi',"
+        " 'z']"
     )
     with pytest.raises(ValueError) as err:
         drift_method("ks", CATEGORICAL)

@@ -1,5 +1,7 @@
-"""The O(n) merge and the CDFs over distinct values behind the numeric drift statistics equal the sort
-and searchsorted they replace, value for value, and the statistics equal scipy's (so every statistic —
+"""The O(n) merge and the CDFs over distinct values behind the numeric drift statistics equal the
+sort
+and searchsorted they replace, value for value, and the statistics equal scipy's (so every
+statistic —
 and verdict — is unchanged)."""
 
 import numpy as np
@@ -11,7 +13,9 @@ from mlops_assets.monitoring.drift.stats import CdfGrid, merge_sorted, numeric_s
 @pytest.mark.parametrize("seed", range(6))
 def test_merge_and_ranks_equal_a_stable_sort_and_searchsorted(seed):
     rng = np.random.default_rng(seed)
-    ref = np.sort(np.round(rng.normal(0, 2, rng.integers(1, 400)), seed % 3))  # ties, within and across
+    ref = np.sort(
+        np.round(rng.normal(0, 2, rng.integers(1, 400)), seed % 3)
+    )  # ties, within and across
     cur = np.sort(np.round(rng.normal(0.3, 2, rng.integers(1, 3000)), seed % 3))
     if seed == 5:
         ref, cur = np.array([-0.0, 0.0, 1.0]), np.array([0.0, -0.0, 0.0, 2.0])
@@ -21,7 +25,10 @@ def test_merge_and_ranks_equal_a_stable_sort_and_searchsorted(seed):
     assert np.array_equal(combined, expected) and is_ref.sum() == ref.size
     grid = CdfGrid.of(ref, cur)
     distinct = np.unique(expected)
-    assert np.array_equal(grid.values[grid.real], distinct) and grid.ref_distinct == np.unique(ref).size
+    assert (
+        np.array_equal(grid.values[grid.real], distinct)
+        and grid.ref_distinct == np.unique(ref).size
+    )
     assert np.array_equal(grid.cum_ref[grid.real], ref.searchsorted(distinct, "right"))
     assert np.array_equal(grid.cum_cur[grid.real], cur.searchsorted(distinct, "right"))
 
@@ -31,7 +38,9 @@ def test_ks_and_wasserstein_over_distinct_values_equal_scipys(seed):
     from scipy import stats
 
     rng = np.random.default_rng(seed)
-    ref = np.round(rng.normal(0, 2, 5000), seed)  # seed 0: few distinct values, ties across the samples
+    ref = np.round(
+        rng.normal(0, 2, 5000), seed
+    )  # seed 0: few distinct values, ties across the samples
     cur = np.round(rng.normal(0.2, 2.2, 20_000), seed)
     out = numeric_stats(ref, cur, reference_std=1.0)
     assert out["ks_statistic"] == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)

@@ -13,15 +13,20 @@ One module-scoped world (``e2e``), shared by both tests:
    days 30..35 scored, so the `drift` table ends in an unbroken run of drifted days; the seeded
    landing folders are then archived (see ``_seed`` for why);
 3. `dagster-daemon run`, `dagster-webserver` and an MLflow UI server over the same embedded store as
-   subprocesses (own process groups, always torn down; their logs copied to test-artifacts/e2e_ui/ when
+   subprocesses (own process groups, always torn down; their logs copied to
+   test-artifacts/e2e_ui/ when
    anything failed), then two new days of event files dropped into $MLOPS_HOME/landing.
 
-The spec is the bundled one with ``gates.shadow_days: 2`` (as the demo runs it): the seed trains a second
-candidate at the champion's cutoff, which passes the gates and waits as ``challenger``, so the scored days
+The spec is the bundled one with ``gates.shadow_days: 2`` (as the demo runs it): the seed trains
+a second
+candidate at the champion's cutoff, which passes the gates and waits as ``challenger``, so the
+scored days
 have shadow scores; the scorecard is materialised twice (two points of each plot).
 
-Runtime: ~2 minutes on an idle two-core machine (seeding ~30 s, then the daemon's runs); 6–13 minutes
-when other tests load the same two cores (the full suite starts this file first, beside its other long files).
+Runtime: ~2 minutes on an idle two-core machine (seeding ~30 s, then the daemon's runs); 6–13
+minutes
+when other tests load the same two cores (the full suite starts this file first, beside its other
+long files).
 """
 
 from __future__ import annotations
@@ -65,9 +70,13 @@ OWNERS = ["team:fraud-ml", "fraud-ml-oncall@example.com"]  # the bundled spec's
 
 POLL = 2.0  # seconds between GraphQL polls
 # Generous: on an idle 2-core machine the daily runs finish ~2 min after the daemon starts and the
-# drift-triggered training ~1-2 min later; under heavy load (other test suites) several times that: in the
+# drift-triggered training ~1-2 min later; under heavy load (other test suites) several times that:
+# in the
 # full suite, beside the other worker's long files, the second daily run finished ~9 min 20 s in.
-DAILY_TIMEOUT, TRAINING_TIMEOUT = 900, 600  # the daily job also estimates, shadow-scores and judges multivariate drift
+DAILY_TIMEOUT, TRAINING_TIMEOUT = (
+    900,
+    600,
+)  # the daily job also estimates, shadow-scores and judges multivariate drift
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -81,12 +90,35 @@ def _pg_ready() -> str | None:
         r = subprocess.run(["pg_isready", "-h", PG_HOST, "-p", PG_PORT, "-q"], timeout=10)
     except subprocess.TimeoutExpired:
         return "pg_isready timed out"
-    return None if r.returncode == 0 else f"pg_isready -h {PG_HOST} -p {PG_PORT} failed (rc={r.returncode})"
+    return (
+        None
+        if r.returncode == 0
+        else f"pg_isready -h {PG_HOST} -p {PG_PORT} failed (rc={r.returncode})"
+    )
 
 
 def _psql(sql: str) -> None:
-    subprocess.run(["psql", "-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres", "-v", "ON_ERROR_STOP=1",
-                    "-q", "-c", sql], check=True, timeout=60, capture_output=True)
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            PG_HOST,
+            "-p",
+            PG_PORT,
+            "-U",
+            PG_USER,
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
 
 
 def _free_port() -> int:
@@ -101,8 +133,15 @@ class _Proc:
     def __init__(self, name: str, args: list[str], env: dict, log: Path):
         self.name, self.log_path = name, log
         self._log = open(log, "w")
-        self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -137,8 +176,12 @@ class World:
     # -- GraphQL ---------------------------------------------------------------------------------
     def gql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(f"{self.url}/graphql", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             payload = json.loads(resp.read())
         assert not payload.get("errors"), f"GraphQL errors: {payload['errors']}"
@@ -151,17 +194,30 @@ class World:
             self.check_alive()
             try:
                 value = predicate()
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as err:  # webserver busy/restarting
+            except (
+                urllib.error.URLError,
+                ConnectionError,
+                TimeoutError,
+            ) as err:  # webserver busy/restarting
                 value, last_error = None, err
             if value:
                 return value
             time.sleep(POLL)
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
-                             + (f" (last error: {last_error})" if last_error else ""))
+        raise AssertionError(
+            f"timed out after {timeout:.0f}s waiting for {what}"
+            + (f" (last error: {last_error})" if last_error else "")
+        )
 
     def runs(self, job: str, tags: dict[str, str] | None = None) -> list[dict]:
-        data = self.gql(RUNS_QUERY, {"filter": {"pipelineName": job,
-                                                "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}})
+        data = self.gql(
+            RUNS_QUERY,
+            {
+                "filter": {
+                    "pipelineName": job,
+                    "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+                }
+            },
+        )
         result = data["runsOrError"]
         assert result["__typename"] == "Runs", result
         for r in result["results"]:
@@ -229,12 +285,18 @@ query E2EDaemons {
 def _production_yaml() -> str:
     """deploy/dagster.yaml with two changes, everything else exactly as deployed:
 
-    - the SQLAlchemy driver added when absent: SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3,
-      which is not installed (psycopg2-binary is); test_postgres.py pins that bug with a strict xfail;
-    - the run queue sized to this machine (``max_concurrent_runs``: its cores, at most the deployed value), as
-      an operator sizes it to the run host. Each run is a process and each of its steps another: the seeded
-      world queues ~10 runs at once (seven label days, performance ranges, training, the two new days), and the
-      deployed 8 at a time on two cores ran a daily run's steps minutes apart, past the test's timeouts."""
+    - the SQLAlchemy driver added when absent: SQLAlchemy 2.1 maps a bare postgresql:// URL to
+      psycopg 3,
+      which is not installed (psycopg2-binary is); test_postgres.py pins that bug with a strict
+      xfail;
+    - the run queue sized to this machine (``max_concurrent_runs``: its cores, at most the
+      deployed value), as
+      an operator sizes it to the run host. Each run is a process and each of its steps another:
+      the seeded
+      world queues ~10 runs at once (seven label days, performance ranges, training, the two new
+      days), and the
+      deployed 8 at a time on two cores ran a daily run's steps minutes apart, past the test's
+      timeouts."""
     config = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     config["storage"]["postgres"]["postgres_db"].setdefault("scheme", "postgresql+psycopg2")
     queue = config["run_coordinator"]["config"]
@@ -253,18 +315,33 @@ def _shadow_spec(path: Path) -> Path:
 
 
 def _clean_env(home: Path, db: str, mlflow_port: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))}
-    env.update(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), PYTHONWARNINGS="ignore",
-               DAGSTER_PG_HOST=PG_HOST, DAGSTER_PG_PORT=PG_PORT, DAGSTER_PG_DB=db, DAGSTER_PG_USER=PG_USER,
-               DAGSTER_PG_PASSWORD="", MLOPS_SPEC=str(_shadow_spec(home.parent / "spec.yaml")),
-               MLOPS_MLFLOW_UI_URL=f"http://127.0.0.1:{mlflow_port}")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))
+    }
+    env.update(
+        MLOPS_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster"),
+        PYTHONWARNINGS="ignore",
+        DAGSTER_PG_HOST=PG_HOST,
+        DAGSTER_PG_PORT=PG_PORT,
+        DAGSTER_PG_DB=db,
+        DAGSTER_PG_USER=PG_USER,
+        DAGSTER_PG_PASSWORD="",
+        MLOPS_SPEC=str(_shadow_spec(home.parent / "spec.yaml")),
+        MLOPS_MLFLOW_UI_URL=f"http://127.0.0.1:{mlflow_port}",
+    )
     return env
 
 
 def _range(defs, instance, job: str, first: str, last: str):
     return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+        instance=instance,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
 
 
 def _seed(env: dict) -> None:
@@ -274,33 +351,57 @@ def _seed(env: dict) -> None:
     with pytest.MonkeyPatch.context() as mp:
         for k in [k for k in os.environ if k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))]:
             mp.delenv(k)
-        for k in ("MLOPS_HOME", "DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB",
-                  "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "MLOPS_SPEC", "MLOPS_MLFLOW_UI_URL"):
+        for k in (
+            "MLOPS_HOME",
+            "DAGSTER_HOME",
+            "DAGSTER_PG_HOST",
+            "DAGSTER_PG_PORT",
+            "DAGSTER_PG_DB",
+            "DAGSTER_PG_USER",
+            "DAGSTER_PG_PASSWORD",
+            "MLOPS_SPEC",
+            "MLOPS_MLFLOW_UI_URL",
+        ):
             mp.setenv(k, env[k])
-        from mlops_assets.location.build import build_definitions
+        from mlops_assets.core.platform import Platform
         from mlops_assets.data.lake import DeltaLake
+        from mlops_assets.data.simulator import Injection, simulate
+        from mlops_assets.location.build import build_definitions
         from mlops_assets.monitoring.drift.methods import drift_summary
         from mlops_assets.monitoring.rules import drift_episode
-        from mlops_assets.core.platform import Platform
-        from mlops_assets.data.simulator import Injection, simulate
 
         platform = Platform.from_env()
         landing = platform.landing.parent  # $MLOPS_HOME/landing (events/ and labels/)
-        simulate(landing, DAY0, SEED_DAYS, seed=SEED, inject=[Injection("covariate_drift", DRIFT_DAY)])
+        simulate(
+            landing, DAY0, SEED_DAYS, seed=SEED, inject=[Injection("covariate_drift", DRIFT_DAY)]
+        )
         defs = build_definitions(platform)
         first, last = DAY0.isoformat(), (DAY0 + dt.timedelta(days=SEED_DAYS - 1)).isoformat()
-        instance = DagsterInstance.get()  # DAGSTER_HOME/dagster.yaml = deploy/dagster.yaml → PostgreSQL
+        instance = (
+            DagsterInstance.get()
+        )  # DAGSTER_HOME/dagster.yaml = deploy/dagster.yaml → PostgreSQL
         try:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage", instance.run_storage
             assert _range(defs, instance, "ingest", first, last).success
             assert _range(defs, instance, "ingest_labels", first, last).success
-            for _ in range(2):  # champion, then a passing candidate beside it: challenger (shadow days)
-                assert defs.resolve_job_def("training").execute_in_process(
-                    instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False).success
+            for _ in range(
+                2
+            ):  # champion, then a passing candidate beside it: challenger (shadow days)
+                assert (
+                    defs.resolve_job_def("training")
+                    .execute_in_process(
+                        instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False
+                    )
+                    .success
+                )
             assert defs.resources["registry"].get_alias("challenger") is not None
             assert _range(defs, instance, "scoring", SCORED[0], SCORED[-1]).success
             for _ in range(2):  # two points of every scorecard measure
-                assert defs.resolve_job_def("scorecard_job").execute_in_process(instance=instance).success
+                assert (
+                    defs.resolve_job_def("scorecard_job")
+                    .execute_in_process(instance=instance)
+                    .success
+                )
         finally:
             instance.dispose()
         # the world the drift sensor will find: an unbroken run of ≥ 2 drifted days ending at day 35
@@ -317,8 +418,13 @@ def _drop_new_days(home: Path) -> None:
     from mlops_assets.data.simulator import Injection, simulate
 
     staging = home / "staging"
-    simulate(staging, DAY0 + dt.timedelta(days=SEED_DAYS), len(NEW_DAYS), seed=SEED,
-             inject=[Injection("covariate_drift", DRIFT_DAY)])
+    simulate(
+        staging,
+        DAY0 + dt.timedelta(days=SEED_DAYS),
+        len(NEW_DAYS),
+        seed=SEED,
+        inject=[Injection("covariate_drift", DRIFT_DAY)],
+    )
     (home / "landing" / "events").mkdir(parents=True, exist_ok=True)
     for day in NEW_DAYS:
         # copy then rename: the sensor never sees a half-written folder
@@ -347,26 +453,69 @@ def e2e(tmp_path_factory, request):
         _seed(env)
         print(f"\n[e2e] seeded in {time.monotonic() - t0:.0f}s", file=sys.stderr)
         port = _free_port()
-        world = World(url=f"http://127.0.0.1:{port}", home=home, mlflow_url=env["MLOPS_MLFLOW_UI_URL"])
+        world = World(
+            url=f"http://127.0.0.1:{port}", home=home, mlflow_url=env["MLOPS_MLFLOW_UI_URL"]
+        )
         workspace = str(ROOT / "workspace.yaml")
         # the MLflow UI over the store the seed and the daemon's runs write (what `make ui` starts)
-        world.procs.append(_Proc("mlflow-ui", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port",
-                                               str(mlflow_port), "--workers", "1", "--backend-store-uri",
-                                               f"sqlite:///{home / 'mlflow' / 'mlflow.db'}", "--default-artifact-root",
-                                               str(home / "mlflow" / "artifacts")],
-                                 {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, root / "mlflow.log"))
-        world.procs.append(_Proc("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace],
-                                 env, root / "daemon.log"))
-        world.procs.append(_Proc("dagster-webserver", [str(BIN / "dagster-webserver"), "-w", workspace,
-                                                       "-h", "127.0.0.1", "-p", str(port)],
-                                 env, root / "webserver.log"))
+        world.procs.append(
+            _Proc(
+                "mlflow-ui",
+                [
+                    str(BIN / "mlflow"),
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mlflow_port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+                    "--default-artifact-root",
+                    str(home / "mlflow" / "artifacts"),
+                ],
+                {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+                root / "mlflow.log",
+            )
+        )
+        world.procs.append(
+            _Proc(
+                "dagster-daemon",
+                [str(BIN / "dagster-daemon"), "run", "-w", workspace],
+                env,
+                root / "daemon.log",
+            )
+        )
+        world.procs.append(
+            _Proc(
+                "dagster-webserver",
+                [
+                    str(BIN / "dagster-webserver"),
+                    "-w",
+                    workspace,
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ],
+                env,
+                root / "webserver.log",
+            )
+        )
 
         def location_loaded():
             entries = world.gql(WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
-            return any(e["name"] == "mlops_assets" and e["loadStatus"] == "LOADED"
-                       and e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries)
+            return any(
+                e["name"] == "mlops_assets"
+                and e["loadStatus"] == "LOADED"
+                and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+                for e in entries
+            )
 
-        world.wait_for(location_loaded, 120, "the webserver to serve the mlops_assets code location")
+        world.wait_for(
+            location_loaded, 120, "the webserver to serve the mlops_assets code location"
+        )
         _drop_new_days(home)
         yield world
         ok = request.session.testsfailed == failed_before
@@ -382,23 +531,36 @@ def e2e(tmp_path_factory, request):
             _psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
-# ---- test 1: sensors → queued runs → materialisations, via GraphQL --------------------------------
+# ---- test 1: sensors → queued runs → materialisations, via GraphQL
+# --------------------------------
 def test_daemon_runs_the_landing_and_drift_sensors_on_postgres(e2e):
     # both daemons that matter here are up and healthy
     def daemons_healthy():
-        statuses = {d["daemonType"]: d["healthy"] for d in
-                    e2e.gql(DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]}
+        statuses = {
+            d["daemonType"]: d["healthy"]
+            for d in e2e.gql(DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        }
         return statuses.get("SENSOR") and statuses.get("QUEUED_RUN_COORDINATOR") and statuses
-    e2e.wait_for(daemons_healthy, 90, "the SENSOR and QUEUED_RUN_COORDINATOR daemons to report healthy")
 
-    # the landing sensor requests exactly the two new days; the run queue launches them; they succeed
+    e2e.wait_for(
+        daemons_healthy, 90, "the SENSOR and QUEUED_RUN_COORDINATOR daemons to report healthy"
+    )
+
+    # the landing sensor requests exactly the two new days; the run queue launches them; they
+    # succeed
     def daily_runs_done():
         runs = e2e.runs("daily", {"dagster/sensor_name": "landing_sensor"})
         for r in runs:
             assert r["status"] not in ("FAILURE", "CANCELED"), f"daily run failed: {r}"
-        return runs if len(runs) >= len(NEW_DAYS) and all(r["status"] == "SUCCESS" for r in runs) else None
+        return (
+            runs
+            if len(runs) >= len(NEW_DAYS) and all(r["status"] == "SUCCESS" for r in runs)
+            else None
+        )
 
-    runs = e2e.wait_for(daily_runs_done, DAILY_TIMEOUT, "two SUCCESS runs of job daily launched by landing_sensor")
+    runs = e2e.wait_for(
+        daily_runs_done, DAILY_TIMEOUT, "two SUCCESS runs of job daily launched by landing_sensor"
+    )
     assert sorted(r["tags"]["dagster/partition"] for r in runs) == NEW_DAYS
     assert all(r["tags"]["mlops/reason"] == "new_partition" for r in runs)
     all_daily = e2e.runs("daily")
@@ -411,35 +573,56 @@ def test_daemon_runs_the_landing_and_drift_sensors_on_postgres(e2e):
 
     # `features` has the new partitions, materialised by those runs (and the seeded ones before)
     run_ids = {r["runId"] for r in runs}
-    asset = e2e.gql(ASSET_QUERY, {"key": {"path": ["features"]}, "partitions": NEW_DAYS})["assetOrError"]
+    asset = e2e.gql(ASSET_QUERY, {"key": {"path": ["features"]}, "partitions": NEW_DAYS})[
+        "assetOrError"
+    ]
     assert asset["__typename"] == "Asset"
     mats = {m["partition"]: m["runId"] for m in asset["assetMaterializations"]}
     assert set(mats) == set(NEW_DAYS) and set(mats.values()) <= run_ids, mats
     assert asset["definition"]["partitionStats"]["numMaterialized"] == SEED_DAYS + len(NEW_DAYS)
 
     # contract check results for raw_events: declared, and evaluated (passed) for each new day
-    raw = e2e.gql(ASSET_QUERY, {"key": {"path": ["raw_events"]}, "partitions": NEW_DAYS})["assetOrError"]
+    raw = e2e.gql(ASSET_QUERY, {"key": {"path": ["raw_events"]}, "partitions": NEW_DAYS})[
+        "assetOrError"
+    ]
     checks = {c["name"]: c["blocking"] for c in raw["definition"]["assetChecksOrError"]["checks"]}
     contract = sorted(c for c in checks if c.startswith("contract_"))
-    assert contract == ["contract_not_null", "contract_ranges_and_categories", "contract_schema",
-                        "contract_unique_ids"] and all(checks[c] for c in contract), checks
+    assert contract == [
+        "contract_not_null",
+        "contract_ranges_and_categories",
+        "contract_schema",
+        "contract_unique_ids",
+    ] and all(checks[c] for c in contract), checks
     for check in contract:
         execs = e2e.gql(CHECK_EXECUTIONS_QUERY, {"key": {"path": ["raw_events"]}, "check": check})
-        by_day = {e["evaluation"]["partition"]: e for e in execs["assetCheckExecutions"]
-                  if e["runId"] in run_ids and e["evaluation"]}
+        by_day = {
+            e["evaluation"]["partition"]: e
+            for e in execs["assetCheckExecutions"]
+            if e["runId"] in run_ids and e["evaluation"]
+        }
         assert set(by_day) == set(NEW_DAYS), (check, execs)
-        assert all(e["status"] == "SUCCEEDED" and e["evaluation"]["success"] for e in by_day.values()), by_day
+        assert all(
+            e["status"] == "SUCCEEDED" and e["evaluation"]["success"] for e in by_day.values()
+        ), by_day
 
-    # the drift sensor: the seeded drift episode → one training run, launched and (ideally) succeeded
+    # the drift sensor: the seeded drift episode → one training run, launched and (ideally)
+    # succeeded
     def drift_training():
         found = e2e.runs("training", {"mlops/trigger": "drift_sensor"})
         done = [r for r in found if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
         # success, or every attempt finished (deploy/dagster.yaml: run_retries.max_retries = 1)
-        return found if any(r["status"] == "SUCCESS" for r in found) or (done and len(done) == len(found) >= 2) \
+        return (
+            found
+            if any(r["status"] == "SUCCESS" for r in found)
+            or (done and len(done) == len(found) >= 2)
             else None
+        )
 
-    training = e2e.wait_for(drift_training, TRAINING_TIMEOUT, "a training run with mlops/trigger=drift_sensor "
-                            "to succeed (or fail twice)")
+    training = e2e.wait_for(
+        drift_training,
+        TRAINING_TIMEOUT,
+        "a training run with mlops/trigger=drift_sensor to succeed (or fail twice)",
+    )
     original = [r for r in training if "dagster/parent_run_id" not in r["tags"]]
     assert len(original) == 1, training  # one run per episode (run_key)
     tags = original[0]["tags"]
@@ -448,16 +631,27 @@ def test_daemon_runs_the_landing_and_drift_sensors_on_postgres(e2e):
     assert "amount" in tags["mlops/drift_features"], tags
     assert any(r["status"] == "SUCCESS" for r in training), training
 
-    # the performance sensor: the seeded labels of the scored days → single-run ranges, not one run per day
+    # the performance sensor: the seeded labels of the scored days → single-run ranges, not one run
+    # per day
     def performance_runs():
         found = e2e.runs("performance", {"dagster/sensor_name": "performance_sensor"})
         assert not [r for r in found if r["status"] in ("FAILURE", "CANCELED")], found
         return found if found and all(r["status"] == "SUCCESS" for r in found) else None
 
-    performance = e2e.wait_for(performance_runs, TRAINING_TIMEOUT, "the performance sensor's runs to succeed")
-    ranged = [(r["tags"]["dagster/asset_partition_range_start"], r["tags"]["dagster/asset_partition_range_end"])
-              for r in performance if "dagster/asset_partition_range_start" in r["tags"]]
-    assert ranged and all(SCORED[0] <= first < last <= SCORED[-1] for first, last in ranged), performance
+    performance = e2e.wait_for(
+        performance_runs, TRAINING_TIMEOUT, "the performance sensor's runs to succeed"
+    )
+    ranged = [
+        (
+            r["tags"]["dagster/asset_partition_range_start"],
+            r["tags"]["dagster/asset_partition_range_end"],
+        )
+        for r in performance
+        if "dagster/asset_partition_range_start" in r["tags"]
+    ]
+    assert ranged and all(SCORED[0] <= first < last <= SCORED[-1] for first, last in ranged), (
+        performance
+    )
 
 
 # ---- test 2: the UI in a real browser -----------------------------------------------------------
@@ -495,12 +689,31 @@ def _render(url: str, name: str, profile: Path, expected: list[str], attempts: i
     for attempt in range(attempts):
         budget = 15000 * (attempt + 1)
         shot.unlink(missing_ok=True)
-        cmd = [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--disable-background-networking", "--disable-extensions", "--no-first-run", "--hide-scrollbars",
-               f"--user-data-dir={profile}", f"--virtual-time-budget={budget}", "--window-size=1400,900",
-               f"--screenshot={shot}", "--dump-dom", url]
-        browser = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                   text=True, start_new_session=True)
+        cmd = [
+            str(CHROMIUM),
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-extensions",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={budget}",
+            "--window-size=1400,900",
+            f"--screenshot={shot}",
+            "--dump-dom",
+            url,
+        ]
+        browser = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         try:
             dom, stderr = browser.communicate(timeout=120)
         finally:  # never leave a renderer/zygote behind, even on a timeout
@@ -511,36 +724,69 @@ def _render(url: str, name: str, profile: Path, expected: list[str], attempts: i
         text = _visible_text(dom)
         if all(e in text for e in expected):
             break
-    assert shot.exists() and shot.stat().st_size > 10_000, f"no screenshot of {url}: {stderr[-2000:]}"
+    assert shot.exists() and shot.stat().st_size > 10_000, (
+        f"no screenshot of {url}: {stderr[-2000:]}"
+    )
     return text
 
 
 class _DevTools:
-    """Headless Chromium driven over the DevTools protocol (``websockets``, from the lock): for pages whose
-    content needs a click (the Plots toggle of an asset's metadata is React state, not in the URL)."""
+    """Headless Chromium driven over the DevTools protocol (``websockets``, from the lock): for
+    pages whose
+    content needs a click (the Plots toggle of an asset's metadata is React state, not in the
+    URL)."""
 
     def __init__(self, profile: Path):
         from websockets.sync.client import connect
 
         self.port = _free_port()
         self.proc = subprocess.Popen(
-            [str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--disable-background-networking", "--disable-extensions", "--no-first-run", "--hide-scrollbars",
-             f"--user-data-dir={profile}", f"--remote-debugging-port={self.port}", "--remote-allow-origins=*",
-             "--window-size=1400,900", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                str(CHROMIUM),
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-extensions",
+                "--no-first-run",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--remote-debugging-port={self.port}",
+                "--remote-allow-origins=*",
+                "--window-size=1400,900",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline, page = time.monotonic() + 60, None
         while page is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=2) as resp:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.port}/json/list", timeout=2
+                ) as resp:
                     page = next((t for t in json.loads(resp.read()) if t["type"] == "page"), None)
             except OSError:
                 pass
             if page is None:
-                assert time.monotonic() < deadline and self.proc.poll() is None, "chromium's DevTools never answered"
+                assert time.monotonic() < deadline and self.proc.poll() is None, (
+                    "chromium's DevTools never answered"
+                )
                 time.sleep(0.3)
-        self.ws, self.calls = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30), 0
-        self.call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+        self.ws, self.calls = (
+            connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30),
+            0,
+        )
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1400,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def call(self, method: str, **params):
         self.calls += 1
@@ -552,7 +798,9 @@ class _DevTools:
                 return msg["result"]
 
     def js(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)[
+            "result"
+        ].get("value")
 
     def wait_text(self, expected: list[str], timeout: float) -> str:
         deadline, text = time.monotonic() + timeout, ""
@@ -564,14 +812,23 @@ class _DevTools:
         return text
 
     def click(self, label: str) -> bool:
-        """Click the last button labelled ``label`` (a toggle's button comes after a tab of the same name)."""
-        return bool(self.js("(() => { const b = [...document.querySelectorAll('button')].filter(x => "
-                            f"x.innerText.trim() === {json.dumps(label)}).pop(); if (b) b.click(); return !!b; }})()"))
+        """Click the last button labelled ``label`` (a toggle's button comes after a tab of the same
+        name).
+        """
+        return bool(
+            self.js(
+                "(() => { const b = [...document.querySelectorAll('button')].filter(x =>"
+                f" x.innerText.trim() === {json.dumps(label)}).pop(); if (b) b.click(); return !!b;"
+                " })()"
+            )
+        )
 
     def save(self, name: str) -> None:
         import base64
 
-        (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        (ARTIFACTS / f"{name}.png").write_bytes(
+            base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        )
         (ARTIFACTS / f"{name}.html").write_text(self.js("document.documentElement.outerHTML") or "")
 
     def close(self) -> None:
@@ -582,9 +839,13 @@ class _DevTools:
         self.proc.wait(timeout=10)
 
 
-def _render_plots(url: str, name: str, profile: Path, expected: list[str], by: str | None = None) -> tuple[str, int]:
-    """An asset's Overview with its metadata switched to Plots (``by``: "Events" plots a partitioned asset by
-    time instead of by partition): (visible text, number of charts drawn); the screenshot and DOM go to
+def _render_plots(
+    url: str, name: str, profile: Path, expected: list[str], by: str | None = None
+) -> tuple[str, int]:
+    """An asset's Overview with its metadata switched to Plots (``by``: "Events" plots a partitioned
+    asset by
+    time instead of by partition): (visible text, number of charts drawn); the screenshot and DOM
+    go to
     test-artifacts/e2e_ui/<name>.*"""
     browser = _DevTools(profile)
     try:
@@ -595,9 +856,11 @@ def _render_plots(url: str, name: str, profile: Path, expected: list[str], by: s
             time.sleep(1)
             assert browser.click(by), f"{url}: no {by} toggle"
         text = browser.wait_text(expected, 60)
-        browser.js("(() => { const h = [...document.querySelectorAll('div, span')].find(x => x.innerText && "
-                   f"x.innerText.trim() === {json.dumps(expected[0])} && x.children.length === 0); "
-                   "if (h) h.scrollIntoView({block: 'start'}); })()")  # the screenshot shows the first plot asked for
+        browser.js(
+            "(() => { const h = [...document.querySelectorAll('div, span')].find(x => x.innerText"
+            f" && x.innerText.trim() === {json.dumps(expected[0])} && x.children.length === 0); if"
+            " (h) h.scrollIntoView({block: 'start'}); })()"
+        )  # the screenshot shows the first plot asked for
         time.sleep(1)  # the charts' last frame
         charts = int(browser.js("document.querySelectorAll('canvas').length") or 0)
         browser.save(name)
@@ -611,7 +874,9 @@ def _assert_shows(text: str, expected: list[str], page: str) -> None:
     assert not missing, f"{page} does not show {missing}; visible text: {text[:3000]}"
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (Debian: apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium (Debian: apt-get install -y chromium)"
+)
 def test_ui_shows_assets_partitions_and_checks_in_a_browser(e2e, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     profile = tmp_path / "chromium-profile"
@@ -624,27 +889,56 @@ def test_ui_shows_assets_partitions_and_checks_in_a_browser(e2e, tmp_path):
         runs = [r for r in e2e.runs("daily") if r["status"] == "SUCCESS"]
         return runs if len(runs) >= len(NEW_DAYS) else None
 
-    runs = {r["tags"]["dagster/partition"]: r["runId"] for r in
-            e2e.wait_for(daily_done, DAILY_TIMEOUT, "the landing sensor's daily runs to succeed")}
-    # (the catalog table is virtualised: only names that sort into its first rows are asserted there)
-    assets = ["raw_events", "raw_labels", "features", "candidate_model", "evaluation_report", "champion",
-              "drift_report"]
-    contract = ["contract_schema", "contract_not_null", "contract_ranges_and_categories", "contract_unique_ids"]
+    runs = {
+        r["tags"]["dagster/partition"]: r["runId"]
+        for r in e2e.wait_for(
+            daily_done, DAILY_TIMEOUT, "the landing sensor's daily runs to succeed"
+        )
+    }
+    # (the catalog table is virtualised: only names that sort into its first rows are asserted
+    # there)
+    assets = [
+        "raw_events",
+        "raw_labels",
+        "features",
+        "candidate_model",
+        "evaluation_report",
+        "champion",
+        "drift_report",
+    ]
+    contract = [
+        "contract_schema",
+        "contract_not_null",
+        "contract_ranges_and_categories",
+        "contract_unique_ids",
+    ]
     last = NEW_DAYS[-1]
     pages = [
         # the catalog, with the assets' partition counts
         ("assets", "/assets", assets),
         # the asset graph of the `data` group (with its downstream neighbours)
-        ("lineage_data", "/locations/mlops_assets/asset-groups/data/lineage",
-         ["raw_events", "raw_labels", "features", "scores", "drift_report", "training_set"]),
+        (
+            "lineage_data",
+            "/locations/mlops_assets/asset-groups/data/lineage",
+            ["raw_events", "raw_labels", "features", "scores", "drift_report", "training_set"],
+        ),
         # features' partitions: 36 seeded + 2 from the daemon; the newest day, made by its daily run
-        ("features_partitions", f"/assets/features?view=partitions&partition={last}",
-         ["features", f"Materialized ({SEED_DAYS + len(NEW_DAYS)})", last, runs[last][:8]]),
-        ("scores_partitions", f"/assets/scores?view=partitions&partition={last}",
-         ["scores", f"Materialized ({len(SCORED) + len(NEW_DAYS)})", last, runs[last][:8]]),
+        (
+            "features_partitions",
+            f"/assets/features?view=partitions&partition={last}",
+            ["features", f"Materialized ({SEED_DAYS + len(NEW_DAYS)})", last, runs[last][:8]],
+        ),
+        (
+            "scores_partitions",
+            f"/assets/scores?view=partitions&partition={last}",
+            ["scores", f"Materialized ({len(SCORED) + len(NEW_DAYS)})", last, runs[last][:8]],
+        ),
         # raw_events' checks: the four blocking contract checks, the latest one passed on a new day
-        ("raw_events_checks", "/assets/raw_events?view=checks&checkDetail=contract_schema",
-         [*contract, "volume_anomaly", "freshness", "blocking", "Passed"]),
+        (
+            "raw_events_checks",
+            "/assets/raw_events?view=checks&checkDetail=contract_schema",
+            [*contract, "volume_anomaly", "freshness", "blocking", "Passed"],
+        ),
     ]
     for name, path, expected in pages:
         text = _render(e2e.url + path, name, profile, expected)
@@ -683,7 +977,11 @@ def _story(e2e, asset: str) -> dict:
 
 
 def _links(materialization: dict) -> dict[str, str]:
-    return {m["label"]: m["url"] for m in materialization["metadataEntries"] if m["__typename"] == "UrlMetadataEntry"}
+    return {
+        m["label"]: m["url"]
+        for m in materialization["metadataEntries"]
+        if m["__typename"] == "UrlMetadataEntry"
+    }
 
 
 def _answers(url: str) -> int:
@@ -691,20 +989,42 @@ def _answers(url: str) -> int:
         return resp.status
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (Debian: apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="no /usr/bin/chromium (Debian: apt-get install -y chromium)"
+)
 def test_ui_tells_the_story_owners_links_plots_scorecard_shadow(e2e, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     profile = tmp_path / "chromium-profile"
     e2e.gql("mutation E2ENuxSeen { setNuxSeen }")
 
     # 1. owners (and tags) from the spec, on every asset, in the API and on an asset's page
-    for asset in ("raw_events", "features", "candidate_model", "scores", "shadow_scores", "drift_report", "scorecard"):
+    for asset in (
+        "raw_events",
+        "features",
+        "candidate_model",
+        "scores",
+        "shadow_scores",
+        "drift_report",
+        "scorecard",
+    ):
         definition = _story(e2e, asset)["definition"]
-        owners = [o.get("team") and f"team:{o['team']}" or o.get("email") for o in definition["owners"]]
+        owners = [
+            o.get("team") and f"team:{o['team']}" or o.get("email") for o in definition["owners"]
+        ]
         assert owners == OWNERS, (asset, definition["owners"])
-        assert {"key": "domain", "value": "payments"} in definition["tags"], (asset, definition["tags"])
-    text = _render(f"{e2e.url}/assets/raw_events", "raw_events_owners", profile, ["fraud-ml", "fraud-ml-oncall"])
-    _assert_shows(text, ["raw_events", "fraud-ml", "fraud-ml-oncall@example.com"], "/assets/raw_events")
+        assert {"key": "domain", "value": "payments"} in definition["tags"], (
+            asset,
+            definition["tags"],
+        )
+    text = _render(
+        f"{e2e.url}/assets/raw_events",
+        "raw_events_owners",
+        profile,
+        ["fraud-ml", "fraud-ml-oncall"],
+    )
+    _assert_shows(
+        text, ["raw_events", "fraud-ml", "fraud-ml-oncall@example.com"], "/assets/raw_events"
+    )
 
     # 2. candidate_model links to its MLflow run and version; both answer on the MLflow UI server
     e2e.wait_for(lambda: _answers(f"{e2e.mlflow_url}/health") == 200, 120, "the MLflow UI server")
@@ -712,7 +1032,9 @@ def test_ui_tells_the_story_owners_links_plots_scorecard_shadow(e2e, tmp_path):
     links = _links(candidate)
     assert set(links) >= {"mlflow_run", "mlflow_model_version"}, links
     assert links["mlflow_run"].startswith(f"{e2e.mlflow_url}/#/experiments/"), links
-    assert links["mlflow_model_version"].startswith(f"{e2e.mlflow_url}/#/models/card_fraud/versions/"), links
+    assert links["mlflow_model_version"].startswith(
+        f"{e2e.mlflow_url}/#/models/card_fraud/versions/"
+    ), links
     run_id = links["mlflow_run"].rsplit("/", 1)[1]
     assert _answers(links["mlflow_run"].split("#")[0]) == 200
     assert _answers(f"{e2e.mlflow_url}/ajax-api/2.0/mlflow/runs/get?run_id={run_id}") == 200
@@ -722,18 +1044,29 @@ def test_ui_tells_the_story_owners_links_plots_scorecard_shadow(e2e, tmp_path):
     evaluation = _links(_story(e2e, "evaluation_report")["assetMaterializations"][0])
     report = evaluation["evidently_report_mlflow"]
     path = report.split("/artifactPath/", 1)[1]
-    assert _answers(f"{e2e.mlflow_url}/get-artifact?path={path}&run_uuid={report.split('/runs/')[1].split('/')[0]}") \
+    assert (
+        _answers(
+            f"{e2e.mlflow_url}/get-artifact?path={path}&run_uuid={report.split('/runs/')[1].split('/')[0]}"
+        )
         == 200
+    )
 
     # 3. plots: drift_report's numeric metadata under stable names, one point per partition
     drift = _story(e2e, "drift_report")["assetMaterializations"]
-    plotted = [{m["label"] for m in mat["metadataEntries"] if m["__typename"] == "FloatMetadataEntry"} for mat in drift]
-    assert len(drift) >= len(SCORED) and all({"share_drifted", "drift_top1_score", "drift_amount"} <= p
-                                              for p in plotted), plotted
+    plotted = [
+        {m["label"] for m in mat["metadataEntries"] if m["__typename"] == "FloatMetadataEntry"}
+        for mat in drift
+    ]
+    assert len(drift) >= len(SCORED) and all(
+        {"share_drifted", "drift_top1_score", "drift_amount"} <= p for p in plotted
+    ), plotted
     plots = ["share_drifted", "drift_top1_score", "drift_top1_strength", "drift_amount"]
-    # by time: the UI plots by partition over the definition's last 120 partitions, and this world's data
+    # by time: the UI plots by partition over the definition's last 120 partitions, and this world's
+    # data
     # (March-April) is older than that (the demo's partitions end today: it plots by partition)
-    text, charts = _render_plots(f"{e2e.url}/assets/drift_report", "drift_report_plots", profile, plots, by="Events")
+    text, charts = _render_plots(
+        f"{e2e.url}/assets/drift_report", "drift_report_plots", profile, plots, by="Events"
+    )
     _assert_shows(text, plots, "/assets/drift_report (metadata: Plots)")
     assert charts >= len(plots), f"{charts} charts drawn on drift_report"
 
@@ -741,8 +1074,13 @@ def test_ui_tells_the_story_owners_links_plots_scorecard_shadow(e2e, tmp_path):
     assert len(_story(e2e, "scorecard")["assetMaterializations"]) >= 2
     from mlops_assets.operations.scorecard import VALUE_MEASURES
 
-    measures = ["pipeline_success_rate", *(m for m in VALUE_MEASURES if m != "pipeline_success_rate")]
-    text, charts = _render_plots(f"{e2e.url}/assets/scorecard", "scorecard_plots", profile, measures)
+    measures = [
+        "pipeline_success_rate",
+        *(m for m in VALUE_MEASURES if m != "pipeline_success_rate"),
+    ]
+    text, charts = _render_plots(
+        f"{e2e.url}/assets/scorecard", "scorecard_plots", profile, measures
+    )
     _assert_shows(text, list(VALUE_MEASURES), "/assets/scorecard (metadata: Plots)")
     assert charts >= len(VALUE_MEASURES), f"{charts} charts drawn on scorecard"
 
@@ -750,6 +1088,12 @@ def test_ui_tells_the_story_owners_links_plots_scorecard_shadow(e2e, tmp_path):
     shadow = _story(e2e, "shadow_scores")["assetMaterializations"]
     assert {m["partition"] for m in shadow} >= set(SCORED), shadow
     last = SCORED[-1]
-    text = _render(f"{e2e.url}/assets/shadow_scores?view=partitions&partition={last}", "shadow_scores_partition",
-                   profile, ["shadow_scores", last, "challenger_version"])
-    _assert_shows(text, ["shadow_scores", last, "challenger_version"], "/assets/shadow_scores?view=partitions")
+    text = _render(
+        f"{e2e.url}/assets/shadow_scores?view=partitions&partition={last}",
+        "shadow_scores_partition",
+        profile,
+        ["shadow_scores", last, "challenger_version"],
+    )
+    _assert_shows(
+        text, ["shadow_scores", last, "challenger_version"], "/assets/shadow_scores?view=partitions"
+    )

@@ -21,6 +21,8 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
+from mlops_assets.core.spec import load_spec
+from mlops_assets.data.simulator import CARD_SPEC
 from mlops_assets.monitoring.estimation import methods as E
 from mlops_assets.monitoring.estimation.rules import (
     RECONCILIATION_SCHEMA,
@@ -31,8 +33,6 @@ from mlops_assets.monitoring.estimation.rules import (
     with_estimates,
 )
 from mlops_assets.monitoring.performance import confusion_metrics
-from mlops_assets.data.simulator import CARD_SPEC
-from mlops_assets.core.spec import load_spec
 
 
 def _binary(rng, n, shift=0.0):
@@ -79,7 +79,9 @@ def test_cbpe_multiclass_estimates_accuracy_macro_f1_and_auc():
         logits = np.stack([x[:, 0], x[:, 1], -x[:, 0] - x[:, 1]], axis=1) * 1.5
         p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         y = np.array([rng.choice(3, p=row) for row in p])
-        s = np.exp(logits * 0.7) / np.exp(logits * 0.7).sum(axis=1, keepdims=True)  # under-confident model
+        s = np.exp(logits * 0.7) / np.exp(logits * 0.7).sum(
+            axis=1, keepdims=True
+        )  # under-confident model
         return y, s
 
     est = E.fit_cbpe(*world(15_000))
@@ -91,15 +93,21 @@ def test_cbpe_multiclass_estimates_accuracy_macro_f1_and_auc():
         assert got["accuracy"] == pytest.approx(accuracy_score(y, predicted), abs=0.02)
         assert got["macro_f1"] == pytest.approx(f1_score(y, predicted, average="macro"), abs=0.02)
         assert got["roc_auc"] == pytest.approx(roc_auc_score(y, s, multi_class="ovr"), abs=0.02)
-        assert got["brier"] == pytest.approx(np.mean(np.sum((s - np.eye(3)[y]) ** 2, axis=1)) / 2, abs=0.01)
+        assert got["brier"] == pytest.approx(
+            np.mean(np.sum((s - np.eye(3)[y]) ** 2, axis=1)) / 2, abs=0.01
+        )
 
 
 def test_dle_estimates_mae_and_rmse_where_the_noise_grows():
     rng = np.random.default_rng(5)
 
     def world(n, shift=0.0):
-        X = pd.DataFrame({"x": rng.normal(shift, 1, n), "kind": rng.choice(["a", "b"], n).astype(object)})
-        noise_sd = 1.0 + np.abs(X["x"].to_numpy()) + (X["kind"] == "b").to_numpy() * 1.0  # heteroscedastic
+        X = pd.DataFrame(
+            {"x": rng.normal(shift, 1, n), "kind": rng.choice(["a", "b"], n).astype(object)}
+        )
+        noise_sd = (
+            1.0 + np.abs(X["x"].to_numpy()) + (X["kind"] == "b").to_numpy() * 1.0
+        )  # heteroscedastic
         pred = 2 * X["x"].to_numpy()
         return X, pred + rng.normal(0, noise_sd), pred
 
@@ -112,34 +120,69 @@ def test_dle_estimates_mae_and_rmse_where_the_noise_grows():
         assert got["mae"] == pytest.approx(mean_absolute_error(yc, pc), rel=0.05)
         assert got["rmse"] == pytest.approx(root_mean_squared_error(yc, pc), rel=0.05)
     calm, wild = world(5_000, 0.0), world(5_000, 1.5)
-    assert E.estimate(est, wild[2], wild[0])["mae"] > E.estimate(est, calm[2], calm[0])["mae"] + 0.5  # noise grows
+    assert (
+        E.estimate(est, wild[2], wild[0])["mae"] > E.estimate(est, calm[2], calm[0])["mae"] + 0.5
+    )  # noise grows
     assert E.estimate(est, pc[:0], Xc[:0]) == {}
 
 
-# ---- the rules ---------------------------------------------------------------------------------------
-SPEC = load_spec(CARD_SPEC)  # roc_auc primary, guard.floor 0.65, estimation defaults (k=2, tolerance 0.05)
+# ---- the rules
+# ---------------------------------------------------------------------------------------
+SPEC = load_spec(
+    CARD_SPEC
+)  # roc_auc primary, guard.floor 0.65, estimation defaults (k=2, tolerance 0.05)
 
 
 def _est(rows):
-    return estimate_table([{"ds": d, "model_version": v, "metric": "roc_auc", "estimate": x, "rows": 100,
-                            "estimator": "cbpe", "primary": True} for v, d, x in rows])
+    return estimate_table(
+        [
+            {
+                "ds": d,
+                "model_version": v,
+                "metric": "roc_auc",
+                "estimate": x,
+                "rows": 100,
+                "estimator": "cbpe",
+                "primary": True,
+            }
+            for v, d, x in rows
+        ]
+    )
 
 
 def test_floor_needs_k_consecutive_estimated_days_ending_at_the_latest():
-    assert floor_run(_est([(1, "2026-01-01", 0.6), (1, "2026-01-02", 0.6)]), SPEC, 1).days == ("2026-01-01",
-                                                                                               "2026-01-02")
-    assert floor_run(_est([(1, "2026-01-01", 0.6), (1, "2026-01-03", 0.6)]), SPEC, 1) is None  # a gap
-    assert floor_run(_est([(1, "2026-01-01", 0.6), (1, "2026-01-02", 0.7)]), SPEC, 1) is None  # recovered
-    assert floor_run(_est([(2, "2026-01-01", 0.6), (2, "2026-01-02", 0.6)]), SPEC, 1) is None  # another version
+    assert floor_run(_est([(1, "2026-01-01", 0.6), (1, "2026-01-02", 0.6)]), SPEC, 1).days == (
+        "2026-01-01",
+        "2026-01-02",
+    )
+    assert (
+        floor_run(_est([(1, "2026-01-01", 0.6), (1, "2026-01-03", 0.6)]), SPEC, 1) is None
+    )  # a gap
+    assert (
+        floor_run(_est([(1, "2026-01-01", 0.6), (1, "2026-01-02", 0.7)]), SPEC, 1) is None
+    )  # recovered
+    assert (
+        floor_run(_est([(2, "2026-01-01", 0.6), (2, "2026-01-02", 0.6)]), SPEC, 1) is None
+    )  # another version
     no_floor = SPEC.model_copy(update={"guard": SPEC.guard.model_copy(update={"floor": None})})
     assert floor_run(_est([(1, "2026-01-01", 0.1), (1, "2026-01-02", 0.1)]), no_floor, 1) is None
 
 
 def _perf(days, primary, metrics):
-    return pl.DataFrame({"ds": days, "model_version": [1] * len(days), "mode": ["normal"] * len(days),
-                         "labelled_rows": [100] * len(days), "coverage": [1.0] * len(days), "primary": primary,
-                         "metric": ["roc_auc"] * len(days), "metrics": [json.dumps(m) for m in metrics],
-                         "lkg_version": [None] * len(days), "lkg_primary": [None] * len(days)})
+    return pl.DataFrame(
+        {
+            "ds": days,
+            "model_version": [1] * len(days),
+            "mode": ["normal"] * len(days),
+            "labelled_rows": [100] * len(days),
+            "coverage": [1.0] * len(days),
+            "primary": primary,
+            "metric": ["roc_auc"] * len(days),
+            "metrics": [json.dumps(m) for m in metrics],
+            "lkg_version": [None] * len(days),
+            "lkg_primary": [None] * len(days),
+        }
+    )
 
 
 def test_reconciliation_puts_the_estimate_beside_the_realised_metric():
@@ -156,14 +199,35 @@ def test_reconciliation_puts_the_estimate_beside_the_realised_metric():
 def test_the_estimator_is_trusted_only_on_recent_evidence_within_tolerance():
     def recon(errors, days=None):
         days = days or [f"2026-01-0{i + 1}" for i in range(len(errors))]
-        return pl.DataFrame([{"ds": d, "model_version": 1, "metric": "roc_auc", "estimate": 0.8, "realised": 0.8,
-                              "abs_error": e, "labelled_rows": 100, "coverage": 1.0} for d, e in zip(days, errors)],
-                            schema=RECONCILIATION_SCHEMA)
+        return pl.DataFrame(
+            [
+                {
+                    "ds": d,
+                    "model_version": 1,
+                    "metric": "roc_auc",
+                    "estimate": 0.8,
+                    "realised": 0.8,
+                    "abs_error": e,
+                    "labelled_rows": 100,
+                    "coverage": 1.0,
+                }
+                for d, e in zip(days, errors)
+            ],
+            schema=RECONCILIATION_SCHEMA,
+        )
 
-    assert not estimator_trust(pl.DataFrame(schema=RECONCILIATION_SCHEMA), SPEC, 1).trusted  # unproven
+    assert not estimator_trust(
+        pl.DataFrame(schema=RECONCILIATION_SCHEMA), SPEC, 1
+    ).trusted  # unproven
     assert estimator_trust(recon([0.01, 0.02, 0.03]), SPEC, 1).trusted
     bad = estimator_trust(recon([0.01, 0.2, 0.3]), SPEC, 1)
-    assert not bad.trusted and bad.median_error == pytest.approx(0.2) and "above the tolerance" in bad.reason
+    assert (
+        not bad.trusted
+        and bad.median_error == pytest.approx(0.2)
+        and "above the tolerance" in bad.reason
+    )
     # only the latest trust_days (3) count: an old bad spell has recovered
     assert estimator_trust(recon([0.4, 0.4, 0.01, 0.02, 0.01]), SPEC, 1).trusted
-    assert not estimator_trust(recon([0.01, 0.01, 0.01]), SPEC, 2).trusted  # another version: no evidence
+    assert not estimator_trust(
+        recon([0.01, 0.01, 0.01]), SPEC, 2
+    ).trusted  # another version: no evidence

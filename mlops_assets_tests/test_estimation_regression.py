@@ -1,6 +1,9 @@
-"""DLE on the real stack: the bundled bike_rentals spec (regression, target in the events, so performance follows
-the scores in the same run and reconciles at once). The candidate's DLE regressors are logged with it, loaded
-only with the one skops type they need (``TreePredictor``), and estimate mae/rmse close to the realised ones (median relative error < 8 %, each < 25 %)."""
+"""DLE on the real stack: the bundled bike_rentals spec (regression, target in the events, so
+performance follows
+the scores in the same run and reconciles at once). The candidate's DLE regressors are logged
+with it, loaded
+only with the one skops type they need (``TreePredictor``), and estimate mae/rmse close to the
+realised ones (median relative error < 8 %, each < 25 %)."""
 
 import datetime as dt
 import json
@@ -16,11 +19,11 @@ START = dt.date(2026, 4, 6)
 
 
 def test_dle_estimates_mae_and_rmse_and_reconciles_them(home, monkeypatch):
-    from mlops_assets.location.build import build_definitions
-    from mlops_assets.data.lake import DeltaLake
-    from mlops_assets.monitoring.estimation.methods import ESTIMATOR_TRUSTED_TYPES
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import VersionTag
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.monitoring.estimation.methods import ESTIMATOR_TRUSTED_TYPES
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
     platform = Platform.from_env()
@@ -31,22 +34,35 @@ def test_dle_estimates_mae_and_rmse_and_reconciles_them(home, monkeypatch):
     lake = DeltaLake(root=str(platform.home.lake))
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
         assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
-        assert defs.resolve_job_def("training").execute_in_process(instance=instance, partition_key=keys[27],
-                                                                   raise_on_error=False).success
+        assert (
+            defs.resolve_job_def("training")
+            .execute_in_process(instance=instance, partition_key=keys[27], raise_on_error=False)
+            .success
+        )
         registry = defs.resources["registry"]
-        assert json.loads(registry.version_tags(1)[VersionTag.MONITOR_TRUSTED_TYPES]) == list(ESTIMATOR_TRUSTED_TYPES)
+        assert json.loads(registry.version_tags(1)[VersionTag.MONITOR_TRUSTED_TYPES]) == list(
+            ESTIMATOR_TRUSTED_TYPES
+        )
         scored = keys[27:]
         result = defs.resolve_job_def("scoring").execute_in_process(
-            instance=instance, raise_on_error=False,
-            tags={"dagster/asset_partition_range_start": scored[0], "dagster/asset_partition_range_end": scored[-1]})
+            instance=instance,
+            raise_on_error=False,
+            tags={
+                "dagster/asset_partition_range_start": scored[0],
+                "dagster/asset_partition_range_end": scored[-1],
+            },
+        )
         assert result.success
         est = lake.read("estimated_performance").sort("ds", "metric")
         assert set(est["metric"]) == {"mae", "rmse"} and set(est["estimator"]) == {"dle"}
-        assert sorted(set(est["ds"])) == scored and not est["primary"].any()  # the primary metric is r2
+        assert (
+            sorted(set(est["ds"])) == scored and not est["primary"].any()
+        )  # the primary metric is r2
         recon = lake.read("estimation_reconciliation")
         assert recon.height == 2 * len(scored)
         relative = recon.with_columns((pl.col("abs_error") / pl.col("realised")).alias("rel"))
-        # measured (seed 5): relative errors 0.1 %..17 %, median ~3.6 % (DLE learnt on 5 holdout days; weather varies)
+        # measured (seed 5): relative errors 0.1 %..17 %, median ~3.6 % (DLE learnt on 5 holdout
+        # days; weather varies)
         assert relative["rel"].median() < 0.08 and relative["rel"].max() < 0.25, relative
         perf = lake.read("performance")
         assert perf["estimated_primary"].is_null().all()  # no estimate of r2: nothing beside it

@@ -21,17 +21,17 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
+from mlops_assets.control.registry import IntegrityError, ModelRegistry
+from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.core.vocabulary import Alias, Artifact, VersionTag
 from mlops_assets.model.lineage import file_sha256, lineage_tags
 from mlops_assets.model.training import (
     SKOPS_TRUSTED_TYPES,
     predict_scores,
     reference_profile,
 )
-from mlops_assets.control.registry import IntegrityError, ModelRegistry
 from mlops_assets.scoring.rows import BASELINE_VERSION, DEGRADED, NORMAL
 from mlops_assets.scoring.serving import choose_serving_model
-from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
-from mlops_assets.core.vocabulary import Alias, Artifact, VersionTag
 
 from .test_registry import scorer, train
 
@@ -55,20 +55,39 @@ def spec():
 def world(tmp_path_factory, spec):
     """Versions 1 and 2 of the bundled spec; v2 champion, v1 last_known_good."""
     root = tmp_path_factory.mktemp("integrity")
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "artifacts"),
-                             model_name=spec.model.registered_name, cache_dir=str(root / "cache"))
+    registry = ModelRegistry(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_root=str(root / "artifacts"),
+        model_name=spec.model.registered_name,
+        cache_dir=str(root / "cache"),
+    )
     entries = []
     with threadpool_limits(limits=1):
         for seed in (1, 2):
             features, X, pipeline = train(spec, seed)
             scores = predict_scores(pipeline, X, spec.task)
             cand = registry.log_candidate(
-                spec, pipeline, input_example=X, params={}, metrics={}, score=scorer(spec),
+                spec,
+                pipeline,
+                input_example=X,
+                params={},
+                metrics={},
+                score=scorer(spec),
                 trusted_types=SKOPS_TRUSTED_TYPES,
-                tags=lineage_tags(spec, delta_versions={"features": 1}, partition_range=("a", "b"), run_id="r",
-                                  seed=1),
-                extra_artifacts={Artifact.REFERENCE_PROFILE: reference_profile(features, spec, prediction=scores),
-                                 Artifact.HOLDOUT_SCORES: {"ids": list(range(5)), "scores": scores[:5].tolist()}})
+                tags=lineage_tags(
+                    spec,
+                    delta_versions={"features": 1},
+                    partition_range=("a", "b"),
+                    run_id="r",
+                    seed=1,
+                ),
+                extra_artifacts={
+                    Artifact.REFERENCE_PROFILE: reference_profile(
+                        features, spec, prediction=scores
+                    ),
+                    Artifact.HOLDOUT_SCORES: {"ids": list(range(5)), "scores": scores[:5].tolist()},
+                },
+            )
             entries.append({"cand": cand, "X": X, "scores": scores})
     registry.set_alias(Alias.LAST_KNOWN_GOOD, 1)
     registry.set_alias(Alias.CHAMPION, 2)
@@ -113,17 +132,29 @@ def test_the_manifest_names_every_file_of_the_model_and_the_run_artifacts(world)
     manifest = json.loads(tags[VersionTag.MANIFEST])
     folder = model_dir(world, 1)
     assert manifest["model"] == {p.name: file_sha256(p) for p in folder.iterdir()}
-    assert {"MLmodel", "requirements.txt", "conda.yaml", "python_env.yaml", "model.skops",
-            "input_example.json"} <= set(manifest["model"])
-    assert manifest["run"] == {name: file_sha256(run_artifact(world, 1, name))
-                               for name in (Artifact.REFERENCE_PROFILE, Artifact.HOLDOUT_SCORES)}
+    assert {
+        "MLmodel",
+        "requirements.txt",
+        "conda.yaml",
+        "python_env.yaml",
+        "model.skops",
+        "input_example.json",
+    } <= set(manifest["model"])
+    assert manifest["run"] == {
+        name: file_sha256(run_artifact(world, 1, name))
+        for name in (Artifact.REFERENCE_PROFILE, Artifact.HOLDOUT_SCORES)
+    }
     assert json.loads(tags[VersionTag.TRUSTED_TYPES]) == sorted(SKOPS_TRUSTED_TYPES)
     entry = world["entries"][0]
-    assert np.array_equal(predict_scores(world["registry"].load_model(1), entry["X"], "classification"),
-                          entry["scores"])
+    assert np.array_equal(
+        predict_scores(world["registry"].load_model(1), entry["X"], "classification"),
+        entry["scores"],
+    )
 
 
-def test_mlmodel_pointing_at_a_planted_pickle_is_refused_and_the_pickle_never_runs(world, spec, tmp_path):
+def test_mlmodel_pointing_at_a_planted_pickle_is_refused_and_the_pickle_never_runs(
+    world, spec, tmp_path
+):
     registry, marker = world["registry"], tmp_path / "payload_ran"
     pickle.loads(pickle.dumps(Payload(marker)))  # the payload works: unpickling creates the marker
     assert marker.exists()
@@ -135,10 +166,15 @@ def test_mlmodel_pointing_at_a_planted_pickle_is_refused_and_the_pickle_never_ru
         assert "model.pkl added" in str(refused.value)
         # scoring falls back as documented: champion v2 refused → last_known_good v1, degraded
         serving = choose_serving_model(spec, registry)
-        assert (serving.version, serving.alias, serving.mode) == (1, Alias.LAST_KNOWN_GOOD, DEGRADED)
+        assert (serving.version, serving.alias, serving.mode) == (
+            1,
+            Alias.LAST_KNOWN_GOOD,
+            DEGRADED,
+        )
         assert len(serving.refused) == 1 and "model.pkl added" in serving.refused[0]
-        report = registry.verify_integrity(2, world["entries"][1]["X"], world["entries"][1]["scores"],
-                                           score=scorer(spec))
+        report = registry.verify_integrity(
+            2, world["entries"][1]["X"], world["entries"][1]["scores"], score=scorer(spec)
+        )
         assert not report["ok"] and not report["files_match"] and not report["loads"]
         assert {"model.pkl added"} <= {p.split(" (")[0] for p in report["manifest_problems"]}
         assert not marker.exists(), "the planted pickle was deserialised"
@@ -160,22 +196,41 @@ def test_a_planted_pickle_is_refused_even_with_the_manifest_rewritten_to_match(w
             with pytest.raises(IntegrityError, match="does not declare the skops file"):
                 registry.load_model(2)
         finally:
-            client.set_model_version_tag(registry.registered_model, "2", VersionTag.MANIFEST, saved_tag)
+            client.set_model_version_tag(
+                registry.registered_model, "2", VersionTag.MANIFEST, saved_tag
+            )
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("tamper, named", [
-    (lambda d: (d / "notes.txt").write_text("hello"), "notes.txt added"),
-    (lambda d: (d / "requirements.txt").write_text("scikit-learn\nevil-package==6.6.6\n"), "requirements.txt changed"),
-    (lambda d: (d / "input_example.json").unlink(), "input_example.json removed"),
-    (lambda d: (d / "sub").mkdir() or (d / "sub" / "model.skops").write_bytes(b"x"), "sub/model.skops added"),
-    (lambda d: (d / "extra").symlink_to(d.parent), "extra added"),  # a link, never followed
-    (lambda d: (d / "conda.yaml").unlink() or (d / "conda.yaml").symlink_to(d / "MLmodel"), "conda.yaml changed"),
-])
-def test_a_changed_added_or_removed_file_is_refused_with_its_name(world, spec, tamper, named, tmp_path):
+@pytest.mark.parametrize(
+    "tamper, named",
+    [
+        (lambda d: (d / "notes.txt").write_text("hello"), "notes.txt added"),
+        (
+            lambda d: (d / "requirements.txt").write_text("scikit-learn\nevil-package==6.6.6\n"),
+            "requirements.txt changed",
+        ),
+        (lambda d: (d / "input_example.json").unlink(), "input_example.json removed"),
+        (
+            lambda d: (d / "sub").mkdir() or (d / "sub" / "model.skops").write_bytes(b"x"),
+            "sub/model.skops added",
+        ),
+        (lambda d: (d / "extra").symlink_to(d.parent), "extra added"),  # a link, never followed
+        (
+            lambda d: (d / "conda.yaml").unlink() or (d / "conda.yaml").symlink_to(d / "MLmodel"),
+            "conda.yaml changed",
+        ),
+    ],
+)
+def test_a_changed_added_or_removed_file_is_refused_with_its_name(
+    world, spec, tamper, named, tmp_path
+):
     registry = world["registry"]
-    fresh_cache = ModelRegistry(tracking_uri=registry.tracking_uri, model_name=registry.model_name,
-                                cache_dir=str(tmp_path / "cache"))
+    fresh_cache = ModelRegistry(
+        tracking_uri=registry.tracking_uri,
+        model_name=registry.model_name,
+        cache_dir=str(tmp_path / "cache"),
+    )
     with restored(model_dir(world, 1)):
         tamper(model_dir(world, 1))
         with pytest.raises(IntegrityError, match=named):
@@ -201,7 +256,9 @@ def test_a_tampered_run_artifact_is_not_read(world):
     planted = run_artifact(world, 1, Artifact.HOLDOUT_SCORES).with_name("planted.json")
     planted.write_text("{}")
     try:
-        with pytest.raises(IntegrityError, match="planted.json is not in the registration manifest"):
+        with pytest.raises(
+            IntegrityError, match="planted.json is not in the registration manifest"
+        ):
             registry.load_artifact_json(1, "planted.json")
     finally:
         planted.unlink()
@@ -217,7 +274,9 @@ def test_the_trusted_types_are_the_recorded_ones_not_the_models_own(world):
         with pytest.raises(IntegrityError, match="needs types not recorded as trusted"):
             registry.load_model(1)
     finally:
-        client.set_model_version_tag(registry.registered_model, "1", VersionTag.TRUSTED_TYPES, saved)
+        client.set_model_version_tag(
+            registry.registered_model, "1", VersionTag.TRUSTED_TYPES, saved
+        )
     assert registry.load_model(1) is not None
 
 
@@ -248,11 +307,18 @@ def test_both_versions_refused_serve_the_baseline_from_a_verified_profile(world,
         assert serving.model.value == pytest.approx(profile["prediction"]["mean"])
 
 
-def test_the_local_cache_holds_verified_copies_and_is_verified_by_the_same_manifest(world, spec, tmp_path):
+def test_the_local_cache_holds_verified_copies_and_is_verified_by_the_same_manifest(
+    world, spec, tmp_path
+):
     registry = world["registry"]
-    cached = ModelRegistry(tracking_uri=registry.tracking_uri, model_name=registry.model_name,
-                           cache_dir=str(tmp_path / "cache"))
-    serving = choose_serving_model(spec, cached)  # from MLflow: champion v2, and v1 kept for a fallback
+    cached = ModelRegistry(
+        tracking_uri=registry.tracking_uri,
+        model_name=registry.model_name,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    serving = choose_serving_model(
+        spec, cached
+    )  # from MLflow: champion v2, and v1 kept for a fallback
     assert (serving.version, serving.source) == (2, "registry")
     assert cached.cached_aliases()[0] == {Alias.CHAMPION: 2, Alias.LAST_KNOWN_GOOD: 1}
     manifest = json.loads(registry.version_tags(2)[VersionTag.MANIFEST])
@@ -262,9 +328,12 @@ def test_the_local_cache_holds_verified_copies_and_is_verified_by_the_same_manif
     assert {p.name: file_sha256(p) for p in (entry / "model").iterdir()} == manifest["model"]
     assert (entry / "run" / Artifact.REFERENCE_PROFILE).is_file()
     entry2 = world["entries"][1]
-    assert np.array_equal(predict_scores(cached.load_cached_model(2), entry2["X"], spec.task), entry2["scores"])
-    assert cached.load_cached_artifact_json(2, Artifact.REFERENCE_PROFILE) == registry.load_artifact_json(
-        2, Artifact.REFERENCE_PROFILE)
+    assert np.array_equal(
+        predict_scores(cached.load_cached_model(2), entry2["X"], spec.task), entry2["scores"]
+    )
+    assert cached.load_cached_artifact_json(
+        2, Artifact.REFERENCE_PROFILE
+    ) == registry.load_artifact_json(2, Artifact.REFERENCE_PROFILE)
     marker = tmp_path / "payload_ran"
     plant_pickle(entry / "model", marker)
     with pytest.raises(IntegrityError, match="model.pkl added"):

@@ -7,8 +7,8 @@ import shutil
 import polars as pl
 
 from mlops_assets.data.landing_scan import LandingCursor, scan_landing
-from mlops_assets.operations.runs import tick
 from mlops_assets.data.simulator import Injection, simulate, write_late_files
+from mlops_assets.operations.runs import tick
 
 from .conftest import DAY0, days
 
@@ -50,24 +50,35 @@ def test_scan_ignores_foreign_folders_and_dates_outside_the_partitions(tmp_path)
     assert changes == [] and len(ignored) == 4
 
 
-def test_late_file_reprocesses_that_partition_and_its_downstream_once(platform, defs, instance, lake):
-    manifest = simulate(platform.landing.parent, DAY0, 3, seed=2, inject=[Injection("late_file", DAY0)])
+def test_late_file_reprocesses_that_partition_and_its_downstream_once(
+    platform, defs, instance, lake
+):
+    manifest = simulate(
+        platform.landing.parent, DAY0, 3, seed=2, inject=[Injection("late_file", DAY0)]
+    )
     launched, cursor, _ = tick(instance, defs, "landing_sensor", None)
-    assert sorted(r.partition_key for r in launched) == days(DAY0, 3) and all(r.success for r in launched)
+    assert sorted(r.partition_key for r in launched) == days(DAY0, 3) and all(
+        r.success for r in launched
+    )
     before = {d: lake.read("features", [d]).height for d in days(DAY0, 3)}
     versions = lake.version("features")
 
     written = write_late_files(manifest)
     launched, cursor, _ = tick(instance, defs, "landing_sensor", cursor)
-    assert [(r.partition_key, r.tags["mlops/reason"]) for r in launched] == [(DAY0.isoformat(), "late_file")]
+    assert [(r.partition_key, r.tags["mlops/reason"]) for r in launched] == [
+        (DAY0.isoformat(), "late_file")
+    ]
     assert launched[0].success
     after = {d: lake.read("features", [d]).height for d in days(DAY0, 3)}
     late_rows = sum(f.rows for f in written)
-    assert after[DAY0.isoformat()] == before[DAY0.isoformat()] + late_rows  # downstream followed the old partition
+    assert (
+        after[DAY0.isoformat()] == before[DAY0.isoformat()] + late_rows
+    )  # downstream followed the old partition
     assert {d: after[d] for d in days(DAY0, 3)[1:]} == {d: before[d] for d in days(DAY0, 3)[1:]}
     assert lake.version("features") == versions + 1
 
-    # the same file delivered again: no run (cursor); with a lost cursor: no run (materialised fingerprint/run_key)
+    # the same file delivered again: no run (cursor); with a lost cursor: no run (materialised
+    # fingerprint/run_key)
     late = next(p for p in (platform.landing / DAY0.isoformat()).iterdir() if "late" in p.name)
     copy = late.read_bytes()
     late.unlink()
@@ -83,8 +94,14 @@ def test_removed_bad_file_unblocks_the_partition(platform, defs, instance, lake)
     launched, cursor, _ = tick(instance, defs, "landing_sensor", None)
     status = {r.partition_key: r.success for r in launched}
     assert status == {DAY0.isoformat(): False, days(DAY0, 2)[1]: True}
-    assert lake.read("features", [DAY0.isoformat()]).is_empty()  # blocked: no features from a failed contract
-    corrupt = [p for p in (platform.landing / DAY0.isoformat()).iterdir() if p.suffix == ".parquet" and "part2" in p.name]
+    assert lake.read(
+        "features", [DAY0.isoformat()]
+    ).is_empty()  # blocked: no features from a failed contract
+    corrupt = [
+        p
+        for p in (platform.landing / DAY0.isoformat()).iterdir()
+        if p.suffix == ".parquet" and "part2" in p.name
+    ]
     assert corrupt
     quarantine_dir = platform.home.root / "removed"
     quarantine_dir.mkdir()
@@ -126,11 +143,15 @@ def test_restoring_a_day_to_earlier_content_re_runs_it(platform, defs, instance,
     name = sorted(good)[0]
     (platform.landing / day / name).write_bytes(b"not,a,valid\n1,2\n")  # B: broken
     launched, cursor, _ = tick(instance, defs, "landing_sensor", cursor)
-    assert [(r.partition_key, r.tags["mlops/reason"], r.success) for r in launched] == [(day, "changed_file", False)]
+    assert [(r.partition_key, r.tags["mlops/reason"], r.success) for r in launched] == [
+        (day, "changed_file", False)
+    ]
 
     (platform.landing / day / name).write_bytes(good[name])  # A again, byte for byte
     launched, cursor, _ = tick(instance, defs, "landing_sensor", cursor)
-    assert [(r.partition_key, r.tags["mlops/reason"], r.success) for r in launched] == [(day, "changed_file", True)]
+    assert [(r.partition_key, r.tags["mlops/reason"], r.success) for r in launched] == [
+        (day, "changed_file", True)
+    ]
     assert len({r.tags["dagster/run_key"] for r in launched}) == 1
     assert lake.read("features", [day]).height == rows
     assert tick(instance, defs, "landing_sensor", cursor)[0] == []  # and nothing more

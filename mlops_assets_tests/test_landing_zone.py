@@ -12,9 +12,9 @@ import pytest
 
 from mlops_assets.data.ingest import event_contract, ingest_partition
 from mlops_assets.data.landing_scan import LandingCursor, scan_landing
-from mlops_assets.operations.runs import tick
 from mlops_assets.data.readers import entry_kind, landing_files, landing_root
 from mlops_assets.data.simulator import card_events, simulate
+from mlops_assets.operations.runs import tick
 
 from .conftest import DAY0, days, run_ingest
 
@@ -23,9 +23,14 @@ D0, D1 = days(DAY0, 2)
 
 
 def materialized_files(result, asset: str = "raw_events") -> dict[str, dict]:
-    """file name -> its entry of the ``files`` metadata of ``asset``'s materialisation in ``result``."""
-    meta = next(e.event_specific_data.materialization.metadata for e in result.all_events
-                if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [asset])
+    """file name -> its entry of the ``files`` metadata of ``asset``'s materialisation in
+    ``result``.
+    """
+    meta = next(
+        e.event_specific_data.materialization.metadata
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [asset]
+    )
     return {f["file"]: f for f in meta["files"].value}
 
 
@@ -33,12 +38,17 @@ def quarantined(lake, day: str) -> dict[str, dict]:
     return {r["file"]: r for r in lake.read("quarantine", [day]).to_dicts()}
 
 
-def test_a_symlinked_day_folder_is_quarantined_by_the_sensor_run_and_never_read(platform, defs, instance, lake,
-                                                                                 tmp_path):
-    """Before: the sensor skipped the linked folder silently and a manual ingest read the files outside."""
+def test_a_symlinked_day_folder_is_quarantined_by_the_sensor_run_and_never_read(
+    platform, defs, instance, lake, tmp_path
+):
+    """Before: the sensor skipped the linked folder silently and a manual ingest read the files
+    outside.
+    """
     simulate(platform.landing.parent, DAY0, 1, seed=1)
     outside = tmp_path / "outside"
-    simulate(outside, DAY0 + dt.timedelta(days=1), 1, seed=2)  # a valid day of events, outside the root
+    simulate(
+        outside, DAY0 + dt.timedelta(days=1), 1, seed=2
+    )  # a valid day of events, outside the root
     (platform.landing / D1).symlink_to(outside / "events" / D1, target_is_directory=True)
 
     changes, _, notes = scan_landing(platform.landing, LandingCursor(), **WINDOW)
@@ -64,8 +74,9 @@ def test_a_symlinked_day_folder_is_quarantined_by_the_sensor_run_and_never_read(
     assert not result.success and lake.read("raw_events", [D1]).is_empty()
 
 
-def test_links_folders_and_fifos_inside_a_day_are_quarantined_and_the_good_file_lands(platform, defs, instance,
-                                                                                      lake, tmp_path):
+def test_links_folders_and_fifos_inside_a_day_are_quarantined_and_the_good_file_lands(
+    platform, defs, instance, lake, tmp_path
+):
     """Before: a directory named x.csv (and a fifo) was skipped silently, with no quarantine row."""
     simulate(platform.landing.parent, DAY0, 1, seed=3)
     folder = platform.landing / D0
@@ -85,18 +96,30 @@ def test_links_folders_and_fifos_inside_a_day_are_quarantined_and_the_good_file_
     assert lake.read("raw_events", [D0]).height == good_rows  # ... and the good file's rows landed
     q = quarantined(lake, D0)
     assert {f: (r["rule"], r["row"]) for f, r in q.items()} == {
-        "x.csv": ("not_a_file", None), "pipe.csv": ("not_a_file", None), "linked.csv": ("file_name", None)}
+        "x.csv": ("not_a_file", None),
+        "pipe.csv": ("not_a_file", None),
+        "linked.csv": ("file_name", None),
+    }
     assert "is a directory, not a regular file" in q["x.csv"]["reason"]
     assert "is a fifo, not a regular file" in q["pipe.csv"]["reason"]
-    assert "symbolic link" in q["linked.csv"]["reason"] and str(elsewhere) in q["linked.csv"]["reason"]
+    assert (
+        "symbolic link" in q["linked.csv"]["reason"] and str(elsewhere) in q["linked.csv"]["reason"]
+    )
     files = materialized_files(result)
     assert (files["x.csv"]["kind"], files["pipe.csv"]["kind"], files["linked.csv"]["kind"]) == (
-        "directory", "fifo", "symlink")
+        "directory",
+        "fifo",
+        "symlink",
+    )
     assert files["x.csv"]["status"].startswith("rejected: ")
 
 
-def test_a_header_only_file_is_zero_rows_with_a_note_and_the_day_lands(platform, defs, instance, lake):
-    """Before: 'dtype Null not supported in not operation', no file named, and nothing of the day landed."""
+def test_a_header_only_file_is_zero_rows_with_a_note_and_the_day_lands(
+    platform, defs, instance, lake
+):
+    """Before: 'dtype Null not supported in not operation', no file named, and nothing of the day
+    landed.
+    """
     simulate(platform.landing.parent, DAY0, 1, seed=5)
     folder = platform.landing / D0
     good = pl.read_parquet(next(folder.glob("*.parquet")))
@@ -121,8 +144,14 @@ def test_a_wrong_delimiter_is_named_in_the_rejection(platform, defs, instance, l
     frame = card_events(DAY0, 30, seed=6).drop("is_fraud")
     frame.write_csv(folder / "events-semicolon.csv", separator=";")
     # European decimals too: with ',' as delimiter these rows look ragged; the header says why
-    (folder / "events-euro.csv").write_text(";".join(frame.columns) + "\n" + ";".join(
-        "12,50" if c == "amount" else str(v) for c, v in frame.row(0, named=True).items()) + "\n")
+    (folder / "events-euro.csv").write_text(
+        ";".join(frame.columns)
+        + "\n"
+        + ";".join(
+            "12,50" if c == "amount" else str(v) for c, v in frame.row(0, named=True).items()
+        )
+        + "\n"
+    )
 
     result = run_ingest(defs, instance, D0)
     assert not result.success
@@ -130,14 +159,18 @@ def test_a_wrong_delimiter_is_named_in_the_rejection(platform, defs, instance, l
     q = quarantined(lake, D0)
     for name in ("events-semicolon.csv", "events-euro.csv"):
         assert q[name]["rule"] == "unreadable"
-        assert q[name]["reason"].startswith("wrong delimiter:") and "';'" in q[name]["reason"], q[name]
+        assert q[name]["reason"].startswith("wrong delimiter:") and "';'" in q[name]["reason"], q[
+            name
+        ]
 
 
 def test_entries_are_classified_without_following_links(tmp_path):
     root = tmp_path / "real_root"
     (root / D0).mkdir(parents=True)
     (root / D0 / "a.csv").write_text("x\n1\n")
-    linked_root = tmp_path / "linked_root"  # the configured root may itself be a link: it is resolved once
+    linked_root = (
+        tmp_path / "linked_root"
+    )  # the configured root may itself be a link: it is resolved once
     linked_root.symlink_to(root, target_is_directory=True)
     listed = landing_files(linked_root, D0)
     assert [(f.name, f.kind) for f in listed] == [("a.csv", "file")] and listed[0].sha256
@@ -146,7 +179,10 @@ def test_entries_are_classified_without_following_links(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "b.csv").write_text("x\n")
-    assert entry_kind(root.resolve(), other / "b.csv") == ("outside_root", str((other / "b.csv").resolve()))
+    assert entry_kind(root.resolve(), other / "b.csv") == (
+        "outside_root",
+        str((other / "b.csv").resolve()),
+    )
     # a day entry that is a plain file, not a folder
     (root / D1).write_text("not a folder")
     [entry] = landing_files(root, D1)

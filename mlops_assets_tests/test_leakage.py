@@ -28,16 +28,26 @@ from .conftest import days, run_ingest
 
 START = dt.date(2026, 5, 4)
 N_DAYS = 18
-CUTOFF = (START + dt.timedelta(days=16)).isoformat()  # window START+2 .. START+15, holdout the last 4 days
+CUTOFF = (
+    START + dt.timedelta(days=16)
+).isoformat()  # window START+2 .. START+15, holdout the last 4 days
 ROWS_PER_DAY = 300
 
 SPEC = {
-    "name": "shop_visits", "task": "regression",
+    "name": "shop_visits",
+    "task": "regression",
     "landing": {"path": "landing/shop_visits/events", "formats": ["parquet"]},
-    "timestamp": "hour_start", "id": "visit_hour_id", "target": "visits", "target_min": 0,
+    "timestamp": "hour_start",
+    "id": "visit_hour_id",
+    "target": "visits",
+    "target_min": 0,
     "features": {
-        "numeric": {"walk_ins": {"min": 0}, "bookings": {"min": 0}, "temperature_c": {"min": -40, "max": 50},
-                    "staff_on_duty": {"dtype": "int", "min": 0}},
+        "numeric": {
+            "walk_ins": {"min": 0},
+            "bookings": {"min": 0},
+            "temperature_c": {"min": -40, "max": 50},
+            "staff_on_duty": {"dtype": "int", "min": 0},
+        },
         "categorical": {"site": {"allowed": ["north", "south", "east"]}},
         "calendar": ["hour"],
     },
@@ -59,29 +69,47 @@ def write_landing(root, start: dt.date, n_days: int, seed: int = 0) -> None:
         site = rng.choice(["north", "south", "east"], n)
         temperature = np.round(rng.normal(16, 6, n), 1)
         staff = rng.integers(1, 8, n)
-        rate = 2 + 0.3 * np.clip(temperature, 0, None) + np.where(site == "north", 3, 0) + 0.5 * (hour >= 17)
+        rate = (
+            2
+            + 0.3 * np.clip(temperature, 0, None)
+            + np.where(site == "north", 3, 0)
+            + 0.5 * (hour >= 17)
+        )
         walk_ins, bookings = rng.poisson(rate), rng.poisson(rate * 0.7)
-        frame = pl.DataFrame({
-            "visit_hour_id": [f"h{day:%Y%m%d}-{j:04d}" for j in range(n)],
-            "hour_start": [dt.datetime.combine(day, dt.time(int(h), int(m))) for h, m in
-                           zip(hour, rng.integers(0, 60, n), strict=True)],
-            "walk_ins": walk_ins.astype(float), "bookings": bookings.astype(float),
-            "temperature_c": temperature, "staff_on_duty": staff, "site": site,
-            "visits": (walk_ins + bookings).astype(float),
-        }).sort("hour_start")
+        frame = pl.DataFrame(
+            {
+                "visit_hour_id": [f"h{day:%Y%m%d}-{j:04d}" for j in range(n)],
+                "hour_start": [
+                    dt.datetime.combine(day, dt.time(int(h), int(m)))
+                    for h, m in zip(hour, rng.integers(0, 60, n), strict=True)
+                ],
+                "walk_ins": walk_ins.astype(float),
+                "bookings": bookings.astype(float),
+                "temperature_c": temperature,
+                "staff_on_duty": staff,
+                "site": site,
+                "visits": (walk_ins + bookings).astype(float),
+            }
+        ).sort("hour_start")
         path = root / day.isoformat() / f"visits-{day}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(path)
 
 
 def gate_checks(result) -> dict:
-    return {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
 
 
 def failures(result) -> str:
-    return " | ".join(e.event_specific_data.error.message for e in result.all_events
-                      if e.event_type_value == "STEP_FAILURE")
+    return " | ".join(
+        e.event_specific_data.error.message
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,24 +133,37 @@ def world(tmp_path_factory):
     for k in ("MLOPS_LAKE_URI", "MLFLOW_TRACKING_URI", "MLOPS_KILL_SWITCH"):
         mp.delenv(k, raising=False)
     try:
-        with threadpool_limits(limits=1), instance_for_test(temp_dir=str(home / "dagster")) as instance:
+        with (
+            threadpool_limits(limits=1),
+            instance_for_test(temp_dir=str(home / "dagster")) as instance,
+        ):
             platform = Platform.from_env()
             write_landing(platform.landing, START, N_DAYS)
             defs = build_definitions(platform)
             keys = days(START, N_DAYS)
             ingest = run_ingest(defs, instance, start=keys[0], end=keys[-1])
             assert ingest.success, failures(ingest)
-            out = {"platform": platform, "instance": instance, "registry": defs.resources["registry"]}
+            out = {
+                "platform": platform,
+                "instance": instance,
+                "registry": defs.resources["registry"],
+            }
             training = defs.resolve_job_def("training")
-            out["leaky"] = training.execute_in_process(instance=instance, partition_key=CUTOFF, raise_on_error=False)
+            out["leaky"] = training.execute_in_process(
+                instance=instance, partition_key=CUTOFF, raise_on_error=False
+            )
             out["leaky_tags"] = dict(out["registry"].version_tags(1))
             out["leaky_champion"] = out["registry"].get_alias("champion")
             out["early"] = training.execute_in_process(
-                instance=instance, partition_key=(START + dt.timedelta(days=5)).isoformat(), raise_on_error=False,
-                asset_selection=[AssetKey("training_set")])
+                instance=instance,
+                partition_key=(START + dt.timedelta(days=5)).isoformat(),
+                raise_on_error=False,
+                asset_selection=[AssetKey("training_set")],
+            )
             allowed = build_definitions(Platform(load_spec(paths["allowed"]), platform.home))
             out["allowed"] = allowed.resolve_job_def("training").execute_in_process(
-                instance=instance, partition_key=CUTOFF, raise_on_error=False)
+                instance=instance, partition_key=CUTOFF, raise_on_error=False
+            )
             yield out
     finally:
         mp.undo()
@@ -137,12 +178,18 @@ def test_two_features_that_sum_to_the_target_are_rejected_by_leakage(world):
     assert "walk_ins" in leak.description and "bookings" in leak.description
     named = leak.description.split("suspect columns:")[1].split(". ")[0]
     assert not any(c in named for c in ("temperature_c", "staff_on_duty", "site", "hour ("))
-    assert "gates.leakage.allow: [bookings, walk_ins]" in leak.description and "waiver" in leak.description
+    assert (
+        "gates.leakage.allow: [bookings, walk_ins]" in leak.description
+        and "waiver" in leak.description
+    )
     assert leak.metadata["value"].value >= 0.99 and leak.metadata["threshold"].value == 0.99
     # every other gate is happy: only the tripwire stands between this model and production
     assert {n for n, c in checks.items() if not c.passed} == {"gate_leakage"}
     tags = world["leaky_tags"]
-    assert tags["mlops.status"] == "rejected" and "possible target leakage" in tags["mlops.rejected_reasons"]
+    assert (
+        tags["mlops.status"] == "rejected"
+        and "possible target leakage" in tags["mlops.rejected_reasons"]
+    )
     assert world["leaky_champion"] is None  # nothing was promoted
 
 
@@ -153,11 +200,17 @@ def test_declaring_the_columns_acceptable_clears_the_leakage_gate(world):
     assert leak.passed, leak.description
     assert "allowed by gates.leakage.allow" in leak.description
     assert result.success, {n: c.description for n, c in checks.items() if not c.passed}
-    report = next(e.event_specific_data.materialization.metadata for e in result.all_events
-                  if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["evaluation_report"])
+    report = next(
+        e.event_specific_data.materialization.metadata
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+        and e.asset_key.path == ["evaluation_report"]
+    )
     assert report["candidate_r2"].value > 0.99 and report["candidate_clip_rate"].value == 0.0
     skill = report["feature_skill"].value
-    assert skill["metric"] == "r2" and set(skill["univariate"]) == set(world["platform"].spec.model_features)
+    assert skill["metric"] == "r2" and set(skill["univariate"]) == set(
+        world["platform"].spec.model_features
+    )
     assert report["holdout_evidence"].value["rows"] == report["holdout_rows"].value >= 1000
 
 
@@ -165,5 +218,7 @@ def test_a_cutoff_whose_window_starts_before_the_first_partition_fails_in_traini
     result = world["early"]
     assert not result.success
     message = failures(result)
-    assert "starts 2026-04-25, before the first partition (partition_start 2026-05-04)" in message, message
+    assert (
+        "starts 2026-04-25, before the first partition (partition_start 2026-05-04)" in message
+    ), message
     assert "training.allow_partial_window: true" in message and "on or after 2026-05-18" in message

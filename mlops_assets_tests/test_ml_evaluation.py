@@ -22,11 +22,11 @@ from sklearn.metrics import (
 )
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.model import gates as G
 from mlops_assets.core import metrics_catalog as C
-from mlops_assets.model import evaluation as E
-from mlops_assets.model import training as T
 from mlops_assets.core.spec import BUNDLED_SPEC, DatasetSpec, Gates, load_spec, parse_spec
+from mlops_assets.model import evaluation as E
+from mlops_assets.model import gates as G
+from mlops_assets.model import training as T
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 INTEGRITY_OK = {"sha256_match": True, "loads": True, "predictions_identical": True}
@@ -73,8 +73,16 @@ def gate(spec, name, candidate, champion=None, slices=(), integrity=INTEGRITY_OK
 
 
 def cls_metrics(**over):
-    m = {"roc_auc": 0.90, "pr_auc": 0.40, "log_loss": 0.2, "brier": 0.03, "calibration_error": 0.01,
-         "positives": 100, "rows": 2000, "undefined": {}}
+    m = {
+        "roc_auc": 0.90,
+        "pr_auc": 0.40,
+        "log_loss": 0.2,
+        "brier": 0.03,
+        "calibration_error": 0.01,
+        "positives": 100,
+        "rows": 2000,
+        "undefined": {},
+    }
     m.update(over)
     return m
 
@@ -86,8 +94,13 @@ def reg_metrics(**over):
 
 
 def a_slice(value, metric, rows=1000, column="channel"):
-    return {"column": column, "value": value, "rows": rows, "enough_rows": rows >= 300,
-            "metrics": cls_metrics(roc_auc=metric)}
+    return {
+        "column": column,
+        "value": value,
+        "rows": rows,
+        "enough_rows": rows >= 300,
+        "metrics": cls_metrics(roc_auc=metric),
+    }
 
 
 # ---- metrics -----------------------------------------------------------------------------
@@ -150,7 +163,9 @@ def test_task_metrics_dispatch_and_directions():
     assert E.task_metrics("regression", y, p) == E.regression_metrics(y, p)
     with pytest.raises(ValueError, match="task"):
         E.task_metrics("ranking", y, p)
-    assert set(C.HIGHER_IS_BETTER) == set(C.CLASSIFICATION_METRICS) | set(C.MULTICLASS_METRICS) | set(C.REGRESSION_METRICS)
+    assert set(C.HIGHER_IS_BETTER) == set(C.CLASSIFICATION_METRICS) | set(
+        C.MULTICLASS_METRICS
+    ) | set(C.REGRESSION_METRICS)
     assert C.HIGHER_IS_BETTER["roc_auc"] and C.HIGHER_IS_BETTER["r2"]
     assert not C.HIGHER_IS_BETTER["rmse"] and not C.HIGHER_IS_BETTER["brier"]
 
@@ -192,8 +207,11 @@ def test_slice_metrics_per_value():
     frame = pl.DataFrame({"channel": channel, "country": country})
     slices = E.slice_metrics("classification", frame, y, p, ["channel", "country"], min_rows=300)
     assert [(s["column"], s["value"]) for s in slices] == [
-        ("channel", "atm"), ("channel", "online"), ("channel", "pos"),
-        ("country", T.MISSING_CATEGORY), ("country", "home"),
+        ("channel", "atm"),
+        ("channel", "online"),
+        ("channel", "pos"),
+        ("country", T.MISSING_CATEGORY),
+        ("country", "home"),
     ]
     by = {(s["column"], s["value"]): s for s in slices}
     online = (frame["channel"] == "online").to_numpy()
@@ -238,8 +256,15 @@ def test_all_gates_pass_for_a_good_candidate():
     champion = cls_metrics(roc_auc=0.91)
     baseline = cls_metrics(roc_auc=0.5, pr_auc=0.05)
     leakage = {"metric": "roc_auc", "univariate": {"amount": 0.7}, "importance": {"amount": 0.2}}
-    results = G.evaluate_gates(load_spec(), cls_metrics(), champion, slices, INTEGRITY_OK, baseline=baseline,
-                               leakage=leakage)
+    results = G.evaluate_gates(
+        load_spec(),
+        cls_metrics(),
+        champion,
+        slices,
+        INTEGRITY_OK,
+        baseline=baseline,
+        leakage=leakage,
+    )
     assert all(r.passed for r in results), [r.message for r in results if not r.passed]
     assert by_name(results)["floor:roc_auc"].message == "floor:roc_auc passed: 0.900 >= 0.800"
 
@@ -259,7 +284,8 @@ def test_undefined_metric_fails_closed():
     cand = cls_metrics(roc_auc=None, undefined={"roc_auc": "only one class in y (no positives)"})
     floor = gate(load_spec(), "floor:roc_auc", cand)
     assert not floor.passed and "no positives" in floor.message
-    # a floor on a metric the task never computes (the spec refuses it at load; the gate still fails closed)
+    # a floor on a metric the task never computes (the spec refuses it at load; the gate still fails
+    # closed)
     spec = load_spec().model_copy(update={"gates": Gates(floors={"rmse": 1.0})})
     floor = gate(spec, "floor:rmse", cls_metrics())
     assert not floor.passed and "not computed" in floor.message
@@ -317,8 +343,13 @@ def test_slice_floor_is_a_ceiling_for_error_metrics():
     spec = make_spec("regression")  # rmse, slice_floor 3.0
 
     def sl(value, rmse):
-        return {"column": "channel", "value": value, "rows": 100, "enough_rows": True,
-                "metrics": reg_metrics(rmse=rmse)}
+        return {
+            "column": "channel",
+            "value": value,
+            "rows": 100,
+            "enough_rows": True,
+            "metrics": reg_metrics(rmse=rmse),
+        }
 
     assert gate(spec, "slice_floor", reg_metrics(), slices=[sl("pos", 2.0)]).passed
     bad = gate(spec, "slice_floor", reg_metrics(), slices=[sl("pos", 2.0), sl("atm", 4.0)])
@@ -359,20 +390,22 @@ def test_gates_on_a_real_fit():
     channel = rng.choice(["pos", "online", "atm"], n)
     amount = rng.lognormal(3.5, 1.0, n)
     logit = -5.0 + 4.0 * (amount > 80) + 2.0 * (channel == "online")
-    frame = pl.DataFrame({
-        "ds": [dt.date(2026, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 28, n)],
-        "amount": amount,
-        "distance_from_home_km": rng.exponential(20, n),
-        "card_age_days": rng.integers(0, 3000, n),
-        "tx_count_24h": rng.poisson(3, n),
-        "hour": rng.integers(0, 24, n),
-        "day_of_week": rng.integers(0, 7, n),
-        "is_weekend": rng.random(n) < 0.3,
-        "merchant_category": rng.choice(["grocery", "fuel", "travel"], n),
-        "channel": channel,
-        "country": rng.choice(["home", "far"], n),
-        "is_fraud": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
-    })
+    frame = pl.DataFrame(
+        {
+            "ds": [dt.date(2026, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 28, n)],
+            "amount": amount,
+            "distance_from_home_km": rng.exponential(20, n),
+            "card_age_days": rng.integers(0, 3000, n),
+            "tx_count_24h": rng.poisson(3, n),
+            "hour": rng.integers(0, 24, n),
+            "day_of_week": rng.integers(0, 7, n),
+            "is_weekend": rng.random(n) < 0.3,
+            "merchant_category": rng.choice(["grocery", "fuel", "travel"], n),
+            "channel": channel,
+            "country": rng.choice(["home", "far"], n),
+            "is_fraud": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    )
     train, holdout = T.time_split(frame, "ds", dt.date(2026, 1, 29), spec.training.holdout_days)
     X_train, y_train = T.to_model_frame(train, spec), train["is_fraud"].to_numpy()
     X_hold, y_hold = T.to_model_frame(holdout, spec), holdout["is_fraud"].to_numpy()
@@ -399,29 +432,65 @@ def test_a_spec_with_one_kind_of_feature_fits_and_evaluates(kind, task):
     slices — none without a categorical column — and gates) on the real functions."""
     from mlops_assets.model.candidate import evaluate_candidate
 
-    features = {"numeric": {"numeric": {"amount": {"min": 0}}}, "categorical": {"categorical": {"channel": {}}},
-                "calendar": {"calendar": ["hour"]}}[kind]
-    data = {"name": "one_kind", "task": task, "landing": {"path": "landing"}, "timestamp": "at", "id": "id",
-            "target": "y", "features": features, "partition_start": "2026-01-01",
-            "training": {"window_days": 10, "holdout_days": 3},
-            "model": {"registered_name": "m", "estimator": "hist_gradient_boosting", "params": {"max_iter": 20}},
-            "gates": {"primary_metric": "rmse", "slice_floor": 5.0, "min_slice_rows": 20} if task == "regression"
-            else {"slice_floor": 0.5, "min_slice_rows": 20}}
+    features = {
+        "numeric": {"numeric": {"amount": {"min": 0}}},
+        "categorical": {"categorical": {"channel": {}}},
+        "calendar": {"calendar": ["hour"]},
+    }[kind]
+    data = {
+        "name": "one_kind",
+        "task": task,
+        "landing": {"path": "landing"},
+        "timestamp": "at",
+        "id": "id",
+        "target": "y",
+        "features": features,
+        "partition_start": "2026-01-01",
+        "training": {"window_days": 10, "holdout_days": 3},
+        "model": {
+            "registered_name": "m",
+            "estimator": "hist_gradient_boosting",
+            "params": {"max_iter": 20},
+        },
+        "gates": {"primary_metric": "rmse", "slice_floor": 5.0, "min_slice_rows": 20}
+        if task == "regression"
+        else {"slice_floor": 0.5, "min_slice_rows": 20},
+    }
     spec = parse_spec(data, "<test>")
     rng = np.random.default_rng(1)
     n = 2000
     at = [dt.datetime(2026, 1, 1) + dt.timedelta(hours=int(h)) for h in rng.integers(0, 24 * 10, n)]
-    frame = pl.DataFrame({"id": [f"r{i}" for i in range(n)], "at": at, "amount": rng.gamma(2, 10, n),
-                          "channel": rng.choice(["pos", "online", "atm"], n), "hour": [float(t.hour) for t in at]})
-    signal = {"numeric": frame["amount"] / 20, "categorical": (frame["channel"] == "online").cast(float) * 2,
-              "calendar": (frame["hour"] < 8).cast(float) * 2}[kind].to_numpy()
+    frame = pl.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "at": at,
+            "amount": rng.gamma(2, 10, n),
+            "channel": rng.choice(["pos", "online", "atm"], n),
+            "hour": [float(t.hour) for t in at],
+        }
+    )
+    signal = {
+        "numeric": frame["amount"] / 20,
+        "categorical": (frame["channel"] == "online").cast(float) * 2,
+        "calendar": (frame["hour"] < 8).cast(float) * 2,
+    }[kind].to_numpy()
     noisy = signal + rng.normal(0, 0.5, n)
-    frame = frame.with_columns(pl.Series("y", (noisy > np.median(noisy)).astype(float) if task == "classification"
-                                         else noisy))
+    frame = frame.with_columns(
+        pl.Series(
+            "y", (noisy > np.median(noisy)).astype(float) if task == "classification" else noisy
+        )
+    )
     train, holdout = T.time_split(frame, "at", dt.date(2026, 1, 11), 3)
     model = T.fit(spec, T.to_model_frame(train, spec), train["y"].to_numpy())
-    result = evaluate_candidate(holdout, spec, train=train, candidate=model, recorded=np.array([]),
-                                integrity=INTEGRITY_OK, champion=None)
+    result = evaluate_candidate(
+        holdout,
+        spec,
+        train=train,
+        candidate=model,
+        recorded=np.array([]),
+        integrity=INTEGRITY_OK,
+        champion=None,
+    )
     primary = C.primary_metric(spec)
     assert result.candidate_metrics[primary] is not None and len(result.y) == holdout.height
     assert bool(result.slices) == (kind == "categorical")

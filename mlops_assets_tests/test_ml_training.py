@@ -23,9 +23,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.model.estimators import ESTIMATORS
-from mlops_assets.model import training as T
 from mlops_assets.core.spec import BUNDLED_SPEC, DatasetSpec, load_spec, parse_spec
+from mlops_assets.model import training as T
+from mlops_assets.model.estimators import ESTIMATORS
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 START = dt.date(2026, 1, 1)
@@ -42,7 +42,11 @@ FAST_PARAMS = {
 }
 KINDS = {
     "classification": [
-        "hist_gradient_boosting", "random_forest", "logistic_regression", "linear", "baseline"
+        "hist_gradient_boosting",
+        "random_forest",
+        "logistic_regression",
+        "linear",
+        "baseline",
     ],
     "regression": ["hist_gradient_boosting", "random_forest", "ridge", "linear", "baseline"],
 }
@@ -317,7 +321,11 @@ def test_skops_trusted_types_are_exact_and_round_trip(features):
             model = T.fit(spec, X, target(features, task))
             blob = sio.dumps(model)
             untrusted = set(sio.get_untrusted_types(data=blob))
-            assert untrusted <= set(ESTIMATORS[estimator].trusted_types), (task, estimator, untrusted)
+            assert untrusted <= set(ESTIMATORS[estimator].trusted_types), (
+                task,
+                estimator,
+                untrusted,
+            )
             seen |= untrusted
             loaded = sio.loads(blob, trusted=list(ESTIMATORS[estimator].trusted_types))
             np.testing.assert_array_equal(
@@ -388,16 +396,26 @@ def test_adding_an_estimator_is_one_registry_entry(monkeypatch, features):
     from mlops_assets.model.estimators import Estimator, estimator_problem
 
     assert "unknown estimator 'extra_trees'" in estimator_problem("extra_trees", "classification")
-    monkeypatch.setitem(ESTIMATORS, "extra_trees", Estimator(
-        "extra_trees", {"classification": "sklearn.ensemble.ExtraTreesClassifier"}, "tree",
-        ("sklearn.tree._tree.Tree",), lambda spec: {"n_estimators": 20}))
+    monkeypatch.setitem(
+        ESTIMATORS,
+        "extra_trees",
+        Estimator(
+            "extra_trees",
+            {"classification": "sklearn.ensemble.ExtraTreesClassifier"},
+            "tree",
+            ("sklearn.tree._tree.Tree",),
+            lambda spec: {"n_estimators": 20},
+        ),
+    )
     spec = make_spec("classification", "extra_trees")
     model = T.fit(spec, T.to_model_frame(features, spec), target(features, spec.task))
     assert type(model[-1]).__name__ == "ExtraTreesClassifier" and model[-1].n_estimators == 20
     assert model[-1].random_state == spec.training.seed
     blob = sio.dumps(model)
     assert set(sio.get_untrusted_types(data=blob)) <= set(ESTIMATORS["extra_trees"].trusted_types)
-    assert "is for classification but the task is regression" in estimator_problem("extra_trees", "regression")
+    assert "is for classification but the task is regression" in estimator_problem(
+        "extra_trees", "regression"
+    )
 
 
 def test_multiclass_pipelines_round_trip_with_exactly_their_trusted_types(features):
@@ -411,8 +429,14 @@ def test_multiclass_pipelines_round_trip_with_exactly_their_trusted_types(featur
         X = T.to_model_frame(features, spec)
         model = T.fit(spec, X, codes)
         blob = sio.dumps(model)
-        assert set(sio.get_untrusted_types(data=blob)) <= set(ESTIMATORS[estimator].trusted_types), estimator
+        assert set(sio.get_untrusted_types(data=blob)) <= set(
+            ESTIMATORS[estimator].trusted_types
+        ), estimator
         loaded = sio.loads(blob, trusted=list(ESTIMATORS[estimator].trusted_types))
         p = T.predict_scores(loaded, X, spec.task)
-        assert p.shape == (features.height, 3) and loaded.declared_classes_ == ["small", "mid", "large"]
+        assert p.shape == (features.height, 3) and loaded.declared_classes_ == [
+            "small",
+            "mid",
+            "large",
+        ]
         np.testing.assert_array_equal(p, T.predict_scores(model, X, spec.task))

@@ -58,20 +58,40 @@ class MlflowServer:
         # scorers): not needed for tracking/registry, and on a small machine it starves the test
         # of CPU and holds SIGTERM shutdown for ~15 s.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-        cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-               "--artifacts-destination", str(self.artifacts)]
+        cmd = [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.artifacts),
+        ]
         with self.log.open("wb") as log:
             # start_new_session: its own process group (uvicorn spawns workers), killed as one
-            self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+                pytest.fail(
+                    "mlflow server exited with"
+                    f" {self.proc.returncode}:\n{self.log.read_text()[-4000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -79,7 +99,9 @@ class MlflowServer:
             except OSError:
                 pass
             time.sleep(0.25)
-        pytest.fail(f"mlflow server not healthy after {STARTUP_TIMEOUT_S}s:\n{self.log.read_text()[-4000:]}")
+        pytest.fail(
+            f"mlflow server not healthy after {STARTUP_TIMEOUT_S}s:\n{self.log.read_text()[-4000:]}"
+        )
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -113,18 +135,18 @@ def mlflow_server(tmp_path):
 def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_server, capsys):
     from mlflow import MlflowClient
 
-    from mlops_assets.operations.cli import main
-    from mlops_assets.location.build import build_definitions
+    from mlops_assets.control.registry import MODEL_FILE, ModelRegistry
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.core.vocabulary import Alias, Artifact, LineageTag, VersionTag
     from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.location.build import build_definitions
     from mlops_assets.model.lineage import (
         REQUIRED_LINEAGE_KEYS,
         file_sha256,
         lineage_completeness,
     )
     from mlops_assets.model.training import to_model_frame
-    from mlops_assets.core.platform import Platform
-    from mlops_assets.control.registry import MODEL_FILE, ModelRegistry
-    from mlops_assets.core.vocabulary import Alias, Artifact, LineageTag, VersionTag
+    from mlops_assets.operations.cli import main
 
     url = mlflow_server.url
     cwd_before = set(os.listdir())
@@ -147,12 +169,22 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
         assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
         mlflow_server.wait_healthy()
         result = defs.resolve_job_def("training").execute_in_process(
-            instance=instance, partition_key=cutoff, raise_on_error=False)
-        evals = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-                 if e.event_type_value == "ASSET_CHECK_EVALUATION"}
-        failures = [e.step_failure_data.error.to_string() for e in result.all_events
-                    if e.event_type_value == "STEP_FAILURE"]
-        assert result.success, (failures, {k: v.description for k, v in evals.items() if not v.passed})
+            instance=instance, partition_key=cutoff, raise_on_error=False
+        )
+        evals = {
+            e.event_specific_data.check_name: e.event_specific_data
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+        failures = [
+            e.step_failure_data.error.to_string()
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE"
+        ]
+        assert result.success, (
+            failures,
+            {k: v.description for k, v in evals.items() if not v.passed},
+        )
         assert evals["gate_integrity"].passed
 
     # ---- the registry lives on the server --------------------------------------------------
@@ -164,17 +196,34 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     assert server.get_model_version_by_alias(name, Alias.CHAMPION).version == "1"
     assert set(REQUIRED_LINEAGE_KEYS) <= set(mv.tags), set(REQUIRED_LINEAGE_KEYS) - set(mv.tags)
     # the values that do not depend on running from a git checkout are all known
-    for key in ("spec_sha256", "lock_sha256", "delta_versions", "partition_start", "partition_end",
-                "dagster_run_id", "seed", "model_sha256"):
+    for key in (
+        "spec_sha256",
+        "lock_sha256",
+        "delta_versions",
+        "partition_start",
+        "partition_end",
+        "dagster_run_id",
+        "seed",
+        "model_sha256",
+    ):
         assert mv.tags[f"lineage.{key}"] not in ("", "unknown", "{}", "null", "None"), key
-    assert mv.tags["lineage.dagster_run_id"] == result.run_id and mv.tags["lineage.partition_end"] < cutoff
+    assert (
+        mv.tags["lineage.dagster_run_id"] == result.run_id
+        and mv.tags["lineage.partition_end"] < cutoff
+    )
     model_id = mv.tags[VersionTag.MODEL_ID]
     # a server resolves "models:/<model_id>" itself; MLflow 3.17.2's REST ModelVersion carries no
     # model_id field (mv.model_id is None over HTTP), hence the registry.model_id tag
-    assert mv.source == f"models:/{model_id}" and server.get_logged_model(model_id).source_run_id == mv.run_id
+    assert (
+        mv.source == f"models:/{model_id}"
+        and server.get_logged_model(model_id).source_run_id == mv.run_id
+    )
     assert [v["model_id"] for v in registry.list_versions()] == [model_id]
     run = server.get_run(mv.run_id)
-    assert run.info.status == "FINISHED" and run.data.tags[LineageTag.MODEL_SHA] == mv.tags[LineageTag.MODEL_SHA]
+    assert (
+        run.info.status == "FINISHED"
+        and run.data.tags[LineageTag.MODEL_SHA] == mv.tags[LineageTag.MODEL_SHA]
+    )
     # proxied artifact storage: the client only ever saw mlflow-artifacts: URIs
     experiment = server.get_experiment(run.info.experiment_id)
     assert experiment.artifact_location.startswith("mlflow-artifacts:")
@@ -197,16 +246,27 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     recorded = registry.load_artifact_json(1, Artifact.HOLDOUT_SCORES)
     by_id = dict(zip(recorded["ids"], recorded["scores"], strict=True))
     from mlops_assets.model.training import predict_scores
-    integrity = registry.verify_integrity(1, to_model_frame(holdout, spec), [by_id[i] for i in holdout[spec.id]],
-                                          score=lambda m, X: predict_scores(m, X, spec.task))
+
+    integrity = registry.verify_integrity(
+        1,
+        to_model_frame(holdout, spec),
+        [by_id[i] for i in holdout[spec.id]],
+        score=lambda m, X: predict_scores(m, X, spec.task),
+    )
     assert integrity["ok"], integrity
     assert integrity["sha256_stored"] == mv.tags[LineageTag.MODEL_SHA]
     # the manifest names exactly the files the server stored, hashed as stored
     manifest = json.loads(mv.tags[VersionTag.MANIFEST])
     assert manifest["model"] == {p.name: file_sha256(p) for p in stored[0].parent.iterdir()}
-    assert set(manifest["run"]) == {Artifact.HOLDOUT_SCORES, Artifact.REFERENCE_PROFILE, Artifact.MONITOR_MODELS}
-    assert all(file_sha256(next(mlflow_server.artifacts.rglob(f"{mv.run_id}/artifacts/{name}"))) == sha
-               for name, sha in manifest["run"].items())
+    assert set(manifest["run"]) == {
+        Artifact.HOLDOUT_SCORES,
+        Artifact.REFERENCE_PROFILE,
+        Artifact.MONITOR_MODELS,
+    }
+    assert all(
+        file_sha256(next(mlflow_server.artifacts.rglob(f"{mv.run_id}/artifacts/{name}"))) == sha
+        for name, sha in manifest["run"].items()
+    )
 
     # ---- the operator's view ---------------------------------------------------------------
     capsys.readouterr()

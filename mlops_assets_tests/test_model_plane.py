@@ -6,7 +6,8 @@ One module-scoped world (45 simulated days, ingested with single-run range backf
 MLflow store carry a story told in layers; each layer is a module fixture that does its steps
 and records what it saw (aliases, audit rows, version tags, run results) right after each step:
 
-    world → trained (C1, C2) → rejected (C1 again, C3) → operated (CLI) → approved (C4) → tampered → relineage
+    world → trained (C1, C2) → rejected (C1 again, C3) → operated (CLI) → approved (C4) →
+    tampered → relineage
 
 Tests assert on those records, so they hold in any order and on any pytest-xdist worker (a
 worker builds the layers it needs, in order, once). Cutoffs move forward in time like a real
@@ -31,12 +32,12 @@ import yaml
 from dagster import AssetKey, instance_for_test
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.model.gates import gate_check_name, gate_names
-from mlops_assets.data.lake import DeltaLake
-from mlops_assets.model.lineage import REQUIRED_LINEAGE_KEYS, lineage_completeness, lock_hash
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
 from mlops_assets.core.vocabulary import Artifact
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.model.gates import gate_check_name, gate_names
+from mlops_assets.model.lineage import REQUIRED_LINEAGE_KEYS, lineage_completeness, lock_hash
 
 START = dt.date(2026, 3, 2)  # a Monday; 45 days: events 03-02 .. 04-15, labels arrive until 04-22
 DAYS = 45
@@ -47,8 +48,15 @@ C4 = "2026-04-16"  # the "approval" spec: passes, waits as challenger
 C5, C6 = "2026-04-09", "2026-04-10"  # the relineage layer's training sets
 FUTURE = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 STRICT_FAILS = {"floor:roc_auc", "ceiling:brier", "no_regression", "slice_floor", "calibration"}
-ENV = ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLOPS_LAKE_URI", "MLOPS_LAKE_STORAGE_OPTIONS",
-       "MLFLOW_TRACKING_URI", "MLOPS_MLFLOW_ARTIFACT_ROOT")
+ENV = (
+    "MLOPS_HOME",
+    "DAGSTER_HOME",
+    "MLOPS_SPEC",
+    "MLOPS_LAKE_URI",
+    "MLOPS_LAKE_STORAGE_OPTIONS",
+    "MLFLOW_TRACKING_URI",
+    "MLOPS_MLFLOW_ARTIFACT_ROOT",
+)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -73,8 +81,12 @@ class World:
 
     def run(self, cutoff: str, defs=None, assets: list[str] | None = None):
         job = (defs or self.defs).resolve_job_def("training")
-        return job.execute_in_process(instance=self.instance, partition_key=cutoff, raise_on_error=False,
-                                      asset_selection=[AssetKey(a) for a in assets] if assets else None)
+        return job.execute_in_process(
+            instance=self.instance,
+            partition_key=cutoff,
+            raise_on_error=False,
+            asset_selection=[AssetKey(a) for a in assets] if assets else None,
+        )
 
     def state(self) -> dict:
         from mlops_assets.model.promotion import read_audit
@@ -88,24 +100,40 @@ class World:
 
 
 def checks(result) -> dict:
-    return {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
 
 
 def materialized(result) -> dict[str, dict]:
     """asset name -> {metadata key: plain value} of the run's materialisations."""
-    return {e.asset_key.path[-1]: {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
-            for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    return {
+        e.asset_key.path[-1]: {
+            k: v.value for k, v in e.event_specific_data.materialization.metadata.items()
+        }
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    }
 
 
 def step_failures(result) -> str:
-    return " | ".join(e.event_specific_data.error.message for e in result.all_events
-                      if e.event_type_value == "STEP_FAILURE")
+    return " | ".join(
+        e.event_specific_data.error.message
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
 
 
 def record(result) -> dict:
-    return {"success": result.success, "run_id": result.run_id, "checks": checks(result),
-            "assets": materialized(result), "failures": step_failures(result)}
+    return {
+        "success": result.success,
+        "run_id": result.run_id,
+        "checks": checks(result),
+        "assets": materialized(result),
+        "failures": step_failures(result),
+    }
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -122,7 +150,7 @@ def cli(*argv: str) -> tuple[int, str, str]:
 
 
 def new_audit(before: dict, after: dict) -> list[dict]:
-    return after["audit"][len(before["audit"]):]
+    return after["audit"][len(before["audit"]) :]
 
 
 def evaluations(lake: DeltaLake, version: int) -> dict[str, dict]:
@@ -144,7 +172,9 @@ def holdout_inputs(world: World, version: int, cutoff: str):
     from mlops_assets.model.training import to_model_frame
 
     spec = world.platform.spec
-    holdout = world.lake.read("training_set", [cutoff]).filter(pl.col("split") == "holdout").sort(spec.id)
+    holdout = (
+        world.lake.read("training_set", [cutoff]).filter(pl.col("split") == "holdout").sort(spec.id)
+    )
     recorded = world.registry.load_artifact_json(version, Artifact.HOLDOUT_SCORES)
     scores = dict(zip(recorded["ids"], recorded["scores"], strict=True))
     return holdout, to_model_frame(holdout, spec), [scores[i] for i in holdout[spec.id]]
@@ -160,14 +190,29 @@ def spec_variants() -> dict[str, dict]:
     base = yaml.safe_load(BUNDLED_SPEC.read_text())
     base["training"].update(window_days=28, holdout_days=7, seed=7)
     base["labels"]["delay_days"] = 5
-    base["model"].update(estimator="hist_gradient_boosting", require_approval=False,
-                         params={"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 31})
-    base["gates"] = {"floors": {"roc_auc": 0.80, "pr_auc": 0.10}, "ceilings": {"brier": 0.05},
-                     "max_regression": 0.02, "primary_metric": "roc_auc", "slice_floor": 0.50,
-                     "min_slice_rows": 300, "max_calibration_error": 0.05, "shadow_days": 0}
+    base["model"].update(
+        estimator="hist_gradient_boosting",
+        require_approval=False,
+        params={"max_iter": 150, "learning_rate": 0.08, "max_leaf_nodes": 31},
+    )
+    base["gates"] = {
+        "floors": {"roc_auc": 0.80, "pr_auc": 0.10},
+        "ceilings": {"brier": 0.05},
+        "max_regression": 0.02,
+        "primary_metric": "roc_auc",
+        "slice_floor": 0.50,
+        "min_slice_rows": 300,
+        "max_calibration_error": 0.05,
+        "shadow_days": 0,
+    }
     strict = copy.deepcopy(base)
-    strict["gates"].update(floors={"roc_auc": 0.99}, ceilings={"brier": 0.001}, max_regression=0.0,
-                           slice_floor=0.99, max_calibration_error=0.0001)
+    strict["gates"].update(
+        floors={"roc_auc": 0.99},
+        ceilings={"brier": 0.001},
+        max_regression=0.0,
+        slice_floor=0.99,
+        max_calibration_error=0.0001,
+    )
     strict["model"]["params"] = {**base["model"]["params"], "max_iter": 2}
     approval = copy.deepcopy(base)
     approval["model"]["require_approval"] = True
@@ -177,9 +222,9 @@ def spec_variants() -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """45 days simulated once, events and labels ingested with one range run each."""
+    from mlops_assets.data.simulator import simulate
     from mlops_assets.location.build import build_definitions
     from mlops_assets.location.resources import build_resources
-    from mlops_assets.data.simulator import simulate
 
     root = tmp_path_factory.mktemp("model_plane") / "mlops_home"
     saved = {k: os.environ.get(k) for k in ENV}
@@ -189,12 +234,17 @@ def world(tmp_path_factory):
     os.environ["DAGSTER_HOME"] = str(root / "dagster")
     (root / "dagster").mkdir(parents=True)
     try:
-        with threadpool_limits(limits=1), instance_for_test(temp_dir=str(root / "dagster")) as instance:
+        with (
+            threadpool_limits(limits=1),
+            instance_for_test(temp_dir=str(root / "dagster")) as instance,
+        ):
             specs = {}
             for name, data in spec_variants().items():
                 specs[name] = root / f"{name}.yaml"
                 specs[name].write_text(yaml.safe_dump(data, sort_keys=False))
-            os.environ["MLOPS_SPEC"] = str(specs["base"])  # what the CLI (reproduce, status) reads too
+            os.environ["MLOPS_SPEC"] = str(
+                specs["base"]
+            )  # what the CLI (reproduce, status) reads too
             platform = Platform.from_env()
             assert platform.spec == load_spec(specs["base"])
             assert platform.home.root == root.resolve()
@@ -202,15 +252,31 @@ def world(tmp_path_factory):
             arrivals = sorted({f.date for f in manifest.files if f.kind == "labels"})
             defs = build_definitions(platform)
             last = (START + dt.timedelta(days=DAYS - 1)).isoformat()
-            for job, first, end in (("ingest", START.isoformat(), last), ("ingest_labels", arrivals[0], arrivals[-1])):
+            for job, first, end in (
+                ("ingest", START.isoformat(), last),
+                ("ingest_labels", arrivals[0], arrivals[-1]),
+            ):
                 result = defs.resolve_job_def(job).execute_in_process(
-                    instance=instance, raise_on_error=False,
-                    tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": end})
+                    instance=instance,
+                    raise_on_error=False,
+                    tags={
+                        "dagster/asset_partition_range_start": first,
+                        "dagster/asset_partition_range_end": end,
+                    },
+                )
                 assert result.success, (job, step_failures(result))
             resources = build_resources(platform)
             lake = resources["lake"]
-            yield World(root, instance, platform, defs, lake, resources["registry"], specs,
-                        {t: lake.version(t) for t in ("features", "raw_labels")})
+            yield World(
+                root,
+                instance,
+                platform,
+                defs,
+                lake,
+                resources["registry"],
+                specs,
+                {t: lake.version(t) for t in ("features", "raw_labels")},
+            )
     finally:
         for k, v in saved.items():
             if v is None:
@@ -233,7 +299,8 @@ def trained(world):
 
 @pytest.fixture(scope="module")
 def rejected(trained):
-    """champion[C1] again (version 1 passed its gates, but C1 is older than champion v2's C2: refused);
+    """champion[C1] again (version 1 passed its gates, but C1 is older than champion v2's C2:
+    refused);
     C3 with the strict spec → version 3 rejected; then a champion-only run for C3 (lenient spec)."""
     w, r = trained, trained.records
     r["C1_champion_again"] = record(w.run(C1, assets=["champion"]))
@@ -253,17 +320,49 @@ def operated(rejected):
     r["refusals"] = {
         "rollback_to_rejected": cli("rollback", "--to", "3", "--reason", "try the new one"),
         "approve_rejected": cli("approve", "3", "--by", "alice", "--reason", "looks fine to me"),
-        "expired_waiver": cli("promote", "3", "--waiver-owner", "bob", "--waiver-reason", "known drift",
-                              "--waiver-expires", "2020-01-01"),
-        "blank_owner": cli("promote", "3", "--waiver-owner", "  ", "--waiver-reason", "known drift",
-                           "--waiver-expires", FUTURE),
+        "expired_waiver": cli(
+            "promote",
+            "3",
+            "--waiver-owner",
+            "bob",
+            "--waiver-reason",
+            "known drift",
+            "--waiver-expires",
+            "2020-01-01",
+        ),
+        "blank_owner": cli(
+            "promote",
+            "3",
+            "--waiver-owner",
+            "  ",
+            "--waiver-reason",
+            "known drift",
+            "--waiver-expires",
+            FUTURE,
+        ),
         "missing_reason": cli("promote", "3", "--waiver-owner", "bob", "--waiver-expires", FUTURE),
-        "unknown_version": cli("promote", "99", "--waiver-owner", "bob", "--waiver-reason", "x",
-                               "--waiver-expires", FUTURE),
+        "unknown_version": cli(
+            "promote",
+            "99",
+            "--waiver-owner",
+            "bob",
+            "--waiver-reason",
+            "x",
+            "--waiver-expires",
+            FUTURE,
+        ),
     }
     r["before_refusals"], r["after_refusals"] = before, w.state()
-    r["waiver"] = cli("promote", "3", "--waiver-owner", "bob", "--waiver-reason", "fraud spike, accepted by risk",
-                      "--waiver-expires", FUTURE)
+    r["waiver"] = cli(
+        "promote",
+        "3",
+        "--waiver-owner",
+        "bob",
+        "--waiver-reason",
+        "fraud spike, accepted by risk",
+        "--waiver-expires",
+        FUTURE,
+    )
     r["waiver_state"] = w.state()
     r["status_json"] = cli("status", "--json")
     r["status_text"] = cli("status")
@@ -296,14 +395,18 @@ def tampered(approved):
     w, r = approved, approved.records
     _, X, expected = holdout_inputs(w, 1, C1)
     from mlops_assets.model.training import predict_scores
+
     score = lambda m, frame: predict_scores(m, frame, w.platform.spec.task)  # noqa: E731
     r["integrity_before"] = w.registry.verify_integrity(1, X, expected, score=score)
     path = model_file(w, 1)
     original = path.read_bytes()
     r["tamper_before"] = w.state()
     try:
-        path.write_bytes(original[: len(original) // 2] + bytes([original[len(original) // 2] ^ 0xFF])
-                         + original[len(original) // 2 + 1:])
+        path.write_bytes(
+            original[: len(original) // 2]
+            + bytes([original[len(original) // 2] ^ 0xFF])
+            + original[len(original) // 2 + 1 :]
+        )
         r["integrity_tampered"] = w.registry.verify_integrity(1, X, expected, score=score)
         r["C1_reevaluated"] = record(w.run(C1, assets=["evaluation_report"]))
         r["tamper_after"] = w.state()
@@ -321,8 +424,11 @@ def relineage(tampered):
     assert w.run(C5, assets=["training_set"]).success
     r["C5_commit"] = w.lake.history("training_set", 1)[0]
     arrival = (START + dt.timedelta(days=DAYS)).isoformat()
-    assert w.defs.resolve_job_def("ingest_labels").execute_in_process(
-        instance=w.instance, partition_key=arrival, raise_on_error=False).success
+    assert (
+        w.defs.resolve_job_def("ingest_labels")
+        .execute_in_process(instance=w.instance, partition_key=arrival, raise_on_error=False)
+        .success
+    )
     r["labels_version_after"] = w.lake.version("raw_labels")
     assert w.run(C6, assets=["training_set"]).success
     r["C6_commit"] = w.lake.history("training_set", 1)[0]
@@ -336,13 +442,22 @@ def relineage(tampered):
 
 def test_every_spec_gate_is_a_blocking_check_of_evaluation_report(defs, platform):
     graph = defs.resolve_asset_graph()
-    declared = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys
-                if k.asset_key == AssetKey("evaluation_report")}
+    declared = {
+        k.name: graph.get_check_spec(k)
+        for k in graph.asset_check_keys
+        if k.asset_key == AssetKey("evaluation_report")
+    }
     assert set(declared) == {gate_check_name(g) for g in gate_names(platform.spec)}
-    assert {"gate_no_regression", "gate_integrity"} <= set(declared) and all(s.blocking for s in declared.values())
+    assert {"gate_no_regression", "gate_integrity"} <= set(declared) and all(
+        s.blocking for s in declared.values()
+    )
     job = defs.resolve_job_def("training")
     assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {
-        "training_set", "candidate_model", "evaluation_report", "champion"}
+        "training_set",
+        "candidate_model",
+        "evaluation_report",
+        "champion",
+    }
 
 
 # ---- training_set: point in time, through the asset ---------------------------------------------
@@ -360,23 +475,35 @@ def test_training_set_asset_only_holds_what_was_known_at_the_cutoff(trained):
     assert ts[spec.id].n_unique() == ts.height
 
     # Exactly the knowable rows: window features whose label arrived before C and matured.
-    features = w.lake.read("features").filter(pl.col("ds").is_between(pl.lit(first), pl.lit(C1), closed="left"))
+    features = w.lake.read("features").filter(
+        pl.col("ds").is_between(pl.lit(first), pl.lit(C1), closed="left")
+    )
     labels = w.lake.read("raw_labels")
     known = labels.filter(pl.col("ds") < C1)
-    expected = (features.filter(pl.col("ds") < horizon)
-                .join(known.select(spec.id), on=spec.id, how="semi"))
+    expected = features.filter(pl.col("ds") < horizon).join(
+        known.select(spec.id), on=spec.id, how="semi"
+    )
     assert sorted(ts[spec.id]) == sorted(expected[spec.id])
     # Non-vacuous: many window events had their label arrive on/after C; none of them is in.
     late = labels.filter(pl.col("ds") >= C1).join(features.select(spec.id), on=spec.id, how="semi")
     assert late.height > 1000
     assert ts.join(late.select(spec.id), on=spec.id, how="semi").is_empty()
     # Labels are the ones that arrived (values, not just ids).
-    joined = ts.select(spec.id, spec.target).join(known.select(spec.id, spec.target), on=spec.id, suffix="_feed")
-    assert joined.height == ts.height and (joined[spec.target] == joined[f"{spec.target}_feed"]).all()
+    joined = ts.select(spec.id, spec.target).join(
+        known.select(spec.id, spec.target), on=spec.id, suffix="_feed"
+    )
+    assert (
+        joined.height == ts.height and (joined[spec.target] == joined[f"{spec.target}_feed"]).all()
+    )
 
     holdout, train = ts.filter(pl.col("split") == "holdout"), ts.filter(pl.col("split") == "train")
     assert train["event_ds"].max() < holdout["event_ds"].min()  # by time, not at random
-    assert holdout["event_ds"].min() == (cutoff - dt.timedelta(days=spec.labels.delay_days + spec.training.holdout_days)).isoformat()
+    assert (
+        holdout["event_ds"].min()
+        == (
+            cutoff - dt.timedelta(days=spec.labels.delay_days + spec.training.holdout_days)
+        ).isoformat()
+    )
     meta = run["assets"]["training_set"]
     assert meta["missing_feature_partitions"] == [] and meta["holdout_rows"] == holdout.height
 
@@ -392,19 +519,33 @@ def test_first_cutoff_registers_version_1_with_full_lineage(trained):
     assert list(state["tags"]) == [1]
     assert lineage_completeness(tags) == 1.0 and all(k in tags for k in REQUIRED_LINEAGE_KEYS)
     sha = tags["lineage.git_sha"]
-    assert len(sha) == 40 and subprocess.run(["git", "-C", str(Path(__file__).parents[1]), "cat-file", "-e",
-                                              f"{sha}^{{commit}}"]).returncode == 0
+    assert (
+        len(sha) == 40
+        and subprocess.run(
+            ["git", "-C", str(Path(__file__).parents[1]), "cat-file", "-e", f"{sha}^{{commit}}"]
+        ).returncode
+        == 0
+    )
     assert tags["lineage.git_dirty"] in ("true", "false")
     assert tags["lineage.lock_sha256"] == lock_hash() != "unknown"
     assert tags["lineage.spec_sha256"] == spec.digest
     assert json.loads(tags["lineage.delta_versions"]) == {
-        **w.versions_after_ingest, "training_set": w.records["C1_training_set_version"]}
-    assert (tags["lineage.partition_start"], tags["lineage.partition_end"]) == ("2026-03-02", "2026-03-24")
+        **w.versions_after_ingest,
+        "training_set": w.records["C1_training_set_version"],
+    }
+    assert (tags["lineage.partition_start"], tags["lineage.partition_end"]) == (
+        "2026-03-02",
+        "2026-03-24",
+    )
     assert tags["lineage.dagster_run_id"] == run["run_id"]
     assert tags["lineage.seed"] == str(spec.training.seed)
     from mlops_assets.model.lineage import file_sha256
 
-    assert tags["lineage.model_sha256"] == file_sha256(model_file(w, 1)) == run["assets"]["candidate_model"]["model_sha256"]
+    assert (
+        tags["lineage.model_sha256"]
+        == file_sha256(model_file(w, 1))
+        == run["assets"]["candidate_model"]["model_sha256"]
+    )
     assert tags["mlops.cutoff"] == C1
     meta = run["assets"]["candidate_model"]
     assert meta["model_version"] == 1 and meta["lineage"]["lineage.dagster_run_id"] == run["run_id"]
@@ -415,22 +556,41 @@ def test_first_cutoff_evaluation_report_gates_and_promotion(trained):
     spec = w.platform.spec
     report = run["assets"]["evaluation_report"]
     assert report["candidate_version"] == 1 and report["champion_version"] == -1
-    assert report["candidate_roc_auc"] >= spec.gates.floors["roc_auc"] and 0 < report["candidate_brier"] < 0.05
+    assert (
+        report["candidate_roc_auc"] >= spec.gates.floors["roc_auc"]
+        and 0 < report["candidate_brier"] < 0.05
+    )
     assert report["holdout_rows"] == run["assets"]["training_set"]["holdout_rows"]
     html = Path(report["evidently_report"])
-    assert html.is_file() and html.is_relative_to(w.platform.home.reports) and html.stat().st_size > 10_000
-    assert "ROC AUC" in html.read_text(errors="ignore")  # Evidently's classification quality section
+    assert (
+        html.is_file()
+        and html.is_relative_to(w.platform.home.reports)
+        and html.stat().st_size > 10_000
+    )
+    assert "ROC AUC" in html.read_text(
+        errors="ignore"
+    )  # Evidently's classification quality section
     # every gate ran as a passing blocking check, and the evaluations table says the same
-    assert {n: c.passed for n, c in run["checks"].items()} == {gate_check_name(g): True for g in gate_names(spec)}
+    assert {n: c.passed for n, c in run["checks"].items()} == {
+        gate_check_name(g): True for g in gate_names(spec)
+    }
     rows = evaluations(w.lake, 1)
     assert set(rows) == set(gate_names(spec)) and all(r["passed"] for r in rows.values())
     assert rows["floor:roc_auc"]["value"] == pytest.approx(report["candidate_roc_auc"])
-    assert state["tags"][1]["mlops.gates"] == "passed" and state["tags"][1]["mlops.status"] == "champion"
+    assert (
+        state["tags"][1]["mlops.gates"] == "passed"
+        and state["tags"][1]["mlops.status"] == "champion"
+    )
     # promotion
     assert state["aliases"] == {"champion": 1}
     assert run["assets"]["champion"]["action"] == "promote"
     (row,) = state["audit"]
-    assert (row["action"], row["alias"], row["from_version"], row["to_version"]) == ("promote", "champion", None, 1)
+    assert (row["action"], row["alias"], row["from_version"], row["to_version"]) == (
+        "promote",
+        "champion",
+        None,
+        1,
+    )
     assert row["run_id"] == run["run_id"] and row["actor"].startswith("dagster:")
     gates = json.loads(row["gate_results"])
     assert {g["gate"] for g in gates} == set(gate_names(spec)) and all(g["passed"] for g in gates)
@@ -447,27 +607,39 @@ def test_second_cutoff_promotes_version_2_and_keeps_1_as_last_known_good(trained
     assert run["success"], run["failures"]
     assert all(c.passed for c in run["checks"].values()) and len(run["checks"]) == 9
     assert state["aliases"] == {"champion": 2, "last_known_good": 1}
-    assert state["tags"][1]["mlops.status"] == "retired" and state["tags"][2]["mlops.status"] == "champion"
+    assert (
+        state["tags"][1]["mlops.status"] == "retired"
+        and state["tags"][2]["mlops.status"] == "champion"
+    )
     assert state["tags"][2]["mlops.cutoff"] == C2
     promote = new_audit(w.records["C1_state"], state)
-    assert [(a["action"], a["from_version"], a["to_version"]) for a in promote] == [("promote", 1, 2)]
+    assert [(a["action"], a["from_version"], a["to_version"]) for a in promote] == [
+        ("promote", 1, 2)
+    ]
     # The champion was scored on the candidate's own holdout (what no_regression compares).
     report = run["assets"]["evaluation_report"]
     assert report["champion_version"] == 1
     holdout, X, _ = holdout_inputs(w, 2, C2)
-    champion = task_metrics("classification", holdout["is_fraud"].to_numpy(),
-                            predict_scores(w.registry.load_model(1), X, "classification"))
+    champion = task_metrics(
+        "classification",
+        holdout["is_fraud"].to_numpy(),
+        predict_scores(w.registry.load_model(1), X, "classification"),
+    )
     assert report["champion_roc_auc"] == pytest.approx(champion["roc_auc"], abs=1e-12)
     no_reg = run["checks"]["gate_no_regression"]
     assert f"champion {champion['roc_auc']:.3f}" in no_reg.description
-    assert no_reg.metadata["threshold"].value == pytest.approx(champion["roc_auc"] - w.platform.spec.gates.max_regression)
+    assert no_reg.metadata["threshold"].value == pytest.approx(
+        champion["roc_auc"] - w.platform.spec.gates.max_regression
+    )
 
 
 def test_an_older_cutoff_is_never_promoted_over_a_newer_champion(rejected):
     r = rejected.records
     run = r["C1_champion_again"]
     assert not run["success"] and set(run["assets"]) == set()
-    assert f"cutoff {C1}, older than the serving champion v2's cutoff {C2}" in run["failures"], run["failures"]
+    assert f"cutoff {C1}, older than the serving champion v2's cutoff {C2}" in run["failures"], run[
+        "failures"
+    ]
     assert "--waiver-owner" in run["failures"]
     assert r["C1_champion_again_state"] == r["C2_state"]  # aliases, audit and tags untouched
 
@@ -482,7 +654,9 @@ def test_the_new_evidence_gates_pass_an_honest_candidate(trained):
     assert leak.passed and report["candidate_roc_auc"] < 0.99, leak.description
     skill = report["feature_skill"]
     assert set(skill["univariate"]) == set(trained.platform.spec.model_features)
-    assert max(skill["univariate"].values()) < 0.95 and set(skill["importance"]) == set(skill["univariate"])
+    assert max(skill["univariate"].values()) < 0.95 and set(skill["importance"]) == set(
+        skill["univariate"]
+    )
     evidence = report["holdout_evidence"]
     assert evidence["rows"] == report["holdout_rows"] and evidence["classes"]["1"] >= 20
 
@@ -502,13 +676,26 @@ def test_failing_gates_fail_the_run_and_reject_the_version(rejected):
     for gate in STRICT_FAILS:
         check, row = run["checks"][gate_check_name(gate)], rows[gate]
         value, threshold = check.metadata["value"].value, check.metadata["threshold"].value
-        assert check.description.startswith(f"{gate} failed") and f"{value:.3f}" in check.description, check.description
+        assert (
+            check.description.startswith(f"{gate} failed") and f"{value:.3f}" in check.description
+        ), check.description
         assert check.metadata["candidate_version"].value == 3
-        assert (value, threshold) == pytest.approx((row["value"], row["threshold"])) and not row["passed"]
-        assert f"{threshold:.3f}" in check.description or f"{threshold:.4f}" in check.description, check.description
+        assert (value, threshold) == pytest.approx((row["value"], row["threshold"])) and not row[
+            "passed"
+        ]
+        assert f"{threshold:.3f}" in check.description or f"{threshold:.4f}" in check.description, (
+            check.description
+        )
         higher_is_better = gate.startswith("floor") or gate in ("no_regression", "slice_floor")
-        assert (value < threshold) if higher_is_better else (value > threshold), (gate, value, threshold)
-    assert run["checks"]["gate_floor_roc_auc"].metadata["threshold"].value == strict.gates.floors["roc_auc"]
+        assert (value < threshold) if higher_is_better else (value > threshold), (
+            gate,
+            value,
+            threshold,
+        )
+    assert (
+        run["checks"]["gate_floor_roc_auc"].metadata["threshold"].value
+        == strict.gates.floors["roc_auc"]
+    )
     # the champion did not move; the version carries its rejection
     assert state["aliases"] == {"champion": 2, "last_known_good": 1}
     tags = state["tags"][3]
@@ -516,7 +703,9 @@ def test_failing_gates_fail_the_run_and_reject_the_version(rejected):
     assert all(g in tags["mlops.rejected_reasons"] for g in STRICT_FAILS)
     (reject,) = new_audit(w.records["C2_state"], state)
     assert (reject["action"], reject["from_version"], reject["to_version"]) == ("reject", 2, 3)
-    assert {g["name"] for g in json.loads(reject["gate_results"]) if not g["passed"]} == STRICT_FAILS
+    assert {
+        g["name"] for g in json.loads(reject["gate_results"]) if not g["passed"]
+    } == STRICT_FAILS
     assert lineage_completeness(tags) == 1.0 and tags["lineage.spec_sha256"] == strict.digest
 
 
@@ -524,7 +713,9 @@ def test_a_rejected_candidate_is_refused_by_a_later_champion_run(rejected):
     r = rejected.records
     later = r["C3_champion_only"]
     assert not later["success"] and set(later["assets"]) == set()
-    assert "version 3 failed its gates" in later["failures"] and "floor:roc_auc" in later["failures"]
+    assert (
+        "version 3 failed its gates" in later["failures"] and "floor:roc_auc" in later["failures"]
+    )
     assert r["C3_champion_only_state"] == r["C3_state"]  # aliases, audit and tags untouched
 
 
@@ -535,10 +726,18 @@ def test_refused_operator_actions_change_nothing(operated):
     r = operated.records
     refusals = r["refusals"]
     assert {k: code for k, (code, _, _) in refusals.items()} == dict.fromkeys(refusals, 2)
-    assert "expired" in refusals["expired_waiver"][2] and "2020-01-01" in refusals["expired_waiver"][2]
-    assert "--waiver-owner" in refusals["blank_owner"][2] and "incomplete waiver" in refusals["blank_owner"][2]
+    assert (
+        "expired" in refusals["expired_waiver"][2] and "2020-01-01" in refusals["expired_waiver"][2]
+    )
+    assert (
+        "--waiver-owner" in refusals["blank_owner"][2]
+        and "incomplete waiver" in refusals["blank_owner"][2]
+    )
     assert "--waiver-reason" in refusals["missing_reason"][2]
-    assert "approval is refused" in refusals["approve_rejected"][2] and "floor:roc_auc" in refusals["approve_rejected"][2]
+    assert (
+        "approval is refused" in refusals["approve_rejected"][2]
+        and "floor:roc_auc" in refusals["approve_rejected"][2]
+    )
     assert "version 3" in refusals["rollback_to_rejected"][2]
     assert all(out == "" for _, out, _ in refusals.values())
     assert r["after_refusals"] == r["before_refusals"]
@@ -556,8 +755,11 @@ def test_a_valid_waiver_promotes_the_rejected_version_on_record(operated):
     assert (row["action"], row["from_version"], row["to_version"]) == ("waiver_promote", 2, 3)
     assert (row["actor"], row["waiver_owner"], row["waiver_expires"]) == ("bob", "bob", FUTURE)
     assert "fraud spike, accepted by risk" in row["reason"] and "floor:roc_auc" in row["reason"]
-    assert json.loads(state["tags"][3]["mlops.waiver"]) == {"owner": "bob", "reason": "fraud spike, accepted by risk",
-                                                           "expires": FUTURE}
+    assert json.loads(state["tags"][3]["mlops.waiver"]) == {
+        "owner": "bob",
+        "reason": "fraud spike, accepted by risk",
+        "expires": FUTURE,
+    }
 
 
 def test_status_says_what_serves_and_why(operated):
@@ -569,12 +771,22 @@ def test_status_says_what_serves_and_why(operated):
     champ = status["champion"]
     assert (champ["version"], champ["cutoff"], champ["by"]) == (3, C3, "bob")
     assert "fraud spike" in champ["why"]
-    assert {g["gate"] for g in champ["gates"]} == set(gate_names(load_spec(operated.specs["strict"])))
+    assert {g["gate"] for g in champ["gates"]} == set(
+        gate_names(load_spec(operated.specs["strict"]))
+    )
     assert {g["gate"] for g in champ["gates"] if not g["passed"]} == STRICT_FAILS
     assert status["last_known_good"]["version"] == 2 and status["last_known_good"]["cutoff"] == C2
     assert status["lineage"]["completeness"] == 1.0
-    assert status["lineage"]["lineage.model_sha256"] == r["waiver_state"]["tags"][3]["lineage.model_sha256"]
-    assert [a["action"] for a in status["audit"]] == ["waiver_promote", "reject", "promote", "promote"]
+    assert (
+        status["lineage"]["lineage.model_sha256"]
+        == r["waiver_state"]["tags"][3]["lineage.model_sha256"]
+    )
+    assert [a["action"] for a in status["audit"]] == [
+        "waiver_promote",
+        "reject",
+        "promote",
+        "promote",
+    ]
     assert status["partitions"]["training_set"] == [C1, C2, C3]
     code, text, err = r["status_text"]
     assert code == 0, err
@@ -590,7 +802,10 @@ def test_rollback_returns_to_last_known_good(operated):
     assert json.loads(out) == {"action": "rollback", "from": 3, "champion": 2, "last_known_good": 1}
     state = r["rollback_state"]
     assert state["aliases"]["champion"] == 2
-    assert state["tags"][3]["mlops.status"] == "rolled_back" and state["tags"][2]["mlops.status"] == "champion"
+    assert (
+        state["tags"][3]["mlops.status"] == "rolled_back"
+        and state["tags"][2]["mlops.status"] == "champion"
+    )
     assert "misbehaves" in state["tags"][3]["mlops.rolled_back_reason"]
     (row,) = new_audit(r["waiver_state"], state)
     assert (row["action"], row["from_version"], row["to_version"]) == ("rollback", 3, 2)
@@ -610,7 +825,12 @@ def test_reproduce_retrains_a_version_from_its_lineage(operated):
     # today's spec cannot agree, and reproduce says so.
     code, out, _ = r["reproduce_v3"]
     rep3 = json.loads(out)
-    assert code == 1 and not rep3["agrees"] and not rep3["spec_matches"] and rep3["max_abs_prediction_diff"] > 1e-3
+    assert (
+        code == 1
+        and not rep3["agrees"]
+        and not rep3["spec_matches"]
+        and rep3["max_abs_prediction_diff"] > 1e-3
+    )
 
 
 def test_require_approval_parks_a_challenger_until_approved(approved):
@@ -618,10 +838,15 @@ def test_require_approval_parks_a_challenger_until_approved(approved):
     run, state = r["C4"], r["C4_state"]
     assert run["success"], run["failures"]
     assert run["assets"]["champion"]["action"] == "await_approval"
-    assert state["aliases"] == {"champion": 2, "challenger": 4, "last_known_good": 1}  # kept since the rollback
+    assert state["aliases"] == {
+        "champion": 2,
+        "challenger": 4,
+        "last_known_good": 1,
+    }  # kept since the rollback
     assert state["tags"][4]["mlops.status"] == "challenger"
-    assert [(a["action"], a["alias"], a["to_version"]) for a in new_audit(r["C4_before"], state)] == [
-        ("await_approval", "challenger", 4)]
+    assert [
+        (a["action"], a["alias"], a["to_version"]) for a in new_audit(r["C4_before"], state)
+    ] == [("await_approval", "challenger", 4)]
     code, out, err = r["approve"]
     assert code == 0, err
     assert json.loads(out)["action"] == "approve"
@@ -629,7 +854,12 @@ def test_require_approval_parks_a_challenger_until_approved(approved):
     assert state2["aliases"] == {"champion": 4, "last_known_good": 2}
     (row,) = new_audit(state, state2)
     assert (row["action"], row["actor"], row["reason"], row["from_version"], row["to_version"]) == (
-        "approve", "alice", "ok", 2, 4)
+        "approve",
+        "alice",
+        "ok",
+        2,
+        4,
+    )
     assert all(g["passed"] for g in json.loads(row["gate_results"]))
 
 
@@ -642,7 +872,8 @@ def test_a_rolled_back_version_is_never_auto_promoted_again(approved):
     assert r["C4_champion_only_state"] == r["rollback_v4_state"]
 
 
-# ---- integrity ------------------------------------------------------------------------------------
+# ---- integrity
+# ------------------------------------------------------------------------------------
 
 
 def test_a_tampered_artifact_fails_integrity_and_the_gate(tampered):
@@ -657,14 +888,18 @@ def test_a_tampered_artifact_fails_integrity_and_the_gate(tampered):
     assert not gate.passed and "sha256_match=False" in gate.description
     assert (gate.metadata["value"].value, gate.metadata["threshold"].value) == (0.0, 3.0)
     after = r["tamper_after"]
-    assert after["tags"][1]["mlops.status"] == "rejected" and "integrity" in after["tags"][1]["mlops.rejected_reasons"]
+    assert (
+        after["tags"][1]["mlops.status"] == "rejected"
+        and "integrity" in after["tags"][1]["mlops.rejected_reasons"]
+    )
     rows = new_audit(r["tamper_before"], after)
     assert [(a["action"], a["to_version"]) for a in rows] == [("reject", 1)]
     assert after["aliases"] == r["tamper_before"]["aliases"]
     assert r["integrity_restored"]["ok"]
 
 
-# ---- lineage names the training set commit of its own cutoff --------------------------------------
+# ---- lineage names the training set commit of its own cutoff
+# --------------------------------------
 
 
 def test_candidate_lineage_names_its_own_training_set_commit(relineage):
@@ -676,6 +911,8 @@ def test_candidate_lineage_names_its_own_training_set_commit(relineage):
     recorded = json.loads(tags["lineage.delta_versions"])
     c5, c6 = r["C5_commit"], r["C6_commit"]
     assert c5["partitions"] == C5 and c6["partitions"] == C6
-    assert json.loads(c5["input_versions"]) != json.loads(c6["input_versions"])  # labels moved in between
+    assert json.loads(c5["input_versions"]) != json.loads(
+        c6["input_versions"]
+    )  # labels moved in between
     assert recorded == {**json.loads(c5["input_versions"]), "training_set": c5["version"]}
     assert recorded["raw_labels"] < r["labels_version_after"]

@@ -35,8 +35,8 @@ from mlops_assets.control.registry import (
     ModelRegistry,
     RegistryUnavailable,
 )
-from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 from mlops_assets.core.vocabulary import Alias, Meta, Status, VersionTag
+from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
 from .conftest import days, run_ingest
 from .test_integrity import plant_pickle
@@ -52,26 +52,42 @@ def closed_port_uri() -> str:
 
 
 def all_event_text(instance, run_id: str) -> str:
-    return "\n".join(repr(e) + str(e.dagster_event and e.dagster_event.event_specific_data)
-                     for e in instance.all_logs(run_id))
+    return "\n".join(
+        repr(e) + str(e.dagster_event and e.dagster_event.event_specific_data)
+        for e in instance.all_logs(run_id)
+    )
 
 
 # ---- bounded retries ------------------------------------------------------------------------
 
 
 def test_http_retry_defaults_are_bounded_and_never_override_the_operator():
-    probe = ("import json, os, mlops_assets.control.registry; "
-             "from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES as R, "
-             "MLFLOW_HTTP_REQUEST_TIMEOUT as T; "
-             "print(json.dumps([{k: v for k, v in os.environ.items() if k.startswith('MLFLOW_HTTP')}, R.get(), T.get()]))")
+    probe = (
+        "import json, os, mlops_assets.control.registry; from mlflow.environment_variables import"
+        " MLFLOW_HTTP_REQUEST_MAX_RETRIES as R, MLFLOW_HTTP_REQUEST_TIMEOUT as T;"
+        " print(json.dumps([{k: v for k, v in os.environ.items() if k.startswith('MLFLOW_HTTP')},"
+        " R.get(), T.get()]))"
+    )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    out = subprocess.run([sys.executable, "-c", probe], env=clean, cwd=REPO, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=clean,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     env, retries, timeout = json.loads(out.strip().splitlines()[-1])
     assert env == MLFLOW_HTTP_DEFAULTS and (retries, timeout) == (2, 10)
     mine = {**clean, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-    out = subprocess.run([sys.executable, "-c", probe], env=mine, cwd=REPO, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=mine,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     env, retries, timeout = json.loads(out.strip().splitlines()[-1])
     assert (retries, timeout) == (5, 30) and env["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
 
@@ -80,10 +96,15 @@ def test_http_retry_defaults_are_bounded_and_never_override_the_operator():
 
 
 def test_an_unreachable_registry_fails_fast_and_its_errors_carry_no_password(tmp_path):
-    registry = ModelRegistry(tracking_uri=closed_port_uri(), model_name="m", cache_dir=str(tmp_path / "cache"))
-    calls = {"aliases": registry.aliases, "version_tags": lambda: registry.version_tags(1),
-             "load_model": lambda: registry.load_model(1),
-             "fail_orphan_runs": lambda: registry.fail_orphan_runs("2026-01-01", is_live=bool, by="t")}
+    registry = ModelRegistry(
+        tracking_uri=closed_port_uri(), model_name="m", cache_dir=str(tmp_path / "cache")
+    )
+    calls = {
+        "aliases": registry.aliases,
+        "version_tags": lambda: registry.version_tags(1),
+        "load_model": lambda: registry.load_model(1),
+        "fail_orphan_runs": lambda: registry.fail_orphan_runs("2026-01-01", is_live=bool, by="t"),
+    }
     for name, call in calls.items():
         t0 = time.monotonic()
         with pytest.raises(RegistryUnavailable) as caught:
@@ -98,8 +119,8 @@ def test_an_unreachable_registry_fails_fast_and_its_errors_carry_no_password(tmp
 
 
 def test_a_dagster_run_against_an_unreachable_registry_logs_no_password(home, monkeypatch):
-    from mlops_assets.location.build import build_definitions
     from mlops_assets.core.platform import Platform
+    from mlops_assets.location.build import build_definitions
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_port_uri())
     platform = Platform.from_env()
@@ -109,10 +130,17 @@ def test_a_dagster_run_against_an_unreachable_registry_logs_no_password(home, mo
         for job, asset in (("scoring", "scores"), ("training", "candidate_model")):
             t0 = time.monotonic()
             result = defs.resolve_job_def(job).execute_in_process(
-                instance=instance, partition_key=day, raise_on_error=False, asset_selection=[AssetKey(asset)])
+                instance=instance,
+                partition_key=day,
+                raise_on_error=False,
+                asset_selection=[AssetKey(asset)],
+            )
             assert not result.success and time.monotonic() - t0 < 2 * FAST_S
-            failures = [e.event_specific_data.error.to_string() for e in result.all_events
-                        if e.event_type_value == "STEP_FAILURE"]
+            failures = [
+                e.event_specific_data.error.to_string()
+                for e in result.all_events
+                if e.event_type_value == "STEP_FAILURE"
+            ]
             assert failures and all("MLflow unreachable" in f for f in failures), failures
             assert SECRET not in all_event_text(instance, result.run_id)
     alerts = read_alerts(platform.home.alerts, limit=50)
@@ -153,14 +181,23 @@ ModelRegistry(tracking_uri=uri, model_name=spec.model.registered_name).log_candi
 
 class World:
     def __init__(self, home, server, instance, defs, platform):
-        self.home, self.server, self.instance, self.defs, self.platform = home, server, instance, defs, platform
+        self.home, self.server, self.instance, self.defs, self.platform = (
+            home,
+            server,
+            instance,
+            defs,
+            platform,
+        )
         self.registry = defs.resources["registry"]
 
     def run(self, job: str, key: str, assets: list[str] | None = None):
         t0 = time.monotonic()
         result = self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance, partition_key=key, raise_on_error=False,
-            asset_selection=[AssetKey(a) for a in assets] if assets else None)
+            instance=self.instance,
+            partition_key=key,
+            raise_on_error=False,
+            asset_selection=[AssetKey(a) for a in assets] if assets else None,
+        )
         result.elapsed = time.monotonic() - t0
         return result
 
@@ -171,32 +208,51 @@ class World:
 
 
 def materialized(result, asset: str) -> dict:
-    return next({k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
-                for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"
-                and e.asset_key.path[-1] == asset)
+    return next(
+        {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path[-1] == asset
+    )
 
 
 def step_failures(result) -> str:
-    return " | ".join(e.event_specific_data.error.to_string() for e in result.all_events
-                      if e.event_type_value == "STEP_FAILURE")
+    return " | ".join(
+        e.event_specific_data.error.to_string()
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """bike_rentals on a real MLflow server: v1 champion (cutoff C1), one day scored live."""
-    from mlops_assets.location.build import build_definitions
     from mlops_assets.core.platform import Platform
+    from mlops_assets.location.build import build_definitions
 
     root = tmp_path_factory.mktemp("outages")
-    saved = {k: os.environ.get(k) for k in ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLFLOW_TRACKING_URI",
-                                            "MLFLOW_REGISTRY_URI", "MLOPS_MLFLOW_ARTIFACT_ROOT", "MLOPS_LAKE_URI")}
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "MLOPS_HOME",
+            "DAGSTER_HOME",
+            "MLOPS_SPEC",
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_REGISTRY_URI",
+            "MLOPS_MLFLOW_ARTIFACT_ROOT",
+            "MLOPS_LAKE_URI",
+        )
+    }
     for k in saved:
         os.environ.pop(k, None)
     server = MlflowServer(root / "server")
     server.root.mkdir()
     server.start()
-    os.environ.update(MLOPS_HOME=str(root / "home"), DAGSTER_HOME=str(root / "home" / "dagster"),
-                      MLOPS_SPEC=str(BIKE_SPEC), MLFLOW_TRACKING_URI=server.url)
+    os.environ.update(
+        MLOPS_HOME=str(root / "home"),
+        DAGSTER_HOME=str(root / "home" / "dagster"),
+        MLOPS_SPEC=str(BIKE_SPEC),
+        MLFLOW_TRACKING_URI=server.url,
+    )
     (root / "home" / "dagster").mkdir(parents=True)
     try:
         platform = Platform.from_env()
@@ -230,8 +286,8 @@ def stored_model_dir(w: World, version: int) -> Path:
 
 @pytest.mark.slow
 def test_a_champion_pointed_at_a_planted_pickle_is_refused_at_scoring_time(world, tmp_path):
-    from mlops_assets.data.lake import DeltaLake
     from mlops_assets.control.registry import IntegrityError
+    from mlops_assets.data.lake import DeltaLake
     from mlops_assets.model.reproduce import reproduce
 
     w, marker = world, tmp_path / "payload_ran"
@@ -243,9 +299,19 @@ def test_a_champion_pointed_at_a_planted_pickle_is_refused_at_scoring_time(world
         result = w.run("scoring", SCORED_LIVE, assets=["scores"])
         assert result.success, step_failures(result)
         meta = materialized(result, "scores")
-        assert (meta["model_version"], meta["mode"]) == (-1, "degraded")  # no last_known_good: the baseline
-        assert "MLmodel changed" in meta["serving_reason"] and "model.pkl added" in meta["serving_reason"]
-        integrity = [a for a in read_alerts(w.platform.home.alerts, limit=50) if a["kind"] == "model_integrity"]
+        assert (meta["model_version"], meta["mode"]) == (
+            -1,
+            "degraded",
+        )  # no last_known_good: the baseline
+        assert (
+            "MLmodel changed" in meta["serving_reason"]
+            and "model.pkl added" in meta["serving_reason"]
+        )
+        integrity = [
+            a
+            for a in read_alerts(w.platform.home.alerts, limit=50)
+            if a["kind"] == "model_integrity"
+        ]
         assert integrity and "model.pkl added" in integrity[0]["reason"]
         with pytest.raises(IntegrityError, match="model.pkl added"):  # reproduce never "agrees"
             reproduce(w.platform.spec, DeltaLake(root=str(w.platform.home.lake)), w.registry, 1)
@@ -266,31 +332,49 @@ def test_while_mlflow_is_down_scoring_serves_the_cache_and_training_fails_fast(w
         assert scored.success, step_failures(scored)
         assert scored.elapsed < 3 * FAST_S, scored.elapsed
         meta = materialized(scored, "scores")
-        assert (meta["model_version"], meta["mode"], meta[Meta.MODEL_SOURCE]) == (1, "normal", "cache")
+        assert (meta["model_version"], meta["mode"], meta[Meta.MODEL_SOURCE]) == (
+            1,
+            "normal",
+            "cache",
+        )
         assert "local model cache" in meta["serving_reason"] and meta["rows"] > 0
         from mlops_assets.data.lake import DeltaLake
 
         rows = DeltaLake(root=str(w.platform.home.lake)).read("scores", [SCORED_CACHED])
         assert rows.height == meta["rows"] and set(rows["model_version"]) == {1}
-        down = [a for a in read_alerts(w.platform.home.alerts, limit=50) if a["kind"] == "registry_unavailable"]
+        down = [
+            a
+            for a in read_alerts(w.platform.home.alerts, limit=50)
+            if a["kind"] == "registry_unavailable"
+        ]
         assert down and "served from the local model cache" in down[0]["reason"]
 
         # the cached copy is verified like a download: altered, it is refused (the baseline serves)
         from mlops_assets.control.registry.integrity import manifest_sha256
 
-        cached = w.platform.home.root / "model_cache" / manifest_sha256(
-            json.loads(w.registry.cached_version_tags(1)[VersionTag.MANIFEST]))
+        cached = (
+            w.platform.home.root
+            / "model_cache"
+            / manifest_sha256(json.loads(w.registry.cached_version_tags(1)[VersionTag.MANIFEST]))
+        )
         (cached / "model" / "requirements.txt").write_text("evil-package\n")
         tampered = w.run("scoring", SCORED_CACHED, assets=["scores"])
         assert tampered.success, step_failures(tampered)
         meta = materialized(tampered, "scores")
-        assert (meta["model_version"], meta["mode"], meta[Meta.MODEL_SOURCE]) == (-1, "degraded", "cache")
+        assert (meta["model_version"], meta["mode"], meta[Meta.MODEL_SOURCE]) == (
+            -1,
+            "degraded",
+            "cache",
+        )
         assert "requirements.txt changed" in meta["serving_reason"]
         shutil.rmtree(cached)  # the next live load stores a fresh verified copy
 
         training = w.run("training", C2)
         assert not training.success and training.elapsed < 3 * FAST_S, training.elapsed
-        print(f"\nMLflow down: scoring from the cache {scored.elapsed:.1f}s, training failed in {training.elapsed:.1f}s")
+        print(
+            f"\nMLflow down: scoring from the cache {scored.elapsed:.1f}s, training failed in"
+            f" {training.elapsed:.1f}s"
+        )
         assert "MLflow unreachable" in step_failures(training)
     finally:
         w.server.proc = None
@@ -303,11 +387,18 @@ def test_while_mlflow_is_down_scoring_serves_the_cache_and_training_fails_fast(w
 def test_the_next_attempt_fails_a_killed_attempts_run_and_supersedes_an_ungated_version(world):
     w = world
     client = w.client()
-    ungated = w.run("training", C2, assets=["training_set", "candidate_model"])  # died before its gates
+    ungated = w.run(
+        "training", C2, assets=["training_set", "candidate_model"]
+    )  # died before its gates
     assert ungated.success, step_failures(ungated)
     v_ungated = materialized(ungated, "candidate_model")["model_version"]
-    attempt = subprocess.Popen([sys.executable, "-c", KILLED_ATTEMPT, str(BIKE_SPEC), w.server.url, C2], cwd=REPO,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+    attempt = subprocess.Popen(
+        [sys.executable, "-c", KILLED_ATTEMPT, str(BIKE_SPEC), w.server.url, C2],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )
     try:
         assert attempt.stdout.readline().strip() == "RUNNING"
     finally:
@@ -324,19 +415,35 @@ def test_the_next_attempt_fails_a_killed_attempts_run_and_supersedes_an_ungated_
     assert [r["run_id"] for r in meta["failed_orphan_runs"]] == [orphan[0].info.run_id]
     assert meta["superseded_versions"] == [v_ungated]
     run = client.get_run(orphan[0].info.run_id)
-    assert run.info.status == "FAILED" and "a-run-that-was-killed" in run.data.tags[VersionTag.FAILED_REASON]
+    assert (
+        run.info.status == "FAILED"
+        and "a-run-that-was-killed" in run.data.tags[VersionTag.FAILED_REASON]
+    )
     assert not client.search_runs([experiment], "attributes.status = 'RUNNING'")
     from mlflow.entities import LoggedModelStatus
 
-    left = [m for m in client.search_logged_models([experiment]) if m.source_run_id == orphan[0].info.run_id]
+    left = [
+        m
+        for m in client.search_logged_models([experiment])
+        if m.source_run_id == orphan[0].info.run_id
+    ]
     assert [m.status for m in left] == [LoggedModelStatus.FAILED]  # its half-logged model too
     old, new = w.registry.version_tags(v_ungated), w.registry.version_tags(v_new)
-    assert (old[VersionTag.STATUS], old[VersionTag.SUPERSEDED_BY]) == (Status.SUPERSEDED, str(v_new))
+    assert (old[VersionTag.STATUS], old[VersionTag.SUPERSEDED_BY]) == (
+        Status.SUPERSEDED,
+        str(v_new),
+    )
     assert json.loads(new[VersionTag.SUPERSEDES]) == [v_ungated]
     assert v_ungated not in w.registry.aliases().values() and VersionTag.GATES not in old
     from mlops_assets.data.lake import DeltaLake
     from mlops_assets.model.promotion import PromotionRefused, promote_if_passed
 
     with pytest.raises(PromotionRefused, match="no evaluation"):  # never gated: never promoted
-        promote_if_passed(DeltaLake(root=str(w.platform.home.lake)), w.registry, v_ungated, require_approval=False,
-                          actor="test", run_id=None)
+        promote_if_passed(
+            DeltaLake(root=str(w.platform.home.lake)),
+            w.registry,
+            v_ungated,
+            require_approval=False,
+            actor="test",
+            run_id=None,
+        )

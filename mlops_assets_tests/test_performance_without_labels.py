@@ -22,22 +22,29 @@ def _jobs_assets(defs, job):
 
 
 def test_performance_follows_scores_and_the_guard_acts_on_it(home, monkeypatch):
-    from mlops_assets.location.build import build_definitions
-    from mlops_assets.data.lake import DeltaLake
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
     from mlops_assets.core.vocabulary import GUARD_TRIPPED, VersionTag
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.location.build import build_definitions
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
     bundled = Platform.from_env()
     assert bundled.spec.labels is None and bundled.spec.task == "regression"
     # the guard floor at the spec's own promotion floor (gates.floors.r2 0.75): a champion whose
     # matured r2 falls below what it had to reach to be promoted is not fit to serve
-    spec = bundled.spec.model_copy(update={"guard": bundled.spec.guard.model_copy(
-        update={"floor": bundled.spec.gates.floors["r2"]})})
+    spec = bundled.spec.model_copy(
+        update={
+            "guard": bundled.spec.guard.model_copy(
+                update={"floor": bundled.spec.gates.floors["r2"]}
+            )
+        }
+    )
     platform = Platform(spec, bundled.home)
     keys = days(START, N)
-    simulate_regression(platform.landing.parent, START, N, seed=5, inject=[Injection("concept_drift", CONCEPT)])
+    simulate_regression(
+        platform.landing.parent, START, N, seed=5, inject=[Injection("concept_drift", CONCEPT)]
+    )
     defs = build_definitions(platform)
     assert {"scores", "model_performance"} <= _jobs_assets(defs, "daily")
     assert {"scores", "model_performance"} <= _jobs_assets(defs, "scoring")
@@ -48,16 +55,26 @@ def test_performance_follows_scores_and_the_guard_acts_on_it(home, monkeypatch):
     lake = DeltaLake(root=str(platform.home.lake))
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
         assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
-        assert defs.resolve_job_def("training").execute_in_process(
-            instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False).success
+        assert (
+            defs.resolve_job_def("training")
+            .execute_in_process(
+                instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False
+            )
+            .success
+        )
         registry = defs.resources["registry"]
         assert registry.get_alias("champion") == 1
-        scored = keys[keys.index(CUTOFF.isoformat()):]
+        scored = keys[keys.index(CUTOFF.isoformat()) :]
         before = scored[:3]  # before the concept drift: the day's target is in its events
-        assert defs.resolve_job_def("daily").execute_in_process(
-            instance=instance, partition_key=before[0], raise_on_error=False).success
+        assert (
+            defs.resolve_job_def("daily")
+            .execute_in_process(instance=instance, partition_key=before[0], raise_on_error=False)
+            .success
+        )
         assert lake.read("performance")["ds"].to_list() == [before[0]]
-        assert run_range(defs, instance, "scoring", scored[0], scored[-1]).success  # no performance job, no labels
+        assert run_range(
+            defs, instance, "scoring", scored[0], scored[-1]
+        ).success  # no performance job, no labels
         perf = lake.read("performance").sort("ds")
         assert perf["ds"].to_list() == scored and set(perf["model_version"]) == {1}
         assert (perf["coverage"] == 1.0).all() and (perf["labelled_rows"] > 100).all()
@@ -65,12 +82,18 @@ def test_performance_follows_scores_and_the_guard_acts_on_it(home, monkeypatch):
         assert min(r2[d] for d in before) > 0.85 and max(r2[d] for d in scored[-3:]) < 0.7
 
         sensor = defs.resolve_sensor_def("performance_guard_sensor")
-        tick = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=None, definitions=defs,
-                                                         resources=defs.resources))
+        tick = sensor.evaluate_tick(
+            build_sensor_context(
+                instance=instance, cursor=None, definitions=defs, resources=defs.resources
+            )
+        )
         # no last_known_good to roll back to: the guard trips and scoring degrades to the fallback
         assert "guard acted" in tick.skip_message, tick.skip_message
         assert registry.version_tags(1)[VersionTag.GUARD] == GUARD_TRIPPED
         assert "below the guard floor 0.750" in registry.version_tags(1)[VersionTag.GUARD_REASON]
-        assert defs.resolve_job_def("scoring").execute_in_process(
-            instance=instance, partition_key=scored[-1], raise_on_error=False).success
+        assert (
+            defs.resolve_job_def("scoring")
+            .execute_in_process(instance=instance, partition_key=scored[-1], raise_on_error=False)
+            .success
+        )
         assert set(lake.read("scores", [scored[-1]])["mode"]) == {"degraded"}

@@ -27,10 +27,10 @@ import yaml
 from dagster import Failure, instance_for_test
 from threadpoolctl import threadpool_limits
 
-from mlops_assets.data.ingest import event_contract, ingest_partition, protect_pii
 from mlops_assets.core.platform import Platform
-from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events, simulate, write_bad_file
 from mlops_assets.core.spec import BUNDLED_SPEC, parse_spec
+from mlops_assets.data.ingest import event_contract, ingest_partition, protect_pii
+from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events, simulate, write_bad_file
 
 START = dt.date(2026, 3, 2)
 DAYS = 24  # events START .. START+23
@@ -40,8 +40,17 @@ BAD_DAY = START + dt.timedelta(days=23)  # planted and broken files: ingested on
 KEY = "test-pii-key-" + "0123456789abcdef" * 2
 PLANTED_EMAIL, PLANTED_CARD = "planted.victim+pii@example.org", "4111111111111111"
 BAD_EMAIL, BAD_CARD = "quarantined.victim@example.net", "5500005555555559"
-ENV = ("MLOPS_HOME", "DAGSTER_HOME", "MLOPS_SPEC", "MLOPS_LAKE_URI", "MLOPS_LAKE_STORAGE_OPTIONS",
-       "MLFLOW_TRACKING_URI", "MLOPS_MLFLOW_ARTIFACT_ROOT", "MLOPS_PII_KEY", "MLOPS_KILL_SWITCH")
+ENV = (
+    "MLOPS_HOME",
+    "DAGSTER_HOME",
+    "MLOPS_SPEC",
+    "MLOPS_LAKE_URI",
+    "MLOPS_LAKE_STORAGE_OPTIONS",
+    "MLFLOW_TRACKING_URI",
+    "MLOPS_MLFLOW_ARTIFACT_ROOT",
+    "MLOPS_PII_KEY",
+    "MLOPS_KILL_SWITCH",
+)
 
 
 def small_spec(landing: Path, **over) -> dict:
@@ -52,19 +61,30 @@ def small_spec(landing: Path, **over) -> dict:
     data["labels"].update(path=str(landing / "labels"), delay_days=2)
     data["training"].update(window_days=14, holdout_days=4, cadence_days=7)
     data["model"]["params"] = {"max_iter": 40, "learning_rate": 0.1, "max_leaf_nodes": 15}
-    data["gates"] = {"floors": {}, "ceilings": {}, "max_regression": 1.0, "primary_metric": "roc_auc",
-                     "min_slice_rows": 300, "shadow_days": 0}
+    data["gates"] = {
+        "floors": {},
+        "ceilings": {},
+        "max_regression": 1.0,
+        "primary_metric": "roc_auc",
+        "min_slice_rows": 300,
+        "shadow_days": 0,
+    }
     data.update(over)
     return data
 
 
 def plant(folder: Path, day: dt.date) -> Path:
     """A CSV with one valid row and one quarantined row (bad amount), each with known PII."""
-    rows = card_events(day, 2, seed=99).drop("is_fraud").with_columns(
-        pl.Series("transaction_id", ["planted-ok", "planted-bad"]),
-        pl.Series("email", [PLANTED_EMAIL, BAD_EMAIL]),
-        pl.Series("card_number", [PLANTED_CARD, BAD_CARD]),
-        pl.Series("amount", ["12.5", "not-a-number"]))
+    rows = (
+        card_events(day, 2, seed=99)
+        .drop("is_fraud")
+        .with_columns(
+            pl.Series("transaction_id", ["planted-ok", "planted-bad"]),
+            pl.Series("email", [PLANTED_EMAIL, BAD_EMAIL]),
+            pl.Series("card_number", [PLANTED_CARD, BAD_CARD]),
+            pl.Series("amount", ["12.5", "not-a-number"]),
+        )
+    )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"events-{day}-planted.csv"
     rows.write_csv(path, datetime_format=TIMESTAMP_FORMAT)
@@ -88,13 +108,21 @@ def landing_pii(landing: Path) -> set[str]:
 
 def run_range(defs, instance, job: str, first: str, last: str):
     return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+        instance=instance,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
 
 
 def failures(result) -> str:
-    return " | ".join(e.event_specific_data.error.message for e in result.all_events
-                      if e.event_type_value == "STEP_FAILURE")
+    return " | ".join(
+        e.event_specific_data.error.message
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +136,18 @@ def world(tmp_path_factory):
         os.environ.pop(k, None)
     spec_file = root / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(small_spec(landing)))
-    os.environ.update(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), MLOPS_SPEC=str(spec_file),
-                      MLOPS_PII_KEY=KEY)
+    os.environ.update(
+        MLOPS_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster"),
+        MLOPS_SPEC=str(spec_file),
+        MLOPS_PII_KEY=KEY,
+    )
     (home / "dagster").mkdir(parents=True)
     try:
-        with threadpool_limits(limits=1), instance_for_test(temp_dir=str(home / "dagster")) as instance:
+        with (
+            threadpool_limits(limits=1),
+            instance_for_test(temp_dir=str(home / "dagster")) as instance,
+        ):
             platform = Platform.from_env()
             manifest = simulate(landing, START, DAYS, seed=13, spec=platform.spec)
             bad_folder = platform.landing / BAD_DAY.isoformat()
@@ -128,14 +163,23 @@ def world(tmp_path_factory):
             for name, result in results.items():
                 assert result.success, (name, failures(result))
             results["bad_day"] = defs.resolve_job_def("ingest").execute_in_process(
-                instance=instance, partition_key=BAD_DAY.isoformat(), raise_on_error=False)
+                instance=instance, partition_key=BAD_DAY.isoformat(), raise_on_error=False
+            )
             results["training"] = defs.resolve_job_def("training").execute_in_process(
-                instance=instance, partition_key=CUTOFF, raise_on_error=False)
+                instance=instance, partition_key=CUTOFF, raise_on_error=False
+            )
             assert results["training"].success, failures(results["training"])
             results["scoring"] = run_range(defs, instance, "scoring", SCORED[0], SCORED[-1])
             assert results["scoring"].success, failures(results["scoring"])
-            yield {"home": home, "landing": landing, "platform": platform, "defs": defs, "results": results,
-                   "lake": defs.resources["lake"], "pii": landing_pii(landing)}
+            yield {
+                "home": home,
+                "landing": landing,
+                "platform": platform,
+                "defs": defs,
+                "results": results,
+                "lake": defs.resources["lake"],
+                "pii": landing_pii(landing),
+            }
     finally:
         for k, v in saved.items():
             if v is None:
@@ -145,7 +189,9 @@ def world(tmp_path_factory):
 
 
 def _texts(path: Path) -> list[tuple[str, str]]:
-    """(where, text) of a stored file: its bytes, and each member of a zip (skops, MLflow artifacts)."""
+    """(where, text) of a stored file: its bytes, and each member of a zip (skops, MLflow
+    artifacts).
+    """
     data = path.read_bytes()
     out = [(str(path), data.decode("latin-1"))]
     if zipfile.is_zipfile(io.BytesIO(data)):
@@ -157,28 +203,38 @@ def _texts(path: Path) -> list[tuple[str, str]]:
 def _hits(texts: list[tuple[str, str]], needles: list[str]) -> dict[str, list[str]]:
     frame = pl.DataFrame({"where": [w for w, _ in texts], "text": [t for _, t in texts]})
     found = frame.with_columns(pl.col("text").str.extract_many(needles).alias("hits")).filter(
-        pl.col("hits").list.len() > 0)
-    return {r["where"]: sorted(set(r["hits"]))[:5] for r in found.select("where", "hits").to_dicts()}
+        pl.col("hits").list.len() > 0
+    )
+    return {
+        r["where"]: sorted(set(r["hits"]))[:5] for r in found.select("where", "hits").to_dicts()
+    }
 
 
 def test_the_world_ingested_trained_scored_and_quarantined_the_planted_row(world):
     results, lake = world["results"], world["lake"]
     assert not results["bad_day"].success  # the broken files fail the contract of their day
     assert lake.read("scores", SCORED).height > 0 and lake.read("training_set", [CUTOFF]).height > 0
-    assert {PLANTED_EMAIL, PLANTED_CARD, BAD_EMAIL, BAD_CARD} <= world["pii"] and len(world["pii"]) > 10_000
+    assert {PLANTED_EMAIL, PLANTED_CARD, BAD_EMAIL, BAD_CARD} <= world["pii"] and len(
+        world["pii"]
+    ) > 10_000
     q = lake.read("quarantine", [BAD_DAY.isoformat()])
     planted = q.filter(pl.col("file").str.ends_with("-planted.csv"))
     assert planted["rule"].to_list() == ["wrong_type"] and planted["record"].null_count() == 0
-    assert q.filter(pl.col("rule") == "duplicate_id").height >= 10  # records built from accepted rows too
+    assert (
+        q.filter(pl.col("rule") == "duplicate_id").height >= 10
+    )  # records built from accepted rows too
 
 
 def test_no_pii_value_is_in_any_file_under_mlops_home(world):
-    """Delta parquet and logs, MLflow sqlite and artifacts (zips opened), Dagster's sqlite databases,
+    """Delta parquet and logs, MLflow sqlite and artifacts (zips opened), Dagster's sqlite
+    databases,
     alerts, reports: not one email or card number, and not the key."""
     files = [p for p in world["home"].rglob("*") if p.is_file()]
     stores = {p.relative_to(world["home"]).parts[0] for p in files}
     assert {"lake", "mlflow", "dagster"} <= stores, stores
-    assert any(p.name.endswith(".db") for p in (world["home"] / "dagster").rglob("*"))  # the instance's sqlite
+    assert any(
+        p.name.endswith(".db") for p in (world["home"] / "dagster").rglob("*")
+    )  # the instance's sqlite
     texts = [t for p in files for t in _texts(p)]
     assert _hits(texts, sorted(world["pii"])) == {}
     assert _hits(texts, [KEY]) == {}
@@ -205,25 +261,39 @@ def test_pii_columns_hold_keyed_hashes_in_raw_events_and_in_quarantine_records(w
     row = raw.filter(pl.col("transaction_id") == "planted-ok").row(0, named=True)
     assert (row["email"], row["card_number"]) == (digest(PLANTED_EMAIL), digest(PLANTED_CARD))
     assert raw["email"].str.len_chars().unique().to_list() == [64]  # every value hashed
-    record = json.loads(lake.read("quarantine", [day]).filter(pl.col("file").str.ends_with("-planted.csv"))["record"][0])
+    record = json.loads(
+        lake.read("quarantine", [day]).filter(pl.col("file").str.ends_with("-planted.csv"))[
+            "record"
+        ][0]
+    )
     assert (record["email"], record["card_number"]) == (digest(BAD_EMAIL), digest(BAD_CARD))
     assert record["amount"] == "not-a-number"  # the rest of the record stays as it arrived
     # equal values keep matching (counts, joins), and features never carry PII at all
     assert raw.height > raw["email"].n_unique()
     assert not set(lake.read("features", [day]).columns) & set(world["platform"].spec.pii)
-    meta = next(e.event_specific_data.materialization.metadata for e in world["results"]["bad_day"].all_events
-                if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["raw_events"])
-    assert meta["pii"].value == {"columns": ["card_number", "email"], "treatment": "hmac_sha256",
-                                 "why": "keyed hash (key from $MLOPS_PII_KEY)"}
+    meta = next(
+        e.event_specific_data.materialization.metadata
+        for e in world["results"]["bad_day"].all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["raw_events"]
+    )
+    assert meta["pii"].value == {
+        "columns": ["card_number", "email"],
+        "treatment": "hmac_sha256",
+        "why": "keyed hash (key from $MLOPS_PII_KEY)",
+    }
 
 
 @pytest.mark.parametrize("mode", ["no_key", "drop"])
-def test_without_a_key_or_with_pii_mode_drop_pii_values_are_dropped(mode, home, monkeypatch, tmp_path):
+def test_without_a_key_or_with_pii_mode_drop_pii_values_are_dropped(
+    mode, home, monkeypatch, tmp_path
+):
     from mlops_assets.location.build import build_definitions
 
     landing = tmp_path / "landing_in"
     spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(yaml.safe_dump(small_spec(landing, **({"pii_mode": "drop"} if mode == "drop" else {}))))
+    spec_file.write_text(
+        yaml.safe_dump(small_spec(landing, **({"pii_mode": "drop"} if mode == "drop" else {})))
+    )
     monkeypatch.setenv("MLOPS_SPEC", str(spec_file))
     if mode == "drop":
         monkeypatch.setenv("MLOPS_PII_KEY", KEY)  # a key does not bring hashing back in drop mode
@@ -235,18 +305,30 @@ def test_without_a_key_or_with_pii_mode_drop_pii_values_are_dropped(mode, home, 
     plant(platform.landing / day, START)
     defs = build_definitions(platform)
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        result = defs.resolve_job_def("ingest").execute_in_process(instance=instance, partition_key=day,
-                                                                   raise_on_error=False)
+        result = defs.resolve_job_def("ingest").execute_in_process(
+            instance=instance, partition_key=day, raise_on_error=False
+        )
     lake = defs.resources["lake"]
     raw, q = lake.read("raw_events", [day]), lake.read("quarantine", [day])
-    assert raw.height > 1000 and {"email", "card_number"} <= set(raw.columns)  # schema kept, values gone
+    assert raw.height > 1000 and {"email", "card_number"} <= set(
+        raw.columns
+    )  # schema kept, values gone
     assert raw["email"].null_count() == raw["card_number"].null_count() == raw.height
     record = json.loads(q.filter(pl.col("file").str.ends_with("-planted.csv"))["record"][0])
-    assert record["email"] is None and record["card_number"] is None and record["transaction_id"] == "planted-bad"
-    meta = next(e.event_specific_data.materialization.metadata for e in result.all_events
-                if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["raw_events"])
+    assert (
+        record["email"] is None
+        and record["card_number"] is None
+        and record["transaction_id"] == "planted-bad"
+    )
+    meta = next(
+        e.event_specific_data.materialization.metadata
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["raw_events"]
+    )
     assert meta["pii"].value["treatment"] == "dropped"
-    assert meta["pii"].value["why"] == ("pii_mode: drop" if mode == "drop" else "$MLOPS_PII_KEY is not set")
+    assert meta["pii"].value["why"] == (
+        "pii_mode: drop" if mode == "drop" else "$MLOPS_PII_KEY is not set"
+    )
     texts = [t for p in home.rglob("*") if p.is_file() for t in _texts(p)]
     assert _hits(texts, [PLANTED_EMAIL, PLANTED_CARD, BAD_EMAIL, BAD_CARD, KEY]) == {}
 
@@ -264,11 +346,20 @@ def test_a_short_key_is_refused_without_quoting_it(monkeypatch):
 
 
 def test_protect_pii_hashes_with_the_key_or_empties_and_leaves_other_columns():
-    frame = pl.DataFrame({"email": ["a@example.com", None, "a@example.com"], "card_number": [4111, 5500, 4111],
-                          "amount": [1.0, 2.0, 3.0]})
+    frame = pl.DataFrame(
+        {
+            "email": ["a@example.com", None, "a@example.com"],
+            "card_number": [4111, 5500, 4111],
+            "amount": [1.0, 2.0, 3.0],
+        }
+    )
     hashed = protect_pii(frame, ("email", "card_number"), KEY.encode())
     assert hashed["email"].to_list() == [digest("a@example.com"), None, digest("a@example.com")]
-    assert hashed["card_number"].to_list() == [digest("4111"), digest("5500"), digest("4111")]  # ints too
+    assert hashed["card_number"].to_list() == [
+        digest("4111"),
+        digest("5500"),
+        digest("4111"),
+    ]  # ints too
     assert hashed["amount"].equals(frame["amount"])
     other = protect_pii(frame, ("email",), b"another-key-of-enough-length")
     assert other["email"][0] != hashed["email"][0]  # keyed: another key gives other digests
@@ -281,7 +372,9 @@ def test_the_contract_protects_pii_before_a_row_is_quarantined(tmp_path):
     spec = parse_spec(small_spec(tmp_path))
     folder = tmp_path / "events" / START.isoformat()
     plant(folder, START)
-    result = ingest_partition(tmp_path / "events", START.isoformat(), event_contract(spec), KEY.encode())
+    result = ingest_partition(
+        tmp_path / "events", START.isoformat(), event_contract(spec), KEY.encode()
+    )
     assert result.accepted["email"].to_list() == [digest(PLANTED_EMAIL)]
     assert json.loads(result.quarantine["record"][0])["email"] == digest(BAD_EMAIL)
     assert PLANTED_EMAIL not in str(result.files) and BAD_CARD not in result.quarantine.write_csv()

@@ -35,8 +35,8 @@ from dagster import (
     build_schedule_context,
 )
 
-from mlops_assets.data.contract_checks import BLOCKING_CHECKS
 from mlops_assets.control.instance_queries import STUCK_AFTER, run_progress, workers_on_this_host
+from mlops_assets.data.contract_checks import BLOCKING_CHECKS
 from mlops_assets.data.simulator import simulate
 
 from .conftest import DAY0, check_evaluations, days, run_ingest, table
@@ -57,11 +57,17 @@ def pg_database():
     """A fresh, empty database on the local server for this session; dropped afterwards."""
     exe = shutil.which("pg_isready")
     if exe is None:
-        _unavailable("PostgreSQL tests need pg_isready on PATH (PostgreSQL client tools not installed)")
-    probe = subprocess.run([exe, "-h", PG_HOST, "-p", PG_PORT], capture_output=True, text=True, timeout=20)
+        _unavailable(
+            "PostgreSQL tests need pg_isready on PATH (PostgreSQL client tools not installed)"
+        )
+    probe = subprocess.run(
+        [exe, "-h", PG_HOST, "-p", PG_PORT], capture_output=True, text=True, timeout=20
+    )
     if probe.returncode != 0:
-        _unavailable(f"no PostgreSQL server on {PG_HOST}:{PG_PORT}: pg_isready exited {probe.returncode} "
-                     f"({(probe.stdout + probe.stderr).strip()})")
+        _unavailable(
+            f"no PostgreSQL server on {PG_HOST}:{PG_PORT}: pg_isready exited {probe.returncode} "
+            f"({(probe.stdout + probe.stderr).strip()})"
+        )
     import psycopg2
 
     name = f"mlops_assets_test_{uuid.uuid4().hex[:12]}"
@@ -87,8 +93,13 @@ def _unavailable(reason: str):
 @pytest.fixture
 def pg_env(pg_database, monkeypatch):
     """The DAGSTER_PG_* variables deploy/dagster.yaml reads (trust auth: an empty password)."""
-    env = {"DAGSTER_PG_HOST": PG_HOST, "DAGSTER_PG_PORT": PG_PORT, "DAGSTER_PG_DB": pg_database,
-           "DAGSTER_PG_USER": PG_USER, "DAGSTER_PG_PASSWORD": ""}
+    env = {
+        "DAGSTER_PG_HOST": PG_HOST,
+        "DAGSTER_PG_PORT": PG_PORT,
+        "DAGSTER_PG_DB": pg_database,
+        "DAGSTER_PG_USER": PG_USER,
+        "DAGSTER_PG_PASSWORD": "",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
@@ -141,11 +152,17 @@ def test_deploy_yaml_unchanged_opens_postgres_storage(tmp_path, pg_env):
 
 
 # ---- 1. the production instance: configuration and one real run ---------------------------------
-def test_production_instance_on_postgres_stores_a_real_run(platform, defs, lake, pg_database, pg_instance):
+def test_production_instance_on_postgres_stores_a_real_run(
+    platform, defs, lake, pg_database, pg_instance
+):
     from dagster._core.event_api import PartitionKeyFilter
     from dagster._core.run_coordinator import QueuedRunCoordinator
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+    from dagster_postgres import (
+        PostgresEventLogStorage,
+        PostgresRunStorage,
+        PostgresScheduleStorage,
+    )
 
     from mlops_assets.control.instance_queries import failed_checks
 
@@ -154,17 +171,30 @@ def test_production_instance_on_postgres_stores_a_real_run(platform, defs, lake,
     assert isinstance(instance.run_storage, PostgresRunStorage)
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
     assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
-    assert instance.run_storage.postgres_url == f"{DRIVER_SCHEME}://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_database}"
+    assert (
+        instance.run_storage.postgres_url
+        == f"{DRIVER_SCHEME}://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_database}"
+    )
     # run queue, monitoring, retries, retention as deployed
     assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
-    queue, coordinator = instance.get_concurrency_config().run_queue_config, deployed["run_coordinator"]["config"]
+    queue, coordinator = (
+        instance.get_concurrency_config().run_queue_config,
+        deployed["run_coordinator"]["config"],
+    )
     assert queue.max_concurrent_runs == coordinator["max_concurrent_runs"] >= 4
     assert queue.tag_concurrency_limits == coordinator["tag_concurrency_limits"] != []
     monitoring, retries = deployed["run_monitoring"], deployed["run_retries"]
     assert instance.run_monitoring_enabled and monitoring["enabled"] is True
     assert instance.run_monitoring_start_timeout_seconds == monitoring["start_timeout_seconds"]
-    assert instance.run_monitoring_max_resume_run_attempts == monitoring["max_resume_run_attempts"] == 0
-    assert instance.run_retries_enabled and instance.run_retries_max_retries == retries["max_retries"] >= 1
+    assert (
+        instance.run_monitoring_max_resume_run_attempts
+        == monitoring["max_resume_run_attempts"]
+        == 0
+    )
+    assert (
+        instance.run_retries_enabled
+        and instance.run_retries_max_retries == retries["max_retries"] >= 1
+    )
     assert instance.get_settings("retention") == deployed["retention"]
     assert not instance.telemetry_enabled
 
@@ -176,7 +206,9 @@ def test_production_instance_on_postgres_stores_a_real_run(platform, defs, lake,
     evaluations = check_evaluations(result)
     partitioned = (*BLOCKING_CHECKS, "volume_anomaly")
     assert set(evaluations) == {*partitioned, "freshness"}
-    assert all(evaluations[name].passed and evaluations[name].partition == day for name in partitioned)
+    assert all(
+        evaluations[name].passed and evaluations[name].partition == day for name in partitioned
+    )
     rows = lake.read("raw_events", [day]).height
     assert rows > 1000 and lake.read("features", [day]).height == rows
 
@@ -189,37 +221,70 @@ def test_production_instance_on_postgres_stores_a_real_run(platform, defs, lake,
             assert fresh.get_materialized_partitions(AssetKey(name)) == {day}
             mat = fresh.get_latest_materialization_event(AssetKey(name))
             assert mat.run_id == result.run_id and mat.asset_materialization.partition == day
-        assert fresh.get_latest_materialization_event(AssetKey("raw_events")).asset_materialization.metadata[
-            "rows"].value == rows
+        assert (
+            fresh.get_latest_materialization_event(AssetKey("raw_events"))
+            .asset_materialization.metadata["rows"]
+            .value
+            == rows
+        )
         for name in partitioned:
             history = fresh.event_log_storage.get_asset_check_execution_history(
-                AssetCheckKey(AssetKey("raw_events"), name), limit=5, partition_filter=PartitionKeyFilter(key=day))
+                AssetCheckKey(AssetKey("raw_events"), name),
+                limit=5,
+                partition_filter=PartitionKeyFilter(key=day),
+            )
             assert [(h.run_id, h.partition, h.status) for h in history] == [
-                (result.run_id, day, AssetCheckExecutionRecordStatus.SUCCEEDED)], name
+                (result.run_id, day, AssetCheckExecutionRecordStatus.SUCCEEDED)
+            ], name
             assert history[0].event.dagster_event.event_specific_data.passed
         assert failed_checks(fresh, "raw_events", BLOCKING_CHECKS, day) == []
 
     # … and straight from the tables, bypassing Dagster
-    events = dict(_pg_query(pg_database, "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s "
-                                         "GROUP BY dagster_event_type", (result.run_id,)))
+    events = dict(
+        _pg_query(
+            pg_database,
+            "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s "
+            "GROUP BY dagster_event_type",
+            (result.run_id,),
+        )
+    )
     assert events[DagsterEventType.ASSET_MATERIALIZATION.value] == 2
     assert events[DagsterEventType.ASSET_CHECK_EVALUATION.value] == len(evaluations)
-    assert events[DagsterEventType.RUN_SUCCESS.value] == 1  # stored under its legacy name, PIPELINE_SUCCESS
-    assert sorted(_pg_query(pg_database, "SELECT asset_key, partition FROM event_logs WHERE run_id = %s AND "
-                                         "dagster_event_type = 'ASSET_MATERIALIZATION'", (result.run_id,))) == [
-        ('["features"]', day), ('["raw_events"]', day)]
-    checks = _pg_query(pg_database, "SELECT check_name, partition, execution_status FROM asset_check_executions "
-                                    "WHERE run_id = %s", (result.run_id,))
-    evaluated = {(e.check_name, e.partition, "SUCCEEDED" if e.passed else "FAILED") for e in evaluations.values()}
+    assert (
+        events[DagsterEventType.RUN_SUCCESS.value] == 1
+    )  # stored under its legacy name, PIPELINE_SUCCESS
+    assert sorted(
+        _pg_query(
+            pg_database,
+            "SELECT asset_key, partition FROM event_logs WHERE run_id = %s AND "
+            "dagster_event_type = 'ASSET_MATERIALIZATION'",
+            (result.run_id,),
+        )
+    ) == [('["features"]', day), ('["raw_events"]', day)]
+    checks = _pg_query(
+        pg_database,
+        "SELECT check_name, partition, execution_status FROM asset_check_executions "
+        "WHERE run_id = %s",
+        (result.run_id,),
+    )
+    evaluated = {
+        (e.check_name, e.partition, "SUCCEEDED" if e.passed else "FAILED")
+        for e in evaluations.values()
+    }
     assert evaluated <= set(checks)
-    # Dagster also plans the unpartitioned freshness check under the run's partition and evaluates it
-    # without one (same on SQLite): that extra row stays PLANNED. Anything else would be a lost result.
+    # Dagster also plans the unpartitioned freshness check under the run's partition and evaluates
+    # it
+    # without one (same on SQLite): that extra row stays PLANNED. Anything else would be a lost
+    # result.
     assert {status for row in set(checks) - evaluated for status in row[2:]} <= {"PLANNED"}
-    assert _pg_query(pg_database, "SELECT status FROM runs WHERE run_id = %s", (result.run_id,)) == [("SUCCESS",)]
+    assert _pg_query(
+        pg_database, "SELECT status FROM runs WHERE run_id = %s", (result.run_id,)
+    ) == [("SUCCESS",)]
 
 
 # ---- 2. several runs at once --------------------------------------------------------------------
-WORKER = r"""
+WORKER = (
+    r"""
 import json, os, sys, time
 from pathlib import Path
 from dagster import DagsterInstance
@@ -239,7 +304,9 @@ with DagsterInstance.get() as instance:  # $DAGSTER_HOME/dagster.yaml
     print(json.dumps({"run_id": result.run_id, "success": result.success,
                       "run_storage": type(instance.run_storage).__name__}))
 sys.exit(0 if result.success else 1)
-""" % BATCH_TAG
+"""
+    % BATCH_TAG
+)
 
 
 def run_workers(partitions: list[str], workdir: Path, timeout: float = 150) -> list[dict]:
@@ -251,8 +318,13 @@ def run_workers(partitions: list[str], workdir: Path, timeout: float = 150) -> l
     procs = []
     for i, key in enumerate(partitions):
         out, err = (open(workdir / f"worker-{batch}-{i}.{s}", "w+") for s in ("out", "err"))
-        proc = subprocess.Popen([sys.executable, "-c", WORKER, str(barrier), str(len(partitions)), key, batch],
-                                cwd=ROOT, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(barrier), str(len(partitions)), key, batch],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
         procs.append((key, proc, out, err))
     deadline, reports = time.monotonic() + timeout, []
     try:
@@ -263,7 +335,9 @@ def run_workers(partitions: list[str], workdir: Path, timeout: float = 150) -> l
                 pytest.fail(f"worker for {key} still running after {timeout:.0f}s")
             out.seek(0), err.seek(0)
             stdout, stderr = out.read(), err.read()
-            assert proc.returncode == 0, f"worker for {key} exited {proc.returncode}:\n{stdout}\n{stderr[-4000:]}"
+            assert proc.returncode == 0, (
+                f"worker for {key} exited {proc.returncode}:\n{stdout}\n{stderr[-4000:]}"
+            )
             report = json.loads(stdout.strip().splitlines()[-1])
             assert report["success"] and report["run_storage"] == "PostgresRunStorage", report
             reports.append({**report, "partition": key, "batch": batch})
@@ -289,7 +363,9 @@ def test_four_partitions_ingested_at_once_on_postgres(tmp_path, platform, lake, 
     expected = _expected_rows(simulate(platform.landing.parent, DAY0, 4, seed=12))
     assert sorted(expected) == keys and min(expected.values()) > 1000
 
-    reports = run_workers(keys, tmp_path / "workers")  # the tables do not exist yet: first writes race too
+    reports = run_workers(
+        keys, tmp_path / "workers"
+    )  # the tables do not exist yet: first writes race too
 
     assert lake.partition_counts("raw_events") == expected
     assert lake.partition_counts("features") == expected
@@ -308,7 +384,9 @@ def test_four_partitions_ingested_at_once_on_postgres(tmp_path, platform, lake, 
         assert pg_instance.get_materialized_partitions(AssetKey(name)) == set(keys)
 
 
-def test_two_writers_rematerialising_one_partition_equal_a_clean_run(tmp_path, platform, defs, lake, pg_instance):
+def test_two_writers_rematerialising_one_partition_equal_a_clean_run(
+    tmp_path, platform, defs, lake, pg_instance
+):
     d0, d1 = keys = days(DAY0, 2)
     expected = _expected_rows(simulate(platform.landing.parent, DAY0, 2, seed=13))
     for key in keys:  # the clean reference: one run per partition
@@ -321,13 +399,18 @@ def test_two_writers_rematerialising_one_partition_equal_a_clean_run(tmp_path, p
     for name in DATA_TABLES:
         assert table(lake, name).equals(clean[name]), name  # d0 not doubled, d1 untouched
         assert lake.partition_counts(name) == expected
-        # both writers committed (a lost commit race is retried, never swallowed): two new replacements of d0
+        # both writers committed (a lost commit race is retried, never swallowed): two new
+        # replacements of d0
         new = [h for h in lake.history(name) if h["version"] > versions[name]]
-        assert sorted(h.get("dagster_run_id") for h in new) == sorted(r["run_id"] for r in reports), name
+        assert sorted(h.get("dagster_run_id") for h in new) == sorted(
+            r["run_id"] for r in reports
+        ), name
         assert {h.get("partitions") for h in new} == {d0}
     runs = pg_instance.get_runs(RunsFilter(tags={BATCH_TAG: reports[0]["batch"]}))
     assert len(runs) == 2 and {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
-    assert pg_instance.get_latest_materialization_event(AssetKey("features")).run_id in {r.run_id for r in runs}
+    assert pg_instance.get_latest_materialization_event(AssetKey("features")).run_id in {
+        r.run_id for r in runs
+    }
 
 
 # ---- the training limit in deploy/dagster.yaml --------------------------------------------------
@@ -336,12 +419,17 @@ def test_queue_admits_one_training_run_at_a_time(defs, pg_instance):
 
     limits = pg_instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     job, schedule = defs.resolve_job_def("training"), defs.resolve_schedule_def("training_schedule")
-    tick = dt.datetime.combine(DAY0 + dt.timedelta(days=28), dt.time(4), tzinfo=dt.timezone.utc)
+    tick = dt.datetime.combine(DAY0 + dt.timedelta(days=28), dt.time(4), tzinfo=dt.UTC)
     request = schedule.evaluate_tick(
-        build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())).run_requests[0]
+        build_schedule_context(
+            scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+        )
+    ).run_requests[0]
 
     def training_run(status=None):  # tagged as the scheduler tags the runs it submits
-        return pg_instance.create_run_for_job(job_def=job, status=status, tags={**job.run_tags, **request.tags})
+        return pg_instance.create_run_for_job(
+            job_def=job, status=status, tags={**job.run_tags, **request.tags}
+        )
 
     running, waiting = training_run(DagsterRunStatus.STARTED), training_run()
     assert running.job_name == waiting.job_name == "training"
@@ -354,10 +442,15 @@ def test_a_silent_run_on_postgres_is_stuck_by_age_not_by_pid(defs, pg_instance):
     """PostgreSQL may serve many hosts, so a worker's pid means nothing here: only silence counts."""
     assert not workers_on_this_host(pg_instance)
     job = defs.resolve_job_def("ingest")
-    run = pg_instance.create_run_for_job(job_def=job, status=DagsterRunStatus.STARTED, tags={BATCH_TAG: "silent"})
+    run = pg_instance.create_run_for_job(
+        job_def=job, status=DagsterRunStatus.STARTED, tags={BATCH_TAG: "silent"}
+    )
     now = dt.datetime.now(dt.UTC)
     [fresh] = [p for p in run_progress(pg_instance, now=now) if p.run_id == run.run_id]
     assert fresh.status == "STARTED" and fresh.stuck is None and fresh.worker_pid is None
-    [silent] = [p for p in run_progress(pg_instance, now=now + STUCK_AFTER + dt.timedelta(minutes=1))
-                if p.run_id == run.run_id]
+    [silent] = [
+        p
+        for p in run_progress(pg_instance, now=now + STUCK_AFTER + dt.timedelta(minutes=1))
+        if p.run_id == run.run_id
+    ]
     assert silent.stuck.startswith("STARTED but silent: no event for")

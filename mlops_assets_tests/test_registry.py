@@ -19,6 +19,15 @@ import polars as pl
 import pytest
 from threadpoolctl import threadpool_limits
 
+from mlops_assets.control.registry import (
+    MODEL_FILE,
+    IntegrityError,
+    ModelRegistry,
+    registry_resource,
+)
+from mlops_assets.core.paths import Home
+from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
+from mlops_assets.core.vocabulary import Alias, LineageTag
 from mlops_assets.model.lineage import (
     REQUIRED_LINEAGE_KEYS,
     UNKNOWN,
@@ -35,15 +44,6 @@ from mlops_assets.model.training import (
     reference_profile,
     to_model_frame,
 )
-from mlops_assets.core.paths import Home
-from mlops_assets.control.registry import (
-    MODEL_FILE,
-    IntegrityError,
-    ModelRegistry,
-    registry_resource,
-)
-from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
-from mlops_assets.core.vocabulary import Alias, LineageTag
 
 CHAMPION, CHALLENGER, LAST_KNOWN_GOOD = Alias.CHAMPION, Alias.CHALLENGER, Alias.LAST_KNOWN_GOOD
 
@@ -67,8 +67,13 @@ def synthetic_features(spec, n: int, seed: int) -> pl.DataFrame:
         hi = min(col.max if col.max is not None else lo + 100.0, lo + 100.0)
         values = rng.uniform(lo, hi, n)
         cols[name] = np.round(values).astype(np.int64) if col.dtype == "int" else values
-    calendar = {"hour": (0, 24), "day_of_week": (0, 7), "is_weekend": (0, 2),
-                "day_of_month": (1, 29), "month": (1, 13)}
+    calendar = {
+        "hour": (0, 24),
+        "day_of_week": (0, 7),
+        "is_weekend": (0, 2),
+        "day_of_month": (1, 29),
+        "month": (1, 13),
+    }
     for name in spec.calendar_features:
         cols[name] = rng.integers(*calendar[name], n)
     for name, col in spec.features.categorical.items():
@@ -148,8 +153,15 @@ def logged(registry, spec):
         )
         TIMINGS[f"log_candidate #{i + 1}"] = time.perf_counter() - t0
         out.append(
-            {"cand": cand, "X": X, "pipeline": pipeline, "tags": tags, "profile": profile,
-             "metrics": metrics, "scores": scores}
+            {
+                "cand": cand,
+                "X": X,
+                "pipeline": pipeline,
+                "tags": tags,
+                "profile": profile,
+                "metrics": metrics,
+                "scores": scores,
+            }
         )
     assert dict(os.environ) == env_before, "the registry must never mutate os.environ"
     assert set(os.listdir(os.getcwd())) == cwd_before, "nothing may be written to the cwd"
@@ -195,8 +207,13 @@ def test_code_version_outside_git_is_unknown(tmp_path, monkeypatch):
 
 
 def test_lineage_tags_and_completeness(spec, tmp_path, monkeypatch):
-    tags = lineage_tags(spec, delta_versions={"features": 3},
-                        partition_range=("2026-01-01", "2026-01-07"), run_id="r", seed=7)
+    tags = lineage_tags(
+        spec,
+        delta_versions={"features": 3},
+        partition_range=("2026-01-01", "2026-01-07"),
+        run_id="r",
+        seed=7,
+    )
     assert set(tags) == set(REQUIRED_LINEAGE_KEYS)
     assert all(k.startswith("lineage.") for k in tags)
     assert tags["lineage.spec_sha256"] == spec.digest
@@ -211,8 +228,14 @@ def test_lineage_tags_and_completeness(spec, tmp_path, monkeypatch):
     monkeypatch.delenv("MLOPS_GIT_SHA", raising=False)
     monkeypatch.delenv("MLOPS_GIT_DIRTY", raising=False)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    outside = lineage_tags(spec, delta_versions={"features": 3}, partition_range=("a", "b"),
-                           run_id="", seed=0, repo_root=tmp_path)
+    outside = lineage_tags(
+        spec,
+        delta_versions={"features": 3},
+        partition_range=("a", "b"),
+        run_id="",
+        seed=0,
+        repo_root=tmp_path,
+    )
     assert outside["lineage.git_sha"] == outside["lineage.dagster_run_id"] == UNKNOWN
     assert lineage_completeness(outside) == pytest.approx(0.6)
 
@@ -305,9 +328,7 @@ def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(
     assert ok["sha256_stored"] == ok["sha256_recorded"] == cand.artifact_sha256
 
     # Right bytes, wrong expectations: the comparison really is exact.
-    off = registry.verify_integrity(
-        cand.version, entry["X"], entry["scores"] + 1e-12, score=score
-    )
+    off = registry.verify_integrity(cand.version, entry["X"], entry["scores"] + 1e-12, score=score)
     assert off["sha256_match"] and off["loads"] and not off["predictions_identical"]
     assert not off["ok"] and "scores differ" in off["detail"]
 
@@ -329,7 +350,9 @@ def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(
     assert registry.verify_integrity(cand.version, entry["X"], entry["scores"], score=score)["ok"]
     # The other version was never affected.
     other = logged[1]
-    again = registry.verify_integrity(other["cand"].version, other["X"], other["scores"], score=score)
+    again = registry.verify_integrity(
+        other["cand"].version, other["X"], other["scores"], score=score
+    )
     assert again["ok"], again
     assert dict(os.environ) == env_before
 
@@ -337,14 +360,29 @@ def test_integrity_passes_then_fails_when_the_artifact_is_tampered_with(
 def test_regression_model_round_trip(tmp_path):
     spec = load_spec(REGRESSION_SPEC)
     features, X, pipeline = train(spec, 3)
-    reg = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
-                        artifact_root=str(tmp_path / "a"), model_name=spec.model.registered_name)
-    tags = lineage_tags(spec, delta_versions={"features": 1},
-                        partition_range=("2026-01-01", "2026-01-21"), run_id="r",
-                        seed=spec.training.seed)
-    cand = reg.log_candidate(spec, pipeline, input_example=X, params={}, metrics={"r2": 0.8},
-                             tags=tags, extra_artifacts={}, score=scorer(spec),
-                             trusted_types=SKOPS_TRUSTED_TYPES)
+    reg = ModelRegistry(
+        tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+        artifact_root=str(tmp_path / "a"),
+        model_name=spec.model.registered_name,
+    )
+    tags = lineage_tags(
+        spec,
+        delta_versions={"features": 1},
+        partition_range=("2026-01-01", "2026-01-21"),
+        run_id="r",
+        seed=spec.training.seed,
+    )
+    cand = reg.log_candidate(
+        spec,
+        pipeline,
+        input_example=X,
+        params={},
+        metrics={"r2": 0.8},
+        tags=tags,
+        extra_artifacts={},
+        score=scorer(spec),
+        trusted_types=SKOPS_TRUSTED_TYPES,
+    )
     assert cand.version == 1
     reg = ModelRegistry(tracking_uri=reg.tracking_uri, model_name=spec.model.registered_name)
     scores = predict_scores(pipeline, X, spec.task)
@@ -352,8 +390,14 @@ def test_regression_model_round_trip(tmp_path):
     assert np.array_equal(reg.load_model(1).predict(X), scores)
     with pytest.raises(ValueError, match="configured for model"):
         ModelRegistry(tracking_uri=reg.tracking_uri, model_name="other").log_candidate(
-            spec, pipeline, input_example=X, params={}, metrics={}, tags={},
-            score=scorer(spec), trusted_types=SKOPS_TRUSTED_TYPES,
+            spec,
+            pipeline,
+            input_example=X,
+            params={},
+            metrics={},
+            tags={},
+            score=scorer(spec),
+            trusted_types=SKOPS_TRUSTED_TYPES,
         )
 
 
@@ -408,8 +452,16 @@ def test_registry_resource_creates_nothing_until_first_used(tmp_path, monkeypatc
     assert list(root.iterdir()) == [], "building the resource must not touch the disk"
     assert not home.mlflow_db.parent.exists()
     features, X, pipeline = train(spec, 4)
-    cand = res.log_candidate(spec, pipeline, input_example=X, params={}, metrics={}, tags={},
-                             score=scorer(spec), trusted_types=SKOPS_TRUSTED_TYPES)
+    cand = res.log_candidate(
+        spec,
+        pipeline,
+        input_example=X,
+        params={},
+        metrics={},
+        tags={},
+        score=scorer(spec),
+        trusted_types=SKOPS_TRUSTED_TYPES,
+    )
     assert cand.version == 1
     assert home.mlflow_db.is_file() and home.mlflow_artifacts.is_dir()
     stored = stored_model_file(home.mlflow_artifacts.parent, cand.model_id)
@@ -420,7 +472,9 @@ def test_a_candidate_run_carries_its_cutoff_and_dagster_run_from_the_start(logge
     """What lets the next attempt find a dead attempt's run: tags set when the run is created."""
     from mlflow import MlflowClient
 
-    run = MlflowClient(tracking_uri=registry.resolved_tracking_uri).get_run(logged[0]["cand"].run_id)
+    run = MlflowClient(tracking_uri=registry.resolved_tracking_uri).get_run(
+        logged[0]["cand"].run_id
+    )
     assert run.data.tags[LineageTag.DAGSTER_RUN_ID] == "dagster-run-0"
     assert run.info.run_name == f"{registry.registered_model}-candidate"
 
@@ -432,13 +486,17 @@ def test_ungated_versions_is_the_rule_for_superseding():
     def row(v, cutoff="c", aliases=(), **tags):
         return {"version": v, "aliases": list(aliases), "tags": {VersionTag.CUTOFF: cutoff, **tags}}
 
-    rows = [row(1, **{VersionTag.STATUS: Status.CANDIDATE}),  # ungated: superseded
-            row(2, **{VersionTag.STATUS: Status.CANDIDATE, VersionTag.GATES: "failed"}),  # gated
-            row(3, cutoff="other", **{VersionTag.STATUS: Status.CANDIDATE}),  # another cutoff
-            row(4, aliases=["challenger"], **{VersionTag.STATUS: Status.CANDIDATE}),  # serving something
-            row(5),  # no status tag: a candidate
-            row(6, **{VersionTag.STATUS: Status.CANDIDATE}),  # the new one
-            row(7, **{VersionTag.STATUS: Status.CANDIDATE})]  # newer than the one kept
+    rows = [
+        row(1, **{VersionTag.STATUS: Status.CANDIDATE}),  # ungated: superseded
+        row(2, **{VersionTag.STATUS: Status.CANDIDATE, VersionTag.GATES: "failed"}),  # gated
+        row(3, cutoff="other", **{VersionTag.STATUS: Status.CANDIDATE}),  # another cutoff
+        row(
+            4, aliases=["challenger"], **{VersionTag.STATUS: Status.CANDIDATE}
+        ),  # serving something
+        row(5),  # no status tag: a candidate
+        row(6, **{VersionTag.STATUS: Status.CANDIDATE}),  # the new one
+        row(7, **{VersionTag.STATUS: Status.CANDIDATE}),
+    ]  # newer than the one kept
     assert ungated_versions(rows, "c", keep=6) == [1, 5]
 
 
@@ -454,8 +512,10 @@ def test_registry_errors_keep_their_type_and_lose_the_password(tmp_path):
 
         @redacted_errors
         def missing(self):
-            raise MlflowException("model at http://bob:hunter22@mlflow:5000 not found",
-                                  error_code=RESOURCE_DOES_NOT_EXIST)
+            raise MlflowException(
+                "model at http://bob:hunter22@mlflow:5000 not found",
+                error_code=RESOURCE_DOES_NOT_EXIST,
+            )
 
         @redacted_errors
         def wrapped(self):
@@ -466,7 +526,9 @@ def test_registry_errors_keep_their_type_and_lose_the_password(tmp_path):
 
     with pytest.raises(MlflowException) as caught:
         Probe().missing()
-    assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST" and "hunter22" not in str(caught.value)
+    assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST" and "hunter22" not in str(
+        caught.value
+    )
     assert not is_unavailable(caught.value)
     with pytest.raises(FileNotFoundError) as caught:
         Probe().wrapped()

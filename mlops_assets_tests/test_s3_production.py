@@ -34,8 +34,8 @@ import polars as pl
 import pytest
 import yaml
 
-from mlops_assets.data.lake import DeltaLake
 from mlops_assets.core.redaction import secret_values
+from mlops_assets.data.lake import DeltaLake
 from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
 from .conftest import days, run_ingest
@@ -69,9 +69,13 @@ class MotoServer:
 
     def start(self) -> None:
         log = (self.root / "moto.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.root / "moto.log").read_text()[-3000:]
@@ -85,16 +89,27 @@ class MotoServer:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, region_name=REGION,
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
     def storage_options(self) -> dict[str, str]:
         """The code location's options in deploy/docker-compose.yaml (commit protocol included),
         pointed at this server with this test's keys."""
         deployed = json.loads(service_env(CODE_SERVICE)["MLOPS_LAKE_STORAGE_OPTIONS"])
         assert deployed.get("aws_conditional_put") == "etag", deployed
-        return {**deployed, "AWS_ENDPOINT_URL": self.url, "AWS_ALLOW_HTTP": "true", "AWS_REGION": REGION,
-                "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        return {
+            **deployed,
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        }
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -129,22 +144,34 @@ def test_the_s3_server_honours_conditional_writes(s3):
 
 
 def _lake(s3, prefix: str) -> DeltaLake:
-    return DeltaLake(root=f"s3://{LAKE_BUCKET}/{prefix}", storage_options_json=json.dumps(s3.storage_options()))
+    return DeltaLake(
+        root=f"s3://{LAKE_BUCKET}/{prefix}", storage_options_json=json.dumps(s3.storage_options())
+    )
 
 
 def _rows(ds: str, n: int, writer: str, round_: int) -> pl.DataFrame:
-    return pl.DataFrame({"ds": [ds] * n, "id": [f"{ds}-{i}" for i in range(n)], "writer": [writer] * n,
-                         "round": [round_] * n})
+    return pl.DataFrame(
+        {
+            "ds": [ds] * n,
+            "id": [f"{ds}-{i}" for i in range(n)],
+            "writer": [writer] * n,
+            "round": [round_] * n,
+        }
+    )
 
 
 def test_a_stale_writer_never_overwrites_a_newer_commit_on_s3(s3):
-    """The conditional put itself: two handles on version 0; the one that commits second gets version 2."""
+    """The conditional put itself: two handles on version 0; the one that commits second gets
+    version 2.
+    """
     from deltalake import DeltaTable, write_deltalake
 
     lake = _lake(s3, f"stale-{uuid.uuid4().hex[:8]}")
     lake.write_partitions("t", _rows("2026-01-01", 2, "init", 0), ["2026-01-01"])
     stale = DeltaTable(lake.uri("t"), storage_options=lake.storage_options)
-    lake.append("t", _rows("2026-01-02", 3, "fresh", 1))  # version 1, behind the stale handle's back
+    lake.append(
+        "t", _rows("2026-01-02", 3, "fresh", 1)
+    )  # version 1, behind the stale handle's back
     write_deltalake(stale, _rows("2026-01-03", 4, "stale", 1).to_arrow(), mode="append")
     assert lake.version("t") == 2
     assert lake.partition_counts("t") == {"2026-01-01": 2, "2026-01-02": 3, "2026-01-03": 4}
@@ -185,31 +212,57 @@ def test_two_writer_processes_on_one_s3_table_lose_nothing(s3, tmp_path):
     lake.write_partitions("t", _rows(shared, 1, "init", -1), [shared], run_id="init")
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    env = {**os.environ, "LAKE_ROOT": lake.root, "LAKE_OPTIONS": lake.storage_options_json, "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "LAKE_ROOT": lake.root,
+        "LAKE_OPTIONS": lake.storage_options_json,
+        "PYTHONWARNINGS": "ignore",
+    }
     writers = {"a": "2026-02-01", "b": "2026-02-02"}
-    procs = {name: subprocess.Popen([sys.executable, "-c", WRITER, str(barrier), "2", name, own, shared, str(rounds)],
-                                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name, own in writers.items()}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(barrier), "2", name, own, shared, str(rounds)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, own in writers.items()
+    }
     versions = {}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"writer {name} exited {proc.returncode}:\n{err[-3000:]}"
         versions[name] = json.loads(out.strip().splitlines()[-1])
 
-    # every commit of both writers landed, each at its own version: 1 + 2 writers x 2 commits x rounds
+    # every commit of both writers landed, each at its own version: 1 + 2 writers x 2 commits x
+    # rounds
     written = sorted(v for vs in versions.values() for v in vs)
     assert written == list(range(1, 1 + 2 * 2 * rounds)) and lake.version("t") == 2 * 2 * rounds
     by_version = {h["version"]: h.get("dagster_run_id") for h in lake.history("t")}
-    for name, vs in versions.items():  # each write reported the version it wrote, not a later writer's
+    for (
+        name,
+        vs,
+    ) in versions.items():  # each write reported the version it wrote, not a later writer's
         assert all(by_version[v].startswith(f"{name}:") for v in vs), (name, vs, by_version)
     commits = {h.get("dagster_run_id") for h in lake.history("t")}
-    assert {f"{n}:{kind}:{r}" for n in writers for kind in ("own", "shared") for r in range(rounds)} <= commits
-    # different partitions: each writer's last round; the same partition: exactly one writer's last round, unmixed
+    assert {
+        f"{n}:{kind}:{r}" for n in writers for kind in ("own", "shared") for r in range(rounds)
+    } <= commits
+    # different partitions: each writer's last round; the same partition: exactly one writer's last
+    # round, unmixed
     for name, own in writers.items():
         mine = lake.read("t", [own])
-        assert mine.height == 5 + rounds - 1 and set(mine["writer"]) == {name} and set(mine["round"]) == {rounds - 1}
+        assert (
+            mine.height == 5 + rounds - 1
+            and set(mine["writer"]) == {name}
+            and set(mine["round"]) == {rounds - 1}
+        )
     last = lake.read("t", [shared])
-    assert last.height == 3 and last["writer"].n_unique() == 1 and set(last["round"]) == {rounds - 1}
+    assert (
+        last.height == 3 and last["writer"].n_unique() == 1 and set(last["round"]) == {rounds - 1}
+    )
     assert last["id"].n_unique() == 3  # replaced, never appended twice
     assert lake.history("t", 1)[0]["dagster_run_id"] == f"{last['writer'][0]}:shared:{rounds - 1}"
 
@@ -226,22 +279,49 @@ class MlflowOnS3:
         self.starts = 0
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_", "AWS_"))}
-        env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_S3_ENDPOINT_URL=self.s3.url,
-                   AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION)
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLOPS_", "AWS_"))
+        }
+        env.update(
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+            MLFLOW_S3_ENDPOINT_URL=self.s3.url,
+            AWS_ACCESS_KEY_ID=ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+            AWS_DEFAULT_REGION=REGION,
+        )
         self.starts += 1
-        cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(self.port),
-               "--workers", "1", "--backend-store-uri", self.backend_uri,
-               "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/artifacts"]
+        cmd = [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            self.backend_uri,
+            "--artifacts-destination",
+            f"s3://{MLFLOW_BUCKET}/artifacts",
+        ]
         with (self.root / f"server-{self.starts}.log").open("wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             log = self.root / f"server-{self.starts}.log"
-            assert self.proc.poll() is None, f"mlflow server exited {self.proc.returncode}:\n{log.read_text()[-4000:]}"
+            assert self.proc.poll() is None, (
+                f"mlflow server exited {self.proc.returncode}:\n{log.read_text()[-4000:]}"
+            )
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -282,7 +362,9 @@ def _failure_texts(instance, run_id: str) -> list[str]:
 
     """Each STEP_FAILURE / RUN_FAILURE: its message and its error with the whole cause chain."""
     out = []
-    for entry in instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}):
+    for entry in instance.all_logs(
+        run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
+    ):
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
         error = getattr(data, "error", None)
         out.append((entry.message or "") + ("\n" + error.to_string() if error is not None else ""))
@@ -291,28 +373,41 @@ def _failure_texts(instance, run_id: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_lifecycle_on_postgres_s3_and_an_mlflow_server_that_dies_once(home, monkeypatch, s3, pg_env, mlflow_db,
-                                                                      tmp_path, capsys, record_property):
+def test_lifecycle_on_postgres_s3_and_an_mlflow_server_that_dies_once(
+    home, monkeypatch, s3, pg_env, mlflow_db, tmp_path, capsys, record_property
+):
     from dagster import AssetKey, DagsterRunStatus
     from mlflow import MlflowClient
 
-    from mlops_assets.operations.cli import main
-    from mlops_assets.location.build import build_definitions
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import SCORES, Action, Alias
+    from mlops_assets.location.build import build_definitions
+    from mlops_assets.operations.cli import main
 
     server = MlflowOnS3(tmp_path, mlflow_db, s3)
     server.start()  # boots while the data is simulated and ingested
     try:
-        lake_root, options = f"s3://{LAKE_BUCKET}/lifecycle-{uuid.uuid4().hex[:8]}", s3.storage_options()
+        lake_root, options = (
+            f"s3://{LAKE_BUCKET}/lifecycle-{uuid.uuid4().hex[:8]}",
+            s3.storage_options(),
+        )
         monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
         monkeypatch.setenv("MLOPS_LAKE_URI", lake_root)
         monkeypatch.setenv("MLOPS_LAKE_STORAGE_OPTIONS", json.dumps(options))
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-        for var in ("MLFLOW_REGISTRY_URI", "MLOPS_MLFLOW_ARTIFACT_ROOT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            monkeypatch.delenv(var, raising=False)  # the code location never holds the artifact store's keys
+        for var in (
+            "MLFLOW_REGISTRY_URI",
+            "MLOPS_MLFLOW_ARTIFACT_ROOT",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ):
+            monkeypatch.delenv(
+                var, raising=False
+            )  # the code location never holds the artifact store's keys
         dagster_home = home / "dagster"
-        (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(production_config(), sort_keys=False))
+        (dagster_home / "dagster.yaml").write_text(
+            yaml.safe_dump(production_config(), sort_keys=False)
+        )
 
         platform = Platform.from_env()
         keys = days(START, DAYS)
@@ -325,54 +420,88 @@ def test_lifecycle_on_postgres_s3_and_an_mlflow_server_that_dies_once(home, monk
         with _load_instance(dagster_home) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
             assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
-            assert lake.root == lake_root and lake.partition_counts("features") and lake.uri("features").startswith("s3://")
+            assert (
+                lake.root == lake_root
+                and lake.partition_counts("features")
+                and lake.uri("features").startswith("s3://")
+            )
             server.wait_healthy()
             training = defs.resolve_job_def("training").execute_in_process(
-                instance=instance, partition_key=cutoff, raise_on_error=False)
+                instance=instance, partition_key=cutoff, raise_on_error=False
+            )
             assert training.success, _failure_texts(instance, training.run_id)
             client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
             name = platform.spec.model.registered_name
             assert client.get_registered_model(name).aliases == {Alias.CHAMPION: "1"}
-            stored = [o["Key"] for o in s3.client().list_objects_v2(Bucket=MLFLOW_BUCKET).get("Contents", [])]
-            assert any(k.endswith("model.skops") for k in stored), stored  # the artifacts went to S3
+            stored = [
+                o["Key"]
+                for o in s3.client().list_objects_v2(Bucket=MLFLOW_BUCKET).get("Contents", [])
+            ]
+            assert any(k.endswith("model.skops") for k in stored), (
+                stored
+            )  # the artifacts went to S3
 
             scoring = defs.resolve_job_def("scoring")
             before, during = keys[-2], keys[-1]
-            served = scoring.execute_in_process(instance=instance, partition_key=before, raise_on_error=False)
-            assert served.success, _failure_texts(instance, served.run_id)  # the champion served once
+            served = scoring.execute_in_process(
+                instance=instance, partition_key=before, raise_on_error=False
+            )
+            assert served.success, _failure_texts(
+                instance, served.run_id
+            )  # the champion served once
 
             # ---- the MLflow server dies between training and scoring -----------------------------
             server.kill()
             started = time.monotonic()
-            outage = scoring.execute_in_process(instance=instance, partition_key=during, raise_on_error=False)
+            outage = scoring.execute_in_process(
+                instance=instance, partition_key=during, raise_on_error=False
+            )
             outage_s = time.monotonic() - started
             record_property("mlflow_outage_scoring_seconds", round(outage_s, 1))
-            assert outage_s < 30, f"scoring took {outage_s:.0f}s with MLflow down: neither served nor failed fast"
+            assert outage_s < 30, (
+                f"scoring took {outage_s:.0f}s with MLflow down: neither served nor failed fast"
+            )
             texts = _failure_texts(instance, outage.run_id)
-            for text in texts:  # clear: says MLflow; clean: no credential of the lake or the artifact store
+            for text in (
+                texts
+            ):  # clear: says MLflow; clean: no credential of the lake or the artifact store
                 assert "mlflow" in text.lower(), text[:1000]
                 for secret in secrets:
-                    assert secret not in text, f"a credential leaked into a failure message: {text[:300]}"
-            scored = [e for e in outage.all_events
-                      if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == AssetKey(SCORES)]
+                    assert secret not in text, (
+                        f"a credential leaked into a failure message: {text[:300]}"
+                    )
+            scored = [
+                e
+                for e in outage.all_events
+                if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == AssetKey(SCORES)
+            ]
             if scored:  # the local model cache served the champion while MLflow was down
                 rows = lake.read(SCORES, [during])
                 assert rows.height > 0 and set(rows["model_version"].to_list()) == {1}
             else:
                 assert not outage.success and texts, "scoring neither served nor failed"
 
-            # ---- restarted, the lifecycle completes --------------------------------------------------
+            # ---- restarted, the lifecycle completes
+            # --------------------------------------------------
             server.start()
             server.wait_healthy()
-            again = scoring.execute_in_process(instance=instance, partition_key=during, raise_on_error=False)
+            again = scoring.execute_in_process(
+                instance=instance, partition_key=during, raise_on_error=False
+            )
             assert again.success, _failure_texts(instance, again.run_id)
             rows = lake.read(SCORES, [before, during])
             assert rows.height == lake.read("features", [before, during]).height > 0
-            assert set(rows["model_version"].to_list()) == {1} and set(rows["alias"].to_list()) == {Alias.CHAMPION}
+            assert set(rows["model_version"].to_list()) == {1} and set(rows["alias"].to_list()) == {
+                Alias.CHAMPION
+            }
             assert client.get_registered_model(name).aliases == {Alias.CHAMPION: "1"}
             audit = lake.read("audit")
             moves = audit.filter(pl.col("alias") == Alias.CHAMPION)
-            assert moves.height == 1 and moves["action"][0] in Action.PROMOTIONS and moves["to_version"][0] == 1
+            assert (
+                moves.height == 1
+                and moves["action"][0] in Action.PROMOTIONS
+                and moves["to_version"][0] == 1
+            )
             runs = {r.run_id: r.status for r in instance.get_runs()}
             assert {runs[r.run_id] for r in (training, served, again)} == {DagsterRunStatus.SUCCESS}
             assert DagsterRunStatus.STARTED not in runs.values()
@@ -387,4 +516,3 @@ def test_lifecycle_on_postgres_s3_and_an_mlflow_server_that_dies_once(home, monk
         assert not any(secret in out for secret in secrets)
     finally:
         server.kill()
-

@@ -14,10 +14,10 @@ START = dt.date(2026, 4, 6)
 
 
 def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
-    from mlops_assets.location.build import build_definitions
-    from mlops_assets.data.lake import DeltaLake
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import Alias
+    from mlops_assets.data.lake import DeltaLake
+    from mlops_assets.location.build import build_definitions
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
     platform = Platform.from_env()
@@ -25,8 +25,13 @@ def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
     assert spec.task == "regression" and spec.labels is None
     n = 28
     keys = days(START, n)
-    simulate_regression(platform.landing.parent, START, n, seed=5,
-                        inject=[Injection("schema_change", START + dt.timedelta(days=20))])
+    simulate_regression(
+        platform.landing.parent,
+        START,
+        n,
+        seed=5,
+        inject=[Injection("schema_change", START + dt.timedelta(days=20))],
+    )
     defs = build_definitions(platform)
     assert "ingest_labels" not in {j.name for j in defs.resolve_all_job_defs()}
     lake = DeltaLake(root=str(platform.home.lake))
@@ -39,17 +44,29 @@ def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
         assert feats["battery_pct"].null_count() > 0  # nullable numeric survives
 
         cutoff = keys[-1]
-        result = defs.resolve_job_def("training").execute_in_process(instance=instance, partition_key=cutoff,
-                                                                     raise_on_error=False)
-        evals = {e.event_specific_data.check_name: e.event_specific_data for e in result.all_events
-                 if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+        result = defs.resolve_job_def("training").execute_in_process(
+            instance=instance, partition_key=cutoff, raise_on_error=False
+        )
+        evals = {
+            e.event_specific_data.check_name: e.event_specific_data
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
         assert result.success, {k: v.description for k, v in evals.items() if not v.passed}
-        assert {"gate_floor_r2", "gate_ceiling_mae", "gate_ceiling_rmse", "gate_integrity"} <= set(evals)
-        report = next(e.event_specific_data.materialization.metadata for e in result.all_events
-                      if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["evaluation_report"])
+        assert {"gate_floor_r2", "gate_ceiling_mae", "gate_ceiling_rmse", "gate_integrity"} <= set(
+            evals
+        )
+        report = next(
+            e.event_specific_data.materialization.metadata
+            for e in result.all_events
+            if e.event_type_value == "ASSET_MATERIALIZATION"
+            and e.asset_key.path == ["evaluation_report"]
+        )
         assert report["candidate_r2"].value > 0.75 and report["candidate_mae"].value < 5.0
         registry = defs.resources["registry"]
-        assert registry.registered_model == "bike_duration" and registry.get_alias(Alias.CHAMPION) == 1
+        assert (
+            registry.registered_model == "bike_duration" and registry.get_alias(Alias.CHAMPION) == 1
+        )
         ts = lake.read("training_set", [cutoff])
         assert ts.filter(pl.col("event_ds") >= cutoff).is_empty()
         assert set(ts["split"].unique()) == {"train", "holdout"}

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 import yaml
 
-from mlops_assets.data import simulator as sim
 from mlops_assets.core.spec import load_spec, parse_spec
+from mlops_assets.data import simulator as sim
 
 START = dt.date(2026, 1, 1)  # a Thursday
 DAYS = 10
@@ -150,7 +150,7 @@ def test_layout_columns_and_domains(clean):
     assert formats == {".csv", ".parquet"}
     for day, path in files.items():  # back-dated to when the daily export would have landed
         landed = dt.datetime.fromisoformat(day) + dt.timedelta(days=1, minutes=15)
-        assert path.stat().st_mtime == landed.replace(tzinfo=dt.timezone.utc).timestamp()
+        assert path.stat().st_mtime == landed.replace(tzinfo=dt.UTC).timestamp()
 
     parquet = pl.read_parquet(next(p for p in files.values() if p.suffix == ".parquet"))
     assert parquet.columns == CARD.event_columns
@@ -424,7 +424,8 @@ def test_regression_simulation(tmp_path):
 
 # ---- hygiene ------------------------------------------------------------------------------------
 def test_simulator_imports_fast_and_light():
-    # the spec (pydantic) is imported at top like every light module; the ML stack and Dagster are not
+    # the spec (pydantic) is imported at top like every light module; the ML stack and Dagster are
+    # not
     code = (
         "import sys, time; t = time.perf_counter(); import mlops_assets.data.simulator; "
         "heavy = {'pandas', 'sklearn', 'mlflow', 'dagster'} & set(sys.modules); "
@@ -438,21 +439,35 @@ def test_simulator_imports_fast_and_light():
 
 
 def test_the_label_correction_restores_what_the_label_bug_lost(tmp_path):
-    """label_noise zeroes online fraud in the feed; the correction re-delivers the true labels of those
-    days' events (same ids, a superset of the positives), and the clean simulation agrees with it."""
+    """label_noise zeroes online fraud in the feed; the correction re-delivers the true labels of
+    those
+    days' events (same ids, a superset of the positives), and the clean simulation agrees with
+    it."""
     bug = dt.date(2026, 1, 4)
     buggy = sim.simulate(tmp_path / "buggy", START, 8, seed=SEED, inject=[f"label_noise@{bug}"])
     clean_run = sim.simulate(tmp_path / "clean", START, 8, seed=SEED)
     arrival = START + dt.timedelta(days=20)
     path = sim.write_label_correction(buggy, CARD, arrival)
-    assert path.name == f"labels-{arrival}-correction.csv" and path.parent.name == arrival.isoformat()
+    assert (
+        path.name == f"labels-{arrival}-correction.csv" and path.parent.name == arrival.isoformat()
+    )
     fixed = pl.read_csv(path, schema_overrides={"event_date": pl.String})
-    assert set(fixed["event_date"]) == {(bug + dt.timedelta(days=i)).isoformat() for i in range(8 - 3)}
+    assert set(fixed["event_date"]) == {
+        (bug + dt.timedelta(days=i)).isoformat() for i in range(8 - 3)
+    }
     target, ident = CARD.label_target, CARD.labels.id
-    delivered = all_labels(buggy).filter(pl.col("event_date").is_in(fixed["event_date"].unique().to_list()))
-    truth = all_labels(clean_run).filter(pl.col("event_date").is_in(fixed["event_date"].unique().to_list()))
+    delivered = all_labels(buggy).filter(
+        pl.col("event_date").is_in(fixed["event_date"].unique().to_list())
+    )
+    truth = all_labels(clean_run).filter(
+        pl.col("event_date").is_in(fixed["event_date"].unique().to_list())
+    )
     assert set(fixed[ident]) == set(delivered[ident]) == set(truth[ident])
     joined = fixed.join(delivered, on=ident, suffix="_bug").join(truth, on=ident, suffix="_true")
     assert (joined[target] == joined[f"{target}_true"]).all()  # the correction is the truth
-    assert (joined[target] >= joined[f"{target}_bug"]).all() and (joined[target] > joined[f"{target}_bug"]).any()
-    assert sim.write_label_correction(clean_run, CARD, arrival) is None  # no bug, nothing to correct
+    assert (joined[target] >= joined[f"{target}_bug"]).all() and (
+        joined[target] > joined[f"{target}_bug"]
+    ).any()
+    assert (
+        sim.write_label_correction(clean_run, CARD, arrival) is None
+    )  # no bug, nothing to correct

@@ -107,19 +107,30 @@ def test_duplicate_keys_are_refused_naming_the_key_and_its_lines(tmp_path):
     lines = text.splitlines()
     first = next(i for i, line in enumerate(lines, 1) if line.startswith("fallback:"))
     message = _load_text(tmp_path, text + "fallback: baseline\n")
-    assert f"  fallback: duplicate key 'fallback' at line {len(lines) + 1} (first at line {first})" in message
-    nested = text.replace("floors: {roc_auc: 0.80, pr_auc: 0.10}", "floors: {roc_auc: 0.80, roc_auc: 0.60}")
+    assert (
+        f"  fallback: duplicate key 'fallback' at line {len(lines) + 1} (first at line {first})"
+        in message
+    )
+    nested = text.replace(
+        "floors: {roc_auc: 0.80, pr_auc: 0.10}", "floors: {roc_auc: 0.80, roc_auc: 0.60}"
+    )
     assert "  gates.floors.roc_auc: duplicate key 'roc_auc'" in _load_text(tmp_path, nested)
-    block = text.replace("freshness: {max_lag_hours: 36}", "freshness: {max_lag_hours: 36}\ndrift: {}")
+    block = text.replace(
+        "freshness: {max_lag_hours: 36}", "freshness: {max_lag_hours: 36}\ndrift: {}"
+    )
     assert "  drift: duplicate key 'drift'" in _load_text(tmp_path, block)
 
 
 def test_an_impossible_date_names_the_field(tmp_path):
     """Before: 'day is out of range for month', from the YAML parser, naming no field."""
-    text = BUNDLED_SPEC.read_text().replace("partition_start: 2026-01-01", "partition_start: 2026-02-30")
+    text = BUNDLED_SPEC.read_text().replace(
+        "partition_start: 2026-01-01", "partition_start: 2026-02-30"
+    )
     message = _load_text(tmp_path, text)
     assert "  partition_start: " in message and "day value is outside expected range" in message
-    assert load_spec(BUNDLED_SPEC).partition_start.isoformat() == "2026-01-01"  # a real date still loads
+    assert (
+        load_spec(BUNDLED_SPEC).partition_start.isoformat() == "2026-01-01"
+    )  # a real date still loads
 
 
 def _with(changes: dict) -> dict:
@@ -138,29 +149,79 @@ def _with(changes: dict) -> dict:
     [
         ({"model.estimator": "xgboost"}, "model.estimator", "unknown estimator 'xgboost'"),
         ({"model.estimator": "ridge"}, "model.estimator", "the task is classification"),
-        ({"model.params": {"max_iters": 10}}, "model.params.max_iters",
-         "not an argument of HistGradientBoostingClassifier"),
-        ({"model.estimator": "random_forest", "model.params": {"n_trees": 3}}, "model.params.n_trees",
-         "not an argument of RandomForestClassifier"),
-        ({"gates.floors": {"roc_acu": 0.8}}, "gates.floors.roc_acu", "'roc_acu' is not computed for classification"),
+        (
+            {"model.params": {"max_iters": 10}},
+            "model.params.max_iters",
+            "not an argument of HistGradientBoostingClassifier",
+        ),
+        (
+            {"model.estimator": "random_forest", "model.params": {"n_trees": 3}},
+            "model.params.n_trees",
+            "not an argument of RandomForestClassifier",
+        ),
+        (
+            {"gates.floors": {"roc_acu": 0.8}},
+            "gates.floors.roc_acu",
+            "'roc_acu' is not computed for classification",
+        ),
         ({"gates.floors": {"rmse": 1.0}}, "gates.floors.rmse", "not computed for classification"),
-        ({"gates.ceilings": {"roc_auc": 0.99}}, "gates.ceilings.roc_auc", "higher-is-better: put it under gates.floors"),
-        ({"gates.floors": {"brier": 0.01}}, "gates.floors.brier", "lower-is-better: put it under gates.ceilings"),
-        ({"gates.floors": {"roc_auc": 1.5}}, "gates.floors.roc_auc", "outside the range of roc_auc [0, 1]"),
-        ({"gates.ceilings": {"brier": -0.1}}, "gates.ceilings.brier", "outside the range of brier [0, 1]"),
-        ({"gates.primary_metric": "rmse"}, "gates.primary_metric", "'rmse' is not computed for classification"),
+        (
+            {"gates.ceilings": {"roc_auc": 0.99}},
+            "gates.ceilings.roc_auc",
+            "higher-is-better: put it under gates.floors",
+        ),
+        (
+            {"gates.floors": {"brier": 0.01}},
+            "gates.floors.brier",
+            "lower-is-better: put it under gates.ceilings",
+        ),
+        (
+            {"gates.floors": {"roc_auc": 1.5}},
+            "gates.floors.roc_auc",
+            "outside the range of roc_auc [0, 1]",
+        ),
+        (
+            {"gates.ceilings": {"brier": -0.1}},
+            "gates.ceilings.brier",
+            "outside the range of brier [0, 1]",
+        ),
+        (
+            {"gates.primary_metric": "rmse"},
+            "gates.primary_metric",
+            "'rmse' is not computed for classification",
+        ),
         ({"gates.slice_floor": 2.0}, "gates.slice_floor", "primary metric roc_auc"),
         ({"guard.floor": 5}, "guard.floor", "outside the range of roc_auc [0, 1]"),
-        ({"gates.max_calibration_error": 1.5}, "gates.max_calibration_error", "outside the range of calibration_error"),
+        (
+            {"gates.max_calibration_error": 1.5},
+            "gates.max_calibration_error",
+            "outside the range of calibration_error",
+        ),
         ({"pii_mode": "rot13"}, "pii_mode", "'hash' or 'drop'"),
-        ({"task": "regression", "labels": None, "gates": {"floors": {"r2": 1.5}, "primary_metric": "r2"}},
-         "gates.floors.r2", "outside the range of r2 [-inf, 1]"),
-        ({"task": "regression", "labels": None, "gates": {"ceilings": {"rmse": -1}}, "guard.floor": 0.5},
-         "gates.ceilings.rmse", "outside the range of rmse [0, inf]"),
+        (
+            {
+                "task": "regression",
+                "labels": None,
+                "gates": {"floors": {"r2": 1.5}, "primary_metric": "r2"},
+            },
+            "gates.floors.r2",
+            "outside the range of r2 [-inf, 1]",
+        ),
+        (
+            {
+                "task": "regression",
+                "labels": None,
+                "gates": {"ceilings": {"rmse": -1}},
+                "guard.floor": 0.5,
+            },
+            "gates.ceilings.rmse",
+            "outside the range of rmse [0, inf]",
+        ),
     ],
 )
 def test_values_that_need_the_task_are_checked_at_load_naming_the_field(changes, field, says):
-    """Before: each loaded fine (an unknown estimator failed at training; a misspelt gate metric failed closed
+    """Before: each loaded fine (an unknown estimator failed at training; a misspelt gate metric
+    failed closed
     forever; an impossible threshold could never be met)."""
     with pytest.raises(SpecError) as err:
         parse_spec(_with(changes), "bad.yaml")
@@ -176,13 +237,30 @@ def test_the_bundled_specs_pass_every_load_check():
     for path in (BUNDLED_SPEC, BIKE_SPEC):
         spec = load_spec(path)
         assert spec.pii and spec.pii_mode == "hash"
-    assert parse_spec(_with({"task": "regression", "labels": None, "model.params": {},
-                             "gates": {"floors": {"r2": 0.5}, "ceilings": {"rmse": 3.0}, "primary_metric": "rmse",
-                                       "slice_floor": 4.0}, "guard.floor": 4.0})).task == "regression"
+    assert (
+        parse_spec(
+            _with(
+                {
+                    "task": "regression",
+                    "labels": None,
+                    "model.params": {},
+                    "gates": {
+                        "floors": {"r2": 0.5},
+                        "ceilings": {"rmse": 3.0},
+                        "primary_metric": "rmse",
+                        "slice_floor": 4.0,
+                    },
+                    "guard.floor": 4.0,
+                }
+            )
+        ).task
+        == "regression"
+    )
 
 
 def test_param_names_match_scikit_learn():
-    """``estimators.PARAM_NAMES`` (what the spec checks without scikit-learn) is exactly each class's
+    """``estimators.PARAM_NAMES`` (what the spec checks without scikit-learn) is exactly each
+    class's
     ``get_params()``: a scikit-learn upgrade that adds or removes an argument fails here."""
     import importlib
 
@@ -197,12 +275,16 @@ def test_param_names_match_scikit_learn():
 
 
 def test_pii_mode_enters_the_digest_only_when_it_is_not_the_default():
-    """The digest is what the spec file says: a field at its default (pii_mode, classes, the newer gates)
+    """The digest is what the spec file says: a field at its default (pii_mode, classes, the newer
+    gates)
     is left out, so a release that adds fields keeps the digest recorded in earlier lineage."""
     import hashlib
 
     default, drop = parse_spec(BASE), parse_spec(_with({"pii_mode": "drop"}))
     assert default.pii_mode == "hash" and default.digest != drop.digest
-    assert default.digest == hashlib.sha256(default.model_dump_json(exclude_defaults=True).encode()).hexdigest()
+    assert (
+        default.digest
+        == hashlib.sha256(default.model_dump_json(exclude_defaults=True).encode()).hexdigest()
+    )
     explicit = parse_spec(_with({"pii_mode": "hash"}))  # the default written out changes nothing
     assert explicit.digest == default.digest

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from mlops_assets.core.spec_docs import COLUMN, DESCRIPTIONS, NO_MEANING, render_markdown, spec_rows
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.spec_docs import COLUMN, DESCRIPTIONS, NO_MEANING, render_markdown, spec_rows
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "spec.md"
 REFRESH = "python -m mlops_assets.core.spec_docs > docs/spec.md"
@@ -20,7 +20,9 @@ def _schema_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
         path = prefix + name
         out.add(path)
         args = getattr(info.annotation, "__args__", ())
-        nested = [a for a in (info.annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        nested = [
+            a for a in (info.annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         if getattr(info.annotation, "__origin__", None) is dict and nested:  # per-column entries
             out |= _schema_paths(nested[0], f"{path}.{COLUMN}.")
         elif nested:
@@ -29,19 +31,29 @@ def _schema_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 
 def test_docs_spec_md_is_the_generated_reference():
-    assert DOC.read_text() == render_markdown(), f"docs/spec.md is out of date with spec.py: run `{REFRESH}`"
+    assert DOC.read_text() == render_markdown(), (
+        f"docs/spec.md is out of date with spec.py: run `{REFRESH}`"
+    )
 
 
 def test_every_schema_field_is_documented_with_meaning_default_and_example():
     rows = spec_rows()
     assert {r.path for r in rows} == _schema_paths(DatasetSpec)
     no_meaning = [r.path for r in rows if r.meaning == NO_MEANING or not r.meaning]
-    assert not no_meaning, f"fields without a meaning: give them Field(description=...) in spec.py: {no_meaning}"
+    assert not no_meaning, (
+        f"fields without a meaning: give them Field(description=...) in spec.py: {no_meaning}"
+    )
     assert all(r.default for r in rows)
-    assert not [r.path for r in rows if not r.section and not r.example.startswith(f"`{r.path.rsplit('.', 1)[-1]}: ")]
+    assert not [
+        r.path
+        for r in rows
+        if not r.section and not r.example.startswith(f"`{r.path.rsplit('.', 1)[-1]}: ")
+    ]
     text = render_markdown()
     assert "| `features.numeric.<column>.min` | number or null | `null` |" in text
-    assert "`window_days: 28`" in text  # examples come from the bundled specs (the default spec first)
+    assert (
+        "`window_days: 28`" in text
+    )  # examples come from the bundled specs (the default spec first)
 
 
 def test_the_schema_description_wins_over_the_mapping_and_a_docstring_describes_a_section():
@@ -62,6 +74,10 @@ def test_the_schema_description_wins_over_the_mapping_and_a_docstring_describes_
 
 
 def test_the_refresh_command_prints_the_reference():
-    out = subprocess.run([sys.executable, "-m", "mlops_assets.core.spec_docs"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mlops_assets.core.spec_docs"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out == render_markdown()

@@ -26,22 +26,36 @@ RUNBOOKS = {
     "guard_rollback": "docs/runbooks/guard_rollback.md",
     "pipeline_failure": "docs/runbooks/pipeline_failure.md",
     "freshness_breach": "docs/runbooks/freshness_breach.md",
-    "model_integrity": "docs/runbooks/model_integrity.md",  # a version's files differ from its manifest
-    "registry_unavailable": "docs/runbooks/registry_unavailable.md",  # MLflow unreachable; cache serving
-    "control_plane_repair": "docs/runbooks/control_plane_repair.md",  # a half-done move completed, an alias restored
+    # a version's files differ from its manifest
+    "model_integrity": "docs/runbooks/model_integrity.md",
+    # MLflow unreachable; cache serving
+    "registry_unavailable": "docs/runbooks/registry_unavailable.md",
+    # a half-done move completed, an alias restored
+    "control_plane_repair": "docs/runbooks/control_plane_repair.md",
 }
 ALERTS_FILE = "alerts.jsonl"
 
 
 class AlertSink(ConfigurableResource):
     directory: str = Field(description="Folder of the JSON-lines alert log.")
-    webhook_url: str = Field(default="", description="POST target for alerts; pass EnvVar('MLOPS_ALERT_WEBHOOK').")
+    webhook_url: str = Field(
+        default="", description="POST target for alerts; pass EnvVar('MLOPS_ALERT_WEBHOOK')."
+    )
     timeout_seconds: float = 5.0
-    owners: list[str] = Field(default_factory=list, description="The spec's owners: every alert names them.")
+    owners: list[str] = Field(
+        default_factory=list, description="The spec's owners: every alert names them."
+    )
 
     def send(
-        self, kind: str, *, reason: str, severity: str = "error", run_id: str | None = None,
-        asset: str | None = None, partition: str | None = None, details: dict[str, Any] | None = None,
+        self,
+        kind: str,
+        *,
+        reason: str,
+        severity: str = "error",
+        run_id: str | None = None,
+        asset: str | None = None,
+        partition: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> dict:
         if kind not in RUNBOOKS:
             raise ValueError(f"unknown alert kind {kind!r}: one of {sorted(RUNBOOKS)}")
@@ -60,22 +74,33 @@ class AlertSink(ConfigurableResource):
         path = Path(self.directory)
         path.mkdir(parents=True, exist_ok=True)
         if any(a["kind"] == kind and a["reason"] == reason for a in read_alerts(path, limit=200)):
-            return {**record, "suppressed": "the same alert was already sent"}  # one alert per condition
+            return {
+                **record,
+                "suppressed": "the same alert was already sent",
+            }  # one alert per condition
         with open(path / ALERTS_FILE, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
-        log.warning("ALERT %s: %s (runbook %s; owners %s)", kind, reason, record["runbook"],
-                    ", ".join(self.owners) or "none named")
+        log.warning(
+            "ALERT %s: %s (runbook %s; owners %s)",
+            kind,
+            reason,
+            record["runbook"],
+            ", ".join(self.owners) or "none named",
+        )
         if self.webhook_url:
             record["delivered"] = self._post(record)
         return record
 
     def _post(self, record: dict) -> bool:
         request = urllib.request.Request(
-            self.webhook_url, data=json.dumps(record, default=str).encode(), method="POST",
+            self.webhook_url,
+            data=json.dumps(record, default=str).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # noqa: S310
+            # the URL is the operator's own webhook (http or https), checked at configuration
+            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
                 return 200 <= response.status < 300
         except OSError as err:  # never log the URL: it may carry a token
             log.error("alert webhook delivery failed: %s", type(err).__name__)
@@ -93,5 +118,9 @@ def read_alerts(directory: Path, limit: int = 20) -> list[dict]:
 def alert_resource(alerts_dir: Path, owners: list[str] | tuple[str, ...] = ()) -> AlertSink:
     """The alert sink; ``owners`` (the spec's) are named in every alert."""
     if os.environ.get("MLOPS_ALERT_WEBHOOK"):
-        return AlertSink(directory=str(alerts_dir), webhook_url=EnvVar("MLOPS_ALERT_WEBHOOK"), owners=list(owners))
+        return AlertSink(
+            directory=str(alerts_dir),
+            webhook_url=EnvVar("MLOPS_ALERT_WEBHOOK"),
+            owners=list(owners),
+        )
     return AlertSink(directory=str(alerts_dir), owners=list(owners))

@@ -53,26 +53,33 @@ def _outcome(rec: Any) -> CheckOutcome | None:
     evaluation = event.event_specific_data if event is not None else None
     if evaluation is None or not hasattr(evaluation, "passed"):
         return None
-    return CheckOutcome(bool(evaluation.passed), evaluation.severity.value, rec.run_id, evaluation.description)
+    return CheckOutcome(
+        bool(evaluation.passed), evaluation.severity.value, rec.run_id, evaluation.description
+    )
 
 
 def _history(instance: DagsterInstance, check_key: AssetCheckKey, page: int) -> Iterator[Any]:
     """Every execution record of ``check_key``, newest first, ``page`` records per query."""
     cursor = None
     while True:
-        records = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=page, cursor=cursor)
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            check_key, limit=page, cursor=cursor
+        )
         yield from records
         if len(records) < page:
             return
         cursor = records[-1].id
 
 
-def latest_check_outcomes(instance: DagsterInstance, check_key: AssetCheckKey,
-                          limit: int = 5000) -> dict[str, CheckOutcome]:
+def latest_check_outcomes(
+    instance: DagsterInstance, check_key: AssetCheckKey, limit: int = 5000
+) -> dict[str, CheckOutcome]:
     """partition (``UNPARTITIONED`` for an unpartitioned result) → its latest evaluated
     outcome, over the newest ``limit`` execution records of ``check_key``."""
     latest: dict[str, CheckOutcome] = {}
-    for rec in instance.event_log_storage.get_asset_check_execution_history(check_key, limit=limit):  # newest first
+    for rec in instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=limit
+    ):  # newest first
         part = rec.partition or UNPARTITIONED
         if part in latest:
             continue
@@ -82,7 +89,9 @@ def latest_check_outcomes(instance: DagsterInstance, check_key: AssetCheckKey,
     return latest
 
 
-def latest_check_outcome(instance: DagsterInstance, check_key: AssetCheckKey, partition: str) -> CheckOutcome | None:
+def latest_check_outcome(
+    instance: DagsterInstance, check_key: AssetCheckKey, partition: str
+) -> CheckOutcome | None:
     """The latest evaluated outcome of ``check_key`` on ``partition`` (None when never evaluated)."""
     for rec in _history(instance, check_key, _PAGE):
         if rec.partition == partition:
@@ -92,7 +101,9 @@ def latest_check_outcome(instance: DagsterInstance, check_key: AssetCheckKey, pa
     return None
 
 
-def failed_checks(instance: DagsterInstance, asset: str, check_names: Iterable[str], partition: str) -> list[str]:
+def failed_checks(
+    instance: DagsterInstance, asset: str, check_names: Iterable[str], partition: str
+) -> list[str]:
     """The checks of ``asset`` (in ``check_names`` order) whose latest evaluated result on
     ``partition`` failed. A check never evaluated on that partition has not failed."""
     failed = []
@@ -108,7 +119,9 @@ def latest_run_by_partition(instance: DagsterInstance, asset: str) -> dict[str, 
     latest: dict[str, str] = {}
     cursor = None
     while True:
-        page = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=5000, cursor=cursor)
+        page = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset)), limit=5000, cursor=cursor
+        )
         for rec in page.records:  # newest first
             if rec.partition_key and rec.partition_key not in latest:
                 latest[rec.partition_key] = rec.run_id
@@ -117,23 +130,36 @@ def latest_run_by_partition(instance: DagsterInstance, asset: str) -> dict[str, 
         cursor = page.cursor
 
 
-def latest_materialization_metadata(instance: DagsterInstance, asset: str, partition: str) -> dict[str, Any]:
+def latest_materialization_metadata(
+    instance: DagsterInstance, asset: str, partition: str
+) -> dict[str, Any]:
     """The metadata of the latest materialisation of ``asset[partition]``, as plain values
     (each ``MetadataValue`` unwrapped to its ``.value``: a JSON entry is a dict, text a str);
     ``{}`` when that partition was never materialised."""
     records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1).records
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
     materialization = records[0].asset_materialization if records else None
     if materialization is None:
         return {}
     return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
 
 
-def runs_with_tag(instance: DagsterInstance, key: str, value: str, limit: int | None = None, *,
-                  created_before: Any = None) -> list[RunRecord]:
+def runs_with_tag(
+    instance: DagsterInstance,
+    key: str,
+    value: str,
+    limit: int | None = None,
+    *,
+    created_before: Any = None,
+) -> list[RunRecord]:
     """Run records tagged ``key=value``, newest first (at most ``limit``; optionally only
     those created before the datetime ``created_before``)."""
-    return list(instance.get_run_records(RunsFilter(tags={key: value}, created_before=created_before), limit=limit))
+    return list(
+        instance.get_run_records(
+            RunsFilter(tags={key: value}, created_before=created_before), limit=limit
+        )
+    )
 
 
 # ---- runs waiting, in progress, stuck -----------------------------------------------------------
@@ -159,10 +185,15 @@ class RunProgress:
     stuck: str | None = None
 
     def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "job": self.job_name, "status": self.status,
-                "created_at": self.created_at.isoformat(),
-                "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None,
-                "worker_pid": self.worker_pid, "stuck": self.stuck}
+        return {
+            "run_id": self.run_id,
+            "job": self.job_name,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None,
+            "worker_pid": self.worker_pid,
+            "stuck": self.stuck,
+        }
 
 
 def _naive_utc(value: dt.datetime | float | None) -> dt.datetime | None:
@@ -173,8 +204,15 @@ def _naive_utc(value: dt.datetime | float | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def stuck_reason(status: str, *, last_event_at: dt.datetime | None, created_at: dt.datetime,
-                 worker_alive: bool | None, now: dt.datetime, stuck_after: dt.timedelta = STUCK_AFTER) -> str | None:
+def stuck_reason(
+    status: str,
+    *,
+    last_event_at: dt.datetime | None,
+    created_at: dt.datetime,
+    worker_alive: bool | None,
+    now: dt.datetime,
+    stuck_after: dt.timedelta = STUCK_AFTER,
+) -> str | None:
     """Why a run in ``status`` will never finish by itself, or None.
 
     A queued run is never stuck (it waits for the daemon). A run in progress is stuck when its
@@ -188,8 +226,14 @@ def stuck_reason(status: str, *, last_event_at: dt.datetime | None, created_at: 
     quiet_since = last_event_at or created_at
     if now - quiet_since > stuck_after:
         minutes = int((now - quiet_since).total_seconds() // 60)
-        what = "never started" if status == DagsterRunStatus.NOT_STARTED.value else f"{status} but silent"
-        return f"{what}: no event for {minutes} min (> {int(stuck_after.total_seconds() // 60)} min)"
+        what = (
+            "never started"
+            if status == DagsterRunStatus.NOT_STARTED.value
+            else f"{status} but silent"
+        )
+        return (
+            f"{what}: no event for {minutes} min (> {int(stuck_after.total_seconds() // 60)} min)"
+        )
     return None
 
 
@@ -200,7 +244,8 @@ def workers_on_this_host(instance: DagsterInstance) -> bool:
 
 
 def _process_started_at(pid: int) -> float | None:
-    """Start time (epoch seconds) of a live, non-zombie process; None when there is none (Linux /proc;
+    """Start time (epoch seconds) of a live, non-zombie process; None when there is none (Linux
+    /proc;
     elsewhere ``os.kill(pid, 0)`` and an unknown start time, 0.0)."""
     stat = Path(f"/proc/{pid}/stat")
     if not Path("/proc/self/stat").exists():
@@ -213,8 +258,11 @@ def _process_started_at(pid: int) -> float | None:
         return 0.0
     try:
         fields = stat.read_text().rsplit(")", 1)[1].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
     except (OSError, IndexError, StopIteration, ValueError):
         return None
     if fields[0] in ("Z", "X"):  # a zombie is a dead worker its parent has not reaped yet
@@ -223,8 +271,10 @@ def _process_started_at(pid: int) -> float | None:
 
 
 def worker_alive(pid: int | None, started_at: dt.datetime | None) -> bool | None:
-    """Whether run worker ``pid`` (which logged RUN_START at ``started_at``) still runs on this host;
-    None when unknown. A pid now held by a process started after the run started was reused: gone."""
+    """Whether run worker ``pid`` (which logged RUN_START at ``started_at``) still runs on this
+    host;
+    None when unknown. A pid now held by a process started after the run started was reused:
+    gone."""
     if pid is None:
         return None
     began = _process_started_at(pid)
@@ -236,7 +286,9 @@ def worker_alive(pid: int | None, started_at: dt.datetime | None) -> bool | None
 
 
 def _run_start(instance: DagsterInstance, run_id: str) -> tuple[int | None, dt.datetime | None]:
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_START, limit=1).records
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.RUN_START, limit=1
+    ).records
     entry = records[0].event_log_entry if records else None
     if entry is None or entry.dagster_event is None:
         return None, None
@@ -248,23 +300,45 @@ def _last_event_at(instance: DagsterInstance, run_id: str) -> dt.datetime | None
     return _naive_utc(records[0].event_log_entry.timestamp) if records else None
 
 
-def run_progress(instance: DagsterInstance, *, now: dt.datetime | None = None, stuck_after: dt.timedelta = STUCK_AFTER,
-                 same_host: bool | None = None, created_after: dt.datetime | None = None,
-                 limit: int = 200) -> list[RunProgress]:
+def run_progress(
+    instance: DagsterInstance,
+    *,
+    now: dt.datetime | None = None,
+    stuck_after: dt.timedelta = STUCK_AFTER,
+    same_host: bool | None = None,
+    created_after: dt.datetime | None = None,
+    limit: int = 200,
+) -> list[RunProgress]:
     """Every run waiting or in progress (newest first, at most ``limit``), each judged by
     ``stuck_reason`` as of ``now`` (default: the current time). Worker pids are checked only when
     ``same_host`` (default: ``workers_on_this_host(instance)``)."""
     now = _naive_utc(now) or _naive_utc(dt.datetime.now(dt.UTC))
     same_host = workers_on_this_host(instance) if same_host is None else same_host
-    records = instance.get_run_records(RunsFilter(statuses=[*WAITING, *RUNNING], created_after=created_after),
-                                       limit=limit)
+    records = instance.get_run_records(
+        RunsFilter(statuses=[*WAITING, *RUNNING], created_after=created_after), limit=limit
+    )
     out = []
     for rec in records:
         run = rec.dagster_run
         pid, started = _run_start(instance, run.run_id) if run.status in RUNNING else (None, None)
         alive = worker_alive(pid, started) if same_host else None
         last, created = _last_event_at(instance, run.run_id), _naive_utc(rec.create_timestamp)
-        out.append(RunProgress(run.run_id, run.job_name, run.status.value, created, last, pid,
-                               stuck_reason(run.status.value, last_event_at=last, created_at=created,
-                                            worker_alive=alive, now=now, stuck_after=stuck_after)))
+        out.append(
+            RunProgress(
+                run.run_id,
+                run.job_name,
+                run.status.value,
+                created,
+                last,
+                pid,
+                stuck_reason(
+                    run.status.value,
+                    last_event_at=last,
+                    created_at=created,
+                    worker_alive=alive,
+                    now=now,
+                    stuck_after=stuck_after,
+                ),
+            )
+        )
     return out

@@ -37,11 +37,11 @@ from typing import Any
 
 import polars as pl
 
-from mlops_assets.core.faults import pause_point
-from mlops_assets.data.lake import DeltaLake
-from mlops_assets.core.paths import Home
 from mlops_assets.control.registry import ModelRegistry
+from mlops_assets.core.faults import pause_point
+from mlops_assets.core.paths import Home
 from mlops_assets.core.vocabulary import AUDIT, Action, Alias
+from mlops_assets.data.lake import DeltaLake
 
 LOCK_DSN_ENV = "MLOPS_LOCK_DSN"
 STEPS = ("locked", "intent", "aliases", "tags")  # boundaries a move can die at
@@ -51,15 +51,40 @@ MANAGED_ALIASES = (Alias.CHAMPION, Alias.CHALLENGER, Alias.LAST_KNOWN_GOOD)
 ALLOWED_OPERATIONS = {"CREATE TABLE", "OPTIMIZE", "VACUUM START", "VACUUM END"}  # besides appends
 
 LEDGER_SCHEMA = {
-    "seq": pl.Int64, "move_id": pl.String, "phase": pl.String,
-    "at": pl.Datetime("us"), "actor": pl.String, "action": pl.String, "alias": pl.String,
-    "from_version": pl.Int64, "to_version": pl.Int64, "reason": pl.String, "gate_results": pl.String,
-    "run_id": pl.String, "waiver_owner": pl.String, "waiver_expires": pl.String,
-    "plan": pl.String, "prev_hash": pl.String, "hash": pl.String,
+    "seq": pl.Int64,
+    "move_id": pl.String,
+    "phase": pl.String,
+    "at": pl.Datetime("us"),
+    "actor": pl.String,
+    "action": pl.String,
+    "alias": pl.String,
+    "from_version": pl.Int64,
+    "to_version": pl.Int64,
+    "reason": pl.String,
+    "gate_results": pl.String,
+    "run_id": pl.String,
+    "waiver_owner": pl.String,
+    "waiver_expires": pl.String,
+    "plan": pl.String,
+    "prev_hash": pl.String,
+    "hash": pl.String,
 }
-AUDIT_COLUMNS = ("at", "actor", "action", "alias", "from_version", "to_version", "reason", "gate_results", "run_id",
-                 "waiver_owner", "waiver_expires")
-AUDIT_SCHEMA = {k: LEDGER_SCHEMA[k] for k in AUDIT_COLUMNS}  # the audit facts of a move, without the chain
+AUDIT_COLUMNS = (
+    "at",
+    "actor",
+    "action",
+    "alias",
+    "from_version",
+    "to_version",
+    "reason",
+    "gate_results",
+    "run_id",
+    "waiver_owner",
+    "waiver_expires",
+)
+AUDIT_SCHEMA = {
+    k: LEDGER_SCHEMA[k] for k in AUDIT_COLUMNS
+}  # the audit facts of a move, without the chain
 
 
 class PromotionRefused(RuntimeError):
@@ -88,20 +113,33 @@ class Move:
     run_id: str | None = None
     waiver_owner: str | None = None
     waiver_expires: str | None = None
-    aliases: Mapping[str, int | None] = field(default_factory=dict)  # alias -> version (None: delete)
+    aliases: Mapping[str, int | None] = field(
+        default_factory=dict
+    )  # alias -> version (None: delete)
     tags: Mapping[int, Mapping[str, str]] = field(default_factory=dict)  # version -> tags to set
     expected: Mapping[str, int | None] = field(default_factory=dict)  # alias -> version decided on
 
     def plan_json(self) -> str:
-        return json.dumps({"aliases": dict(self.aliases), "tags": {str(v): dict(t) for v, t in self.tags.items()},
-                           "expected": dict(self.expected)}, sort_keys=True)
+        return json.dumps(
+            {
+                "aliases": dict(self.aliases),
+                "tags": {str(v): dict(t) for v, t in self.tags.items()},
+                "expected": dict(self.expected),
+            },
+            sort_keys=True,
+        )
 
 
 # ---- the chain -------------------------------------------------------------------------------
 def row_hash(row: Mapping[str, Any], prev_hash: str) -> str:
-    content = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()
-               if k not in ("hash", "prev_hash")}
-    return hashlib.sha256((prev_hash + json.dumps(content, sort_keys=True, default=str)).encode()).hexdigest()
+    content = {
+        k: v.isoformat() if isinstance(v, dt.datetime) else v
+        for k, v in row.items()
+        if k not in ("hash", "prev_hash")
+    }
+    return hashlib.sha256(
+        (prev_hash + json.dumps(content, sort_keys=True, default=str)).encode()
+    ).hexdigest()
 
 
 def _chained(rows: list[dict], last: dict | None) -> pl.DataFrame:
@@ -140,8 +178,11 @@ class ChainReport:
     reason: str = ""
 
     def __str__(self) -> str:
-        return (f"audit verified ({self.rows} rows)" if self.ok
-                else f"audit broken at row {self.broken_at}: {self.reason}")
+        return (
+            f"audit verified ({self.rows} rows)"
+            if self.ok
+            else f"audit broken at row {self.broken_at}: {self.reason}"
+        )
 
 
 def verify_chain(lake: DeltaLake) -> ChainReport:
@@ -152,22 +193,44 @@ def verify_chain(lake: DeltaLake) -> ChainReport:
         history = lake.history(AUDIT)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as err:  # noqa: BLE001 - a corrupt audit is reported, never a crash (polars panics
+    # a corrupt audit is reported, never a crash (polars panics
+    except BaseException as err:
         # on a truncated parquet file with an exception that is not an Exception)
-        return ChainReport(False, 0, 0, f"the audit table cannot be read ({type(err).__name__}: {str(err)[:200]})")
-    rewritten = [h for h in history if h.get("operation") not in ALLOWED_OPERATIONS
-                 and not (h.get("operation") == "WRITE" and h.get("operationParameters", {}).get("mode") == "Append")]
+        return ChainReport(
+            False, 0, 0, f"the audit table cannot be read ({type(err).__name__}: {str(err)[:200]})"
+        )
+    rewritten = [
+        h
+        for h in history
+        if h.get("operation") not in ALLOWED_OPERATIONS
+        and not (
+            h.get("operation") == "WRITE"
+            and h.get("operationParameters", {}).get("mode") == "Append"
+        )
+    ]
     prev = GENESIS
     for i, row in enumerate(ledger.iter_rows(named=True)):
         if row["seq"] != i:
-            return ChainReport(False, ledger.height, i, f"expected row {i}, found row {row['seq']} (deleted or inserted)")
+            return ChainReport(
+                False,
+                ledger.height,
+                i,
+                f"expected row {i}, found row {row['seq']} (deleted or inserted)",
+            )
         if row["prev_hash"] != prev or row_hash(row, prev) != row["hash"]:
-            return ChainReport(False, ledger.height, i, "its content or link does not match its hash (edited)")
+            return ChainReport(
+                False, ledger.height, i, "its content or link does not match its hash (edited)"
+            )
         prev = row["hash"]
     if rewritten:
         first = rewritten[-1]
-        return ChainReport(False, ledger.height, None, f"Delta version {first.get('version')} of the audit table is a "
-                           f"{first.get('operation')} ({first.get('operationParameters', {}).get('mode', '')}), not an append")
+        return ChainReport(
+            False,
+            ledger.height,
+            None,
+            f"Delta version {first.get('version')} of the audit table is a {first.get('operation')}"
+            f" ({first.get('operationParameters', {}).get('mode', '')}), not an append",
+        )
     return ChainReport(True, ledger.height)
 
 
@@ -191,7 +254,9 @@ def move_lock(lake: DeltaLake, timeout_s: float = 60.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise PromotionRefused(f"another alias move holds the lock for over {timeout_s:.0f} s") from None
+                    raise PromotionRefused(
+                        f"another alias move holds the lock for over {timeout_s:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         try:
             yield
@@ -211,9 +276,8 @@ def _pg_lock(dsn: str, timeout_s: float) -> Iterator[None]:
             cur.execute("SELECT pg_advisory_lock(%s)", (key,))
         yield
     finally:
-        with contextlib.suppress(Exception):
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        with contextlib.suppress(Exception), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
         conn.close()
 
 
@@ -234,13 +298,26 @@ def _conflict(current: Mapping[str, int], move: Move, ledger: pl.DataFrame) -> s
     changed = {a: (v, current.get(a)) for a, v in move.expected.items() if current.get(a) != v}
     if not changed:
         return None
-    what = ", ".join(f"{a} was v{old} and is now v{new}" if new is not None else f"{a} was v{old} and is now unset"
-                     for a, (old, new) in changed.items())
+    what = ", ".join(
+        (
+            f"{a} was v{old} and is now v{new}"
+            if new is not None
+            else f"{a} was v{old} and is now unset"
+        )
+        for a, (old, new) in changed.items()
+    )
     moves = ledger.filter(pl.col("phase") != APPLIED)
     by = moves.row(-1, named=True) if moves.height else None
-    last = f"; last move: {by['action']} v{by['from_version']}→v{by['to_version']} by {by['actor']} at {by['at']}" \
-        if by else ""
-    return f"{move.action} refused: the aliases changed under it ({what}){last}. Check `mlops-assets status` and retry."
+    last = (
+        f"; last move: {by['action']} v{by['from_version']}→v{by['to_version']} by {by['actor']} at"
+        f" {by['at']}"
+        if by
+        else ""
+    )
+    return (
+        f"{move.action} refused: the aliases changed under it ({what}){last}. Check `mlops-assets"
+        " status` and retry."
+    )
 
 
 def apply_move(lake: DeltaLake, registry: ModelRegistry, move: Move) -> None:
@@ -251,8 +328,12 @@ def apply_move(lake: DeltaLake, registry: ModelRegistry, move: Move) -> None:
         problem = _conflict(registry.aliases(), move, ledger)
         if problem:
             raise MoveConflict(problem)
-        row = {"move_id": uuid.uuid4().hex, "phase": INTENT, "plan": move.plan_json(),
-               **{k: getattr(move, k) for k in AUDIT_COLUMNS if k != "at"}}
+        row = {
+            "move_id": uuid.uuid4().hex,
+            "phase": INTENT,
+            "plan": move.plan_json(),
+            **{k: getattr(move, k) for k in AUDIT_COLUMNS if k != "at"},
+        }
         ledger = _append(lake, [row], ledger)
         pause_point("intent")
         _apply_plan(registry, json.loads(row["plan"]))
@@ -260,8 +341,14 @@ def apply_move(lake: DeltaLake, registry: ModelRegistry, move: Move) -> None:
 
 
 def _completion(intent: Mapping[str, Any], actor: str) -> dict:
-    return {"move_id": intent["move_id"], "phase": APPLIED, "actor": actor, "action": Action.APPLIED,
-            "reason": f"{intent['action']} applied", "run_id": intent.get("run_id")}
+    return {
+        "move_id": intent["move_id"],
+        "phase": APPLIED,
+        "actor": actor,
+        "action": Action.APPLIED,
+        "reason": f"{intent['action']} applied",
+        "run_id": intent.get("run_id"),
+    }
 
 
 def record(lake: DeltaLake, **row: Any) -> None:
@@ -273,10 +360,18 @@ def record(lake: DeltaLake, **row: Any) -> None:
 # ---- reading it back -------------------------------------------------------------------------
 def moves(ledger: pl.DataFrame) -> pl.DataFrame:
     """One row per move (intents and recorded rows), with ``state`` done | pending; newest first."""
-    done = set(ledger.filter(pl.col("phase") == APPLIED)["move_id"].to_list()) if ledger.height else set()
+    done = (
+        set(ledger.filter(pl.col("phase") == APPLIED)["move_id"].to_list())
+        if ledger.height
+        else set()
+    )
     rows = ledger.filter(pl.col("phase") != APPLIED)
-    state = pl.when((pl.col("phase") == RECORDED) | pl.col("move_id").is_in(list(done))).then(pl.lit("done"))
-    return rows.with_columns(state.otherwise(pl.lit("pending")).alias("state")).sort("seq", descending=True)
+    state = pl.when((pl.col("phase") == RECORDED) | pl.col("move_id").is_in(list(done))).then(
+        pl.lit("done")
+    )
+    return rows.with_columns(state.otherwise(pl.lit("pending")).alias("state")).sort(
+        "seq", descending=True
+    )
 
 
 def pending_moves(ledger: pl.DataFrame) -> list[dict]:
@@ -306,14 +401,30 @@ def reconcile(lake: DeltaLake, registry: ModelRegistry, actor: str = "reconciler
             ledger = _append(lake, [_completion(intent, actor)], ledger)
             completed.append(intent["move_id"])
         expected, actual = alias_state(ledger), registry.aliases()
-        drifted = {a: (actual.get(a), expected.get(a)) for a in MANAGED_ALIASES
-                   if ledger.height and actual.get(a) != expected.get(a)}
+        drifted = {
+            a: (actual.get(a), expected.get(a))
+            for a in MANAGED_ALIASES
+            if ledger.height and actual.get(a) != expected.get(a)
+        }
         _apply_plan(registry, {"aliases": {a: want for a, (_, want) in drifted.items()}})
         if drifted:
-            reason = "; ".join(f"{a}: MLflow had v{was}, the ledger says v{want}" for a, (was, want) in drifted.items())
-            _append(lake, [{"move_id": uuid.uuid4().hex, "phase": RECORDED, "actor": actor,
-                            "action": Action.RECONCILE, "reason": f"aliases restored from the ledger: {reason}"}],
-                    ledger)
+            reason = "; ".join(
+                f"{a}: MLflow had v{was}, the ledger says v{want}"
+                for a, (was, want) in drifted.items()
+            )
+            _append(
+                lake,
+                [
+                    {
+                        "move_id": uuid.uuid4().hex,
+                        "phase": RECORDED,
+                        "actor": actor,
+                        "action": Action.RECONCILE,
+                        "reason": f"aliases restored from the ledger: {reason}",
+                    }
+                ],
+                ledger,
+            )
     return {"completed_moves": completed, "restored_aliases": {a: v[1] for a, v in drifted.items()}}
 
 
@@ -330,7 +441,9 @@ class ChampionTerm:
 
 def champion_history(ledger: pl.DataFrame) -> list[ChampionTerm]:
     """Who was champion when: one term per applied move of the champion alias, oldest first."""
-    done = moves(ledger).filter((pl.col("state") == "done") & (pl.col("phase") == INTENT)).sort("seq")
+    done = (
+        moves(ledger).filter((pl.col("state") == "done") & (pl.col("phase") == INTENT)).sort("seq")
+    )
     terms: list[ChampionTerm] = []
     for row in done.iter_rows(named=True):
         aliases = json.loads(row["plan"] or "{}").get("aliases", {})
@@ -338,8 +451,17 @@ def champion_history(ledger: pl.DataFrame) -> list[ChampionTerm]:
             continue
         if terms:
             terms[-1] = dataclasses.replace(terms[-1], until=row["at"])
-        terms.append(ChampionTerm(int(aliases[Alias.CHAMPION]), row["at"], None, row["actor"], row["action"],
-                                  row["reason"] or "", json.loads(row["gate_results"] or "[]")))
+        terms.append(
+            ChampionTerm(
+                int(aliases[Alias.CHAMPION]),
+                row["at"],
+                None,
+                row["actor"],
+                row["action"],
+                row["reason"] or "",
+                json.loads(row["gate_results"] or "[]"),
+            )
+        )
     return terms
 
 

@@ -26,7 +26,11 @@ CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "calibration
 MULTICLASS_METRICS = ("roc_auc", "accuracy", "macro_f1", "log_loss", "brier", "calibration_error")
 """More than two declared classes."""
 REGRESSION_METRICS = ("rmse", "mae", "r2")
-COUNTS = ("rows", "positives", "min_class_rows")  # min_class_rows: multiclass, rows of the rarest class
+COUNTS = (
+    "rows",
+    "positives",
+    "min_class_rows",
+)  # min_class_rows: multiclass, rows of the rarest class
 
 HIGHER_IS_BETTER: dict[str, bool] = {
     "roc_auc": True,
@@ -64,7 +68,9 @@ def task_metric_names(task: str) -> tuple[str, ...]:
     """Every metric name a ``task`` model may compute (binary and multiclass for classification);
     ``spec_metric_names`` narrows it to what one spec's model computes."""
     if task == "classification":
-        return CLASSIFICATION_METRICS + tuple(m for m in MULTICLASS_METRICS if m not in CLASSIFICATION_METRICS)
+        return CLASSIFICATION_METRICS + tuple(
+            m for m in MULTICLASS_METRICS if m not in CLASSIFICATION_METRICS
+        )
     return REGRESSION_METRICS
 
 
@@ -108,5 +114,8 @@ def metric_range_problem(metric: str, value: float) -> str | None:
     lo, hi = METRIC_RANGES.get(metric, (None, None))
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         shown = f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
-        return f"{value:g} is outside the range of {metric} {shown}: the threshold could never be met or always is"
+        return (
+            f"{value:g} is outside the range of {metric} {shown}: the threshold could never be met"
+            " or always is"
+        )
     return None

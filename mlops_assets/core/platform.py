@@ -1,4 +1,6 @@
-"""The facts every part of the code location shares: the spec, ``$MLOPS_HOME`` and the daily partitions."""
+"""The facts every part of the code location shares: the spec, ``$MLOPS_HOME`` and the daily
+partitions.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +29,13 @@ class Platform:
 
     @property
     def label_landing(self) -> Path | None:
-        return self.spec.resolve(self.spec.labels.path, self.home.root) if self.spec.labels else None
+        return (
+            self.spec.resolve(self.spec.labels.path, self.home.root) if self.spec.labels else None
+        )
 
     @cached_property
     def daily(self) -> DailyPartitionsDefinition:
         # end_offset=1: today's partition exists, so files landing today are processed today.
-        return DailyPartitionsDefinition(start_date=self.spec.partition_start.isoformat(), end_offset=1)
+        return DailyPartitionsDefinition(
+            start_date=self.spec.partition_start.isoformat(), end_offset=1
+        )

@@ -12,14 +12,19 @@ import re
 from collections.abc import Iterable, Mapping
 
 MASK = "***"
-_URI_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s@:]+(?::[^/\s@]*)?)@")
+_URI_CREDENTIALS = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s@:]+(?::[^/\s@]*)?)@"
+)
 SECRET_KEY_HINTS = ("secret", "password", "token", "key", "credential", "session")
 
 
 def secret_values(options: Mapping[str, str] | None) -> list[str]:
     """The values of configuration entries whose names look secret (access keys, tokens, passwords)."""
-    return [str(v) for k, v in (options or {}).items()
-            if v and any(h in k.lower() for h in SECRET_KEY_HINTS) and len(str(v)) >= 4]
+    return [
+        str(v)
+        for k, v in (options or {}).items()
+        if v and any(h in k.lower() for h in SECRET_KEY_HINTS) and len(str(v)) >= 4
+    ]
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

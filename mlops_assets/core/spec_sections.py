@@ -1,5 +1,7 @@
-"""The sections of the dataset spec (features, landing, labels, training, model, gates, drift, volume,
-freshness, maintenance, guard, estimation): each a strict pydantic model whose errors name the field. ``spec.py``
+"""The sections of the dataset spec (features, landing, labels, training, model, gates, drift,
+volume,
+freshness, maintenance, guard, estimation): each a strict pydantic model whose errors name the
+field. ``spec.py``
 assembles them into ``DatasetSpec`` and re-exports them."""
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ class Landing(_Strict):
     def _known_formats(cls, v: list[str]) -> list[str]:
         unknown = [f for f in v if f not in READERS]
         if unknown:
-            raise ValueError(f"unknown landing format(s) {unknown}; readable formats: {list(READERS)}")
+            raise ValueError(
+                f"unknown landing format(s) {unknown}; readable formats: {list(READERS)}"
+            )
         return v
 
 
@@ -86,13 +90,16 @@ class Training(_Strict):
     holdout_days: int = Field(ge=1)
     seed: int = 0
     cadence_days: int = Field(default=7, ge=1)
-    allow_partial_window: bool = Field(default=False, description="train a cutoff whose window starts before partition_start")
+    allow_partial_window: bool = Field(
+        default=False, description="train a cutoff whose window starts before partition_start"
+    )
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> Training:
         if self.holdout_days >= self.window_days:
             raise ValueError(
-                f"holdout_days ({self.holdout_days}) must be smaller than window_days ({self.window_days})"
+                f"holdout_days ({self.holdout_days}) must be smaller than window_days"
+                f" ({self.window_days})"
             )
         return self
 
@@ -105,9 +112,12 @@ class Model(_Strict):
 
 
 class Leakage(_Strict):
-    """Target-leakage tripwires (gate ``leakage``, on by default). ``max_skill``: a holdout skill (r2, roc_auc: best 1)
-    this high is implausibly perfect; the columns carrying it (permutation importance) are named (null: off).
-    ``max_feature_skill``: a feature whose one-feature model (fit on train, judged on the holdout) reaches it is a
+    """Target-leakage tripwires (gate ``leakage``, on by default). ``max_skill``: a holdout skill
+    (r2, roc_auc: best 1)
+    this high is implausibly perfect; the columns carrying it (permutation importance) are named
+    (null: off).
+    ``max_feature_skill``: a feature whose one-feature model (fit on train, judged on the
+    holdout) reaches it is a
     suspect. ``allow``: features declared known at prediction time (never suspects)."""
 
     enabled: bool = True
@@ -117,10 +127,14 @@ class Leakage(_Strict):
 
 
 class Gates(_Strict):
-    """Promotion gates: floors are on the higher-is-better metric, ceilings on errors. ``beats_baseline_margin``: least
-    skill of the primary metric over the naive baseline (training mean / prior) on the holdout, (metric - baseline) /
-    (best - baseline), e.g. 1 - rmse/rmse_baseline (null: off). Under ``min_holdout_rows`` rows or (classification)
-    ``min_positives`` rows in a class, every metric gate fails with "insufficient evidence" instead of a number."""
+    """Promotion gates: floors are on the higher-is-better metric, ceilings on errors.
+    ``beats_baseline_margin``: least
+    skill of the primary metric over the naive baseline (training mean / prior) on the holdout,
+    (metric - baseline) /
+    (best - baseline), e.g. 1 - rmse/rmse_baseline (null: off). Under ``min_holdout_rows`` rows
+    or (classification)
+    ``min_positives`` rows in a class, every metric gate fails with "insufficient evidence"
+    instead of a number."""
 
     floors: dict[str, float] = Field(default_factory=dict)
     ceilings: dict[str, float] = Field(default_factory=dict)
@@ -136,7 +150,9 @@ class Gates(_Strict):
     leakage: Leakage = Field(default_factory=Leakage)
 
 
-class Drift(_Strict):  # methods chosen as Evidently's DataDriftPreset does unless pinned: see ml/drift.py
+class Drift(
+    _Strict
+):  # methods chosen as Evidently's DataDriftPreset does unless pinned: see ml/drift.py
     numeric_threshold: float | None = Field(default=None, gt=0)
     categorical_threshold: float | None = Field(default=None, gt=0)
     numeric_method: str | None = None  # pin one method for every numeric column
@@ -145,16 +161,23 @@ class Drift(_Strict):  # methods chosen as Evidently's DataDriftPreset does unle
     share_drifted: float = Field(default=0.5, gt=0, le=1)
     consecutive_partitions: int = Field(default=2, ge=1)
     cooldown_days: int = Field(default=7, ge=0)
-    min_rows: int = Field(default=1000, ge=1)  # rows the current sample needs (latest partitions back)
+    min_rows: int = Field(
+        default=1000, ge=1
+    )  # rows the current sample needs (latest partitions back)
     max_lookback_partitions: int = Field(default=14, ge=1)  # partitions the sample may reach back
     report_sample_rows: int = Field(default=20_000, ge=100)
     report_retention: int = Field(default=20, ge=1)  # drift HTML reports kept (the newest)
     exclude: list[str] = Field(default_factory=list)  # features left out of the drift verdict
-    multivariate: Literal["off", "alert", "retrain"] = Field(default="alert", description=(
-        "PCA reconstruction error of each day against the champion's training reference (`multivariate_drift`): "
-        "`off` (not computed), `alert` (computed; `drift.consecutive_partitions` drifted days in a row that "
-        "per-column drift does not flag send an alert, the drift sensor's retrains unchanged) or `retrain` (a multivariate drifted day counts as a "
-        "drifted day for the drift sensor)"))
+    multivariate: Literal["off", "alert", "retrain"] = Field(
+        default="alert",
+        description=(
+            "PCA reconstruction error of each day against the champion's training reference"
+            " (`multivariate_drift`): `off` (not computed), `alert` (computed;"
+            " `drift.consecutive_partitions` drifted days in a row that per-column drift does not"
+            " flag send an alert, the drift sensor's retrains unchanged) or `retrain` (a"
+            " multivariate drifted day counts as a drifted day for the drift sensor)"
+        ),
+    )
 
 
 class Volume(_Strict):
@@ -167,30 +190,57 @@ class Freshness(_Strict):
 
 
 class Maintenance(_Strict):
-    retention_hours: int = Field(default=168, ge=0)  # vacuum files unreferenced for longer than this
-    log_retention_days: int = Field(default=30, ge=1)  # Delta log entries older than this are dropped
+    retention_hours: int = Field(
+        default=168, ge=0
+    )  # vacuum files unreferenced for longer than this
+    log_retention_days: int = Field(
+        default=30, ge=1
+    )  # Delta log entries older than this are dropped
 
 
 class Guard(_Strict):
     floor: float | None = None
     margin_vs_last_known_good: float = Field(default=0.05, ge=0)
     action: Literal["rollback", "alert"] = "rollback"
-    use_estimate: Literal["off", "alert", "rollback"] = Field(default="alert", description=(
-        "act on the estimated performance (before labels) when it is below `floor` for "
-        "`estimation.consecutive_days` days and the estimator is trustworthy (`estimation.tolerance`): `off`, "
-        "`alert` only, or `rollback` (as `action` says: rollback, or degrade when `action: alert`)"))
+    use_estimate: Literal["off", "alert", "rollback"] = Field(
+        default="alert",
+        description=(
+            "act on the estimated performance (before labels) when it is below `floor` for"
+            " `estimation.consecutive_days` days and the estimator is trustworthy"
+            " (`estimation.tolerance`): `off`, `alert` only, or `rollback` (as `action` says:"
+            " rollback, or degrade when `action: alert`)"
+        ),
+    )
 
 
 class Estimation(_Strict):
-    """Performance estimated before the labels (CBPE for classification, DLE for regression; fitted on the
+    """Performance estimated before the labels (CBPE for classification, DLE for regression; fitted
+    on the
     holdout at training time) and reconciled with the realised metric when the labels mature."""
 
-    enabled: bool = Field(default=True, description="compute `estimated_performance` for every scored day")
-    consecutive_days: int = Field(default=2, ge=1, description=(
-        "days in a row the estimated primary metric must be below `guard.floor` before the check fails and the "
-        "guard may act"))
-    tolerance: float = Field(default=0.05, gt=0, description=(
-        "largest median |estimate - realised| of the primary metric over the recent reconciled days for the "
-        "estimator to count as trustworthy; above it the reconciliation check fails and the guard ignores estimates"))
-    trust_days: int = Field(default=3, ge=1, description="recent reconciled days of the version whose error is judged")
-    min_rows: int = Field(default=100, ge=1, description="least scored rows of a day to estimate or judge it")
+    enabled: bool = Field(
+        default=True, description="compute `estimated_performance` for every scored day"
+    )
+    consecutive_days: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "days in a row the estimated primary metric must be below `guard.floor` before the"
+            " check fails and the guard may act"
+        ),
+    )
+    tolerance: float = Field(
+        default=0.05,
+        gt=0,
+        description=(
+            "largest median |estimate - realised| of the primary metric over the recent reconciled"
+            " days for the estimator to count as trustworthy; above it the reconciliation check"
+            " fails and the guard ignores estimates"
+        ),
+    )
+    trust_days: int = Field(
+        default=3, ge=1, description="recent reconciled days of the version whose error is judged"
+    )
+    min_rows: int = Field(
+        default=100, ge=1, description="least scored rows of a day to estimate or judge it"
+    )

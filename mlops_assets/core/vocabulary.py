@@ -19,18 +19,44 @@ from typing import Any
 # ---- assets and Delta tables -----------------------------------------------------------------
 RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE = "raw_events", "raw_labels", "features", "quarantine"
 TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION = (
-    "training_set", "candidate_model", "evaluation_report", "champion")
-SCORES, SHADOW_SCORES, DRIFT_REPORT, MODEL_PERFORMANCE = "scores", "shadow_scores", "drift_report", "model_performance"
+    "training_set",
+    "candidate_model",
+    "evaluation_report",
+    "champion",
+)
+SCORES, SHADOW_SCORES, DRIFT_REPORT, MODEL_PERFORMANCE = (
+    "scores",
+    "shadow_scores",
+    "drift_report",
+    "model_performance",
+)
 TABLE_MAINTENANCE, SCORECARD = "table_maintenance", "scorecard"
-EVALUATIONS, AUDIT = "evaluations", "audit"  # Delta tables written by evaluation_report / every alias move
+EVALUATIONS, AUDIT = (
+    "evaluations",
+    "audit",
+)  # Delta tables written by evaluation_report / every alias move
 DRIFT, PERFORMANCE = "drift", "performance"  # Delta tables of drift_report and model_performance
-# assets (and their Delta tables) of the estimation plane; the reconciliation table is written by model_performance
+# assets (and their Delta tables) of the estimation plane; the reconciliation table is written by
+# model_performance
 ESTIMATED_PERFORMANCE, MULTIVARIATE_DRIFT = "estimated_performance", "multivariate_drift"
 ESTIMATION_RECONCILIATION = "estimation_reconciliation"
 
-TABLES = (RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE, TRAINING_SET, EVALUATIONS, AUDIT,
-          SCORES, SHADOW_SCORES, DRIFT, PERFORMANCE, ESTIMATED_PERFORMANCE, MULTIVARIATE_DRIFT,
-          ESTIMATION_RECONCILIATION)
+TABLES = (
+    RAW_EVENTS,
+    RAW_LABELS,
+    FEATURES,
+    QUARANTINE,
+    TRAINING_SET,
+    EVALUATIONS,
+    AUDIT,
+    SCORES,
+    SHADOW_SCORES,
+    DRIFT,
+    PERFORMANCE,
+    ESTIMATED_PERFORMANCE,
+    MULTIVARIATE_DRIFT,
+    ESTIMATION_RECONCILIATION,
+)
 """Every Delta table the platform writes (status, maintenance)."""
 
 PARTITION_COLUMN = "ds"  # the partition key column of every partitioned Delta table
@@ -55,7 +81,11 @@ class Sensor:
 
 
 class Schedule:
-    TRAINING, MAINTENANCE, SCORECARD = "training_schedule", "maintenance_schedule", "scorecard_schedule"
+    TRAINING, MAINTENANCE, SCORECARD = (
+        "training_schedule",
+        "maintenance_schedule",
+        "scorecard_schedule",
+    )
 
 
 # ---- Dagster run tags ------------------------------------------------------------------------
@@ -70,12 +100,16 @@ class RunTag:
     PARTITION = "dagster/partition"
     SENSOR_NAME = "dagster/sensor_name"
     RUN_KEY = "dagster/run_key"
-    RANGE_START = "dagster/asset_partition_range_start"  # a single-run range: its first and last partition
+    RANGE_START = (
+        "dagster/asset_partition_range_start"  # a single-run range: its first and last partition
+    )
     RANGE_END = "dagster/asset_partition_range_end"
 
 
 def run_partitions(tags: dict[str, str]) -> str | None:
-    """The partition a run's tags name, or its single-run range as ``first..last``; None for neither."""
+    """The partition a run's tags name, or its single-run range as ``first..last``; None for
+    neither.
+    """
     if RunTag.PARTITION in tags:
         return tags[RunTag.PARTITION]
     if RunTag.RANGE_START in tags:
@@ -93,7 +127,9 @@ class Status:
 
     CANDIDATE, REJECTED, CHALLENGER = "candidate", "rejected", "challenger"
     CHAMPION, RETIRED, ROLLED_BACK = "champion", "retired", "rolled_back"
-    SUPERSEDED = "superseded"  # registered, never gated, replaced by a later attempt at the same cutoff
+    SUPERSEDED = (
+        "superseded"  # registered, never gated, replaced by a later attempt at the same cutoff
+    )
 
 
 class VersionTag:
@@ -115,7 +151,9 @@ class VersionTag:
     MODEL_ID = "registry.model_id"
     MANIFEST = "registry.manifest"  # JSON {"model": {path: sha256}, "run": {artifact: sha256}}
     TRUSTED_TYPES = "registry.skops_trusted_types"  # JSON list: the only types model.skops may load
-    MONITOR_TRUSTED_TYPES = "registry.monitor_trusted_types"  # JSON list: the types monitoring_models.skops may load
+    MONITOR_TRUSTED_TYPES = (
+        "registry.monitor_trusted_types"  # JSON list: the types monitoring_models.skops may load
+    )
     SUPERSEDED_BY = "mlops.superseded_by"  # on a superseded version: the version that replaced it
     SUPERSEDES = "mlops.supersedes"  # JSON list on the replacing version
     FAILED_REASON = "mlops.failed_reason"  # on an MLflow run marked FAILED by a later attempt
@@ -139,13 +177,25 @@ class LineageTag:
     SEED = PREFIX + "seed"
     MODEL_SHA = PREFIX + "model_sha256"  # sha256 of the serialised pipeline file
 
-    REQUIRED = (GIT_SHA, GIT_DIRTY, LOCK_SHA, SPEC_SHA, DELTA_VERSIONS, PARTITION_START, PARTITION_END,
-                DAGSTER_RUN_ID, SEED, MODEL_SHA)
+    REQUIRED = (
+        GIT_SHA,
+        GIT_DIRTY,
+        LOCK_SHA,
+        SPEC_SHA,
+        DELTA_VERSIONS,
+        PARTITION_START,
+        PARTITION_END,
+        DAGSTER_RUN_ID,
+        SEED,
+        MODEL_SHA,
+    )
 
 
 def recorded_delta_versions(tags: Mapping[str, str]) -> dict[str, int]:
     """table -> the Delta version a model version was trained from (``{}`` when not recorded)."""
-    return {str(t): int(v) for t, v in json.loads(tags.get(LineageTag.DELTA_VERSIONS) or "{}").items()}
+    return {
+        str(t): int(v) for t, v in json.loads(tags.get(LineageTag.DELTA_VERSIONS) or "{}").items()
+    }
 
 
 class Artifact:
@@ -153,7 +203,9 @@ class Artifact:
 
     HOLDOUT_SCORES = "holdout_scores.json"  # {"ids", "scores"}: the integrity gate re-scores these
     REFERENCE_PROFILE = "reference_profile.json"  # the drift reference of the training rows
-    MONITOR_MODELS = "monitoring_models.skops"  # performance estimator + multivariate drift reference
+    MONITOR_MODELS = (
+        "monitoring_models.skops"  # performance estimator + multivariate drift reference
+    )
 
 
 # ---- the audit log ---------------------------------------------------------------------------

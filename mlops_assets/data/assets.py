@@ -4,31 +4,16 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetCheckSpec, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from mlops_assets.control.alerts import AlertSink
-from mlops_assets.data.contract_checks import (
-    BLOCKING_CHECKS,
-    CHECK_DESCRIPTIONS,
-    WARN_CHECKS,
-    Verdict,
-    combine_verdicts,
-    freshness_alert_due,
-    freshness_verdict,
-    partition_verdicts,
-)
-from mlops_assets.location.common import check_result, follow_upstream, markdown, owned_checks
-from mlops_assets.location.resources import PII_KEY_ENV, PiiKey
-from mlops_assets.data.features import compute_features, input_columns
-from mlops_assets.data.ingest import (
-    Contract,
-    IngestedRange,
-    event_contract,
-    ingest_range,
-    label_contract,
-    summarize_quarantine,
-)
-from mlops_assets.data.lake import DeltaLake
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.vocabulary import (
     FEATURES,
@@ -39,6 +24,28 @@ from mlops_assets.core.vocabulary import (
     Meta,
     fingerprints_metadata,
 )
+from mlops_assets.data.contract_checks import (
+    BLOCKING_CHECKS,
+    CHECK_DESCRIPTIONS,
+    WARN_CHECKS,
+    Verdict,
+    combine_verdicts,
+    freshness_alert_due,
+    freshness_verdict,
+    partition_verdicts,
+)
+from mlops_assets.data.features import compute_features, input_columns
+from mlops_assets.data.ingest import (
+    Contract,
+    IngestedRange,
+    event_contract,
+    ingest_range,
+    label_contract,
+    summarize_quarantine,
+)
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.location.common import check_result, follow_upstream, markdown, owned_checks
+from mlops_assets.location.resources import PII_KEY_ENV, PiiKey
 
 FRESHNESS = "freshness"  # the one table-level (unpartitioned) check
 
@@ -48,30 +55,53 @@ def _now() -> dt.datetime:
 
 
 def _result(v: Verdict):
-    return check_result(v.name, v.passed, v.description, v.metadata, blocking=v.name in BLOCKING_CHECKS)
+    return check_result(
+        v.name, v.passed, v.description, v.metadata, blocking=v.name in BLOCKING_CHECKS
+    )
 
 
 def landing_check_specs(name: str, daily, volume_and_freshness: bool) -> list[AssetCheckSpec]:
     """Contract and volume checks are per partition; freshness is a property of the whole table."""
     checks = (*BLOCKING_CHECKS, *(WARN_CHECKS if volume_and_freshness else ()))
-    return [AssetCheckSpec(c, asset=name, blocking=c in BLOCKING_CHECKS, description=CHECK_DESCRIPTIONS[c],
-                           partitions_def=None if c == FRESHNESS else daily) for c in checks]
+    return [
+        AssetCheckSpec(
+            c,
+            asset=name,
+            blocking=c in BLOCKING_CHECKS,
+            description=CHECK_DESCRIPTIONS[c],
+            partitions_def=None if c == FRESHNESS else daily,
+        )
+        for c in checks
+    ]
 
 
 def pii_treatment(contract: Contract, key: bytes | None) -> dict:
     """How the PII columns were stored (``pii`` metadata): keyed-hashed or dropped; never the key."""
     treatment = "hmac_sha256" if contract.pii_key(key) else "dropped"
-    why = {"hmac_sha256": f"keyed hash (key from ${PII_KEY_ENV})", "dropped": (
-        "pii_mode: drop" if contract.pii_mode == "drop" else f"${PII_KEY_ENV} is not set")}[treatment]
+    why = {
+        "hmac_sha256": f"keyed hash (key from ${PII_KEY_ENV})",
+        "dropped": (
+            "pii_mode: drop" if contract.pii_mode == "drop" else f"${PII_KEY_ENV} is not set"
+        ),
+    }[treatment]
     return {"columns": list(contract.pii), "treatment": treatment, "why": why}
 
 
-def landing_metadata(name: str, lake: DeltaLake, ingested: IngestedRange, rows: int, quarantine: pl.DataFrame,
-                     version: int, q_version: int) -> dict:
+def landing_metadata(
+    name: str,
+    lake: DeltaLake,
+    ingested: IngestedRange,
+    rows: int,
+    quarantine: pl.DataFrame,
+    version: int,
+    q_version: int,
+) -> dict:
     return {
         "rows": rows,
         "quarantined_rows": quarantine.height,
-        "contract_pass_rate": rows / (rows + quarantine.height) if rows + quarantine.height else 1.0,  # plotted
+        "contract_pass_rate": (
+            rows / (rows + quarantine.height) if rows + quarantine.height else 1.0
+        ),  # plotted
         "files": MetadataValue.json(ingested.files),
         "file_count": len(ingested.files),
         Meta.LANDING_FINGERPRINT: MetadataValue.json(fingerprints_metadata(ingested.fingerprints)),
@@ -83,41 +113,80 @@ def landing_metadata(name: str, lake: DeltaLake, ingested: IngestedRange, rows: 
     }
 
 
-def landing_asset(*, name: str, platform: Platform, landing: Path, contract: Contract, volume_and_freshness: bool,
-                  description: str):
+def landing_asset(
+    *,
+    name: str,
+    platform: Platform,
+    landing: Path,
+    contract: Contract,
+    volume_and_freshness: bool,
+    description: str,
+):
     """An asset that applies ``contract`` to the landing files of each partition: accepted
     rows → Delta table ``name``, rejects → the quarantine log, verdicts → partitioned checks."""
     spec, daily = platform.spec, platform.daily
     check_specs = owned_checks(landing_check_specs(name, daily, volume_and_freshness), spec.owners)
 
-    @asset(name=name, partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), check_specs=check_specs,
-           group_name="data", kinds={"polars", "delta"}, description=description)
-    def _landing_asset(context: AssetExecutionContext, lake: DeltaLake, alerts: AlertSink, pii: PiiKey):
+    @asset(
+        name=name,
+        partitions_def=daily,
+        backfill_policy=BackfillPolicy.single_run(),
+        check_specs=check_specs,
+        group_name="data",
+        kinds={"polars", "delta"},
+        description=description,
+    )
+    def _landing_asset(
+        context: AssetExecutionContext, lake: DeltaLake, alerts: AlertSink, pii: PiiKey
+    ):
         keys, run_id, key = context.partition_keys, context.run.run_id, pii.key_bytes()
         protection = pii_treatment(contract, key) if contract.pii else None
         if protection and protection["treatment"] == "dropped":
-            context.log.warning(f"{name}: PII columns {protection['columns']} dropped ({protection['why']})")
+            context.log.warning(
+                f"{name}: PII columns {protection['columns']} dropped ({protection['why']})"
+            )
         ingested = ingest_range(landing, keys, contract, key)
         raw = ingested.accepted
-        version = lake.write_partitions(name, raw, keys, run_id=run_id, merge_schema=contract.schema_evolution == "merge")
+        version = lake.write_partitions(
+            name, raw, keys, run_id=run_id, merge_schema=contract.schema_evolution == "merge"
+        )
         # The quarantine is an append-only log: a rejection stays on record after the file is fixed.
         quarantine = ingested.quarantine(name, run_id, _now())
         q_version = lake.append(QUARANTINE, quarantine, run_id=run_id)
         for day, r in ingested.results.items():
-            context.log.info(f"{name}[{day}]: {r.accepted.height} rows accepted, {r.quarantine.height} quarantined "
-                             f"from {len(r.files)} file(s)")
-        # one load of the log: rows per partition from its file statistics, the newest event from the newest
+            context.log.info(
+                f"{name}[{day}]: {r.accepted.height} rows accepted, {r.quarantine.height}"
+                f" quarantined from {len(r.files)} file(s)"
+            )
+        # one load of the log: rows per partition from its file statistics, the newest event from
+        # the newest
         # partition (events lie on their partition's date) — never a scan of the whole table
-        counts, newest = lake.counts_and_newest(name, contract.timestamp) if volume_and_freshness else (None, None)
-        verdicts = partition_verdicts(ingested.results, contract, f"{spec.name}_{name}", spec, counts)
-        check_results = [_result(combine_verdicts(verdicts, s.name)) for s in check_specs if s.name != FRESHNESS]
+        counts, newest = (
+            lake.counts_and_newest(name, contract.timestamp)
+            if volume_and_freshness
+            else (None, None)
+        )
+        verdicts = partition_verdicts(
+            ingested.results, contract, f"{spec.name}_{name}", spec, counts
+        )
+        check_results = [
+            _result(combine_verdicts(verdicts, s.name)) for s in check_specs if s.name != FRESHNESS
+        ]
         if volume_and_freshness:
             fresh = freshness_verdict(newest, spec)
             check_results.append(_result(fresh))
             if freshness_alert_due(fresh, keys, _now().date()):
-                alerts.send("freshness_breach", severity="warning", reason=fresh.description,
-                            run_id=run_id, asset=name, partition=max(keys))
-        metadata = landing_metadata(name, lake, ingested, raw.height, quarantine, version, q_version)
+                alerts.send(
+                    "freshness_breach",
+                    severity="warning",
+                    reason=fresh.description,
+                    run_id=run_id,
+                    asset=name,
+                    partition=max(keys),
+                )
+        metadata = landing_metadata(
+            name, lake, ingested, raw.height, quarantine, version, q_version
+        )
         if protection:
             metadata["pii"] = MetadataValue.json(protection)
         return MaterializeResult(metadata=metadata, check_results=check_results)
@@ -128,28 +197,66 @@ def landing_asset(*, name: str, platform: Platform, landing: Path, contract: Con
 def build_data_assets(platform: Platform) -> list:
     spec, daily = platform.spec, platform.daily
     raw_events = landing_asset(
-        name=RAW_EVENTS, platform=platform, landing=platform.landing, contract=event_contract(spec),
+        name=RAW_EVENTS,
+        platform=platform,
+        landing=platform.landing,
+        contract=event_contract(spec),
         volume_and_freshness=True,
-        description="All landing files of day D that pass the data contract; rejects go to the quarantine table.")
+        description=(
+            "All landing files of day D that pass the data contract; rejects go to the quarantine"
+            " table."
+        ),
+    )
     assets = [raw_events]
     if spec.labels is not None:
-        assets.append(landing_asset(
-            name=RAW_LABELS, platform=platform, landing=platform.label_landing, contract=label_contract(spec),
-            volume_and_freshness=False,
-            description="Delayed labels that ARRIVED on day D (partition = arrival date, the point-in-time key)."))
+        assets.append(
+            landing_asset(
+                name=RAW_LABELS,
+                platform=platform,
+                landing=platform.label_landing,
+                contract=label_contract(spec),
+                volume_and_freshness=False,
+                description=(
+                    "Delayed labels that ARRIVED on day D (partition = arrival date, the"
+                    " point-in-time key)."
+                ),
+            )
+        )
 
-    @asset(name=FEATURES, partitions_def=daily, deps=[raw_events], backfill_policy=BackfillPolicy.single_run(),
-           automation_condition=follow_upstream(), group_name="data", kinds={"polars", "delta"},
-           description="Model features of day D: one pure function (features.compute_features) shared by training "
-           "and scoring.")
+    @asset(
+        name=FEATURES,
+        partitions_def=daily,
+        deps=[raw_events],
+        backfill_policy=BackfillPolicy.single_run(),
+        automation_condition=follow_upstream(),
+        group_name="data",
+        kinds={"polars", "delta"},
+        description=(
+            "Model features of day D: one pure function (features.compute_features) shared by"
+            " training and scoring."
+        ),
+    )
     def features(context: AssetExecutionContext, lake: DeltaLake):
         keys = context.partition_keys
-        raw = lake.scan(RAW_EVENTS).filter(pl.col(PARTITION_COLUMN).is_in(keys)).select(input_columns(spec)).collect()
+        raw = (
+            lake.scan(RAW_EVENTS)
+            .filter(pl.col(PARTITION_COLUMN).is_in(keys))
+            .select(input_columns(spec))
+            .collect()
+        )
         feats = compute_features(raw, spec)  # rows already in (ds, id) order are not sorted again
         version = lake.write_partitions(FEATURES, feats, keys, run_id=context.run.run_id)
-        return MaterializeResult(metadata={
-            "rows": feats.height, "columns": MetadataValue.json(feats.columns),
-            "null_counts": MetadataValue.json({c: n for c, n in feats.null_count().row(0, named=True).items() if n}),
-            "delta_version": version, "table_uri": lake.uri(FEATURES), "preview": MetadataValue.md(markdown(feats.head(5)))})
+        return MaterializeResult(
+            metadata={
+                "rows": feats.height,
+                "columns": MetadataValue.json(feats.columns),
+                "null_counts": MetadataValue.json(
+                    {c: n for c, n in feats.null_count().row(0, named=True).items() if n}
+                ),
+                "delta_version": version,
+                "table_uri": lake.uri(FEATURES),
+                "preview": MetadataValue.md(markdown(feats.head(5))),
+            }
+        )
 
     return [*assets, features]

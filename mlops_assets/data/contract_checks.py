@@ -14,16 +14,23 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from mlops_assets.data.ingest import RULES_BY_CHECK, Contract, IngestResult, summarize_quarantine
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.data.ingest import RULES_BY_CHECK, Contract, IngestResult, summarize_quarantine
 
 BLOCKING_CHECKS = tuple(RULES_BY_CHECK)
 WARN_CHECKS = ("volume_anomaly", "freshness")
 
 CHECK_DESCRIPTIONS = {
-    "contract_schema": "Every landing file is readable, safely named, has the declared columns and types.",
-    "contract_not_null": "Required columns (id, timestamp, target, non-nullable features) have no null/NaN.",
-    "contract_ranges_and_categories": "Numeric values within the declared range, categories allowed, events on the partition date.",
+    "contract_schema": (
+        "Every landing file is readable, safely named, has the declared columns and types."
+    ),
+    "contract_not_null": (
+        "Required columns (id, timestamp, target, non-nullable features) have no null/NaN."
+    ),
+    "contract_ranges_and_categories": (
+        "Numeric values within the declared range, categories allowed, events on the partition"
+        " date."
+    ),
     "contract_unique_ids": "Event ids are unique within the partition (across files).",
     "volume_anomaly": "Row count within tolerance of the trailing median of earlier partitions.",
     "freshness": "The newest event in the table is not older than the spec's max lag.",
@@ -46,24 +53,35 @@ def contract_verdicts(result: IngestResult, contract: Contract, type_name: str) 
         passed = hits.is_empty()
         meta = {"rejected": hits.height, "examples": summarize_quarantine(hits, 5)}
         if passed:
-            desc = f"{result.day}: {check} passed over {len(result.files)} file(s), {result.accepted.height} rows"
+            desc = (
+                f"{result.day}: {check} passed over {len(result.files)} file(s),"
+                f" {result.accepted.height} rows"
+            )
         else:
             first = hits.row(0, named=True)
-            where = f"file {first['file']}" + (f" row {first['row']}" if first["row"] is not None else "")
-            desc = (f"{result.day}: {hits.height} rejection(s) quarantined; first: {where}"
-                    f"{' column ' + first['column'] if first['column'] else ''}: {first['reason']}")
+            where = f"file {first['file']}" + (
+                f" row {first['row']}" if first["row"] is not None else ""
+            )
+            desc = (
+                f"{result.day}: {hits.height} rejection(s) quarantined; first: {where}"
+                f"{' column ' + first['column'] if first['column'] else ''}: {first['reason']}"
+            )
         out.append(Verdict(check, passed, desc, meta))
     typed = typed_frame_check(result.accepted, contract, type_name)
     schema = out[0]
     schema.metadata["dagster_pandas_typecheck"] = typed.description or "passed"
     if not typed.success:
         schema.passed = False
-        schema.description = f"{result.day}: accepted rows violate the contract type: {typed.description}"
+        schema.description = (
+            f"{result.day}: accepted rows violate the contract type: {typed.description}"
+        )
     return out
 
 
 def contract_columns(contract: Contract) -> list:
-    """The contract as dagster-pandas column constraints (existence, dtype, nulls, ranges, categories, uniqueness)."""
+    """The contract as dagster-pandas column constraints (existence, dtype, nulls, ranges,
+    categories, uniqueness).
+    """
     from dagster_pandas import PandasColumn
 
     cols = []
@@ -75,17 +93,36 @@ def contract_columns(contract: Contract) -> list:
             cols.append(PandasColumn.datetime_column(col, non_nullable=non_null))
         elif col in contract.allowed and dtype == pl.Int64:  # a binary label: 0/1
             allowed = contract.allowed[col]
-            cols.append(PandasColumn.integer_column(col, min_value=min(allowed), max_value=max(allowed), non_nullable=non_null))
+            cols.append(
+                PandasColumn.integer_column(
+                    col, min_value=min(allowed), max_value=max(allowed), non_nullable=non_null
+                )
+            )
         elif col in contract.allowed:
-            cols.append(PandasColumn.categorical_column(col, categories=set(contract.allowed[col]), non_nullable=non_null))
+            cols.append(
+                PandasColumn.categorical_column(
+                    col, categories=set(contract.allowed[col]), non_nullable=non_null
+                )
+            )
         elif dtype in (pl.Int64, pl.Float64):
             lo, hi = contract.ranges.get(col, (None, None))
             # pandas turns a nullable int column into float64: judge it as numeric then
-            ctor = (PandasColumn.integer_column if dtype == pl.Int64 and non_null
-                    else PandasColumn.numeric_column if dtype == pl.Int64 else PandasColumn.float_column)
-            cols.append(ctor(col, min_value=-float("inf") if lo is None else lo,
-                             max_value=float("inf") if hi is None else hi, non_nullable=non_null,
-                             ignore_missing_vals=not non_null))
+            ctor = (
+                PandasColumn.integer_column
+                if dtype == pl.Int64 and non_null
+                else PandasColumn.numeric_column
+                if dtype == pl.Int64
+                else PandasColumn.float_column
+            )
+            cols.append(
+                ctor(
+                    col,
+                    min_value=-float("inf") if lo is None else lo,
+                    max_value=float("inf") if hi is None else hi,
+                    non_nullable=non_null,
+                    ignore_missing_vals=not non_null,
+                )
+            )
         else:
             cols.append(PandasColumn.string_column(col, non_nullable=non_null))
     return cols
@@ -112,47 +149,89 @@ def validate_typed_frame(frame, columns: list) -> TypedFrameCheck:
 
 def typed_frame_check(accepted: pl.DataFrame, contract: Contract, name: str) -> TypedFrameCheck:
     """Re-validate the accepted rows as a typed pandas frame (pandas wants ns timestamps)."""
-    frame = accepted.select(list(contract.dtypes)).with_columns(pl.col(pl.Datetime).cast(pl.Datetime("ns"))).to_pandas()
+    frame = (
+        accepted.select(list(contract.dtypes))
+        .with_columns(pl.col(pl.Datetime).cast(pl.Datetime("ns")))
+        .to_pandas()
+    )
     return validate_typed_frame(frame, contract_columns(contract))
 
 
-def volume_verdict(day: str, rows: int, earlier_counts: dict[str, int], spec: DatasetSpec) -> Verdict:
-    trailing = [earlier_counts[k] for k in sorted(k for k in earlier_counts if k < day)][-spec.volume.trailing_partitions:]
+def volume_verdict(
+    day: str, rows: int, earlier_counts: dict[str, int], spec: DatasetSpec
+) -> Verdict:
+    trailing = [earlier_counts[k] for k in sorted(k for k in earlier_counts if k < day)][
+        -spec.volume.trailing_partitions :
+    ]
     if len(trailing) < 3:
-        return Verdict("volume_anomaly", True, f"{day}: {rows} rows; fewer than 3 earlier partitions to compare",
-                       {"rows": rows, "trailing_partitions": len(trailing)})
+        return Verdict(
+            "volume_anomaly",
+            True,
+            f"{day}: {rows} rows; fewer than 3 earlier partitions to compare",
+            {"rows": rows, "trailing_partitions": len(trailing)},
+        )
     median = statistics.median(trailing)
     ratio = rows / median if median else float("inf")
     passed = abs(ratio - 1) <= spec.volume.tolerance
-    desc = (f"{day}: {rows} rows vs trailing median {median:g} of {len(trailing)} partitions "
-            f"(ratio {ratio:.2f}, tolerance ±{spec.volume.tolerance:.0%})")
-    return Verdict("volume_anomaly", passed, desc, {"rows": rows, "trailing_median": float(median), "ratio": float(ratio)})
+    desc = (
+        f"{day}: {rows} rows vs trailing median {median:g} of {len(trailing)} partitions "
+        f"(ratio {ratio:.2f}, tolerance ±{spec.volume.tolerance:.0%})"
+    )
+    return Verdict(
+        "volume_anomaly",
+        passed,
+        desc,
+        {"rows": rows, "trailing_median": float(median), "ratio": float(ratio)},
+    )
 
 
-def freshness_verdict(newest_event: dt.datetime | None, spec: DatasetSpec, now: dt.datetime | None = None) -> Verdict:
+def freshness_verdict(
+    newest_event: dt.datetime | None, spec: DatasetSpec, now: dt.datetime | None = None
+) -> Verdict:
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if newest_event is None:
         return Verdict("freshness", False, "no events in the table yet", {})
     lag_h = (now - newest_event).total_seconds() / 3600
     passed = lag_h <= spec.freshness.max_lag_hours
-    desc = f"newest event {newest_event.isoformat()} is {lag_h:.1f} h old (max {spec.freshness.max_lag_hours:g} h)"
-    return Verdict("freshness", passed, desc, {"lag_hours": float(lag_h), "newest_event": newest_event.isoformat()})
+    desc = (
+        f"newest event {newest_event.isoformat()} is {lag_h:.1f} h old (max"
+        f" {spec.freshness.max_lag_hours:g} h)"
+    )
+    return Verdict(
+        "freshness",
+        passed,
+        desc,
+        {"lag_hours": float(lag_h), "newest_event": newest_event.isoformat()},
+    )
 
 
 def combine_verdicts(verdicts_by_day: dict[str, list[Verdict]], name: str) -> Verdict:
-    """One verdict of check ``name`` for a range run: fails if any day failed, naming the failing days."""
+    """One verdict of check ``name`` for a range run: fails if any day failed, naming the failing
+    days.
+    """
     per_day = {day: next(v for v in vs if v.name == name) for day, vs in verdicts_by_day.items()}
     if len(per_day) == 1:
         return next(iter(per_day.values()))
     failed = {d: v for d, v in per_day.items() if not v.passed}
-    desc = (f"{len(failed)} of {len(per_day)} partitions failed: " + "; ".join(v.description for v in failed.values())
-            if failed else f"passed on all {len(per_day)} partitions")
+    desc = (
+        f"{len(failed)} of {len(per_day)} partitions failed: "
+        + "; ".join(v.description for v in failed.values())
+        if failed
+        else f"passed on all {len(per_day)} partitions"
+    )
     return Verdict(name, not failed, desc[:2000], {"failed_partitions": sorted(failed)})
 
 
-def partition_verdicts(results: dict[str, IngestResult], contract: Contract, type_name: str, spec: DatasetSpec,
-                       earlier_counts: dict[str, int] | None) -> dict[str, list[Verdict]]:
-    """Every per-partition verdict of each ingested day; volume too when ``earlier_counts`` is given."""
+def partition_verdicts(
+    results: dict[str, IngestResult],
+    contract: Contract,
+    type_name: str,
+    spec: DatasetSpec,
+    earlier_counts: dict[str, int] | None,
+) -> dict[str, list[Verdict]]:
+    """Every per-partition verdict of each ingested day; volume too when ``earlier_counts`` is
+    given.
+    """
     verdicts = {day: contract_verdicts(r, contract, type_name) for day, r in results.items()}
     if earlier_counts is not None:
         for day, r in results.items():

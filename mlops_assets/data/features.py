@@ -33,15 +33,19 @@ def target_code(target: pl.Expr, spec: DatasetSpec) -> pl.Expr:
     if not spec.named_classes:
         return target
     classes = spec.target_classes
-    return target.replace_strict(classes, [float(i) for i in range(len(classes))], default=None,
-                                 return_dtype=pl.Float64)
+    return target.replace_strict(
+        classes, [float(i) for i in range(len(classes))], default=None, return_dtype=pl.Float64
+    )
 
 
 def predicted_labels(scores: np.ndarray, spec: DatasetSpec, threshold: float = 0.5) -> list:
     """The predicted class of every row, as the spec's labels: the most probable class (multiclass;
-    ties go to the first listed), else the positive class when its probability reaches ``threshold``."""
+    ties go to the first listed), else the positive class when its probability reaches
+    ``threshold``."""
     scores = np.asarray(scores, dtype=np.float64)
-    codes = np.argmax(scores, axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
+    codes = (
+        np.argmax(scores, axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
+    )
     labels = spec.target_classes
     return [labels[int(c)] for c in codes]
 
@@ -54,12 +58,15 @@ def feature_columns(spec: DatasetSpec) -> list[str]:
     return cols
 
 
-def compute_features(raw: pl.DataFrame | pl.LazyFrame, spec: DatasetSpec) -> pl.DataFrame | pl.LazyFrame:
+def compute_features(
+    raw: pl.DataFrame | pl.LazyFrame, spec: DatasetSpec
+) -> pl.DataFrame | pl.LazyFrame:
     """Raw (contract-checked) rows → model features, one row per event.
 
     Numeric features become Float64 (the model's input type; ints would trip MLflow's
     signature enforcement), calendar features come from the event timestamp (UTC),
-    categoricals stay strings. Output order is by (ds, id) so it is deterministic (a DataFrame already in
+    categoricals stay strings. Output order is by (ds, id) so it is deterministic (a DataFrame
+    already in
     that order is not sorted again; a LazyFrame is, as a streaming collect does not keep row order).
     """
     ts = pl.col(spec.timestamp)
@@ -82,11 +89,18 @@ def input_columns(spec: DatasetSpec) -> list[str]:
 
 
 def in_order(frame: pl.DataFrame, first: str, second: str) -> bool:
-    """Whether ``frame`` is sorted by (``first``, ``second``) ascending, nulls never in order — one vectorised
+    """Whether ``frame`` is sorted by (``first``, ``second``) ascending, nulls never in order — one
+    vectorised
     comparison of each row with the one before it."""
     if frame.height < 2:
-        return frame.height == 0 or frame.select(pl.col(first).is_not_null() & pl.col(second).is_not_null()).item()
+        return (
+            frame.height == 0
+            or frame.select(pl.col(first).is_not_null() & pl.col(second).is_not_null()).item()
+        )
     a, b = pl.col(first), pl.col(second)
     step = (a > a.shift()) | ((a == a.shift()) & (b >= b.shift()))
-    return bool(frame.select(step.slice(1).fill_null(False).all() & a.is_not_null().all() & b.is_not_null().all())
-                .item())
+    return bool(
+        frame.select(
+            step.slice(1).fill_null(False).all() & a.is_not_null().all() & b.is_not_null().all()
+        ).item()
+    )

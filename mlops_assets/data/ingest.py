@@ -16,8 +16,11 @@ from pathlib import Path
 
 import polars as pl
 
+from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.data.features import in_order
-from mlops_assets.data.readers import (  # the landing zone's entries: listed without following links
+
+# the landing zone's entries: listed without following links
+from mlops_assets.data.readers import (
     READERS,
     FileRejected,
     LandingFile,
@@ -27,14 +30,20 @@ from mlops_assets.data.readers import (  # the landing zone's entries: listed wi
     partition_fingerprint,
     read_file,
 )
-from mlops_assets.core.spec import DatasetSpec
 
 SOURCE_FILE, SOURCE_ROW = "_source_file", "_source_row"
 DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # Contract rules, grouped by the asset check that reports them.
 RULES_BY_CHECK: dict[str, tuple[str, ...]] = {
-    "contract_schema": ("file_name", "not_a_file", "unreadable", "missing_column", "unexpected_column", "wrong_type"),
+    "contract_schema": (
+        "file_name",
+        "not_a_file",
+        "unreadable",
+        "missing_column",
+        "unexpected_column",
+        "wrong_type",
+    ),
     "contract_not_null": ("null",),
     "contract_ranges_and_categories": ("range", "category", "outside_partition"),
     "contract_unique_ids": ("duplicate_id",),
@@ -68,31 +77,56 @@ class Contract:
     formats: tuple[str, ...] = tuple(READERS)
     pii: tuple[str, ...] = ()  # keyed-hashed or emptied before anything is written (protect_pii)
     pii_mode: str = "hash"  # hash | drop (spec.pii_mode)
-    hints: tuple[tuple[str, str], ...] = ()  # (column, what to do) appended to its wrong_type reasons
+    hints: tuple[
+        tuple[str, str], ...
+    ] = ()  # (column, what to do) appended to its wrong_type reasons
 
     def pii_key(self, key: bytes | None) -> bytes | None:
-        """The key PII is hashed with: None (values dropped) in drop mode or when no key is configured."""
+        """The key PII is hashed with: None (values dropped) in drop mode or when no key is
+        configured.
+        """
         return key if self.pii_mode == "hash" else None
 
     def empty_frame(self) -> pl.DataFrame:
-        return pl.DataFrame(schema={**self.dtypes, SOURCE_FILE: pl.String(), SOURCE_ROW: pl.Int64(), "ds": pl.String()})
+        return pl.DataFrame(
+            schema={
+                **self.dtypes,
+                SOURCE_FILE: pl.String(),
+                SOURCE_ROW: pl.Int64(),
+                "ds": pl.String(),
+            }
+        )
 
 
 def target_dtype(spec: DatasetSpec) -> pl.DataType:
-    """The target's type in the raw tables: Float64 (regression), Int64 (0/1 or integer ``classes``),
+    """The target's type in the raw tables: Float64 (regression), Int64 (0/1 or integer
+    ``classes``),
     String (string ``classes``)."""
     if spec.task != "classification":
         return pl.Float64()
     return pl.String() if any(isinstance(c, str) for c in spec.target_classes) else pl.Int64()
 
 
-def _target_rules(spec: DatasetSpec, column: str) -> tuple[dict[str, tuple], tuple[tuple[str, str], ...]]:
+def _target_rules(
+    spec: DatasetSpec, column: str
+) -> tuple[dict[str, tuple], tuple[tuple[str, str], ...]]:
     """(allowed values, wrong_type hint) of the target column: a classification target takes only
     its classes; an undeclared one is binary 0/1, and its hint says how to declare other labels."""
     if spec.task != "classification":
         return {}, ()
-    hint = () if spec.named_classes else ((column, ("a classification target without `classes` is binary 0/1; "
-                                                    "declare the labels in the spec's top-level `classes: [...]`")),)
+    hint = (
+        ()
+        if spec.named_classes
+        else (
+            (
+                column,
+                (
+                    "a classification target without `classes` is binary 0/1; "
+                    "declare the labels in the spec's top-level `classes: [...]`"
+                ),
+            ),
+        )
+    )
     return {column: tuple(spec.target_classes)}, hint
 
 
@@ -112,8 +146,19 @@ def event_contract(spec: DatasetSpec) -> Contract:
         target_allowed, hints = _target_rules(spec, spec.target)
         allowed.update(target_allowed)
     ranges = {n: (c.min, c.max) for n, c in spec.features.numeric.items()}
-    return Contract(types, tuple(required), spec.id, ranges, allowed, spec.timestamp, spec.schema_evolution,
-                    tuple(spec.landing.formats), tuple(spec.pii), spec.pii_mode, hints)
+    return Contract(
+        types,
+        tuple(required),
+        spec.id,
+        ranges,
+        allowed,
+        spec.timestamp,
+        spec.schema_evolution,
+        tuple(spec.landing.formats),
+        tuple(spec.pii),
+        spec.pii_mode,
+        hints,
+    )
 
 
 def label_contract(spec: DatasetSpec) -> Contract:
@@ -139,7 +184,8 @@ def pii_digest(value: str, key: bytes) -> str:
 
 
 def protect_pii(frame: pl.DataFrame, columns: tuple[str, ...], key: bytes | None) -> pl.DataFrame:
-    """``frame`` with its PII ``columns`` keyed-hashed with ``key``, or emptied (all null) when ``key``
+    """``frame`` with its PII ``columns`` keyed-hashed with ``key``, or emptied (all null) when
+    ``key``
     is None. The columns stay (as strings), so the stored schema does not depend on the key."""
     present = [c for c in columns if c in frame.columns]
     if key is None:
@@ -148,7 +194,9 @@ def protect_pii(frame: pl.DataFrame, columns: tuple[str, ...], key: bytes | None
 
 
 def _digests(values: pl.Series, key: bytes) -> pl.Series:
-    """``pii_digest`` of every value, computed once per distinct value (the keyed state is set up once)."""
+    """``pii_digest`` of every value, computed once per distinct value (the keyed state is set up
+    once).
+    """
     keyed = hmac.new(key, digestmod=hashlib.sha256)
     distinct = values.drop_nulls().unique()
 
@@ -157,8 +205,9 @@ def _digests(values: pl.Series, key: bytes) -> pl.Series:
         h.update(value.encode("utf-8"))
         return h.hexdigest()
 
-    return values.replace_strict(distinct, [digest(v) for v in distinct.to_list()], default=None,
-                                 return_dtype=pl.String)
+    return values.replace_strict(
+        distinct, [digest(v) for v in distinct.to_list()], default=None, return_dtype=pl.String
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -169,16 +218,28 @@ _OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z")
 
 
 def _timestamp_from_text(c: pl.Expr) -> pl.Expr:
-    """Text timestamps as naive UTC. With an offset (``Z``, ``UTC``, ``+00:00``, ``+0200``, ``-05``; ``T`` or a
-    space before the time) the instant is converted to UTC; without one the text is taken as UTC already (the
-    format inferred as polars does). Both kinds may be mixed in one file; text that parses as neither is null."""
+    """Text timestamps as naive UTC. With an offset (``Z``, ``UTC``, ``+00:00``, ``+0200``, ``-05``;
+    ``T`` or a
+    space before the time) the instant is converted to UTC; without one the text is taken as UTC
+    already (the
+    format inferred as polars does). Both kinds may be mixed in one file; text that parses as
+    neither is null."""
     text = c.str.strip_chars()
     has_offset = text.str.contains(_TIME_WITH_OFFSET)
-    iso = (text.str.replace(r"\s*([zZ]|UTC|utc)$", "+00:00").str.replace(r"\s+([+-]\d{2}(:?\d{2})?)$", "${1}")
-           .str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T"))
-    aware = pl.coalesce([iso.str.to_datetime(f, strict=False, time_unit="us") for f in _OFFSET_FORMATS])
+    iso = (
+        text.str.replace(r"\s*([zZ]|UTC|utc)$", "+00:00")
+        .str.replace(r"\s+([+-]\d{2}(:?\d{2})?)$", "${1}")
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
+    )
+    aware = pl.coalesce(
+        [iso.str.to_datetime(f, strict=False, time_unit="us") for f in _OFFSET_FORMATS]
+    )
     naive = pl.when(~has_offset).then(text).str.to_datetime(strict=False, time_unit="us")
-    return pl.when(has_offset).then(aware.dt.convert_time_zone("UTC").dt.replace_time_zone(None)).otherwise(naive)
+    return (
+        pl.when(has_offset)
+        .then(aware.dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+        .otherwise(naive)
+    )
 
 
 def _typed(col: str, target: pl.DataType, source: pl.DataType) -> pl.Expr:
@@ -187,16 +248,20 @@ def _typed(col: str, target: pl.DataType, source: pl.DataType) -> pl.Expr:
         if source == pl.String:
             return _timestamp_from_text(c)
         if isinstance(source, pl.Datetime):
-            return (c.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if source.time_zone else c).cast(
-                pl.Datetime("us")
-            )
+            return (
+                c.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if source.time_zone else c
+            ).cast(pl.Datetime("us"))
         return c.cast(pl.Datetime("us"), strict=False)
     if source == pl.String and target in (pl.Int64, pl.Float64):
         stripped = c.str.strip_chars()
         if target == pl.Int64:
             # accept "12" and "12.0" but not "12.5"
             as_float = stripped.cast(pl.Float64, strict=False)
-            return pl.when(as_float == as_float.floor()).then(as_float.cast(pl.Int64, strict=False)).otherwise(None)
+            return (
+                pl.when(as_float == as_float.floor())
+                .then(as_float.cast(pl.Int64, strict=False))
+                .otherwise(None)
+            )
         return stripped.cast(pl.Float64, strict=False)
     if target == pl.String:
         return c.cast(pl.String, strict=False)
@@ -218,32 +283,62 @@ class IngestResult:
     fingerprint: str
 
 
-
 def _record_json(frame: pl.DataFrame) -> pl.Series:
-    """Each row as one JSON object (the quarantine's ``record``), encoded by polars in one pass; times as text."""
+    """Each row as one JSON object (the quarantine's ``record``), encoded by polars in one pass;
+    times as text.
+    """
     frame = frame.drop(SOURCE_ROW, strict=False)
     if frame.width == 0:
         return pl.Series([None] * frame.height, dtype=pl.String)
-    cols = [pl.col(c).cast(pl.String) if frame.schema[c].is_temporal() else pl.col(c) for c in frame.columns]
+    cols = [
+        pl.col(c).cast(pl.String) if frame.schema[c].is_temporal() else pl.col(c)
+        for c in frame.columns
+    ]
     return frame.select(pl.struct(cols).struct.json_encode()).to_series().cast(pl.String)
 
 
-def _rejections(frame: pl.DataFrame, mask: pl.Series, day: str, file: str, rule: str, column: str, reason: pl.Expr | str):
+def _rejections(
+    frame: pl.DataFrame,
+    mask: pl.Series,
+    day: str,
+    file: str,
+    rule: str,
+    column: str,
+    reason: pl.Expr | str,
+):
     bad = frame.filter(mask)
     if bad.is_empty():
         return None
-    reasons = (bad.select(reason).to_series() if isinstance(reason, pl.Expr)
-               else pl.repeat(reason, bad.height, eager=True))
-    rows = pl.DataFrame({"row": bad[SOURCE_ROW], "reason": reasons.cast(pl.String), "record": _record_json(bad)})
+    reasons = (
+        bad.select(reason).to_series()
+        if isinstance(reason, pl.Expr)
+        else pl.repeat(reason, bad.height, eager=True)
+    )
+    rows = pl.DataFrame(
+        {"row": bad[SOURCE_ROW], "reason": reasons.cast(pl.String), "record": _record_json(bad)}
+    )
     return rows.select(
-        pl.lit(day, pl.String).alias("ds"), pl.lit(file, pl.String).alias("file"), pl.col("row").cast(pl.Int64),
-        pl.lit(column, pl.String).alias("column"), pl.lit(rule, pl.String).alias("rule"), "reason", "record")
+        pl.lit(day, pl.String).alias("ds"),
+        pl.lit(file, pl.String).alias("file"),
+        pl.col("row").cast(pl.Int64),
+        pl.lit(column, pl.String).alias("column"),
+        pl.lit(rule, pl.String).alias("rule"),
+        "reason",
+        "record",
+    )
 
 
 def _file_rejection(day: str, file: str, err: FileRejected) -> pl.DataFrame:
     return pl.DataFrame(
-        {"ds": [day], "file": [file], "row": [err.row], "column": [err.column], "rule": [err.rule],
-         "reason": [err.reason], "record": [None]},
+        {
+            "ds": [day],
+            "file": [file],
+            "row": [err.row],
+            "column": [err.column],
+            "rule": [err.rule],
+            "reason": [err.reason],
+            "record": [None],
+        },
         schema=QUARANTINE_SCHEMA,
     )
 
@@ -257,7 +352,8 @@ def _cannot_fail(source: pl.DataType, target: pl.DataType) -> bool:
 
 
 def _wrong_type(original: pl.DataFrame, typed: pl.DataFrame, col: str) -> pl.Series | None:
-    """Rows whose value was present but did not type (None when there is none: the detailed test, text
+    """Rows whose value was present but did not type (None when there is none: the detailed test,
+    text
     stripped and lower-cased, runs only on a column where some value became null in typing)."""
     raw = original[col]
     candidates = typed[col].is_null() & raw.is_not_null()
@@ -266,7 +362,9 @@ def _wrong_type(original: pl.DataFrame, typed: pl.DataFrame, col: str) -> pl.Ser
     present = candidates
     if raw.dtype == pl.String:
         text = raw.str.strip_chars()
-        present = present & (text != "") & ~text.str.to_lowercase().is_in(_NULL_TEXT).fill_null(False)
+        present = (
+            present & (text != "") & ~text.str.to_lowercase().is_in(_NULL_TEXT).fill_null(False)
+        )
     elif raw.dtype.is_float():
         present = present & ~raw.is_nan()
     return present if present.any() else None
@@ -279,25 +377,34 @@ def _partition_day(day: str):
         return day
 
 
-def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, pii_key: bytes | None = None
-                  ) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+def validate_file(
+    frame: pl.DataFrame, contract: Contract, day: str, file: str, pii_key: bytes | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
     """Type and check one file's rows. Returns (accepted rows, quarantine rows, extra columns).
 
-    Vectorised, and only what can fail is checked (text typed as text cannot be a wrong type; a value is
-    re-examined only where typing turned it null). PII is protected first, so neither the accepted rows nor a
+    Vectorised, and only what can fail is checked (text typed as text cannot be a wrong type; a
+    value is
+    re-examined only where typing turned it null). PII is protected first, so neither the
+    accepted rows nor a
     quarantine record carries it in the clear."""
     frame = protect_pii(frame, contract.pii, contract.pii_key(pii_key))
     types = contract.dtypes
     missing = [c for c in types if c not in frame.columns]
     if missing:
-        raise FileRejected("missing_column", f"missing required column(s): {', '.join(missing)}", column=missing[0])
+        raise FileRejected(
+            "missing_column", f"missing required column(s): {', '.join(missing)}", column=missing[0]
+        )
     extra = [c for c in frame.columns if c not in types]
     if extra and contract.schema_evolution == "reject":
         raise FileRejected(
-            "unexpected_column", f"unexpected column(s) {', '.join(extra)} (schema_evolution: reject)", column=extra[0]
+            "unexpected_column",
+            f"unexpected column(s) {', '.join(extra)} (schema_evolution: reject)",
+            column=extra[0],
         )
     keep_extra = extra if contract.schema_evolution == "merge" else []
-    original = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+    original = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(
+        pl.col(SOURCE_ROW).cast(pl.Int64)
+    )
     typed = original.select(
         SOURCE_ROW,
         *[_typed(c, t, original.schema[c]).alias(c) for c, t in types.items()],
@@ -306,7 +413,9 @@ def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, 
         [pl.col(c).fill_nan(None) for c, t in types.items() if t == pl.Float64]
     )
     rejected: list[pl.DataFrame] = []
-    bad_rows = pl.repeat(False, typed.height, dtype=pl.Boolean, eager=True)  # a header-only file has 0 rows
+    bad_rows = pl.repeat(
+        False, typed.height, dtype=pl.Boolean, eager=True
+    )  # a header-only file has 0 rows
 
     def reject(mask: pl.Series | None, rule: str, column: str, reason):
         nonlocal bad_rows
@@ -321,46 +430,98 @@ def validate_file(frame: pl.DataFrame, contract: Contract, day: str, file: str, 
     for col, t in types.items():
         if not _cannot_fail(original.schema[col], t):
             hint = "".join(f" ({why})" for c, why in contract.hints if c == col)
-            reject(_wrong_type(original, typed, col), "wrong_type", col,
-                   pl.format(f"{col}: '{{}}' is not a valid {t}{hint}", pl.col(col).cast(pl.String)))
+            reject(
+                _wrong_type(original, typed, col),
+                "wrong_type",
+                col,
+                pl.format(f"{col}: '{{}}' is not a valid {t}{hint}", pl.col(col).cast(pl.String)),
+            )
         if col in contract.required:
-            reject(typed[col].is_null(), "null", col, f"{col}: required value is missing (null/NaN/empty)")
+            reject(
+                typed[col].is_null(),
+                "null",
+                col,
+                f"{col}: required value is missing (null/NaN/empty)",
+            )
     _check_values(typed, original, contract, day, reject)
-    accepted = typed.filter(~bad_rows).with_columns(pl.lit(file).alias(SOURCE_FILE), pl.lit(day).alias("ds"))
+    accepted = typed.filter(~bad_rows).with_columns(
+        pl.lit(file).alias(SOURCE_FILE), pl.lit(day).alias("ds")
+    )
     quarantine = pl.concat(rejected) if rejected else empty_quarantine()
     return accepted, quarantine, keep_extra
 
 
-def _check_values(typed: pl.DataFrame, original: pl.DataFrame, contract: Contract, day: str, reject) -> None:
-    """Ranges, categories and the partition date of the typed values (``reject(mask, rule, column, reason)``)."""
+def _check_values(
+    typed: pl.DataFrame, original: pl.DataFrame, contract: Contract, day: str, reject
+) -> None:
+    """Ranges, categories and the partition date of the typed values (``reject(mask, rule, column,
+    reason)``).
+    """
     for col, (lo, hi) in contract.ranges.items():
         v = typed[col]
         if lo is not None:
-            reject(v < lo, "range", col, pl.format(f"{col}: {{}} is below the minimum {lo:g}", pl.col(col)))
+            reject(
+                v < lo,
+                "range",
+                col,
+                pl.format(f"{col}: {{}} is below the minimum {lo:g}", pl.col(col)),
+            )
         if hi is not None:
-            reject(v > hi, "range", col, pl.format(f"{col}: {{}} is above the maximum {hi:g}", pl.col(col)))
+            reject(
+                v > hi,
+                "range",
+                col,
+                pl.format(f"{col}: {{}} is above the maximum {hi:g}", pl.col(col)),
+            )
     for col, allowed in contract.allowed.items():
         v = typed[col]
         shown = ", ".join(str(a) for a in allowed[:20]) + (", ..." if len(allowed) > 20 else "")
-        reject(v.is_not_null() & ~v.is_in(list(allowed)), "category", col,
-               pl.concat_str([pl.lit(f"{col}: '"), pl.col(col).cast(pl.String),
-                              pl.lit(f"' is not one of the allowed values ({shown})")]))
+        reject(
+            v.is_not_null() & ~v.is_in(list(allowed)),
+            "category",
+            col,
+            pl.concat_str(
+                [
+                    pl.lit(f"{col}: '"),
+                    pl.col(col).cast(pl.String),
+                    pl.lit(f"' is not one of the allowed values ({shown})"),
+                ]
+            ),
+        )
     if contract.timestamp:
         ts = contract.timestamp
         on = _partition_day(day)
-        event_day = typed[ts].dt.date() if isinstance(on, dt.date) else typed[ts].dt.date().cast(pl.String)
-        reject(event_day.is_not_null() & (event_day != on), "outside_partition", ts,
-               pl.format(f"{ts}: {{}} ({{}} UTC) is not on partition date {day}", pl.col(ts).cast(pl.String),
-                         _typed(ts, contract.dtypes[ts], original.schema[ts])))
+        event_day = (
+            typed[ts].dt.date() if isinstance(on, dt.date) else typed[ts].dt.date().cast(pl.String)
+        )
+        reject(
+            event_day.is_not_null() & (event_day != on),
+            "outside_partition",
+            ts,
+            pl.format(
+                f"{ts}: {{}} ({{}} UTC) is not on partition date {day}",
+                pl.col(ts).cast(pl.String),
+                _typed(ts, contract.dtypes[ts], original.schema[ts]),
+            ),
+        )
 
 
 class IngestError(RuntimeError):
-    """An unexpected failure while ingesting one landing file (a bug, not bad input): names the file."""
+    """An unexpected failure while ingesting one landing file (a bug, not bad input): names the
+    file.
+    """
 
 
 def _ingest_file(root: Path, lf: LandingFile, contract: Contract, day: str, pii_key: bytes | None):
     """(info, accepted rows or None, quarantine rows or None, extra columns) of one landing entry."""
-    info = {"file": lf.name, "size": lf.size, "sha256": lf.sha256, "rows": 0, "accepted": 0, "status": "accepted"}
+    info = {
+        "file": lf.name,
+        "size": lf.size,
+        "sha256": lf.sha256,
+        "rows": 0,
+        "accepted": 0,
+        "status": "accepted",
+    }
     if lf.kind != "file":
         info["kind"] = lf.kind
     try:
@@ -376,18 +537,24 @@ def _ingest_file(root: Path, lf: LandingFile, contract: Contract, day: str, pii_
         info["status"] = f"rejected: {err.reason}"
         return info, None, _file_rejection(day, lf.name, err), []
     except Exception as err:
-        raise IngestError(f"{day}/{lf.name}: unexpected error while ingesting ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''}); the other files of the day were not "
-                          "written") from err
+        raise IngestError(
+            f"{day}/{lf.name}: unexpected error while ingesting ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); the other files of the day were not "
+            "written"
+        ) from err
     info["accepted"] = ok.height
     if not bad.is_empty():
         info["status"] = "partially_rejected"
     return info, ok, bad if not bad.is_empty() else None, extra
 
 
-def ingest_partition(landing: Path, day: str, contract: Contract, pii_key: bytes | None = None) -> IngestResult:
-    """Apply the contract to every landing entry of ``<landing>/<day>/``; only regular files inside the
-    landing root are read, PII is protected with ``pii_key`` (dropped when None) before it leaves."""
+def ingest_partition(
+    landing: Path, day: str, contract: Contract, pii_key: bytes | None = None
+) -> IngestResult:
+    """Apply the contract to every landing entry of ``<landing>/<day>/``; only regular files inside
+    the
+    landing root are read, PII is protected with ``pii_key`` (dropped when None) before it
+    leaves."""
     accepted: list[pl.DataFrame] = []
     quarantined: list[pl.DataFrame] = []
     files: list[dict] = []
@@ -410,7 +577,14 @@ def ingest_partition(landing: Path, day: str, contract: Contract, pii_key: bytes
     order = [*contract.dtypes, *extras, SOURCE_FILE, SOURCE_ROW, "ds"]
     raw = _in_file_order(raw.select(order))
     q = pl.concat(quarantined) if quarantined else empty_quarantine()
-    return IngestResult(day, raw, q.sort("file", "row", nulls_last=False), files, extras, partition_fingerprint(found))
+    return IngestResult(
+        day,
+        raw,
+        q.sort("file", "row", nulls_last=False),
+        files,
+        extras,
+        partition_fingerprint(found),
+    )
 
 
 def _in_file_order(raw: pl.DataFrame) -> pl.DataFrame:
@@ -426,7 +600,9 @@ def _reject_duplicate_ids(raw: pl.DataFrame, id_col: str, day: str):
     first = raw.select(pl.col(id_col).is_first_distinct()).to_series()
     if bool(first.all()):
         return raw, None
-    owner = raw.filter(first).select(id_col, pl.col(SOURCE_FILE).alias("_first_file"), pl.col(SOURCE_ROW).alias("_first_row"))
+    owner = raw.filter(first).select(
+        id_col, pl.col(SOURCE_FILE).alias("_first_file"), pl.col(SOURCE_ROW).alias("_first_row")
+    )
     dupes = raw.filter(~first).join(owner, on=id_col, how="left", maintain_order="left")
     q = pl.DataFrame(
         {
@@ -435,9 +611,16 @@ def _reject_duplicate_ids(raw: pl.DataFrame, id_col: str, day: str):
             "row": dupes[SOURCE_ROW],
             "column": [id_col] * dupes.height,
             "rule": ["duplicate_id"] * dupes.height,
-            "reason": dupes.select(
-                pl.format(f"{id_col}: '{{}}' duplicates {{}} row {{}}", pl.col(id_col), pl.col("_first_file"), pl.col("_first_row"))
-            ).to_series(),
+            "reason": (
+                dupes.select(
+                    pl.format(
+                        f"{id_col}: '{{}}' duplicates {{}} row {{}}",
+                        pl.col(id_col),
+                        pl.col("_first_file"),
+                        pl.col("_first_row"),
+                    )
+                ).to_series()
+            ),
             "record": _record_json(dupes.drop("_first_file", "_first_row", SOURCE_FILE, "ds")),
         },
         schema=QUARANTINE_SCHEMA,
@@ -461,9 +644,14 @@ class IngestedRange:
         return pl.concat([r.accepted for r in self.results.values()], how="diagonal_relaxed")
 
     def quarantine(self, feed: str, run_id: str, at: dt.datetime) -> pl.DataFrame:
-        """Rejections stamped with the feed, the run and the time (rows of the append-only quarantine log)."""
+        """Rejections stamped with the feed, the run and the time (rows of the append-only
+        quarantine log).
+        """
         return pl.concat([r.quarantine for r in self.results.values()]).with_columns(
-            pl.lit(feed).alias("feed"), pl.lit(run_id).alias("run_id"), pl.lit(at).alias("quarantined_at"))
+            pl.lit(feed).alias("feed"),
+            pl.lit(run_id).alias("run_id"),
+            pl.lit(at).alias("quarantined_at"),
+        )
 
     @property
     def files(self) -> list[dict]:
@@ -478,5 +666,7 @@ class IngestedRange:
         return sorted({c for r in self.results.values() for c in r.extra_columns})
 
 
-def ingest_range(landing: Path, days: list[str], contract: Contract, pii_key: bytes | None = None) -> IngestedRange:
+def ingest_range(
+    landing: Path, days: list[str], contract: Contract, pii_key: bytes | None = None
+) -> IngestedRange:
     return IngestedRange({day: ingest_partition(landing, day, contract, pii_key) for day in days})

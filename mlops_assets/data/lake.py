@@ -42,13 +42,19 @@ PARTITION_COLUMN = "ds"
 COMMIT_APP_ID = "mlops_assets"
 # Set on every table this resource creates (and on older tables by ``maintain``):
 # - a checkpoint every 20 commits (deltalake's default is 100), so loading a table replays at most a
-#   checkpoint and 20 commit files; the maintenance schedule adds one daily and drops expired log entries;
-# - no per-column min/max statistics: every read here selects by the ``ds`` partition, and per-column
-#   statistics of every file were most of what loading a table's log parsed (row counts are kept — the
+# checkpoint and 20 commit files; the maintenance schedule adds one daily and drops expired log
+# entries;
+# - no per-column min/max statistics: every read here selects by the ``ds`` partition, and
+# per-column
+# statistics of every file were most of what loading a table's log parsed (row counts are kept — the
 #   volume check reads them);
-# - log cleanup only by ``maintain`` (deltalake's own, after a commit, would drop the log a kept version needs).
-TABLE_CONFIGURATION = {"delta.checkpointInterval": "20", "delta.dataSkippingNumIndexedCols": "0",
-                       "delta.enableExpiredLogCleanup": "false"}
+# - log cleanup only by ``maintain`` (deltalake's own, after a commit, would drop the log a kept
+# version needs).
+TABLE_CONFIGURATION = {
+    "delta.checkpointInterval": "20",
+    "delta.dataSkippingNumIndexedCols": "0",
+    "delta.enableExpiredLogCleanup": "false",
+}
 _LOG_ENTRY = re.compile(r"^(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)$")
 
 
@@ -79,7 +85,9 @@ def _chain(err: BaseException, depth: int = 6) -> list[BaseException]:
 
 
 def _rebuilt(err: Exception, text: str) -> Exception:
-    """``err``'s type carrying ``text`` when that type can be built from a message, else ``LakeError``."""
+    """``err``'s type carrying ``text`` when that type can be built from a message, else
+    ``LakeError``.
+    """
     try:
         new = type(err)(text)
     except Exception:  # noqa: BLE001 - a type that needs other arguments
@@ -113,11 +121,15 @@ class DeltaLake(ConfigurableResource):
     root: str = Field(description="Root URI of the lake; each table is <root>/<name>.")
     storage_options_json: str = Field(
         default="{}",
-        description="JSON object of object-store options (e.g. AWS_ENDPOINT_URL); pass secrets via EnvVar.",
+        description=(
+            "JSON object of object-store options (e.g. AWS_ENDPOINT_URL); pass secrets via EnvVar."
+        ),
     )
     commit_retries: int = 8
-    # table -> the DeltaTable its last commit here was written through, handed to the next load of that
-    # table (brought up to date, not loaded again): a run that writes a table and then reads its log (the
+    # table -> the DeltaTable its last commit here was written through, handed to the next load of
+    # that
+    # table (brought up to date, not loaded again): a run that writes a table and then reads its log
+    # (the
     # landing asset's volume and freshness checks) loads the log once
     _written: dict[str, Any] = PrivateAttr(default_factory=dict)
 
@@ -134,11 +146,15 @@ class DeltaLake(ConfigurableResource):
         try:
             opts = json.loads(text or "{}")
         except json.JSONDecodeError as err:  # its message has no part of the text; its .doc would
-            raise ValueError(f"storage_options_json ($MLOPS_LAKE_STORAGE_OPTIONS) is not valid JSON: {err.msg} "
-                             f"at line {err.lineno} column {err.colno}; expected an object of strings") from None
+            raise ValueError(
+                f"storage_options_json ($MLOPS_LAKE_STORAGE_OPTIONS) is not valid JSON: {err.msg} "
+                f"at line {err.lineno} column {err.colno}; expected an object of strings"
+            ) from None
         if not isinstance(opts, dict):
-            raise ValueError("storage_options_json ($MLOPS_LAKE_STORAGE_OPTIONS) must be a JSON object of strings, "
-                             f"got a {type(opts).__name__}")
+            raise ValueError(
+                "storage_options_json ($MLOPS_LAKE_STORAGE_OPTIONS) must be a JSON object of"
+                f" strings, got a {type(opts).__name__}"
+            )
         return opts or None
 
     def secrets(self) -> list[str]:
@@ -189,7 +205,9 @@ class DeltaLake(ConfigurableResource):
         self._check_partitions(table, frame, keys)
         arrow = frame.to_arrow()
         partitioned = PARTITION_COLUMN in frame.columns
-        return self._commit(table, lambda: arrow, keys, "overwrite", run_id, metadata, merge_schema, partitioned)
+        return self._commit(
+            table, lambda: arrow, keys, "overwrite", run_id, metadata, merge_schema, partitioned
+        )
 
     @redacted_errors
     def write_stream(
@@ -202,16 +220,23 @@ class DeltaLake(ConfigurableResource):
         run_id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> int:
-        """``write_partitions`` for data that never sits in memory whole: ``batches()`` yields frames of
-        ``schema``, each handed to Delta as it comes (a pyarrow ``RecordBatchReader``), all in ONE commit
-        replacing exactly partitions ``keys``. ``batches`` is a function: a retried commit calls it again."""
+        """``write_partitions`` for data that never sits in memory whole: ``batches()`` yields
+        frames of
+        ``schema``, each handed to Delta as it comes (a pyarrow ``RecordBatchReader``), all in
+        ONE commit
+        replacing exactly partitions ``keys``. ``batches`` is a function: a retried commit calls
+        it again."""
         arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
-        raised: list[BaseException] = []  # what the producer raised: Delta would wrap it in its own error
+        raised: list[
+            BaseException
+        ] = []  # what the producer raised: Delta would wrap it in its own error
 
         def reader():
             import pyarrow as pa
 
-            source = batches()  # called here, before the write: deltalake pulls ``stream`` from its own runtime
+            source = (
+                batches()
+            )  # called here, before the write: deltalake pulls ``stream`` from its own runtime
 
             def stream():
                 try:
@@ -225,7 +250,16 @@ class DeltaLake(ConfigurableResource):
             return pa.RecordBatchReader.from_batches(arrow_schema, stream())
 
         try:
-            return self._commit(table, reader, keys, "overwrite", run_id, metadata, False, PARTITION_COLUMN in schema)
+            return self._commit(
+                table,
+                reader,
+                keys,
+                "overwrite",
+                run_id,
+                metadata,
+                False,
+                PARTITION_COLUMN in schema,
+            )
         except Exception:
             if raised:
                 raise raised[-1] from None
@@ -233,15 +267,30 @@ class DeltaLake(ConfigurableResource):
 
     @redacted_errors
     def append(
-        self, table: str, frame: pl.DataFrame, *, run_id: str | None = None, metadata: dict[str, Any] | None = None
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        *,
+        run_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> int | None:
         """Append rows (append-only logs: quarantine, audit). Nothing to append → no commit."""
         if frame.is_empty() and self.exists(table):
             return self.version(table)
-        keys = frame[PARTITION_COLUMN].unique().to_list() if PARTITION_COLUMN in frame.columns else []
+        keys = (
+            frame[PARTITION_COLUMN].unique().to_list() if PARTITION_COLUMN in frame.columns else []
+        )
         arrow = frame.to_arrow()
-        return self._commit(table, lambda: arrow, keys, "append", run_id, metadata, False,
-                            PARTITION_COLUMN in frame.columns)
+        return self._commit(
+            table,
+            lambda: arrow,
+            keys,
+            "append",
+            run_id,
+            metadata,
+            False,
+            PARTITION_COLUMN in frame.columns,
+        )
 
     @staticmethod
     def _check_partitions(table: str, frame: pl.DataFrame, keys: Sequence[str]) -> None:
@@ -249,16 +298,22 @@ class DeltaLake(ConfigurableResource):
             raise ValueError(f"frame for {table} has no {PARTITION_COLUMN!r} column")
         stray = set(frame[PARTITION_COLUMN].unique().to_list()) - set(keys)
         if stray:
-            raise ValueError(f"rows for partitions {sorted(stray)} outside the write {sorted(keys)} of {table}")
+            raise ValueError(
+                f"rows for partitions {sorted(stray)} outside the write {sorted(keys)} of {table}"
+            )
 
     def _loaded(self, table: str):
-        """The table's ``DeltaTable`` at its latest version, or None when there is no table yet. The handle
-        the last commit to ``table`` here was written through is used once, updated by the commits since."""
+        """The table's ``DeltaTable`` at its latest version, or None when there is no table yet. The
+        handle
+        the last commit to ``table`` here was written through is used once, updated by the
+        commits since."""
         from deltalake.exceptions import DeltaError, TableNotFoundError
 
         written = self._written.get(table)
         if written is not None:
-            self._written = {t: h for t, h in self._written.items() if t != table}  # replaced, never mutated
+            self._written = {
+                t: h for t, h in self._written.items() if t != table
+            }  # replaced, never mutated
             try:
                 written.update_incremental()
                 return written
@@ -271,13 +326,17 @@ class DeltaLake(ConfigurableResource):
 
     def _commit(self, table, data, keys, mode, run_id, metadata, merge_schema, partitioned) -> int:
         """One Delta commit of ``data()`` stamped with run id and partitions; conflicting concurrent
-        commits are retried with jittered backoff. The log is loaded once per attempt (one ``DeltaTable``,
+        commits are retried with jittered backoff. The log is loaded once per attempt (one
+        ``DeltaTable``,
         written through and asked its version). Returns the version *this* commit wrote (the handle
         written through moves to its own commit, not to a later writer's)."""
         from deltalake import CommitProperties, Transaction, write_deltalake
         from deltalake.exceptions import CommitFailedError
 
-        custom = {"partitions": ",".join(sorted(keys)), **({"dagster_run_id": run_id} if run_id else {})}
+        custom = {
+            "partitions": ",".join(sorted(keys)),
+            **({"dagster_run_id": run_id} if run_id else {}),
+        }
         custom.update({k: str(v) for k, v in (metadata or {}).items()})
         partition_by = [PARTITION_COLUMN] if partitioned else None
         pause_point(f"lake.commit:{table}")
@@ -303,7 +362,9 @@ class DeltaLake(ConfigurableResource):
                     commit_properties=props,
                 )
                 pause_point(f"lake.committed:{table}")
-                if not exists:  # a first write racing another first write may land after it: the latest is ours or later
+                # a first write racing another first write may land after it: the latest is ours or
+                # later
+                if not exists:
                     return self._table(table).version()
                 self._written = {**self._written, table: target}
                 return target.version()
@@ -312,30 +373,55 @@ class DeltaLake(ConfigurableResource):
                     raise
                 time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
             except Exception as err:  # first write racing another first write
-                if exists or "already exists" not in str(err).lower() or attempt == self.commit_retries:
+                if (
+                    exists
+                    or "already exists" not in str(err).lower()
+                    or attempt == self.commit_retries
+                ):
                     raise
         raise AssertionError("unreachable")
 
     # ---- maintenance ------------------------------------------------------------------
     @redacted_errors
-    def maintain(self, table: str, *, retention_hours: int, keep_versions: Sequence[int] = (),
-                 log_retention_hours: int = 30 * 24) -> dict[str, Any]:
-        """Compact small files, vacuum files unreferenced for ``retention_hours`` — except every file
-        that a version in ``keep_versions`` still reads —, checkpoint the current version, then drop the
-        log entries older than ``log_retention_hours``: loading the table lists and replays a short log
-        however long its history; each kept version keeps its time travel (one no longer loadable: ``lost``)."""
-        # first (before any commit of this maintenance), each kept version gets a checkpoint of its own
-        # while it can still be loaded: the log cleanup keeps it, and loading that version reads it alone
+    def maintain(
+        self,
+        table: str,
+        *,
+        retention_hours: int,
+        keep_versions: Sequence[int] = (),
+        log_retention_hours: int = 30 * 24,
+    ) -> dict[str, Any]:
+        """Compact small files, vacuum files unreferenced for ``retention_hours`` — except every
+        file
+        that a version in ``keep_versions`` still reads —, checkpoint the current version, then
+        drop the
+        log entries older than ``log_retention_hours``: loading the table lists and replays a
+        short log
+        however long its history; each kept version keeps its time travel (one no longer
+        loadable: ``lost``)."""
+        # first (before any commit of this maintenance), each kept version gets a checkpoint of its
+        # own
+        # while it can still be loaded: the log cleanup keeps it, and loading that version reads it
+        # alone
         loadable = {v: self._checkpoint_version(table, v) for v in sorted(set(keep_versions))}
-        lost, kept = [v for v, ok in loadable.items() if not ok], [v for v, ok in loadable.items() if ok]
+        lost, kept = (
+            [v for v, ok in loadable.items() if not ok],
+            [v for v, ok in loadable.items() if ok],
+        )
         dt_ = self._table(table)
-        missing = {k: v for k, v in TABLE_CONFIGURATION.items() if dt_.metadata().configuration.get(k) != v}
+        missing = {
+            k: v for k, v in TABLE_CONFIGURATION.items() if dt_.metadata().configuration.get(k) != v
+        }
         if missing:  # a table created before these settings: they apply from now on
             dt_.alter.set_table_properties(missing)
         before = len(dt_.file_uris())
         compaction = dt_.optimize.compact()
-        removed = dt_.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False,
-                             keep_versions=kept or None)
+        removed = dt_.vacuum(
+            retention_hours=retention_hours,
+            dry_run=False,
+            enforce_retention_duration=False,
+            keep_versions=kept or None,
+        )
         dt_ = self._table(table)
         dt_.create_checkpoint()
         log = self._drop_expired_log(table, kept, log_retention_hours)
@@ -353,35 +439,54 @@ class DeltaLake(ConfigurableResource):
             **log,
         }
 
-    def _drop_expired_log(self, table: str, kept: Sequence[int], retention_hours: int) -> dict[str, int]:
+    def _drop_expired_log(
+        self, table: str, kept: Sequence[int], retention_hours: int
+    ) -> dict[str, int]:
         """Delete the log entries older than ``retention_hours`` that no retained version needs.
 
-        Every version committed within the retention stays loadable: entries are dropped only below the
-        newest checkpoint at or before the oldest such version. The checkpoints of ``kept`` versions (each
-        must have one) are never dropped. deltalake's ``cleanup_metadata`` cannot do this: it keeps all of
-        the log after the oldest recent checkpoint (an old kept version would keep the whole log after it),
+        Every version committed within the retention stays loadable: entries are dropped only
+        below the
+        newest checkpoint at or before the oldest such version. The checkpoints of ``kept``
+        versions (each
+        must have one) are never dropped. deltalake's ``cleanup_metadata`` cannot do this: it
+        keeps all of
+        the log after the oldest recent checkpoint (an old kept version would keep the whole log
+        after it),
         and once that checkpoint expires drops the kept version's."""
         from deltalake.fs import DeltaStorageHandler
         from pyarrow.fs import FileSelector
 
         kept, store = set(kept), DeltaStorageHandler(self.uri(table), self.storage_options)
-        entries = [(int(m.group(1)), m.group(2), info) for info in store.get_file_info_selector(
-            FileSelector("_delta_log")) if (m := _LOG_ENTRY.match(info.base_name))]
+        entries = [
+            (int(m.group(1)), m.group(2), info)
+            for info in store.get_file_info_selector(FileSelector("_delta_log"))
+            if (m := _LOG_ENTRY.match(info.base_name))
+        ]
         cutoff = time.time() - retention_hours * 3600
         head = max(v for v, _, _ in entries)
-        recent = min((v for v, kind, info in entries if kind == "json" and info.mtime.timestamp() > cutoff), default=head)
+        recent = min(
+            (v for v, kind, info in entries if kind == "json" and info.mtime.timestamp() > cutoff),
+            default=head,
+        )
         checkpoints = [v for v, kind, _ in entries if kind.startswith("checkpoint") and v <= recent]
         boundary = max(checkpoints, default=0)
-        doomed = [info for v, kind, info in entries if v < boundary and info.mtime.timestamp() <= cutoff
-                  and not (v in kept and kind.startswith("checkpoint"))]
+        doomed = [
+            info
+            for v, kind, info in entries
+            if v < boundary
+            and info.mtime.timestamp() <= cutoff
+            and not (v in kept and kind.startswith("checkpoint"))
+        ]
         for info in doomed:
             with contextlib.suppress(FileNotFoundError):  # another maintenance run got there first
                 store.delete_file(info.path)
         return {"log_entries_dropped": len(doomed), "log_entries_left": len(entries) - len(doomed)}
 
     def _checkpoint_version(self, table: str, version: int) -> bool:
-        """Write a checkpoint of ``version``; False only when the log no longer holds that version (any
-        other failure raises: a kept version must never be taken for lost, its files would be vacuumed)."""
+        """Write a checkpoint of ``version``; False only when the log no longer holds that version
+        (any
+        other failure raises: a kept version must never be taken for lost, its files would be
+        vacuumed)."""
         from deltalake.exceptions import DeltaError
 
         try:
@@ -394,27 +499,48 @@ class DeltaLake(ConfigurableResource):
 
     # ---- reads ------------------------------------------------------------------------
     @redacted_errors
-    def iter_batches(self, table: str, keys: Iterable[str], batch_rows: int = 100_000, *,
-                     dictionary_columns: Sequence[str] = ()) -> Iterator[pl.DataFrame]:
-        """The rows of partitions ``keys`` (with their ``ds``), ``batch_rows`` at a time, pulled from the data
-        files one batch after another: memory stays bounded by a batch (and one row group), not by the
-        partition. (A polars streaming scan reads ahead of a slow consumer — e.g. a model — and so holds
-        most of a large partition.) On an object store the polars scan is used (streamed, read-ahead).
+    def iter_batches(
+        self,
+        table: str,
+        keys: Iterable[str],
+        batch_rows: int = 100_000,
+        *,
+        dictionary_columns: Sequence[str] = (),
+    ) -> Iterator[pl.DataFrame]:
+        """The rows of partitions ``keys`` (with their ``ds``), ``batch_rows`` at a time, pulled
+        from the data
+        files one batch after another: memory stays bounded by a batch (and one row group), not
+        by the
+        partition. (A polars streaming scan reads ahead of a slow consumer — e.g. a model — and
+        so holds
+        most of a large partition.) On an object store the polars scan is used (streamed,
+        read-ahead).
 
-        ``dictionary_columns`` (strings, e.g. the spec's categoricals) come from local files as ``pl.Categorical``,
-        read as the Parquet dictionaries they are stored in (cheaper); from the object-store scan, as stored.
+        ``dictionary_columns`` (strings, e.g. the spec's categoricals) come from local files as
+        ``pl.Categorical``,
+        read as the Parquet dictionaries they are stored in (cheaper); from the object-store
+        scan, as stored.
 
-        The table is loaded and its files listed here, when called, not while iterating: the iterator may be
-        consumed inside a Delta write (``write_stream``), where deltalake cannot be entered again."""
+        The table is loaded and its files listed here, when called, not while iterating: the
+        iterator may be
+        consumed inside a Delta write (``write_stream``), where deltalake cannot be entered
+        again."""
         target = self._loaded(table)
         if target is None:
             return iter(())
         keys = sorted(set(keys))
         if "://" in self.root and not self.root.startswith("file://"):
             scans = [pl.scan_delta(target).filter(pl.col(PARTITION_COLUMN) == key) for key in keys]
-            return (b for lf in scans for b in lf.collect_batches(chunk_size=batch_rows, maintain_order=True))
-        files = [(key, uri.removeprefix("file://")) for key in keys
-                 for uri in target.file_uris(file_pruning_predicate=[(PARTITION_COLUMN, "=", key)])]
+            return (
+                b
+                for lf in scans
+                for b in lf.collect_batches(chunk_size=batch_rows, maintain_order=True)
+            )
+        files = [
+            (key, uri.removeprefix("file://"))
+            for key in keys
+            for uri in target.file_uris(file_pruning_predicate=[(PARTITION_COLUMN, "=", key)])
+        ]
         return _file_batches(files, batch_rows, dictionary_columns)
 
     @redacted_errors
@@ -448,14 +574,17 @@ class DeltaLake(ConfigurableResource):
 
     @redacted_errors
     def newest(self, table: str, column: str) -> Any:
-        """The largest value of ``column`` in the newest partition holding rows (a partition-pruned read:
-        for a column that never falls after its partition's date, e.g. an event time under the contract's
+        """The largest value of ``column`` in the newest partition holding rows (a partition-pruned
+        read:
+        for a column that never falls after its partition's date, e.g. an event time under the
+        contract's
         ``outside_partition`` rule, that is the table's largest); None for an empty table."""
         return self.counts_and_newest(table, column)[1]
 
     @redacted_errors
     def counts_and_newest(self, table: str, column: str) -> tuple[dict[str, int], Any]:
-        """``partition_counts`` and ``newest`` from one load of the table's log (the volume and freshness
+        """``partition_counts`` and ``newest`` from one load of the table's log (the volume and
+        freshness
         checks of a landing run)."""
         target = self._loaded(table)
         counts = self._counts(target)
@@ -468,10 +597,18 @@ class DeltaLake(ConfigurableResource):
         column = f"partition.{PARTITION_COLUMN}"
         if files.is_empty():
             return {}
-        if column not in files.columns or "num_records" not in files.columns or files["num_records"].null_count():
+        if (
+            column not in files.columns
+            or "num_records" not in files.columns
+            or files["num_records"].null_count()
+        ):
             counts = pl.scan_delta(target).group_by(PARTITION_COLUMN).len().collect()
-            return dict(zip(counts[PARTITION_COLUMN].to_list(), counts["len"].to_list(), strict=True))
-        counts: dict[str, int] = {}  # a plain loop: a polars group_by costs more than it saves on a log's rows
+            return dict(
+                zip(counts[PARTITION_COLUMN].to_list(), counts["len"].to_list(), strict=True)
+            )
+        counts: dict[
+            str, int
+        ] = {}  # a plain loop: a polars group_by costs more than it saves on a log's rows
         for day, rows in zip(files[column].to_list(), files["num_records"].to_list(), strict=True):
             counts[day] = counts.get(day, 0) + rows
         return {day: rows for day, rows in counts.items() if rows > 0}
@@ -482,19 +619,31 @@ class DeltaLake(ConfigurableResource):
         if target is None or not days:
             return None
         files = target.file_uris(file_pruning_predicate=[(PARTITION_COLUMN, "=", max(days))])
-        return (pl.scan_parquet(files, storage_options=self.storage_options).select(pl.col(column).max())
-                .collect().item())
+        return (
+            pl.scan_parquet(files, storage_options=self.storage_options)
+            .select(pl.col(column).max())
+            .collect()
+            .item()
+        )
 
 
-def _file_batches(files: list[tuple[str, str]], batch_rows: int,
-                  dictionaries: Sequence[str] = ()) -> Iterator[pl.DataFrame]:
-    """Batches of each (partition key, local Parquet file), pulled one at a time (pyarrow ``iter_batches``);
+def _file_batches(
+    files: list[tuple[str, str]], batch_rows: int, dictionaries: Sequence[str] = ()
+) -> Iterator[pl.DataFrame]:
+    """Batches of each (partition key, local Parquet file), pulled one at a time (pyarrow
+    ``iter_batches``);
     the string columns among ``dictionaries`` read as Parquet dictionaries (``pl.Categorical``)."""
     import pyarrow.parquet as pq
 
     for key, path in files:
         meta = pq.read_metadata(path)
-        strings = [f.name for f in meta.schema.to_arrow_schema() if str(f.type) in ("string", "large_string")]
-        reader = pq.ParquetFile(path, metadata=meta, read_dictionary=[c for c in strings if c in dictionaries] or None)
+        strings = [
+            f.name
+            for f in meta.schema.to_arrow_schema()
+            if str(f.type) in ("string", "large_string")
+        ]
+        reader = pq.ParquetFile(
+            path, metadata=meta, read_dictionary=[c for c in strings if c in dictionaries] or None
+        )
         for batch in reader.iter_batches(batch_size=batch_rows):
             yield pl.from_arrow(batch).with_columns(pl.lit(key, pl.String).alias(PARTITION_COLUMN))

@@ -30,20 +30,36 @@ from mlops_assets.data.readers import LandingFile, landing_files, partition_fing
 @dataclass
 class LandingCursor:
     stat: dict[str, str] = field(default_factory=dict)  # day -> stat signature
-    content: dict[str, str] = field(default_factory=dict)  # day -> content fingerprint last requested
+    content: dict[str, str] = field(
+        default_factory=dict
+    )  # day -> content fingerprint last requested
     names: dict[str, list[str]] = field(default_factory=dict)  # day -> file names last requested
-    revisions: dict[str, int] = field(default_factory=dict)  # day -> how many changes were requested
+    revisions: dict[str, int] = field(
+        default_factory=dict
+    )  # day -> how many changes were requested
 
     @classmethod
     def parse(cls, text: str | None) -> LandingCursor:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(data.get("stat", {}), data.get("content", {}), data.get("names", {}), data.get("revisions", {}))
+        return cls(
+            data.get("stat", {}),
+            data.get("content", {}),
+            data.get("names", {}),
+            data.get("revisions", {}),
+        )
 
     def dumps(self) -> str:
-        return json.dumps({"stat": self.stat, "content": self.content, "names": self.names,
-                           "revisions": self.revisions}, sort_keys=True)
+        return json.dumps(
+            {
+                "stat": self.stat,
+                "content": self.content,
+                "names": self.names,
+                "revisions": self.revisions,
+            },
+            sort_keys=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -60,13 +76,17 @@ class PartitionChange:
         """Unique per change, not per content: restoring a day's files to an earlier content
         (A → bad B → A) is a new change and re-runs the day (a key of day + content alone would
         say "already done" and leave the day broken)."""
-        return f"{self.day}:{(self.previous or 'new')[:12]}>{self.fingerprint[:24]}:r{self.revision}"
+        return (
+            f"{self.day}:{(self.previous or 'new')[:12]}>{self.fingerprint[:24]}:r{self.revision}"
+        )
 
 
 def _stat_signature(folder: str) -> tuple[str, list[str]]:
     h = hashlib.sha1()
     names = []
-    if os.path.islink(folder) or not os.path.isdir(folder):  # never listed through: the entry is the signature
+    if os.path.islink(folder) or not os.path.isdir(
+        folder
+    ):  # never listed through: the entry is the signature
         st = os.lstat(folder)
         what = os.readlink(folder) if os.path.islink(folder) else stat.filemode(st.st_mode)
         h.update(f"{what}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -92,8 +112,12 @@ def scan_landing(
     quarantined, each with why)."""
     changes: list[PartitionChange] = []
     ignored: list[str] = []
-    new = LandingCursor(dict(cursor.stat), dict(cursor.content), {k: list(v) for k, v in cursor.names.items()},
-                        dict(cursor.revisions))
+    new = LandingCursor(
+        dict(cursor.stat),
+        dict(cursor.content),
+        {k: list(v) for k, v in cursor.names.items()},
+        dict(cursor.revisions),
+    )
     if not landing.is_dir():
         return changes, new, [f"{landing}: landing folder does not exist"]
     with os.scandir(landing) as it:
@@ -132,22 +156,28 @@ def scan_landing(
             reason = "changed_file"
         changed = tuple(sorted(set(names) ^ old_names)) or tuple(names)
         new.revisions[day] = cursor.revisions.get(day, 0) + 1
-        changes.append(PartitionChange(day, fingerprint, reason, changed, previous, new.revisions[day]))
+        changes.append(
+            PartitionChange(day, fingerprint, reason, changed, previous, new.revisions[day])
+        )
         new.content[day] = fingerprint
         new.names[day] = names
     return changes, new, ignored
 
 
 def unreadable_entries(day: str, listed: list[LandingFile]) -> list[str]:
-    """Notes for the entries of a day that are not regular files inside the root: never read, quarantined."""
+    """Notes for the entries of a day that are not regular files inside the root: never read,
+    quarantined.
+    """
     notes = []
     for f in listed:
         if f.kind == "file":
             continue
         what = f"a {f.kind.replace('_', ' ')}" + (f" ({f.detail})" if f.detail else "")
         if f.path.parent.name == day:
-            notes.append(f"{day}/{f.name}: {what}, not a regular file inside the landing root: not read; "
-                         "its run quarantines it")
+            notes.append(
+                f"{day}/{f.name}: {what}, not a regular file inside the landing root: not read; "
+                "its run quarantines it"
+            )
         else:
             notes.append(f"{day}: the day folder is {what}: not followed; its run quarantines it")
     return notes

@@ -34,7 +34,9 @@ OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
 def wrong_delimiter(header: list[str]) -> FileRejected | None:
-    """A header that parsed as ONE column holding another delimiter: the file is not comma-separated."""
+    """A header that parsed as ONE column holding another delimiter: the file is not
+    comma-separated.
+    """
     if len(header) != 1:
         return None
     found = [(d, name) for d, name in OTHER_DELIMITERS.items() if d in header[0]]
@@ -42,12 +44,17 @@ def wrong_delimiter(header: list[str]) -> FileRejected | None:
         return None
     d, name = max(found, key=lambda f: header[0].count(f[0]))
     shown = header[0] if len(header[0]) <= 80 else header[0][:77] + "..."
-    return FileRejected("unreadable", f"wrong delimiter: the header parsed as one column {shown!r} containing "
-                        f"{name} ({d!r}) separators; landing CSV files must be separated by {CSV_DELIMITER!r}")
+    return FileRejected(
+        "unreadable",
+        f"wrong delimiter: the header parsed as one column {shown!r} containing "
+        f"{name} ({d!r}) separators; landing CSV files must be separated by {CSV_DELIMITER!r}",
+    )
 
 
 def _csv_structure_error(path: Path) -> FileRejected | None:
-    """Locate a wrong delimiter, a ragged row or broken quoting with the csv module (polars' message has no row)."""
+    """Locate a wrong delimiter, a ragged row or broken quoting with the csv module (polars' message
+    has no row).
+    """
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh, strict=True)
@@ -59,10 +66,17 @@ def _csv_structure_error(path: Path) -> FileRejected | None:
             for i, record in enumerate(reader, start=1):
                 if len(record) != len(header):
                     return FileRejected(
-                        "unreadable", f"malformed CSV: row {i} has {len(record)} fields, header has {len(header)}", row=i
+                        "unreadable",
+                        f"malformed CSV: row {i} has {len(record)} fields, header has"
+                        f" {len(header)}",
+                        row=i,
                     )
     except csv.Error as err:
-        return FileRejected("unreadable", f"malformed CSV near line {reader.line_num}: {err}", row=reader.line_num - 1)
+        return FileRejected(
+            "unreadable",
+            f"malformed CSV near line {reader.line_num}: {err}",
+            row=reader.line_num - 1,
+        )
     except UnicodeDecodeError as err:
         return FileRejected("unreadable", f"not UTF-8 text: {err.reason} at byte {err.start}")
     return None
@@ -72,14 +86,24 @@ _QUOTE, _COMMA, _NEWLINE, _CR = (ord(c) for c in '"' + CSV_DELIMITER + "\n\r")
 
 
 def _ragged(data: bytes, fields: int, chunk: int = 1 << 23) -> bool:
-    """Whether a record of ``data`` may have a field count other than ``fields`` — vectorised, numpy over
-    ``chunk`` bytes at a time. A delimiter or line break counts only outside quotes (an even number of
-    quote characters before it, which also handles ``""`` escapes); a blank line has 0 fields; quoting
-    still open at the end answers True. True sends the file to the exact pass, which decides and names
+    """Whether a record of ``data`` may have a field count other than ``fields`` — vectorised, numpy
+    over
+    ``chunk`` bytes at a time. A delimiter or line break counts only outside quotes (an even
+    number of
+    quote characters before it, which also handles ``""`` escapes); a blank line has 0 fields;
+    quoting
+    still open at the end answers True. True sends the file to the exact pass, which decides and
+    names
     the row (polars itself pads short rows silently)."""
-    parity, carried, carried_content = 0, 0, False  # quote state; separators / content of the open record
+    parity, carried, carried_content = (
+        0,
+        0,
+        False,
+    )  # quote state; separators / content of the open record
     for start in range(0, len(data), chunk):
-        block = np.frombuffer(data, dtype=np.uint8, count=min(chunk, len(data) - start), offset=start)
+        block = np.frombuffer(
+            data, dtype=np.uint8, count=min(chunk, len(data) - start), offset=start
+        )
         inside = ((np.cumsum(block == _QUOTE, dtype=np.uint8) + parity) & 1).astype(bool)
         parity = int(inside[-1])
         ends = np.flatnonzero((block == _NEWLINE) & ~inside)
@@ -89,12 +113,14 @@ def _ragged(data: bytes, fields: int, chunk: int = 1 << 23) -> bool:
             per_record[0] += carried
             lengths = np.diff(ends, prepend=-1) - 1
             starts = ends - lengths
-            content = (lengths > 1) | ((lengths == 1) & (block[np.minimum(starts, len(block) - 1)] != _CR))
+            content = (lengths > 1) | (
+                (lengths == 1) & (block[np.minimum(starts, len(block) - 1)] != _CR)
+            )
             content[0] |= carried_content
             counts = np.where(content, per_record + 1, 0)
             if (counts != fields).any():
                 return True
-            tail = block[ends[-1] + 1:]
+            tail = block[ends[-1] + 1 :]
             carried = len(seps) - int(np.searchsorted(seps, ends[-1]))
             carried_content = bool(((tail != _NEWLINE) & (tail != _CR)).any())
         else:
@@ -104,30 +130,52 @@ def _ragged(data: bytes, fields: int, chunk: int = 1 << 23) -> bool:
 
 
 def _field_counts_differ(path: Path, fields: int) -> bool:
-    """Whether a record of the file may not have ``fields`` fields. Without a quote character in the file a
-    record is a line and polars counts its delimiters; with one, ``_ragged`` follows the quoting. Any doubt
+    """Whether a record of the file may not have ``fields`` fields. Without a quote character in the
+    file a
+    record is a line and polars counts its delimiters; with one, ``_ragged`` follows the quoting.
+    Any doubt
     (a line polars cannot split) answers True: the exact pass decides."""
-    lines = pl.scan_csv(path, has_header=False, separator="\x1f", quote_char=None, infer_schema=False,
-                        new_columns=["line"], raise_if_empty=False)
+    lines = pl.scan_csv(
+        path,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        infer_schema=False,
+        new_columns=["line"],
+        raise_if_empty=False,
+    )
     line = pl.col("line").str.strip_chars_end("\r")
-    count = pl.when(line.is_null() | (line == "")).then(0).otherwise(
-        line.str.count_matches(CSV_DELIMITER, literal=True) + 1)
+    count = (
+        pl.when(line.is_null() | (line == ""))
+        .then(0)
+        .otherwise(line.str.count_matches(CSV_DELIMITER, literal=True) + 1)
+    )
     try:
-        quoted, ragged = lines.select(pl.col("line").str.contains('"', literal=True).any(),
-                                      (count != fields).any()).collect().row(0)
-    except Exception:  # noqa: BLE001 - e.g. a line holding the probe separator: let the exact pass decide
+        quoted, ragged = (
+            lines.select(
+                pl.col("line").str.contains('"', literal=True).any(), (count != fields).any()
+            )
+            .collect()
+            .row(0)
+        )
+    # e.g. a line holding the probe separator: let the exact pass decide
+    except Exception:
         return True
     return _ragged(path.read_bytes(), fields) if quoted else bool(ragged)
 
 
 def read_csv(path: Path) -> pl.DataFrame:
-    """The file as text columns. Vectorised: polars reads it and a numpy pass counts every record's fields;
-    only when either fails does the exact row-by-row pass (``csv``) run, to name the row and the reason."""
+    """The file as text columns. Vectorised: polars reads it and a numpy pass counts every record's
+    fields;
+    only when either fails does the exact row-by-row pass (``csv``) run, to name the row and the
+    reason."""
     try:
         frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
     except Exception as err:  # noqa: BLE001 - any parser error is a file-level rejection
         problem = _csv_structure_error(path)  # … naming the row when the exact pass can
-        raise (problem or FileRejected("unreadable", f"malformed CSV: {str(err).splitlines()[0]}")) from None
+        raise (
+            problem or FileRejected("unreadable", f"malformed CSV: {str(err).splitlines()[0]}")
+        ) from None
     suspect = frame.width == 0 or (frame.width == 1 and wrong_delimiter(frame.columns) is not None)
     if suspect or _field_counts_differ(path, frame.width):
         problem = _csv_structure_error(path)
@@ -140,7 +188,9 @@ def read_parquet(path: Path) -> pl.DataFrame:
     try:
         return pl.read_parquet(path)
     except Exception as err:  # noqa: BLE001
-        raise FileRejected("unreadable", f"unreadable Parquet ({type(err).__name__}): {str(err).splitlines()[0]}") from None
+        raise FileRejected(
+            "unreadable", f"unreadable Parquet ({type(err).__name__}): {str(err).splitlines()[0]}"
+        ) from None
 
 
 READERS: dict[str, Callable[[Path], pl.DataFrame]] = {"csv": read_csv, "parquet": read_parquet}
@@ -159,11 +209,15 @@ def file_format(path: Path) -> str:
 
 
 def read_file(path: Path) -> pl.DataFrame:
-    """Read a landing file with the reader of its format; ``FileRejected`` when unreadable or unknown."""
+    """Read a landing file with the reader of its format; ``FileRejected`` when unreadable or
+    unknown.
+    """
     reader = READERS.get(file_format(path))
     if reader is None:
         expected = " or ".join(f".{f}" for f in READERS)
-        raise FileRejected("file_name", f"unsupported file type {path.suffix or '(none)'}: expected {expected}")
+        raise FileRejected(
+            "file_name", f"unsupported file type {path.suffix or '(none)'}: expected {expected}"
+        )
     return reader(path)
 
 
@@ -173,7 +227,8 @@ def read_file(path: Path) -> pl.DataFrame:
 @dataclass(frozen=True)
 class LandingFile:
     """One entry of a day folder. Only a ``kind == "file"`` entry (a regular file whose real path is
-    inside the landing root) is hashed and ever read; any other kind is rejected without opening it."""
+    inside the landing root) is hashed and ever read; any other kind is rejected without opening
+    it."""
 
     path: Path
     size: int
@@ -187,7 +242,9 @@ class LandingFile:
 
     @property
     def token(self) -> str:
-        """What the fingerprint records: the content hash of a file, the kind (and target) of anything else."""
+        """What the fingerprint records: the content hash of a file, the kind (and target) of
+        anything else.
+        """
         return self.sha256 if self.kind == "file" else f"{self.kind}:{self.detail}"
 
 
@@ -219,14 +276,21 @@ def entry_kind(root: Path, path: Path) -> tuple[str, str]:
     real = Path(os.path.realpath(path))
     if real != root and root not in real.parents:
         return "outside_root", str(real)
-    kinds = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"))
+    kinds = (
+        (stat.S_ISREG, "file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+    )
     return next((kind for test, kind in kinds if test(st.st_mode)), "device"), ""
 
 
 def landing_files(landing: Path, day: str) -> list[LandingFile]:
-    """Every entry of ``<landing>/<day>/``, sorted by name (the processing order), never following a link.
+    """Every entry of ``<landing>/<day>/``, sorted by name (the processing order), never following a
+    link.
 
-    A day folder that is a symlink (or not a directory, or outside the root) is ONE entry named after the
+    A day folder that is a symlink (or not a directory, or outside the root) is ONE entry named
+    after the
     day, of that kind: nothing under it is listed or read."""
     root, folder = landing_root(landing), day_dir(landing, day)
     kind, detail = entry_kind(root, folder)
@@ -248,33 +312,53 @@ def landing_files(landing: Path, day: str) -> list[LandingFile]:
 
 
 def partition_fingerprint(files: list[LandingFile]) -> str:
-    """Content fingerprint of a partition's landing entries (names and sha256, or kind for a non-file)."""
+    """Content fingerprint of a partition's landing entries (names and sha256, or kind for a
+    non-file).
+    """
     h = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.name):
         h.update(f"{f.name}\0{f.token}\n".encode())
     return h.hexdigest()
 
 
-def admission_problem(root: Path, lf: LandingFile, formats: tuple[str, ...], day: str) -> FileRejected | None:
+def admission_problem(
+    root: Path, lf: LandingFile, formats: tuple[str, ...], day: str
+) -> FileRejected | None:
     """Why a landing entry may not be read (checked again just before reading), or None."""
     inner = lf.path.parent.name == day
     what = repr(lf.name) if inner else f"day folder {day}"
-    kind, detail = entry_kind(root, lf.path)  # again: the entry may have changed since it was listed
+    kind, detail = entry_kind(
+        root, lf.path
+    )  # again: the entry may have changed since it was listed
     if kind == "symlink":
-        return FileRejected("file_name", f"{what} is a symbolic link (to {detail}): links are never followed in "
-                            "the landing zone; copy the files themselves into a real folder")
+        return FileRejected(
+            "file_name",
+            f"{what} is a symbolic link (to {detail}): links are never followed in "
+            "the landing zone; copy the files themselves into a real folder",
+        )
     if kind == "outside_root":
-        return FileRejected("file_name", f"{what} resolves to {detail}, outside the landing root {root}")
+        return FileRejected(
+            "file_name", f"{what} resolves to {detail}, outside the landing root {root}"
+        )
     if not inner:
-        return FileRejected("not_a_file", f"{what} is a {kind}, not a folder of landing files: nothing was read")
+        return FileRejected(
+            "not_a_file", f"{what} is a {kind}, not a folder of landing files: nothing was read"
+        )
     if kind == "missing":
         return FileRejected("unreadable", f"{what} disappeared before it could be read")
     if kind != "file":
-        return FileRejected("not_a_file", f"{what} is a {kind}, not a regular file: only regular files are read")
+        return FileRejected(
+            "not_a_file", f"{what} is a {kind}, not a regular file: only regular files are read"
+        )
     if not is_safe_file_name(lf.name):
-        return FileRejected("file_name", f"unsafe or unsupported file name {lf.name!r}: "
-                            f"expected a plain name ending in {', '.join('.' + f for f in READERS)}")
+        return FileRejected(
+            "file_name",
+            f"unsafe or unsupported file name {lf.name!r}: "
+            f"expected a plain name ending in {', '.join('.' + f for f in READERS)}",
+        )
     if file_format(lf.path) not in formats:
-        return FileRejected("file_name", f"{lf.path.suffix} files are not accepted here (landing.formats: "
-                            f"{', '.join(formats)})")
+        return FileRejected(
+            "file_name",
+            f"{lf.path.suffix} files are not accepted here (landing.formats: {', '.join(formats)})",
+        )
     return None

@@ -37,9 +37,9 @@ import math
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import polars as pl
@@ -66,8 +66,10 @@ upstream labelling bug: online chargebacks are dropped). A model trained on it l
 labels are right again from D+21. For the regression dataset the window uses the
 concept-drifted duration function instead."""
 # correlation_drift@D: from D on, some features lose their link to the others while each keeps its
-# marginal exactly (the day's values are shuffled across its rows): card amount (vs merchant and ATM) and
-# distance from home (vs country); bike trip distance (vs elevation gain and rider type). Per-column drift
+# marginal exactly (the day's values are shuffled across its rows): card amount (vs merchant and
+# ATM) and
+# distance from home (vs country); bike trip distance (vs elevation gain and rider type). Per-column
+# drift
 # tests cannot see it; multivariate drift (PCA reconstruction error) can.
 # Injections that add or alter one file on one day; their date must lie inside the simulated range.
 _FILE_INJECTIONS = ("late_file", "duplicate_file", "corrupt_file")
@@ -332,8 +334,11 @@ class _Regime:
             covariate="covariate_drift" in active,
             concept="concept_drift" in active,
             schema_change="schema_change" in active,
-            label_noise=any(i.kind == "label_noise" and i.date <= day < i.date + dt.timedelta(days=LABEL_NOISE_DAYS)
-                            for i in injections),
+            label_noise=any(
+                i.kind == "label_noise"
+                and i.date <= day < i.date + dt.timedelta(days=LABEL_NOISE_DAYS)
+                for i in injections
+            ),
             correlation="correlation_drift" in active,
         )
 
@@ -550,7 +555,9 @@ class _CardSim:
         if cov:  # prices up
             amount = amount * 1.6
         amount = np.round(np.clip(amount, 0.01, 50_000.0), 2)
-        if regime.correlation:  # same marginals, broken links: amount vs merchant, distance vs country
+        if (
+            regime.correlation
+        ):  # same marginals, broken links: amount vs merchant, distance vs country
             amount, dist = rng.permutation(amount), rng.permutation(dist)
 
         pool = _card_pool(seed)
@@ -744,7 +751,7 @@ def _set_mtime(path: Path, when: dt.datetime | None) -> None:
     """Back-date a file to when it would have landed (never into the future)."""
     if when is None:
         return
-    ts = min(when.replace(tzinfo=dt.timezone.utc).timestamp(), time.time())
+    ts = min(when.replace(tzinfo=dt.UTC).timestamp(), time.time())
     os.utime(path, (ts, ts))
 
 
@@ -982,11 +989,17 @@ def write_late_files(manifest: SimulationManifest) -> list[FileRecord]:
     return written
 
 
-def write_label_correction(manifest: SimulationManifest, spec: DatasetSpec, arrival: dt.date) -> Path | None:
-    """The label team's fix for ``label_noise``: the true labels of every event (of the days' main files)
-    whose label the bug lost, re-delivered as ``labels/<arrival>/labels-<arrival>-correction.csv`` (the
-    latest label of an id wins, so they replace the wrong ones). None when no day had the bug. The events
-    are regenerated from the manifest's seed: the bug draws nothing, so the rows are the delivered ones."""
+def write_label_correction(
+    manifest: SimulationManifest, spec: DatasetSpec, arrival: dt.date
+) -> Path | None:
+    """The label team's fix for ``label_noise``: the true labels of every event (of the days' main
+    files)
+    whose label the bug lost, re-delivered as
+    ``labels/<arrival>/labels-<arrival>-correction.csv`` (the
+    latest label of an id wins, so they replace the wrong ones). None when no day had the bug.
+    The events
+    are regenerated from the manifest's seed: the bug draws nothing, so the rows are the
+    delivered ones."""
     sim = _SIMS[manifest.dataset]
     if not sim.label_feed or spec.labels is None:
         return None
@@ -999,16 +1012,37 @@ def write_label_correction(manifest: SimulationManifest, spec: DatasetSpec, arri
         if not regime.label_noise:
             continue
         rng = _rng(manifest.seed, _S_EVENTS, day)
-        frame, y = sim.generate(day, sim.daily_rows(day, rng, manifest.seed), rng,
-                                replace(regime, label_noise=False), 0, manifest.seed)
-        parts.append(pl.DataFrame({spec.labels.id: frame.get_column(sim.id_col),
-                                   spec.label_target: pl.Series(y, dtype=pl.Int8), "event_date": day.isoformat()}))
+        frame, y = sim.generate(
+            day,
+            sim.daily_rows(day, rng, manifest.seed),
+            rng,
+            replace(regime, label_noise=False),
+            0,
+            manifest.seed,
+        )
+        parts.append(
+            pl.DataFrame(
+                {
+                    spec.labels.id: frame.get_column(sim.id_col),
+                    spec.label_target: pl.Series(y, dtype=pl.Int8),
+                    "event_date": day.isoformat(),
+                }
+            )
+        )
     if not parts:
         return None
     path = Path(manifest.out) / "labels" / arrival.isoformat() / f"labels-{arrival}-correction.csv"
     _write_frame(pl.concat(parts), path, "csv")
-    manifest.files.append(FileRecord(path.relative_to(manifest.out).as_posix(), arrival.isoformat(), "labels",
-                                     sum(p.height for p in parts), "csv", ("label_correction",)))
+    manifest.files.append(
+        FileRecord(
+            path.relative_to(manifest.out).as_posix(),
+            arrival.isoformat(),
+            "labels",
+            sum(p.height for p in parts),
+            "csv",
+            ("label_correction",),
+        )
+    )
     return path
 
 

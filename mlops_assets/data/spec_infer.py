@@ -1,24 +1,34 @@
-"""A dataset spec inferred from sample files, and the lint of a spec (``mlops-assets spec infer`` / ``check``).
+"""A dataset spec inferred from sample files, and the lint of a spec (``mlops-assets spec infer`` /
+``check``).
 
-``infer_spec(frame, target=...)`` reads what a sample shows and writes it down as a spec — every choice
+``infer_spec(frame, target=...)`` reads what a sample shows and writes it down as a spec — every
+choice
 with the evidence beside it, as a YAML comment, for a person to review:
 
-- **types, ranges, nullability**: numeric columns keep their integer/float type and get the sample's range
-  widened by ``margin`` of its span (never below 0 for a column that never is); ``nullable`` when the
+- **types, ranges, nullability**: numeric columns keep their integer/float type and get the
+  sample's range
+  widened by ``margin`` of its span (never below 0 for a column that never is); ``nullable`` when
+  the
   sample has a null.
-- **categories**: a text column with at most ``max_categories`` values lists them as ``allowed``; up to
-  ``max_open_categories`` values (and not nearly unique) it is a categorical with no allowed list; beyond,
+- **categories**: a text column with at most ``max_categories`` values lists them as ``allowed``;
+  up to
+  ``max_open_categories`` values (and not nearly unique) it is a categorical with no allowed
+  list; beyond,
   identifier-like, it is left out.
-- **PII** by value patterns (``PII_PATTERNS``: e-mail addresses, phone numbers, Luhn-valid card numbers),
+- **PII** by value patterns (``PII_PATTERNS``: e-mail addresses, phone numbers, Luhn-valid card
+  numbers),
   whatever the column is called: listed under ``pii``, never a feature.
 - **drift.exclude**: features constant within every day of the sample (and the day-level calendar
   features): each daily partition holds one value, so they would always "drift".
-- **task**: a 0/1 target is binary classification; few distinct text or integer values are classification
+- **task**: a 0/1 target is binary classification; few distinct text or integer values are
+  classification
   with ``classes``; any other number is regression.
-- **leakage suspects are left out of the features** (``ml/leakage_scan.py``): a column that alone predicts
+- **leakage suspects are left out of the features** (``ml/leakage_scan.py``): a column that alone
+  predicts
   the target almost perfectly, and a few numeric columns the target is a linear function of.
 
-``spec_lints(spec)`` lists what validates but is likely a mistake. Pure polars + numpy; the only I/O is
+``spec_lints(spec)`` lists what validates but is likely a mistake. Pure polars + numpy; the only
+I/O is
 ``read_sample``.
 """
 
@@ -34,21 +44,32 @@ from typing import Any
 import polars as pl
 import yaml
 
-from mlops_assets.model.leakage_scan import Leak, leakage_suspects
-from mlops_assets.data.readers import file_format
 from mlops_assets.core.spec import CALENDAR_FEATURES, DatasetSpec
+from mlops_assets.data.readers import file_format
+from mlops_assets.model.leakage_scan import Leak, leakage_suspects
 
-DAY_LEVEL_CALENDAR = ("day_of_week", "is_weekend", "day_of_month", "month")  # one value per daily partition
+DAY_LEVEL_CALENDAR = (
+    "day_of_week",
+    "is_weekend",
+    "day_of_month",
+    "month",
+)  # one value per daily partition
 PII_SHARE = 0.8  # share of a column's non-null values that must match a PII pattern
-DEFAULT_FLOORS = {"roc_auc": 0.6, "r2": 0.1}  # "better than a guess" until the owner sets real floors
+DEFAULT_FLOORS = {
+    "roc_auc": 0.6,
+    "r2": 0.1,
+}  # "better than a guess" until the owner sets real floors
 
 
-# ---- reading samples --------------------------------------------------------------------------------
+# ---- reading samples
+# --------------------------------------------------------------------------------
 def read_sample(path: Path) -> pl.DataFrame:
     """A CSV (typed by inference, ``NA`` and empty as null) or Parquet sample file."""
     fmt = file_format(path)
     if fmt == "csv":
-        return pl.read_csv(path, infer_schema_length=None, null_values=["", "NA", "NaN", "null", "NULL"])
+        return pl.read_csv(
+            path, infer_schema_length=None, null_values=["", "NA", "NaN", "null", "NULL"]
+        )
     if fmt == "parquet":
         return pl.read_parquet(path)
     raise ValueError(f"{path}: cannot read .{fmt} samples; expected .csv or .parquet")
@@ -59,7 +80,8 @@ def read_samples(paths: Sequence[Path]) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
 
 
-# ---- PII by value patterns ----------------------------------------------------------------------------
+# ---- PII by value patterns
+# ----------------------------------------------------------------------------
 EMAIL = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
 PHONE = r"^\+?[0-9(][0-9 ().-]{5,}[0-9]$"
 DATE_LIKE = r"^\d{4}-\d{2}-\d{2}"
@@ -80,8 +102,12 @@ def _is_card(text: str) -> bool:
 
 def _is_phone(text: str) -> bool:
     digits = sum(ch.isdigit() for ch in text)
-    return bool(re.match(PHONE, text)) and not re.match(DATE_LIKE, text) and 7 <= digits <= 15 and (
-        text.startswith("+") or any(sep in text for sep in " ().-"))
+    return (
+        bool(re.match(PHONE, text))
+        and not re.match(DATE_LIKE, text)
+        and 7 <= digits <= 15
+        and (text.startswith("+") or any(sep in text for sep in " ().-"))
+    )
 
 
 PII_PATTERNS = {
@@ -92,7 +118,9 @@ PII_PATTERNS = {
 
 
 def pii_kind(values: pl.Series, limit: int = 1000) -> str | None:
-    """The PII pattern at least ``PII_SHARE`` of the (first ``limit``) non-null values match, or None."""
+    """The PII pattern at least ``PII_SHARE`` of the (first ``limit``) non-null values match, or
+    None.
+    """
     if not (values.dtype == pl.String or values.dtype.is_integer()):
         return None
     texts = [str(v).strip() for v in values.drop_nulls().head(limit).to_list()]
@@ -106,7 +134,8 @@ def pii_kind(values: pl.Series, limit: int = 1000) -> str | None:
     return None
 
 
-# ---- columns ----------------------------------------------------------------------------------------
+# ---- columns
+# ----------------------------------------------------------------------------------------
 @dataclass
 class Inferred:
     """An inferred spec: the data (``spec``), a YAML comment per dotted field (``comments``) and the
@@ -122,8 +151,13 @@ class Inferred:
         lines = [f"# {h}" for h in self.header]
         lines += _emit(self.spec, 0, "", self.comments)
         if self.left_out:
-            lines += ["", "# Left out of the features (add one back under features: only if it is known when the "
-                      "prediction is made):"]
+            lines += [
+                "",
+                (
+                    "# Left out of the features (add one back under features: only if it is known"
+                    " when the prediction is made):"
+                ),
+            ]
             lines += [f"#   {col}: {why}" for col, why in self.left_out]
         return "\n".join(lines) + "\n"
 
@@ -132,12 +166,16 @@ FLOW_PARENTS = ("features.numeric", "features.categorical")  # one line per colu
 
 
 def _scalar(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 30, allow_unicode=True)
+    text = yaml.safe_dump(
+        value, default_flow_style=True, sort_keys=False, width=1 << 30, allow_unicode=True
+    )
     return text.strip().removesuffix("...").strip()
 
 
 def _emit(data: dict, indent: int, path: str, comments: dict[str, str]) -> list[str]:
-    """Block YAML of ``data`` with a trailing comment per dotted path; columns and lists on one line."""
+    """Block YAML of ``data`` with a trailing comment per dotted path; columns and lists on one
+    line.
+    """
     lines, pad = [], "  " * indent
     for key, value in data.items():
         here = f"{path}.{key}" if path else str(key)
@@ -185,7 +223,9 @@ def _constant_within_days(values: pl.Series, days: pl.Series) -> bool:
 
 
 def _as_datetime(values: pl.Series) -> pl.Series:
-    """Dates and times as naive UTC (text with an offset is converted); text that does not parse is null."""
+    """Dates and times as naive UTC (text with an offset is converted); text that does not parse is
+    null.
+    """
     if values.dtype == pl.String:
         try:
             values = values.str.strip_chars().str.to_datetime(strict=False, time_unit="us")
@@ -203,15 +243,27 @@ def detect_timestamp(frame: pl.DataFrame, exclude: set[str]) -> str:
             continue
         if isinstance(s.dtype, pl.Datetime | pl.Date):
             return col
-        if s.dtype == pl.String and s.drop_nulls().str.contains(r"^\s*\d{4}-\d{2}-\d{2}").all() and \
-                _as_datetime(s.drop_nulls()).null_count() == 0:
+        if (
+            s.dtype == pl.String
+            and s.drop_nulls().str.contains(r"^\s*\d{4}-\d{2}-\d{2}").all()
+            and _as_datetime(s.drop_nulls()).null_count() == 0
+        ):
             return col
-    raise ValueError("no timestamp column found (a datetime, or text such as 2026-01-31 12:00:00): pass --timestamp")
+    raise ValueError(
+        "no timestamp column found (a datetime, or text such as 2026-01-31 12:00:00): pass"
+        " --timestamp"
+    )
 
 
 def detect_id(frame: pl.DataFrame, exclude: set[str]) -> str:
-    unique = [c for c in frame.columns if c not in exclude and frame[c].null_count() == 0
-              and frame[c].n_unique() == frame.height and (frame[c].dtype == pl.String or frame[c].dtype.is_integer())]
+    unique = [
+        c
+        for c in frame.columns
+        if c not in exclude
+        and frame[c].null_count() == 0
+        and frame[c].n_unique() == frame.height
+        and (frame[c].dtype == pl.String or frame[c].dtype.is_integer())
+    ]
     named = [c for c in unique if c.lower() == "id" or c.lower().endswith(("_id", "id"))]
     if named or unique:
         return (named or unique)[0]
@@ -225,7 +277,9 @@ def target_task(values: pl.Series, max_classes: int = 20) -> tuple[str, list | N
         return "classification", None, "binary 0/1 target"
     if values.dtype == pl.String or (values.dtype.is_integer() and len(distinct) <= max_classes):
         if len(distinct) > max_classes:
-            raise ValueError(f"target has {len(distinct)} distinct text values: too many classes to infer")
+            raise ValueError(
+                f"target has {len(distinct)} distinct text values: too many classes to infer"
+            )
         kind = "multiclass" if len(distinct) > 2 else "binary"
         return "classification", distinct, f"{kind}: {len(distinct)} distinct values"
     return "regression", None, f"numeric target with {len(distinct)} distinct values"
@@ -239,7 +293,9 @@ class InferOptions:
     name: str = "my_dataset"
     landing: str | None = None  # default landing/<name>/events (under $MLOPS_HOME)
     formats: tuple[str, ...] = ("csv", "parquet")
-    labels: str | None = None  # a delayed label feed's folder: labels are then not expected in the events
+    labels: str | None = (
+        None  # a delayed label feed's folder: labels are then not expected in the events
+    )
     label_delay: int = 1
     window_days: int = 28
     holdout_days: int | None = None  # default a quarter of the window
@@ -258,7 +314,9 @@ def _roles(frame: pl.DataFrame, opts: InferOptions) -> tuple[str, str]:
 
 
 def _column_entry(s: pl.Series, opts: InferOptions) -> tuple[str, dict | str, str]:
-    """(kind, entry or why, evidence) of one candidate column: kind numeric | categorical | pii | out."""
+    """(kind, entry or why, evidence) of one candidate column: kind numeric | categorical | pii |
+    out.
+    """
     if s.null_count() == s.len():
         return "out", "always null in the sample", ""
     if kind := pii_kind(s):
@@ -274,14 +332,23 @@ def _column_entry(s: pl.Series, opts: InferOptions) -> tuple[str, dict | str, st
     distinct, rows = text.drop_nulls().n_unique(), text.drop_nulls().len()
     entry = {"nullable": True} if text.null_count() else {}
     if distinct <= opts.max_categories:
-        return "categorical", {"allowed": sorted(text.drop_nulls().unique().to_list()), **entry}, \
-            f"{distinct} values seen"
+        return (
+            "categorical",
+            {"allowed": sorted(text.drop_nulls().unique().to_list()), **entry},
+            f"{distinct} values seen",
+        )
     if distinct <= opts.max_open_categories and distinct <= rows / 2:
-        return "categorical", entry, f"{distinct} values seen: no allowed list (any value passes the contract)"
+        return (
+            "categorical",
+            entry,
+            f"{distinct} values seen: no allowed list (any value passes the contract)",
+        )
     return "out", f"identifier-like text ({distinct} distinct values in {rows} rows)", ""
 
 
-def _columns(frame: pl.DataFrame, skip: set[str], opts: InferOptions, out: Inferred) -> dict[str, dict]:
+def _columns(
+    frame: pl.DataFrame, skip: set[str], opts: InferOptions, out: Inferred
+) -> dict[str, dict]:
     kinds: dict[str, dict] = {"numeric": {}, "categorical": {}, "pii": {}}
     for col in frame.columns:
         if col in skip:
@@ -305,7 +372,12 @@ def _training(days: int, opts: InferOptions, out: Inferred) -> dict:
     window = max(2, opts.window_days)
     holdout = opts.holdout_days or max(1, window // 4)
     out.comments["training.window_days"] = f"the sample spans {days} day(s)"
-    return {"window_days": window, "holdout_days": min(holdout, window - 1), "seed": opts.seed, "cadence_days": 7}
+    return {
+        "window_days": window,
+        "holdout_days": min(holdout, window - 1),
+        "seed": opts.seed,
+        "cadence_days": 7,
+    }
 
 
 def infer_spec(frame: pl.DataFrame, opts: InferOptions, sources: Sequence[str] = ()) -> Inferred:
@@ -316,15 +388,32 @@ def infer_spec(frame: pl.DataFrame, opts: InferOptions, sources: Sequence[str] =
         raise ValueError(f"timestamp column {ts_col!r} does not parse as dates and times")
     frame, days = frame.with_columns(ts.alias(ts_col)), ts.dt.date()
     task, classes, why_task = target_task(frame[opts.target])
-    out = Inferred(spec={}, header=[
-        f"Inferred by `mlops-assets spec infer` from {frame.height} rows of {', '.join(sources) or 'a sample'}.",
-        "Review every line: ranges are the sample's widened by "
-        f"{opts.margin:.0%} of their span, categories are those seen, leakage suspects are left out (see the end).",
-        "Add `owners: [team:<name>, <you>@<domain>]`: they are shown on every asset and check and named in alerts."])
+    out = Inferred(
+        spec={},
+        header=[
+            (
+                f"Inferred by `mlops-assets spec infer` from {frame.height} rows of"
+                f" {', '.join(sources) or 'a sample'}."
+            ),
+            (
+                f"Review every line: ranges are the sample's widened by {opts.margin:.0%} of their"
+                " span, categories are those seen, leakage suspects are left out (see the end)."
+            ),
+            (
+                "Add `owners: [team:<name>, <you>@<domain>]`: they are shown on every asset and"
+                " check and named in alerts."
+            ),
+        ],
+    )
     kinds = _columns(frame, {ts_col, id_col, opts.target}, opts, out)
     features = [*kinds["numeric"], *kinds["categorical"]]
-    leaks = leakage_suspects(frame, opts.target, features, seed=opts.seed,
-                             classes=(classes or [0, 1]) if task == "classification" else None)
+    leaks = leakage_suspects(
+        frame,
+        opts.target,
+        features,
+        seed=opts.seed,
+        classes=(classes or [0, 1]) if task == "classification" else None,
+    )
     out.leaks = leaks
     for leak in leaks:
         for col in leak.columns:
@@ -334,31 +423,62 @@ def infer_spec(frame: pl.DataFrame, opts: InferOptions, sources: Sequence[str] =
             out.comments.pop(f"features.categorical.{col}", None)
             out.left_out.append((col, f"leakage suspect: {leak.why}"))
     calendar = _calendar(ts.drop_nulls())
-    day_level = [c for c in [*kinds["numeric"], *kinds["categorical"]]
-                 if _constant_within_days(frame[c], days)]
-    out.spec = _assemble(opts, ts_col, id_col, task, classes, kinds, calendar, day_level, days, frame, out)
+    day_level = [
+        c
+        for c in [*kinds["numeric"], *kinds["categorical"]]
+        if _constant_within_days(frame[c], days)
+    ]
+    out.spec = _assemble(
+        opts, ts_col, id_col, task, classes, kinds, calendar, day_level, days, frame, out
+    )
     out.comments["task"] = why_task
     if day_level:
-        out.comments["drift.exclude"] = f"constant within every day of the sample: {', '.join(day_level)}"
+        out.comments["drift.exclude"] = (
+            f"constant within every day of the sample: {', '.join(day_level)}"
+        )
     return out
 
 
-def _assemble(opts, ts_col, id_col, task, classes, kinds, calendar, day_level, days, frame, out) -> dict:
+def _assemble(
+    opts, ts_col, id_col, task, classes, kinds, calendar, day_level, days, frame, out
+) -> dict:
     spec: dict[str, Any] = {"name": opts.name, "task": task}
     if classes is not None and "classes" in DatasetSpec.model_fields:
         spec["classes"] = classes
-    spec.update(landing={"path": opts.landing or f"landing/{opts.name}/events", "formats": list(opts.formats)},
-                timestamp=ts_col, id=id_col, target=opts.target)
+    spec.update(
+        landing={
+            "path": opts.landing or f"landing/{opts.name}/events",
+            "formats": list(opts.formats),
+        },
+        timestamp=ts_col,
+        id=id_col,
+        target=opts.target,
+    )
     target = frame[opts.target]
-    if task == "regression" and "target_min" in DatasetSpec.model_fields and float(target.min()) >= 0:
+    if (
+        task == "regression"
+        and "target_min" in DatasetSpec.model_fields
+        and float(target.min()) >= 0
+    ):
         spec["target_min"] = 0
         lo, hi = float(target.min()), float(target.max())
-        out.comments["target_min"] = f"the sample's target is never negative (sample {lo:g}..{hi:g})"
-    spec["features"] = {k: v for k, v in (("numeric", kinds["numeric"]), ("categorical", kinds["categorical"]),
-                                          ("calendar", calendar)) if v}
+        out.comments["target_min"] = (
+            f"the sample's target is never negative (sample {lo:g}..{hi:g})"
+        )
+    spec["features"] = {
+        k: v
+        for k, v in (
+            ("numeric", kinds["numeric"]),
+            ("categorical", kinds["categorical"]),
+            ("calendar", calendar),
+        )
+        if v
+    }
     if kinds["pii"]:
         spec["pii"] = list(kinds["pii"])
-        out.comments["pii"] = "; ".join(f"{c}: {out.comments.pop(f'pii.{c}')}" for c in kinds["pii"])
+        out.comments["pii"] = "; ".join(
+            f"{c}: {out.comments.pop(f'pii.{c}')}" for c in kinds["pii"]
+        )
     if opts.labels:
         spec["labels"] = {"path": opts.labels, "id": id_col, "delay_days": opts.label_delay}
     spec["partition_start"] = days.min()
@@ -372,28 +492,54 @@ def _assemble(opts, ts_col, id_col, task, classes, kinds, calendar, day_level, d
     return {k: v for k, v in spec.items() if v != {}}
 
 
-# ---- lint -------------------------------------------------------------------------------------------
+# ---- lint
+# -------------------------------------------------------------------------------------------
 def spec_lints(spec: DatasetSpec) -> list[tuple[str, str]]:
     """(field, warning) for what validates but is likely a mistake."""
     out: list[tuple[str, str]] = []
     for col, c in spec.features.numeric.items():
         if c.min is None and c.max is None:
-            out.append((f"features.numeric.{col}", "no min or max: the contract accepts any number"))
+            out.append(
+                (f"features.numeric.{col}", "no min or max: the contract accepts any number")
+            )
     for col, c in spec.features.categorical.items():
         if not c.allowed:
-            out.append((f"features.categorical.{col}", "no allowed list: any category passes the contract"))
+            out.append(
+                (f"features.categorical.{col}", "no allowed list: any category passes the contract")
+            )
     for cal in spec.features.calendar:
         if cal in DAY_LEVEL_CALENDAR and cal not in spec.drift.exclude:
-            out.append(("drift.exclude", f"{cal} is constant within a daily partition and always 'drifts': "
-                        "add it to drift.exclude"))
+            out.append(
+                (
+                    "drift.exclude",
+                    (
+                        f"{cal} is constant within a daily partition and always 'drifts': "
+                        "add it to drift.exclude"
+                    ),
+                )
+            )
     known = set(spec.model_features)
-    out += [("drift.exclude", f"{c!r} is not a feature") for c in spec.drift.exclude if c not in known]
+    out += [
+        ("drift.exclude", f"{c!r} is not a feature") for c in spec.drift.exclude if c not in known
+    ]
     if not spec.gates.floors and not spec.gates.ceilings:
-        out.append(("gates", "no floors or ceilings: the first candidate that trains is promoted, however poor"))
+        out.append(
+            (
+                "gates",
+                "no floors or ceilings: the first candidate that trains is promoted, however poor",
+            )
+        )
     delay = spec.labels.delay_days if spec.labels else 0
     if delay + spec.training.holdout_days >= spec.training.window_days - 1:
-        out.append(("training.window_days", f"{spec.training.window_days} days leave at most one training day after "
-                    f"the label delay ({delay}) and the holdout ({spec.training.holdout_days})"))
+        out.append(
+            (
+                "training.window_days",
+                (
+                    f"{spec.training.window_days} days leave at most one training day after "
+                    f"the label delay ({delay}) and the holdout ({spec.training.holdout_days})"
+                ),
+            )
+        )
     if set(CALENDAR_FEATURES) & known - set(spec.features.calendar):
         out.append(("features", "a column is named like a calendar feature: it would be shadowed"))
     return out

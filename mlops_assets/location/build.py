@@ -20,15 +20,6 @@ from dagster import (
     schedule,
 )
 
-from mlops_assets.location.common import owned_spec
-from mlops_assets.data.assets import build_data_assets
-from mlops_assets.monitoring.estimation.assets import build_estimation_assets
-from mlops_assets.model.assets import build_model_assets
-from mlops_assets.monitoring.assets import build_monitoring_assets
-from mlops_assets.monitoring.sensors import build_monitoring_sensors
-from mlops_assets.operations.assets import build_operations, build_scorecard
-from mlops_assets.location.resources import build_resources
-from mlops_assets.data.sensors import build_landing_sensor
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.vocabulary import (
     CANDIDATE_MODEL,
@@ -49,6 +40,15 @@ from mlops_assets.core.vocabulary import (
     Schedule,
     Sensor,
 )
+from mlops_assets.data.assets import build_data_assets
+from mlops_assets.data.sensors import build_landing_sensor
+from mlops_assets.location.common import owned_spec
+from mlops_assets.location.resources import build_resources
+from mlops_assets.model.assets import build_model_assets
+from mlops_assets.monitoring.assets import build_monitoring_assets
+from mlops_assets.monitoring.estimation.assets import build_estimation_assets
+from mlops_assets.monitoring.sensors import build_monitoring_sensors
+from mlops_assets.operations.assets import build_operations, build_scorecard
 
 # Partitioned asset checks (preview) and backfill policies (beta) are used on purpose.
 warnings.filterwarnings("ignore", category=PreviewWarning)
@@ -61,32 +61,67 @@ def build_jobs(platform: Platform) -> dict[str, object]:
     # performance follows the scores in the same run, so the guard has something to judge.
     performance = [MODEL_PERFORMANCE] if platform.spec.labels is None else []
     follows = ", performance" if performance else ""
-    estimation = [ESTIMATED_PERFORMANCE, MULTIVARIATE_DRIFT]  # before the labels: estimates, multivariate drift
+    estimation = [
+        ESTIMATED_PERFORMANCE,
+        MULTIVARIATE_DRIFT,
+    ]  # before the labels: estimates, multivariate drift
     jobs = {
         Job.DAILY: define_asset_job(
-            Job.DAILY, selection=[RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT, *estimation, *performance],
+            Job.DAILY,
+            selection=[
+                RAW_EVENTS,
+                FEATURES,
+                SCORES,
+                SHADOW_SCORES,
+                DRIFT_REPORT,
+                *estimation,
+                *performance,
+            ],
             partitions_def=daily,
-            description=f"One day end to end: landing files → raw_events → features → scores, shadow scores, "
-            f"drift{follows}."),
+            description=(
+                "One day end to end: landing files → raw_events → features → scores, shadow"
+                f" scores, drift{follows}."
+            ),
+        ),
         Job.SCORING: define_asset_job(
-            Job.SCORING, selection=[SCORES, SHADOW_SCORES, DRIFT_REPORT, *estimation, *performance],
+            Job.SCORING,
+            selection=[SCORES, SHADOW_SCORES, DRIFT_REPORT, *estimation, *performance],
             partitions_def=daily,
-            description=f"(Re-)score days with the current champion; shadow scores, drift{follows} follow."),
+            description=(
+                f"(Re-)score days with the current champion; shadow scores, drift{follows} follow."
+            ),
+        ),
         Job.PERFORMANCE: define_asset_job(
-            Job.PERFORMANCE, selection=[MODEL_PERFORMANCE], partitions_def=daily,
-            description="Matured-label performance of the days whose labels arrived."),
+            Job.PERFORMANCE,
+            selection=[MODEL_PERFORMANCE],
+            partitions_def=daily,
+            description="Matured-label performance of the days whose labels arrived.",
+        ),
         Job.INGEST: define_asset_job(
-            Job.INGEST, selection=[RAW_EVENTS, FEATURES], partitions_def=daily,
-            description="Landing files of one day (or a range) → raw_events → features."),
+            Job.INGEST,
+            selection=[RAW_EVENTS, FEATURES],
+            partitions_def=daily,
+            description="Landing files of one day (or a range) → raw_events → features.",
+        ),
         Job.TRAINING: define_asset_job(
-            Job.TRAINING, selection=[TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION], partitions_def=daily,
-            tags={RunTag.CONCURRENCY: "training"},  # deploy/dagster.yaml: one training run at a time
-            description="Cutoff C: point-in-time training set → candidate → evaluation (gates) → promotion."),
+            Job.TRAINING,
+            selection=[TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION],
+            partitions_def=daily,
+            tags={
+                RunTag.CONCURRENCY: "training"
+            },  # deploy/dagster.yaml: one training run at a time
+            description=(
+                "Cutoff C: point-in-time training set → candidate → evaluation (gates) → promotion."
+            ),
+        ),
     }
     if platform.spec.labels is not None:
         jobs[Job.INGEST_LABELS] = define_asset_job(
-            Job.INGEST_LABELS, selection=[RAW_LABELS], partitions_def=daily,
-            description="Delayed labels that arrived on one day → raw_labels.")
+            Job.INGEST_LABELS,
+            selection=[RAW_LABELS],
+            partitions_def=daily,
+            description="Delayed labels that arrived on one day → raw_labels.",
+        )
     return jobs
 
 
@@ -96,22 +131,47 @@ def build_definitions(platform: Platform | None = None) -> Definitions:
     scorecard_asset, scorecard_job, scorecard_schedule = build_scorecard(platform)
     jobs = build_jobs(platform)
     sensors = [
-        build_landing_sensor(platform, name=Sensor.LANDING, landing=platform.landing, asset=RAW_EVENTS,
-                             job=jobs[Job.DAILY]),
-        *build_monitoring_sensors(platform, training_job=jobs[Job.TRAINING], scoring_job=jobs[Job.SCORING],
-                                  performance_job=jobs[Job.PERFORMANCE]),
+        build_landing_sensor(
+            platform,
+            name=Sensor.LANDING,
+            landing=platform.landing,
+            asset=RAW_EVENTS,
+            job=jobs[Job.DAILY],
+        ),
+        *build_monitoring_sensors(
+            platform,
+            training_job=jobs[Job.TRAINING],
+            scoring_job=jobs[Job.SCORING],
+            performance_job=jobs[Job.PERFORMANCE],
+        ),
     ]
     if platform.spec.labels is not None:
-        sensors.append(build_landing_sensor(platform, name=Sensor.LABELS, landing=platform.label_landing,
-                                            asset=RAW_LABELS, job=jobs[Job.INGEST_LABELS]))
-    assets = [*build_data_assets(platform), *build_model_assets(platform), *build_monitoring_assets(platform),
-              *build_estimation_assets(platform),
-              maintenance_asset, scorecard_asset]
+        sensors.append(
+            build_landing_sensor(
+                platform,
+                name=Sensor.LABELS,
+                landing=platform.label_landing,
+                asset=RAW_LABELS,
+                job=jobs[Job.INGEST_LABELS],
+            )
+        )
+    assets = [
+        *build_data_assets(platform),
+        *build_model_assets(platform),
+        *build_monitoring_assets(platform),
+        *build_estimation_assets(platform),
+        maintenance_asset,
+        scorecard_asset,
+    ]
     return Definitions(
         assets=map_asset_specs(owned_spec(platform.spec.owners, platform.spec.tags), assets),
         jobs=[*jobs.values(), maintenance_job, scorecard_job],
         sensors=sensors,
-        schedules=[training_schedule(platform, jobs[Job.TRAINING]), maintenance_schedule, scorecard_schedule],
+        schedules=[
+            training_schedule(platform, jobs[Job.TRAINING]),
+            maintenance_schedule,
+            scorecard_schedule,
+        ],
         resources=build_resources(platform),
     )
 
@@ -121,11 +181,19 @@ def training_schedule(platform: Platform, job):
     every = platform.spec.training.cadence_days
     cron = "0 4 * * 1" if every == 7 else f"0 4 */{every} * *"
 
-    @schedule(name=Schedule.TRAINING, cron_schedule=cron, job=job, execution_timezone="UTC",
-              description=f"Trains a candidate with cutoff = the schedule's date ({cron}).")
+    @schedule(
+        name=Schedule.TRAINING,
+        cron_schedule=cron,
+        job=job,
+        execution_timezone="UTC",
+        description=f"Trains a candidate with cutoff = the schedule's date ({cron}).",
+    )
     def _schedule(context: ScheduleEvaluationContext):
         cutoff = context.scheduled_execution_time.date().isoformat()
-        return RunRequest(run_key=f"training:{cutoff}", partition_key=cutoff,
-                          tags={RunTag.TRIGGER: Schedule.TRAINING, RunTag.REASON: "scheduled retrain"})
+        return RunRequest(
+            run_key=f"training:{cutoff}",
+            partition_key=cutoff,
+            tags={RunTag.TRIGGER: Schedule.TRAINING, RunTag.REASON: "scheduled retrain"},
+        )
 
     return _schedule

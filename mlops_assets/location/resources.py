@@ -8,9 +8,9 @@ from dagster import ConfigurableResource, EnvVar, Failure
 from pydantic import Field
 
 from mlops_assets.control.alerts import alert_resource
-from mlops_assets.data.lake import DeltaLake
-from mlops_assets.core.platform import Platform
 from mlops_assets.control.registry import registry_resource
+from mlops_assets.core.platform import Platform
+from mlops_assets.data.lake import DeltaLake
 
 
 def lake_resource(platform: Platform) -> DeltaLake:
@@ -28,18 +28,25 @@ MIN_PII_KEY_BYTES = 16
 class PiiKey(ConfigurableResource):
     """The key the spec's ``pii`` columns are HMAC-SHA256-hashed with before anything is written.
 
-    Set from ``EnvVar("MLOPS_PII_KEY")`` (Dagster records the variable's name, never its value); never
+    Set from ``EnvVar("MLOPS_PII_KEY")`` (Dagster records the variable's name, never its value);
+    never
     logged nor put in metadata. Empty: PII values are dropped instead of stored."""
 
-    key: str = Field(default="", description="HMAC-SHA256 key for PII columns; pass EnvVar('MLOPS_PII_KEY').")
+    key: str = Field(
+        default="", description="HMAC-SHA256 key for PII columns; pass EnvVar('MLOPS_PII_KEY')."
+    )
 
     def key_bytes(self) -> bytes | None:
         if not self.key:
             return None
         raw = self.key.encode("utf-8")
-        if len(raw) < MIN_PII_KEY_BYTES:  # a short key makes the digests guessable: refuse, without quoting it
-            raise Failure(f"${PII_KEY_ENV} is set but shorter than {MIN_PII_KEY_BYTES} bytes: use a random key "
-                          "(e.g. `openssl rand -hex 32`), or unset it to drop PII values instead")
+        if (
+            len(raw) < MIN_PII_KEY_BYTES
+        ):  # a short key makes the digests guessable: refuse, without quoting it
+            raise Failure(
+                f"${PII_KEY_ENV} is set but shorter than {MIN_PII_KEY_BYTES} bytes: use a random"
+                " key (e.g. `openssl rand -hex 32`), or unset it to drop PII values instead"
+            )
         return raw
 
 
@@ -50,7 +57,9 @@ def pii_resource() -> PiiKey:
 def build_resources(platform: Platform) -> dict:
     return {
         "lake": lake_resource(platform),
-        "registry": registry_resource(platform.home, model_name=platform.spec.model.registered_name),
+        "registry": registry_resource(
+            platform.home, model_name=platform.spec.model.registered_name
+        ),
         "alerts": alert_resource(platform.home.alerts, owners=platform.spec.owners),
         "pii": pii_resource(),
     }

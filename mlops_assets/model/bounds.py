@@ -1,4 +1,5 @@
-"""Bounds the data sets on a model: the range a regression target can take, and the first partition a
+"""Bounds the data sets on a model: the range a regression target can take, and the first partition
+a
 training window may start at.
 
 Pure (numpy and the spec only), so scoring, evaluation and the ``training_set`` asset all call the
@@ -14,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from mlops_assets.model.datasets import feature_window
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.model.datasets import feature_window
 
 
 def target_bounds(spec: DatasetSpec) -> tuple[float | None, float | None]:
@@ -42,17 +43,24 @@ def clip_report(scores: Any, spec: DatasetSpec) -> dict[str, float | int]:
     lo, hi = target_bounds(spec)
     below = int((arr < lo).sum()) if lo is not None else 0
     above = int((arr > hi).sum()) if hi is not None else 0
-    return {"clipped_below": below, "clipped_above": above,
-            "clip_rate": (below + above) / arr.size if arr.size else 0.0}
+    return {
+        "clipped_below": below,
+        "clipped_above": above,
+        "clip_rate": (below + above) / arr.size if arr.size else 0.0,
+    }
 
 
 def partial_window_problem(spec: DatasetSpec, cutoff: dt.date) -> str | None:
-    """Why ``training_set[cutoff]`` may not be built: its window starts before ``partition_start`` (the
+    """Why ``training_set[cutoff]`` may not be built: its window starts before ``partition_start``
+    (the
     model would train on a partial window), unless ``training.allow_partial_window``. None: fine."""
     first, _ = feature_window(spec, cutoff)
     if first >= spec.partition_start or spec.training.allow_partial_window:
         return None
     earliest = spec.partition_start + dt.timedelta(days=spec.training.window_days)
-    return (f"training_set[{cutoff}]: its {spec.training.window_days}-day training window starts {first}, before "
-            f"the first partition (partition_start {spec.partition_start}), so the model would train on a partial "
-            f"window: use a cutoff on or after {earliest}, or set training.allow_partial_window: true in the spec")
+    return (
+        f"training_set[{cutoff}]: its {spec.training.window_days}-day training window starts"
+        f" {first}, before the first partition (partition_start {spec.partition_start}), so the"
+        f" model would train on a partial window: use a cutoff on or after {earliest}, or set"
+        " training.allow_partial_window: true in the spec"
+    )

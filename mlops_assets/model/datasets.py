@@ -14,9 +14,9 @@ import datetime as dt
 
 import polars as pl
 
-from mlops_assets.data.features import target_code
 from mlops_assets.core.spec import DatasetSpec, class_slug
 from mlops_assets.core.vocabulary import HOLDOUT, SPLIT_COLUMN, TRAIN
+from mlops_assets.data.features import target_code
 
 LABEL_ARRIVED = "label_arrived"
 EVENT_DAY = "event_ds"  # training_set: the event's partition (``ds`` is the cutoff)
@@ -35,14 +35,17 @@ def maturity_horizon(spec: DatasetSpec, cutoff: dt.date) -> dt.date:
 
 def latest_labels_before(labels: pl.DataFrame, spec: DatasetSpec, cutoff: dt.date) -> pl.DataFrame:
     """One label per id: the latest that arrived strictly before ``cutoff``, as the model's target
-    (a classification label becomes its class code, as in the features: ``features.target_code``)."""
+    (a classification label becomes its class code, as in the features:
+    ``features.target_code``)."""
     assert spec.labels is not None
     known = labels.filter(pl.col("ds") < cutoff.isoformat())
     return (
         known.sort("ds")
         .group_by(spec.labels.id, maintain_order=True)
-        .agg(target_code(pl.col(spec.label_target), spec).last().alias(spec.target),
-             pl.col("ds").last().alias(LABEL_ARRIVED))
+        .agg(
+            target_code(pl.col(spec.label_target), spec).last().alias(spec.target),
+            pl.col("ds").last().alias(LABEL_ARRIVED),
+        )
         .rename({spec.labels.id: spec.id})
     )
 
@@ -52,7 +55,9 @@ def build_training_set(
 ) -> pl.DataFrame:
     """Feature rows of the window with their matured label and a ``split`` column (train | holdout)."""
     first, last = feature_window(spec, cutoff)
-    rows = features.filter(pl.col("ds").is_between(pl.lit(first.isoformat()), pl.lit(last.isoformat())))
+    rows = features.filter(
+        pl.col("ds").is_between(pl.lit(first.isoformat()), pl.lit(last.isoformat()))
+    )
     if spec.labels is not None:
         assert labels is not None, "the spec has a label feed: labels are required"
         rows = rows.drop(spec.target, strict=False).join(
@@ -65,9 +70,14 @@ def build_training_set(
     holdout_start = horizon - dt.timedelta(days=spec.training.holdout_days)
     event_day = pl.col(spec.timestamp).dt.date()
     rows = rows.filter(event_day < horizon).with_columns(
-        pl.when(event_day >= holdout_start).then(pl.lit(HOLDOUT)).otherwise(pl.lit(TRAIN)).alias(SPLIT_COLUMN)
+        pl.when(event_day >= holdout_start)
+        .then(pl.lit(HOLDOUT))
+        .otherwise(pl.lit(TRAIN))
+        .alias(SPLIT_COLUMN)
     )
-    return in_row_order(rows.rename({"ds": EVENT_DAY}).with_columns(pl.lit(cutoff.isoformat()).alias("ds")), spec)
+    return in_row_order(
+        rows.rename({"ds": EVENT_DAY}).with_columns(pl.lit(cutoff.isoformat()).alias("ds")), spec
+    )
 
 
 def in_row_order(ts: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
@@ -79,7 +89,10 @@ def in_row_order(ts: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
 def split_rows(ts: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(train, holdout) of a training set, each in the one row order."""
     ordered = in_row_order(ts, spec)
-    return (ordered.filter(pl.col(SPLIT_COLUMN) == TRAIN), ordered.filter(pl.col(SPLIT_COLUMN) == HOLDOUT))
+    return (
+        ordered.filter(pl.col(SPLIT_COLUMN) == TRAIN),
+        ordered.filter(pl.col(SPLIT_COLUMN) == HOLDOUT),
+    )
 
 
 def expected_days(first: dt.date, last: dt.date) -> list[str]:
@@ -87,9 +100,14 @@ def expected_days(first: dt.date, last: dt.date) -> list[str]:
 
 
 def class_shares(codes: pl.Series, spec: DatasetSpec, prefix: str = "") -> dict[str, float]:
-    """``{prefix + class: share of rows}`` for every declared class (0.0 when absent), from class codes."""
+    """``{prefix + class: share of rows}`` for every declared class (0.0 when absent), from class
+    codes.
+    """
     n = max(codes.len() - codes.null_count(), 1)
-    return {f"{prefix}{class_slug(c)}": float((codes == i).sum()) / n for i, c in enumerate(spec.target_classes)}
+    return {
+        f"{prefix}{class_slug(c)}": float((codes == i).sum()) / n
+        for i, c in enumerate(spec.target_classes)
+    }
 
 
 def training_set_summary(ts: pl.DataFrame, spec: DatasetSpec) -> dict:

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mlops_assets.model.estimators import input_order
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.model.estimators import input_order
 
 MISSING_CATEGORY = "__missing__"  # = ml.training.MISSING_CATEGORY (checked by the tests)
 
@@ -37,7 +37,8 @@ MISSING_CATEGORY = "__missing__"  # = ml.training.MISSING_CATEGORY (checked by t
 @dataclass(frozen=True)
 class _Block:
     columns: list[str]
-    # the block's output columns, in order, each as (dtype, write): ``write(view)`` fills one matrix column
+    # the block's output columns, in order, each as (dtype, write): ``write(view)`` fills one matrix
+    # column
     build: Callable[[pl.DataFrame], list[tuple[np.dtype, Callable[[np.ndarray], None]]]]
 
 
@@ -50,14 +51,21 @@ class EncodedModel:
         self.classes_ = getattr(self.estimator, "classes_", None)
         self.declared_classes_ = getattr(pipeline, "declared_classes_", None)
         self._blocks = blocks
-        self.order = input_order(self.estimator)  # "F" only where the predictions do not depend on it
+        self.order = input_order(
+            self.estimator
+        )  # "F" only where the predictions do not depend on it
 
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
-        """The blocks' columns side by side, each written once into the matrix (no intermediate columns):
+        """The blocks' columns side by side, each written once into the matrix (no intermediate
+        columns):
         column-major where the estimator's predictions are the same on it, else C-ordered as the
         ``ColumnTransformer``'s output."""
         columns = [c for b in self._blocks for c in b.build(frame)]
-        out = np.empty((frame.height, len(columns)), dtype=np.result_type(*(d for d, _ in columns)), order=self.order)
+        out = np.empty(
+            (frame.height, len(columns)),
+            dtype=np.result_type(*(d for d, _ in columns)),
+            order=self.order,
+        )
         for j, (_, write) in enumerate(columns):
             write(out[:, j])
         return out
@@ -76,19 +84,28 @@ def _is_passthrough(transformer: Any) -> bool:
 
 
 def _category_codes(encoder: Any, columns: list[str]) -> np.ndarray:
-    """``encoder.transform`` of its own fitted categories: row i holds, per column, category i's output
+    """``encoder.transform`` of its own fitted categories: row i holds, per column, category i's
+    output
     (columns with fewer categories repeat their first one past the end)."""
     import pandas as pd
 
     longest = max(len(c) for c in encoder.categories_)
-    probe = pd.DataFrame({col: np.array([cats[i] if i < len(cats) else cats[0] for i in range(longest)], dtype=object)
-                          for col, cats in zip(columns, encoder.categories_, strict=True)})
+    probe = pd.DataFrame(
+        {
+            col: np.array(
+                [cats[i] if i < len(cats) else cats[0] for i in range(longest)], dtype=object
+            )
+            for col, cats in zip(columns, encoder.categories_, strict=True)
+        }
+    )
     return np.asarray(encoder.transform(probe))
 
 
 @dataclass(frozen=True)
 class _Categories:
-    """One categorical column's fitted categories: position k is category k, ``len`` an unseen value."""
+    """One categorical column's fitted categories: position k is category k, ``len`` an unseen
+    value.
+    """
 
     column: str
     enum: pl.Enum
@@ -102,14 +119,27 @@ class _Categories:
         return cls(column, pl.Enum(values), position, position.get(MISSING_CATEGORY, len(values)))
 
     def string_index(self) -> pl.Expr:
-        """The positions of a column read as strings: an ``Enum`` cast (one hash per row, no Python)."""
-        return (pl.col(self.column).cast(pl.String).fill_null(MISSING_CATEGORY).cast(self.enum, strict=False)
-                .to_physical().cast(pl.UInt32).fill_null(len(self.position)).alias(self.column))
+        """The positions of a column read as strings: an ``Enum`` cast (one hash per row, no
+        Python).
+        """
+        return (
+            pl.col(self.column)
+            .cast(pl.String)
+            .fill_null(MISSING_CATEGORY)
+            .cast(self.enum, strict=False)
+            .to_physical()
+            .cast(pl.UInt32)
+            .fill_null(len(self.position))
+            .alias(self.column)
+        )
 
     def categorical_index(self, values: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
-        """A ``pl.Categorical`` column as (lookup, rows): the positions are ``lookup[rows]``. ``rows``: the
-        physical ids less the smallest (a null: the last slot); ``lookup``: the position of the string of
-        every id in between, from the column's ``Categories`` (so no string is hashed per row, whatever the
+        """A ``pl.Categorical`` column as (lookup, rows): the positions are ``lookup[rows]``.
+        ``rows``: the
+        physical ids less the smallest (a null: the last slot); ``lookup``: the position of the
+        string of
+        every id in between, from the column's ``Categories`` (so no string is hashed per row,
+        whatever the
         size of the process-wide categories). None when that span of ids outnumbers the rows."""
         physical = values.to_physical()
         low, high = physical.min(), physical.max()
@@ -118,23 +148,35 @@ class _Categories:
         span = high - low + 1
         if span > values.len():
             return None
-        names = pl.Series(np.arange(low, high + 1, dtype=np.uint32)).cat.to(values.dtype, strict=False)
+        names = pl.Series(np.arange(low, high + 1, dtype=np.uint32)).cat.to(
+            values.dtype, strict=False
+        )
         unseen = len(self.position)
-        lookup = [self.position.get(n, unseen) for n in names.cast(pl.String).to_list()] + [self.missing]
+        lookup = [self.position.get(n, unseen) for n in names.cast(pl.String).to_list()] + [
+            self.missing
+        ]
         rows = physical - low if low else physical
-        return np.array(lookup, dtype=np.intp), (rows.fill_null(span) if physical.null_count() else rows).to_numpy()
+        return np.array(lookup, dtype=np.intp), (
+            rows.fill_null(span) if physical.null_count() else rows
+        ).to_numpy()
 
 
 def _lookup_block(columns: list[str], categories, tables: list[list[np.ndarray]]) -> _Block:
-    """Each column's rows looked up in its tables, one per output column (entry k: category k's output; last
+    """Each column's rows looked up in its tables, one per output column (entry k: category k's
+    output; last
     entry: an unseen value)."""
     fitted = [_Categories.of(col, cats) for col, cats in zip(columns, categories, strict=True)]
 
     def build(frame: pl.DataFrame) -> list:
-        index = {f.column: f.categorical_index(frame[f.column]) for f in fitted
-                 if isinstance(frame.schema[f.column], pl.Categorical)}
+        index = {
+            f.column: f.categorical_index(frame[f.column])
+            for f in fitted
+            if isinstance(frame.schema[f.column], pl.Categorical)
+        }
         strings = [f.string_index() for f in fitted if index.get(f.column) is None]
-        positions = {s.name: s.to_numpy() for s in frame.select(strings).get_columns()} if strings else {}
+        positions = (
+            {s.name: s.to_numpy() for s in frame.select(strings).get_columns()} if strings else {}
+        )
         out = []
         for f, column_tables in zip(fitted, tables, strict=True):
             lookup, rows = index.get(f.column) or (None, positions[f.column])
@@ -145,29 +187,42 @@ def _lookup_block(columns: list[str], categories, tables: list[list[np.ndarray]]
 
 
 def _ordinal_block(encoder: Any, columns: list[str]) -> _Block:
-    if encoder.handle_unknown != "use_encoded_value":  # an unseen value would raise in the pipeline: let it
+    if (
+        encoder.handle_unknown != "use_encoded_value"
+    ):  # an unseen value would raise in the pipeline: let it
         raise _Unsupported("OrdinalEncoder without handle_unknown='use_encoded_value'")
     codes = _category_codes(encoder, columns).astype(encoder.dtype)
     unknown = np.array([encoder.unknown_value], dtype=encoder.dtype)
-    tables = [[np.concatenate([codes[: len(cats), j], unknown])] for j, cats in enumerate(encoder.categories_)]
+    tables = [
+        [np.concatenate([codes[: len(cats), j], unknown])]
+        for j, cats in enumerate(encoder.categories_)
+    ]
     return _lookup_block(columns, encoder.categories_, tables)
 
 
 def _onehot_block(encoder: Any, columns: list[str]) -> _Block:
-    if encoder.drop is not None or getattr(encoder, "_infrequent_enabled", False) or encoder.handle_unknown != "ignore":
+    if (
+        encoder.drop is not None
+        or getattr(encoder, "_infrequent_enabled", False)
+        or encoder.handle_unknown != "ignore"
+    ):
         raise _Unsupported("OneHotEncoder with drop, infrequent categories or unknowns that raise")
     out = _category_codes(encoder, columns)
     tables, start = [], 0
     for cats in encoder.categories_:
         width = len(cats)  # an unseen value: all zeros (handle_unknown="ignore")
-        table = np.vstack([out[: width, start:start + width], np.zeros((1, width))]).astype(encoder.dtype)
+        table = np.vstack([out[:width, start : start + width], np.zeros((1, width))]).astype(
+            encoder.dtype
+        )
         tables.append([np.ascontiguousarray(table[:, k]) for k in range(width)])
         start += width
     return _lookup_block(columns, encoder.categories_, tables)
 
 
 def _numeric_block(transformer: Any, columns: list[str]) -> _Block:
-    casts = [pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in columns]  # a null: NaN, as in pandas
+    casts = [
+        pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in columns
+    ]  # a null: NaN, as in pandas
 
     def build(frame: pl.DataFrame) -> list:
         values = frame.select(casts)
@@ -190,6 +245,7 @@ def _copy(values: np.ndarray) -> tuple[np.dtype, Callable[[np.ndarray], None]]:
 
 def _take(table: np.ndarray, rows: np.ndarray) -> tuple[np.dtype, Callable[[np.ndarray], None]]:
     """A lookup written straight into the matrix column (every row index is within ``table``)."""
+
     def write(view: np.ndarray) -> None:
         np.take(table, rows, out=view, mode="clip")  # "clip": no bounds-checked temporary
 
@@ -212,12 +268,16 @@ def _block(name: str, transformer: Any, columns: list[str], spec: DatasetSpec) -
 
 
 def compile_input(pipeline: Any, spec: DatasetSpec) -> EncodedModel | None:
-    """An ``EncodedModel`` for ``pipeline`` (fitted), or None when its shape is not one replayed here."""
+    """An ``EncodedModel`` for ``pipeline`` (fitted), or None when its shape is not one replayed
+    here.
+    """
     steps = getattr(pipeline, "steps", None)
     if not steps or len(steps) != 2 or type(steps[0][1]).__name__ != "ColumnTransformer":
         return None
     prep = steps[0][1]
-    if getattr(prep, "sparse_output_", False) or getattr(prep, "_sklearn_output_config", {}).get("transform"):
+    if getattr(prep, "sparse_output_", False) or getattr(prep, "_sklearn_output_config", {}).get(
+        "transform"
+    ):
         return None
     blocks = []
     try:

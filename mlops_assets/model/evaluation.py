@@ -5,7 +5,8 @@ an int count (``rows``, ``positives``; multiclass: ``rows``, ``min_class_rows``)
 when the metric is undefined on the data (a single-class holdout has no ROC AUC); the reason
 for every ``None`` is under the ``"undefined"`` key. A classification score is the
 positive-class probability (1-d, binary) or the class probabilities (2-d, multiclass: one
-column per class code, labels are codes 0..k-1); ``task_metrics`` dispatches on its shape. ``loggable_metrics`` strips a dict to what
+column per class code, labels are codes 0..k-1); ``task_metrics`` dispatches on its shape.
+``loggable_metrics`` strips a dict to what
 ``mlflow.log_metrics`` accepts.
 """
 
@@ -47,7 +48,6 @@ rows into the first bin and say little about the scores that matter.
 """
 
 
-
 # ---- metrics -----------------------------------------------------------------------------
 
 
@@ -61,8 +61,7 @@ def _as_arrays(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
     y_arr, p_arr = _float_array(y), _float_array(p)
     if y_arr.shape != p_arr.shape or y_arr.ndim != 1:
         raise ValueError(
-            "y and predictions must be 1-d of the same length, "
-            f"got {y_arr.shape} and {p_arr.shape}"
+            f"y and predictions must be 1-d of the same length, got {y_arr.shape} and {p_arr.shape}"
         )
     for name, arr in (("y", y_arr), ("predictions", p_arr)):
         bad = int((~np.isfinite(arr)).sum())
@@ -101,10 +100,10 @@ def classification_metrics(y: Any, p: Any) -> dict[str, Any]:
     if ((p_arr < 0) | (p_arr > 1)).any():
         raise ValueError("classification scores must be probabilities in [0, 1]")
     n, positives = int(y_arr.size), int(y_arr.sum())
-    out: dict[str, Any] = {m: None for m in CLASSIFICATION_METRICS}
+    out: dict[str, Any] = dict.fromkeys(CLASSIFICATION_METRICS)
     out.update(positives=positives, rows=n, undefined={})
     if n == 0:
-        out["undefined"] = {m: "no rows" for m in CLASSIFICATION_METRICS}
+        out["undefined"] = dict.fromkeys(CLASSIFICATION_METRICS, "no rows")
         return out
     y_int = y_arr.astype(np.int64)
     if 0 < positives < n:
@@ -125,8 +124,10 @@ def classification_metrics(y: Any, p: Any) -> dict[str, Any]:
 def _as_multiclass(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
     y_arr, p_arr = _float_array(y), _float_array(p)
     if y_arr.ndim != 1 or p_arr.ndim != 2 or p_arr.shape[0] != y_arr.size:
-        raise ValueError(f"multiclass y must be 1-d and probabilities (rows, classes), got {y_arr.shape} "
-                         f"and {p_arr.shape}")
+        raise ValueError(
+            f"multiclass y must be 1-d and probabilities (rows, classes), got {y_arr.shape} "
+            f"and {p_arr.shape}"
+        )
     if not np.isfinite(y_arr).all() or not np.isfinite(p_arr).all():
         raise ValueError("y or probabilities have missing or non-finite values")
     if not np.isin(y_arr, np.arange(p_arr.shape[1])).all():
@@ -141,7 +142,9 @@ def top_label_calibration_error(y: Any, p: Any, bins: int = CALIBRATION_BINS) ->
     predicted class's probability (equal-frequency bins)."""
     y_arr, p_arr = _as_multiclass(y, p)
     predicted = np.argmax(p_arr, axis=1)
-    return expected_calibration_error((predicted == y_arr).astype(np.float64), p_arr.max(axis=1), bins)
+    return expected_calibration_error(
+        (predicted == y_arr).astype(np.float64), p_arr.max(axis=1), bins
+    )
 
 
 def multiclass_metrics(y: Any, p: Any) -> dict[str, Any]:
@@ -155,10 +158,10 @@ def multiclass_metrics(y: Any, p: Any) -> dict[str, Any]:
     y_arr, p_arr = _as_multiclass(y, p)
     n, k = int(y_arr.size), p_arr.shape[1]
     counts = np.bincount(y_arr, minlength=k) if n else np.zeros(k, dtype=np.int64)
-    out: dict[str, Any] = {m: None for m in MULTICLASS_METRICS}
+    out: dict[str, Any] = dict.fromkeys(MULTICLASS_METRICS)
     out.update(rows=n, min_class_rows=int(counts.min()), undefined={})
     if n == 0:
-        out["undefined"] = {m: "no rows" for m in MULTICLASS_METRICS}
+        out["undefined"] = dict.fromkeys(MULTICLASS_METRICS, "no rows")
         return out
     present = [c for c in range(k) if 0 < counts[c] < n]
     if present:
@@ -179,10 +182,10 @@ def regression_metrics(y: Any, yhat: Any) -> dict[str, Any]:
     (where scikit-learn would return an arbitrary 0.0 or 1.0)."""
     y_arr, p_arr = _as_arrays(y, yhat)
     n = int(y_arr.size)
-    out: dict[str, Any] = {m: None for m in REGRESSION_METRICS}
+    out: dict[str, Any] = dict.fromkeys(REGRESSION_METRICS)
     out.update(rows=n, undefined={})
     if n == 0:
-        out["undefined"] = {m: "no rows" for m in REGRESSION_METRICS}
+        out["undefined"] = dict.fromkeys(REGRESSION_METRICS, "no rows")
         return out
     out["rmse"] = float(root_mean_squared_error(y_arr, p_arr))
     out["mae"] = float(mean_absolute_error(y_arr, p_arr))
@@ -265,7 +268,9 @@ def comparison_markdown(candidate: dict[str, Any], champion: dict[str, Any] | No
     The verdict is direction-aware (``better``/``worse``/``same``); counts get none.
     Undefined values show as ``n/a``. With no champion the champion column is ``-``.
     """
-    ordered = dict.fromkeys((*CLASSIFICATION_METRICS, *MULTICLASS_METRICS, *REGRESSION_METRICS, *COUNTS))
+    ordered = dict.fromkeys(
+        (*CLASSIFICATION_METRICS, *MULTICLASS_METRICS, *REGRESSION_METRICS, *COUNTS)
+    )
     keys = [k for k in ordered if k in candidate]
     keys += [
         k

@@ -1,10 +1,14 @@
 """Leakage suspects: features that carry the target (used by ``spec_infer``; pure numpy + polars).
 
-A column is a suspect when it alone predicts the target almost perfectly — its own value as a score and
-its binned (or categorical) target means, judged by R² (regression) or ROC AUC one-vs-rest (the worst
-class) — at the leakage gate's own tripwire (``gates.leakage.max_feature_skill``'s default in the schema).
+A column is a suspect when it alone predicts the target almost perfectly — its own value as a
+score and
+its binned (or categorical) target means, judged by R² (regression) or ROC AUC one-vs-rest (the
+worst
+class) — at the leakage gate's own tripwire (``gates.leakage.max_feature_skill``'s default in the
+schema).
 A few numeric columns are suspects together when the target is a linear function of them: the
-least-squares fit of every pair (and triple, for up to 15 columns) reaches R² ``LINEAR_SKILL`` (or, for a
+least-squares fit of every pair (and triple, for up to 15 columns) reaches R² ``LINEAR_SKILL``
+(or, for a
 binary class, ROC AUC ``LINEAR_CLASS_SKILL``).
 """
 
@@ -20,7 +24,9 @@ from mlops_assets.core.spec import Gates
 
 SAMPLE_ROWS = 20_000  # rows the single-column measures look at (a seeded sample of larger frames)
 COMBINATION_ROWS = 5_000
-LINEAR_SKILL = 0.999  # R² (regression) of a few columns' least-squares fit: the target is computed from them
+LINEAR_SKILL = (
+    0.999  # R² (regression) of a few columns' least-squares fit: the target is computed from them
+)
 LINEAR_CLASS_SKILL = 0.995  # ROC AUC of that fit for a binary classification target
 
 
@@ -37,7 +43,8 @@ def _leakage_default(name: str, fallback: float) -> float:
 SINGLE_SKILL = _leakage_default("max_feature_skill", 0.99)
 
 
-# ---- leakage ----------------------------------------------------------------------------------------
+# ---- leakage
+# ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Leak:
     columns: tuple[str, ...]
@@ -55,7 +62,9 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """Mann–Whitney ROC AUC of ``score`` for the boolean ``positive``, direction-free (max(auc, 1 - auc))."""
+    """Mann–Whitney ROC AUC of ``score`` for the boolean ``positive``, direction-free (max(auc, 1 -
+    auc)).
+    """
     n1 = int(positive.sum())
     n0 = len(positive) - n1
     if n1 == 0 or n0 == 0:
@@ -83,16 +92,22 @@ def _group_means(codes: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (sums / np.maximum(counts, 1))[codes]
 
 
-def _single_skill(values: pl.Series, targets: list[np.ndarray], regression: bool) -> tuple[str, float]:
+def _single_skill(
+    values: pl.Series, targets: list[np.ndarray], regression: bool
+) -> tuple[str, float]:
     """How well one column alone predicts the target: the best of its own value as a score (numeric)
-    and its binned/categorical target means, as R² (regression) or one-vs-rest ROC AUC (the worst class)."""
+    and its binned/categorical target means, as R² (regression) or one-vs-rest ROC AUC (the worst
+    class)."""
     keep = values.is_not_null().to_numpy()
     if values.dtype.is_float():
         keep &= ~np.isnan(values.fill_null(0.0).to_numpy())
     values = values.filter(pl.Series(keep))
     if values.len() < 30:
         return ("r2" if regression else "roc_auc"), 0.0
-    codes, x = _codes(values), values.cast(pl.Float64).to_numpy() if values.dtype.is_numeric() else None
+    codes, x = (
+        _codes(values),
+        values.cast(pl.Float64).to_numpy() if values.dtype.is_numeric() else None,
+    )
     if regression:
         y = targets[0][keep]
         best = r2(_group_means(codes, y), y)
@@ -114,9 +129,12 @@ def _fit_skill(X: np.ndarray, y: np.ndarray, regression: bool) -> float:
     return r2(pred, y) if regression else roc_auc(pred, y.astype(bool))
 
 
-def _combinations(frame: pl.DataFrame, numeric: list[str], y: np.ndarray, regression: bool,
-                  max_size: int) -> list[Leak]:
-    """Pairs (and triples, for up to 15 columns) of numeric columns the target is a linear function of."""
+def _combinations(
+    frame: pl.DataFrame, numeric: list[str], y: np.ndarray, regression: bool, max_size: int
+) -> list[Leak]:
+    """Pairs (and triples, for up to 15 columns) of numeric columns the target is a linear function
+    of.
+    """
     threshold, measure = (LINEAR_SKILL, "r2") if regression else (LINEAR_CLASS_SKILL, "roc_auc")
     found: list[Leak] = []
     for size in range(2, max_size + 1):
@@ -131,9 +149,15 @@ def _combinations(frame: pl.DataFrame, numeric: list[str], y: np.ndarray, regres
                 continue
             skill = _fit_skill(sub.fill_null(0.0).to_numpy()[mask], y[mask], regression)
             if skill >= threshold:
-                found.append(Leak(combo, measure, skill, (
-                    f"the target is a linear function of {' + '.join(combo)} (least-squares fit {measure} "
-                    f"{skill:.4f}): it may be computed from them")))
+                found.append(
+                    Leak(
+                        combo,
+                        measure,
+                        skill,
+                        f"the target is a linear function of {' + '.join(combo)} (least-squares fit"
+                        f" {measure} {skill:.4f}): it may be computed from them",
+                    )
+                )
     return found
 
 
@@ -145,9 +169,17 @@ def _target_arrays(target: pl.Series, classes: list | None) -> list[np.ndarray]:
     return [labels == c for c in (shown[1:] if len(shown) == 2 else shown)]
 
 
-def leakage_suspects(frame: pl.DataFrame, target: str, features: list[str], *, classes: list | None,
-                     seed: int = 0, max_combination: int = 3) -> list[Leak]:
-    """Features that carry the target: alone (skill ≥ ``SINGLE_SKILL``), or a few numeric ones together
+def leakage_suspects(
+    frame: pl.DataFrame,
+    target: str,
+    features: list[str],
+    *,
+    classes: list | None,
+    seed: int = 0,
+    max_combination: int = 3,
+) -> list[Leak]:
+    """Features that carry the target: alone (skill ≥ ``SINGLE_SKILL``), or a few numeric ones
+    together
     as a linear function of it. ``classes`` None: a regression target; else its labels."""
     rows = frame.filter(pl.col(target).is_not_null())
     if rows.height > SAMPLE_ROWS:
@@ -157,9 +189,16 @@ def leakage_suspects(frame: pl.DataFrame, target: str, features: list[str], *, c
     for col in features:
         measure, skill = _single_skill(rows[col], targets, regression)
         if skill >= SINGLE_SKILL:
-            found.append(Leak((col,), measure, skill, (
-                f"alone it predicts {target} almost perfectly ({measure} {skill:.3f} on {rows.height} sample rows; "
-                f"the leakage gate's tripwire is {SINGLE_SKILL:g}): is it known before the outcome?")))
+            found.append(
+                Leak(
+                    (col,),
+                    measure,
+                    skill,
+                    f"alone it predicts {target} almost perfectly ({measure} {skill:.3f} on"
+                    f" {rows.height} sample rows; the leakage gate's tripwire is {SINGLE_SKILL:g}):"
+                    " is it known before the outcome?",
+                )
+            )
     flagged = {c for leak in found for c in leak.columns}
     numeric = [c for c in features if c not in flagged and rows[c].dtype.is_numeric()]
     small = rows.head(COMBINATION_ROWS)
@@ -167,5 +206,3 @@ def leakage_suspects(frame: pl.DataFrame, target: str, features: list[str], *, c
     if not regression and len(classes or []) > 2:
         return found  # a linear function of a multiclass label is not meaningful
     return found + _combinations(small, numeric, y.astype(float), regression, max_combination)
-
-

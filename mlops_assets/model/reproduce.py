@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mlops_assets.data.lake import DeltaLake
-from mlops_assets.model.datasets import split_rows
 from mlops_assets.control.registry import ModelRegistry
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.vocabulary import (
@@ -23,6 +21,8 @@ from mlops_assets.core.vocabulary import (
     VersionTag,
     recorded_delta_versions,
 )
+from mlops_assets.data.lake import DeltaLake
+from mlops_assets.model.datasets import split_rows
 
 
 @dataclass
@@ -40,7 +40,13 @@ class Reproduction:
         return asdict(self)
 
 
-def reproduce(spec: DatasetSpec, lake: DeltaLake, registry: ModelRegistry, version: int, tolerance: float = 1e-9) -> Reproduction:
+def reproduce(
+    spec: DatasetSpec,
+    lake: DeltaLake,
+    registry: ModelRegistry,
+    version: int,
+    tolerance: float = 1e-9,
+) -> Reproduction:
     from mlops_assets.model import training as T
     from mlops_assets.model.evaluation import task_metrics
 
@@ -48,7 +54,9 @@ def reproduce(spec: DatasetSpec, lake: DeltaLake, registry: ModelRegistry, versi
     cutoff = tags.get(VersionTag.CUTOFF)
     versions = recorded_delta_versions(tags)
     if cutoff is None or TRAINING_SET not in versions:
-        raise ValueError(f"version {version} has no recorded cutoff / training_set version: cannot reproduce")
+        raise ValueError(
+            f"version {version} has no recorded cutoff / training_set version: cannot reproduce"
+        )
     ts_version = int(versions[TRAINING_SET])
     train, holdout = split_rows(lake.read(TRAINING_SET, [cutoff], version=ts_version), spec)
     X_holdout = T.to_model_frame(holdout, spec)
@@ -58,13 +66,20 @@ def reproduce(spec: DatasetSpec, lake: DeltaLake, registry: ModelRegistry, versi
     old = T.predict_scores(registry.load_model(version), X_holdout, spec.task)
     diff = float(np.max(np.abs(new - old))) if len(new) else 0.0
     m_new, m_old = task_metrics(spec.task, y, new), task_metrics(spec.task, y, old)
-    metric_diffs = {k: abs(m_new[k] - m_old[k]) for k in m_new
-                    if isinstance(m_new.get(k), float) and isinstance(m_old.get(k), float)}
+    metric_diffs = {
+        k: abs(m_new[k] - m_old[k])
+        for k in m_new
+        if isinstance(m_new.get(k), float) and isinstance(m_old.get(k), float)
+    }
     spec_matches = tags.get(LineageTag.SPEC_SHA) == spec.digest
     agrees = diff <= tolerance and all(d <= max(tolerance, 1e-12) for d in metric_diffs.values())
-    detail = (f"retrained version {version} from training_set@v{ts_version} (cutoff {cutoff}, seed {spec.training.seed}): "
-              f"max |Δprediction| = {diff:.3g} over {len(new)} holdout rows; "
-              f"{'agrees' if agrees else 'DISAGREES'} within {tolerance:g}")
+    detail = (
+        f"retrained version {version} from training_set@v{ts_version} (cutoff {cutoff}, seed"
+        f" {spec.training.seed}): max |Δprediction| = {diff:.3g} over {len(new)} holdout rows;"
+        f" {'agrees' if agrees else 'DISAGREES'} within {tolerance:g}"
+    )
     if not spec_matches:
         detail += "; warning: the current spec differs from the one recorded (lineage.spec_sha256)"
-    return Reproduction(version, cutoff, ts_version, spec_matches, diff, metric_diffs, agrees, detail)
+    return Reproduction(
+        version, cutoff, ts_version, spec_matches, diff, metric_diffs, agrees, detail
+    )

@@ -30,10 +30,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from mlops_assets.model.estimators import ESTIMATORS, all_trusted_types, estimator_problem
-from mlops_assets.data.features import predicted_labels
-from mlops_assets.monitoring.drift.profile import build_reference_profile
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.data.features import predicted_labels
+from mlops_assets.model.estimators import ESTIMATORS, all_trusted_types, estimator_problem
+from mlops_assets.monitoring.drift.profile import build_reference_profile
 
 MISSING_CATEGORY = "__missing__"
 """Stand-in for a null categorical value.
@@ -212,17 +212,22 @@ def _as_target(y: Any, spec: DatasetSpec) -> np.ndarray:
         index = {c: i for i, c in enumerate(labels)}
         unknown = sorted({str(v) for v in arr.tolist() if v not in index})
         if unknown:
-            raise ValueError(f"target labels {unknown[:10]} are not among the spec's classes {labels}")
+            raise ValueError(
+                f"target labels {unknown[:10]} are not among the spec's classes {labels}"
+            )
         arr = np.array([index[v] for v in arr.tolist()], dtype=np.int64)
     found = np.unique(arr)
     if not np.isin(found, np.arange(len(labels))).all():
         if not spec.named_classes:
             raise ValueError(
-                f"classification without `classes` is binary with 0/1 (or boolean) labels; the target has "
-                f"{len(found)} classes: {found[:10].tolist()}; declare other labels with `classes: [...]`"
+                "classification without `classes` is binary with 0/1 (or boolean) labels; the"
+                f" target has {len(found)} classes: {found[:10].tolist()}; declare other labels"
+                " with `classes: [...]`"
             )
-        raise ValueError(f"target values {found[:10].tolist()} are not the class codes 0..{len(labels) - 1} "
-                         f"of the spec's classes {labels}")
+        raise ValueError(
+            f"target values {found[:10].tolist()} are not the class codes 0..{len(labels) - 1} "
+            f"of the spec's classes {labels}"
+        )
     return arr.astype(np.int64)
 
 
@@ -277,7 +282,9 @@ def time_split(
 # ---- reference profile for drift ---------------------------------------------------------
 
 
-def reference_profile(features: pl.DataFrame, spec: DatasetSpec, prediction: Any | None = None) -> dict[str, Any]:
+def reference_profile(
+    features: pl.DataFrame, spec: DatasetSpec, prediction: Any | None = None
+) -> dict[str, Any]:
     """The training data's distribution for drift monitoring (one format: ``ml.drift``'s).
 
     Numeric and calendar features are profiled as numeric (quantile bins plus a fixed,
@@ -289,7 +296,9 @@ def reference_profile(features: pl.DataFrame, spec: DatasetSpec, prediction: Any
     (spec order), the constant baseline's probabilities.
     """
     if prediction is not None and spec.multiclass:
-        pred: Any = pl.Series("prediction", predicted_labels(np.asarray(prediction), spec)).cast(pl.String)
+        pred: Any = pl.Series("prediction", predicted_labels(np.asarray(prediction), spec)).cast(
+            pl.String
+        )
     else:
         pred = None if prediction is None else np.asarray(prediction, dtype=np.float64)
     profile = build_reference_profile(
@@ -301,8 +310,9 @@ def reference_profile(features: pl.DataFrame, spec: DatasetSpec, prediction: Any
     )
     if spec.multiclass and spec.target in features.columns:
         codes = features[spec.target].cast(pl.Float64).drop_nulls()
-        profile["class_priors"] = [float((codes == i).sum()) / max(codes.len(), 1)
-                                   for i in range(len(spec.target_classes))]
+        profile["class_priors"] = [
+            float((codes == i).sum()) / max(codes.len(), 1) for i in range(len(spec.target_classes))
+        ]
     return profile
 
 

@@ -15,19 +15,35 @@ import numpy as np
 import polars as pl
 
 from mlops_assets.core.metrics_catalog import primary_metric
-from mlops_assets.monitoring.estimation.methods import BINARY_THRESHOLD
-from mlops_assets.model.evaluation import task_metrics
-from mlops_assets.scoring.rows import scored_values
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.model.evaluation import task_metrics
+from mlops_assets.monitoring.estimation.methods import BINARY_THRESHOLD
+from mlops_assets.scoring.rows import scored_values
 
-PERFORMANCE_SCHEMA = {"ds": pl.String, "model_version": pl.Int64, "mode": pl.String, "labelled_rows": pl.Int64,
-                      "coverage": pl.Float64, "primary": pl.Float64, "metric": pl.String, "metrics": pl.String,
-                      "lkg_version": pl.Int64, "lkg_primary": pl.Float64}
+PERFORMANCE_SCHEMA = {
+    "ds": pl.String,
+    "model_version": pl.Int64,
+    "mode": pl.String,
+    "labelled_rows": pl.Int64,
+    "coverage": pl.Float64,
+    "primary": pl.Float64,
+    "metric": pl.String,
+    "metrics": pl.String,
+    "lkg_version": pl.Int64,
+    "lkg_primary": pl.Float64,
+}
 
 
-def day_performance(day: str, scores: pl.DataFrame, truth: pl.DataFrame, features: pl.DataFrame, spec: DatasetSpec,
-                    *, lkg_version: int | None = None,
-                    lkg_predict: Callable[[pl.DataFrame], np.ndarray] | None = None) -> list[dict]:
+def day_performance(
+    day: str,
+    scores: pl.DataFrame,
+    truth: pl.DataFrame,
+    features: pl.DataFrame,
+    spec: DatasetSpec,
+    *,
+    lkg_version: int | None = None,
+    lkg_predict: Callable[[pl.DataFrame], np.ndarray] | None = None,
+) -> list[dict]:
     """Rows for one day. ``scores``: the day's score rows; ``truth``: (id, target) of every known
     label; ``features``: the day's features (re-scored by ``lkg_predict`` for the comparison)."""
     metric = primary_metric(spec)
@@ -37,22 +53,38 @@ def day_performance(day: str, scores: pl.DataFrame, truth: pl.DataFrame, feature
         version = int(version)
         metrics = task_metrics(spec.task, part[spec.target].to_numpy(), scored_values(part, spec))
         if spec.task == "classification":
-            metrics.update(confusion_metrics(part[spec.target].to_numpy(), scored_values(part, spec)))
+            metrics.update(
+                confusion_metrics(part[spec.target].to_numpy(), scored_values(part, spec))
+            )
         lkg_primary = None
         if lkg_predict is not None and lkg_version != version:
             # one frame: the same labelled rows, features and label side by side
-            same_rows = features.drop(spec.target, strict=False).join(part.select(spec.id, spec.target), on=spec.id,
-                                                                       how="inner")
-            lkg_primary = task_metrics(spec.task, same_rows[spec.target].to_numpy(), lkg_predict(same_rows)).get(metric)
-        rows.append({"ds": day, "model_version": version, "mode": part["mode"][0], "labelled_rows": part.height,
-                     "coverage": part.height / scores.height, "primary": metrics.get(metric), "metric": metric,
-                     "metrics": json.dumps({k: v for k, v in metrics.items() if k != "undefined"}),
-                     "lkg_version": lkg_version if lkg_primary is not None else None, "lkg_primary": lkg_primary})
+            same_rows = features.drop(spec.target, strict=False).join(
+                part.select(spec.id, spec.target), on=spec.id, how="inner"
+            )
+            lkg_primary = task_metrics(
+                spec.task, same_rows[spec.target].to_numpy(), lkg_predict(same_rows)
+            ).get(metric)
+        rows.append(
+            {
+                "ds": day,
+                "model_version": version,
+                "mode": part["mode"][0],
+                "labelled_rows": part.height,
+                "coverage": part.height / scores.height,
+                "primary": metrics.get(metric),
+                "metric": metric,
+                "metrics": json.dumps({k: v for k, v in metrics.items() if k != "undefined"}),
+                "lkg_version": lkg_version if lkg_primary is not None else None,
+                "lkg_primary": lkg_primary,
+            }
+        )
     return rows
 
 
 def confusion_metrics(y: np.ndarray, scores: np.ndarray) -> dict:
-    """Binary only: accuracy, precision, recall and f1 of the score rows' label (probability >= 0.5), the
+    """Binary only: accuracy, precision, recall and f1 of the score rows' label (probability >=
+    0.5), the
     realised side of the estimated confusion matrix (``ml.estimation``); {} for other tasks."""
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or len(s) == 0 or not np.isin(np.unique(y), [0, 1]).all():
@@ -61,7 +93,11 @@ def confusion_metrics(y: np.ndarray, scores: np.ndarray) -> dict:
     tp, fp = int(((yp == 1) & (yt == 1)).sum()), int(((yp == 1) & (yt == 0)).sum())
     fn = int(((yp == 0) & (yt == 1)).sum())
     out = {"accuracy": float((yp == yt).mean())}
-    for name, num, den in (("precision", tp, tp + fp), ("recall", tp, tp + fn), ("f1", 2 * tp, 2 * tp + fp + fn)):
+    for name, num, den in (
+        ("precision", tp, tp + fp),
+        ("recall", tp, tp + fn),
+        ("f1", 2 * tp, 2 * tp + fp + fn),
+    ):
         if den:
             out[name] = num / den
     return out

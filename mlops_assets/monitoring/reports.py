@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_assets.data.contract_checks import validate_typed_frame
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.data.contract_checks import validate_typed_frame
 
 TARGET, PREDICTION = "target", "prediction"
 
@@ -22,13 +22,23 @@ def evaluation_columns(task: str, n_classes: int = 2) -> list:
     from dagster_pandas import PandasColumn
 
     if task == "classification" and n_classes > 2:
-        return [PandasColumn.integer_column(TARGET, min_value=0, max_value=n_classes - 1, non_nullable=True),
-                PandasColumn.integer_column(PREDICTION, min_value=0, max_value=n_classes - 1, non_nullable=True)]
+        return [
+            PandasColumn.integer_column(
+                TARGET, min_value=0, max_value=n_classes - 1, non_nullable=True
+            ),
+            PandasColumn.integer_column(
+                PREDICTION, min_value=0, max_value=n_classes - 1, non_nullable=True
+            ),
+        ]
     if task == "classification":
-        return [PandasColumn.integer_column(TARGET, min_value=0, max_value=1, non_nullable=True),
-                PandasColumn.float_column(PREDICTION, min_value=0.0, max_value=1.0, non_nullable=True)]
-    return [PandasColumn.float_column(TARGET, non_nullable=True),
-            PandasColumn.float_column(PREDICTION, non_nullable=True)]
+        return [
+            PandasColumn.integer_column(TARGET, min_value=0, max_value=1, non_nullable=True),
+            PandasColumn.float_column(PREDICTION, min_value=0.0, max_value=1.0, non_nullable=True),
+        ]
+    return [
+        PandasColumn.float_column(TARGET, non_nullable=True),
+        PandasColumn.float_column(PREDICTION, non_nullable=True),
+    ]
 
 
 def _checked(frame: pd.DataFrame, task: str, n_classes: int = 2) -> pd.DataFrame:
@@ -45,32 +55,53 @@ def _data_definition(spec: DatasetSpec):
         numerical_columns=spec.numeric_features + spec.calendar_features,
         categorical_columns=spec.categorical_features,
     )
-    if spec.task == "classification" and spec.multiclass:  # predicted class codes (probabilities stay in metadata)
-        return DataDefinition(classification=[MulticlassClassification(target=TARGET, prediction_labels=PREDICTION)],
-                              **kwargs)
+    if (
+        spec.task == "classification" and spec.multiclass
+    ):  # predicted class codes (probabilities stay in metadata)
+        return DataDefinition(
+            classification=[MulticlassClassification(target=TARGET, prediction_labels=PREDICTION)],
+            **kwargs,
+        )
     if spec.task == "classification":
-        return DataDefinition(classification=[BinaryClassification(target=TARGET, prediction_probas=PREDICTION)], **kwargs)
+        return DataDefinition(
+            classification=[BinaryClassification(target=TARGET, prediction_probas=PREDICTION)],
+            **kwargs,
+        )
     return DataDefinition(regression=[Regression(target=TARGET, prediction=PREDICTION)], **kwargs)
 
 
 def evaluation_report(
-    spec: DatasetSpec, current: pd.DataFrame, reference: pd.DataFrame | None, path: Path, sample_rows: int
+    spec: DatasetSpec,
+    current: pd.DataFrame,
+    reference: pd.DataFrame | None,
+    path: Path,
+    sample_rows: int,
 ) -> Path:
-    """Model quality of ``current`` (candidate on the holdout) vs ``reference`` (champion on the same rows)."""
+    """Model quality of ``current`` (candidate on the holdout) vs ``reference`` (champion on the
+    same rows).
+    """
     from evidently import Dataset, Report
     from evidently.presets import ClassificationPreset, RegressionPreset
 
     definition = _data_definition(spec)
 
     def dataset(frame: pd.DataFrame):
-        frame = frame.sample(n=min(sample_rows, len(frame)), random_state=0) if len(frame) > sample_rows else frame
+        frame = (
+            frame.sample(n=min(sample_rows, len(frame)), random_state=0)
+            if len(frame) > sample_rows
+            else frame
+        )
         frame = frame.copy()
         if spec.task == "classification":
             frame[TARGET] = frame[TARGET].astype(int)
-        return Dataset.from_pandas(_checked(frame, spec.task, len(spec.target_classes)), data_definition=definition)
+        return Dataset.from_pandas(
+            _checked(frame, spec.task, len(spec.target_classes)), data_definition=definition
+        )
 
     preset = ClassificationPreset() if spec.task == "classification" else RegressionPreset()
-    snapshot = Report([preset]).run(dataset(current), dataset(reference) if reference is not None else None)
+    snapshot = Report([preset]).run(
+        dataset(current), dataset(reference) if reference is not None else None
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(path))
     return path
@@ -86,7 +117,9 @@ def drift_report(spec: DatasetSpec, current, reference, path: Path, sample_rows:
 
     numeric = spec.numeric_features + spec.calendar_features
     columns = numeric + spec.categorical_features
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=spec.categorical_features)
+    definition = DataDefinition(
+        numerical_columns=numeric, categorical_columns=spec.categorical_features
+    )
 
     def dataset(frame):
         frame = frame.select(columns)
@@ -106,7 +139,7 @@ def prune_reports(folder: Path, keep: int, pattern: str = "*.html") -> list[Path
     if not folder.is_dir():
         return []
     files = sorted(folder.glob(pattern), key=lambda f: (f.stat().st_mtime_ns, f.name), reverse=True)
-    removed = files[max(keep, 0):]
+    removed = files[max(keep, 0) :]
     for f in removed:
         f.unlink(missing_ok=True)
     return removed

@@ -34,11 +34,13 @@ def drift_view(spec: DatasetSpec, also: Iterable[str] = ()) -> DatasetSpec:
     ex = set(spec.drift.exclude) | set(also)
     if not ex:
         return spec
-    features = spec.features.model_copy(update={
-        "numeric": {k: v for k, v in spec.features.numeric.items() if k not in ex},
-        "categorical": {k: v for k, v in spec.features.categorical.items() if k not in ex},
-        "calendar": [c for c in spec.features.calendar if c not in ex],
-    })
+    features = spec.features.model_copy(
+        update={
+            "numeric": {k: v for k, v in spec.features.numeric.items() if k not in ex},
+            "categorical": {k: v for k, v in spec.features.categorical.items() if k not in ex},
+            "calendar": [c for c in spec.features.calendar if c not in ex],
+        }
+    )
     return spec.model_copy(update={"features": features})
 
 
@@ -61,8 +63,13 @@ class DriftWindow:
         return what if self.sufficient else f"insufficient data: only {what}"
 
 
-def drift_window(counts: Mapping[str, int], day: str, min_rows: int, max_partitions: int,
-                 not_before: str | None = None) -> DriftWindow:
+def drift_window(
+    counts: Mapping[str, int],
+    day: str,
+    min_rows: int,
+    max_partitions: int,
+    not_before: str | None = None,
+) -> DriftWindow:
     """The current sample for daily partition ``day``: ``day`` and the partitions before it, back
     until ``min_rows`` rows, at most ``max_partitions`` partitions and none before
     ``not_before`` (the champion's cutoff: earlier days are its training data; ignored when
@@ -84,8 +91,9 @@ def drift_window(counts: Mapping[str, int], day: str, min_rows: int, max_partiti
     return DriftWindow(day, tuple(reversed(days)), rows, rows >= min_rows)
 
 
-def partition_constant_features(frame: pl.DataFrame | pl.LazyFrame, columns: Iterable[str],
-                                partition: str = "ds") -> dict[str, str]:
+def partition_constant_features(
+    frame: pl.DataFrame | pl.LazyFrame, columns: Iterable[str], partition: str = "ds"
+) -> dict[str, str]:
     """Features whose value is a property of the partition, found from the data: in every
     partition with at least two non-null values the column holds one value, there are at least
     two such partitions, and the value differs between them (day_of_week in daily partitions).
@@ -95,22 +103,33 @@ def partition_constant_features(frame: pl.DataFrame | pl.LazyFrame, columns: Ite
     columns = list(columns)
     if not columns:
         return {}
-    lf = frame.lazy().group_by(partition).agg(
-        *(pl.col(c).drop_nulls().count().alias(f"{c}|rows") for c in columns),
-        *(pl.col(c).drop_nulls().n_unique().alias(f"{c}|unique") for c in columns),
-        *(pl.col(c).drop_nulls().first().cast(pl.String).alias(f"{c}|value") for c in columns),
+    lf = (
+        frame.lazy()
+        .group_by(partition)
+        .agg(
+            *(pl.col(c).drop_nulls().count().alias(f"{c}|rows") for c in columns),
+            *(pl.col(c).drop_nulls().n_unique().alias(f"{c}|unique") for c in columns),
+            *(pl.col(c).drop_nulls().first().cast(pl.String).alias(f"{c}|value") for c in columns),
+        )
     )
     stats = lf.collect()
     out = {}
     for c in columns:
         seen = stats.filter(pl.col(f"{c}|rows") >= 2)
-        if seen.height >= 2 and bool((seen[f"{c}|unique"] == 1).all()) and seen[f"{c}|value"].n_unique() > 1:
-            out[c] = (f"constant within each of {seen.height} partitions, varying between them: "
-                      "a property of the partition, left out of the verdict")
+        if (
+            seen.height >= 2
+            and bool((seen[f"{c}|unique"] == 1).all())
+            and seen[f"{c}|value"].n_unique() > 1
+        ):
+            out[c] = (
+                f"constant within each of {seen.height} partitions, varying between them: "
+                "a property of the partition, left out of the verdict"
+            )
     return out
 
 
-# ---- drift episodes -------------------------------------------------------------------------------
+# ---- drift episodes
+# -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -132,10 +151,11 @@ class DriftEpisode:
     @property
     def reason(self) -> str:
         against = "" if self.champion is None else f"against champion v{self.champion}'s reference "
-        return (f"dataset drift on {len(self.days)} consecutive partitions {self.days[0]}..{self.days[-1]} "
-                f"{against}"
-                f"(share of drifted features {', '.join(f'{s:.2f}' for s in self.shares)}); "
-                f"features: {', '.join(self.features)}")
+        return (
+            f"dataset drift on {len(self.days)} consecutive partitions"
+            f" {self.days[0]}..{self.days[-1]} {against}(share of drifted features"
+            f" {', '.join(f'{s:.2f}' for s in self.shares)}); features: {', '.join(self.features)}"
+        )
 
 
 def _drifted_run(summary: pl.DataFrame, champion: int) -> pl.DataFrame:
@@ -143,15 +163,23 @@ def _drifted_run(summary: pl.DataFrame, champion: int) -> pl.DataFrame:
     ending at the latest judged partition; empty when that one is not such a partition."""
     ordered = summary.sort("ds")
     days = [dt.date.fromisoformat(d) for d in ordered["ds"]]
-    ok = [bool(d) and v == champion for d, v in zip(ordered["dataset_drifted"], ordered["champion_version"],
-                                                     strict=True)]
+    ok = [
+        bool(d) and v == champion
+        for d, v in zip(ordered["dataset_drifted"], ordered["champion_version"], strict=True)
+    ]
     start = len(ordered)
-    while start > 0 and ok[start - 1] and (start == len(ordered) or (days[start] - days[start - 1]).days == 1):
+    while (
+        start > 0
+        and ok[start - 1]
+        and (start == len(ordered) or (days[start] - days[start - 1]).days == 1)
+    ):
         start -= 1
     return ordered[start:]
 
 
-def drift_episode(summary: pl.DataFrame, spec: DatasetSpec, champion: int | None = None) -> DriftEpisode | None:
+def drift_episode(
+    summary: pl.DataFrame, spec: DatasetSpec, champion: int | None = None
+) -> DriftEpisode | None:
     """``summary``: ``drift_summary`` rows (ds, share_drifted, dataset_drifted, drifted_features,
     champion_version). An episode = at least ``consecutive_partitions`` consecutive drifted
     partitions ending at the latest judged partition, all judged against the current
@@ -167,17 +195,27 @@ def drift_episode(summary: pl.DataFrame, spec: DatasetSpec, champion: int | None
     run = _drifted_run(summary, champion)
     if run.height < k:
         return None
-    feats = sorted({f for fs in run.tail(k)["drifted_features"].to_list() for f in (fs or "").split(",") if f})
+    feats = sorted(
+        {f for fs in run.tail(k)["drifted_features"].to_list() for f in (fs or "").split(",") if f}
+    )
     repeat = (run.height - k) // max(spec.drift.cooldown_days, 1)
-    return DriftEpisode(tuple(run["ds"].to_list()), tuple(float(x) for x in run["share_drifted"]),
-                        tuple(feats), champion, repeat)
+    return DriftEpisode(
+        tuple(run["ds"].to_list()),
+        tuple(float(x) for x in run["share_drifted"]),
+        tuple(feats),
+        champion,
+        repeat,
+    )
 
 
 def episode_start_days(summary: pl.DataFrame, champion: int, days: Iterable[str]) -> list[str]:
     """Which of ``days`` start a drift episode: drifted against ``champion``'s reference while
     the partition before was not (or was judged against another reference)."""
-    verdict = {r["ds"]: bool(r["dataset_drifted"]) and r["champion_version"] == champion
-               for r in summary.iter_rows(named=True)}
+    verdict = {
+        r["ds"]: bool(r["dataset_drifted"]) and r["champion_version"] == champion
+        for r in summary.iter_rows(named=True)
+    }
+
     def before(d: str) -> str:
         return (dt.date.fromisoformat(d) - dt.timedelta(days=1)).isoformat()
 
@@ -192,14 +230,18 @@ class GuardBreach:
     reason: str
 
 
-def guard_breach(perf: pl.DataFrame, spec: DatasetSpec, champion: int, min_coverage: float = 0.8,
-                 window: int = 3) -> GuardBreach | None:
+def guard_breach(
+    perf: pl.DataFrame, spec: DatasetSpec, champion: int, min_coverage: float = 0.8, window: int = 3
+) -> GuardBreach | None:
     """The champion's matured-label performance over its latest ``window`` partitions
     (labelled coverage ≥ ``min_coverage``): below the guard floor, or worse than
     last_known_good on the same rows by more than the margin → a breach."""
     metric = primary_metric(spec)
-    mine = perf.filter((pl.col("model_version") == champion) & (pl.col("coverage") >= min_coverage)
-                       & pl.col("primary").is_not_null()).sort("ds")
+    mine = perf.filter(
+        (pl.col("model_version") == champion)
+        & (pl.col("coverage") >= min_coverage)
+        & pl.col("primary").is_not_null()
+    ).sort("ds")
     if mine.height < window:  # judge on enough matured days, not on one noisy day
         return None
     recent = mine.tail(window)
@@ -208,18 +250,26 @@ def guard_breach(perf: pl.DataFrame, spec: DatasetSpec, champion: int, min_cover
     floor = spec.guard.floor
     days = f"{recent['ds'][0]}..{recent['ds'][-1]}"
     if floor is not None and (value < floor if up else value > floor):
-        return GuardBreach(champion, metric, value,
-                           f"performance_guard: champion v{champion} {metric} {value:.3f} on matured labels of {days} "
-                           f"is {'below' if up else 'above'} the guard floor {floor:.3f}")
+        return GuardBreach(
+            champion,
+            metric,
+            value,
+            f"performance_guard: champion v{champion} {metric} {value:.3f} on matured labels of"
+            f" {days} is {'below' if up else 'above'} the guard floor {floor:.3f}",
+        )
     lkg = recent.filter(pl.col("lkg_primary").is_not_null())
     if lkg.height:
         lkg_value = float(lkg["lkg_primary"].mean())
         gap = (lkg_value - value) if up else (value - lkg_value)
         if gap > spec.guard.margin_vs_last_known_good:
-            return GuardBreach(champion, metric, value,
-                               f"performance_guard: champion v{champion} {metric} {value:.3f} trails last_known_good "
-                               f"v{int(lkg['lkg_version'][0])} ({lkg_value:.3f}) by {gap:.3f} > margin "
-                               f"{spec.guard.margin_vs_last_known_good:.3f} on matured labels of {days}")
+            return GuardBreach(
+                champion,
+                metric,
+                value,
+                f"performance_guard: champion v{champion} {metric} {value:.3f} trails"
+                f" last_known_good v{int(lkg['lkg_version'][0])} ({lkg_value:.3f}) by {gap:.3f} >"
+                f" margin {spec.guard.margin_vs_last_known_good:.3f} on matured labels of {days}",
+            )
     return None
 
 
@@ -232,8 +282,9 @@ class RetrainRequest:
     cursor: dict
 
 
-def drift_retrain(episode: DriftEpisode | None, cursor: dict, spec: DatasetSpec,
-                  last_partition: dt.date) -> RetrainRequest | str:
+def drift_retrain(
+    episode: DriftEpisode | None, cursor: dict, spec: DatasetSpec, last_partition: dt.date
+) -> RetrainRequest | str:
     """Whether a drift episode triggers a retrain: when it reaches ``consecutive_partitions``
     days, and again each ``drift.cooldown_days`` it persists (``episode.repeat``: a rejected
     candidate leaves the shift in place); never within ``cooldown_days`` of the last drift
@@ -242,12 +293,17 @@ def drift_retrain(episode: DriftEpisode | None, cursor: dict, spec: DatasetSpec,
     if episode is None:
         return "no drift episode"
     if episode.run_key in cursor.get("episodes", []):
-        return (f"episode starting {episode.days[0]} already triggered a retrain; "
-                f"again if it persists {spec.drift.cooldown_days} more day(s) or a new champion still drifts")
+        return (
+            f"episode starting {episode.days[0]} already triggered a retrain; again if it persists"
+            f" {spec.drift.cooldown_days} more day(s) or a new champion still drifts"
+        )
     last = cursor.get("last_trigger_day")
     day = dt.date.fromisoformat(episode.days[-1])
     if last and (day - dt.date.fromisoformat(last)).days < spec.drift.cooldown_days:
         return f"cooldown: last drift retrain for {last}, cooldown {spec.drift.cooldown_days} days"
     cutoff = min(day + dt.timedelta(days=1), last_partition)
-    new_cursor = {"episodes": [*cursor.get("episodes", []), episode.run_key][-50:], "last_trigger_day": day.isoformat()}
+    new_cursor = {
+        "episodes": [*cursor.get("episodes", []), episode.run_key][-50:],
+        "last_trigger_day": day.isoformat(),
+    }
     return RetrainRequest(episode, cutoff, new_cursor)

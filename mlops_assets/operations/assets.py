@@ -17,12 +17,20 @@ from dagster import (
     define_asset_job,
 )
 
-from mlops_assets.data.lake import DeltaLake
-from mlops_assets.core.platform import Platform
 from mlops_assets.control.registry import ModelRegistry
+from mlops_assets.core.platform import Platform
+from mlops_assets.core.vocabulary import (
+    SCORECARD,
+    TABLE_MAINTENANCE,
+    TABLES,
+    Alias,
+    Job,
+    Schedule,
+    recorded_delta_versions,
+)
+from mlops_assets.data.lake import DeltaLake
 from mlops_assets.operations.scorecard import COUNT_MEASURES, VALUE_MEASURES
 from mlops_assets.operations.scorecard_sources import compute_scorecard
-from mlops_assets.core.vocabulary import SCORECARD, TABLE_MAINTENANCE, TABLES, Alias, Job, Schedule, recorded_delta_versions
 
 OPERATIONS_GROUP = "operations"
 SCORECARD_BREAKDOWN = "scorecard"  # the metadata entry holding the whole card as JSON
@@ -45,37 +53,56 @@ def build_operations(platform: Platform) -> tuple[AssetsDefinition, Any, Schedul
     """The ``table_maintenance`` asset, its job and its daily schedule."""
     spec = platform.spec
 
-    @asset(name=TABLE_MAINTENANCE, group_name=OPERATIONS_GROUP, kinds={"delta"},
-           description="Compacts and vacuums every Delta table with the spec's retention, never removing a "
-           "version that the lineage of champion or last_known_good needs for `reproduce`; then checkpoints "
-           "each table (and each protected version) and drops log entries older than "
-           "`maintenance.log_retention_days`, so loading a table never lists or replays a long log.")
+    @asset(
+        name=TABLE_MAINTENANCE,
+        group_name=OPERATIONS_GROUP,
+        kinds={"delta"},
+        description=(
+            "Compacts and vacuums every Delta table with the spec's retention, never removing a"
+            " version that the lineage of champion or last_known_good needs for `reproduce`; then"
+            " checkpoints each table (and each protected version) and drops log entries older than"
+            " `maintenance.log_retention_days`, so loading a table never lists or replays a long"
+            " log."
+        ),
+    )
     def table_maintenance(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
         keep = protected_versions(registry)
         report = {}
         for table in TABLES:
             if lake.exists(table):
-                report[table] = lake.maintain(table, retention_hours=spec.maintenance.retention_hours,
-                                              keep_versions=sorted(keep.get(table, ())),
-                                              log_retention_hours=spec.maintenance.log_retention_days * 24)
+                report[table] = lake.maintain(
+                    table,
+                    retention_hours=spec.maintenance.retention_hours,
+                    keep_versions=sorted(keep.get(table, ())),
+                    log_retention_hours=spec.maintenance.log_retention_days * 24,
+                )
                 if report[table]["lost"]:
-                    context.log.warning(f"{table}: versions {report[table]['lost']} of the champion's lineage can "
-                                        "no longer be loaded: `reproduce` of that model will fail")
+                    context.log.warning(
+                        f"{table}: versions {report[table]['lost']} of the champion's lineage can "
+                        "no longer be loaded: `reproduce` of that model will fail"
+                    )
                 context.log.info(f"{table}: {report[table]}")
-        return MaterializeResult(metadata={
-            "tables": len(report),
-            "vacuumed_files": sum(r["vacuumed_files"] for r in report.values()),
-            "files_after": sum(r["files_after"] for r in report.values()),
-            "checkpoints": MetadataValue.json({t: r["checkpoint_version"] for t, r in report.items()}),
-            "protected_versions": MetadataValue.json({t: sorted(v) for t, v in keep.items()}),
-            "log_entries_dropped": sum(r["log_entries_dropped"] for r in report.values()),
-            "lost_versions": MetadataValue.json({t: r["lost"] for t, r in report.items() if r["lost"]}),
-            "report": MetadataValue.json(report),
-        })
+        return MaterializeResult(
+            metadata={
+                "tables": len(report),
+                "vacuumed_files": sum(r["vacuumed_files"] for r in report.values()),
+                "files_after": sum(r["files_after"] for r in report.values()),
+                "checkpoints": MetadataValue.json(
+                    {t: r["checkpoint_version"] for t, r in report.items()}
+                ),
+                "protected_versions": MetadataValue.json({t: sorted(v) for t, v in keep.items()}),
+                "log_entries_dropped": sum(r["log_entries_dropped"] for r in report.values()),
+                "lost_versions": MetadataValue.json(
+                    {t: r["lost"] for t, r in report.items() if r["lost"]}
+                ),
+                "report": MetadataValue.json(report),
+            }
+        )
 
     job = define_asset_job(Job.MAINTENANCE, selection=[TABLE_MAINTENANCE])
-    schedule = ScheduleDefinition(name=Schedule.MAINTENANCE, job=job, cron_schedule="0 3 * * *",
-                                  execution_timezone="UTC")
+    schedule = ScheduleDefinition(
+        name=Schedule.MAINTENANCE, job=job, cron_schedule="0 3 * * *", execution_timezone="UTC"
+    )
     return table_maintenance, job, schedule
 
 
@@ -97,11 +124,20 @@ def build_scorecard_asset(platform: Platform) -> AssetsDefinition:
     """The unpartitioned ``scorecard`` asset (group ``operations``)."""
     spec = platform.spec
 
-    @asset(name=SCORECARD, group_name=OPERATIONS_GROUP, kinds={"python"},
-           description="Operational scorecard: pipeline success rate and failure classes, data freshness, scoring "
-           "SLA, lead time cutoff→promotion, change failure rate, time to restore, drift detection delay, "
-           "provenance completeness (definitions: mlops_assets/operations/scorecard.py). Each measure is numeric metadata.")
-    def scorecard(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry) -> MaterializeResult:
+    @asset(
+        name=SCORECARD,
+        group_name=OPERATIONS_GROUP,
+        kinds={"python"},
+        description=(
+            "Operational scorecard: pipeline success rate and failure classes, data freshness,"
+            " scoring SLA, lead time cutoff→promotion, change failure rate, time to restore, drift"
+            " detection delay, provenance completeness (definitions:"
+            " mlops_assets/operations/scorecard.py). Each measure is numeric metadata."
+        ),
+    )
+    def scorecard(
+        context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry
+    ) -> MaterializeResult:
         card = compute_scorecard(context.instance, lake, registry, spec)
         shown = {k: v for k, v in card["measures"].items() if k in VALUE_MEASURES}
         context.log.info(f"scorecard: {json.dumps(shown, default=str)}")
@@ -113,11 +149,20 @@ def build_scorecard_asset(platform: Platform) -> AssetsDefinition:
 def build_scorecard(platform: Platform) -> tuple[AssetsDefinition, Any, ScheduleDefinition]:
     """The ``scorecard`` asset, its job and its hourly schedule."""
     scorecard = build_scorecard_asset(platform)
-    job = define_asset_job(Job.SCORECARD, selection=[SCORECARD],
-                           description="The operational scorecard (plotted over time in the UI).")
-    # RUNNING by default: the daemon materialises it every hour without anyone switching it on, so each
+    job = define_asset_job(
+        Job.SCORECARD,
+        selection=[SCORECARD],
+        description="The operational scorecard (plotted over time in the UI).",
+    )
+    # RUNNING by default: the daemon materialises it every hour without anyone switching it on, so
+    # each
     # measure is a series in the UI's plots (and `status` reads the latest point).
-    schedule = ScheduleDefinition(name=Schedule.SCORECARD, job=job, cron_schedule="0 * * * *",
-                                  execution_timezone="UTC", default_status=DefaultScheduleStatus.RUNNING,
-                                  description="Materialises the scorecard hourly (on by default).")
+    schedule = ScheduleDefinition(
+        name=Schedule.SCORECARD,
+        job=job,
+        cron_schedule="0 * * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Materialises the scorecard hourly (on by default).",
+    )
     return scorecard, job, schedule

@@ -15,9 +15,17 @@ from pathlib import Path
 
 from dagster import DagsterInstance, PartitionKeyRange, RunsFilter, build_sensor_context
 
-from mlops_assets.location.build import build_definitions
 from mlops_assets.core.platform import Platform
-from mlops_assets.core.vocabulary import CANDIDATE_MODEL, CHAMPION, EVALUATION_REPORT, Action, Meta, RunTag, run_partitions
+from mlops_assets.core.vocabulary import (
+    CANDIDATE_MODEL,
+    CHAMPION,
+    EVALUATION_REPORT,
+    Action,
+    Meta,
+    RunTag,
+    run_partitions,
+)
+from mlops_assets.location.build import build_definitions
 
 DAGSTER_YAML = """# Embedded default instance: SQLite storage under this folder.
 # Run monitoring (the daemon, i.e. `dagster dev` / `dagster-daemon run`): a run stuck STARTING fails
@@ -35,10 +43,12 @@ telemetry:
   enabled: false
 """
 
-PREVIOUS_DAGSTER_YAMLS = ("""# Embedded default instance: SQLite storage under this folder.
+PREVIOUS_DAGSTER_YAMLS = (
+    """# Embedded default instance: SQLite storage under this folder.
 telemetry:
   enabled: false
-""",)
+""",
+)
 """Embedded defaults written by earlier versions: replaced by ``DAGSTER_YAML`` (an edited file is kept)."""
 
 
@@ -75,7 +85,9 @@ class Launched:
 
 
 def launched_before(instance: DagsterInstance, sensor_name: str, run_key: str) -> bool:
-    runs = instance.get_runs(RunsFilter(tags={RunTag.SENSOR_NAME: sensor_name, RunTag.RUN_KEY: run_key}), limit=1)
+    runs = instance.get_runs(
+        RunsFilter(tags={RunTag.SENSOR_NAME: sensor_name, RunTag.RUN_KEY: run_key}), limit=1
+    )
     return bool(runs)
 
 
@@ -83,11 +95,20 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """Run config that keeps Dagster's console logger quiet (events still go to the instance)."""
 
 
-def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None, *, quiet: bool = False):
-    """Evaluate one sensor tick; launch its new run requests in process. Returns (launched, cursor, skip)."""
+def tick(
+    instance: DagsterInstance, defs, sensor_name: str, cursor: str | None, *, quiet: bool = False
+):
+    """Evaluate one sensor tick; launch its new run requests in process. Returns (launched, cursor,
+    skip).
+    """
     sensor = defs.resolve_sensor_def(sensor_name)
-    ctx = build_sensor_context(instance=instance, cursor=cursor, definitions=defs, sensor_name=sensor_name,
-                               resources=defs.resources)
+    ctx = build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        definitions=defs,
+        sensor_name=sensor_name,
+        resources=defs.resources,
+    )
     data = sensor.evaluate_tick(ctx)
     launched = []
     for rr in data.run_requests or []:
@@ -105,8 +126,16 @@ def tick(instance: DagsterInstance, defs, sensor_name: str, cursor: str | None, 
             raise_on_error=False,
             run_config=QUIET if quiet else None,
         )
-        launched.append(Launched(result.run_id, rr.partition_key, result.success, tags, result,
-                                 _covered(job, rr.partition_key, tags)))
+        launched.append(
+            Launched(
+                result.run_id,
+                rr.partition_key,
+                result.success,
+                tags,
+                result,
+                _covered(job, rr.partition_key, tags),
+            )
+        )
     skip = data.skip_message
     return launched, data.cursor if data.cursor is not None else cursor, skip
 
@@ -116,19 +145,24 @@ def _covered(job, partition_key: str | None, tags: dict) -> list[str]:
         return [partition_key]
     if RunTag.RANGE_START not in tags or job.partitions_def is None:
         return []
-    return job.partitions_def.get_partition_keys_in_range(PartitionKeyRange(tags[RunTag.RANGE_START],
-                                                                             tags[RunTag.RANGE_END]))
+    return job.partitions_def.get_partition_keys_in_range(
+        PartitionKeyRange(tags[RunTag.RANGE_START], tags[RunTag.RANGE_END])
+    )
 
 
-# ---- operator runs: one job, one partition or one range, on the instance under $MLOPS_HOME ------------
+# ---- operator runs: one job, one partition or one range, on the instance under $MLOPS_HOME
+# ------------
 INSTANCE_VAR = "DAGSTER_HOME"
 
 
 def instance_warning(platform: Platform, environ: dict | None = None) -> str | None:
-    """Why the runs would NOT land on the instance ``make ui`` shows (``$MLOPS_HOME/dagster``), or None.
+    """Why the runs would NOT land on the instance ``make ui`` shows (``$MLOPS_HOME/dagster``), or
+    None.
 
-    ``$DAGSTER_HOME`` elsewhere is fine for a configured production instance (a ``dagster.yaml`` with a
-    ``storage:`` section, e.g. ``deploy/dagster.yaml``); an embedded SQLite instance elsewhere is the
+    ``$DAGSTER_HOME`` elsewhere is fine for a configured production instance (a ``dagster.yaml``
+    with a
+    ``storage:`` section, e.g. ``deploy/dagster.yaml``); an embedded SQLite instance elsewhere is
+    the
     classic "I ran it but the UI shows nothing": warned about, naming both folders."""
     env = os.environ if environ is None else environ
     expected = (platform.home.root / "dagster").resolve()
@@ -138,14 +172,17 @@ def instance_warning(platform: Platform, environ: dict | None = None) -> str | N
     cfg = Path(given).expanduser() / "dagster.yaml"
     if cfg.is_file() and any(line.startswith("storage:") for line in cfg.read_text().splitlines()):
         return None
-    return (f"${INSTANCE_VAR}={given} is not $MLOPS_HOME/dagster ({expected}): runs go to that instance, "
-            f"and `make ui` / `dagster dev` with MLOPS_HOME={platform.home.root} will not show them; "
-            f"unset {INSTANCE_VAR} or export {INSTANCE_VAR}={expected}")
+    return (
+        f"${INSTANCE_VAR}={given} is not $MLOPS_HOME/dagster ({expected}): runs go to that"
+        f" instance, and `make ui` / `dagster dev` with MLOPS_HOME={platform.home.root} will not"
+        f" show them; unset {INSTANCE_VAR} or export {INSTANCE_VAR}={expected}"
+    )
 
 
 @dataclass
 class RunOutcome:
-    """What one run did, read from its events: materialisations (metadata as plain values) per asset,
+    """What one run did, read from its events: materialisations (metadata as plain values) per
+    asset,
     check evaluations, step failures and the warnings its assets logged."""
 
     job: str
@@ -156,7 +193,9 @@ class RunOutcome:
     checks: list[dict]
     failures: list[str]
     warnings: list[str] = field(default_factory=list)
-    logs: list[tuple[str, int, str]] = field(default_factory=list)  # (step, level, message) the assets logged
+    logs: list[tuple[str, int, str]] = field(
+        default_factory=list
+    )  # (step, level, message) the assets logged
 
     def metadata(self, asset: str) -> dict:
         """The last materialisation's metadata of ``asset`` in this run ({} when not materialised)."""
@@ -164,7 +203,11 @@ class RunOutcome:
         return found[-1] if found else {}
 
     def failed_checks(self, *, blocking_only: bool = True) -> list[dict]:
-        return [c for c in self.checks if not c["passed"] and (c["severity"] == "ERROR" or not blocking_only)]
+        return [
+            c
+            for c in self.checks
+            if not c["passed"] and (c["severity"] == "ERROR" or not blocking_only)
+        ]
 
 
 def _plain(metadata: dict) -> dict:
@@ -188,8 +231,11 @@ def _progress_line(entry) -> str | None:
         return f"  … {event.step_key}"
     if kind == "ASSET_MATERIALIZATION":
         md = _plain(event.event_specific_data.materialization.metadata)
-        shown = ", ".join(f"{k}={md[k]}" for k in ("rows", "quarantined_rows", "model_version", "action", "mode")
-                          if k in md)
+        shown = ", ".join(
+            f"{k}={md[k]}"
+            for k in ("rows", "quarantined_rows", "model_version", "action", "mode")
+            if k in md
+        )
         return f"  ✓ {event.asset_key.to_user_string()}" + (f" ({shown})" if shown else "")
     if kind == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
         data = event.event_specific_data
@@ -206,21 +252,39 @@ def outcome_of(result, job: str, partitions: str) -> RunOutcome:
     for e in result.all_events:
         if e.event_type_value == "ASSET_MATERIALIZATION":
             mats.setdefault(e.asset_key.to_user_string(), []).append(
-                _plain(e.event_specific_data.materialization.metadata))
+                _plain(e.event_specific_data.materialization.metadata)
+            )
         elif e.event_type_value == "ASSET_CHECK_EVALUATION":
             d = e.event_specific_data
-            checks.append({"asset": d.asset_key.to_user_string(), "check": d.check_name, "passed": bool(d.passed),
-                           "severity": d.severity.value, "description": d.description or ""})
+            checks.append(
+                {
+                    "asset": d.asset_key.to_user_string(),
+                    "check": d.check_name,
+                    "passed": bool(d.passed),
+                    "severity": d.severity.value,
+                    "description": d.description or "",
+                }
+            )
         elif e.event_type_value == "STEP_FAILURE":
             failures.append(f"{e.step_key}: {_failure_text(e.event_specific_data)}")
     return RunOutcome(job, result.run_id, result.success, partitions, mats, checks, failures)
 
 
-def launch_run(instance: DagsterInstance, defs, job_name: str, *, partition: str | None = None,
-               first: str | None = None, last: str | None = None, tags: dict | None = None,
-               progress=None) -> RunOutcome:
-    """Run ``job_name`` for one partition or the range ``first..last`` (one run, Dagster's range tags) on
-    ``instance``, in process; ``progress(line)`` sees a line per step, asset (once per run), failed check
+def launch_run(
+    instance: DagsterInstance,
+    defs,
+    job_name: str,
+    *,
+    partition: str | None = None,
+    first: str | None = None,
+    last: str | None = None,
+    tags: dict | None = None,
+    progress=None,
+) -> RunOutcome:
+    """Run ``job_name`` for one partition or the range ``first..last`` (one run, Dagster's range
+    tags) on
+    ``instance``, in process; ``progress(line)`` sees a line per step, asset (once per run),
+    failed check
     and asset warning as they happen. The assets' log messages are kept in ``RunOutcome.logs``."""
     run_id = str(uuid.uuid4())
     run_tags = dict(tags or {})
@@ -243,8 +307,14 @@ def launch_run(instance: DagsterInstance, defs, job_name: str, *, partition: str
 
     instance.add_event_listener(run_id, listen)
     job = defs.resolve_job_def(job_name)
-    result = job.execute_in_process(instance=instance, partition_key=partition, tags=run_tags, run_id=run_id,
-                                    raise_on_error=False, run_config=QUIET)
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=partition,
+        tags=run_tags,
+        run_id=run_id,
+        raise_on_error=False,
+        run_config=QUIET,
+    )
     outcome = outcome_of(result, job_name, partition or f"{first}..{last or first}")
     outcome.logs = logs
     outcome.warnings = [m for _, level, m in logs if level >= 30]
@@ -252,17 +322,25 @@ def launch_run(instance: DagsterInstance, defs, job_name: str, *, partition: str
 
 
 def partition_days(platform: Platform, first: dt.date, last: dt.date) -> list[str]:
-    """The daily partitions ``first..last``; ValueError (a refusal) naming what exists when they do not."""
-    start, end = platform.spec.partition_start, dt.date.fromisoformat(platform.daily.get_last_partition_key())
+    """The daily partitions ``first..last``; ValueError (a refusal) naming what exists when they do
+    not.
+    """
+    start, end = (
+        platform.spec.partition_start,
+        dt.date.fromisoformat(platform.daily.get_last_partition_key()),
+    )
     if last < first:
         raise ValueError(f"--to {last} is before --from {first}")
     if first < start or last > end:
-        raise ValueError(f"{first}..{last} is outside the partitions {start}..{end} "
-                         f"(partition_start in the spec {platform.spec.name})")
+        raise ValueError(
+            f"{first}..{last} is outside the partitions {start}..{end} "
+            f"(partition_start in the spec {platform.spec.name})"
+        )
     return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-# ---- reading a training run's decision -----------------------------------------------------------------
+# ---- reading a training run's decision
+# -----------------------------------------------------------------
 PROMOTED, CHALLENGER, REJECTED, PIPELINE_ERROR = "promoted", "challenger", "rejected", "error"
 DECISION_EXIT = {PROMOTED: 0, CHALLENGER: 0, REJECTED: 3, PIPELINE_ERROR: 1}
 """``mlops-assets train`` exit codes: 0 promoted or parked as challenger, 3 rejected by the gates, 1 a
@@ -270,16 +348,27 @@ pipeline error (the run failed before the gates decided)."""
 
 
 def training_decision(outcome: RunOutcome, cutoff: str) -> dict:
-    """``{"version", "cutoff", "decision", "metrics", "reasons", "run_id"}`` of a training run, from its
+    """``{"version", "cutoff", "decision", "metrics", "reasons", "run_id"}`` of a training run, from
+    its
     materialisations: ``evaluation_report``'s ``candidate_*`` metrics and ``gates``, ``champion``'s
     ``action`` and ``reason``."""
-    candidate, report, champion = (outcome.metadata(a) for a in (CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION))
+    candidate, report, champion = (
+        outcome.metadata(a) for a in (CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION)
+    )
     version = candidate.get(Meta.MODEL_VERSION, report.get("candidate_version"))
-    metrics = {k.removeprefix("candidate_"): v for k, v in sorted(report.items())
-               if k.startswith("candidate_") and k != "candidate_version" and isinstance(v, int | float)}
-    failed_gates = [f"{g['name']}: {g['message']}" for g in report.get("gates") or [] if not g.get("passed")]
-    failed_gates = failed_gates or [f"{c['check']}: {c['description']}" for c in outcome.failed_checks()
-                                    if c["asset"] == EVALUATION_REPORT]
+    metrics = {
+        k.removeprefix("candidate_"): v
+        for k, v in sorted(report.items())
+        if k.startswith("candidate_") and k != "candidate_version" and isinstance(v, int | float)
+    }
+    failed_gates = [
+        f"{g['name']}: {g['message']}" for g in report.get("gates") or [] if not g.get("passed")
+    ]
+    failed_gates = failed_gates or [
+        f"{c['check']}: {c['description']}"
+        for c in outcome.failed_checks()
+        if c["asset"] == EVALUATION_REPORT
+    ]
     action = champion.get(Meta.ACTION)
     if action in (*Action.PROMOTIONS, Action.NOOP):
         decision, reasons = PROMOTED, [str(champion.get("reason", action))]
@@ -288,6 +377,15 @@ def training_decision(outcome: RunOutcome, cutoff: str) -> dict:
     elif failed_gates:
         decision, reasons = REJECTED, failed_gates
     else:
-        decision, reasons = PIPELINE_ERROR, outcome.failures or [f"run {outcome.run_id} failed before the gates"]
-    return {"version": version, "cutoff": cutoff, "decision": decision, "metrics": metrics, "reasons": reasons,
-            "run_id": outcome.run_id}
+        decision, reasons = (
+            PIPELINE_ERROR,
+            outcome.failures or [f"run {outcome.run_id} failed before the gates"],
+        )
+    return {
+        "version": version,
+        "cutoff": cutoff,
+        "decision": decision,
+        "metrics": metrics,
+        "reasons": reasons,
+        "run_id": outcome.run_id,
+    }

@@ -108,8 +108,14 @@ from typing import Any
 
 import polars as pl
 
+from mlops_assets.core.vocabulary import (
+    EVALUATION_REPORT,
+    PARTITION_COLUMN,
+    RAW_EVENTS,
+    RAW_LABELS,
+    Action,
+)
 from mlops_assets.model.lineage import lineage_completeness
-from mlops_assets.core.vocabulary import EVALUATION_REPORT, PARTITION_COLUMN, RAW_EVENTS, RAW_LABELS, Action
 
 WINDOW_DAYS = 7  # pipeline runs counted: created in the last WINDOW_DAYS days
 SCORING_PARTITIONS = 7  # the latest K due feature partitions judged against the scoring SLA
@@ -119,18 +125,41 @@ CONTRACT_ASSETS = frozenset({RAW_EVENTS, RAW_LABELS})
 GATE_ASSETS = frozenset({EVALUATION_REPORT})
 
 CONTRACT, GATE, OTHER = "contract", "gate", "other"
-STUCK = "STUCK"  # RunOutcome.status of a run in progress whose worker died (see pipeline_runs_stuck)
+STUCK = (
+    "STUCK"  # RunOutcome.status of a run in progress whose worker died (see pipeline_runs_stuck)
+)
 
 # The measure names, in order: the numeric metadata of the asset, the keys of "measures".
-COUNT_MEASURES = ("pipeline_runs", "pipeline_runs_succeeded", "pipeline_runs_failed", "pipeline_runs_canceled",
-                  "pipeline_runs_stuck",
-                  "pipeline_failures_contract", "pipeline_failures_gate", "pipeline_failures_other",
-                  "promotions", "rollbacks", "drift_retrains", "registered_versions")
-VALUE_MEASURES = ("pipeline_success_rate", "data_freshness_lag_hours", "scoring_completion", "scoring_on_time",
-                  "lead_time_hours_median", "lead_time_hours_last", "change_failure_rate",
-                  "time_to_restore_hours_median", "time_to_restore_hours_last",
-                  "drift_detection_delay_hours_median", "drift_detection_delay_hours_last",
-                  "provenance_completeness", "estimator_abs_error_median", "estimator_abs_error_last")
+COUNT_MEASURES = (
+    "pipeline_runs",
+    "pipeline_runs_succeeded",
+    "pipeline_runs_failed",
+    "pipeline_runs_canceled",
+    "pipeline_runs_stuck",
+    "pipeline_failures_contract",
+    "pipeline_failures_gate",
+    "pipeline_failures_other",
+    "promotions",
+    "rollbacks",
+    "drift_retrains",
+    "registered_versions",
+)
+VALUE_MEASURES = (
+    "pipeline_success_rate",
+    "data_freshness_lag_hours",
+    "scoring_completion",
+    "scoring_on_time",
+    "lead_time_hours_median",
+    "lead_time_hours_last",
+    "change_failure_rate",
+    "time_to_restore_hours_median",
+    "time_to_restore_hours_last",
+    "drift_detection_delay_hours_median",
+    "drift_detection_delay_hours_last",
+    "provenance_completeness",
+    "estimator_abs_error_median",
+    "estimator_abs_error_last",
+)
 MEASURES = VALUE_MEASURES + COUNT_MEASURES
 
 
@@ -173,7 +202,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 @dataclass(frozen=True)
 class RunOutcome:
     """One finished or dead run: ``status`` is ``SUCCESS`` | ``FAILURE`` | ``CANCELED`` | ``STUCK``;
-    ``failure_text`` the failure messages and error chain of a FAILURE run, why a STUCK run is dead."""
+    ``failure_text`` the failure messages and error chain of a FAILURE run, why a STUCK run is
+    dead."""
 
     run_id: str
     job_name: str
@@ -191,7 +221,7 @@ def failed_check_assets(text: str) -> set[str]:
     failed with ERROR severity:" errors in ``text`` (lines ``<asset key>: <check>,<check>``)."""
     assets: set[str] = set()
     for match in _BLOCKING_HEADER.finditer(text):
-        for line in text[match.end():].lstrip("\n").splitlines():
+        for line in text[match.end() :].lstrip("\n").splitlines():
             m = _CHECK_LINE.match(line)
             if not m:
                 break
@@ -223,8 +253,15 @@ def pipeline_measures(runs: Iterable[RunOutcome]) -> dict:
         kind = "stuck" if r.status == STUCK else classify_failure(r.failure_text)
         if kind in classes:
             classes[kind] += 1
-        failures.append({"run_id": r.run_id, "job": r.job_name, "created_at": r.created_at.isoformat(),
-                         "class": kind, "message": " ".join(r.failure_text.split())[:300]})
+        failures.append(
+            {
+                "run_id": r.run_id,
+                "job": r.job_name,
+                "created_at": r.created_at.isoformat(),
+                "class": kind,
+                "message": " ".join(r.failure_text.split())[:300],
+            }
+        )
     return {
         "success_rate": _ratio(len(succeeded), len(succeeded) + len(failed) + len(stuck)),
         "runs": len(runs),
@@ -242,7 +279,11 @@ def freshness_measures(newest_event: dt.datetime | None, now: dt.datetime) -> di
     if newest_event is None:
         return {"lag_hours": None, "ahead_of_clock_hours": None, "newest_event": None}
     lag = _hours(utc_naive(now) - utc_naive(newest_event))
-    return {"lag_hours": max(lag, 0.0), "ahead_of_clock_hours": max(-lag, 0.0), "newest_event": newest_event.isoformat()}
+    return {
+        "lag_hours": max(lag, 0.0),
+        "ahead_of_clock_hours": max(-lag, 0.0),
+        "newest_event": newest_event.isoformat(),
+    }
 
 
 # ---- scoring SLA --------------------------------------------------------------------------
@@ -252,8 +293,12 @@ def scoring_deadline(day: str, sla_days: int = SCORING_SLA_DAYS) -> dt.datetime:
 
 
 def scoring_measures(
-    feature_days: Iterable[str], first_scored: Mapping[str, dt.datetime], now: dt.datetime, *,
-    partitions: int = SCORING_PARTITIONS, sla_days: int = SCORING_SLA_DAYS,
+    feature_days: Iterable[str],
+    first_scored: Mapping[str, dt.datetime],
+    now: dt.datetime,
+    *,
+    partitions: int = SCORING_PARTITIONS,
+    sla_days: int = SCORING_SLA_DAYS,
 ) -> dict:
     """``feature_days``: the partitions of ``features``; ``first_scored``: day → when it was
     first scored (only days that have scores now). Judges the latest ``partitions`` due days."""
@@ -264,9 +309,15 @@ def scoring_measures(
     for day in due:
         deadline = scoring_deadline(day, sla_days)
         first = first_scored.get(day)
-        rows.append({PARTITION_COLUMN: day, "deadline": deadline.isoformat(),
-                     "first_scored": first.isoformat() if first else None,
-                     "scored": first is not None, "on_time": first is not None and utc_naive(first) <= deadline})
+        rows.append(
+            {
+                PARTITION_COLUMN: day,
+                "deadline": deadline.isoformat(),
+                "first_scored": first.isoformat() if first else None,
+                "scored": first is not None,
+                "on_time": first is not None and utc_naive(first) <= deadline,
+            }
+        )
     return {
         "completion": _ratio(sum(r["scored"] for r in rows), len(rows)),
         "on_time": _ratio(sum(r["on_time"] for r in rows), len(rows)),
@@ -283,39 +334,62 @@ def promotion_measures(audit: pl.DataFrame, registered: Mapping[int, dt.datetime
         rows: list[dict] = []
     else:
         rows = audit.select("at", "action", "from_version", "to_version").sort("at").to_dicts()
-    promotions = [r for r in rows if r["action"] in Action.PROMOTIONS and r["to_version"] is not None]
-    rollbacks = [r for r in rows if r["action"] == Action.ROLLBACK and r["from_version"] is not None]
+    promotions = [
+        r for r in rows if r["action"] in Action.PROMOTIONS and r["to_version"] is not None
+    ]
+    rollbacks = [
+        r for r in rows if r["action"] == Action.ROLLBACK and r["from_version"] is not None
+    ]
 
     detail = []
     for i, p in enumerate(promotions):
         version, at = int(p["to_version"]), p["at"]
-        later = [q["at"] for q in promotions[i + 1:] if int(q["to_version"]) == version]
+        later = [q["at"] for q in promotions[i + 1 :] if int(q["to_version"]) == version]
         until = later[0] if later else None
-        rolled = [r["at"] for r in rollbacks
-                  if int(r["from_version"]) == version and r["at"] > at and (until is None or r["at"] < until)]
+        rolled = [
+            r["at"]
+            for r in rollbacks
+            if int(r["from_version"]) == version
+            and r["at"] > at
+            and (until is None or r["at"] < until)
+        ]
         start = registered.get(version)
-        detail.append({
-            "version": version, "action": p["action"], "at": at.isoformat(),
-            "registered_at": start.isoformat() if start else None,
-            "lead_time_hours": _hours(at - utc_naive(start)) if start else None,
-            "rolled_back_at": rolled[0].isoformat() if rolled else None,
-        })
+        detail.append(
+            {
+                "version": version,
+                "action": p["action"],
+                "at": at.isoformat(),
+                "registered_at": start.isoformat() if start else None,
+                "lead_time_hours": _hours(at - utc_naive(start)) if start else None,
+                "rolled_back_at": rolled[0].isoformat() if rolled else None,
+            }
+        )
     leads = [d["lead_time_hours"] for d in detail if d["lead_time_hours"] is not None]
 
     restores = []
     for r in rollbacks:
         version = int(r["from_version"])
-        before = [p["at"] for p in promotions if int(p["to_version"]) == version and p["at"] < r["at"]]
+        before = [
+            p["at"] for p in promotions if int(p["to_version"]) == version and p["at"] < r["at"]
+        ]
         if before:
-            restores.append({"version": version, "promoted_at": before[-1].isoformat(),
-                             "rolled_back_at": r["at"].isoformat(), "to_version": r["to_version"],
-                             "hours": _hours(r["at"] - before[-1])})
+            restores.append(
+                {
+                    "version": version,
+                    "promoted_at": before[-1].isoformat(),
+                    "rolled_back_at": r["at"].isoformat(),
+                    "to_version": r["to_version"],
+                    "hours": _hours(r["at"] - before[-1]),
+                }
+            )
     restore_hours = [x["hours"] for x in restores]
     return {
         "lead_time_hours_median": _median(leads),
         "lead_time_hours_last": leads[-1] if leads else None,
         "promotions_without_registration": sum(d["lead_time_hours"] is None for d in detail),
-        "change_failure_rate": _ratio(sum(d["rolled_back_at"] is not None for d in detail), len(detail)),
+        "change_failure_rate": _ratio(
+            sum(d["rolled_back_at"] is not None for d in detail), len(detail)
+        ),
         "time_to_restore_hours_median": _median(restore_hours),
         "time_to_restore_hours_last": restore_hours[-1] if restore_hours else None,
         "promotions": detail,
@@ -343,41 +417,76 @@ def drift_detection_measures(retrains: Iterable[DriftRetrain]) -> dict:
             continue  # no or malformed tag: not measurable
         end_of_first = first + dt.timedelta(days=1)
         acted = _parse_day(r.cutoff) or utc_naive(r.created_at)
-        rows.append({"run_id": r.run_id, "status": r.status, "drift_partitions": r.drift_partitions,
-                     "created_at": utc_naive(r.created_at).isoformat(), "cutoff": r.cutoff,
-                     "delay_hours": _hours(acted - end_of_first)})
+        rows.append(
+            {
+                "run_id": r.run_id,
+                "status": r.status,
+                "drift_partitions": r.drift_partitions,
+                "created_at": utc_naive(r.created_at).isoformat(),
+                "cutoff": r.cutoff,
+                "delay_hours": _hours(acted - end_of_first),
+            }
+        )
     delays = [x["delay_hours"] for x in rows]
-    return {"delay_hours_median": _median(delays), "delay_hours_last": delays[-1] if delays else None,
-            "retrains": rows}
+    return {
+        "delay_hours_median": _median(delays),
+        "delay_hours_last": delays[-1] if delays else None,
+        "retrains": rows,
+    }
 
 
 # ---- provenance ---------------------------------------------------------------------------
 def provenance_measures(versions: Iterable[Mapping[str, Any]]) -> dict:
     """``versions``: ``registry.list_versions()`` rows (``version``, ``tags``)."""
     per = {int(v["version"]): lineage_completeness(v.get("tags") or {}) for v in versions}
-    return {"completeness": _ratio(sum(c == 1.0 for c in per.values()), len(per)),
-            "incomplete_versions": sorted(v for v, c in per.items() if c < 1.0),
-            "per_version": {str(v): c for v, c in sorted(per.items())}}
+    return {
+        "completeness": _ratio(sum(c == 1.0 for c in per.values()), len(per)),
+        "incomplete_versions": sorted(v for v, c in per.items() if c < 1.0),
+        "per_version": {str(v): c for v, c in sorted(per.items())},
+    }
 
 
 def estimation_measures(reconciliation: pl.DataFrame, metric: str, window_days: int = 7) -> dict:
-    """How wrong the performance estimate was: |estimate - realised| of ``metric`` on the reconciled days
-    (labelled coverage >= 0.8) of the latest ``window_days`` reconciled days — median, and of the newest
+    """How wrong the performance estimate was: |estimate - realised| of ``metric`` on the reconciled
+    days
+    (labelled coverage >= 0.8) of the latest ``window_days`` reconciled days — median, and of the
+    newest
     day. None when nothing was reconciled yet."""
-    rows = reconciliation.filter((pl.col("metric") == metric) & (pl.col("coverage") >= 0.8)
-                                 & pl.col("abs_error").is_not_null()) if not reconciliation.is_empty() else None
+    rows = (
+        reconciliation.filter(
+            (pl.col("metric") == metric)
+            & (pl.col("coverage") >= 0.8)
+            & pl.col("abs_error").is_not_null()
+        )
+        if not reconciliation.is_empty()
+        else None
+    )
     if rows is None or rows.is_empty():
         return {"metric": metric, "abs_error_median": None, "abs_error_last": None, "days": []}
     days = sorted(set(rows[PARTITION_COLUMN].to_list()))[-window_days:]
     recent = rows.filter(pl.col(PARTITION_COLUMN).is_in(days)).sort(PARTITION_COLUMN)
-    return {"metric": metric, "abs_error_median": _median(recent["abs_error"].to_list()),
-            "abs_error_last": float(recent["abs_error"][-1]), "days": days}
+    return {
+        "metric": metric,
+        "abs_error_median": _median(recent["abs_error"].to_list()),
+        "abs_error_last": float(recent["abs_error"][-1]),
+        "days": days,
+    }
 
 
 # ---- the whole card -----------------------------------------------------------------------
-def assemble_scorecard(now: dt.datetime, window_days: int, *, pipeline: dict, freshness: dict, scoring: dict,
-                       promotions: dict, drift: dict, provenance: dict, registered_versions: int,
-                       estimation: dict | None = None) -> dict:
+def assemble_scorecard(
+    now: dt.datetime,
+    window_days: int,
+    *,
+    pipeline: dict,
+    freshness: dict,
+    scoring: dict,
+    promotions: dict,
+    drift: dict,
+    provenance: dict,
+    registered_versions: int,
+    estimation: dict | None = None,
+) -> dict:
     """The card from each family's breakdown: ``{"computed_at", "window_days", "measures":
     {name: number | None, ...} (keys = ``MEASURES``), and the breakdowns "pipeline",
     "freshness", "scoring", "promotions", "drift_detection", "provenance"}``."""

@@ -9,7 +9,8 @@ polars with its own fitted categories (``ml.encoded_input``): the same scores, b
 Score rows (``score_columns``):
 
 - regression: ``prediction``;
-- binary 0/1 (no ``classes``): ``probability`` (of class 1) and ``label`` (Int8, ``probability >= 0.5``);
+- binary 0/1 (no ``classes``): ``probability`` (of class 1) and ``label`` (Int8, ``probability >=
+  0.5``);
 - declared ``classes`` (any number): ``label`` is the predicted class (the spec's label, String or
   Int64) and ``probability__<class>`` the probability of each class (``<class>`` through
   ``spec.class_slug``), summing to 1 per row. ``probability`` stays the score column
@@ -28,10 +29,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mlops_assets.core.spec import DatasetSpec, class_slug
 from mlops_assets.data.features import predicted_labels
 from mlops_assets.model.bounds import clip_predictions
 from mlops_assets.model.encoded_input import compile_input
-from mlops_assets.core.spec import DatasetSpec, class_slug
 
 NORMAL, DEGRADED = "normal", "degraded"
 REGISTRY, CACHE = "registry", "cache"  # where the serving model was loaded from (Meta.MODEL_SOURCE)
@@ -62,8 +63,9 @@ class ConstantBaseline:
     (multiclass: one probability per class) or the mean (regression)."""
 
     def __init__(self, value: float | list[float]):
-        self.value: float | list[float] = (float(value) if np.ndim(value) == 0
-                                           else [float(v) for v in value])  # type: ignore[union-attr]
+        self.value: float | list[float] = (
+            float(value) if np.ndim(value) == 0 else [float(v) for v in value]
+        )  # type: ignore[union-attr]
 
     def predict_scores(self, n: int) -> np.ndarray:
         if isinstance(self.value, list):
@@ -84,7 +86,11 @@ def drift_prediction_column(spec: DatasetSpec) -> str:
 
 def class_probability_columns(spec: DatasetSpec) -> list[str]:
     """``probability__<class>`` per declared class, in the spec's order ([] without ``classes``)."""
-    return [CLASS_PROBABILITY_PREFIX + class_slug(c) for c in spec.target_classes] if spec.named_classes else []
+    return (
+        [CLASS_PROBABILITY_PREFIX + class_slug(c) for c in spec.target_classes]
+        if spec.named_classes
+        else []
+    )
 
 
 def label_dtype(spec: DatasetSpec) -> pl.DataType:
@@ -112,23 +118,38 @@ def _score_series(scores: np.ndarray, spec: DatasetSpec, threshold: float) -> li
     if spec.task != "classification":
         return [pl.Series("prediction", scores)]
     if not spec.named_classes:
-        return [pl.Series("probability", scores), pl.Series(LABEL, (scores >= threshold).astype(np.int8))]
+        return [
+            pl.Series("probability", scores),
+            pl.Series(LABEL, (scores >= threshold).astype(np.int8)),
+        ]
     probs = class_probabilities(scores, spec)
     top = probs.max(axis=1) if spec.multiclass else probs[:, 1]
-    return [pl.Series("probability", top), pl.Series(LABEL, predicted_labels(scores, spec, threshold),
-                                                     dtype=label_dtype(spec)),
-            *(pl.Series(name, probs[:, i]) for i, name in enumerate(class_probability_columns(spec)))]
+    return [
+        pl.Series("probability", top),
+        pl.Series(LABEL, predicted_labels(scores, spec, threshold), dtype=label_dtype(spec)),
+        *(pl.Series(name, probs[:, i]) for i, name in enumerate(class_probability_columns(spec))),
+    ]
 
 
 def score_columns(spec: DatasetSpec) -> dict[str, pl.DataType]:
-    cols: dict[str, pl.DataType] = {"ds": pl.String(), spec.id: pl.String(), spec.timestamp: pl.Datetime("us")}
+    cols: dict[str, pl.DataType] = {
+        "ds": pl.String(),
+        spec.id: pl.String(),
+        spec.timestamp: pl.Datetime("us"),
+    }
     if spec.task == "classification":
         cols.update({"probability": pl.Float64(), LABEL: label_dtype(spec)})
         cols.update({name: pl.Float64() for name in class_probability_columns(spec)})
     else:
         cols["prediction"] = pl.Float64()
-    cols.update({"model_version": pl.Int64(), "alias": pl.String(), "mode": pl.String(),
-                 "scored_at": pl.Datetime("us")})
+    cols.update(
+        {
+            "model_version": pl.Int64(),
+            "alias": pl.String(),
+            "mode": pl.String(),
+            "scored_at": pl.Datetime("us"),
+        }
+    )
     return cols
 
 
@@ -136,7 +157,8 @@ Features = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
 
 
 def _batches(features: Features, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """A LazyFrame (e.g. a Delta scan) is streamed; batches (``DeltaLake.iter_batches``) are taken as they
+    """A LazyFrame (e.g. a Delta scan) is streamed; batches (``DeltaLake.iter_batches``) are taken
+    as they
     come: only one batch of features is in memory at a time."""
     if isinstance(features, pl.LazyFrame):
         yield from features.collect_batches(chunk_size=batch_rows, maintain_order=True)
@@ -147,45 +169,74 @@ def _batches(features: Features, batch_rows: int) -> Iterator[pl.DataFrame]:
 
 
 def predictor(model: Any, spec: DatasetSpec) -> Callable[[pl.DataFrame], np.ndarray]:
-    """``features batch -> scores`` of a model (the serving one, or last_known_good re-scored beside it). A fitted pipeline of a known shape gets its
-    categoricals encoded in polars with the fitted categories (``ml.encoded_input``: the same matrix,
-    hence the same scores, bit for bit); any other model goes through ``to_model_frame`` and itself."""
+    """``features batch -> scores`` of a model (the serving one, or last_known_good re-scored beside
+    it). A fitted pipeline of a known shape gets its
+    categoricals encoded in polars with the fitted categories (``ml.encoded_input``: the same
+    matrix,
+    hence the same scores, bit for bit); any other model goes through ``to_model_frame`` and
+    itself."""
     if isinstance(model, ConstantBaseline):
         return lambda batch: model.predict_scores(batch.height)
     from mlops_assets.model.training import predict_scores, to_model_frame
 
     encoded = compile_input(model, spec)
     if encoded is None:
-        return lambda batch: clip_predictions(predict_scores(model, to_model_frame(batch, spec), spec.task), spec)
-    return lambda batch: clip_predictions(predict_scores(encoded, encoded.matrix(batch), spec.task), spec)
+        return lambda batch: clip_predictions(
+            predict_scores(model, to_model_frame(batch, spec), spec.task), spec
+        )
+    return lambda batch: clip_predictions(
+        predict_scores(encoded, encoded.matrix(batch), spec.task), spec
+    )
 
 
 def score_batches(
-    serving: ServingModel, features: Features, spec: DatasetSpec, *, batch_rows: int = 100_000,
-    threshold: float = 0.5, scored_at: dt.datetime | None = None,
+    serving: ServingModel,
+    features: Features,
+    spec: DatasetSpec,
+    *,
+    batch_rows: int = 100_000,
+    threshold: float = 0.5,
+    scored_at: dt.datetime | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Score rows batch by batch (columns ``score_columns``), in input order: one batch of features and
+    """Score rows batch by batch (columns ``score_columns``), in input order: one batch of features
+    and
     one of scores in memory at a time."""
     scored_at = scored_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     predict, columns = predictor(serving.model, spec), list(score_columns(spec))
-    stamp = [pl.lit(serving.version, pl.Int64).alias("model_version"), pl.lit(serving.alias).alias("alias"),
-             pl.lit(serving.mode).alias("mode"), pl.lit(scored_at, pl.Datetime("us")).alias("scored_at")]
+    stamp = [
+        pl.lit(serving.version, pl.Int64).alias("model_version"),
+        pl.lit(serving.alias).alias("alias"),
+        pl.lit(serving.mode).alias("mode"),
+        pl.lit(scored_at, pl.Datetime("us")).alias("scored_at"),
+    ]
     for batch in _batches(features, batch_rows):
         if batch.height == 0:
             continue
         scores = predict(batch)
-        yield (batch.select("ds", spec.id, spec.timestamp).with_columns(_score_series(scores, spec, threshold))
-               .with_columns(stamp).select(columns))
+        yield (
+            batch.select("ds", spec.id, spec.timestamp)
+            .with_columns(_score_series(scores, spec, threshold))
+            .with_columns(stamp)
+            .select(columns)
+        )
 
 
 def score_frame(
-    serving: ServingModel, features: pl.DataFrame | pl.LazyFrame, spec: DatasetSpec, *, batch_rows: int = 100_000,
-    threshold: float = 0.5, scored_at: dt.datetime | None = None,
+    serving: ServingModel,
+    features: pl.DataFrame | pl.LazyFrame,
+    spec: DatasetSpec,
+    *,
+    batch_rows: int = 100_000,
+    threshold: float = 0.5,
+    scored_at: dt.datetime | None = None,
 ) -> pl.DataFrame:
     """Score ``features`` batch by batch; one output row per input row, in input order (in memory:
     the asset streams ``score_batches`` into the lake instead)."""
-    out = list(score_batches(serving, features, spec, batch_rows=batch_rows, threshold=threshold,
-                             scored_at=scored_at))
+    out = list(
+        score_batches(
+            serving, features, spec, batch_rows=batch_rows, threshold=threshold, scored_at=scored_at
+        )
+    )
     return pl.concat(out) if out else pl.DataFrame(schema=score_columns(spec))
 
 
@@ -200,7 +251,9 @@ class ScoreTally:
     by_mode: dict[str, int] | None = None
 
     def count(self, batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-        """Pass ``batches`` through, counting them (a new pass, e.g. a retried commit, starts from zero)."""
+        """Pass ``batches`` through, counting them (a new pass, e.g. a retried commit, starts from
+        zero).
+        """
         self.rows, self.score_sum, self.by_mode = 0, 0.0, {NORMAL: 0, DEGRADED: 0}
         for batch in batches:
             self.rows += batch.height
@@ -215,5 +268,8 @@ class ScoreTally:
 
     def metadata(self) -> dict[str, Any]:
         modes = self.by_mode or {NORMAL: 0, DEGRADED: 0}
-        return {"rows": self.rows, "mean_score": self.mean_score,
-                **{f"score_rows_{mode}": int(n) for mode, n in sorted(modes.items())}}
+        return {
+            "rows": self.rows,
+            "mean_score": self.mean_score,
+            **{f"score_rows_{mode}": int(n) for mode, n in sorted(modes.items())},
+        }

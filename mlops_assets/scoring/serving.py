@@ -18,6 +18,8 @@ from mlops_assets.control.registry import (
     ModelRegistry,
     RegistryUnavailable,
 )
+from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.vocabulary import GUARD_TRIPPED, Alias, Artifact, VersionTag
 from mlops_assets.scoring.rows import (
     BASELINE_VERSION,
     CACHE,
@@ -27,15 +29,21 @@ from mlops_assets.scoring.rows import (
     ConstantBaseline,
     ServingModel,
 )
-from mlops_assets.core.spec import DatasetSpec
-from mlops_assets.core.vocabulary import GUARD_TRIPPED, Alias, Artifact, VersionTag
 
 UNUSABLE = (IntegrityError, ModelNotCached)  # what makes a version unusable (the rest propagates)
 
 
-def serving_model(alias: str, version: int | None, tags: Mapping[str, str], *, fallback: str,
-                  last_known_good: int | None, load: Callable[[int], Any],
-                  baseline_prior: Callable[[], float | list[float]], source: str = REGISTRY) -> ServingModel | None:
+def serving_model(
+    alias: str,
+    version: int | None,
+    tags: Mapping[str, str],
+    *,
+    fallback: str,
+    last_known_good: int | None,
+    load: Callable[[int], Any],
+    baseline_prior: Callable[[], float | list[float]],
+    source: str = REGISTRY,
+) -> ServingModel | None:
     """The model that serves under ``alias`` (None when the alias is unset).
 
     The version serves (``normal``) unless its guard tripped or it cannot be loaded as
@@ -49,10 +57,14 @@ def serving_model(alias: str, version: int | None, tags: Mapping[str, str], *, f
         return None
     refused: list[str] = []
     if tags.get(VersionTag.GUARD) == GUARD_TRIPPED:
-        problem = f"{alias} v{version} unusable: guard tripped ({tags.get(VersionTag.GUARD_REASON, '')})"
+        problem = (
+            f"{alias} v{version} unusable: guard tripped ({tags.get(VersionTag.GUARD_REASON, '')})"
+        )
     else:
         try:
-            return ServingModel(load(version), version, alias, NORMAL, f"{alias} v{version}", source)
+            return ServingModel(
+                load(version), version, alias, NORMAL, f"{alias} v{version}", source
+            )
         except UNUSABLE as err:
             refused += [str(err)] if isinstance(err, IntegrityError) else []
             problem = f"{alias} v{version} unusable: {_why(err)} ({err})"
@@ -60,19 +72,39 @@ def serving_model(alias: str, version: int | None, tags: Mapping[str, str], *, f
         return None
     if fallback == "last_known_good" and last_known_good is not None and last_known_good != version:
         try:
-            return ServingModel(load(last_known_good), last_known_good, Alias.LAST_KNOWN_GOOD, DEGRADED,
-                                f"{problem}; serving last_known_good v{last_known_good}", source, tuple(refused))
+            return ServingModel(
+                load(last_known_good),
+                last_known_good,
+                Alias.LAST_KNOWN_GOOD,
+                DEGRADED,
+                f"{problem}; serving last_known_good v{last_known_good}",
+                source,
+                tuple(refused),
+            )
         except UNUSABLE as err:
             refused += [str(err)] if isinstance(err, IntegrityError) else []
             problem += f"; last_known_good v{last_known_good} also unusable ({err})"
     prior = baseline_prior()
-    shown = f"{prior:.4f}" if isinstance(prior, float | int) else "[" + ", ".join(f"{p:.4f}" for p in prior) + "]"
-    return ServingModel(ConstantBaseline(prior), BASELINE_VERSION, "baseline", DEGRADED,
-                        f"{problem}; serving the constant baseline {shown}", source, tuple(refused))
+    shown = (
+        f"{prior:.4f}"
+        if isinstance(prior, float | int)
+        else "[" + ", ".join(f"{p:.4f}" for p in prior) + "]"
+    )
+    return ServingModel(
+        ConstantBaseline(prior),
+        BASELINE_VERSION,
+        "baseline",
+        DEGRADED,
+        f"{problem}; serving the constant baseline {shown}",
+        source,
+        tuple(refused),
+    )
 
 
 def _why(err: Exception) -> str:
-    return "artifact integrity failed" if isinstance(err, IntegrityError) else "not in the local cache"
+    return (
+        "artifact integrity failed" if isinstance(err, IntegrityError) else "not in the local cache"
+    )
 
 
 def training_prior(profile: Mapping[str, Any]) -> float | list[float]:
@@ -83,7 +115,9 @@ def training_prior(profile: Mapping[str, Any]) -> float | list[float]:
     return float((profile.get("prediction") or {}).get("mean") or 0.0)
 
 
-def first_prior(read: Callable[[int], Mapping[str, Any]], versions: list[int | None]) -> float | list[float]:
+def first_prior(
+    read: Callable[[int], Mapping[str, Any]], versions: list[int | None]
+) -> float | list[float]:
     """The training prior of the first of ``versions`` whose reference profile reads (verified)."""
     problems = []
     for v in [v for v in versions if v is not None]:
@@ -91,10 +125,14 @@ def first_prior(read: Callable[[int], Mapping[str, Any]], versions: list[int | N
             return training_prior(read(v))
         except (*UNUSABLE, FileNotFoundError) as err:
             problems.append(f"v{v}: {err}")
-    raise IntegrityError("no verified reference profile for the constant baseline: " + "; ".join(problems))
+    raise IntegrityError(
+        "no verified reference profile for the constant baseline: " + "; ".join(problems)
+    )
 
 
-def choose_serving_model(spec: DatasetSpec, registry: ModelRegistry, alias: str = Alias.CHAMPION) -> ServingModel | None:
+def choose_serving_model(
+    spec: DatasetSpec, registry: ModelRegistry, alias: str = Alias.CHAMPION
+) -> ServingModel | None:
     """``serving_model`` over the registry; over the local cache when MLflow is unreachable.
 
     Raises ``RegistryUnavailable`` when MLflow is unreachable and the cache cannot serve
@@ -109,11 +147,21 @@ def _from_registry(spec: DatasetSpec, registry: ModelRegistry, alias: str) -> Se
     aliases = registry.serving_aliases()
     version, lkg = aliases.get(alias), aliases.get(Alias.LAST_KNOWN_GOOD)
     serving = serving_model(
-        alias, version, registry.version_tags(version) if version is not None else {},
-        fallback=spec.fallback, last_known_good=lkg, load=lambda v: registry.load_model(v, cache=True),
+        alias,
+        version,
+        registry.version_tags(version) if version is not None else {},
+        fallback=spec.fallback,
+        last_known_good=lkg,
+        load=lambda v: registry.load_model(v, cache=True),
         baseline_prior=lambda: first_prior(
-            lambda v: registry.load_artifact_json(v, Artifact.REFERENCE_PROFILE), [version, lkg]))
-    if alias == Alias.CHAMPION and spec.fallback == "last_known_good" and lkg not in (None, version):
+            lambda v: registry.load_artifact_json(v, Artifact.REFERENCE_PROFILE), [version, lkg]
+        ),
+    )
+    if (
+        alias == Alias.CHAMPION
+        and spec.fallback == "last_known_good"
+        and lkg not in (None, version)
+    ):
         try:  # so an outage can still fall back to it from the cache
             registry.cache_version(lkg)
         except UNUSABLE:
@@ -121,7 +169,9 @@ def _from_registry(spec: DatasetSpec, registry: ModelRegistry, alias: str) -> Se
     return serving
 
 
-def _from_cache(spec: DatasetSpec, registry: ModelRegistry, alias: str, err: RegistryUnavailable) -> ServingModel | None:
+def _from_cache(
+    spec: DatasetSpec, registry: ModelRegistry, alias: str, err: RegistryUnavailable
+) -> ServingModel | None:
     try:
         aliases, seen_at = registry.cached_aliases()
     except ModelNotCached:
@@ -133,13 +183,26 @@ def _from_cache(spec: DatasetSpec, registry: ModelRegistry, alias: str, err: Reg
         tags = {}
     try:
         serving = serving_model(
-            alias, version, tags, fallback=spec.fallback, last_known_good=lkg, load=registry.load_cached_model,
+            alias,
+            version,
+            tags,
+            fallback=spec.fallback,
+            last_known_good=lkg,
+            load=registry.load_cached_model,
             baseline_prior=lambda: first_prior(
-                lambda v: registry.load_cached_artifact_json(v, Artifact.REFERENCE_PROFILE), [version, lkg]),
-            source=CACHE)
+                lambda v: registry.load_cached_artifact_json(v, Artifact.REFERENCE_PROFILE),
+                [version, lkg],
+            ),
+            source=CACHE,
+        )
     except IntegrityError as missing:
-        raise RegistryUnavailable(f"{err}; and the local model cache cannot serve {alias}: {missing}") from None
+        raise RegistryUnavailable(
+            f"{err}; and the local model cache cannot serve {alias}: {missing}"
+        ) from None
     if serving is None:
         return None
-    return dataclasses.replace(serving, reason=f"{serving.reason} from the local model cache (MLflow unreachable: "
-                                               f"{err}; alias mapping last seen {seen_at})")
+    return dataclasses.replace(
+        serving,
+        reason=f"{serving.reason} from the local model cache (MLflow unreachable: "
+        f"{err}; alias mapping last seen {seen_at})",
+    )

@@ -26,11 +26,7 @@ from urllib.parse import unquote
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from mlops_assets.core.paths import Home
-from mlops_assets.core.redaction import redact
-from mlops_assets.control.registry import attempts
-from mlops_assets.control.registry import candidates
-from mlops_assets.control.registry import integrity
+from mlops_assets.control.registry import attempts, candidates, integrity
 from mlops_assets.control.registry.cache import ModelCache
 from mlops_assets.control.registry.candidates import CandidateVersion, as_version, tag_str
 from mlops_assets.control.registry.failures import (
@@ -39,6 +35,8 @@ from mlops_assets.control.registry.failures import (
     uri_secrets,
 )
 from mlops_assets.control.registry.integrity import Scorer
+from mlops_assets.core.paths import Home
+from mlops_assets.core.redaction import redact
 from mlops_assets.core.vocabulary import Artifact, VersionTag
 
 if TYPE_CHECKING:
@@ -100,7 +98,9 @@ class ModelRegistry(ConfigurableResource):
     )
     cache_dir: str = Field(
         default="",
-        description="Local verified copies of the serving versions; empty: $MLOPS_HOME/model_cache.",
+        description=(
+            "Local verified copies of the serving versions; empty: $MLOPS_HOME/model_cache."
+        ),
     )
 
     # ---- configuration ------------------------------------------------------------------
@@ -266,7 +266,9 @@ class ModelRegistry(ConfigurableResource):
                 self._store_in_cache(client, version, tags, local)
             return model
 
-    def _store_in_cache(self, client: MlflowClient, version: int | str, tags: dict[str, str], local: Path) -> None:
+    def _store_in_cache(
+        self, client: MlflowClient, version: int | str, tags: dict[str, str], local: Path
+    ) -> None:
         """Keep a verified model folder and the run artifacts serving reads in the local cache
         (only the version's record is rewritten when the entry is already there)."""
         cache, label = self._cache(), self._label(version)
@@ -319,7 +321,9 @@ class ModelRegistry(ConfigurableResource):
 
     # ---- after a dead attempt -----------------------------------------------------------
     @redacted_errors
-    def fail_orphan_runs(self, cutoff: str, *, is_live: Callable[[str], bool], by: str) -> list[dict[str, str]]:
+    def fail_orphan_runs(
+        self, cutoff: str, *, is_live: Callable[[str], bool], by: str
+    ) -> list[dict[str, str]]:
         """Mark FAILED the RUNNING candidate runs of ``cutoff`` left by dead attempts
         (``attempts.fail_orphan_runs``)."""
         return attempts.fail_orphan_runs(self, cutoff, is_live=is_live, by=by)

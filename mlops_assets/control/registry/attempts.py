@@ -30,15 +30,20 @@ def candidate_run_name(model_name: str) -> str:
 
 def ungated_versions(rows: Iterable[Mapping[str, Any]], cutoff: str, keep: int) -> list[int]:
     """Versions of ``cutoff`` older than ``keep`` that are still ungated candidates, unaliased."""
-    return sorted(int(r["version"]) for r in rows
-                  if int(r["version"]) < keep and not r.get("aliases")
-                  and r["tags"].get(VersionTag.CUTOFF) == cutoff
-                  and r["tags"].get(VersionTag.STATUS, Status.CANDIDATE) == Status.CANDIDATE
-                  and VersionTag.GATES not in r["tags"])
+    return sorted(
+        int(r["version"])
+        for r in rows
+        if int(r["version"]) < keep
+        and not r.get("aliases")
+        and r["tags"].get(VersionTag.CUTOFF) == cutoff
+        and r["tags"].get(VersionTag.STATUS, Status.CANDIDATE) == Status.CANDIDATE
+        and VersionTag.GATES not in r["tags"]
+    )
 
 
-def fail_orphan_runs(registry: ModelRegistry, cutoff: str, *, is_live: Callable[[str], bool],
-                     by: str) -> list[dict[str, str]]:
+def fail_orphan_runs(
+    registry: ModelRegistry, cutoff: str, *, is_live: Callable[[str], bool], by: str
+) -> list[dict[str, str]]:
     """Mark FAILED every RUNNING candidate run of ``cutoff`` whose Dagster run is not alive
     (``is_live(dagster_run_id)``); returns ``[{"run_id", "dagster_run_id"}]`` of those."""
     from mlflow.entities import LoggedModelStatus
@@ -49,8 +54,11 @@ def fail_orphan_runs(registry: ModelRegistry, cutoff: str, *, is_live: Callable[
         return []
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=(f"attributes.status = 'RUNNING' and tags.`{VersionTag.CUTOFF}` = '{cutoff}' "
-                       f"and attributes.run_name = '{candidate_run_name(registry.registered_model)}'"))
+        filter_string=(
+            f"attributes.status = 'RUNNING' and tags.`{VersionTag.CUTOFF}` = '{cutoff}' "
+            f"and attributes.run_name = '{candidate_run_name(registry.registered_model)}'"
+        ),
+    )
     failed = []
     for run in runs:
         owner = run.data.tags.get(LineageTag.DAGSTER_RUN_ID, "")
@@ -58,8 +66,9 @@ def fail_orphan_runs(registry: ModelRegistry, cutoff: str, *, is_live: Callable[
             continue
         reason = f"orphan of dead attempt (Dagster run {owner or 'unknown'}); marked FAILED by {by}"
         client.set_tag(run.info.run_id, VersionTag.FAILED_REASON, reason)
-        for model in client.search_logged_models([experiment.experiment_id],
-                                                 filter_string=f"source_run_id = '{run.info.run_id}'"):
+        for model in client.search_logged_models(
+            [experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+        ):
             if model.status == LoggedModelStatus.PENDING:
                 client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
         client.set_terminated(run.info.run_id, "FAILED")
@@ -71,7 +80,9 @@ def supersede_ungated(registry: ModelRegistry, cutoff: str, keep: int) -> list[i
     """Tag the ungated earlier versions of ``cutoff`` as superseded by ``keep``; returns them."""
     stale = ungated_versions(registry.list_versions(), cutoff, keep)
     for version in stale:
-        registry.set_version_tags(version, {VersionTag.STATUS: Status.SUPERSEDED, VersionTag.SUPERSEDED_BY: keep})
+        registry.set_version_tags(
+            version, {VersionTag.STATUS: Status.SUPERSEDED, VersionTag.SUPERSEDED_BY: keep}
+        )
     if stale:
         registry.set_version_tags(keep, {VersionTag.SUPERSEDES: json.dumps(stale)})
     return stale

@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.core.redaction import redact_uri
 from mlops_assets.control.registry.integrity import (
     bytes_sha256,
     load_verified,
@@ -34,6 +33,7 @@ from mlops_assets.control.registry.integrity import (
     recorded_manifest,
     verify_artifact,
 )
+from mlops_assets.core.redaction import redact_uri
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -69,9 +69,13 @@ class ModelCache:
 
     # ---- the alias mapping --------------------------------------------------------------
     def remember_aliases(self, aliases: Mapping[str, int]) -> None:
-        _write_json_atomic(self.versions_dir / "aliases.json", {
-            "aliases": {a: int(v) for a, v in aliases.items()},
-            "seen_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+        _write_json_atomic(
+            self.versions_dir / "aliases.json",
+            {
+                "aliases": {a: int(v) for a, v in aliases.items()},
+                "seen_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            },
+        )
 
     def aliases(self) -> tuple[dict[str, int], str]:
         """(alias -> version last seen, when it was seen)."""
@@ -87,11 +91,19 @@ class ModelCache:
         (a guard tag may have changed) and return True; False when the entry must be fetched."""
         if not self.entry(tags, self._label(version)).is_dir():
             return False
-        _write_json_atomic(self.versions_dir / f"v{int(version)}.json", {"version": int(version), "tags": dict(tags)})
+        _write_json_atomic(
+            self.versions_dir / f"v{int(version)}.json",
+            {"version": int(version), "tags": dict(tags)},
+        )
         return True
 
-    def store(self, version: int | str, tags: Mapping[str, str], model_dir: Path,
-              run_artifacts: Mapping[str, bytes]) -> Path:
+    def store(
+        self,
+        version: int | str,
+        tags: Mapping[str, str],
+        model_dir: Path,
+        run_artifacts: Mapping[str, bytes],
+    ) -> Path:
         """Keep a copy of a **verified** model folder and run artifacts; record the version's tags."""
         target = self.entry(tags, self._label(version))
         if not target.is_dir():
@@ -108,11 +120,16 @@ class ModelCache:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if not target.is_dir():  # not a concurrent writer winning the rename
                     raise
-        _write_json_atomic(self.versions_dir / f"v{int(version)}.json", {"version": int(version), "tags": dict(tags)})
+        _write_json_atomic(
+            self.versions_dir / f"v{int(version)}.json",
+            {"version": int(version), "tags": dict(tags)},
+        )
         return target
 
     def version_tags(self, version: int | str) -> dict[str, str]:
-        record = _read_json(self.versions_dir / f"v{int(version)}.json", f"record of version {version}")
+        record = _read_json(
+            self.versions_dir / f"v{int(version)}.json", f"record of version {version}"
+        )
         return {str(k): str(v) for k, v in record["tags"].items()}
 
     def load_model(self, version: int | str) -> Any:
@@ -133,4 +150,3 @@ class ModelCache:
         data = path.read_bytes()
         verify_artifact(tags, name, data, label)
         return data
-

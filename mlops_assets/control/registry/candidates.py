@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops_assets.model.lineage import file_sha256
 from mlops_assets.control.registry.attempts import candidate_run_name
 from mlops_assets.control.registry.integrity import (
     MODEL_FILE,
@@ -40,6 +39,7 @@ from mlops_assets.control.registry.integrity import (
     model_files_sha256,
 )
 from mlops_assets.core.vocabulary import LineageTag, VersionTag
+from mlops_assets.model.lineage import file_sha256
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -250,14 +250,17 @@ def _log_metrics(
 
 
 def artifact_bytes(content: dict | list | str | bytes) -> bytes:
-    """What a run artifact's file holds: dict/list -> indented JSON, str -> the text as is, bytes as they are
+    """What a run artifact's file holds: dict/list -> indented JSON, str -> the text as is, bytes as
+    they are
     (e.g. a skops file: read back only through ``integrity.load_artifact_skops``)."""
     if isinstance(content, bytes):
         return content
     return (content if isinstance(content, str) else json.dumps(content, indent=2)).encode("utf-8")
 
 
-def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Mapping[str, Any]) -> dict[str, str]:
+def _log_artifacts(
+    client: MlflowClient, run_id: str, artifacts: Mapping[str, Any]
+) -> dict[str, str]:
     """Upload each artifact from a local file; returns ``{name: sha256 of the uploaded bytes}``."""
     hashes = {}
     with tempfile.TemporaryDirectory(prefix="mlops_artifacts_") as tmp:
@@ -290,7 +293,9 @@ def _log_tags(
             LineageTag.MODEL_SHA: saved.sha256,
             VersionTag.MODEL_FILES_SHA: saved.files_sha256,
             VersionTag.MODEL_ID: saved.model_id,
-            VersionTag.MANIFEST: json.dumps({"model": saved.files, "run": dict(run_files)}, sort_keys=True),
+            VersionTag.MANIFEST: json.dumps(
+                {"model": saved.files, "run": dict(run_files)}, sort_keys=True
+            ),
             VersionTag.TRUSTED_TYPES: json.dumps(sorted(trusted_types)),
         }
     )
@@ -352,8 +357,12 @@ def _end_run(client: MlflowClient, run_id: str, status: str) -> None:
     try:
         client.set_terminated(run_id, status)
     except Exception as err:  # noqa: BLE001 - the original error is the one to raise
-        log.warning("could not mark MLflow run %s %s (%s); the next attempt will", run_id, status,
-                    type(err).__name__)
+        log.warning(
+            "could not mark MLflow run %s %s (%s); the next attempt will",
+            run_id,
+            status,
+            type(err).__name__,
+        )
 
 
 # ---- the whole ------------------------------------------------------------------------------
@@ -383,17 +392,29 @@ def log_candidate(
 
     client = registry._client()
     experiment_id = registry._experiment_id(client)
-    run = client.create_run(  # the caller's tags (cutoff, Dagster run) identify a dead attempt's run
-        experiment_id,
-        run_name=candidate_run_name(name),
-        tags={**{str(k): tag_str(v) for k, v in tags.items()},
-              VersionTag.SPEC: spec.name, VersionTag.TASK: spec.task},
+    run = (
+        client.create_run(  # the caller's tags (cutoff, Dagster run) identify a dead attempt's run
+            experiment_id,
+            run_name=candidate_run_name(name),
+            tags={
+                **{str(k): tag_str(v) for k, v in tags.items()},
+                VersionTag.SPEC: spec.name,
+                VersionTag.TASK: spec.task,
+            },
+        )
     )
     run_id = run.info.run_id
     try:
         logged_params = _log_params(client, run_id, params)
         saved = _log_model(
-            client, experiment_id, run_id, spec, pipeline, example, logged_params, score,
+            client,
+            experiment_id,
+            run_id,
+            spec,
+            pipeline,
+            example,
+            logged_params,
+            score,
             trusted_types,
         )
         _log_metrics(client, run_id, saved.model_id, metrics)

@@ -78,16 +78,23 @@ def _chain(err: BaseException) -> Iterable[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
 
 
 def is_unavailable(err: BaseException) -> bool:
     """Whether ``err`` (or what caused it) says MLflow did not answer."""
     for e in _chain(err):
-        if isinstance(e, RegistryUnavailable | requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        if isinstance(
+            e,
+            RegistryUnavailable | requests.exceptions.ConnectionError | requests.exceptions.Timeout,
+        ):
             return True
         if type(e).__name__ in ("MlflowException", "RestException"):
-            if getattr(e, "error_code", None) in _UNAVAILABLE_CODES or _UNAVAILABLE_STATUS.search(str(e)):
+            if getattr(e, "error_code", None) in _UNAVAILABLE_CODES or _UNAVAILABLE_STATUS.search(
+                str(e)
+            ):
                 return True
             if "API request to" in str(e) and "failed with" in str(e) and "exception" in str(e):
                 return True  # rest_utils wraps every transport error in this text
@@ -108,7 +115,9 @@ def _clean(err: BaseException, secrets: list[str]) -> BaseException | None:
     if type(err).__name__ == "MlflowException":
         from mlflow.protos.databricks_pb2 import ErrorCode
 
-        return type(err)(red, error_code=ErrorCode.Value(getattr(err, "error_code", "INTERNAL_ERROR")))
+        return type(err)(
+            red, error_code=ErrorCode.Value(getattr(err, "error_code", "INTERNAL_ERROR"))
+        )
     try:
         return type(err)(red)
     except Exception:  # noqa: BLE001 - a type that takes other arguments

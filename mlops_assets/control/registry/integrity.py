@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from mlops_assets.model.lineage import file_sha256
 from mlops_assets.core.vocabulary import LineageTag, VersionTag
+from mlops_assets.model.lineage import file_sha256
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +64,8 @@ def file_manifest(root: str | os.PathLike[str]) -> dict[str, str]:
         for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
             path = Path(folder) / name
             out[path.relative_to(base).as_posix()] = (
-                f"symlink:{os.readlink(path)}" if path.is_symlink() else file_sha256(path))
+                f"symlink:{os.readlink(path)}" if path.is_symlink() else file_sha256(path)
+            )
     return dict(sorted(out.items()))
 
 
@@ -92,16 +93,20 @@ def recorded_manifest(tags: Mapping[str, str], label: str) -> dict[str, dict[str
         readable = False
     if not readable:
         raise IntegrityError(
-            f"{label}: no readable {VersionTag.MANIFEST} tag: registered without a file manifest, "
-            "so nothing of it can be verified; re-register it (materialise candidate_model for its cutoff)"
+            f"{label}: no readable {VersionTag.MANIFEST} tag: registered without a file manifest,"
+            " so nothing of it can be verified; re-register it (materialise candidate_model for"
+            " its cutoff)"
         )
     return manifest
 
 
 def manifest_problems(recorded: Mapping[str, str], actual: Mapping[str, str]) -> list[str]:
     """What differs between two ``{path: sha256}`` maps, one entry per file, named."""
-    changed = [f"{p} changed (sha256 {actual[p][:12]}…, registered {recorded[p][:12]}…)"
-               for p in sorted(set(recorded) & set(actual)) if recorded[p] != actual[p]]
+    changed = [
+        f"{p} changed (sha256 {actual[p][:12]}…, registered {recorded[p][:12]}…)"
+        for p in sorted(set(recorded) & set(actual))
+        if recorded[p] != actual[p]
+    ]
     added = [f"{p} added" for p in sorted(set(actual) - set(recorded))]
     removed = [f"{p} removed" for p in sorted(set(recorded) - set(actual))]
     return changed + added + removed
@@ -113,10 +118,14 @@ def verify_model_dir(local: Path, tags: Mapping[str, str], label: str) -> dict[s
     manifest = recorded_manifest(tags, label)
     problems = manifest_problems(manifest["model"], file_manifest(local))
     if problems:
-        raise IntegrityError(f"{label}: the model folder differs from its registration manifest: "
-                             f"{'; '.join(problems)}; refusing to load it")
+        raise IntegrityError(
+            f"{label}: the model folder differs from its registration manifest: "
+            f"{'; '.join(problems)}; refusing to load it"
+        )
     if manifest["model"].get(MODEL_FILE) != tags.get(LineageTag.MODEL_SHA):
-        raise IntegrityError(f"{label}: {MODEL_FILE} in the manifest does not match {LineageTag.MODEL_SHA}")
+        raise IntegrityError(
+            f"{label}: {MODEL_FILE} in the manifest does not match {LineageTag.MODEL_SHA}"
+        )
     check_skops_flavor(local, label)
     return manifest
 
@@ -128,21 +137,30 @@ def check_skops_flavor(local: Path, label: str) -> None:
     except (OSError, yaml.YAMLError, AttributeError) as err:
         raise IntegrityError(f"{label}: {MLMODEL_FILE} unreadable ({type(err).__name__})") from None
     sk, py = flavors.get("sklearn") or {}, flavors.get("python_function") or {}
-    if (sk.get("serialization_format"), sk.get("pickled_model"), py.get("model_path")) != ("skops", MODEL_FILE,
-                                                                                          MODEL_FILE):
-        raise IntegrityError(f"{label}: {MLMODEL_FILE} does not declare the skops file {MODEL_FILE} "
-                             f"(format {sk.get('serialization_format')!r}, file {py.get('model_path')!r}); "
-                             "refusing to load it")
+    if (sk.get("serialization_format"), sk.get("pickled_model"), py.get("model_path")) != (
+        "skops",
+        MODEL_FILE,
+        MODEL_FILE,
+    ):
+        raise IntegrityError(
+            f"{label}: {MLMODEL_FILE} does not declare the skops file {MODEL_FILE} "
+            f"(format {sk.get('serialization_format')!r}, file {py.get('model_path')!r}); "
+            "refusing to load it"
+        )
 
 
 def verify_artifact(tags: Mapping[str, str], name: str, data: bytes, label: str) -> None:
     """Raise ``IntegrityError`` unless ``data`` is run artifact ``name`` as registered."""
     recorded = recorded_manifest(tags, label)["run"].get(name)
     if recorded is None:
-        raise IntegrityError(f"{label}: run artifact {name} is not in the registration manifest; not read")
+        raise IntegrityError(
+            f"{label}: run artifact {name} is not in the registration manifest; not read"
+        )
     if bytes_sha256(data) != recorded:
-        raise IntegrityError(f"{label}: run artifact {name} changed since registration "
-                             f"(sha256 {bytes_sha256(data)}, registered {recorded}); not read")
+        raise IntegrityError(
+            f"{label}: run artifact {name} changed since registration "
+            f"(sha256 {bytes_sha256(data)}, registered {recorded}); not read"
+        )
 
 
 # ---- loading --------------------------------------------------------------------------------
@@ -152,7 +170,9 @@ def trusted_types(tags: Mapping[str, str], label: str) -> list[str]:
     except (KeyError, ValueError):
         types = None
     if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-        raise IntegrityError(f"{label}: no readable {VersionTag.TRUSTED_TYPES} tag; refusing to load")
+        raise IntegrityError(
+            f"{label}: no readable {VersionTag.TRUSTED_TYPES} tag; refusing to load"
+        )
     return types
 
 
@@ -164,12 +184,20 @@ def load_skops(path: Path, trusted: Sequence[str], label: str) -> Any:
     try:
         return skops.io.load(path, trusted=list(trusted))
     except UntrustedTypesFoundException as err:
-        raise IntegrityError(f"{label}: {MODEL_FILE} needs types not recorded as trusted: {err}") from None
+        raise IntegrityError(
+            f"{label}: {MODEL_FILE} needs types not recorded as trusted: {err}"
+        ) from None
 
 
-def load_artifact_skops(registry: ModelRegistry, version: int | str, name: str, allowed: Sequence[str],
-                        types_tag: str = VersionTag.MONITOR_TRUSTED_TYPES) -> Any | None:
-    """A skops run artifact of ``version`` (e.g. the monitoring bundle), or None when the version was
+def load_artifact_skops(
+    registry: ModelRegistry,
+    version: int | str,
+    name: str,
+    allowed: Sequence[str],
+    types_tag: str = VersionTag.MONITOR_TRUSTED_TYPES,
+) -> Any | None:
+    """A skops run artifact of ``version`` (e.g. the monitoring bundle), or None when the version
+    was
     registered without it (an older version). Its bytes must match the registration manifest, it is
     loaded with exactly the types recorded under ``types_tag``, and those must lie within
     ``allowed`` (the caller's known list): anything else is an ``IntegrityError``, never a load."""
@@ -185,15 +213,21 @@ def load_artifact_skops(registry: ModelRegistry, version: int | str, name: str, 
     except (KeyError, ValueError):
         trusted = None
     if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
-        raise IntegrityError(f"{label}: no readable {types_tag} tag for {name}; refusing to load it")
+        raise IntegrityError(
+            f"{label}: no readable {types_tag} tag for {name}; refusing to load it"
+        )
     if set(trusted) - set(allowed):
-        raise IntegrityError(f"{label}: {name} records trusted types outside the known list: "
-                             f"{sorted(set(trusted) - set(allowed))}; refusing to load it")
+        raise IntegrityError(
+            f"{label}: {name} records trusted types outside the known list: "
+            f"{sorted(set(trusted) - set(allowed))}; refusing to load it"
+        )
     data = registry.load_artifact_bytes(version, name)  # verified against the manifest
     try:
         return skops.io.loads(data, trusted=list(trusted))
     except UntrustedTypesFoundException as err:
-        raise IntegrityError(f"{label}: {name} needs types not recorded as trusted: {err}") from None
+        raise IntegrityError(
+            f"{label}: {name} needs types not recorded as trusted: {err}"
+        ) from None
 
 
 def load_verified(local: Path, tags: Mapping[str, str], label: str) -> Any:
@@ -204,18 +238,30 @@ def load_verified(local: Path, tags: Mapping[str, str], label: str) -> Any:
 
 # ---- the integrity gate ---------------------------------------------------------------------
 def _empty_result() -> dict[str, Any]:
-    return {"ok": False, "sha256_match": False, "files_match": False, "loads": False,
-            "predictions_identical": False, "sha256_recorded": None, "sha256_stored": None,
-            "manifest_problems": [], "detail": ""}
+    return {
+        "ok": False,
+        "sha256_match": False,
+        "files_match": False,
+        "loads": False,
+        "predictions_identical": False,
+        "sha256_recorded": None,
+        "sha256_stored": None,
+        "manifest_problems": [],
+        "detail": "",
+    }
 
 
-def _load_checked(local: Path, tags: dict[str, str], result: dict[str, Any], problems: list[str]) -> Any | None:
+def _load_checked(
+    local: Path, tags: dict[str, str], result: dict[str, Any], problems: list[str]
+) -> Any | None:
     """Compare the downloaded folder with the manifest; deserialise it only when every file
     matches. Fills ``result`` and ``problems``; None when not loaded."""
     recorded, stored = result["sha256_recorded"], result["sha256_stored"]
     result["sha256_match"] = bool(recorded) and stored == recorded
     if not result["sha256_match"]:
-        problems.append(f"sha256 mismatch: {MODEL_FILE} is {stored}, registered {recorded or '<missing>'}")
+        problems.append(
+            f"sha256 mismatch: {MODEL_FILE} is {stored}, registered {recorded or '<missing>'}"
+        )
     try:
         manifest = recorded_manifest(tags, "")
         result["manifest_problems"] = manifest_problems(manifest["model"], file_manifest(local))
@@ -223,8 +269,10 @@ def _load_checked(local: Path, tags: dict[str, str], result: dict[str, Any], pro
         result["manifest_problems"] = [str(err).lstrip(": ")]
     result["files_match"] = not result["manifest_problems"]
     if not result["files_match"]:
-        problems.append("the model folder's files differ from those registered: "
-                        + "; ".join(result["manifest_problems"]))
+        problems.append(
+            "the model folder's files differ from those registered: "
+            + "; ".join(result["manifest_problems"])
+        )
     if problems:
         problems.append("not deserialised")
         return None
@@ -237,26 +285,41 @@ def _load_checked(local: Path, tags: dict[str, str], result: dict[str, Any], pro
     return model
 
 
-def _compare_scores(model: Any, X_holdout: pd.DataFrame, expected_scores: np.ndarray, score: Scorer,
-                    result: dict[str, Any], problems: list[str]) -> None:
+def _compare_scores(
+    model: Any,
+    X_holdout: pd.DataFrame,
+    expected_scores: np.ndarray,
+    score: Scorer,
+    result: dict[str, Any],
+    problems: list[str],
+) -> None:
     """Re-score ``X_holdout``; the scores must equal ``expected_scores`` exactly."""
     try:
         scores = np.asarray(score(model, X_holdout))
         expected = np.asarray(expected_scores)
         result["predictions_identical"] = bool(
-            scores.shape == expected.shape and np.array_equal(scores, expected, equal_nan=True))
+            scores.shape == expected.shape and np.array_equal(scores, expected, equal_nan=True)
+        )
         if not result["predictions_identical"]:
             if scores.shape != expected.shape:
                 problems.append(f"score shape {scores.shape} != expected {expected.shape}")
             else:
                 same = (scores == expected) | (np.isnan(scores) & np.isnan(expected))
-                problems.append(f"{int(np.sum(~same))} of {len(scores)} scores differ from the expected ones")
+                problems.append(
+                    f"{int(np.sum(~same))} of {len(scores)} scores differ from the expected ones"
+                )
     except Exception as err:  # noqa: BLE001 - reported, not raised
         problems.append(f"cannot score: {type(err).__name__}: {err}")
 
 
-def verify_integrity(registry: ModelRegistry, version: int | str, X_holdout: pd.DataFrame,
-                     expected_scores: np.ndarray, *, score: Scorer) -> dict[str, Any]:
+def verify_integrity(
+    registry: ModelRegistry,
+    version: int | str,
+    X_holdout: pd.DataFrame,
+    expected_scores: np.ndarray,
+    *,
+    score: Scorer,
+) -> dict[str, Any]:
     """Re-download ``version``, check it against its manifest, load it and re-score ``X_holdout``.
 
     Returns ``{"ok", "sha256_match", "files_match", "loads", "predictions_identical",
@@ -279,7 +342,9 @@ def verify_integrity(registry: ModelRegistry, version: int | str, X_holdout: pd.
     with tempfile.TemporaryDirectory(prefix="mlops_verify_") as tmp:
         try:
             local = registry._download_model_dir(client, version, tmp)
-            result["sha256_stored"] = file_sha256(local / MODEL_FILE) if (local / MODEL_FILE).is_file() else None
+            result["sha256_stored"] = (
+                file_sha256(local / MODEL_FILE) if (local / MODEL_FILE).is_file() else None
+            )
         except Exception as err:  # noqa: BLE001 - reported, not raised
             result["detail"] = registry.redact(f"{label}: cannot download the model folder: {err}")
             return result
@@ -288,6 +353,8 @@ def verify_integrity(registry: ModelRegistry, version: int | str, X_holdout: pd.
         result["detail"] = f"{label}: " + "; ".join(problems)
         return result
     _compare_scores(model, X_holdout, expected_scores, score, result, problems)
-    result["ok"] = all(result[k] for k in ("sha256_match", "files_match", "loads", "predictions_identical"))
+    result["ok"] = all(
+        result[k] for k in ("sha256_match", "files_match", "loads", "predictions_identical")
+    )
     result["detail"] = f"{label}: " + ("; ".join(problems) if problems else "intact")
     return result

@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from mlops_assets.core.spec import SpecError
+from mlops_assets.core.vocabulary import DATASET_ROW, PARTITION_COLUMN, PREDICTION_ROW
 from mlops_assets.monitoring.drift.profile import (
     CATEGORICAL,
     LOW_CARDINALITY,
@@ -48,8 +50,6 @@ from mlops_assets.monitoring.drift.profile import (
     build_reference_profile,
 )
 from mlops_assets.monitoring.drift.stats import categorical_column, numeric_column
-from mlops_assets.core.spec import SpecError
-from mlops_assets.core.vocabulary import DATASET_ROW, PARTITION_COLUMN, PREDICTION_ROW
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlops_assets.core.spec import DatasetSpec
@@ -72,8 +72,14 @@ __all__ = [
     "method_names",
 ]
 
-SMALL_REFERENCE_ROWS = 1000  # Evidently: statistical tests up to this many reference rows, distances above
-OK, EXCLUDED, INSUFFICIENT_DATA = "ok", "excluded", "insufficient_data"  # statuses in the drift table
+SMALL_REFERENCE_ROWS = (
+    1000  # Evidently: statistical tests up to this many reference rows, distances above
+)
+OK, EXCLUDED, INSUFFICIENT_DATA = (
+    "ok",
+    "excluded",
+    "insufficient_data",
+)  # statuses in the drift table
 
 # ---- the method registry --------------------------------------------------------------------
 
@@ -129,8 +135,11 @@ class DriftMethod:
             return False
         judged = CATEGORICAL if kind == NUMERIC and 0 < cardinality <= LOW_CARDINALITY else kind
         (lo_rows, hi_rows), (lo_card, hi_card) = self.chosen.reference_rows, self.chosen.cardinality
-        return (judged == self.chosen.kind and lo_rows <= reference_rows <= hi_rows
-                and lo_card <= cardinality <= hi_card)
+        return (
+            judged == self.chosen.kind
+            and lo_rows <= reference_rows <= hi_rows
+            and lo_card <= cardinality <= hi_card
+        )
 
     def drifted(self, score: float | None, threshold: float) -> bool:
         """The drift decision; a missing or NaN score never drifts."""
@@ -146,14 +155,24 @@ def _methods(*entries: DriftMethod) -> dict[str, DriftMethod]:
 _BOTH = frozenset({NUMERIC, CATEGORICAL})
 _SMALL, _LARGE = (0, SMALL_REFERENCE_ROWS), (SMALL_REFERENCE_ROWS + 1, math.inf)
 DRIFT_METHODS: dict[str, DriftMethod] = _methods(
-    DriftMethod("wasserstein", frozenset({NUMERIC}), "wasserstein_norm", ">=", 0.1, Chosen(NUMERIC, _LARGE)),
+    DriftMethod(
+        "wasserstein", frozenset({NUMERIC}), "wasserstein_norm", ">=", 0.1, Chosen(NUMERIC, _LARGE)
+    ),
     DriftMethod("psi", _BOTH, "psi", ">=", 0.1),
     DriftMethod("psi_quantile", frozenset({NUMERIC}), "psi_quantile", ">=", 0.1),
     DriftMethod("jensenshannon", _BOTH, "jensenshannon", ">=", 0.1, Chosen(CATEGORICAL, _LARGE)),
     DriftMethod("ks", frozenset({NUMERIC}), "ks_pvalue", "<=", 0.05, Chosen(NUMERIC, _SMALL)),
-    DriftMethod("chisquare", frozenset({CATEGORICAL}), "chisquare_pvalue", "<", 0.05,
-                Chosen(CATEGORICAL, _SMALL, (3, math.inf))),
-    DriftMethod("z", frozenset({CATEGORICAL}), "z_pvalue", "<", 0.05, Chosen(CATEGORICAL, _SMALL, (0, 2))),
+    DriftMethod(
+        "chisquare",
+        frozenset({CATEGORICAL}),
+        "chisquare_pvalue",
+        "<",
+        0.05,
+        Chosen(CATEGORICAL, _SMALL, (3, math.inf)),
+    ),
+    DriftMethod(
+        "z", frozenset({CATEGORICAL}), "z_pvalue", "<", 0.05, Chosen(CATEGORICAL, _SMALL, (0, 2))
+    ),
 )
 """Every drift method by name."""
 
@@ -176,22 +195,30 @@ def default_method(kind: str, reference_rows: int, cardinality: int) -> DriftMet
     for method in DRIFT_METHODS.values():
         if method.applies(kind, reference_rows, cardinality):
             return method
-    raise ValueError(f"no drift method applies to a {kind} column with {reference_rows} reference rows "
-                     f"and {cardinality} distinct values")
+    raise ValueError(
+        f"no drift method applies to a {kind} column with {reference_rows} reference rows "
+        f"and {cardinality} distinct values"
+    )
 
 
 def check_drift_methods(spec: DatasetSpec) -> None:
     """SpecError naming the field when a pinned drift method is unknown for its column's kind."""
-    kinds = {**dict.fromkeys(spec.numeric_features + spec.calendar_features, NUMERIC),
-             **dict.fromkeys(spec.categorical_features, CATEGORICAL)}
-    pins = [("drift.numeric_method", NUMERIC, spec.drift.numeric_method),
-            ("drift.categorical_method", CATEGORICAL, spec.drift.categorical_method),
-            *((f"drift.methods.{c}", kinds.get(c), m) for c, m in spec.drift.methods.items())]
+    kinds = {
+        **dict.fromkeys(spec.numeric_features + spec.calendar_features, NUMERIC),
+        **dict.fromkeys(spec.categorical_features, CATEGORICAL),
+    }
+    pins = [
+        ("drift.numeric_method", NUMERIC, spec.drift.numeric_method),
+        ("drift.categorical_method", CATEGORICAL, spec.drift.categorical_method),
+        *((f"drift.methods.{c}", kinds.get(c), m) for c, m in spec.drift.methods.items()),
+    ]
     for field, kind, name in pins:
         if name is None:
             continue
         if kind is None:
-            raise SpecError(f"invalid dataset spec: {field}: {field.rsplit('.', 1)[1]!r} is not a feature")
+            raise SpecError(
+                f"invalid dataset spec: {field}: {field.rsplit('.', 1)[1]!r} is not a feature"
+            )
         try:
             drift_method(name, kind)
         except ValueError as err:
@@ -203,15 +230,24 @@ def check_drift_methods(spec: DatasetSpec) -> None:
 _COLUMN = {NUMERIC: numeric_column, CATEGORICAL: categorical_column}
 
 
-def _feature(kind: str, profile: dict, values: Any, pin: str | None, threshold: float | None) -> dict:
+def _feature(
+    kind: str, profile: dict, values: Any, pin: str | None, threshold: float | None
+) -> dict:
     """One column's statistics (``drift_stats``) and the verdict of its method."""
     out = _COLUMN[kind](profile, values)
-    method = (drift_method(pin, kind) if pin
-              else default_method(kind, out["reference_rows"], out["cardinality"]))
+    method = (
+        drift_method(pin, kind)
+        if pin
+        else default_method(kind, out["reference_rows"], out["cardinality"])
+    )
     threshold = method.threshold if threshold is None else threshold
     score = out.get(method.statistic)
-    out.update(method=method.name, score=score, threshold=threshold,
-               drifted=out["status"] == OK and method.drifted(score, threshold))
+    out.update(
+        method=method.name,
+        score=score,
+        threshold=threshold,
+        drifted=out["status"] == OK and method.drifted(score, threshold),
+    )
     return out
 
 
@@ -224,8 +260,10 @@ def _column(current: pl.DataFrame, name: str) -> pl.Series:
 
 
 def _numeric_sorted(current: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """The numeric columns each sorted, in one polars select (columns sorted in parallel): the statistics
-    need sorted values, and numpy would sort one column at a time on one core. Row order is lost, which
+    """The numeric columns each sorted, in one polars select (columns sorted in parallel): the
+    statistics
+    need sorted values, and numpy would sort one column at a time on one core. Row order is lost,
+    which
     no statistic depends on; nulls and NaN are dropped later as before."""
     present = [n for n in names if n in current.columns]
     if current.height < 2 or not present:
@@ -244,30 +282,50 @@ class _Choice:
     per_feature_threshold: Mapping[str, float]
 
     def of(self, name: str, kind: str) -> tuple[str | None, float | None]:
-        return (self.per_feature_method.get(name, self.method[kind]),
-                self.per_feature_threshold.get(name, self.threshold[kind]))
+        return (
+            self.per_feature_method.get(name, self.method[kind]),
+            self.per_feature_threshold.get(name, self.threshold[kind]),
+        )
 
 
-def _features_drift(reference_profile: dict, current: pl.DataFrame, spec: DatasetSpec, choice: _Choice,
-                    excluded: Mapping[str, str]) -> dict[str, dict]:
-    columns = ((NUMERIC, spec.numeric_features + spec.calendar_features), (CATEGORICAL, spec.categorical_features))
+def _features_drift(
+    reference_profile: dict,
+    current: pl.DataFrame,
+    spec: DatasetSpec,
+    choice: _Choice,
+    excluded: Mapping[str, str],
+) -> dict[str, dict]:
+    columns = (
+        (NUMERIC, spec.numeric_features + spec.calendar_features),
+        (CATEGORICAL, spec.categorical_features),
+    )
     current = _numeric_sorted(current, [n for n in columns[0][1] if n not in excluded])
     features: dict[str, dict] = {}
     for kind, names in columns:
         profiles = reference_profile.get(kind, {})
         for name in names:
             if name in excluded:
-                features[name] = {"type": kind, "status": EXCLUDED, "note": excluded[name], "method": None,
-                                  "score": None, "threshold": None, "drifted": False}
+                features[name] = {
+                    "type": kind,
+                    "status": EXCLUDED,
+                    "note": excluded[name],
+                    "method": None,
+                    "score": None,
+                    "threshold": None,
+                    "drifted": False,
+                }
                 continue
             if name not in profiles:
                 raise ValueError(f"{kind} feature {name!r} is not in the reference profile")
-            features[name] = _feature(kind, profiles[name], _column(current, name), *choice.of(name, kind))
+            features[name] = _feature(
+                kind, profiles[name], _column(current, name), *choice.of(name, kind)
+            )
     return features
 
 
-def _prediction_drift(reference_profile: dict, current: pl.DataFrame, prediction: Any | None,
-                      choice: _Choice) -> dict | None:
+def _prediction_drift(
+    reference_profile: dict, current: pl.DataFrame, prediction: Any | None, choice: _Choice
+) -> dict | None:
     """Drift of the predictions (given, or the ``prediction`` column), None without them."""
     ref_pred = reference_profile.get("prediction")
     if ref_pred is None:
@@ -282,7 +340,7 @@ def _prediction_drift(reference_profile: dict, current: pl.DataFrame, prediction
 
 def _excluded(spec: DatasetSpec, excluded: Mapping[str, str] | None) -> dict[str, str]:
     out = dict(excluded or {})
-    out.update({c: "left out by drift.exclude in the spec" for c in spec.drift.exclude})
+    out.update(dict.fromkeys(spec.drift.exclude, "left out by drift.exclude in the spec"))
     return out
 
 
@@ -321,9 +379,16 @@ def feature_drift(
         current = current.collect()
     d = spec.drift
     choice = _Choice(
-        method={NUMERIC: numeric_method or d.numeric_method, CATEGORICAL: categorical_method or d.categorical_method},
-        threshold={NUMERIC: d.numeric_threshold if numeric_threshold is None else numeric_threshold,
-                   CATEGORICAL: d.categorical_threshold if categorical_threshold is None else categorical_threshold},
+        method={
+            NUMERIC: numeric_method or d.numeric_method,
+            CATEGORICAL: categorical_method or d.categorical_method,
+        },
+        threshold={
+            NUMERIC: d.numeric_threshold if numeric_threshold is None else numeric_threshold,
+            CATEGORICAL: d.categorical_threshold
+            if categorical_threshold is None
+            else categorical_threshold,
+        },
         per_feature_method=d.methods if per_feature_method is None else per_feature_method,
         per_feature_threshold=per_feature_threshold or {},
     )
@@ -353,36 +418,57 @@ def feature_drift(
 def insufficient_data(spec: DatasetSpec, rows: int, note: str) -> dict:
     """The verdict on too few current rows: nothing scored, not drifted, ``note`` says why."""
     names = spec.numeric_features + spec.calendar_features + spec.categorical_features
-    blank = {"status": INSUFFICIENT_DATA, "method": None, "score": None, "threshold": None, "drifted": False}
-    return {"features": {n: dict(blank) for n in names}, "prediction": None, "n_features": len(names),
-            "n_evaluated": 0, "n_drifted": 0, "drifted_features": [], "excluded": {}, "share_drifted": 0.0,
-            "dataset_drifted": False, "rows": rows, "status": INSUFFICIENT_DATA, "note": note}
+    blank = {
+        "status": INSUFFICIENT_DATA,
+        "method": None,
+        "score": None,
+        "threshold": None,
+        "drifted": False,
+    }
+    return {
+        "features": {n: dict(blank) for n in names},
+        "prediction": None,
+        "n_features": len(names),
+        "n_evaluated": 0,
+        "n_drifted": 0,
+        "drifted_features": [],
+        "excluded": {},
+        "share_drifted": 0.0,
+        "dataset_drifted": False,
+        "rows": rows,
+        "status": INSUFFICIENT_DATA,
+        "note": note,
+    }
 
 
 # ---- the drift table ------------------------------------------------------------------------
 
-DRIFT_TABLE_SCHEMA = pl.Schema({
-    PARTITION_COLUMN: pl.String,
-    "feature": pl.String,
-    "method": pl.String,
-    "score": pl.Float64,
-    "threshold": pl.Float64,
-    "drifted": pl.Boolean,
-    "status": pl.String,
-    "note": pl.String,
-    "rows": pl.Int64,
-})
+DRIFT_TABLE_SCHEMA = pl.Schema(
+    {
+        PARTITION_COLUMN: pl.String,
+        "feature": pl.String,
+        "method": pl.String,
+        "score": pl.Float64,
+        "threshold": pl.Float64,
+        "drifted": pl.Boolean,
+        "status": pl.String,
+        "note": pl.String,
+        "rows": pl.Int64,
+    }
+)
 """Columns of ``drift_rows``' rows (the table adds ``champion_version``)."""
 
-DRIFT_SUMMARY_SCHEMA = pl.Schema({
-    PARTITION_COLUMN: pl.String,
-    "share_drifted": pl.Float64,
-    "dataset_drifted": pl.Boolean,
-    "drifted_features": pl.String,
-    "status": pl.String,
-    "rows": pl.Int64,
-    "champion_version": pl.Int64,
-})
+DRIFT_SUMMARY_SCHEMA = pl.Schema(
+    {
+        PARTITION_COLUMN: pl.String,
+        "share_drifted": pl.Float64,
+        "dataset_drifted": pl.Boolean,
+        "drifted_features": pl.String,
+        "status": pl.String,
+        "rows": pl.Int64,
+        "champion_version": pl.Int64,
+    }
+)
 """Columns of ``drift_summary``: one verdict per partition (``status`` ok | insufficient_data;
 ``rows`` the current rows judged; ``champion_version`` whose reference judged it)."""
 
@@ -413,15 +499,21 @@ def drift_rows(day: str, result: dict, share_threshold: float) -> list[dict]:
     """
     rows = [_row(day, name, r) for name, r in result["features"].items()]
     rows.append(_row(day, PREDICTION_ROW, result.get("prediction") or {}))
-    rows.append(_row(day, DATASET_ROW, {
-        "method": "share_drifted",
-        "score": result["share_drifted"],
-        "threshold": share_threshold,
-        "drifted": result["dataset_drifted"],
-        "status": result.get("status", OK),
-        "note": result.get("note"),
-        "rows": result.get("rows"),
-    }))
+    rows.append(
+        _row(
+            day,
+            DATASET_ROW,
+            {
+                "method": "share_drifted",
+                "score": result["share_drifted"],
+                "threshold": share_threshold,
+                "drifted": result["dataset_drifted"],
+                "status": result.get("status", OK),
+                "note": result.get("note"),
+                "rows": result.get("rows"),
+            },
+        )
+    )
     return rows
 
 
@@ -437,8 +529,11 @@ def drift_summary(drift: pl.DataFrame) -> pl.DataFrame:
     existed read as status ``ok`` and null rows / champion."""
     if drift.is_empty():
         return pl.DataFrame(schema=DRIFT_SUMMARY_SCHEMA)
-    missing = {c: t for c, t in {"status": pl.String, "rows": pl.Int64, "champion_version": pl.Int64}.items()
-               if c not in drift.columns}
+    missing = {
+        c: t
+        for c, t in {"status": pl.String, "rows": pl.Int64, "champion_version": pl.Int64}.items()
+        if c not in drift.columns
+    }
     drift = drift.with_columns(pl.lit(None, t).alias(c) for c, t in missing.items())
     dataset = drift.filter(pl.col("feature") == DATASET_ROW).select(
         PARTITION_COLUMN,

@@ -1,7 +1,8 @@
 """The reference profile: what drift monitoring keeps of the training data.
 
 Built once at training time and stored with the model as JSON; every later partition is
-compared against it (``mlops_assets.monitoring.drift.methods``). Pure numpy + polars. The helpers that
+compared against it (``mlops_assets.monitoring.drift.methods``). Pure numpy + polars. The helpers
+that
 read a column (finite floats, categories as strings) and bin it are shared with the
 drift statistics, so reference and current values are cleaned the same way.
 
@@ -67,7 +68,9 @@ __all__ = [
 
 PROFILE_FORMAT = "mlops_assets.drift/1"
 NUMERIC, CATEGORICAL = "numeric", "categorical"  # the kinds of column (and profile sections)
-LOW_CARDINALITY = 5  # Evidently: a numeric column with <= 5 distinct values is judged as categorical
+LOW_CARDINALITY = (
+    5  # Evidently: a numeric column with <= 5 distinct values is judged as categorical
+)
 
 
 # ---- reading and binning a column (shared with the statistics) ------------------------------
@@ -234,6 +237,7 @@ def build_reference_profile(
     categorical features. ``prediction`` (model outputs on the same rows) is profiled as
     numeric when it has a numeric dtype (scores), else as categorical (labels).
     """
+
     def numeric_profile(c: str) -> dict:
         values = frame.get_column(c).cast(pl.Float64).to_numpy()
         return profile_numeric(values, bins, sample_size, seed)

@@ -138,12 +138,15 @@ def _hist_sorted(srt: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def _bin_counts_sorted(srt: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``drift_profile.bin_counts`` (right-closed bins, the two open ends included) for sorted values:
+    """``drift_profile.bin_counts`` (right-closed bins, the two open ends included) for sorted
+    values:
     one searchsorted per edge, not per value."""
     return np.diff(np.concatenate(([0], srt.searchsorted(edges, "right"), [srt.size])))
 
 
-def _evidently_binned(ref: np.ndarray, cur: np.ndarray, grid: CdfGrid) -> tuple[np.ndarray, np.ndarray]:
+def _evidently_binned(
+    ref: np.ndarray, cur: np.ndarray, grid: CdfGrid
+) -> tuple[np.ndarray, np.ndarray]:
     """utils.get_binned_data for a numerical column, before the zero fill.
 
     Reference nunique > 20: Sturges equal-width bins over reference+current
@@ -159,10 +162,14 @@ def _evidently_binned(ref: np.ndarray, cur: np.ndarray, grid: CdfGrid) -> tuple[
 
 @dataclass(frozen=True)
 class CdfGrid:
-    """Every distinct value of either sorted sample, in order, with each sample's count up to it: both
-    empirical CDFs, computed over distinct values (counts per value) rather than over every row, so a
-    column of few distinct values costs next to nothing. A value in both samples sits twice (reference
-    first, as a stable sort of ``reference ∪ current`` puts it); only its second position is a point of
+    """Every distinct value of either sorted sample, in order, with each sample's count up to it:
+    both
+    empirical CDFs, computed over distinct values (counts per value) rather than over every row,
+    so a
+    column of few distinct values costs next to nothing. A value in both samples sits twice
+    (reference
+    first, as a stable sort of ``reference ∪ current`` puts it); only its second position is a
+    point of
     both CDFs (``real``)."""
 
     values: np.ndarray
@@ -191,8 +198,10 @@ def _sorted(values: np.ndarray) -> np.ndarray:
 
 
 def merge_sorted(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.concatenate((ref, cur))`` stably sorted, for two sorted arrays — in O(n), no sort — and which
-    of its positions hold a ``ref`` value. As the stable sort does, a reference value goes before the
+    """``np.concatenate((ref, cur))`` stably sorted, for two sorted arrays — in O(n), no sort — and
+    which
+    of its positions hold a ``ref`` value. As the stable sort does, a reference value goes before
+    the
     current values equal to it (``searchsorted(..., "left")``)."""
     at = cur.searchsorted(ref, "left") + np.arange(ref.size)
     is_ref = np.zeros(ref.size + cur.size, dtype=bool)
@@ -237,10 +246,12 @@ def numeric_stats(
     cur = _sorted(np.asarray(cur, dtype=np.float64))
     grid = CdfGrid.of(ref, cur)
 
-    # Empirical CDFs at every observed value (scipy's ks_2samp / _cdf_distance), over the distinct values
+    # Empirical CDFs at every observed value (scipy's ks_2samp / _cdf_distance), over the distinct
+    # values
     diff = np.abs(grid.cum_ref / ref.size - grid.cum_cur / cur.size)
     ks = float(diff[grid.real].max())
-    # wasserstein_distance_norm: scipy.stats.wasserstein_distance / max(np.std(ref), 0.001); a value's
+    # wasserstein_distance_norm: scipy.stats.wasserstein_distance / max(np.std(ref), 0.001); a
+    # value's
     # first position (of two) is 0 wide, so it adds nothing
     wd = float(np.dot(diff[:-1], np.diff(grid.values)))
     std = float(np.std(ref)) if reference_std is None else float(reference_std)
@@ -330,13 +341,19 @@ def _reference_value_counts(profile: dict) -> dict[str, int] | None:
     return numeric_value_counts(np.asarray(profile["sample"], dtype=np.float64))
 
 
-_EXACT_REFERENCE_MAX_ROWS = 1_000_000  # a low-cardinality reference is rebuilt from its counts up to this
+_EXACT_REFERENCE_MAX_ROWS = (
+    1_000_000  # a low-cardinality reference is rebuilt from its counts up to this
+)
 
 
 def _reference_values(profile: dict, ref_counts: dict[str, int] | None) -> np.ndarray:
     """The reference values the numeric statistics use: the whole column rebuilt from its exact
     value counts (low cardinality, not too long), else the profile's sample."""
-    if ref_counts is not None and "value_counts" in profile and profile["count"] <= _EXACT_REFERENCE_MAX_ROWS:
+    if (
+        ref_counts is not None
+        and "value_counts" in profile
+        and profile["count"] <= _EXACT_REFERENCE_MAX_ROWS
+    ):
         keys = sorted(ref_counts, key=float)
         return np.repeat(np.array([float(k) for k in keys]), [ref_counts[k] for k in keys])
     return np.asarray(profile["sample"], dtype=np.float64)
@@ -347,7 +364,9 @@ def _mean_std(values: np.ndarray) -> tuple[float | None, float | None]:
     ``einsum`` (no temporary of squares; not BLAS, so the same bits whatever the thread count)."""
     mean = float(values.mean())
     centred = values - mean
-    return float_or_none(mean), float_or_none(np.sqrt(np.einsum("i,i->", centred, centred) / values.size))
+    return float_or_none(mean), float_or_none(
+        np.sqrt(np.einsum("i,i->", centred, centred) / values.size)
+    )
 
 
 def numeric_column(profile: dict, values: Any) -> dict[str, Any]:
@@ -359,8 +378,11 @@ def numeric_column(profile: dict, values: Any) -> dict[str, Any]:
     cur = _sorted(cur)  # once: the cardinality and every statistic below use the sorted values
     ref_counts = _reference_value_counts(profile)
     cur_counts = numeric_value_counts(cur) if ref_counts is not None else {}
-    cardinality = (len(set(ref_counts) | set(cur_counts)) if ref_counts is not None
-                   else max(profile.get("distinct", 0), nunique_sorted(cur)))
+    cardinality = (
+        len(set(ref_counts) | set(cur_counts))
+        if ref_counts is not None
+        else max(profile.get("distinct", 0), nunique_sorted(cur))
+    )
     out: dict[str, Any] = {
         "type": NUMERIC,
         "rows": int(cur.size),
@@ -378,13 +400,15 @@ def numeric_column(profile: dict, values: Any) -> dict[str, Any]:
         return {**out, "status": "no_reference"}
     if cur.size == 0:
         return {**out, "status": "empty_current"}
-    out.update(numeric_stats(
-        _reference_values(profile, ref_counts),
-        cur,
-        np.asarray(profile["bin_edges"], dtype=np.float64),
-        np.asarray(profile["bin_proportions"], dtype=np.float64),
-        reference_std=profile["std"],
-    ))
+    out.update(
+        numeric_stats(
+            _reference_values(profile, ref_counts),
+            cur,
+            np.asarray(profile["bin_edges"], dtype=np.float64),
+            np.asarray(profile["bin_proportions"], dtype=np.float64),
+            reference_std=profile["std"],
+        )
+    )
     if ref_counts is not None and cardinality <= LOW_CARDINALITY:  # judged as categories
         cats = categorical_stats(ref_counts, cur_counts)
         out.update({k: cats[k] for k in CATEGORICAL_STATS})

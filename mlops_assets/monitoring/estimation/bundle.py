@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mlops_assets.monitoring.estimation import methods as estimation
-
-from mlops_assets.monitoring.drift import multivariate as multivariate_drift
-from mlops_assets.model.bounds import clip_predictions
-from mlops_assets.model.datasets import EVENT_DAY
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.vocabulary import Artifact, VersionTag
+from mlops_assets.model.bounds import clip_predictions
+from mlops_assets.model.datasets import EVENT_DAY
+from mlops_assets.monitoring.drift import multivariate as multivariate_drift
+from mlops_assets.monitoring.estimation import methods as estimation
 
 if TYPE_CHECKING:
     from mlops_assets.model.candidate import TrainedCandidate
@@ -40,19 +39,39 @@ def build_bundle(trained: TrainedCandidate, spec: DatasetSpec) -> dict[str, Any]
     """The estimator (fitted on the holdout's served scores and labels) and the PCA reference
     (fitted on the train split, thresholds from its days)."""
     from mlops_assets.model import training as T
+
     X_hold = T.to_model_frame(trained.holdout, spec)
     y = T.target_codes(trained.holdout[spec.target], spec)
     served = clip_predictions(trained.holdout_scores, spec)
-    est = estimation.fit_estimator(spec.task, y, served, X_hold, spec.numeric_features + spec.calendar_features,
-                                   spec.categorical_features, seed=spec.training.seed)
+    est = estimation.fit_estimator(
+        spec.task,
+        y,
+        served,
+        X_hold,
+        spec.numeric_features + spec.calendar_features,
+        spec.categorical_features,
+        seed=spec.training.seed,
+    )
     numeric, categorical = drift_columns(spec)
-    reference = multivariate_drift.fit_reference(trained.train, numeric, categorical, EVENT_DAY,
-                                                 seed=spec.training.seed) if numeric or categorical else None
-    return {"format": BUNDLE_FORMAT, "task": spec.task, "estimator": est, "multivariate_reference": reference,
-            "holdout_rows": int(len(y))}
+    reference = (
+        multivariate_drift.fit_reference(
+            trained.train, numeric, categorical, EVENT_DAY, seed=spec.training.seed
+        )
+        if numeric or categorical
+        else None
+    )
+    return {
+        "format": BUNDLE_FORMAT,
+        "task": spec.task,
+        "estimator": est,
+        "multivariate_reference": reference,
+        "holdout_rows": int(len(y)),
+    }
 
 
-def monitor_artifacts(trained: TrainedCandidate, spec: DatasetSpec) -> tuple[dict[str, bytes], dict[str, str]]:
+def monitor_artifacts(
+    trained: TrainedCandidate, spec: DatasetSpec
+) -> tuple[dict[str, bytes], dict[str, str]]:
     """(run artifacts, version tags) to log with the candidate: the bundle's skops bytes and the
     exact types it needs trusted."""
     import skops.io
@@ -61,5 +80,7 @@ def monitor_artifacts(trained: TrainedCandidate, spec: DatasetSpec) -> tuple[dic
     types = sorted(skops.io.get_untrusted_types(data=data))
     unknown = set(types) - set(estimation.ESTIMATOR_TRUSTED_TYPES)
     if unknown:
-        raise RuntimeError(f"the monitoring bundle needs types outside ESTIMATOR_TRUSTED_TYPES: {sorted(unknown)}")
+        raise RuntimeError(
+            f"the monitoring bundle needs types outside ESTIMATOR_TRUSTED_TYPES: {sorted(unknown)}"
+        )
     return {Artifact.MONITOR_MODELS: data}, {VersionTag.MONITOR_TRUSTED_TYPES: json.dumps(types)}

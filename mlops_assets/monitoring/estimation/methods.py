@@ -1,6 +1,8 @@
-"""Performance before the labels: CBPE for classification, DLE for regression (NannyML's definitions).
+"""Performance before the labels: CBPE for classification, DLE for regression (NannyML's
+definitions).
 
-Fitted on the candidate's time holdout at training time (``fit_estimator``), stored and verified with
+Fitted on the candidate's time holdout at training time (``fit_estimator``), stored and verified
+with
 the model version (``ml.monitor_bundle``), applied to a scored day before any of its labels exist
 (``estimate``). Plain numpy (scikit-learn only inside the fitting functions); no Dagster, no MLflow.
 
@@ -35,7 +37,9 @@ if TYPE_CHECKING:
 
 BINARY_THRESHOLD = 0.5  # the score rows' label: positive at probability >= 0.5
 CBPE, DLE = "cbpe", "dle"
-MAX_CATEGORIES = 250  # the most frequent holdout categories get a code each; the rest are unknown (NaN)
+MAX_CATEGORIES = (
+    250  # the most frequent holdout categories get a code each; the rest are unknown (NaN)
+)
 DLE_PARAMS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20}
 ESTIMATOR_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 """The only types a stored estimator may need beyond skops' defaults (DLE's regressors); CBPE's
@@ -46,23 +50,36 @@ calibrators are plain arrays."""
 def _isotonic(scores: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
     from sklearn.isotonic import IsotonicRegression
 
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True).fit(scores, target)
-    return {"x": np.asarray(iso.X_thresholds_, np.float64), "y": np.asarray(iso.y_thresholds_, np.float64)}
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True).fit(
+        scores, target
+    )
+    return {
+        "x": np.asarray(iso.X_thresholds_, np.float64),
+        "y": np.asarray(iso.y_thresholds_, np.float64),
+    }
 
 
 def fit_cbpe(y: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     """Calibrators from the holdout: ``y`` class codes, ``scores`` (n,) or (n, k)."""
     s, y = np.asarray(scores, np.float64), np.asarray(y).astype(np.int64)
     columns = [s] if s.ndim == 1 else [s[:, j] for j in range(s.shape[1])]
-    targets = [(y == 1)] if s.ndim == 1 else [(y == j) for j in range(s.shape[1])]
-    return {"kind": CBPE, "classes": 2 if s.ndim == 1 else s.shape[1],
-            "calibrators": [_isotonic(c, t.astype(np.float64)) for c, t in zip(columns, targets, strict=True)]}
+    targets = [y == 1] if s.ndim == 1 else [(y == j) for j in range(s.shape[1])]
+    return {
+        "kind": CBPE,
+        "classes": 2 if s.ndim == 1 else s.shape[1],
+        "calibrators": [
+            _isotonic(c, t.astype(np.float64)) for c, t in zip(columns, targets, strict=True)
+        ],
+    }
 
 
 def dle_encoding(X: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
     """What DLE's regressors see: numeric columns as they are, categoricals as codes of the
     holdout's categories (the most frequent ``MAX_CATEGORIES``)."""
-    cats = {c: X[c].astype(str).value_counts().index[:MAX_CATEGORIES].sort_values().tolist() for c in categorical}
+    cats = {
+        c: X[c].astype(str).value_counts().index[:MAX_CATEGORIES].sort_values().tolist()
+        for c in categorical
+    }
     return {"numeric": list(numeric), "categorical": cats}
 
 
@@ -76,23 +93,31 @@ def dle_matrix(X: pd.DataFrame, prediction: np.ndarray, encoding: dict[str, Any]
     return np.column_stack(parts)
 
 
-def fit_dle(X: pd.DataFrame, y: np.ndarray, prediction: np.ndarray, encoding: dict[str, Any],
-            seed: int) -> dict[str, Any]:
+def fit_dle(
+    X: pd.DataFrame, y: np.ndarray, prediction: np.ndarray, encoding: dict[str, Any], seed: int
+) -> dict[str, Any]:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    # categorical codes as plain numbers: a native categorical mask would need functools.partial trusted by skops
+    # categorical codes as plain numbers: a native categorical mask would need functools.partial
+    # trusted by skops
     M = dle_matrix(X, prediction, encoding)
     error = np.asarray(y, np.float64) - np.asarray(prediction, np.float64)
     models = {}
-    for name, target in (("abs", np.abs(error)), ("sq", error ** 2)):
+    for name, target in (("abs", np.abs(error)), ("sq", error**2)):
         model = HistGradientBoostingRegressor(**DLE_PARAMS, random_state=seed)
         models[name] = model.fit(M, target)
     return {"kind": DLE, "encoding": encoding, "models": models}
 
 
-def fit_estimator(task: str, y: np.ndarray, scores: np.ndarray, X: pd.DataFrame | None = None,
-                  numeric: list[str] | None = None, categorical: list[str] | None = None,
-                  seed: int = 0) -> dict[str, Any]:
+def fit_estimator(
+    task: str,
+    y: np.ndarray,
+    scores: np.ndarray,
+    X: pd.DataFrame | None = None,
+    numeric: list[str] | None = None,
+    categorical: list[str] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The estimator for ``task`` from the holdout: labels ``y``, the model's (served, i.e. clipped)
     ``scores``, and for regression its model frame ``X`` with the feature lists."""
     if task == "classification":
@@ -154,10 +179,15 @@ def binary_estimates(p: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
     yhat = (s >= BINARY_THRESHOLD).astype(np.float64)
     tp, fp = float(np.sum(p * yhat)), float(np.sum((1 - p) * yhat))
     fn, tn = float(np.sum(p * (1 - yhat))), float(np.sum((1 - p) * (1 - yhat)))
-    return {"roc_auc": expected_roc_auc(p, s), "pr_auc": expected_pr_auc(p, s),
-            "brier": float(np.mean(p * (1 - s) ** 2 + (1 - p) * s ** 2)),
-            "accuracy": _div(tp + tn, len(p)), "precision": _div(tp, tp + fp), "recall": _div(tp, tp + fn),
-            "f1": _div(2 * tp, 2 * tp + fp + fn)}
+    return {
+        "roc_auc": expected_roc_auc(p, s),
+        "pr_auc": expected_pr_auc(p, s),
+        "brier": float(np.mean(p * (1 - s) ** 2 + (1 - p) * s**2)),
+        "accuracy": _div(tp + tn, len(p)),
+        "precision": _div(tp, tp + fp),
+        "recall": _div(tp, tp + fn),
+        "f1": _div(2 * tp, 2 * tp + fp + fn),
+    }
 
 
 def expected_confusion(P: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -171,20 +201,32 @@ def multiclass_estimates(P: np.ndarray, s: np.ndarray) -> dict[str, float | None
     diag, true, pred = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
     used = (true + pred) > 1e-9
     f1 = np.where(used, 2 * diag / np.where(used, true + pred, 1.0), 0.0)
-    aucs = [a for a in (expected_roc_auc(P[:, j], s[:, j]) for j in range(P.shape[1])) if a is not None]
-    return {"roc_auc": float(np.mean(aucs)) if aucs else None, "accuracy": _div(float(diag.sum()), float(cm.sum())),
-            "macro_f1": float(np.mean(f1[used])) if used.any() else None,
-            "brier": float(np.mean(np.sum(P * (1 - s) ** 2 + (1 - P) * s ** 2, axis=1)) / 2)}
+    aucs = [
+        a for a in (expected_roc_auc(P[:, j], s[:, j]) for j in range(P.shape[1])) if a is not None
+    ]
+    return {
+        "roc_auc": float(np.mean(aucs)) if aucs else None,
+        "accuracy": _div(float(diag.sum()), float(cm.sum())),
+        "macro_f1": float(np.mean(f1[used])) if used.any() else None,
+        "brier": float(np.mean(np.sum(P * (1 - s) ** 2 + (1 - P) * s**2, axis=1)) / 2),
+    }
 
 
-def estimate(est: dict[str, Any], scores: np.ndarray, X: pd.DataFrame | None = None) -> dict[str, float | None]:
-    """Estimated metrics of one sample: ``scores`` as the score rows hold them (``scoring.scored_values``);
+def estimate(
+    est: dict[str, Any], scores: np.ndarray, X: pd.DataFrame | None = None
+) -> dict[str, float | None]:
+    """Estimated metrics of one sample: ``scores`` as the score rows hold them
+    (``scoring.scored_values``);
     ``X`` the rows' model frame (DLE only)."""
     s = np.asarray(scores, np.float64)
     if len(s) == 0:
         return {}
     if est["kind"] == CBPE:
-        return binary_estimates(calibrated(est, s), s) if s.ndim == 1 else multiclass_estimates(calibrated(est, s), s)
+        return (
+            binary_estimates(calibrated(est, s), s)
+            if s.ndim == 1
+            else multiclass_estimates(calibrated(est, s), s)
+        )
     M = dle_matrix(X, s, est["encoding"])
     abs_err = np.clip(est["models"]["abs"].predict(M), 0.0, None)
     sq_err = np.clip(est["models"]["sq"].predict(M), 0.0, None)
