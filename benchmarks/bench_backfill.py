@@ -129,9 +129,10 @@ def _pure(home: Path, keys: list[str]) -> list[float]:
     import polars as pl
 
     from mlops_assets.core.platform import Platform
+    from mlops_assets.data.contract import event_contract
     from mlops_assets.data.contract_checks import partition_verdicts
     from mlops_assets.data.features import compute_features, input_columns
-    from mlops_assets.data.ingest import event_contract, ingest_range
+    from mlops_assets.data.ingest import ingest_range
     from mlops_assets.data.lake import PARTITION_COLUMN, DeltaLake
 
     with project_env(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster")):

@@ -78,9 +78,9 @@ def _spec():
 
 def _contract(spec):
     """validate_file's second argument: a Contract (newer code) or the spec itself (older)."""
-    from mlops_assets.data import ingest
+    from mlops_assets.data import contract
 
-    return ingest.event_contract(spec) if hasattr(ingest, "event_contract") else spec
+    return contract.event_contract(spec) if hasattr(contract, "event_contract") else spec
 
 
 def input_columns(spec) -> list[str]:
@@ -91,7 +91,7 @@ def input_columns(spec) -> list[str]:
 
 def make_inputs(folder: Path, rows: int) -> dict[str, Any]:
     """Write the landing CSV and the validated raw partition (Parquet) under ``folder``."""
-    from mlops_assets.data.ingest import validate_file
+    from mlops_assets.data.landing_file import validate_file
     from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events
 
     spec = _spec()
@@ -116,7 +116,8 @@ def variants(
 ) -> dict[str, Callable[[], Callable[[], Any]]]:
     """name -> prepare() -> call. prepare() loads what the call needs (not measured)."""
     from mlops_assets.data.features import compute_features
-    from mlops_assets.data.ingest import read_file, validate_file
+    from mlops_assets.data.landing_file import validate_file
+    from mlops_assets.data.readers import read_file
 
     spec = _spec()
     contract = _contract(spec)

@@ -46,7 +46,8 @@ def make_files(folder: Path, rows: int) -> tuple[Path, Path]:
 
 def bench(quick: bool = False) -> Result:
     from mlops_assets.core.spec import load_spec
-    from mlops_assets.data.ingest import event_contract, validate_file
+    from mlops_assets.data.contract import event_contract
+    from mlops_assets.data.landing_file import validate_file
     from mlops_assets.data.readers import read_file
 
     rows = 50_000 if quick else 1_000_000

@@ -76,8 +76,9 @@ def features_of(day: dt.date, rows: int, seed: int) -> pl.DataFrame:
     (``is_fraud``).
     """
     from mlops_assets.core.spec import load_spec
+    from mlops_assets.data.contract import event_contract
     from mlops_assets.data.features import compute_features
-    from mlops_assets.data.ingest import event_contract, validate_file
+    from mlops_assets.data.landing_file import validate_file
     from mlops_assets.data.simulator import card_events
 
     spec = load_spec()

@@ -4,10 +4,11 @@ failure sensor's classification of a real failed run."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
-from mlops_assets.control.alerts import RUNBOOKS, AlertSink, read_alerts
+from mlops_assets.control.alerts import RUNBOOKS, AlertKind, AlertSink, read_alerts
 
 from .conftest import DAY0, run_ingest
 
@@ -54,6 +55,35 @@ def test_failed_webhook_still_records_the_alert(tmp_path):
     assert record["delivered"] is False and read_alerts(tmp_path)[0]["kind"] == "pipeline_failure"
     with pytest.raises(ValueError, match="unknown alert kind"):
         sink.send("meteor", reason="x")
+
+
+def test_every_alert_kind_has_its_own_runbook_and_a_default_severity(tmp_path):
+    """Degraded scoring is a kind of its own (not the guard's rollback), at warning by default."""
+    root = Path(__file__).resolve().parents[1]
+    for kind in AlertKind:
+        runbook = root / kind.runbook
+        assert runbook.is_file(), kind
+        assert f"**Alert kind:** `{kind.value}`" in runbook.read_text(), kind
+        assert kind.severity in ("error", "warning") and RUNBOOKS[kind.value] == kind.runbook
+    assert len({k.runbook for k in AlertKind}) == len(AlertKind)
+    sink = AlertSink(directory=str(tmp_path))
+    degraded = sink.send(
+        AlertKind.SCORING_DEGRADED, reason="scoring degraded: champion v3 unusable"
+    )
+    assert (degraded["kind"], degraded["severity"]) == ("scoring_degraded", "warning")
+    assert degraded["runbook"] == "docs/runbooks/scoring_degraded.md"
+    guard = sink.send("guard_rollback", reason="auc 0.61 < floor 0.7")  # a name is accepted too
+    assert (guard["kind"], guard["severity"]) == ("guard_rollback", "error")
+    quiet = sink.send(AlertKind.GUARD_ROLLBACK, reason="alert only", severity="warning")
+    assert quiet["severity"] == "warning"
+    assert [a["kind"] for a in read_alerts(tmp_path)] == [
+        "guard_rollback",
+        "guard_rollback",
+        "scoring_degraded",
+    ]
+    assert json.loads((tmp_path / "alerts.jsonl").read_text().splitlines()[0])["kind"] == (
+        "scoring_degraded"
+    )
 
 
 def test_run_failure_sensor_classifies_a_contract_failure(platform, defs, instance):

@@ -43,6 +43,8 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "core.spec_docs",
         "data.features",
         "data.ingest",
+        "data.contract",
+        "data.landing_file",
         "data.contract_checks",
         "data.landing_scan",
         "data.simulator",
@@ -66,13 +68,22 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "monitoring.estimation.bundle",
         "operations.scorecard",
     ),
-    2: ("data.lake", "control.registry", "control.alerts", "control.resources"),
+    2: (
+        "data.lake",
+        "data.lake_lock",
+        "data.lake_maintenance",
+        "control.registry",
+        "control.alerts",
+        "control.resources",
+    ),
     3: (
         "control.ledger",
         "control.instance_queries",
         "model.promotion",
+        "model.services",
         "model.reproduce",
         "scoring.serving",
+        "monitoring.estimation.service",
         "operations.scorecard_sources",
     ),
     4: (
@@ -87,7 +98,17 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "operations.assets",
         "definitions",
     ),
-    5: ("operations.runs", "operations.status", "operations.demo", "operations.cli"),
+    5: (
+        "operations.runs",
+        "operations.status",
+        "operations.demo",
+        "operations.demo_readout",
+        "operations.cli",
+        "operations.commands_common",
+        "operations.commands_control",
+        "operations.commands_files",
+        "operations.commands_runs",
+    ),
 }
 LAYER_NAMES = {
     0: "spec and shared facts",
@@ -400,3 +421,34 @@ def test_loading_the_code_location_is_cheap_and_creates_nothing(tmp_path):
 def test_rule_modules_import_no_heavy_library(module):
     heavy = _heavy_modules()
     assert module not in heavy
+
+
+def test_only_the_registry_module_touches_the_registrys_private_members():
+    """The registry's collaborators (and every other module, test and benchmark) use its public
+    protocol (``control/registry/protocol.py``): ``registry._x`` / ``self.registry._x`` /
+    ``model_registry._x`` outside ``control/registry/access.py`` is a private member reached
+    from outside (dunders excepted)."""
+    owner = PACKAGE / "control" / "registry" / "access.py"
+    files = [
+        *PACKAGE.rglob("*.py"),
+        *(ROOT / "mlops_assets_tests").rglob("*.py"),
+        *(ROOT / "benchmarks").rglob("*.py"),
+    ]
+
+    def names_a_registry(node: ast.expr) -> bool:
+        name = getattr(node, "id", None) or getattr(node, "attr", None) or ""
+        return name == "reg" or name.lower().endswith("registry")
+
+    reached = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}"
+        for path in files
+        if path != owner
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and names_a_registry(node.value)
+    ]
+    assert not reached, "private members of ModelRegistry used outside access.py:\n" + "\n".join(
+        reached
+    )

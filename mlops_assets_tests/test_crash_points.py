@@ -34,7 +34,8 @@ from mlops_assets.location.build import build_definitions
 from mlops_assets.core.platform import Platform
 from mlops_assets_tests.conftest import run_ingest
 with DagsterInstance.get() as instance:
-    run_ingest(build_definitions(Platform.from_env()), instance, start={KEYS[0]!r}, end={KEYS[-1]!r})
+    defs = build_definitions(Platform.from_env())
+    run_ingest(defs, instance, start={KEYS[0]!r}, end={KEYS[-1]!r})
 """
 POINTS = [
     f"lake.commit:{RAW_EVENTS}",
@@ -45,7 +46,8 @@ POINTS = [
 ]
 
 
-def world(root, monkeypatch):
+def landed(root, monkeypatch):
+    """A $MLOPS_HOME at ``root`` with ``N_DAYS`` simulated days in its landing zone."""
     monkeypatch.setenv("MLOPS_HOME", str(root))
     monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
     (root / "dagster").mkdir(parents=True, exist_ok=True)
@@ -67,7 +69,7 @@ def snapshot(lake: DeltaLake) -> dict:
 def clean(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     try:
-        platform, lake = world(tmp_path_factory.mktemp("clean"), mp)
+        platform, lake = landed(tmp_path_factory.mktemp("clean"), mp)
         with instance_for_test(temp_dir=str(platform.home.root / "dagster")) as instance:
             run_ingest(build_definitions(platform), instance, start=KEYS[0], end=KEYS[-1])
         return snapshot(lake)
@@ -79,7 +81,7 @@ def clean(tmp_path_factory):
 def test_a_range_ingest_killed_at_a_step_boundary_is_repaired_by_a_rerun(
     point, clean, tmp_path, monkeypatch
 ):
-    platform, lake = world(tmp_path / "home", monkeypatch)
+    platform, lake = landed(tmp_path / "home", monkeypatch)
     (platform.home.dagster / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     marker = tmp_path / "paused"
     env = {**os.environ, PAUSE_AT_ENV: point, PAUSE_FILE_ENV: str(marker)}

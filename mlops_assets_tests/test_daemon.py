@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from mlops_assets.data.simulator import Injection, simulate, write_late_files
 
@@ -21,13 +22,30 @@ DAY0 = dt.date(2026, 3, 2)
 
 
 def _wait(predicate, timeout: float, what: str, proc):
+    """Poll ``predicate`` every second until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         assert proc.poll() is None, f"dagster-daemon exited early ({proc.returncode})"
         time.sleep(1.0)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _finished_ticks(instance, sensor: str, after: float) -> list:
+    """The daemon's evaluated ticks of ``sensor`` that started after ``after`` (epoch seconds)."""
+    states = [
+        s
+        for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+        if s.name == sensor
+    ]
+    return [
+        tick
+        for s in states
+        for tick in instance.get_ticks(s.instigator_origin_id, s.selector_id, after=after)
+        if tick.status != TickStatus.STARTED
+    ]
 
 
 @pytest.fixture
@@ -52,7 +70,7 @@ def test_landing_sensor_under_a_real_daemon(daemon_home):
         _ref(home / "dagster")
     )  # create the storage before the daemon does
     daemon_bin = Path(sys.executable).with_name("dagster-daemon")
-    log = open(home / "daemon.log", "w")
+    log = open(home / "daemon.log", "w")  # noqa: SIM115 (the daemon's whole life: closed below)
     proc = subprocess.Popen(
         [str(daemon_bin), "run", "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT,
@@ -88,7 +106,14 @@ def test_landing_sensor_under_a_real_daemon(daemon_home):
         data = f.read_bytes()
         f.unlink()
         f.write_bytes(data)
-        time.sleep(35)  # more than one sensor interval (30 s)
+        rewritten = time.time()
+        ticks = _wait(
+            lambda: _finished_ticks(instance, "landing_sensor", after=rewritten),
+            120,
+            "a landing_sensor tick started after the rewrite",
+            proc,
+        )
+        assert {t.status for t in ticks} == {TickStatus.SKIPPED}, ticks
         assert len(instance.get_runs(RunsFilter(job_name="daily"))) == 3
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

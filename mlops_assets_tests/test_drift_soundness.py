@@ -464,7 +464,8 @@ def test_report_storage_is_bounded_by_retention(tmp_path):
     the folder keeps the newest ``drift.report_retention`` files."""
     import os
 
-    from mlops_assets.monitoring.reports import drift_report, prune_reports
+    from mlops_assets.monitoring.reports import drift_report_html as drift_report
+    from mlops_assets.monitoring.reports import prune_reports
 
     spec = _spec(report_retention=3)
     folder = tmp_path / "drift"

@@ -52,6 +52,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlops_assets.core.vocabulary import RunTag
+
+from .conftest import build_world
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e_ui"
 BIN = Path(sys.executable).parent
@@ -132,7 +136,7 @@ class _Proc:
 
     def __init__(self, name: str, args: list[str], env: dict, log: Path):
         self.name, self.log_path = name, log
-        self._log = open(log, "w")
+        self._log = open(log, "w")  # noqa: SIM115 (open as long as the process: stop() closes it)
         self.popen = subprocess.Popen(
             args,
             cwd=ROOT,
@@ -333,17 +337,6 @@ def _clean_env(home: Path, db: str, mlflow_port: int) -> dict:
     return env
 
 
-def _range(defs, instance, job: str, first: str, last: str):
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
-    )
-
-
 def _seed(env: dict) -> None:
     """In process, on the PostgreSQL instance: ingest 36 days, train a champion, score 30..35."""
     from dagster import DagsterInstance
@@ -365,43 +358,30 @@ def _seed(env: dict) -> None:
             mp.setenv(k, env[k])
         from mlops_assets.core.platform import Platform
         from mlops_assets.data.lake import DeltaLake
-        from mlops_assets.data.simulator import Injection, simulate
-        from mlops_assets.location.build import build_definitions
+        from mlops_assets.data.simulator import Injection
         from mlops_assets.monitoring.drift.methods import drift_summary
         from mlops_assets.monitoring.rules import drift_episode
 
         platform = Platform.from_env()
-        landing = platform.landing.parent  # $MLOPS_HOME/landing (events/ and labels/)
-        simulate(
-            landing, DAY0, SEED_DAYS, seed=SEED, inject=[Injection("covariate_drift", DRIFT_DAY)]
-        )
-        defs = build_definitions(platform)
-        first, last = DAY0.isoformat(), (DAY0 + dt.timedelta(days=SEED_DAYS - 1)).isoformat()
         instance = (
             DagsterInstance.get()
         )  # DAGSTER_HOME/dagster.yaml = deploy/dagster.yaml → PostgreSQL
         try:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage", instance.run_storage
-            assert _range(defs, instance, "ingest", first, last).success
-            assert _range(defs, instance, "ingest_labels", first, last).success
-            for _ in range(
-                2
-            ):  # champion, then a passing candidate beside it: challenger (shadow days)
-                assert (
-                    defs.resolve_job_def("training")
-                    .execute_in_process(
-                        instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False
-                    )
-                    .success
-                )
-            assert defs.resources["registry"].get_alias("challenger") is not None
-            assert _range(defs, instance, "scoring", SCORED[0], SCORED[-1]).success
+            # a champion, then a passing candidate beside it: challenger (shadow days)
+            world = build_world(
+                platform,
+                instance,
+                start=DAY0,
+                n_days=SEED_DAYS,
+                seed=SEED,
+                inject=[Injection("covariate_drift", DRIFT_DAY)],
+                cutoffs=[CUTOFF.isoformat()] * 2,
+                scored=SCORED,
+            )
+            assert world.registry.get_alias("challenger") is not None
             for _ in range(2):  # two points of every scorecard measure
-                assert (
-                    defs.resolve_job_def("scorecard_job")
-                    .execute_in_process(instance=instance)
-                    .success
-                )
+                assert world.run("scorecard_job").success
         finally:
             instance.dispose()
         # the world the drift sensor will find: an unbroken run of ≥ 2 drifted days ending at day 35
@@ -642,12 +622,9 @@ def test_daemon_runs_the_landing_and_drift_sensors_on_postgres(e2e):
         performance_runs, TRAINING_TIMEOUT, "the performance sensor's runs to succeed"
     )
     ranged = [
-        (
-            r["tags"]["dagster/asset_partition_range_start"],
-            r["tags"]["dagster/asset_partition_range_end"],
-        )
+        (r["tags"][RunTag.RANGE_START], r["tags"][RunTag.RANGE_END])
         for r in performance
-        if "dagster/asset_partition_range_start" in r["tags"]
+        if RunTag.RANGE_START in r["tags"]
     ]
     assert ranged and all(SCORED[0] <= first < last <= SCORED[-1] for first, last in ranged), (
         performance
@@ -823,6 +800,25 @@ class _DevTools:
             )
         )
 
+    def click_when_shown(self, label: str, timeout: float) -> bool:
+        """Poll until a button labelled ``label`` is there, then click it."""
+        deadline = time.monotonic() + timeout
+        while not self.click(label):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.25)
+        return True
+
+    def settled(self, expression: str, timeout: float):
+        """``expression``'s value once two reads 0.5 s apart agree (a page done drawing)."""
+        deadline, last = time.monotonic() + timeout, object()
+        while True:
+            value = self.js(expression)
+            if value == last or time.monotonic() > deadline:
+                return value
+            last = value
+            time.sleep(0.5)
+
     def save(self, name: str) -> None:
         import base64
 
@@ -853,16 +849,15 @@ def _render_plots(
         browser.wait_text(["Metadata", "Plots"], 90)
         assert browser.click("Plots"), f"{url}: no Plots button"
         if by:
-            time.sleep(1)
-            assert browser.click(by), f"{url}: no {by} toggle"
+            assert browser.click_when_shown(by, 30), f"{url}: no {by} toggle"
         text = browser.wait_text(expected, 60)
         browser.js(
             "(() => { const h = [...document.querySelectorAll('div, span')].find(x => x.innerText"
             f" && x.innerText.trim() === {json.dumps(expected[0])} && x.children.length === 0); if"
             " (h) h.scrollIntoView({block: 'start'}); })()"
         )  # the screenshot shows the first plot asked for
-        time.sleep(1)  # the charts' last frame
-        charts = int(browser.js("document.querySelectorAll('canvas').length") or 0)
+        # the charts drawn: their count settled before the screenshot
+        charts = int(browser.settled("document.querySelectorAll('canvas').length", 30) or 0)
         browser.save(name)
         return text, charts
     finally:

@@ -20,7 +20,7 @@ import pytest
 from mlops_assets.core.platform import Platform
 from mlops_assets.data.simulator import Injection
 
-from .conftest import run_range, scored_world
+from .conftest import built_world, check_evaluations, materialized, run_range
 
 START = dt.date(2026, 3, 2)
 DAYS = 40
@@ -32,19 +32,15 @@ BEFORE, AFTER = SCORED[:4], SCORED[4:]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("estimation")
-    with scored_world(
-        root, START, DAYS, CUTOFF, SCORED, [Injection("correlation_drift", SHIFT_DAY)]
+    with built_world(
+        tmp_path_factory.mktemp("estimation"),
+        start=START,
+        n_days=DAYS,
+        inject=[Injection("correlation_drift", SHIFT_DAY)],
+        cutoffs=[CUTOFF.isoformat()],
+        scored=SCORED,
     ) as w:
         yield w
-
-
-def _materialisations(result, asset: str) -> list:
-    return [
-        e.event_specific_data.materialization
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [asset]
-    ]
 
 
 # ---- stored with the model version, verified
@@ -52,9 +48,11 @@ def _materialisations(result, asset: str) -> list:
 def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world):
     from mlops_assets.control.registry.integrity import IntegrityError, load_artifact_skops
     from mlops_assets.core.vocabulary import Artifact, VersionTag
-    from mlops_assets.monitoring.estimation.methods import ESTIMATOR_TRUSTED_TYPES
+    from mlops_assets.monitoring.estimation.methods import (
+        METHOD_TRUSTED_TYPES as ESTIMATOR_TRUSTED_TYPES,
+    )
 
-    registry = world["registry"]
+    registry = world.registry
     tags = registry.version_tags(1)
     manifest = json.loads(tags[VersionTag.MANIFEST])
     assert Artifact.MONITOR_MODELS in manifest["run"]
@@ -76,9 +74,9 @@ def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world)
     )
 
     # changed bytes are refused
-    client = registry._client()
+    client = registry.client()
     run_dir = Path(
-        client.get_run(registry._run_id(client, 1)).info.artifact_uri.removeprefix("file://")
+        client.get_run(registry.run_id(1)).info.artifact_uri.removeprefix("file://")
     )
     path = run_dir / Artifact.MONITOR_MODELS
     original = path.read_bytes()
@@ -92,7 +90,7 @@ def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world)
 
 # ---- estimates before the labels, reconciled after -----------------------------------------------
 def test_every_scored_day_has_an_estimate_before_its_labels(world):
-    lake = world["lake"]
+    lake = world.lake
     est = lake.read("estimated_performance")
     roc = est.filter(pl.col("metric") == "roc_auc").sort("ds")
     assert roc["ds"].to_list() == SCORED and set(roc["model_version"]) == {1}
@@ -101,12 +99,12 @@ def test_every_scored_day_has_an_estimate_before_its_labels(world):
     assert not lake.exists(
         "performance"
     )  # nothing matured was judged yet: the estimates came first
-    meta = _materialisations(world["scoring"], "estimated_performance")[-1].metadata
-    assert 0.5 < meta["estimated_roc_auc"].value < 1.0 and meta["model_version"].value == 1
+    meta = materialized(world.results["scoring"])["estimated_performance"]
+    assert 0.5 < meta["estimated_roc_auc"] < 1.0 and meta["model_version"] == 1
 
 
 def test_matured_days_reconcile_estimate_and_realised(world):
-    defs, instance, lake = world["defs"], world["instance"], world["lake"]
+    defs, instance, lake = world.defs, world.instance, world.lake
     assert run_range(defs, instance, "performance", SCORED[0], SCORED[-1]).success
     perf = lake.read("performance").sort("ds")
     assert {"estimated_primary", "estimate_abs_error"} <= set(perf.columns)
@@ -126,7 +124,7 @@ def test_matured_days_reconcile_estimate_and_realised(world):
 def test_status_lists_estimates_with_realised_values_once_matured(world):
     from mlops_assets.operations.status import collect_status, render_text
 
-    status = collect_status(world["platform"], world["instance"], world["defs"])
+    status = collect_status(world.platform, world.instance, world.defs)
     rows = status["estimated_performance"]
     assert rows and set(rows[0]) == {
         "ds",
@@ -156,7 +154,7 @@ def test_status_lists_estimates_with_realised_values_once_matured(world):
 def test_correlation_drift_is_missed_by_univariate_drift_and_caught_by_multivariate(world):
     from mlops_assets.monitoring.drift.methods import drift_summary
 
-    lake = world["lake"]
+    lake = world.lake
     uni = drift_summary(lake.read("drift")).sort("ds")
     assert uni["ds"].to_list() == SCORED
     assert not uni["dataset_drifted"].any(), uni.select("ds", "share_drifted", "drifted_features")
@@ -173,8 +171,8 @@ def test_multivariate_drift_feeds_the_drift_sensor_as_the_spec_says(world):
     from mlops_assets.location.build import build_definitions
     from mlops_assets.operations.runs import tick
 
-    platform, instance = world["platform"], world["instance"]
-    launched, _, skip = tick(instance, world["defs"], "drift_sensor", None)  # default: alert only
+    platform, instance = world.platform, world.instance
+    launched, _, skip = tick(instance, world.defs, "drift_sensor", None)  # default: alert only
     assert launched == [] and "no drift episode" in skip
     alerts = [a for a in read_alerts(platform.home.alerts) if "multivariate drift" in a["reason"]]
     assert len(alerts) == 1 and f"from {AFTER[0]}" in alerts[0]["reason"]
@@ -250,10 +248,10 @@ def test_guard_ignores_an_untrustworthy_estimator_and_acts_on_a_trusted_one(worl
     from mlops_assets.operations.runs import tick
 
     platform, instance, lake, registry = (
-        world["platform"],
-        world["instance"],
-        world["lake"],
-        world["registry"],
+        world.platform,
+        world.instance,
+        world.lake,
+        world.registry,
     )
     saved_est, saved_recon = (
         lake.read("estimated_performance"),
@@ -265,7 +263,7 @@ def test_guard_ignores_an_untrustworthy_estimator_and_acts_on_a_trusted_one(worl
     )  # floor 0.65
     try:
         lake.write_partitions("estimation_reconciliation", _reconciliation(BEFORE, 0.20), BEFORE)
-        _, cursor, skip = tick(instance, world["defs"], "performance_guard_sensor", None)
+        _, cursor, skip = tick(instance, world.defs, "performance_guard_sensor", None)
         assert "ignored: the estimator is not trustworthy" in skip and "0.200" in skip
         assert registry.get_alias("champion") == 1
         assert not [
@@ -274,7 +272,7 @@ def test_guard_ignores_an_untrustworthy_estimator_and_acts_on_a_trusted_one(worl
 
         lake.write_partitions("estimation_reconciliation", _reconciliation(BEFORE, 0.01), BEFORE)
         _, cursor, skip = tick(
-            instance, world["defs"], "performance_guard_sensor", cursor
+            instance, world.defs, "performance_guard_sensor", cursor
         )  # default: alert
         assert (
             "guard acted on the estimate: alert only" in skip
@@ -285,8 +283,7 @@ def test_guard_ignores_an_untrustworthy_estimator_and_acts_on_a_trusted_one(worl
         ]
         assert len(sent) == 1 and "0.550, 0.550" in sent[0]["reason"]
         assert (
-            "already handled"
-            in tick(instance, world["defs"], "performance_guard_sensor", cursor)[2]
+            "already handled" in tick(instance, world.defs, "performance_guard_sensor", cursor)[2]
         )
 
         spec = platform.spec.model_copy(
@@ -305,7 +302,7 @@ def test_guard_ignores_an_untrustworthy_estimator_and_acts_on_a_trusted_one(worl
 def test_the_checks_fail_below_the_floor_for_k_days_and_on_a_large_reconciliation_error(world):
     from mlops_assets.location.build import build_definitions
 
-    platform, instance, lake = world["platform"], world["instance"], world["lake"]
+    platform, instance, lake = world.platform, world.instance, world.lake
     saved_recon = lake.read("estimation_reconciliation")
     spec = platform.spec.model_copy(
         update={"guard": platform.spec.guard.model_copy(update={"floor": 0.99})}
@@ -316,11 +313,7 @@ def test_the_checks_fail_below_the_floor_for_k_days_and_on_a_large_reconciliatio
         one = job.execute_in_process(
             instance=instance, partition_key=SCORED[-1], asset_selection=None, raise_on_error=False
         )
-        checks = {
-            e.event_specific_data.check_name: e.event_specific_data
-            for e in one.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        }
+        checks = check_evaluations(one)
         assert one.success  # a failed check is a finding, not a broken run
         floor = checks["estimate_above_guard_floor"]
         assert not floor.passed and f"{SCORED[-2]}..{SCORED[-1]}" in floor.description
@@ -329,11 +322,7 @@ def test_the_checks_fail_below_the_floor_for_k_days_and_on_a_large_reconciliatio
         two = job.execute_in_process(
             instance=instance, partition_key=SCORED[-1], raise_on_error=False
         )
-        checks = {
-            e.event_specific_data.check_name: e.event_specific_data
-            for e in two.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        }
+        checks = check_evaluations(two)
         assert (
             not checks["estimator_reconciliation"].passed
             and "above the tolerance" in checks["estimator_reconciliation"].description
@@ -348,10 +337,10 @@ def test_a_version_without_the_artifact_is_skipped_with_a_note(world):
     from mlops_assets.core.vocabulary import Artifact, VersionTag
 
     defs, instance, lake, registry = (
-        world["defs"],
-        world["instance"],
-        world["lake"],
-        world["registry"],
+        world.defs,
+        world.instance,
+        world.lake,
+        world.registry,
     )
     tags = registry.version_tags(1)
     manifest = json.loads(tags[VersionTag.MANIFEST])
@@ -368,15 +357,11 @@ def test_a_version_without_the_artifact_is_skipped_with_a_note(world):
         assert result.success
         logs = " ".join(e.user_message or "" for e in instance.all_logs(result.run_id))
         assert "registered without monitoring_models.skops" in logs
-        assert not _materialisations(result, "estimated_performance")
-        assert not [
-            e
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-            and e.event_specific_data.check_name
-            in ("estimate_above_guard_floor", "estimator_reconciliation")
-        ]
-        assert not _materialisations(result, "multivariate_drift")
+        assert "estimated_performance" not in materialized(result)
+        assert not {"estimate_above_guard_floor", "estimator_reconciliation"} & set(
+            check_evaluations(result)
+        )
+        assert "multivariate_drift" not in materialized(result)
         assert lake.read("estimated_performance", [SCORED[0]]).height == before.height  # untouched
     finally:
         registry.set_version_tags(1, {VersionTag.MANIFEST: tags[VersionTag.MANIFEST]})

@@ -27,11 +27,11 @@ from mlops_assets.monitoring.estimation import methods as E
 from mlops_assets.monitoring.estimation.rules import (
     RECONCILIATION_SCHEMA,
     estimate_table,
-    estimator_trust,
     floor_run,
-    reconcile,
     with_estimates,
 )
+from mlops_assets.monitoring.estimation.rules import estimates_beside_realised as reconcile
+from mlops_assets.monitoring.estimation.rules import method_trust as estimator_trust
 from mlops_assets.monitoring.performance import confusion_metrics
 
 

@@ -13,7 +13,7 @@ from dagster import instance_for_test
 
 from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
-from .conftest import days, run_ingest
+from .conftest import build_world, days
 
 START = dt.date(2026, 4, 6)
 
@@ -21,38 +21,29 @@ START = dt.date(2026, 4, 6)
 def test_dle_estimates_mae_and_rmse_and_reconciles_them(home, monkeypatch):
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import VersionTag
-    from mlops_assets.data.lake import DeltaLake
-    from mlops_assets.location.build import build_definitions
-    from mlops_assets.monitoring.estimation.methods import ESTIMATOR_TRUSTED_TYPES
+    from mlops_assets.monitoring.estimation.methods import (
+        METHOD_TRUSTED_TYPES as ESTIMATOR_TRUSTED_TYPES,
+    )
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
-    platform = Platform.from_env()
-    n = 31
-    keys = days(START, n)
-    simulate_regression(platform.landing.parent, START, n, seed=5)
-    defs = build_definitions(platform)
-    lake = DeltaLake(root=str(platform.home.lake))
+    keys = days(START, 31)
+    scored = keys[27:]
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
-        assert (
-            defs.resolve_job_def("training")
-            .execute_in_process(instance=instance, partition_key=keys[27], raise_on_error=False)
-            .success
+        world = build_world(
+            Platform.from_env(),
+            instance,
+            start=START,
+            n_days=len(keys),
+            seed=5,
+            simulator=simulate_regression,
+            labels=None,
+            cutoffs=[keys[27]],
+            scored=scored,
         )
-        registry = defs.resources["registry"]
-        assert json.loads(registry.version_tags(1)[VersionTag.MONITOR_TRUSTED_TYPES]) == list(
+        lake = world.lake
+        assert json.loads(world.registry.version_tags(1)[VersionTag.MONITOR_TRUSTED_TYPES]) == list(
             ESTIMATOR_TRUSTED_TYPES
         )
-        scored = keys[27:]
-        result = defs.resolve_job_def("scoring").execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            tags={
-                "dagster/asset_partition_range_start": scored[0],
-                "dagster/asset_partition_range_end": scored[-1],
-            },
-        )
-        assert result.success
         est = lake.read("estimated_performance").sort("ds", "metric")
         assert set(est["metric"]) == {"mae", "rmse"} and set(est["estimator"]) == {"dle"}
         assert (

@@ -184,7 +184,7 @@ def test_mlmodel_pointing_at_a_planted_pickle_is_refused_and_the_pickle_never_ru
 def test_a_planted_pickle_is_refused_even_with_the_manifest_rewritten_to_match(world, tmp_path):
     """Whoever can also rewrite the tag still gets no unpickling: the flavour must be skops."""
     registry, marker = world["registry"], tmp_path / "payload_ran"
-    client = registry._client()
+    client = registry.client()
     saved_tag = registry.version_tags(2)[VersionTag.MANIFEST]
     with restored(model_dir(world, 2)):
         plant_pickle(model_dir(world, 2), marker)
@@ -267,7 +267,7 @@ def test_a_tampered_run_artifact_is_not_read(world):
 def test_the_trusted_types_are_the_recorded_ones_not_the_models_own(world):
     """The allow-list comes from the version's tag; MLmodel's own list is never consulted."""
     registry = world["registry"]
-    client = registry._client()
+    client = registry.client()
     saved = registry.version_tags(1)[VersionTag.TRUSTED_TYPES]
     registry.set_version_tags(1, {VersionTag.TRUSTED_TYPES: json.dumps([])})
     try:
@@ -282,7 +282,7 @@ def test_the_trusted_types_are_the_recorded_ones_not_the_models_own(world):
 
 def test_a_version_without_a_manifest_is_refused(world, spec):
     registry = world["registry"]
-    client = registry._client()
+    client = registry.client()
     saved = registry.version_tags(2)[VersionTag.MANIFEST]
     client.delete_model_version_tag(registry.registered_model, "2", VersionTag.MANIFEST)
     try:

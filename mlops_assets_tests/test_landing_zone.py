@@ -10,28 +10,22 @@ import os
 import polars as pl
 import pytest
 
-from mlops_assets.data.ingest import event_contract, ingest_partition
+from mlops_assets.data.contract import event_contract
+from mlops_assets.data.ingest import ingest_partition
 from mlops_assets.data.landing_scan import LandingCursor, scan_landing
 from mlops_assets.data.readers import entry_kind, landing_files, landing_root
 from mlops_assets.data.simulator import card_events, simulate
 from mlops_assets.operations.runs import tick
 
-from .conftest import DAY0, days, run_ingest
+from .conftest import DAY0, days, materialized, run_ingest
 
 WINDOW = {"first_day": dt.date(2026, 1, 1), "last_day": dt.date(2026, 12, 31)}
 D0, D1 = days(DAY0, 2)
 
 
-def materialized_files(result, asset: str = "raw_events") -> dict[str, dict]:
-    """file name -> its entry of the ``files`` metadata of ``asset``'s materialisation in
-    ``result``.
-    """
-    meta = next(
-        e.event_specific_data.materialization.metadata
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [asset]
-    )
-    return {f["file"]: f for f in meta["files"].value}
+def materialized_files(result) -> dict[str, dict]:
+    """file name -> its entry of the ``files`` metadata of the run's ``raw_events``."""
+    return {f["file"]: f for f in materialized(result)["raw_events"]["files"]}
 
 
 def quarantined(lake, day: str) -> dict[str, dict]:

@@ -18,13 +18,11 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from dagster import AssetKey, instance_for_test
-from threadpoolctl import threadpool_limits
 
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.spec import load_spec
 
-from .conftest import days, run_ingest
+from .conftest import World, check_evaluations, days, materialized, step_failures, world_home
 
 START = dt.date(2026, 5, 4)
 N_DAYS = 18
@@ -96,82 +94,36 @@ def write_landing(root, start: dt.date, n_days: int, seed: int = 0) -> None:
         frame.write_parquet(path)
 
 
-def gate_checks(result) -> dict:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-
-
-def failures(result) -> str:
-    return " | ".join(
-        e.event_specific_data.error.message
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    )
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The dataset ingested once; the leaky spec's training run, then the allow spec's, recorded."""
     from mlops_assets.location.build import build_definitions
 
     root = tmp_path_factory.mktemp("leakage")
-    home = root / "mlops_home"
-    (home / "dagster").mkdir(parents=True)
     specs = {"leaky": SPEC, "allowed": copy.deepcopy(SPEC)}
     specs["allowed"]["gates"]["leakage"] = {"allow": ["walk_ins", "bookings"]}
     paths = {}
     for name, data in specs.items():
         paths[name] = root / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(data, sort_keys=False))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLOPS_HOME", str(home))
-    mp.setenv("DAGSTER_HOME", str(home / "dagster"))
-    mp.setenv("MLOPS_SPEC", str(paths["leaky"]))
-    for k in ("MLOPS_LAKE_URI", "MLFLOW_TRACKING_URI", "MLOPS_KILL_SWITCH"):
-        mp.delenv(k, raising=False)
-    try:
-        with (
-            threadpool_limits(limits=1),
-            instance_for_test(temp_dir=str(home / "dagster")) as instance,
-        ):
-            platform = Platform.from_env()
-            write_landing(platform.landing, START, N_DAYS)
-            defs = build_definitions(platform)
-            keys = days(START, N_DAYS)
-            ingest = run_ingest(defs, instance, start=keys[0], end=keys[-1])
-            assert ingest.success, failures(ingest)
-            out = {
-                "platform": platform,
-                "instance": instance,
-                "registry": defs.resources["registry"],
-            }
-            training = defs.resolve_job_def("training")
-            out["leaky"] = training.execute_in_process(
-                instance=instance, partition_key=CUTOFF, raise_on_error=False
-            )
-            out["leaky_tags"] = dict(out["registry"].version_tags(1))
-            out["leaky_champion"] = out["registry"].get_alias("champion")
-            out["early"] = training.execute_in_process(
-                instance=instance,
-                partition_key=(START + dt.timedelta(days=5)).isoformat(),
-                raise_on_error=False,
-                asset_selection=[AssetKey("training_set")],
-            )
-            allowed = build_definitions(Platform(load_spec(paths["allowed"]), platform.home))
-            out["allowed"] = allowed.resolve_job_def("training").execute_in_process(
-                instance=instance, partition_key=CUTOFF, raise_on_error=False
-            )
-            yield out
-    finally:
-        mp.undo()
+    with world_home(root, spec=paths["leaky"], one_thread=True) as (platform, instance):
+        w = World(platform, instance, build_definitions(platform))
+        write_landing(platform.landing, START, N_DAYS)
+        keys = days(START, N_DAYS)
+        w.ingest(keys[0], keys[-1])
+        w.results["leaky"] = w.train(CUTOFF)
+        w.records["leaky_tags"] = dict(w.registry.version_tags(1))
+        w.records["leaky_champion"] = w.registry.get_alias("champion")
+        early = (START + dt.timedelta(days=5)).isoformat()
+        w.results["early"] = w.train(early, assets=["training_set"])
+        allowed = build_definitions(Platform(load_spec(paths["allowed"]), platform.home))
+        w.results["allowed"] = w.train(CUTOFF, defs=allowed)
+        yield w
 
 
 def test_two_features_that_sum_to_the_target_are_rejected_by_leakage(world):
-    result = world["leaky"]
-    checks = gate_checks(result)
+    result = world.results["leaky"]
+    checks = check_evaluations(result)
     leak = checks["gate_leakage"]
     assert not result.success and not leak.passed
     assert "possible target leakage" in leak.description
@@ -185,39 +137,34 @@ def test_two_features_that_sum_to_the_target_are_rejected_by_leakage(world):
     assert leak.metadata["value"].value >= 0.99 and leak.metadata["threshold"].value == 0.99
     # every other gate is happy: only the tripwire stands between this model and production
     assert {n for n, c in checks.items() if not c.passed} == {"gate_leakage"}
-    tags = world["leaky_tags"]
+    tags = world.records["leaky_tags"]
     assert (
         tags["mlops.status"] == "rejected"
         and "possible target leakage" in tags["mlops.rejected_reasons"]
     )
-    assert world["leaky_champion"] is None  # nothing was promoted
+    assert world.records["leaky_champion"] is None  # nothing was promoted
 
 
 def test_declaring_the_columns_acceptable_clears_the_leakage_gate(world):
-    result = world["allowed"]
-    checks = gate_checks(result)
+    result = world.results["allowed"]
+    checks = check_evaluations(result)
     leak = checks["gate_leakage"]
     assert leak.passed, leak.description
     assert "allowed by gates.leakage.allow" in leak.description
     assert result.success, {n: c.description for n, c in checks.items() if not c.passed}
-    report = next(
-        e.event_specific_data.materialization.metadata
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION"
-        and e.asset_key.path == ["evaluation_report"]
-    )
-    assert report["candidate_r2"].value > 0.99 and report["candidate_clip_rate"].value == 0.0
-    skill = report["feature_skill"].value
+    report = materialized(result)["evaluation_report"]
+    assert report["candidate_r2"] > 0.99 and report["candidate_clip_rate"] == 0.0
+    skill = report["feature_skill"]
     assert skill["metric"] == "r2" and set(skill["univariate"]) == set(
-        world["platform"].spec.model_features
+        world.platform.spec.model_features
     )
-    assert report["holdout_evidence"].value["rows"] == report["holdout_rows"].value >= 1000
+    assert report["holdout_evidence"]["rows"] == report["holdout_rows"] >= 1000
 
 
 def test_a_cutoff_whose_window_starts_before_the_first_partition_fails_in_training_set(world):
-    result = world["early"]
+    result = world.results["early"]
     assert not result.success
-    message = failures(result)
+    message = step_failures(result)
     assert (
         "starts 2026-04-25, before the first partition (partition_start 2026-05-04)" in message
     ), message

@@ -22,7 +22,6 @@ from mlflow import MlflowClient
 
 from mlops_assets.control.ledger import (
     GENESIS,
-    LOCK_DSN_ENV,
     STEPS,
     Move,
     MoveConflict,
@@ -39,7 +38,7 @@ from mlops_assets.control.ledger import (
 from mlops_assets.core.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.vocabulary import AUDIT, EVALUATIONS, Action, Alias, Status, VersionTag
-from mlops_assets.location.resources import build_resources
+from mlops_assets.location.resources import LOCK_DSN_ENV, build_resources
 from mlops_assets.model.gates import GateResult, evaluation_rows
 from mlops_assets.model.promotion import promote_if_passed, read_audit, rollback
 

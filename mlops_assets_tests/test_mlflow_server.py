@@ -11,6 +11,7 @@ written anywhere under ``$MLOPS_HOME/mlflow``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,7 +29,7 @@ from dagster import instance_for_test
 
 from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
-from .conftest import days, run_ingest
+from .conftest import build_world, check_evaluations, days, step_failures
 
 pytestmark = pytest.mark.slow
 
@@ -115,10 +116,8 @@ class MlflowServer:
             self.proc.wait(timeout=5)
         except ProcessLookupError:
             pass
-        try:  # workers left behind by a parent that died first
+        with contextlib.suppress(ProcessLookupError):  # workers left by a parent that died first
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture
@@ -138,8 +137,6 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     from mlops_assets.control.registry import MODEL_FILE, ModelRegistry
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import Alias, Artifact, LineageTag, VersionTag
-    from mlops_assets.data.lake import DeltaLake
-    from mlops_assets.location.build import build_definitions
     from mlops_assets.model.lineage import (
         REQUIRED_LINEAGE_KEYS,
         file_sha256,
@@ -159,30 +156,24 @@ def test_lifecycle_against_an_mlflow_tracking_server(home, monkeypatch, mlflow_s
     spec = platform.spec
     keys = days(START, DAYS)
     cutoff = keys[-1]
-    simulate_regression(platform.landing.parent, START, DAYS, seed=5)
-    defs = build_definitions(platform)
-    registry = defs.resources["registry"]
-    assert isinstance(registry, ModelRegistry) and registry.resolved_tracking_uri == url
-    lake = DeltaLake(root=str(platform.home.lake))
 
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
-        mlflow_server.wait_healthy()
-        result = defs.resolve_job_def("training").execute_in_process(
-            instance=instance, partition_key=cutoff, raise_on_error=False
+        world = build_world(
+            platform,
+            instance,
+            start=START,
+            n_days=DAYS,
+            seed=5,
+            simulator=simulate_regression,
+            labels=None,
         )
-        evals = {
-            e.event_specific_data.check_name: e.event_specific_data
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        }
-        failures = [
-            e.step_failure_data.error.to_string()
-            for e in result.all_events
-            if e.event_type_value == "STEP_FAILURE"
-        ]
+        registry, lake = world.registry, world.lake
+        assert isinstance(registry, ModelRegistry) and registry.resolved_tracking_uri == url
+        mlflow_server.wait_healthy()
+        result = world.train(cutoff)
+        evals = check_evaluations(result)
         assert result.success, (
-            failures,
+            step_failures(result),
             {k: v.description for k, v in evals.items() if not v.passed},
         )
         assert evals["gate_integrity"].passed

@@ -21,7 +21,6 @@ import copy
 import datetime as dt
 import io
 import json
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from dagster import AssetKey, instance_for_test
-from threadpoolctl import threadpool_limits
+from dagster import AssetKey
 
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
@@ -38,6 +36,8 @@ from mlops_assets.core.vocabulary import Artifact
 from mlops_assets.data.lake import DeltaLake
 from mlops_assets.model.gates import gate_check_name, gate_names
 from mlops_assets.model.lineage import REQUIRED_LINEAGE_KEYS, lineage_completeness, lock_hash
+
+from .conftest import World, build_world, check_evaluations, materialized, step_failures, world_home
 
 START = dt.date(2026, 3, 2)  # a Monday; 45 days: events 03-02 .. 04-15, labels arrive until 04-22
 DAYS = 45
@@ -48,45 +48,22 @@ C4 = "2026-04-16"  # the "approval" spec: passes, waits as challenger
 C5, C6 = "2026-04-09", "2026-04-10"  # the relineage layer's training sets
 FUTURE = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 STRICT_FAILS = {"floor:roc_auc", "ceiling:brier", "no_regression", "slice_floor", "calibration"}
-ENV = (
-    "MLOPS_HOME",
-    "DAGSTER_HOME",
-    "MLOPS_SPEC",
-    "MLOPS_LAKE_URI",
-    "MLOPS_LAKE_STORAGE_OPTIONS",
-    "MLFLOW_TRACKING_URI",
-    "MLOPS_MLFLOW_ARTIFACT_ROOT",
-)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
 
 
 @dataclass
-class World:
-    home: Path
-    instance: object
-    platform: Platform
-    defs: object
-    lake: DeltaLake
-    registry: object
-    specs: dict[str, Path]
-    versions_after_ingest: dict[str, int]
-    records: dict = field(default_factory=dict)
+class PlaneWorld(World):
+    """The ingested world and its spec variants (each layer notes what it saw in ``records``)."""
+
+    specs: dict[str, Path] = field(default_factory=dict)
+    versions_after_ingest: dict[str, int] = field(default_factory=dict)
 
     def variant(self, name: str):
         from mlops_assets.location.build import build_definitions
 
         return build_definitions(Platform(load_spec(self.specs[name]), self.platform.home))
-
-    def run(self, cutoff: str, defs=None, assets: list[str] | None = None):
-        job = (defs or self.defs).resolve_job_def("training")
-        return job.execute_in_process(
-            instance=self.instance,
-            partition_key=cutoff,
-            raise_on_error=False,
-            asset_selection=[AssetKey(a) for a in assets] if assets else None,
-        )
 
     def state(self) -> dict:
         from mlops_assets.model.promotion import read_audit
@@ -99,38 +76,11 @@ class World:
         }
 
 
-def checks(result) -> dict:
-    return {
-        e.event_specific_data.check_name: e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-
-
-def materialized(result) -> dict[str, dict]:
-    """asset name -> {metadata key: plain value} of the run's materialisations."""
-    return {
-        e.asset_key.path[-1]: {
-            k: v.value for k, v in e.event_specific_data.materialization.metadata.items()
-        }
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION"
-    }
-
-
-def step_failures(result) -> str:
-    return " | ".join(
-        e.event_specific_data.error.message
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    )
-
-
 def record(result) -> dict:
     return {
         "success": result.success,
         "run_id": result.run_id,
-        "checks": checks(result),
+        "checks": check_evaluations(result),
         "assets": materialized(result),
         "failures": step_failures(result),
     }
@@ -160,15 +110,16 @@ def evaluations(lake: DeltaLake, version: int) -> dict[str, dict]:
     return {r["gate"]: r for r in latest.to_dicts()}
 
 
-def model_file(world: World, version: int) -> Path:
+def model_file(world: PlaneWorld, version: int) -> Path:
     model_id = world.state()["tags"][version]["registry.model_id"]
     path = world.platform.home.mlflow_artifacts / "models" / model_id / "artifacts" / "model.skops"
     assert path.is_file(), path
     return path
 
 
-def holdout_inputs(world: World, version: int, cutoff: str):
-    """The holdout's model frame and the scores recorded at training time (what integrity compares)."""
+def holdout_inputs(world: PlaneWorld, version: int, cutoff: str):
+    """The holdout's model frame and the scores recorded at training time (what integrity
+    compares)."""
     from mlops_assets.model.training import to_model_frame
 
     spec = world.platform.spec
@@ -222,77 +173,37 @@ def spec_variants() -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """45 days simulated once, events and labels ingested with one range run each."""
-    from mlops_assets.data.simulator import simulate
-    from mlops_assets.location.build import build_definitions
-    from mlops_assets.location.resources import build_resources
-
-    root = tmp_path_factory.mktemp("model_plane") / "mlops_home"
-    saved = {k: os.environ.get(k) for k in ENV}
-    for k in ENV:
-        os.environ.pop(k, None)
-    os.environ["MLOPS_HOME"] = str(root)
-    os.environ["DAGSTER_HOME"] = str(root / "dagster")
-    (root / "dagster").mkdir(parents=True)
-    try:
-        with (
-            threadpool_limits(limits=1),
-            instance_for_test(temp_dir=str(root / "dagster")) as instance,
-        ):
-            specs = {}
-            for name, data in spec_variants().items():
-                specs[name] = root / f"{name}.yaml"
-                specs[name].write_text(yaml.safe_dump(data, sort_keys=False))
-            os.environ["MLOPS_SPEC"] = str(
-                specs["base"]
-            )  # what the CLI (reproduce, status) reads too
-            platform = Platform.from_env()
-            assert platform.spec == load_spec(specs["base"])
-            assert platform.home.root == root.resolve()
-            manifest = simulate(platform.landing.parent, START, DAYS, seed=SEED)
-            arrivals = sorted({f.date for f in manifest.files if f.kind == "labels"})
-            defs = build_definitions(platform)
-            last = (START + dt.timedelta(days=DAYS - 1)).isoformat()
-            for job, first, end in (
-                ("ingest", START.isoformat(), last),
-                ("ingest_labels", arrivals[0], arrivals[-1]),
-            ):
-                result = defs.resolve_job_def(job).execute_in_process(
-                    instance=instance,
-                    raise_on_error=False,
-                    tags={
-                        "dagster/asset_partition_range_start": first,
-                        "dagster/asset_partition_range_end": end,
-                    },
-                )
-                assert result.success, (job, step_failures(result))
-            resources = build_resources(platform)
-            lake = resources["lake"]
-            yield World(
-                root,
-                instance,
-                platform,
-                defs,
-                lake,
-                resources["registry"],
-                specs,
-                {t: lake.version(t) for t in ("features", "raw_labels")},
-            )
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    root = tmp_path_factory.mktemp("model_plane")
+    specs = {}
+    for name, data in spec_variants().items():
+        specs[name] = root / f"{name}.yaml"
+        specs[name].write_text(yaml.safe_dump(data, sort_keys=False))
+    # MLOPS_SPEC: the base spec, which the CLI (reproduce, status) reads too
+    with world_home(root, spec=specs["base"], one_thread=True) as (platform, instance):
+        assert platform.spec == load_spec(specs["base"])
+        assert platform.home.root == (root / "home").resolve()
+        w = build_world(
+            platform,
+            instance,
+            start=START,
+            n_days=DAYS,
+            seed=SEED,
+            labels="arrivals",
+            cls=PlaneWorld,
+            specs=specs,
+        )
+        w.versions_after_ingest = {t: w.lake.version(t) for t in ("features", "raw_labels")}
+        yield w
 
 
 @pytest.fixture(scope="module")
 def trained(world):
     """C1 → version 1 (first champion); C2 → version 2 (champion), version 1 last_known_good."""
     r = world.records
-    r["C1"] = record(world.run(C1))
+    r["C1"] = record(world.train(C1))
     r["C1_state"] = world.state()
     r["C1_training_set_version"] = world.lake.version("training_set")
-    r["C2"] = record(world.run(C2))
+    r["C2"] = record(world.train(C2))
     r["C2_state"] = world.state()
     return world
 
@@ -303,18 +214,19 @@ def rejected(trained):
     refused);
     C3 with the strict spec → version 3 rejected; then a champion-only run for C3 (lenient spec)."""
     w, r = trained, trained.records
-    r["C1_champion_again"] = record(w.run(C1, assets=["champion"]))
+    r["C1_champion_again"] = record(w.train(C1, assets=["champion"]))
     r["C1_champion_again_state"] = w.state()
-    r["C3"] = record(w.run(C3, defs=w.variant("strict")))
+    r["C3"] = record(w.train(C3, defs=w.variant("strict")))
     r["C3_state"] = w.state()
-    r["C3_champion_only"] = record(w.run(C3, assets=["champion"]))
+    r["C3_champion_only"] = record(w.train(C3, assets=["champion"]))
     r["C3_champion_only_state"] = w.state()
     return w
 
 
 @pytest.fixture(scope="module")
 def operated(rejected):
-    """The operator's CLI on version 3 (rejected): refusals, a waiver, status, rollback, reproduce."""
+    """The operator's CLI on version 3 (rejected): refusals, a waiver, status, rollback,
+    reproduce."""
     w, r = rejected, rejected.records
     before = w.state()
     r["refusals"] = {
@@ -375,16 +287,17 @@ def operated(rejected):
 
 @pytest.fixture(scope="module")
 def approved(operated):
-    """C4 with require_approval: challenger; approved by alice; rolled back; a later champion run."""
+    """C4 with require_approval: challenger; approved by alice; rolled back; a later champion
+    run."""
     w, r = operated, operated.records
     r["C4_before"] = w.state()
-    r["C4"] = record(w.run(C4, defs=w.variant("approval")))
+    r["C4"] = record(w.train(C4, defs=w.variant("approval")))
     r["C4_state"] = w.state()
     r["approve"] = cli("approve", "4", "--by", "alice", "--reason", "ok")
     r["approve_state"] = w.state()
     r["rollback_v4"] = cli("rollback", "--reason", "live precision dropped")
     r["rollback_v4_state"] = w.state()
-    r["C4_champion_only"] = record(w.run(C4, assets=["champion"]))
+    r["C4_champion_only"] = record(w.train(C4, assets=["champion"]))
     r["C4_champion_only_state"] = w.state()
     return w
 
@@ -408,7 +321,7 @@ def tampered(approved):
             + original[len(original) // 2 + 1 :]
         )
         r["integrity_tampered"] = w.registry.verify_integrity(1, X, expected, score=score)
-        r["C1_reevaluated"] = record(w.run(C1, assets=["evaluation_report"]))
+        r["C1_reevaluated"] = record(w.train(C1, assets=["evaluation_report"]))
         r["tamper_after"] = w.state()
     finally:
         path.write_bytes(original)
@@ -421,7 +334,7 @@ def relineage(tampered):
     """training_set[C5]; new labels; training_set[C6]; then candidate_model[C5] alone: its lineage
     must name what training_set[C5] read, not the newest commit of the table."""
     w, r = tampered, tampered.records
-    assert w.run(C5, assets=["training_set"]).success
+    assert w.train(C5, assets=["training_set"]).success
     r["C5_commit"] = w.lake.history("training_set", 1)[0]
     arrival = (START + dt.timedelta(days=DAYS)).isoformat()
     assert (
@@ -430,9 +343,9 @@ def relineage(tampered):
         .success
     )
     r["labels_version_after"] = w.lake.version("raw_labels")
-    assert w.run(C6, assets=["training_set"]).success
+    assert w.train(C6, assets=["training_set"]).success
     r["C6_commit"] = w.lake.history("training_set", 1)[0]
-    r["C5_candidate"] = record(w.run(C5, assets=["candidate_model"]))
+    r["C5_candidate"] = record(w.train(C5, assets=["candidate_model"]))
     r["C5_state"] = w.state()
     return w
 

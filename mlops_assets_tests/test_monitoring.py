@@ -15,7 +15,7 @@ import pytest
 from mlops_assets.core.platform import Platform
 from mlops_assets.data.simulator import Injection
 
-from .conftest import run_range, scored_world
+from .conftest import built_world, materialized
 
 START = dt.date(2026, 3, 2)
 DAYS = 40
@@ -26,15 +26,19 @@ SCORED = [(START + dt.timedelta(days=i)).isoformat() for i in range(30, DAYS)]
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("monitoring")
-    with scored_world(
-        root, START, DAYS, CUTOFF, SCORED, [Injection("covariate_drift", DRIFT_DAY)]
+    with built_world(
+        tmp_path_factory.mktemp("monitoring"),
+        start=START,
+        n_days=DAYS,
+        inject=[Injection("covariate_drift", DRIFT_DAY)],
+        cutoffs=[CUTOFF.isoformat()],
+        scored=SCORED,
     ) as w:
         yield w
 
 
 def test_every_score_row_names_the_model_that_made_it(world):
-    scores = world["lake"].read("scores")
+    scores = world.lake.read("scores")
     assert sorted(scores["ds"].unique().to_list()) == SCORED
     assert set(scores["model_version"].unique()) == {1} and set(scores["mode"].unique()) == {
         "normal"
@@ -42,7 +46,7 @@ def test_every_score_row_names_the_model_that_made_it(world):
     assert (
         scores["alias"].unique().to_list() == ["champion"] and scores["scored_at"].null_count() == 0
     )
-    feats = world["lake"].read("features", SCORED)
+    feats = world.lake.read("features", SCORED)
     assert scores.height == feats.height  # one score per feature row
     assert scores["probability"].is_between(0, 1).all()
 
@@ -50,7 +54,7 @@ def test_every_score_row_names_the_model_that_made_it(world):
 def test_injected_covariate_drift_is_detected_and_stable_days_are_not(world):
     from mlops_assets.monitoring.drift.methods import drift_summary
 
-    summary = {r["ds"]: r for r in drift_summary(world["lake"].read("drift")).to_dicts()}
+    summary = {r["ds"]: r for r in drift_summary(world.lake.read("drift")).to_dicts()}
     stable = [d for d in SCORED if d < DRIFT_DAY.isoformat()]
     drifted = [d for d in SCORED if d >= DRIFT_DAY.isoformat()]
     assert all(not summary[d]["dataset_drifted"] for d in stable), {d: summary[d] for d in stable}
@@ -60,7 +64,7 @@ def test_injected_covariate_drift_is_detected_and_stable_days_are_not(world):
     # methods
     assert all(summary[d]["status"] == "ok" and summary[d]["rows"] >= 1000 for d in SCORED)
     assert {summary[d]["champion_version"] for d in SCORED} == {1}
-    table = world["lake"].read("drift", [drifted[0]])
+    table = world.lake.read("drift", [drifted[0]])
     methods = dict(table.select("feature", "method").iter_rows())
     assert methods["amount"] == "wasserstein" and methods["channel"] == "jensenshannon"
     assert set(table.filter(pl.col("status") == "excluded")["feature"]) == {
@@ -68,7 +72,7 @@ def test_injected_covariate_drift_is_detected_and_stable_days_are_not(world):
         "is_weekend",
     }
     # one Evidently HTML report for humans: at the start of the episode, not for every drifted day
-    reports = list((world["platform"].home.reports / "drift").glob("*.html"))
+    reports = list((world.platform.home.reports / "drift").glob("*.html"))
     assert [r.name for r in reports] == [f"{drifted[0]}_vs_v1.html"]
 
 
@@ -79,7 +83,7 @@ def test_columns_constant_within_a_partition_are_left_out_from_the_data(world):
 
     from mlops_assets.location.build import build_definitions
 
-    platform = world["platform"]
+    platform = world.platform
     spec = platform.spec.model_copy(
         update={"drift": platform.spec.drift.model_copy(update={"exclude": []})}
     )
@@ -88,14 +92,14 @@ def test_columns_constant_within_a_partition_are_left_out_from_the_data(world):
     result = materialize(
         [defs.get_assets_def("drift_report")],
         partition_key=day,
-        instance=world["instance"],
+        instance=world.instance,
         resources=defs.resources,
     )
     assert result.success
     meta = result.asset_materializations_for_node("drift_report")[0].metadata
     assert set(meta["excluded_features"].value) == {"day_of_week", "is_weekend"}
     assert meta["dataset_drifted"].value is False and meta["drift_status"].value == "ok"
-    rows = world["lake"].read("drift", [day]).filter(pl.col("status") == "excluded")
+    rows = world.lake.read("drift", [day]).filter(pl.col("status") == "excluded")
     assert set(rows["feature"]) == {"day_of_week", "is_weekend"}
     assert all(n.startswith("constant within each of") for n in rows["note"])
 
@@ -103,14 +107,14 @@ def test_columns_constant_within_a_partition_are_left_out_from_the_data(world):
 def test_drift_sensor_requests_one_retrain_per_episode(world):
     from mlops_assets.operations.runs import tick
 
-    sensor = world["defs"].resolve_sensor_def("drift_sensor")
+    sensor = world.defs.resolve_sensor_def("drift_sensor")
     from dagster import build_sensor_context
 
     ctx = build_sensor_context(
-        instance=world["instance"],
+        instance=world.instance,
         cursor=None,
-        definitions=world["defs"],
-        resources=world["defs"].resources,
+        definitions=world.defs,
+        resources=world.defs.resources,
     )
     data = sensor.evaluate_tick(ctx)
     assert len(data.run_requests) == 1
@@ -120,7 +124,7 @@ def test_drift_sensor_requests_one_retrain_per_episode(world):
     )  # the episode of champion v1's reference
     assert (
         rr.partition_key == (dt.date.fromisoformat(SCORED[-1]) + dt.timedelta(days=1)).isoformat()
-        or rr.partition_key == world["platform"].daily.get_last_partition_key()
+        or rr.partition_key == world.platform.daily.get_last_partition_key()
     )
     assert (
         rr.tags["mlops/trigger"] == "drift_sensor" and "amount" in rr.tags["mlops/drift_features"]
@@ -128,16 +132,16 @@ def test_drift_sensor_requests_one_retrain_per_episode(world):
     # the same episode on the next tick: nothing (cursor), and an alert was written once
     again = sensor.evaluate_tick(
         build_sensor_context(
-            instance=world["instance"],
+            instance=world.instance,
             cursor=data.cursor,
-            definitions=world["defs"],
-            resources=world["defs"].resources,
+            definitions=world.defs,
+            resources=world.defs.resources,
         )
     )
     assert not again.run_requests and "already triggered" in again.skip_message
     alerts = [
         json.loads(line)
-        for line in (world["platform"].home.alerts / "alerts.jsonl").read_text().splitlines()
+        for line in (world.platform.home.alerts / "alerts.jsonl").read_text().splitlines()
     ]
     assert [a["kind"] for a in alerts].count("drift_retrain") == 1
     assert alerts[0]["runbook"] == "docs/runbooks/drift_retrain.md"
@@ -148,51 +152,33 @@ def test_failed_contract_produces_no_scores(world):
     from mlops_assets.data.simulator import write_bad_file
 
     day = SCORED[2]
-    lake, instance, defs = world["lake"], world["instance"], world["defs"]
+    lake = world.lake
     before = lake.read("scores", [day])
     bad = write_bad_file(
-        world["platform"].landing / day, "nan_flood", dt.date.fromisoformat(day), seed=3
+        world.platform.landing / day, "nan_flood", dt.date.fromisoformat(day), seed=3
     )
     try:
-        result = defs.resolve_job_def("daily").execute_in_process(
-            instance=instance, partition_key=day, raise_on_error=False
-        )
-        assert not result.success
+        assert not world.run("daily", day).success
         # scores[day] untouched (the blocked run never reached it) …
         assert lake.read("scores", [day]).equals(before)
         # … and a scoring run on its own refuses the partition whose contract failed
-        scoring = defs.resolve_job_def("scoring").execute_in_process(
-            instance=instance, partition_key=day, raise_on_error=False
-        )
-        mats = [
-            e
-            for e in scoring.all_events
-            if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["scores"]
-        ]
-        assert mats == [] and lake.read("scores", [day]).equals(before)
+        scoring = world.run("scoring", day)
+        assert "scores" not in materialized(scoring) and lake.read("scores", [day]).equals(before)
     finally:
         bad.unlink()
-        assert (
-            defs.resolve_job_def("daily")
-            .execute_in_process(instance=instance, partition_key=day, raise_on_error=False)
-            .success
-        )
+        assert world.run("daily", day).success
 
 
 def test_kill_switch_skips_scoring_with_a_reason(world, monkeypatch):
     day = SCORED[3]
-    before = world["lake"].read("scores", [day])
+    before = world.lake.read("scores", [day])
     monkeypatch.setenv("MLOPS_KILL_SWITCH", "1")
-    result = (
-        world["defs"]
-        .resolve_job_def("scoring")
-        .execute_in_process(instance=world["instance"], partition_key=day, raise_on_error=False)
-    )
+    result = world.run("scoring", day)
     assert result.success
-    logs = [e.message for e in world["instance"].all_logs(result.run_id) if e.message]
+    logs = [e.message for e in world.instance.all_logs(result.run_id) if e.message]
     assert any("kill switch set in the environment" in m for m in logs)
-    assert not [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
-    assert world["lake"].read("scores", [day]).equals(before)
+    assert materialized(result) == {}
+    assert world.lake.read("scores", [day]).equals(before)
 
 
 def _tamper(registry, version: int) -> tuple[Path, bytes]:
@@ -210,16 +196,11 @@ def _tamper(registry, version: int) -> tuple[Path, bytes]:
 def test_integrity_failure_degrades_to_the_fallback(world):
     from mlops_assets.scoring.rows import BASELINE_VERSION
 
-    registry, lake = world["registry"], world["lake"]
+    registry, lake = world.registry, world.lake
     day = SCORED[4]
     target, original = _tamper(registry, 1)
     try:
-        result = (
-            world["defs"]
-            .resolve_job_def("scoring")
-            .execute_in_process(instance=world["instance"], partition_key=day, raise_on_error=False)
-        )
-        assert result.success
+        assert world.run("scoring", day).success
         rows = lake.read("scores", [day])
         # no last_known_good exists yet: the constant baseline serves, every row says so
         assert set(rows["mode"]) == {"degraded"} and set(rows["model_version"]) == {
@@ -228,12 +209,7 @@ def test_integrity_failure_degrades_to_the_fallback(world):
         assert rows["probability"].n_unique() == 1
     finally:
         target.write_bytes(original)
-    assert (
-        world["defs"]
-        .resolve_job_def("scoring")
-        .execute_in_process(instance=world["instance"], partition_key=day, raise_on_error=False)
-        .success
-    )
+    assert world.run("scoring", day).success
     assert set(lake.read("scores", [day])["mode"]) == {"normal"}
 
 
@@ -244,20 +220,16 @@ def test_guard_rolls_back_once_and_rescoring_removes_every_row_of_the_bad_versio
     from mlops_assets.operations.runs import tick
 
     defs, instance, lake, registry = (
-        world["defs"],
-        world["instance"],
-        world["lake"],
-        world["registry"],
+        world.defs,
+        world.instance,
+        world.lake,
+        world.registry,
     )
     cutoff2 = (CUTOFF + dt.timedelta(days=2)).isoformat()
-    assert (
-        defs.resolve_job_def("training")
-        .execute_in_process(instance=instance, partition_key=cutoff2, raise_on_error=False)
-        .success
-    )
+    assert world.train(cutoff2).success
     assert registry.get_alias("champion") == 2 and registry.get_alias("last_known_good") == 1
     bad_days = SCORED[-4:]
-    assert run_range(defs, instance, "scoring", bad_days[0], bad_days[-1]).success
+    assert world.run_range("scoring", bad_days[0], bad_days[-1]).success
     assert set(lake.read("scores", bad_days)["model_version"]) == {2}
     # matured performance of v2 on those days: far behind v1 on the same rows
     perf = pl.DataFrame(
@@ -301,7 +273,7 @@ def test_guard_rolls_back_once_and_rescoring_removes_every_row_of_the_bad_versio
 def test_status_reports_monitoring_sections(world):
     from mlops_assets.operations.status import collect_status
 
-    status = collect_status(world["platform"], world["instance"], world["defs"])
+    status = collect_status(world.platform, world.instance, world.defs)
     assert {"scores", "drift", "performance", "retrains", "alerts"} <= set(status)
     assert status["scores"]["partitions"] == len(SCORED)
     assert status["drift"] and status["drift"][-1]["dataset_drifted"] is True
@@ -313,8 +285,8 @@ def test_performance_sensor_catches_up_consecutive_labelled_days_in_one_run(worl
     single-run range (a catch-up of N days is one process), and the next tick has nothing to do."""
     from mlops_assets.operations.runs import tick
 
-    defs, instance, lake = world["defs"], world["instance"], world["lake"]
-    spec = world["platform"].spec
+    defs, instance, lake = world.defs, world.instance, world.lake
+    spec = world.platform.spec
     labelled = lake.read("raw_labels").select(pl.col(spec.labels.id).alias(spec.id))
     expected = sorted(
         lake.read("scores").join(labelled, on=spec.id, how="semi")["ds"].unique().to_list()
@@ -336,13 +308,11 @@ def test_performance_sensor_catches_up_consecutive_labelled_days_in_one_run(worl
 def test_performance_compares_with_last_known_good_on_the_same_rows(world):
     """model_performance re-scores last_known_good on exactly the labelled rows of the day:
     two sound models of the same data must score alike (a misaligned join gives ~0.5)."""
-    registry, lake = world["registry"], world["lake"]
+    registry, lake = world.registry, world.lake
     registry.set_alias("last_known_good", 2)
     day = SCORED[0]  # scored by v1, labels matured, before the drift
-    result = (
-        world["defs"]
-        .resolve_job_def("performance")
-        .execute_in_process(instance=world["instance"], partition_key=day, raise_on_error=False)
+    result = world.defs.resolve_job_def("performance").execute_in_process(
+        instance=world.instance, partition_key=day, raise_on_error=False
     )
     assert result.success
     row = lake.read("performance", [day]).row(0, named=True)
@@ -357,8 +327,8 @@ def test_table_maintenance_keeps_what_reproduce_needs(world):
     from mlops_assets.core.vocabulary import Alias
     from mlops_assets.model.reproduce import reproduce
 
-    registry, lake = world["registry"], world["lake"]
-    platform = world["platform"]
+    registry, lake = world.registry, world.lake
+    platform = world.platform
     spec = platform.spec.model_copy(
         update={"maintenance": platform.spec.maintenance.model_copy(update={"retention_hours": 0})}
     )
@@ -366,7 +336,7 @@ def test_table_maintenance_keeps_what_reproduce_needs(world):
 
     defs = build_definitions(Platform(spec, platform.home))
     result = defs.resolve_job_def("maintenance").execute_in_process(
-        instance=world["instance"], raise_on_error=False
+        instance=world.instance, raise_on_error=False
     )
     assert result.success
     meta = next(

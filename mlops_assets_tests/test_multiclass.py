@@ -16,8 +16,9 @@ from threadpoolctl import threadpool_limits
 
 from mlops_assets.control.registry import IntegrityError
 from mlops_assets.core.spec import SpecError, load_spec, parse_spec
+from mlops_assets.data.contract import event_contract, label_contract
 from mlops_assets.data.features import compute_features
-from mlops_assets.data.ingest import event_contract, ingest_partition, label_contract
+from mlops_assets.data.ingest import ingest_partition
 from mlops_assets.model import training as T
 from mlops_assets.model.estimators import ESTIMATORS
 from mlops_assets.model.evaluation import slice_metrics, task_metrics

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ from mlops_assets.control.registry import (
 from mlops_assets.core.vocabulary import Alias, Meta, Status, VersionTag
 from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
-from .conftest import days, run_ingest
+from .conftest import World, build_world, days, materialized, step_failures, world_home
 from .test_integrity import plant_pickle
 from .test_mlflow_server import MlflowServer, _free_port
 
@@ -174,32 +175,16 @@ def score(model, frame):
     return predict_scores(model, frame, spec.task)
 
 ModelRegistry(tracking_uri=uri, model_name=spec.model.registered_name).log_candidate(
-    spec, pipeline, input_example=X, params={}, metrics={}, score=score, trusted_types=SKOPS_TRUSTED_TYPES,
-    tags={"mlops.cutoff": cutoff, "lineage.dagster_run_id": "a-run-that-was-killed", "mlops.status": "candidate"})
+    spec, pipeline, input_example=X, params={}, metrics={}, score=score,
+    trusted_types=SKOPS_TRUSTED_TYPES,
+    tags={"mlops.cutoff": cutoff, "lineage.dagster_run_id": "a-run-that-was-killed",
+          "mlops.status": "candidate"})
 """
 
 
-class World:
-    def __init__(self, home, server, instance, defs, platform):
-        self.home, self.server, self.instance, self.defs, self.platform = (
-            home,
-            server,
-            instance,
-            defs,
-            platform,
-        )
-        self.registry = defs.resources["registry"]
-
-    def run(self, job: str, key: str, assets: list[str] | None = None):
-        t0 = time.monotonic()
-        result = self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance,
-            partition_key=key,
-            raise_on_error=False,
-            asset_selection=[AssetKey(a) for a in assets] if assets else None,
-        )
-        result.elapsed = time.monotonic() - t0
-        return result
+@dataclass
+class OutageWorld(World):
+    server: MlflowServer | None = None
 
     def client(self):
         from mlflow import MlflowClient
@@ -207,77 +192,39 @@ class World:
         return MlflowClient(tracking_uri=self.server.url, registry_uri=self.server.url)
 
 
-def materialized(result, asset: str) -> dict:
-    return next(
-        {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path[-1] == asset
-    )
-
-
-def step_failures(result) -> str:
-    return " | ".join(
-        e.event_specific_data.error.to_string()
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    )
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """bike_rentals on a real MLflow server: v1 champion (cutoff C1), one day scored live."""
-    from mlops_assets.core.platform import Platform
-    from mlops_assets.location.build import build_definitions
-
     root = tmp_path_factory.mktemp("outages")
-    saved = {
-        k: os.environ.get(k)
-        for k in (
-            "MLOPS_HOME",
-            "DAGSTER_HOME",
-            "MLOPS_SPEC",
-            "MLFLOW_TRACKING_URI",
-            "MLFLOW_REGISTRY_URI",
-            "MLOPS_MLFLOW_ARTIFACT_ROOT",
-            "MLOPS_LAKE_URI",
-        )
-    }
-    for k in saved:
-        os.environ.pop(k, None)
     server = MlflowServer(root / "server")
     server.root.mkdir()
-    server.start()
-    os.environ.update(
-        MLOPS_HOME=str(root / "home"),
-        DAGSTER_HOME=str(root / "home" / "dagster"),
-        MLOPS_SPEC=str(BIKE_SPEC),
-        MLFLOW_TRACKING_URI=server.url,
-    )
-    (root / "home" / "dagster").mkdir(parents=True)
+    server.start()  # boots while the data is simulated and ingested
     try:
-        platform = Platform.from_env()
-        simulate_regression(platform.landing.parent, START, DAYS, seed=5)
-        defs = build_definitions(platform)
-        with instance_for_test(temp_dir=str(root / "home" / "dagster")) as instance:
-            assert run_ingest(defs, instance, start=KEYS[0], end=KEYS[-1]).success
+        with world_home(root, spec=BIKE_SPEC, MLFLOW_TRACKING_URI=server.url) as (
+            platform,
+            instance,
+        ):
+            w = build_world(
+                platform,
+                instance,
+                start=START,
+                n_days=DAYS,
+                seed=5,
+                simulator=simulate_regression,
+                labels=None,
+                cls=OutageWorld,
+                server=server,
+            )
             server.wait_healthy()
-            w = World(root, server, instance, defs, platform)
-            trained = w.run("training", C1)
-            assert trained.success, step_failures(trained)
-            scored = w.run("scoring", SCORED_LIVE, assets=["scores"])
-            assert scored.success, step_failures(scored)
-            assert materialized(scored, "scores")[Meta.MODEL_SOURCE] == "registry"
+            w.step("training", w.train(C1))
+            scored = w.step("scoring", w.run("scoring", SCORED_LIVE, assets=["scores"]))
+            assert materialized(scored)["scores"][Meta.MODEL_SOURCE] == "registry"
             yield w
     finally:
         server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
-def stored_model_dir(w: World, version: int) -> Path:
+def stored_model_dir(w: OutageWorld, version: int) -> Path:
     model_id = w.registry.version_tags(version)[VersionTag.MODEL_ID]
     found = [p.parent for p in w.server.artifacts.rglob("MLmodel") if model_id in p.parts]
     assert len(found) == 1, found
@@ -298,7 +245,7 @@ def test_a_champion_pointed_at_a_planted_pickle_is_refused_at_scoring_time(world
         plant_pickle(folder, marker)
         result = w.run("scoring", SCORED_LIVE, assets=["scores"])
         assert result.success, step_failures(result)
-        meta = materialized(result, "scores")
+        meta = materialized(result)["scores"]
         assert (meta["model_version"], meta["mode"]) == (
             -1,
             "degraded",
@@ -320,7 +267,7 @@ def test_a_champion_pointed_at_a_planted_pickle_is_refused_at_scoring_time(world
         shutil.rmtree(folder)
         shutil.copytree(backup, folder)
     again = w.run("scoring", SCORED_LIVE, assets=["scores"])
-    assert materialized(again, "scores")["mode"] == "normal"
+    assert materialized(again)["scores"]["mode"] == "normal"
 
 
 @pytest.mark.slow
@@ -331,7 +278,7 @@ def test_while_mlflow_is_down_scoring_serves_the_cache_and_training_fails_fast(w
         scored = w.run("scoring", SCORED_CACHED, assets=["scores"])
         assert scored.success, step_failures(scored)
         assert scored.elapsed < 3 * FAST_S, scored.elapsed
-        meta = materialized(scored, "scores")
+        meta = materialized(scored)["scores"]
         assert (meta["model_version"], meta["mode"], meta[Meta.MODEL_SOURCE]) == (
             1,
             "normal",
@@ -360,7 +307,7 @@ def test_while_mlflow_is_down_scoring_serves_the_cache_and_training_fails_fast(w
         (cached / "model" / "requirements.txt").write_text("evil-package\n")
         tampered = w.run("scoring", SCORED_CACHED, assets=["scores"])
         assert tampered.success, step_failures(tampered)
-        meta = materialized(tampered, "scores")
+        meta = materialized(tampered)["scores"]
         assert (meta["model_version"], meta["mode"], meta[Meta.MODEL_SOURCE]) == (
             -1,
             "degraded",
@@ -391,7 +338,7 @@ def test_the_next_attempt_fails_a_killed_attempts_run_and_supersedes_an_ungated_
         "training", C2, assets=["training_set", "candidate_model"]
     )  # died before its gates
     assert ungated.success, step_failures(ungated)
-    v_ungated = materialized(ungated, "candidate_model")["model_version"]
+    v_ungated = materialized(ungated)["candidate_model"]["model_version"]
     attempt = subprocess.Popen(
         [sys.executable, "-c", KILLED_ATTEMPT, str(BIKE_SPEC), w.server.url, C2],
         cwd=REPO,
@@ -410,7 +357,7 @@ def test_the_next_attempt_fails_a_killed_attempts_run_and_supersedes_an_ungated_
 
     retry = w.run("training", C2)
     assert retry.success, step_failures(retry)
-    meta = materialized(retry, "candidate_model")
+    meta = materialized(retry)["candidate_model"]
     v_new = meta["model_version"]
     assert [r["run_id"] for r in meta["failed_orphan_runs"]] == [orphan[0].info.run_id]
     assert meta["superseded_versions"] == [v_ungated]

@@ -9,7 +9,7 @@ from dagster import build_sensor_context, instance_for_test
 
 from mlops_assets.data.simulator import BIKE_SPEC, Injection, simulate_regression
 
-from .conftest import days, run_ingest, run_range
+from .conftest import build_world, days
 
 START = dt.date(2026, 4, 6)
 N = 34
@@ -25,7 +25,6 @@ def test_performance_follows_scores_and_the_guard_acts_on_it(home, monkeypatch):
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
     from mlops_assets.core.vocabulary import GUARD_TRIPPED, VersionTag
-    from mlops_assets.data.lake import DeltaLake
     from mlops_assets.location.build import build_definitions
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
@@ -41,40 +40,33 @@ def test_performance_follows_scores_and_the_guard_acts_on_it(home, monkeypatch):
         }
     )
     platform = Platform(spec, bundled.home)
-    keys = days(START, N)
-    simulate_regression(
-        platform.landing.parent, START, N, seed=5, inject=[Injection("concept_drift", CONCEPT)]
-    )
-    defs = build_definitions(platform)
-    assert {"scores", "model_performance"} <= _jobs_assets(defs, "daily")
-    assert {"scores", "model_performance"} <= _jobs_assets(defs, "scoring")
     # with a label feed the labels decide when performance runs (performance_sensor), not the scores
     card = build_definitions(Platform(load_spec(BUNDLED_SPEC), bundled.home))
     assert "model_performance" not in _jobs_assets(card, "daily") | _jobs_assets(card, "scoring")
 
-    lake = DeltaLake(root=str(platform.home.lake))
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
-        assert (
-            defs.resolve_job_def("training")
-            .execute_in_process(
-                instance=instance, partition_key=CUTOFF.isoformat(), raise_on_error=False
-            )
-            .success
+        world = build_world(
+            platform,
+            instance,
+            start=START,
+            n_days=N,
+            seed=5,
+            inject=[Injection("concept_drift", CONCEPT)],
+            simulator=simulate_regression,
+            labels=None,
+            cutoffs=[CUTOFF.isoformat()],
         )
-        registry = defs.resources["registry"]
+        defs, lake, keys = world.defs, world.lake, days(START, N)
+        assert {"scores", "model_performance"} <= _jobs_assets(defs, "daily")
+        assert {"scores", "model_performance"} <= _jobs_assets(defs, "scoring")
+        registry = world.registry
         assert registry.get_alias("champion") == 1
         scored = keys[keys.index(CUTOFF.isoformat()) :]
         before = scored[:3]  # before the concept drift: the day's target is in its events
-        assert (
-            defs.resolve_job_def("daily")
-            .execute_in_process(instance=instance, partition_key=before[0], raise_on_error=False)
-            .success
-        )
+        assert world.run("daily", before[0]).success
         assert lake.read("performance")["ds"].to_list() == [before[0]]
-        assert run_range(
-            defs, instance, "scoring", scored[0], scored[-1]
-        ).success  # no performance job, no labels
+        # no performance job, no labels
+        assert world.run_range("scoring", scored[0], scored[-1]).success
         perf = lake.read("performance").sort("ds")
         assert perf["ds"].to_list() == scored and set(perf["model_version"]) == {1}
         assert (perf["coverage"] == 1.0).all() and (perf["labelled_rows"] > 100).all()
@@ -91,9 +83,5 @@ def test_performance_follows_scores_and_the_guard_acts_on_it(home, monkeypatch):
         assert "guard acted" in tick.skip_message, tick.skip_message
         assert registry.version_tags(1)[VersionTag.GUARD] == GUARD_TRIPPED
         assert "below the guard floor 0.750" in registry.version_tags(1)[VersionTag.GUARD_REASON]
-        assert (
-            defs.resolve_job_def("scoring")
-            .execute_in_process(instance=instance, partition_key=scored[-1], raise_on_error=False)
-            .success
-        )
+        assert world.run("scoring", scored[-1]).success
         assert set(lake.read("scores", [scored[-1]])["mode"]) == {"degraded"}

@@ -17,20 +17,22 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
 from dagster import Failure, instance_for_test
-from threadpoolctl import threadpool_limits
 
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.spec import BUNDLED_SPEC, parse_spec
-from mlops_assets.data.ingest import event_contract, ingest_partition, protect_pii
+from mlops_assets.data.contract import event_contract, protect_pii
+from mlops_assets.data.ingest import ingest_partition
 from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events, simulate, write_bad_file
+
+from .conftest import World, materialized, world_home
 
 START = dt.date(2026, 3, 2)
 DAYS = 24  # events START .. START+23
@@ -40,17 +42,6 @@ BAD_DAY = START + dt.timedelta(days=23)  # planted and broken files: ingested on
 KEY = "test-pii-key-" + "0123456789abcdef" * 2
 PLANTED_EMAIL, PLANTED_CARD = "planted.victim+pii@example.org", "4111111111111111"
 BAD_EMAIL, BAD_CARD = "quarantined.victim@example.net", "5500005555555559"
-ENV = (
-    "MLOPS_HOME",
-    "DAGSTER_HOME",
-    "MLOPS_SPEC",
-    "MLOPS_LAKE_URI",
-    "MLOPS_LAKE_STORAGE_OPTIONS",
-    "MLFLOW_TRACKING_URI",
-    "MLOPS_MLFLOW_ARTIFACT_ROOT",
-    "MLOPS_PII_KEY",
-    "MLOPS_KILL_SWITCH",
-)
 
 
 def small_spec(landing: Path, **over) -> dict:
@@ -106,23 +97,14 @@ def landing_pii(landing: Path) -> set[str]:
     return values
 
 
-def run_range(defs, instance, job: str, first: str, last: str):
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
-    )
+@dataclass
+class PiiWorld(World):
+    landing: Path | None = None  # the landing zone, outside $MLOPS_HOME
+    pii: set[str] = field(default_factory=set)  # every email and card number landed
 
-
-def failures(result) -> str:
-    return " | ".join(
-        e.event_specific_data.error.message
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    )
+    @property
+    def home(self) -> Path:
+        return self.platform.home.root
 
 
 @pytest.fixture(scope="module")
@@ -130,62 +112,26 @@ def world(tmp_path_factory):
     from mlops_assets.location.build import build_definitions
 
     root = tmp_path_factory.mktemp("pii")
-    home, landing = root / "home", root / "landing_in"
-    saved = {k: os.environ.get(k) for k in ENV}
-    for k in ENV:
-        os.environ.pop(k, None)
+    landing = root / "landing_in"
     spec_file = root / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(small_spec(landing)))
-    os.environ.update(
-        MLOPS_HOME=str(home),
-        DAGSTER_HOME=str(home / "dagster"),
-        MLOPS_SPEC=str(spec_file),
-        MLOPS_PII_KEY=KEY,
-    )
-    (home / "dagster").mkdir(parents=True)
-    try:
-        with (
-            threadpool_limits(limits=1),
-            instance_for_test(temp_dir=str(home / "dagster")) as instance,
-        ):
-            platform = Platform.from_env()
-            manifest = simulate(landing, START, DAYS, seed=13, spec=platform.spec)
-            bad_folder = platform.landing / BAD_DAY.isoformat()
-            plant(bad_folder, BAD_DAY)
-            for kind in ("wrong_types", "duplicated_ids"):
-                write_bad_file(bad_folder, kind, BAD_DAY, seed=4)
-            defs = build_definitions(platform)
-            arrivals = sorted({f.date for f in manifest.files if f.kind == "labels"})
-            results = {
-                "ingest": run_range(defs, instance, "ingest", START.isoformat(), SCORED[-1]),
-                "labels": run_range(defs, instance, "ingest_labels", arrivals[0], arrivals[-1]),
-            }
-            for name, result in results.items():
-                assert result.success, (name, failures(result))
-            results["bad_day"] = defs.resolve_job_def("ingest").execute_in_process(
-                instance=instance, partition_key=BAD_DAY.isoformat(), raise_on_error=False
-            )
-            results["training"] = defs.resolve_job_def("training").execute_in_process(
-                instance=instance, partition_key=CUTOFF, raise_on_error=False
-            )
-            assert results["training"].success, failures(results["training"])
-            results["scoring"] = run_range(defs, instance, "scoring", SCORED[0], SCORED[-1])
-            assert results["scoring"].success, failures(results["scoring"])
-            yield {
-                "home": home,
-                "landing": landing,
-                "platform": platform,
-                "defs": defs,
-                "results": results,
-                "lake": defs.resources["lake"],
-                "pii": landing_pii(landing),
-            }
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with world_home(root, spec=spec_file, one_thread=True, MLOPS_PII_KEY=KEY) as (
+        platform,
+        instance,
+    ):
+        w = PiiWorld(platform, instance, build_definitions(platform), landing=landing)
+        w.simulate(START, DAYS, seed=13, spec=platform.spec, landing=landing)
+        bad_folder = platform.landing / BAD_DAY.isoformat()
+        plant(bad_folder, BAD_DAY)
+        for kind in ("wrong_types", "duplicated_ids"):
+            write_bad_file(bad_folder, kind, BAD_DAY, seed=4)
+        w.ingest(START.isoformat(), SCORED[-1])
+        w.ingest_labels()
+        w.results["bad_day"] = w.run("ingest", BAD_DAY.isoformat())  # fails: asserted below
+        w.step("training", w.train(CUTOFF))
+        w.score(SCORED[0], SCORED[-1])
+        w.pii = landing_pii(landing)
+        yield w
 
 
 def _texts(path: Path) -> list[tuple[str, str]]:
@@ -211,11 +157,11 @@ def _hits(texts: list[tuple[str, str]], needles: list[str]) -> dict[str, list[st
 
 
 def test_the_world_ingested_trained_scored_and_quarantined_the_planted_row(world):
-    results, lake = world["results"], world["lake"]
+    results, lake = world.results, world.lake
     assert not results["bad_day"].success  # the broken files fail the contract of their day
     assert lake.read("scores", SCORED).height > 0 and lake.read("training_set", [CUTOFF]).height > 0
-    assert {PLANTED_EMAIL, PLANTED_CARD, BAD_EMAIL, BAD_CARD} <= world["pii"] and len(
-        world["pii"]
+    assert {PLANTED_EMAIL, PLANTED_CARD, BAD_EMAIL, BAD_CARD} <= world.pii and len(
+        world.pii
     ) > 10_000
     q = lake.read("quarantine", [BAD_DAY.isoformat()])
     planted = q.filter(pl.col("file").str.ends_with("-planted.csv"))
@@ -229,26 +175,37 @@ def test_no_pii_value_is_in_any_file_under_mlops_home(world):
     """Delta parquet and logs, MLflow sqlite and artifacts (zips opened), Dagster's sqlite
     databases,
     alerts, reports: not one email or card number, and not the key."""
-    files = [p for p in world["home"].rglob("*") if p.is_file()]
-    stores = {p.relative_to(world["home"]).parts[0] for p in files}
+    files = [p for p in world.home.rglob("*") if p.is_file()]
+    stores = {p.relative_to(world.home).parts[0] for p in files}
     assert {"lake", "mlflow", "dagster"} <= stores, stores
     assert any(
-        p.name.endswith(".db") for p in (world["home"] / "dagster").rglob("*")
+        p.name.endswith(".db") for p in (world.home / "dagster").rglob("*")
     )  # the instance's sqlite
     texts = [t for p in files for t in _texts(p)]
-    assert _hits(texts, sorted(world["pii"])) == {}
+    assert _hits(texts, sorted(world.pii)) == {}
     assert _hits(texts, [KEY]) == {}
 
 
 def test_every_string_column_of_every_delta_table_is_free_of_pii(world):
-    lake, needles = world["lake"], sorted(world["pii"])
-    tables = sorted(p.parent.name for p in (world["home"] / "lake").glob("*/_delta_log"))
+    lake, needles = world.lake, sorted(world.pii)
+    tables = sorted(p.parent.name for p in (world.home / "lake").glob("*/_delta_log"))
     assert {"raw_events", "quarantine", "features", "training_set", "scores"} <= set(tables)
+    cells = []
     for table in tables:
         frame = lake.read(table)
-        for col in [c for c, t in frame.schema.items() if t == pl.String]:
-            leaked = frame.filter(pl.col(col).str.contains_any(needles))
-            assert leaked.is_empty(), (table, col, leaked[col].head(3).to_list())
+        cells += [
+            frame.select(
+                pl.lit(table).alias("table"), pl.lit(c).alias("column"), pl.col(c).alias("value")
+            )
+            for c, dtype in frame.schema.items()
+            if dtype == pl.String
+        ]
+    # every string cell in one contiguous column: polars builds the needles' automaton per chunk
+    cells = pl.concat(cells).rechunk()
+    raw_columns = set(cells.filter(pl.col("table") == "raw_events")["column"])
+    assert {"email", "card_number"} <= raw_columns  # the hashed columns are among those searched
+    leaked = cells.filter(pl.col("value").str.contains_any(needles))
+    assert leaked.is_empty(), leaked.group_by("table", "column").agg(pl.col("value").head(3))
 
 
 def digest(value: str) -> str:
@@ -256,7 +213,7 @@ def digest(value: str) -> str:
 
 
 def test_pii_columns_hold_keyed_hashes_in_raw_events_and_in_quarantine_records(world):
-    lake, day = world["lake"], BAD_DAY.isoformat()
+    lake, day = world.lake, BAD_DAY.isoformat()
     raw = lake.read("raw_events", [day])
     row = raw.filter(pl.col("transaction_id") == "planted-ok").row(0, named=True)
     assert (row["email"], row["card_number"]) == (digest(PLANTED_EMAIL), digest(PLANTED_CARD))
@@ -270,13 +227,8 @@ def test_pii_columns_hold_keyed_hashes_in_raw_events_and_in_quarantine_records(w
     assert record["amount"] == "not-a-number"  # the rest of the record stays as it arrived
     # equal values keep matching (counts, joins), and features never carry PII at all
     assert raw.height > raw["email"].n_unique()
-    assert not set(lake.read("features", [day]).columns) & set(world["platform"].spec.pii)
-    meta = next(
-        e.event_specific_data.materialization.metadata
-        for e in world["results"]["bad_day"].all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["raw_events"]
-    )
-    assert meta["pii"].value == {
+    assert not set(lake.read("features", [day]).columns) & set(world.platform.spec.pii)
+    assert materialized(world.results["bad_day"])["raw_events"]["pii"] == {
         "columns": ["card_number", "email"],
         "treatment": "hmac_sha256",
         "why": "keyed hash (key from $MLOPS_PII_KEY)",
@@ -320,21 +272,15 @@ def test_without_a_key_or_with_pii_mode_drop_pii_values_are_dropped(
         and record["card_number"] is None
         and record["transaction_id"] == "planted-bad"
     )
-    meta = next(
-        e.event_specific_data.materialization.metadata
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == ["raw_events"]
-    )
-    assert meta["pii"].value["treatment"] == "dropped"
-    assert meta["pii"].value["why"] == (
-        "pii_mode: drop" if mode == "drop" else "$MLOPS_PII_KEY is not set"
-    )
+    pii = materialized(result)["raw_events"]["pii"]
+    assert pii["treatment"] == "dropped"
+    assert pii["why"] == ("pii_mode: drop" if mode == "drop" else "$MLOPS_PII_KEY is not set")
     texts = [t for p in home.rglob("*") if p.is_file() for t in _texts(p)]
     assert _hits(texts, [PLANTED_EMAIL, PLANTED_CARD, BAD_EMAIL, BAD_CARD, KEY]) == {}
 
 
 def test_a_short_key_is_refused_without_quoting_it(monkeypatch):
-    from mlops_assets.location.resources import PiiKey, pii_resource
+    from mlops_assets.control.resources import PiiKey, pii_resource
 
     monkeypatch.setenv("MLOPS_PII_KEY", "short-secret")
     resource = pii_resource()

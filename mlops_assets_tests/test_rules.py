@@ -29,11 +29,14 @@ from mlops_assets.core.vocabulary import (
     recorded_delta_versions,
     recorded_fingerprint,
 )
-from mlops_assets.data.contract_checks import Verdict, combine_verdicts, freshness_alert_due
+from mlops_assets.data.contract_checks import (
+    ContractVerdict,
+    combine_verdicts,
+    freshness_alert_due,
+)
 from mlops_assets.data.features import compute_features, feature_columns
 from mlops_assets.model import gates as G
-from mlops_assets.model.promotion import PromotionRefused, promotion_decision
-from mlops_assets.model.promotion import Verdict as PromotionVerdict
+from mlops_assets.model.promotion import PromotionRefused, PromotionVerdict, promotion_decision
 from mlops_assets.monitoring.performance import day_performance, performance_table
 from mlops_assets.monitoring.rules import (
     DriftEpisode,
@@ -44,6 +47,8 @@ from mlops_assets.monitoring.rules import (
 )
 from mlops_assets.scoring.rows import BASELINE_VERSION, DEGRADED, NORMAL
 from mlops_assets.scoring.serving import serving_model, training_prior
+
+from .conftest import range_tags
 
 SPEC = load_spec()  # the bundled card_transactions spec
 OK_INTEGRITY = {"sha256_match": True, "loads": True, "predictions_identical": True}
@@ -187,7 +192,12 @@ def verdict(passed=True, gates=True):
 
 
 def decide(v=None, status=None, **kw):
-    args = dict(require_approval=False, shadow_days=0, has_champion=True, shadow_days_seen=0) | kw
+    args = {
+        "require_approval": False,
+        "shadow_days": 0,
+        "has_champion": True,
+        "shadow_days_seen": 0,
+    } | kw
     return promotion_decision(v or verdict(), status, **args)
 
 
@@ -198,10 +208,10 @@ def test_promotion_decision():
     assert decide(shadow_days=3, shadow_days_seen=3)[0] == Action.PROMOTE
     assert decide(shadow_days=3, has_champion=False)[0] == Action.PROMOTE  # nothing to shadow
     for bad, why in (
-        (dict(v=verdict(gates=False)), "no evaluation"),
-        (dict(v=verdict(passed=False)), "failed"),
-        (dict(status=Status.ROLLED_BACK), "rolled back"),
-        (dict(status=Status.SUPERSEDED), "superseded"),
+        ({"v": verdict(gates=False)}, "no evaluation"),
+        ({"v": verdict(passed=False)}, "failed"),
+        ({"status": Status.ROLLED_BACK}, "rolled back"),
+        ({"status": Status.SUPERSEDED}, "superseded"),
     ):
         with pytest.raises(PromotionRefused, match=why):
             decide(**bad)
@@ -322,8 +332,8 @@ def test_guard_breach_on_the_floor_or_behind_last_known_good():
 # ---- contract checks over a range run -----------------------------------------------------------
 def test_a_range_run_fails_a_check_when_any_day_fails_and_names_the_days():
     by_day = {
-        "2026-03-01": [Verdict("contract_schema", True, "ok")],
-        "2026-03-02": [Verdict("contract_schema", False, "2026-03-02: bad header")],
+        "2026-03-01": [ContractVerdict("contract_schema", True, "ok")],
+        "2026-03-02": [ContractVerdict("contract_schema", False, "2026-03-02: bad header")],
     }
     combined = combine_verdicts(by_day, "contract_schema")
     assert not combined.passed and combined.metadata == {"failed_partitions": ["2026-03-02"]}
@@ -333,13 +343,14 @@ def test_a_range_run_fails_a_check_when_any_day_fails_and_names_the_days():
 
 
 def test_stale_data_alerts_only_for_runs_about_the_present():
-    stale = Verdict("freshness", False, "old")
+    stale = ContractVerdict("freshness", False, "old")
     today = dt.date(2026, 3, 10)
     assert freshness_alert_due(stale, ["2026-03-09"], today)
     assert not freshness_alert_due(
         stale, ["2026-02-01", "2026-02-02"], today
     )  # a backfill of old days
-    assert not freshness_alert_due(Verdict("freshness", True, "fresh"), ["2026-03-10"], today)
+    fresh = ContractVerdict("freshness", True, "fresh")
+    assert not freshness_alert_due(fresh, ["2026-03-10"], today)
 
 
 # ---- the feature function -----------------------------------------------------------------------
@@ -536,8 +547,17 @@ def test_a_set_of_days_is_requested_as_one_run_per_block_of_consecutive_days():
     first, single = requests[0], requests[1]
     assert first.partition_key is None and first.tags == {
         "mlops/reason": "why",
-        "dagster/asset_partition_range_start": "2026-02-28",
-        "dagster/asset_partition_range_end": "2026-03-03",
+        **range_tags("2026-02-28", "2026-03-03"),
+    }
+    # the project's names for the range are Dagster's own (a run with other tags runs no range)
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    assert range_tags("a", "b") == {
+        ASSET_PARTITION_RANGE_START_TAG: "a",
+        ASSET_PARTITION_RANGE_END_TAG: "b",
     }
     assert single.partition_key == "2026-03-05" and single.tags == {"mlops/reason": "why"}
     # what a run's alert and the demo name: the partition, or the range
@@ -548,7 +568,7 @@ def test_a_set_of_days_is_requested_as_one_run_per_block_of_consecutive_days():
 
 
 def test_a_day_is_re_scored_once_per_champion_and_rolled_back_version_however_its_block_moves():
-    from mlops_assets.monitoring.sensors import rescore_due
+    from mlops_assets.monitoring.rules import rescore_due
 
     first = [("2026-03-01", 2), ("2026-03-02", 2), ("2026-03-03", 2), ("2026-03-04", 2)]
     due, cursor = rescore_due(first, 1, None)

@@ -19,6 +19,7 @@ for safe concurrent commits on S3 (``lake.py``'s docstring).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -38,7 +39,7 @@ from mlops_assets.core.redaction import secret_values
 from mlops_assets.data.lake import DeltaLake
 from mlops_assets.data.simulator import BIKE_SPEC, simulate_regression
 
-from .conftest import days, run_ingest
+from .conftest import build_world, days
 from .test_deploy_files import CODE_SERVICE, service_env
 from .test_mlflow_server import STARTUP_TIMEOUT_S, _free_port
 from .test_postgres import (  # noqa: F401
@@ -183,11 +184,13 @@ from pathlib import Path
 import polars as pl
 from mlops_assets.data.lake import DeltaLake
 
-barrier, parties, name, own, shared, rounds = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
+barrier, parties, name = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+own, shared, rounds = sys.argv[4], sys.argv[5], int(sys.argv[6])
 lake = DeltaLake(root=os.environ["LAKE_ROOT"], storage_options_json=os.environ["LAKE_OPTIONS"])
 
 def rows(ds, n, r):
-    return pl.DataFrame({"ds": [ds] * n, "id": [f"{ds}-{i}" for i in range(n)], "writer": [name] * n, "round": [r] * n})
+    ids = [f"{ds}-{i}" for i in range(n)]
+    return pl.DataFrame({"ds": [ds] * n, "id": ids, "writer": [name] * n, "round": [r] * n})
 
 lake.version("t")  # warm up (imports, credentials, the object-store client) before the barrier
 (barrier / f"{name}.ready").touch()
@@ -197,10 +200,13 @@ while len(list(barrier.glob("*.ready"))) < parties:
     time.sleep(0.01)
 versions = []
 for r in range(rounds):
-    versions.append(lake.write_partitions("t", rows(own, 5 + r, r), [own], run_id=f"{name}:own:{r}"))
-    versions.append(lake.write_partitions("t", rows(shared, 3, r), [shared], run_id=f"{name}:shared:{r}"))
+    for ds, n, kind in ((own, 5 + r, "own"), (shared, 3, "shared")):
+        run_id = f"{name}:{kind}:{r}"
+        versions.append(lake.write_partitions("t", rows(ds, n, r), [ds], run_id=run_id))
 print(json.dumps(versions), flush=True)
-os._exit(0)  # deltalake 1.6.6 may abort at interpreter exit after S3 I/O ("terminate called without an active exception")
+# deltalake 1.6.6 may abort at interpreter exit after S3 I/O ("terminate called without an
+# active exception")
+os._exit(0)
 """
 
 
@@ -334,10 +340,8 @@ class MlflowOnS3:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
-        try:
+        with contextlib.suppress(ProcessLookupError, TypeError, AttributeError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # workers left behind
-        except (ProcessLookupError, TypeError, AttributeError):
-            pass
 
 
 @pytest.fixture
@@ -374,14 +378,20 @@ def _failure_texts(instance, run_id: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_lifecycle_on_postgres_s3_and_an_mlflow_server_that_dies_once(
-    home, monkeypatch, s3, pg_env, mlflow_db, tmp_path, capsys, record_property
+    home,
+    monkeypatch,
+    s3,
+    pg_env,  # noqa: F811 (the fixture imported from test_postgres)
+    mlflow_db,
+    tmp_path,
+    capsys,
+    record_property,
 ):
     from dagster import AssetKey, DagsterRunStatus
     from mlflow import MlflowClient
 
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import SCORES, Action, Alias
-    from mlops_assets.location.build import build_definitions
     from mlops_assets.operations.cli import main
 
     server = MlflowOnS3(tmp_path, mlflow_db, s3)
@@ -412,24 +422,27 @@ def test_lifecycle_on_postgres_s3_and_an_mlflow_server_that_dies_once(
         platform = Platform.from_env()
         keys = days(START, DAYS)
         cutoff = keys[-1]
-        simulate_regression(platform.landing.parent, START, DAYS, seed=5)
-        defs = build_definitions(platform)
-        lake = defs.resources["lake"]
         secrets = [SECRET_KEY, ACCESS_KEY, *secret_values(options)]
 
         with _load_instance(dagster_home) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-            assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
+            world = build_world(
+                platform,
+                instance,
+                start=START,
+                n_days=DAYS,
+                seed=5,
+                simulator=simulate_regression,
+                labels=None,
+            )
+            defs, lake = world.defs, world.lake
             assert (
                 lake.root == lake_root
                 and lake.partition_counts("features")
                 and lake.uri("features").startswith("s3://")
             )
             server.wait_healthy()
-            training = defs.resolve_job_def("training").execute_in_process(
-                instance=instance, partition_key=cutoff, raise_on_error=False
-            )
-            assert training.success, _failure_texts(instance, training.run_id)
+            training = world.step("training", world.train(cutoff))
             client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
             name = platform.spec.model.registered_name
             assert client.get_registered_model(name).aliases == {Alias.CHAMPION: "1"}

@@ -39,6 +39,7 @@ from mlops_assets.core.vocabulary import (
     Alias,
     Job,
     LineageTag,
+    Meta,
     RunTag,
     Schedule,
     Sensor,
@@ -48,7 +49,6 @@ from mlops_assets.data.lake import DeltaLake
 from mlops_assets.model.lineage import REQUIRED_LINEAGE_KEYS
 from mlops_assets.model.promotion import append_audit
 from mlops_assets.operations.assets import (
-    SCORECARD_BREAKDOWN,
     build_scorecard,
     build_scorecard_asset,
     scorecard_metadata,
@@ -570,7 +570,7 @@ def test_scorecard_asset_materialises_every_measure_as_numeric_metadata(world, c
     assert meta["change_failure_rate"].value == pytest.approx(1 / 3)
     assert meta["provenance_completeness"].value == pytest.approx(0.75)
     assert meta["scoring_completion"].value == pytest.approx(6 / 7)
-    breakdown = meta[SCORECARD_BREAKDOWN].value
+    breakdown = meta[Meta.SCORECARD_BREAKDOWN].value
     assert set(breakdown["measures"]) == set(MEASURES)
     assert breakdown["promotions"]["rollbacks"][0]["version"] == 3
 

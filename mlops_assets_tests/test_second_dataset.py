@@ -8,7 +8,7 @@ from dagster import instance_for_test
 
 from mlops_assets.data.simulator import BIKE_SPEC, Injection, simulate_regression
 
-from .conftest import days, run_ingest
+from .conftest import build_world, check_evaluations, days, materialized
 
 START = dt.date(2026, 4, 6)
 
@@ -16,8 +16,6 @@ START = dt.date(2026, 4, 6)
 def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import Alias
-    from mlops_assets.data.lake import DeltaLake
-    from mlops_assets.location.build import build_definitions
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
     platform = Platform.from_env()
@@ -25,18 +23,19 @@ def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
     assert spec.task == "regression" and spec.labels is None
     n = 28
     keys = days(START, n)
-    simulate_regression(
-        platform.landing.parent,
-        START,
-        n,
-        seed=5,
-        inject=[Injection("schema_change", START + dt.timedelta(days=20))],
-    )
-    defs = build_definitions(platform)
-    assert "ingest_labels" not in {j.name for j in defs.resolve_all_job_defs()}
-    lake = DeltaLake(root=str(platform.home.lake))
     with instance_for_test(temp_dir=str(home / "dagster")) as instance:
-        assert run_ingest(defs, instance, start=keys[0], end=keys[-1]).success
+        world = build_world(
+            platform,
+            instance,
+            start=START,
+            n_days=n,
+            seed=5,
+            inject=[Injection("schema_change", START + dt.timedelta(days=20))],
+            simulator=simulate_regression,
+            labels=None,
+        )
+        defs, lake = world.defs, world.lake
+        assert "ingest_labels" not in {j.name for j in defs.resolve_all_job_defs()}
         feats = lake.read("features")
         assert set(feats.columns) >= {*spec.model_features, spec.target, spec.id}
         assert "member_phone" not in feats.columns and "app_version" not in feats.columns
@@ -44,25 +43,14 @@ def test_regression_dataset_runs_the_lifecycle(home, monkeypatch):
         assert feats["battery_pct"].null_count() > 0  # nullable numeric survives
 
         cutoff = keys[-1]
-        result = defs.resolve_job_def("training").execute_in_process(
-            instance=instance, partition_key=cutoff, raise_on_error=False
-        )
-        evals = {
-            e.event_specific_data.check_name: e.event_specific_data
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        }
+        result = world.train(cutoff)
+        evals = check_evaluations(result)
         assert result.success, {k: v.description for k, v in evals.items() if not v.passed}
         assert {"gate_floor_r2", "gate_ceiling_mae", "gate_ceiling_rmse", "gate_integrity"} <= set(
             evals
         )
-        report = next(
-            e.event_specific_data.materialization.metadata
-            for e in result.all_events
-            if e.event_type_value == "ASSET_MATERIALIZATION"
-            and e.asset_key.path == ["evaluation_report"]
-        )
-        assert report["candidate_r2"].value > 0.75 and report["candidate_mae"].value < 5.0
+        report = materialized(result)["evaluation_report"]
+        assert report["candidate_r2"] > 0.75 and report["candidate_mae"] < 5.0
         registry = defs.resources["registry"]
         assert (
             registry.registered_model == "bike_duration" and registry.get_alias(Alias.CHAMPION) == 1

@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 from mlops_assets.core.spec import parse_spec
+from mlops_assets.data.contract import event_contract
 from mlops_assets.data.features import compute_features
-from mlops_assets.data.ingest import event_contract, ingest_partition
+from mlops_assets.data.ingest import ingest_partition
 
 DAY = "2026-03-10"
 SPEC = parse_spec(

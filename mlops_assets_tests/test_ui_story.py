@@ -36,12 +36,8 @@ from mlops_assets.core.vocabulary import DATASET_ROW, PREDICTION_ROW, SCORECARD,
 from mlops_assets.data.spec_infer import InferOptions, infer_spec
 from mlops_assets.location.common import OWNERS
 from mlops_assets.model.assets import side_by_side
-from mlops_assets.monitoring.assets import (
-    drift_metadata,
-    drift_strength,
-    performance_metadata,
-    top_drifted,
-)
+from mlops_assets.monitoring.assets import drift_metadata, performance_metadata
+from mlops_assets.monitoring.drift.judgement import drift_strength, top_drifted
 from mlops_assets.operations.demo import SHADOW_DAYS, demo_spec, write_demo_spec
 
 from .test_mlflow_server import MlflowServer
@@ -162,8 +158,8 @@ def test_routes_are_the_mlflow_3_ui_routes():
 
 def _register_version(registry) -> tuple[str, str]:
     """A registered version whose source run exists (no model bytes: links only need the records)."""
-    client = registry._client()
-    experiment = registry._experiment_id(client)
+    client = registry.client()
+    experiment = registry.experiment_id()
     run = client.create_run(experiment)
     client.set_terminated(run.info.run_id)
     client.create_registered_model(registry.registered_model)
@@ -392,9 +388,7 @@ def test_scorecard_schedule_runs_by_default_and_status_reads_the_latest_point(
 # ---- the demo's spec, spec infer
 # --------------------------------------------------------------------
 def test_demo_spec_starts_partitions_at_the_first_simulated_day(tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "MLOPS_SPEC", str(BUNDLED_SPEC)
-    )  # restored at teardown: write_demo_spec points it elsewhere
+    monkeypatch.setenv("MLOPS_SPEC", str(BUNDLED_SPEC))  # the source write_demo_spec reads
     start = dt.date(2026, 10, 3)
     data = demo_spec(yaml.safe_load(BUNDLED_SPEC.read_text()), start)
     assert data["partition_start"] == start and data["gates"]["shadow_days"] == SHADOW_DAYS > 0
@@ -402,7 +396,8 @@ def test_demo_spec_starts_partitions_at_the_first_simulated_day(tmp_path, monkey
         data["gates"]["floors"] == load_spec(BUNDLED_SPEC).gates.floors
     )  # the rest is the bundled spec
     path = write_demo_spec(Home(tmp_path), start)
-    spec = load_spec()  # $MLOPS_SPEC now names it
+    spec = load_spec(path)
+    assert load_spec().partition_start != start  # $MLOPS_SPEC still names the bundled spec
     assert (
         path.parent == tmp_path
         and spec.partition_start == start

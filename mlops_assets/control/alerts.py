@@ -1,6 +1,9 @@
 """Alerts: one JSON record per event, to a webhook (URL from the environment) and always to
 a JSON-lines file under ``$MLOPS_HOME/alerts/`` and the log. Each names the runbook to follow.
 
+``AlertKind`` is the registry of what can be alerted on: each kind's name (what the record
+says), default severity and runbook (``docs/runbooks/<name>.md``). Senders name a kind from it.
+
 The webhook URL is a secret: it is read through ``EnvVar`` and never logged or recorded.
 """
 
@@ -11,6 +14,7 @@ import json
 import logging
 import os
 import urllib.request
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +23,46 @@ from pydantic import Field
 
 log = logging.getLogger("mlops_assets.control.alerts")
 
-RUNBOOKS = {
-    "data_contract_failure": "docs/runbooks/data_contract_failure.md",
-    "gate_failure": "docs/runbooks/gate_failure.md",
-    "drift_retrain": "docs/runbooks/drift_retrain.md",
-    "guard_rollback": "docs/runbooks/guard_rollback.md",
-    "pipeline_failure": "docs/runbooks/pipeline_failure.md",
-    "freshness_breach": "docs/runbooks/freshness_breach.md",
+RUNBOOK_DIR = "docs/runbooks"
+ERROR, WARNING = "error", "warning"
+
+
+class AlertKind(StrEnum):
+    """What an alert is about: its name, its default severity and its runbook."""
+
+    # a landing file or partition broke the data contract (a blocking check failed)
+    DATA_CONTRACT_FAILURE = "data_contract_failure", ERROR
+    # a candidate failed a blocking promotion gate
+    GATE_FAILURE = "gate_failure", ERROR
+    # any other failed run
+    PIPELINE_FAILURE = "pipeline_failure", ERROR
+    # drift persisted for consecutive days: a training run was requested
+    DRIFT_RETRAIN = "drift_retrain", WARNING
+    # the champion's performance breached its guard: rolled back, or marked unusable
+    GUARD_ROLLBACK = "guard_rollback", ERROR
+    # scores came from a fallback (last_known_good or the constant baseline), not the champion
+    SCORING_DEGRADED = "scoring_degraded", WARNING
+    # the newest landed event is older than the spec's freshness allows
+    FRESHNESS_BREACH = "freshness_breach", WARNING
     # a version's files differ from its manifest
-    "model_integrity": "docs/runbooks/model_integrity.md",
+    MODEL_INTEGRITY = "model_integrity", ERROR
     # MLflow unreachable; cache serving
-    "registry_unavailable": "docs/runbooks/registry_unavailable.md",
+    REGISTRY_UNAVAILABLE = "registry_unavailable", ERROR
     # a half-done move completed, an alias restored
-    "control_plane_repair": "docs/runbooks/control_plane_repair.md",
-}
+    CONTROL_PLANE_REPAIR = "control_plane_repair", WARNING
+
+    def __new__(cls, name: str, severity: str) -> AlertKind:
+        kind = str.__new__(cls, name)
+        kind._value_ = name
+        kind.severity = severity
+        return kind
+
+    @property
+    def runbook(self) -> str:
+        return f"{RUNBOOK_DIR}/{self.value}.md"
+
+
+RUNBOOKS = {kind.value: kind.runbook for kind in AlertKind}
 ALERTS_FILE = "alerts.jsonl"
 
 
@@ -48,26 +78,29 @@ class AlertSink(ConfigurableResource):
 
     def send(
         self,
-        kind: str,
+        kind: AlertKind | str,
         *,
         reason: str,
-        severity: str = "error",
+        severity: str | None = None,
         run_id: str | None = None,
         asset: str | None = None,
         partition: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> dict:
+        """Record (and post) one alert of ``kind``, at the kind's severity unless ``severity``
+        says otherwise; the same kind and reason again is suppressed."""
         if kind not in RUNBOOKS:
             raise ValueError(f"unknown alert kind {kind!r}: one of {sorted(RUNBOOKS)}")
+        kind = AlertKind(kind)
         record = {
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "kind": kind,
-            "severity": severity,
+            "kind": kind.value,
+            "severity": severity or kind.severity,
             "reason": reason,
             "run_id": run_id,
             "asset": asset,
             "partition": partition,
-            "runbook": RUNBOOKS[kind],
+            "runbook": kind.runbook,
             "owners": list(self.owners),
             "details": details or {},
         }
@@ -82,7 +115,7 @@ class AlertSink(ConfigurableResource):
             fh.write(json.dumps(record, default=str) + "\n")
         log.warning(
             "ALERT %s: %s (runbook %s; owners %s)",
-            kind,
+            kind.value,
             reason,
             record["runbook"],
             ", ".join(self.owners) or "none named",

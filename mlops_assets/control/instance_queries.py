@@ -31,6 +31,8 @@ from dagster import (
     RunsFilter,
 )
 
+from mlops_assets.core.clock import utc_now
+
 UNPARTITIONED = "(all)"
 """The partition under which ``latest_check_outcomes`` reports an unpartitioned result."""
 
@@ -92,7 +94,7 @@ def latest_check_outcomes(
 def latest_check_outcome(
     instance: DagsterInstance, check_key: AssetCheckKey, partition: str
 ) -> CheckOutcome | None:
-    """The latest evaluated outcome of ``check_key`` on ``partition`` (None when never evaluated)."""
+    """The latest evaluated outcome of ``check_key`` on ``partition`` (None: never evaluated)."""
     for rec in _history(instance, check_key, _PAGE):
         if rec.partition == partition:
             outcome = _outcome(rec)
@@ -166,7 +168,7 @@ def runs_with_tag(
 WAITING = (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED)
 RUNNING = (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
 STUCK_AFTER = dt.timedelta(minutes=30)
-"""A run in progress with no event for this long is stuck (no worker of ours is silent that long)."""
+"""A run in progress with no event for this long is stuck (no worker of ours is that silent)."""
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,7 @@ def run_progress(
     """Every run waiting or in progress (newest first, at most ``limit``), each judged by
     ``stuck_reason`` as of ``now`` (default: the current time). Worker pids are checked only when
     ``same_host`` (default: ``workers_on_this_host(instance)``)."""
-    now = _naive_utc(now) or _naive_utc(dt.datetime.now(dt.UTC))
+    now = _naive_utc(now) or utc_now()
     same_host = workers_on_this_host(instance) if same_host is None else same_host
     records = instance.get_run_records(
         RunsFilter(statuses=[*WAITING, *RUNNING], created_after=created_after), limit=limit

@@ -3,8 +3,9 @@ what serves and why; MLflow aliases and version tags follow it.
 
 Every move (promote, approve, waiver, rollback, challenger parking, rejection) runs as
 
-1. **lock** — moves are serialised by one lock (a file lock next to a local lake; a
-   PostgreSQL advisory lock when ``$MLOPS_LOCK_DSN`` is set, for lakes on object storage);
+1. **lock** — moves are serialised by one lock, the lake's ``alias_moves`` lock (a file lock
+   next to a local lake; a PostgreSQL advisory lock when the lake is configured with a lock DSN,
+   ``$MLOPS_LOCK_DSN``, for lakes on object storage);
 2. **compare** — the aliases the caller decided on (``Move.expected``) must still be what
    MLflow holds, else ``MoveConflict`` says what changed and which ledger row changed it;
 3. **intent** — a ledger row with the whole plan (aliases to set, tags to write);
@@ -24,67 +25,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import hashlib
 import json
-import os
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from mlops_assets.control.registry import ModelRegistry
+from mlops_assets.core.clock import utc_now
 from mlops_assets.core.faults import pause_point
-from mlops_assets.core.paths import Home
+from mlops_assets.core.tables import AUDIT_COLUMNS, LEDGER_SCHEMA
 from mlops_assets.core.vocabulary import AUDIT, Action, Alias
 from mlops_assets.data.lake import DeltaLake
+from mlops_assets.data.lake_lock import LockTimeout
 
-LOCK_DSN_ENV = "MLOPS_LOCK_DSN"
+ALIAS_MOVES = "alias_moves"  # the name of the lake's lock every move holds
 STEPS = ("locked", "intent", "aliases", "tags")  # boundaries a move can die at
 INTENT, APPLIED, RECORDED = "intent", "applied", "recorded"  # row phases
 GENESIS = "0" * 64
 MANAGED_ALIASES = (Alias.CHAMPION, Alias.CHALLENGER, Alias.LAST_KNOWN_GOOD)
 ALLOWED_OPERATIONS = {"CREATE TABLE", "OPTIMIZE", "VACUUM START", "VACUUM END"}  # besides appends
-
-LEDGER_SCHEMA = {
-    "seq": pl.Int64,
-    "move_id": pl.String,
-    "phase": pl.String,
-    "at": pl.Datetime("us"),
-    "actor": pl.String,
-    "action": pl.String,
-    "alias": pl.String,
-    "from_version": pl.Int64,
-    "to_version": pl.Int64,
-    "reason": pl.String,
-    "gate_results": pl.String,
-    "run_id": pl.String,
-    "waiver_owner": pl.String,
-    "waiver_expires": pl.String,
-    "plan": pl.String,
-    "prev_hash": pl.String,
-    "hash": pl.String,
-}
-AUDIT_COLUMNS = (
-    "at",
-    "actor",
-    "action",
-    "alias",
-    "from_version",
-    "to_version",
-    "reason",
-    "gate_results",
-    "run_id",
-    "waiver_owner",
-    "waiver_expires",
-)
-AUDIT_SCHEMA = {
-    k: LEDGER_SCHEMA[k] for k in AUDIT_COLUMNS
-}  # the audit facts of a move, without the chain
 
 
 class PromotionRefused(RuntimeError):
@@ -93,10 +56,6 @@ class PromotionRefused(RuntimeError):
 
 class MoveConflict(PromotionRefused):
     """Another move changed the aliases between this move's decision and its lock."""
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -147,7 +106,7 @@ def _chained(rows: list[dict], last: dict | None) -> pl.DataFrame:
     out = []
     for row in rows:
         full = {k: row.get(k) for k in LEDGER_SCHEMA} | {"seq": seq}
-        full["at"] = full["at"] or now()
+        full["at"] = full["at"] or utc_now()
         full["prev_hash"], full["hash"] = prev, row_hash(full, prev)
         out.append(full)
         seq, prev = seq + 1, full["hash"]
@@ -237,48 +196,16 @@ def verify_chain(lake: DeltaLake) -> ChainReport:
 # ---- serialising moves -----------------------------------------------------------------------
 @contextlib.contextmanager
 def move_lock(lake: DeltaLake, timeout_s: float = 60.0) -> Iterator[None]:
-    """The one lock every alias move holds: a PostgreSQL advisory lock when ``$MLOPS_LOCK_DSN``
-    is set, else a file lock beside a local lake (or under ``$MLOPS_HOME`` for a remote one)."""
-    dsn = os.environ.get(LOCK_DSN_ENV)
-    if dsn:
-        with _pg_lock(dsn, timeout_s):
-            yield
-        return
-    root = Path(lake.root) if "://" not in lake.root else Home.from_env().root / "locks"
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "_alias_moves.lock", "a+") as fh:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise PromotionRefused(
-                        f"another alias move holds the lock for over {timeout_s:.0f} s"
-                    ) from None
-                time.sleep(0.05)
+    """The one lock every alias move holds: the lake's ``alias_moves`` lock (``DeltaLake.lock``:
+    PostgreSQL's advisory lock when the lake has a lock DSN, else a file beside a local lake)."""
+    with contextlib.ExitStack() as held:
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _pg_lock(dsn: str, timeout_s: float) -> Iterator[None]:
-    import psycopg2  # the production lock only
-
-    key = int(hashlib.sha256(b"mlops_assets.alias_moves").hexdigest()[:15], 16)
-    conn = psycopg2.connect(dsn, connect_timeout=10)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET lock_timeout = %s", (f"{int(timeout_s * 1000)}ms",))
-            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+            held.enter_context(lake.lock(ALIAS_MOVES).hold(timeout_s))
+        except LockTimeout:
+            raise PromotionRefused(
+                f"another alias move holds the lock for over {timeout_s:.0f} s"
+            ) from None
         yield
-    finally:
-        with contextlib.suppress(Exception), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        conn.close()
 
 
 def _apply_plan(registry: ModelRegistry, plan: Mapping[str, Any]) -> None:
@@ -352,7 +279,7 @@ def _completion(intent: Mapping[str, Any], actor: str) -> dict:
 
 
 def record(lake: DeltaLake, **row: Any) -> None:
-    """Append one audit row that needs no apply step (a note: a reconciliation, an imported fact)."""
+    """Append one audit row that needs no apply step (a note: a reconciliation, a fact)."""
     with move_lock(lake):
         _append(lake, [{"move_id": uuid.uuid4().hex, "phase": RECORDED, **row}], read_ledger(lake))
 

@@ -60,8 +60,9 @@ METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
     "mae": (0.0, None),
     "r2": (None, 1.0),
 }
-"""The values each metric can take (None: unbounded on that side); a threshold outside can never be met
-or always is. ``spec`` checks gate floors and ceilings, the slice floor and the guard floor against it."""
+"""The values each metric can take (None: unbounded on that side); a threshold outside can never be
+met or always is. ``spec`` checks gate floors and ceilings, the slice floor and the guard floor
+against it."""
 
 
 def task_metric_names(task: str) -> tuple[str, ...]:

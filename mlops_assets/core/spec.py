@@ -75,7 +75,8 @@ TAG_VALUE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{0,63}")
 
 
 def class_slug(label: str | int) -> str:
-    """A class label as a column-name suffix (``probability__<slug>``): letters, digits and ``_``."""
+    """A class label as a column-name suffix (``probability__<slug>``): letters, digits and
+    ``_``."""
     return "".join(ch if ch.isascii() and (ch.isalnum() or ch == "_") else "_" for ch in str(label))
 
 

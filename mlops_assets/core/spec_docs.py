@@ -245,7 +245,8 @@ DESCRIPTIONS: dict[str, str] = {
     ),
     "kill_switch": "true: scoring stops (also `$MLOPS_KILL_SWITCH=1`)",
 }
-"""Meaning of the fields the schema gives no ``Field(description=...)``; a schema description wins."""
+"""Meaning of the fields the schema gives no ``Field(description=...)``; a schema description
+wins."""
 
 EXAMPLES: dict[str, Any] = {
     "classes": ["on_time", "late"],
@@ -440,7 +441,7 @@ accept its `params`; gate metrics must be computed for the task (and the classes
 (higher is better) or `ceilings` (lower is better) within the metric's range; features may not reuse the
 timestamp, id, target or a `pii` column; `holdout_days` < `window_days`; a duplicate YAML key is refused.
 `<column>` stands for a column name.
-"""
+"""  # noqa: E501 - the lines of the generated page, as written to docs/spec.md
 
 
 def render_markdown(rows: list[Row] | None = None) -> str:

@@ -3,8 +3,9 @@
 Asset and Delta table names, jobs, sensors, MLflow aliases and tags, Dagster run tags,
 metadata keys read back by other code, artifact names, audit actions and version statuses.
 A module that writes a name and a module that reads it both import it from here; no
-string literal of this kind appears anywhere else. Nothing here imports anything but the
-standard library, so every layer may depend on it.
+string literal of this kind appears anywhere else. The Delta table names (and the columns tables
+share) are ``core.tables``' and re-exported here. Nothing here imports anything but the standard
+library and ``core.tables``, so every layer may depend on it.
 
 Typed accessors for values stored as text (the recorded Delta versions of a model's
 lineage, a landing fingerprint in materialisation metadata) live beside their names.
@@ -16,50 +17,33 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-# ---- assets and Delta tables -----------------------------------------------------------------
-RAW_EVENTS, RAW_LABELS, FEATURES, QUARANTINE = "raw_events", "raw_labels", "features", "quarantine"
-TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION = (
-    "training_set",
-    "candidate_model",
-    "evaluation_report",
-    "champion",
-)
-SCORES, SHADOW_SCORES, DRIFT_REPORT, MODEL_PERFORMANCE = (
-    "scores",
-    "shadow_scores",
-    "drift_report",
-    "model_performance",
-)
-TABLE_MAINTENANCE, SCORECARD = "table_maintenance", "scorecard"
-EVALUATIONS, AUDIT = (
-    "evaluations",
-    "audit",
-)  # Delta tables written by evaluation_report / every alias move
-DRIFT, PERFORMANCE = "drift", "performance"  # Delta tables of drift_report and model_performance
-# assets (and their Delta tables) of the estimation plane; the reconciliation table is written by
-# model_performance
-ESTIMATED_PERFORMANCE, MULTIVARIATE_DRIFT = "estimated_performance", "multivariate_drift"
-ESTIMATION_RECONCILIATION = "estimation_reconciliation"
-
-TABLES = (
+from mlops_assets.core.tables import (  # noqa: F401 - re-exported: tables are named from here
+    AUDIT,
+    DRIFT,
+    ESTIMATED_PERFORMANCE,
+    ESTIMATION_RECONCILIATION,
+    EVALUATIONS,
+    FEATURES,
+    MODEL_VERSION_COLUMN,
+    MULTIVARIATE_DRIFT,
+    PARTITION_COLUMN,
+    PERFORMANCE,
+    QUARANTINE,
     RAW_EVENTS,
     RAW_LABELS,
-    FEATURES,
-    QUARANTINE,
-    TRAINING_SET,
-    EVALUATIONS,
-    AUDIT,
     SCORES,
     SHADOW_SCORES,
-    DRIFT,
-    PERFORMANCE,
-    ESTIMATED_PERFORMANCE,
-    MULTIVARIATE_DRIFT,
-    ESTIMATION_RECONCILIATION,
+    TABLES,
+    TRAINING_SET,
 )
-"""Every Delta table the platform writes (status, maintenance)."""
 
-PARTITION_COLUMN = "ds"  # the partition key column of every partitioned Delta table
+# ---- assets and Delta tables -----------------------------------------------------------------
+# A table's name is also its asset's (raw_events, features, scores, ...); the table names, and the
+# columns tables share, are defined in core.tables and imported above. The assets without a table:
+CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION = "candidate_model", "evaluation_report", "champion"
+DRIFT_REPORT, MODEL_PERFORMANCE = "drift_report", "model_performance"
+TABLE_MAINTENANCE, SCORECARD = "table_maintenance", "scorecard"
+
 SPLIT_COLUMN = "split"  # training_set: which rows train, which are the time holdout
 TRAIN, HOLDOUT = "train", "holdout"
 DATASET_ROW, PREDICTION_ROW = "__dataset__", "__prediction__"  # pseudo-features of the drift table
@@ -228,6 +212,8 @@ class Meta:
     SHARE_DRIFTED = "share_drifted"
     DELTA_VERSION = "delta_version"
     MODEL_SOURCE = "model_source"  # registry | cache: where the serving model was loaded from
+    CHALLENGER_VERSION = "challenger_version"  # the version that wrote shadow_scores[D]
+    SCORECARD_BREAKDOWN = "scorecard"  # the scorecard asset's whole card, as JSON
 
 
 def fingerprints_metadata(fingerprints: Mapping[str, str]) -> dict[str, str]:

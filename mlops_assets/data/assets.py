@@ -1,6 +1,5 @@
 """Data plane wiring: raw_events[D] and raw_labels[D] (with contract checks) and features[D]."""
 
-import datetime as dt
 from pathlib import Path
 
 import polars as pl
@@ -13,7 +12,9 @@ from dagster import (
     asset,
 )
 
-from mlops_assets.control.alerts import AlertSink
+from mlops_assets.control.alerts import AlertKind, AlertSink
+from mlops_assets.control.resources import PII_KEY_ENV, PiiKey
+from mlops_assets.core.clock import utc_now
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.vocabulary import (
     FEATURES,
@@ -24,37 +25,23 @@ from mlops_assets.core.vocabulary import (
     Meta,
     fingerprints_metadata,
 )
+from mlops_assets.data.contract import Contract, event_contract, label_contract
 from mlops_assets.data.contract_checks import (
     BLOCKING_CHECKS,
     CHECK_DESCRIPTIONS,
+    FRESHNESS,
     WARN_CHECKS,
-    Verdict,
-    combine_verdicts,
-    freshness_alert_due,
-    freshness_verdict,
-    partition_verdicts,
+    ContractVerdict,
+    freshness_alert,
+    landing_verdicts,
 )
 from mlops_assets.data.features import compute_features, input_columns
-from mlops_assets.data.ingest import (
-    Contract,
-    IngestedRange,
-    event_contract,
-    ingest_range,
-    label_contract,
-    summarize_quarantine,
-)
+from mlops_assets.data.ingest import IngestedRange, ingest_range, summarize_quarantine
 from mlops_assets.data.lake import DeltaLake
 from mlops_assets.location.common import check_result, follow_upstream, markdown, owned_checks
-from mlops_assets.location.resources import PII_KEY_ENV, PiiKey
-
-FRESHNESS = "freshness"  # the one table-level (unpartitioned) check
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _result(v: Verdict):
+def _result(v: ContractVerdict):
     return check_result(
         v.name, v.passed, v.description, v.metadata, blocking=v.name in BLOCKING_CHECKS
     )
@@ -76,7 +63,8 @@ def landing_check_specs(name: str, daily, volume_and_freshness: bool) -> list[As
 
 
 def pii_treatment(contract: Contract, key: bytes | None) -> dict:
-    """How the PII columns were stored (``pii`` metadata): keyed-hashed or dropped; never the key."""
+    """How the PII columns were stored (``pii`` metadata): keyed-hashed or dropped; never the
+    key."""
     treatment = "hmac_sha256" if contract.pii_key(key) else "dropped"
     why = {
         "hmac_sha256": f"keyed hash (key from ${PII_KEY_ENV})",
@@ -87,16 +75,34 @@ def pii_treatment(contract: Contract, key: bytes | None) -> dict:
     return {"columns": list(contract.pii), "treatment": treatment, "why": why}
 
 
+def store_landing(
+    lake: DeltaLake, name: str, ingested: IngestedRange, contract: Contract, run_id: str
+) -> tuple[tuple[int, int], pl.DataFrame]:
+    """Write the accepted rows to table ``name`` and append the rejections to the quarantine log:
+    ((table version, quarantine version), the quarantine rows appended)."""
+    version = lake.write_partitions(
+        name,
+        ingested.accepted,
+        list(ingested.results),
+        run_id=run_id,
+        merge_schema=contract.merges_schema,
+    )
+    # The quarantine is an append-only log: a rejection stays on record after the file is fixed.
+    quarantine = ingested.quarantine(name, run_id, utc_now())
+    return (version, lake.append(QUARANTINE, quarantine, run_id=run_id)), quarantine
+
+
 def landing_metadata(
     name: str,
     lake: DeltaLake,
     ingested: IngestedRange,
-    rows: int,
     quarantine: pl.DataFrame,
-    version: int,
-    q_version: int,
+    versions: tuple[int, int],
+    protection: dict | None,
 ) -> dict:
-    return {
+    """The materialisation metadata of a landing asset; ``versions``: (table, quarantine log)."""
+    rows = ingested.rows
+    metadata = {
         "rows": rows,
         "quarantined_rows": quarantine.height,
         "contract_pass_rate": (
@@ -106,11 +112,12 @@ def landing_metadata(
         "file_count": len(ingested.files),
         Meta.LANDING_FINGERPRINT: MetadataValue.json(fingerprints_metadata(ingested.fingerprints)),
         "extra_columns": MetadataValue.json(ingested.extra_columns),
-        "delta_version": version,
-        "quarantine_delta_version": q_version,
+        Meta.DELTA_VERSION: versions[0],
+        "quarantine_delta_version": versions[1],
         "table_uri": lake.uri(name),
         "quarantine_examples": MetadataValue.json(summarize_quarantine(quarantine, 10)),
     }
+    return metadata | ({"pii": MetadataValue.json(protection)} if protection else {})
 
 
 def landing_asset(
@@ -126,6 +133,7 @@ def landing_asset(
     rows → Delta table ``name``, rejects → the quarantine log, verdicts → partitioned checks."""
     spec, daily = platform.spec, platform.daily
     check_specs = owned_checks(landing_check_specs(name, daily, volume_and_freshness), spec.owners)
+    check_names = [c.name for c in check_specs]
 
     @asset(
         name=name,
@@ -146,50 +154,28 @@ def landing_asset(
                 f"{name}: PII columns {protection['columns']} dropped ({protection['why']})"
             )
         ingested = ingest_range(landing, keys, contract, key)
-        raw = ingested.accepted
-        version = lake.write_partitions(
-            name, raw, keys, run_id=run_id, merge_schema=contract.schema_evolution == "merge"
-        )
-        # The quarantine is an append-only log: a rejection stays on record after the file is fixed.
-        quarantine = ingested.quarantine(name, run_id, _now())
-        q_version = lake.append(QUARANTINE, quarantine, run_id=run_id)
-        for day, r in ingested.results.items():
-            context.log.info(
-                f"{name}[{day}]: {r.accepted.height} rows accepted, {r.quarantine.height}"
-                f" quarantined from {len(r.files)} file(s)"
-            )
+        versions, quarantine = store_landing(lake, name, ingested, contract, run_id)
+        for line in ingested.summary_lines(name):
+            context.log.info(line)
         # one load of the log: rows per partition from its file statistics, the newest event from
-        # the newest
-        # partition (events lie on their partition's date) — never a scan of the whole table
-        counts, newest = (
-            lake.counts_and_newest(name, contract.timestamp)
-            if volume_and_freshness
-            else (None, None)
+        # the newest partition (events lie on their partition's date), never a scan of the table
+        stats = lake.counts_and_newest(name, contract.timestamp) if volume_and_freshness else None
+        verdicts = landing_verdicts(
+            ingested.results, contract, spec, name, check_names, stats, utc_now()
         )
-        verdicts = partition_verdicts(
-            ingested.results, contract, f"{spec.name}_{name}", spec, counts
+        if stale := freshness_alert(verdicts, keys, utc_now().date()):
+            alerts.send(
+                AlertKind.FRESHNESS_BREACH,
+                severity="warning",
+                reason=stale.description,
+                run_id=run_id,
+                asset=name,
+                partition=max(keys),
+            )
+        return MaterializeResult(
+            metadata=landing_metadata(name, lake, ingested, quarantine, versions, protection),
+            check_results=[_result(v) for v in verdicts],
         )
-        check_results = [
-            _result(combine_verdicts(verdicts, s.name)) for s in check_specs if s.name != FRESHNESS
-        ]
-        if volume_and_freshness:
-            fresh = freshness_verdict(newest, spec)
-            check_results.append(_result(fresh))
-            if freshness_alert_due(fresh, keys, _now().date()):
-                alerts.send(
-                    "freshness_breach",
-                    severity="warning",
-                    reason=fresh.description,
-                    run_id=run_id,
-                    asset=name,
-                    partition=max(keys),
-                )
-        metadata = landing_metadata(
-            name, lake, ingested, raw.height, quarantine, version, q_version
-        )
-        if protection:
-            metadata["pii"] = MetadataValue.json(protection)
-        return MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _landing_asset
 
@@ -253,7 +239,7 @@ def build_data_assets(platform: Platform) -> list:
                 "null_counts": MetadataValue.json(
                     {c: n for c, n in feats.null_count().row(0, named=True).items() if n}
                 ),
-                "delta_version": version,
+                Meta.DELTA_VERSION: version,
                 "table_uri": lake.uri(FEATURES),
                 "preview": MetadataValue.md(markdown(feats.head(5))),
             }

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
+from mlops_assets.core.clock import utc_now
 from mlops_assets.core.spec import DatasetSpec
-from mlops_assets.data.ingest import RULES_BY_CHECK, Contract, IngestResult, summarize_quarantine
+from mlops_assets.data.contract import RULES_BY_CHECK, Contract
+from mlops_assets.data.ingest import IngestResult, summarize_quarantine
 
+VOLUME, FRESHNESS = "volume_anomaly", "freshness"  # freshness: the one table-level check
 BLOCKING_CHECKS = tuple(RULES_BY_CHECK)
-WARN_CHECKS = ("volume_anomaly", "freshness")
+WARN_CHECKS = (VOLUME, FRESHNESS)
 
 CHECK_DESCRIPTIONS = {
     "contract_schema": (
@@ -32,20 +36,24 @@ CHECK_DESCRIPTIONS = {
         " date."
     ),
     "contract_unique_ids": "Event ids are unique within the partition (across files).",
-    "volume_anomaly": "Row count within tolerance of the trailing median of earlier partitions.",
-    "freshness": "The newest event in the table is not older than the spec's max lag.",
+    VOLUME: "Row count within tolerance of the trailing median of earlier partitions.",
+    FRESHNESS: "The newest event in the table is not older than the spec's max lag.",
 }
 
 
 @dataclass
-class Verdict:
+class ContractVerdict:
+    """The outcome of one landing check (contract, volume or freshness) on a partition or a run."""
+
     name: str
     passed: bool
     description: str
     metadata: dict = field(default_factory=dict)
 
 
-def contract_verdicts(result: IngestResult, contract: Contract, type_name: str) -> list[Verdict]:
+def contract_verdicts(
+    result: IngestResult, contract: Contract, type_name: str
+) -> list[ContractVerdict]:
     out = []
     q = result.quarantine
     for check, rules in RULES_BY_CHECK.items():
@@ -66,7 +74,7 @@ def contract_verdicts(result: IngestResult, contract: Contract, type_name: str) 
                 f"{result.day}: {hits.height} rejection(s) quarantined; first: {where}"
                 f"{' column ' + first['column'] if first['column'] else ''}: {first['reason']}"
             )
-        out.append(Verdict(check, passed, desc, meta))
+        out.append(ContractVerdict(check, passed, desc, meta))
     typed = typed_frame_check(result.accepted, contract, type_name)
     schema = out[0]
     schema.metadata["dagster_pandas_typecheck"] = typed.description or "passed"
@@ -159,13 +167,13 @@ def typed_frame_check(accepted: pl.DataFrame, contract: Contract, name: str) -> 
 
 def volume_verdict(
     day: str, rows: int, earlier_counts: dict[str, int], spec: DatasetSpec
-) -> Verdict:
+) -> ContractVerdict:
     trailing = [earlier_counts[k] for k in sorted(k for k in earlier_counts if k < day)][
         -spec.volume.trailing_partitions :
     ]
     if len(trailing) < 3:
-        return Verdict(
-            "volume_anomaly",
+        return ContractVerdict(
+            VOLUME,
             True,
             f"{day}: {rows} rows; fewer than 3 earlier partitions to compare",
             {"rows": rows, "trailing_partitions": len(trailing)},
@@ -177,8 +185,8 @@ def volume_verdict(
         f"{day}: {rows} rows vs trailing median {median:g} of {len(trailing)} partitions "
         f"(ratio {ratio:.2f}, tolerance ±{spec.volume.tolerance:.0%})"
     )
-    return Verdict(
-        "volume_anomaly",
+    return ContractVerdict(
+        VOLUME,
         passed,
         desc,
         {"rows": rows, "trailing_median": float(median), "ratio": float(ratio)},
@@ -187,25 +195,27 @@ def volume_verdict(
 
 def freshness_verdict(
     newest_event: dt.datetime | None, spec: DatasetSpec, now: dt.datetime | None = None
-) -> Verdict:
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+) -> ContractVerdict:
+    now = now or utc_now()
     if newest_event is None:
-        return Verdict("freshness", False, "no events in the table yet", {})
+        return ContractVerdict(FRESHNESS, False, "no events in the table yet", {})
     lag_h = (now - newest_event).total_seconds() / 3600
     passed = lag_h <= spec.freshness.max_lag_hours
     desc = (
         f"newest event {newest_event.isoformat()} is {lag_h:.1f} h old (max"
         f" {spec.freshness.max_lag_hours:g} h)"
     )
-    return Verdict(
-        "freshness",
+    return ContractVerdict(
+        FRESHNESS,
         passed,
         desc,
         {"lag_hours": float(lag_h), "newest_event": newest_event.isoformat()},
     )
 
 
-def combine_verdicts(verdicts_by_day: dict[str, list[Verdict]], name: str) -> Verdict:
+def combine_verdicts(
+    verdicts_by_day: dict[str, list[ContractVerdict]], name: str
+) -> ContractVerdict:
     """One verdict of check ``name`` for a range run: fails if any day failed, naming the failing
     days.
     """
@@ -219,7 +229,7 @@ def combine_verdicts(verdicts_by_day: dict[str, list[Verdict]], name: str) -> Ve
         if failed
         else f"passed on all {len(per_day)} partitions"
     )
-    return Verdict(name, not failed, desc[:2000], {"failed_partitions": sorted(failed)})
+    return ContractVerdict(name, not failed, desc[:2000], {"failed_partitions": sorted(failed)})
 
 
 def partition_verdicts(
@@ -228,7 +238,7 @@ def partition_verdicts(
     type_name: str,
     spec: DatasetSpec,
     earlier_counts: dict[str, int] | None,
-) -> dict[str, list[Verdict]]:
+) -> dict[str, list[ContractVerdict]]:
     """Every per-partition verdict of each ingested day; volume too when ``earlier_counts`` is
     given.
     """
@@ -239,7 +249,38 @@ def partition_verdicts(
     return verdicts
 
 
-def freshness_alert_due(verdict: Verdict, partitions: list[str], today: dt.date) -> bool:
+def freshness_alert_due(verdict: ContractVerdict, partitions: list[str], today: dt.date) -> bool:
     """Alert on stale data only when the run was about the present (a backfill of old days is
     stale by design)."""
     return not verdict.passed and max(partitions) >= (today - dt.timedelta(days=1)).isoformat()
+
+
+def landing_verdicts(
+    results: dict[str, IngestResult],
+    contract: Contract,
+    spec: DatasetSpec,
+    feed: str,
+    checks: Sequence[str],
+    table_stats: tuple[dict[str, int], dt.datetime | None] | None,
+    now: dt.datetime,
+) -> list[ContractVerdict]:
+    """One verdict per check of a run of ``feed``, in ``checks`` order: a partitioned check combined
+    over the run's days (``combine_verdicts``), freshness judged once over the whole table.
+    ``table_stats``: the table's (rows per partition, newest event) after the write, which volume
+    and freshness judge; None for a feed checked for neither."""
+    counts, newest = table_stats if table_stats is not None else (None, None)
+    by_day = partition_verdicts(results, contract, f"{spec.name}_{feed}", spec, counts)
+    return [
+        freshness_verdict(newest, spec, now)
+        if name == FRESHNESS
+        else combine_verdicts(by_day, name)
+        for name in checks
+    ]
+
+
+def freshness_alert(
+    verdicts: Sequence[ContractVerdict], partitions: list[str], today: dt.date
+) -> ContractVerdict | None:
+    """The freshness verdict to alert on: failed, in a run about the present; else None."""
+    fresh = next((v for v in verdicts if v.name == FRESHNESS), None)
+    return fresh if fresh is not None and freshness_alert_due(fresh, partitions, today) else None

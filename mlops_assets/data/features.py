@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.vocabulary import PARTITION_COLUMN
 
 _CALENDAR = {
     "hour": lambda ts: ts.dt.hour().cast(pl.Float64),
@@ -52,7 +53,7 @@ def predicted_labels(scores: np.ndarray, spec: DatasetSpec, threshold: float = 0
 
 def feature_columns(spec: DatasetSpec) -> list[str]:
     """Columns of the ``features`` table, in order."""
-    cols = ["ds", spec.id, spec.timestamp, *spec.model_features]
+    cols = [PARTITION_COLUMN, spec.id, spec.timestamp, *spec.model_features]
     if spec.target_in_events:
         cols.append(spec.target)
     return cols
@@ -70,21 +71,27 @@ def compute_features(
     that order is not sorted again; a LazyFrame is, as a streaming collect does not keep row order).
     """
     ts = pl.col(spec.timestamp)
-    exprs = [pl.col("ds"), pl.col(spec.id), ts]
+    exprs = [pl.col(PARTITION_COLUMN), pl.col(spec.id), ts]
     exprs += [pl.col(c).cast(pl.Float64) for c in spec.numeric_features]
     exprs += [_CALENDAR[c](ts).alias(c) for c in spec.calendar_features]
     exprs += [pl.col(c).cast(pl.String) for c in spec.categorical_features]
     if spec.target_in_events:
         exprs.append(target_code(pl.col(spec.target), spec).cast(pl.Float64).alias(spec.target))
     out = raw.select(exprs)
-    if isinstance(out, pl.LazyFrame) or not in_order(out, "ds", spec.id):
-        return out.sort("ds", spec.id)
+    if isinstance(out, pl.LazyFrame) or not in_order(out, PARTITION_COLUMN, spec.id):
+        return out.sort(PARTITION_COLUMN, spec.id)
     return out  # already in (ds, id) order: no sort (linear in the rows)
 
 
 def input_columns(spec: DatasetSpec) -> list[str]:
     """The raw columns ``compute_features`` reads."""
-    cols = ["ds", spec.id, spec.timestamp, *spec.numeric_features, *spec.categorical_features]
+    cols = [
+        PARTITION_COLUMN,
+        spec.id,
+        spec.timestamp,
+        *spec.numeric_features,
+        *spec.categorical_features,
+    ]
     return [*cols, spec.target] if spec.target_in_events else cols
 
 

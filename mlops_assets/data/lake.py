@@ -18,44 +18,35 @@ No secret leaves in an error: every public method re-raises an exception whose t
 cause chain) quotes a storage-option secret or URI credentials (object_store quotes the
 endpoint URL, ``user:password@`` included) with that text ``redact()``ed, same exception type
 where it can be rebuilt from a message, else ``LakeError``, and no chain.
+
+Maintenance (compaction, vacuum, checkpoints, log cleanup) is in ``lake_maintenance``; the
+writers' lock a lake offers (``lock``: what the alias ledger's moves hold) in ``lake_lock``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
+from mlops_assets.core import redaction
 from mlops_assets.core.faults import pause_point
-from mlops_assets.core.redaction import redact, secret_values
+from mlops_assets.core.paths import Home
+from mlops_assets.core.redaction import error_chain, quotes_a_secret, redact, secret_values
+from mlops_assets.core.vocabulary import PARTITION_COLUMN
+from mlops_assets.data import lake_maintenance
+from mlops_assets.data.lake_lock import LakeLock
+from mlops_assets.data.lake_maintenance import TABLE_CONFIGURATION
 
-PARTITION_COLUMN = "ds"
 COMMIT_APP_ID = "mlops_assets"
-# Set on every table this resource creates (and on older tables by ``maintain``):
-# - a checkpoint every 20 commits (deltalake's default is 100), so loading a table replays at most a
-# checkpoint and 20 commit files; the maintenance schedule adds one daily and drops expired log
-# entries;
-# - no per-column min/max statistics: every read here selects by the ``ds`` partition, and
-# per-column
-# statistics of every file were most of what loading a table's log parsed (row counts are kept — the
-#   volume check reads them);
-# - log cleanup only by ``maintain`` (deltalake's own, after a commit, would drop the log a kept
-# version needs).
-TABLE_CONFIGURATION = {
-    "delta.checkpointInterval": "20",
-    "delta.dataSkippingNumIndexedCols": "0",
-    "delta.enableExpiredLogCleanup": "false",
-}
-_LOG_ENTRY = re.compile(r"^(\d{20})\.(json|crc|checkpoint\.parquet|checkpoint\.\d+\.\d+\.parquet)$")
 
 
 def partition_predicate(keys: Iterable[str], column: str = PARTITION_COLUMN) -> str:
@@ -69,25 +60,16 @@ def partition_predicate(keys: Iterable[str], column: str = PARTITION_COLUMN) -> 
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # object_store colours its error chains
-F = TypeVar("F", bound=Callable[..., Any])
+_CHAIN_DEPTH = 6  # the causes shown in a redacted error's text
 
 
 class LakeError(RuntimeError):
     """A Delta Lake / object-store failure whose text quoted a secret (shown masked)."""
 
 
-def _chain(err: BaseException, depth: int = 6) -> list[BaseException]:
-    out: list[BaseException] = []
-    while err is not None and len(out) < depth:
-        out.append(err)
-        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
-    return out
-
-
 def _rebuilt(err: Exception, text: str) -> Exception:
     """``err``'s type carrying ``text`` when that type can be built from a message, else
-    ``LakeError``.
-    """
+    ``LakeError``."""
     try:
         new = type(err)(text)
     except Exception:  # noqa: BLE001 - a type that needs other arguments
@@ -95,24 +77,22 @@ def _rebuilt(err: Exception, text: str) -> Exception:
     return new if str(new) == text else LakeError(text)
 
 
-def redacted_errors(method: F) -> F:
-    """Re-raise an exception of ``method`` whose text or chain holds a secret of the lake, masked."""
+def _redacted(err: Exception, secrets: list[str]) -> Exception | None:
+    """``err`` with the text of its chain masked and joined, when any of it holds a secret."""
+    if isinstance(err, LakeError) or not quotes_a_secret(err, secrets, _CHAIN_DEPTH):
+        return None
+    texts = [str(e) for e in error_chain(err, _CHAIN_DEPTH)]
+    return _rebuilt(err, " <- ".join(_ANSI.sub("", redact(t, secrets)) for t in texts))
 
-    @functools.wraps(method)
-    def wrapper(self: DeltaLake, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except LakeError:
-            raise
-        except Exception as err:
-            secrets = self.secrets()
-            texts = [str(e) for e in _chain(err)]
-            if all(redact(t, secrets) == t for t in texts):
-                raise
-            clean = " <- ".join(_ANSI.sub("", redact(t, secrets)) for t in texts)
-            raise _rebuilt(err, clean) from None
 
-    return wrapper  # type: ignore[return-value]
+redacted_errors = redaction.redacted_errors(lambda lake: lake.secrets(), _redacted)
+"""Re-raise an exception of a lake method whose text or chain holds a secret of the lake, masked."""
+
+
+def _resolved(value: str) -> str:
+    # an EnvVar field is resolved by Dagster at run time; outside a run (status, the CLI) it is
+    # still the EnvVar, a str holding the variable's *name*: resolve it here
+    return (value.get_value() or "") if isinstance(value, EnvVar) else value
 
 
 class DeltaLake(ConfigurableResource):
@@ -126,11 +106,23 @@ class DeltaLake(ConfigurableResource):
         ),
     )
     commit_retries: int = 8
-    # table -> the DeltaTable its last commit here was written through, handed to the next load of
-    # that
-    # table (brought up to date, not loaded again): a run that writes a table and then reads its log
-    # (the
-    # landing asset's volume and freshness checks) loads the log once
+    lock_dsn: str = Field(
+        default="",
+        description=(
+            "PostgreSQL DSN of the writers' lock (advisory); pass EnvVar('MLOPS_LOCK_DSN'). "
+            "Empty: a file lock in lock_dir."
+        ),
+    )
+    lock_dir: str = Field(
+        default="",
+        description=(
+            "Folder of the file lock; empty: the lake's own folder (a local lake), "
+            "$MLOPS_HOME/locks (a lake on object storage)."
+        ),
+    )
+    # table -> the DeltaTable its last commit here was written through, handed to the next load
+    # of that table (brought up to date, not loaded again): a run that writes a table and then
+    # reads its log (the landing asset's volume and freshness checks) loads the log once
     _written: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     # ---- addressing -------------------------------------------------------------------
@@ -139,10 +131,7 @@ class DeltaLake(ConfigurableResource):
 
     @property
     def storage_options(self) -> dict[str, str] | None:
-        text = self.storage_options_json
-        # an EnvVar field is resolved by Dagster at run time; outside a run (status, the CLI) it is
-        # still the EnvVar, a str holding the variable's *name*: resolve it here
-        text = (text.get_value() or "") if isinstance(text, EnvVar) else text
+        text = _resolved(self.storage_options_json)
         try:
             opts = json.loads(text or "{}")
         except json.JSONDecodeError as err:  # its message has no part of the text; its .doc would
@@ -163,6 +152,14 @@ class DeltaLake(ConfigurableResource):
             return secret_values(self.storage_options)
         except ValueError:
             return []
+
+    def lock(self, name: str) -> LakeLock:
+        """The lock ``name`` of this lake (``lake_lock``): every process configured alike —
+        the CLI, the assets, the sensors — holds the same one."""
+        directory = _resolved(self.lock_dir) or (
+            self.root if "://" not in self.root else str(Home.from_env().root / "locks")
+        )
+        return LakeLock(name, _resolved(self.lock_dsn), Path(directory))
 
     def _table(self, table: str, version: int | None = None):
         from deltalake import DeltaTable
@@ -221,22 +218,18 @@ class DeltaLake(ConfigurableResource):
         metadata: dict[str, Any] | None = None,
     ) -> int:
         """``write_partitions`` for data that never sits in memory whole: ``batches()`` yields
-        frames of
-        ``schema``, each handed to Delta as it comes (a pyarrow ``RecordBatchReader``), all in
-        ONE commit
-        replacing exactly partitions ``keys``. ``batches`` is a function: a retried commit calls
-        it again."""
+        frames of ``schema``, each handed to Delta as it comes (a pyarrow ``RecordBatchReader``),
+        all in ONE commit replacing exactly partitions ``keys``. ``batches`` is a function: a
+        retried commit calls it again."""
         arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
-        raised: list[
-            BaseException
-        ] = []  # what the producer raised: Delta would wrap it in its own error
+        # what the producer raised: Delta would wrap it in its own error
+        raised: list[BaseException] = []
 
         def reader():
             import pyarrow as pa
 
-            source = (
-                batches()
-            )  # called here, before the write: deltalake pulls ``stream`` from its own runtime
+            # called here, before the write: deltalake pulls ``stream`` from its own runtime
+            source = batches()
 
             def stream():
                 try:
@@ -303,17 +296,15 @@ class DeltaLake(ConfigurableResource):
             )
 
     def _loaded(self, table: str):
-        """The table's ``DeltaTable`` at its latest version, or None when there is no table yet. The
-        handle
-        the last commit to ``table`` here was written through is used once, updated by the
-        commits since."""
+        """The table's ``DeltaTable`` at its latest version, or None when there is no table yet.
+        The handle the last commit to ``table`` here was written through is used once, updated
+        by the commits since."""
         from deltalake.exceptions import DeltaError, TableNotFoundError
 
         written = self._written.get(table)
         if written is not None:
-            self._written = {
-                t: h for t, h in self._written.items() if t != table
-            }  # replaced, never mutated
+            # replaced, never mutated
+            self._written = {t: h for t, h in self._written.items() if t != table}
             try:
                 written.update_incremental()
                 return written
@@ -325,11 +316,11 @@ class DeltaLake(ConfigurableResource):
             return None
 
     def _commit(self, table, data, keys, mode, run_id, metadata, merge_schema, partitioned) -> int:
-        """One Delta commit of ``data()`` stamped with run id and partitions; conflicting concurrent
-        commits are retried with jittered backoff. The log is loaded once per attempt (one
-        ``DeltaTable``,
-        written through and asked its version). Returns the version *this* commit wrote (the handle
-        written through moves to its own commit, not to a later writer's)."""
+        """One Delta commit of ``data()`` stamped with run id and partitions; conflicting
+        concurrent commits are retried with jittered backoff. The log is loaded once per attempt
+        (one ``DeltaTable``, written through and asked its version). Returns the version *this*
+        commit wrote (the handle written through moves to its own commit, not to a later
+        writer's)."""
         from deltalake import CommitProperties, Transaction, write_deltalake
         from deltalake.exceptions import CommitFailedError
 
@@ -362,8 +353,8 @@ class DeltaLake(ConfigurableResource):
                     commit_properties=props,
                 )
                 pause_point(f"lake.committed:{table}")
-                # a first write racing another first write may land after it: the latest is ours or
-                # later
+                # a first write racing another first write may land after it: the latest is ours
+                # or later
                 if not exists:
                     return self._table(table).version()
                 self._written = {**self._written, table: target}
@@ -391,111 +382,15 @@ class DeltaLake(ConfigurableResource):
         keep_versions: Sequence[int] = (),
         log_retention_hours: int = 30 * 24,
     ) -> dict[str, Any]:
-        """Compact small files, vacuum files unreferenced for ``retention_hours`` — except every
-        file
-        that a version in ``keep_versions`` still reads —, checkpoint the current version, then
-        drop the
-        log entries older than ``log_retention_hours``: loading the table lists and replays a
-        short log
-        however long its history; each kept version keeps its time travel (one no longer
-        loadable: ``lost``)."""
-        # first (before any commit of this maintenance), each kept version gets a checkpoint of its
-        # own
-        # while it can still be loaded: the log cleanup keeps it, and loading that version reads it
-        # alone
-        loadable = {v: self._checkpoint_version(table, v) for v in sorted(set(keep_versions))}
-        lost, kept = (
-            [v for v, ok in loadable.items() if not ok],
-            [v for v, ok in loadable.items() if ok],
-        )
-        dt_ = self._table(table)
-        missing = {
-            k: v for k, v in TABLE_CONFIGURATION.items() if dt_.metadata().configuration.get(k) != v
-        }
-        if missing:  # a table created before these settings: they apply from now on
-            dt_.alter.set_table_properties(missing)
-        before = len(dt_.file_uris())
-        compaction = dt_.optimize.compact()
-        removed = dt_.vacuum(
+        """Compact, vacuum (sparing the files ``keep_versions`` read), checkpoint and drop the
+        expired log of ``table``: ``lake_maintenance.maintain``."""
+        return lake_maintenance.maintain(
+            self,
+            table,
             retention_hours=retention_hours,
-            dry_run=False,
-            enforce_retention_duration=False,
-            keep_versions=kept or None,
+            keep_versions=keep_versions,
+            log_retention_hours=log_retention_hours,
         )
-        dt_ = self._table(table)
-        dt_.create_checkpoint()
-        log = self._drop_expired_log(table, kept, log_retention_hours)
-        return {
-            "files_before": before,
-            "files_after": len(dt_.file_uris()),
-            "compacted_added": int(compaction.get("numFilesAdded", 0)),
-            "compacted_removed": int(compaction.get("numFilesRemoved", 0)),
-            "vacuumed_files": len(removed),
-            "kept_versions": kept,
-            "lost": lost,
-            "version": dt_.version(),
-            "checkpoint_version": dt_.version(),
-            "properties_set": sorted(missing),
-            **log,
-        }
-
-    def _drop_expired_log(
-        self, table: str, kept: Sequence[int], retention_hours: int
-    ) -> dict[str, int]:
-        """Delete the log entries older than ``retention_hours`` that no retained version needs.
-
-        Every version committed within the retention stays loadable: entries are dropped only
-        below the
-        newest checkpoint at or before the oldest such version. The checkpoints of ``kept``
-        versions (each
-        must have one) are never dropped. deltalake's ``cleanup_metadata`` cannot do this: it
-        keeps all of
-        the log after the oldest recent checkpoint (an old kept version would keep the whole log
-        after it),
-        and once that checkpoint expires drops the kept version's."""
-        from deltalake.fs import DeltaStorageHandler
-        from pyarrow.fs import FileSelector
-
-        kept, store = set(kept), DeltaStorageHandler(self.uri(table), self.storage_options)
-        entries = [
-            (int(m.group(1)), m.group(2), info)
-            for info in store.get_file_info_selector(FileSelector("_delta_log"))
-            if (m := _LOG_ENTRY.match(info.base_name))
-        ]
-        cutoff = time.time() - retention_hours * 3600
-        head = max(v for v, _, _ in entries)
-        recent = min(
-            (v for v, kind, info in entries if kind == "json" and info.mtime.timestamp() > cutoff),
-            default=head,
-        )
-        checkpoints = [v for v, kind, _ in entries if kind.startswith("checkpoint") and v <= recent]
-        boundary = max(checkpoints, default=0)
-        doomed = [
-            info
-            for v, kind, info in entries
-            if v < boundary
-            and info.mtime.timestamp() <= cutoff
-            and not (v in kept and kind.startswith("checkpoint"))
-        ]
-        for info in doomed:
-            with contextlib.suppress(FileNotFoundError):  # another maintenance run got there first
-                store.delete_file(info.path)
-        return {"log_entries_dropped": len(doomed), "log_entries_left": len(entries) - len(doomed)}
-
-    def _checkpoint_version(self, table: str, version: int) -> bool:
-        """Write a checkpoint of ``version``; False only when the log no longer holds that version
-        (any
-        other failure raises: a kept version must never be taken for lost, its files would be
-        vacuumed)."""
-        from deltalake.exceptions import DeltaError
-
-        try:
-            self._table(table, version=version).create_checkpoint()
-        except DeltaError as err:
-            if "log segment" not in str(err).lower().replace("logsegment", "log segment"):
-                raise
-            return False
-        return True
 
     # ---- reads ------------------------------------------------------------------------
     @redacted_errors
@@ -508,23 +403,18 @@ class DeltaLake(ConfigurableResource):
         dictionary_columns: Sequence[str] = (),
     ) -> Iterator[pl.DataFrame]:
         """The rows of partitions ``keys`` (with their ``ds``), ``batch_rows`` at a time, pulled
-        from the data
-        files one batch after another: memory stays bounded by a batch (and one row group), not
-        by the
-        partition. (A polars streaming scan reads ahead of a slow consumer — e.g. a model — and
-        so holds
-        most of a large partition.) On an object store the polars scan is used (streamed,
-        read-ahead).
+        from the data files one batch after another: memory stays bounded by a batch (and one row
+        group), not by the partition. (A polars streaming scan reads ahead of a slow consumer —
+        e.g. a model — and so holds most of a large partition.) On an object store the polars
+        scan is used (streamed, read-ahead).
 
         ``dictionary_columns`` (strings, e.g. the spec's categoricals) come from local files as
-        ``pl.Categorical``,
-        read as the Parquet dictionaries they are stored in (cheaper); from the object-store
-        scan, as stored.
+        ``pl.Categorical``, read as the Parquet dictionaries they are stored in (cheaper); from
+        the object-store scan, as stored.
 
         The table is loaded and its files listed here, when called, not while iterating: the
-        iterator may be
-        consumed inside a Delta write (``write_stream``), where deltalake cannot be entered
-        again."""
+        iterator may be consumed inside a Delta write (``write_stream``), where deltalake cannot
+        be entered again."""
         target = self._loaded(table)
         if target is None:
             return iter(())
@@ -568,24 +458,22 @@ class DeltaLake(ConfigurableResource):
 
     @redacted_errors
     def partition_counts(self, table: str) -> dict[str, int]:
-        """Rows per partition, from the Delta log's file statistics (no data file is read); a table
-        written without statistics is counted by a scan of its partition column."""
+        """Rows per partition, from the Delta log's file statistics (no data file is read); a
+        table written without statistics is counted by a scan of its partition column."""
         return self._counts(self._loaded(table))
 
     @redacted_errors
     def newest(self, table: str, column: str) -> Any:
-        """The largest value of ``column`` in the newest partition holding rows (a partition-pruned
-        read:
-        for a column that never falls after its partition's date, e.g. an event time under the
-        contract's
-        ``outside_partition`` rule, that is the table's largest); None for an empty table."""
+        """The largest value of ``column`` in the newest partition holding rows (a
+        partition-pruned read: for a column that never falls after its partition's date, e.g. an
+        event time under the contract's ``outside_partition`` rule, that is the table's largest);
+        None for an empty table."""
         return self.counts_and_newest(table, column)[1]
 
     @redacted_errors
     def counts_and_newest(self, table: str, column: str) -> tuple[dict[str, int], Any]:
         """``partition_counts`` and ``newest`` from one load of the table's log (the volume and
-        freshness
-        checks of a landing run)."""
+        freshness checks of a landing run)."""
         target = self._loaded(table)
         counts = self._counts(target)
         return counts, self._newest(target, column, counts)
@@ -606,15 +494,14 @@ class DeltaLake(ConfigurableResource):
             return dict(
                 zip(counts[PARTITION_COLUMN].to_list(), counts["len"].to_list(), strict=True)
             )
-        counts: dict[
-            str, int
-        ] = {}  # a plain loop: a polars group_by costs more than it saves on a log's rows
+        # a plain loop: a polars group_by costs more than it saves on a log's rows
+        counts: dict[str, int] = {}
         for day, rows in zip(files[column].to_list(), files["num_records"].to_list(), strict=True):
             counts[day] = counts.get(day, 0) + rows
         return {day: rows for day, rows in counts.items() if rows > 0}
 
     def _newest(self, target, column: str, counts: dict[str, int]) -> Any:
-        """Read only the newest partition's data files (the log's current files of that partition)."""
+        """Read only the newest partition's data files (the log's current files of it)."""
         days = [d for d, n in counts.items() if n and d is not None]
         if target is None or not days:
             return None
@@ -631,8 +518,8 @@ def _file_batches(
     files: list[tuple[str, str]], batch_rows: int, dictionaries: Sequence[str] = ()
 ) -> Iterator[pl.DataFrame]:
     """Batches of each (partition key, local Parquet file), pulled one at a time (pyarrow
-    ``iter_batches``);
-    the string columns among ``dictionaries`` read as Parquet dictionaries (``pl.Categorical``)."""
+    ``iter_batches``); the string columns among ``dictionaries`` read as Parquet dictionaries
+    (``pl.Categorical``)."""
     import pyarrow.parquet as pq
 
     for key, path in files:

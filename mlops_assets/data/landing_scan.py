@@ -23,8 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops_assets.data.ingest import DATE_DIR
-from mlops_assets.data.readers import LandingFile, landing_files, partition_fingerprint
+from mlops_assets.data.readers import DATE_DIR, LandingFile, landing_files, partition_fingerprint
 
 
 @dataclass

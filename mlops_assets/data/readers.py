@@ -256,6 +256,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # a day folder of the landing zone: YYYY-MM-DD
+
+
 def day_dir(landing: Path, day: str) -> Path:
     return landing / day
 

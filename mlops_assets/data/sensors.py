@@ -21,7 +21,8 @@ from mlops_assets.data.landing_scan import LandingCursor, scan_landing
 
 
 def materialized_fingerprint(context: SensorEvaluationContext, asset: str):
-    """day -> the landing fingerprint recorded by the latest materialisation of that day (or None)."""
+    """day -> the landing fingerprint recorded by the latest materialisation of that day (or
+    None)."""
 
     def lookup(day: str) -> str | None:
         recorded = latest_materialization_metadata(context.instance, asset, day).get(

@@ -130,12 +130,14 @@ _LABEL_JITTER_P = np.array([0.6, 0.3, 0.1])  # extra days of label delay: 0, 1, 
 
 # Fraud label model. Baseline regime: classic card-not-present fraud (big amounts, night, far away,
 # risky merchants, online, bursts of activity, freshly issued cards).
-_FRAUD_MERCHANT = dict(zip(MERCHANTS, (-0.6, 0.0, -0.2, 1.1, 0.4, 0.8, 1.5, -0.4)))
+_FRAUD_MERCHANT = dict(zip(MERCHANTS, (-0.6, 0.0, -0.2, 1.1, 0.4, 0.8, 1.5, -0.4), strict=True))
 _FRAUD_CHANNEL = {"pos": 0.0, "online": 0.9, "atm": 0.4}
 _FRAUD_COUNTRY = {"home": 0.0, "neighbour": 0.3, "far": 1.0}
 # Concept-drift regime: skimming gangs -- small card-present purchases at grocery/fuel in daytime
 # on long-held cards at home. The old signals carry no (or reversed) information.
-_FRAUD_MERCHANT_CD = dict(zip(MERCHANTS, (1.3, 1.5, -0.3, -0.8, -0.8, -0.8, -1.2, 0.8)))
+_FRAUD_MERCHANT_CD = dict(
+    zip(MERCHANTS, (1.3, 1.5, -0.3, -0.8, -0.8, -0.8, -1.2, 0.8), strict=True)
+)
 _FRAUD_CHANNEL_CD = {"pos": 1.0, "online": -0.8, "atm": 0.2}
 _FRAUD_COUNTRY_CD = {"home": 0.8, "neighbour": 0.0, "far": -0.8}
 _FRAUD_INTERCEPT = -6.5
@@ -612,7 +614,9 @@ def _phone_pool(seed: int, size: int = 30_000) -> np.ndarray:
     rng = _rng(seed, _S_POOL)
     area = rng.integers(201, 990, size)
     line = rng.integers(0, 100, size)
-    pool = np.array([f"+1-{a}-555-01{b:02d}" for a, b in zip(area.tolist(), line.tolist())])
+    pool = np.array(
+        [f"+1-{a}-555-01{b:02d}" for a, b in zip(area.tolist(), line.tolist(), strict=True)]
+    )
     pool.setflags(write=False)
     return pool
 

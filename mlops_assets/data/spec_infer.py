@@ -189,7 +189,8 @@ def _emit(data: dict, indent: int, path: str, comments: dict[str, str]) -> list[
 
 
 def _nice(value: float, span: float, up: bool, integer: bool) -> float | int:
-    """``value`` rounded outward to two significant digits of ``span`` (whole numbers for integers)."""
+    """``value`` rounded outward to two significant digits of ``span`` (whole numbers for
+    integers)."""
     step = 10 ** (math.floor(math.log10(span)) - 1) if span > 0 else 1
     step = max(step, 1) if integer else step
     out = (math.ceil if up else math.floor)(value / step) * step

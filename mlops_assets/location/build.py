@@ -49,6 +49,7 @@ from mlops_assets.monitoring.assets import build_monitoring_assets
 from mlops_assets.monitoring.estimation.assets import build_estimation_assets
 from mlops_assets.monitoring.sensors import build_monitoring_sensors
 from mlops_assets.operations.assets import build_operations, build_scorecard
+from mlops_assets.scoring.assets import build_scoring_assets
 
 # Partitioned asset checks (preview) and backfill policies (beta) are used on purpose.
 warnings.filterwarnings("ignore", category=PreviewWarning)
@@ -158,6 +159,7 @@ def build_definitions(platform: Platform | None = None) -> Definitions:
     assets = [
         *build_data_assets(platform),
         *build_model_assets(platform),
+        *build_scoring_assets(platform),
         *build_monitoring_assets(platform),
         *build_estimation_assets(platform),
         maintenance_asset,

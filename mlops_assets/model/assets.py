@@ -1,18 +1,16 @@
 """Model plane wiring, partitioned by training cutoff C:
 training_set[C] → candidate_model[C] → evaluation_report[C] (gates = blocking checks) → champion[C].
 
-Each asset reads its inputs, calls the rules (``ml.datasets``, ``ml.candidate``, ``gates``,
-``promotion``) and attaches metadata. ``candidate_model[C]`` first marks FAILED the MLflow runs a
-dead attempt at C left RUNNING, and after registering tags C's ungated earlier versions
-``superseded`` (both listed in its log and metadata). The ML stack (sklearn, mlflow, evidently)
-loads
-inside the asset bodies, never when the code location loads.
+Each asset reads its inputs, calls the rules (``model.datasets``, ``model.lineage``, ``gates``,
+``promotion``) and the services (``model.services``) and attaches metadata. ``candidate_model[C]``
+first marks FAILED the MLflow runs a dead attempt at C left RUNNING, and after registering tags C's
+ungated earlier versions ``superseded`` (both listed in its log and metadata). The ML stack
+(sklearn, mlflow, evidently) loads inside the asset bodies, never when the code location loads.
 """
 
 import datetime as dt
 import json
 
-import polars as pl
 from dagster import (
     AssetCheckSpec,
     AssetDep,
@@ -29,79 +27,35 @@ from mlops_assets.control.registry import ModelRegistry
 from mlops_assets.control.registry.links import log_report, version_links
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.redaction import redact
-from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.vocabulary import (
     CANDIDATE_MODEL,
     CHAMPION,
     EVALUATION_REPORT,
-    EVALUATIONS,
     FEATURES,
-    PARTITION_COLUMN,
     RAW_LABELS,
     TRAINING_SET,
-    Alias,
-    Artifact,
+    Meta,
     Status,
     VersionTag,
 )
 from mlops_assets.data.lake import DeltaLake
 from mlops_assets.location.common import check_result, follow_upstream, numeric, owned_checks, urls
 from mlops_assets.model.bounds import partial_window_problem
-from mlops_assets.model.datasets import (
-    build_training_set,
-    expected_days,
-    feature_window,
-    in_row_order,
-    split_rows,
-    training_set_summary,
-)
-from mlops_assets.model.estimators import ESTIMATORS
-from mlops_assets.model.gates import GateVerdict, evaluation_rows, gate_check_name, gate_names
-from mlops_assets.model.lineage import lineage_tags
-from mlops_assets.model.promotion import (
-    PromotionRefused,
-    dagster_actor,
-    now,
-    promote_if_passed,
-    record_gate_verdict,
+from mlops_assets.model.datasets import AssembledTrainingSet, assemble_training_set
+from mlops_assets.model.gates import gate_check_name, gate_names
+from mlops_assets.model.lineage import candidate_tags
+from mlops_assets.model.promotion import PromotionRefused, dagster_actor, promote_if_passed
+from mlops_assets.model.services import (
+    candidate_for_cutoff,
+    input_versions,
+    judge_candidate,
+    read_training_inputs,
+    read_training_set,
+    record_evaluation,
+    register_candidate,
+    training_set_commit,
 )
 from mlops_assets.monitoring.estimation.bundle import monitor_artifacts
-
-
-def candidate_for_cutoff(registry: ModelRegistry, cutoff: str) -> dict:
-    versions = [v for v in registry.list_versions() if v["tags"].get(VersionTag.CUTOFF) == cutoff]
-    if not versions:
-        raise Failure(
-            f"no candidate version registered for cutoff {cutoff}: materialise"
-            f" candidate_model[{cutoff}] first"
-        )
-    return versions[-1]
-
-
-def read_training_set(
-    lake: DeltaLake, cutoff: str, spec: DatasetSpec, version: int | None = None
-) -> pl.DataFrame:
-    frame = lake.read(TRAINING_SET, [cutoff], version=version)
-    if frame.is_empty():
-        raise Failure(f"training_set[{cutoff}] is empty or missing")
-    return in_row_order(frame, spec)
-
-
-def training_set_commit(lake: DeltaLake, cutoff: str) -> dict:
-    """The Delta commit that last wrote training_set[cutoff] (its version and input versions)."""
-    commit = next((h for h in lake.history(TRAINING_SET) if h.get("partitions") == cutoff), None)
-    if commit is None:
-        raise Failure(
-            f"training_set[{cutoff}] has no commit in the table's log (never written, or written"
-            " before the log retention, maintenance.log_retention_days): materialise it first"
-        )
-    return commit
-
-
-def input_versions(lake: DeltaLake, spec: DatasetSpec) -> dict[str, int]:
-    """The Delta versions a training set is built from (recorded in its commit, then in lineage)."""
-    tables = [FEATURES] + ([RAW_LABELS] if spec.labels else [])
-    return {t: lake.version(t) for t in tables}
 
 
 def attempt_is_live(context: AssetExecutionContext):
@@ -153,48 +107,18 @@ def build_model_assets(platform: Platform) -> list:
         cutoff = dt.date.fromisoformat(context.partition_key)
         if problem := partial_window_problem(spec, cutoff):
             raise Failure(problem)
-        first, last = feature_window(spec, cutoff)
-        features = (
-            lake.scan(FEATURES)
-            .filter(
-                pl.col(PARTITION_COLUMN).is_between(
-                    pl.lit(first.isoformat()), pl.lit(last.isoformat())
-                )
-            )
-            .collect()
-        )
-        missing = sorted(
-            set(expected_days(first, last)) - set(features[PARTITION_COLUMN].unique().to_list())
-        )
-        labels = (
-            lake.scan(RAW_LABELS).filter(pl.col(PARTITION_COLUMN) < cutoff.isoformat()).collect()
-            if spec.labels
-            else None
-        )
-        ts = build_training_set(features, labels, spec, cutoff)
-        summary = training_set_summary(ts, spec)
-        if summary.get("train_rows", 0) == 0 or summary.get("holdout_rows", 0) == 0:
-            raise Failure(
-                f"training_set[{cutoff}] has no train or no holdout rows ({summary}); "
-                f"missing feature partitions: {missing[:10]}"
-            )
+        built = assemble_training_set(*read_training_inputs(lake, spec, cutoff), spec, cutoff)
+        if built.problem:
+            raise Failure(built.problem)
         inputs = input_versions(lake, spec)
         version = lake.write_partitions(
             TRAINING_SET,
-            ts,
+            built.frame,
             [cutoff.isoformat()],
             run_id=context.run.run_id,
             metadata={"input_versions": json.dumps(inputs)},
         )
-        return MaterializeResult(
-            metadata={
-                **summary,
-                "feature_window": f"{first}..{last}",
-                "missing_feature_partitions": MetadataValue.json(missing),
-                "input_delta_versions": MetadataValue.json(inputs),
-                "delta_version": version,
-            }
-        )
+        return MaterializeResult(metadata=training_set_metadata(built, inputs, version))
 
     @asset(
         name=CANDIDATE_MODEL,
@@ -208,51 +132,28 @@ def build_model_assets(platform: Platform) -> list:
         ),
     )
     def candidate_model(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.model.candidate import scorer, train_candidate
-        from mlops_assets.model.evaluation import loggable_metrics
+        from mlops_assets.model.candidate import train_candidate
 
-        cutoff = context.partition_key
+        cutoff, run_id = context.partition_key, context.run.run_id
         orphans = registry.fail_orphan_runs(
-            cutoff, is_live=attempt_is_live(context), by=dagster_actor(context.run.run_id)
+            cutoff, is_live=attempt_is_live(context), by=dagster_actor(run_id)
         )
-        # Lineage of THIS cutoff's training set, not of the table's newest commit (another
-        # cutoff's).
+        # lineage of THIS cutoff's training set, not of the table's newest commit (another's)
         commit = training_set_commit(lake, cutoff)
         trained = train_candidate(
             read_training_set(lake, cutoff, spec, int(commit["version"])), spec
         )
-        monitor, monitor_tags = monitor_artifacts(
-            trained, spec
-        )  # estimator + multivariate reference (skops)
-        tags = {
-            **lineage_tags(
-                spec,
-                delta_versions={
-                    **json.loads(commit.get("input_versions", "{}")),
-                    TRAINING_SET: int(commit["version"]),
-                },
-                partition_range=trained.partition_range,
-                run_id=context.run.run_id,
-                seed=spec.training.seed,
-            ),
-            VersionTag.CUTOFF: cutoff,
-            VersionTag.STATUS: Status.CANDIDATE,
-            **monitor_tags,
-        }
-        candidate = registry.log_candidate(
+        monitor, monitor_tags = monitor_artifacts(trained, spec)  # estimator + multivariate ref
+        tags = candidate_tags(
             spec,
-            trained.pipeline,
-            input_example=trained.X_train.head(5),
-            tags=tags,
-            params=candidate_params(spec, cutoff, trained.train.height, trained.holdout.height),
-            metrics=loggable_metrics(trained.train_metrics, prefix="train_"),
-            extra_artifacts={
-                Artifact.REFERENCE_PROFILE: trained.profile,
-                Artifact.HOLDOUT_SCORES: trained.holdout_record(spec.id),
-                **monitor,
-            },
-            score=scorer(spec),
-            trusted_types=ESTIMATORS[spec.model.estimator].trusted_types,
+            cutoff=cutoff,
+            commit=commit,
+            partition_range=trained.partition_range,
+            run_id=run_id,
+            extra=monitor_tags,
+        )
+        candidate = register_candidate(
+            registry, spec, trained, cutoff=cutoff, tags=tags, artifacts=monitor
         )
         context.log.info(
             f"registered {spec.model.registered_name} version {candidate.version} for cutoff"
@@ -261,14 +162,7 @@ def build_model_assets(platform: Platform) -> list:
         superseded = registry.supersede_ungated(cutoff, candidate.version)
         return MaterializeResult(
             metadata={
-                "model_version": candidate.version,
-                "mlflow_run_id": candidate.run_id,
-                "model_uri": candidate.model_uri,
-                "model_sha256": candidate.artifact_sha256,
-                "train_rows": trained.train.height,
-                **urls(version_links(registry, candidate.version)),
-                **numeric(trained.train_metrics, "train_"),
-                "lineage": MetadataValue.json(tags),
+                **candidate_metadata(candidate, trained, tags, registry),
                 **report_attempts(context, cutoff, orphans, superseded),
             }
         )
@@ -300,63 +194,24 @@ def build_model_assets(platform: Platform) -> list:
         ),
     )
     def evaluation_report(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.model.candidate import (
-            evaluate_candidate,
-            recorded_scores_for,
-            scorer,
-        )
-        from mlops_assets.model.training import to_model_frame
-        from mlops_assets.monitoring.reports import evaluation_report as evidently_report
+        from mlops_assets.monitoring.reports import evaluation_report_html as evidently_report
 
         cutoff, run_id = context.partition_key, context.run.run_id
         version = candidate_for_cutoff(registry, cutoff)["version"]
-        train, holdout = split_rows(read_training_set(lake, cutoff, spec), spec)
-        recorded = recorded_scores_for(
-            registry.load_artifact_json(version, Artifact.HOLDOUT_SCORES), holdout, spec.id
-        )
-        integrity = registry.verify_integrity(
-            version, to_model_frame(holdout, spec), recorded, score=scorer(spec)
-        )
-        champion_version = registry.get_alias(Alias.CHAMPION)
-        result = evaluate_candidate(
-            holdout,
-            spec,
-            train=train,
-            recorded=recorded,
-            integrity=integrity,
-            candidate=registry.load_model(version) if integrity["loads"] else None,
-            champion=(
-                registry.load_model(champion_version)
-                if champion_version is not None and champion_version != version
-                else None
-            ),
-        )
+        result, integrity, champion_version = judge_candidate(lake, registry, spec, cutoff, version)
         report = evidently_report(
             spec,
             *evaluation_frames(result),
             platform.home.reports / "evaluation" / f"{cutoff}_v{version}.html",
             spec.drift.report_sample_rows,
         )
-        lake.append(
-            EVALUATIONS,
-            evaluation_rows(
-                result.gates,
-                cutoff=cutoff,
-                version=version,
-                run_id=run_id,
-                champion_version=champion_version,
-                evaluated_at=now(),
-            ),
-            run_id=run_id,
-        )
-        verdict = GateVerdict(result.gates)
-        record_gate_verdict(
+        verdict = record_evaluation(
             lake,
             registry,
-            version,
-            verdict,
+            result.gates,
+            cutoff=cutoff,
+            version=version,
             champion_version=champion_version,
-            actor=dagster_actor(run_id),
             run_id=run_id,
         )
         if not verdict.passed:
@@ -419,14 +274,29 @@ def build_model_assets(platform: Platform) -> list:
     return [training_set, candidate_model, evaluation_report, champion]
 
 
-def candidate_params(spec: DatasetSpec, cutoff: str, train_rows: int, holdout_rows: int) -> dict:
+def training_set_metadata(
+    built: AssembledTrainingSet, inputs: dict[str, int], version: int
+) -> dict:
+    first, last = built.window
     return {
-        "estimator": spec.model.estimator,
-        **spec.model.params,
-        "cutoff": cutoff,
-        "train_rows": train_rows,
-        "holdout_rows": holdout_rows,
-        "seed": spec.training.seed,
+        **built.summary,
+        "feature_window": f"{first}..{last}",
+        "missing_feature_partitions": MetadataValue.json(built.missing),
+        "input_delta_versions": MetadataValue.json(inputs),
+        Meta.DELTA_VERSION: version,
+    }
+
+
+def candidate_metadata(candidate, trained, tags: dict[str, str], registry: ModelRegistry) -> dict:
+    return {
+        Meta.MODEL_VERSION: candidate.version,
+        "mlflow_run_id": candidate.run_id,
+        "model_uri": candidate.model_uri,
+        "model_sha256": candidate.artifact_sha256,
+        "train_rows": trained.train.height,
+        **urls(version_links(registry, candidate.version)),
+        **numeric(trained.train_metrics, "train_"),
+        "lineage": MetadataValue.json(tags),
     }
 
 

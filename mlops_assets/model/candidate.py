@@ -66,6 +66,19 @@ def train_candidate(ts: pl.DataFrame, spec: DatasetSpec) -> TrainedCandidate:
     )
 
 
+def candidate_params(spec: DatasetSpec, cutoff: str, train_rows: int, holdout_rows: int) -> dict:
+    """The MLflow run parameters of a candidate: the estimator, its params, the cutoff, the split
+    sizes and the seed."""
+    return {
+        "estimator": spec.model.estimator,
+        **spec.model.params,
+        "cutoff": cutoff,
+        "train_rows": train_rows,
+        "holdout_rows": holdout_rows,
+        "seed": spec.training.seed,
+    }
+
+
 def recorded_scores_for(
     recorded: dict[str, list], holdout: pl.DataFrame, id_col: str
 ) -> np.ndarray:

@@ -158,9 +158,9 @@ PARAM_NAMES: dict[str, frozenset[str]] = {
         "sklearn.dummy.DummyRegressor": "constant quantile strategy",
     }.items()
 }
-"""The constructor arguments of each class (``get_params()`` of the pinned scikit-learn), so the spec
-rejects a misspelt ``model.params`` key at load, without importing scikit-learn; a class not listed
-is checked only when the model is built. ``test_spec.py`` compares this with scikit-learn."""
+"""The constructor arguments of each class (``get_params()`` of the pinned scikit-learn), so the
+spec rejects a misspelt ``model.params`` key at load, without importing scikit-learn; a class not
+listed is checked only when the model is built. ``test_spec.py`` compares this with scikit-learn."""
 
 
 def params_problems(name: str, task: str, params: dict[str, Any]) -> dict[str, str]:
@@ -184,7 +184,8 @@ def all_trusted_types() -> list[str]:
 
 
 def input_order(estimator: Any) -> Literal["C", "F"]:
-    """The ``input_order`` of a fitted estimator's registry entry (by its class); "C" for any other."""
+    """The ``input_order`` of a fitted estimator's registry entry (by its class); "C" for any
+    other."""
     name = type(estimator).__name__
     orders = {
         e.input_order

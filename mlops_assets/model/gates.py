@@ -30,7 +30,14 @@ from mlops_assets.core.metrics_catalog import (
     spec_metric_names,
 )
 from mlops_assets.core.spec import DatasetSpec
-from mlops_assets.core.vocabulary import GATES_FAILED, GATES_PASSED, Status, VersionTag
+from mlops_assets.core.tables import EVALUATIONS_SCHEMA
+from mlops_assets.core.vocabulary import (
+    GATES_FAILED,
+    GATES_PASSED,
+    PARTITION_COLUMN,
+    Status,
+    VersionTag,
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,8 @@ def _ceiling(name: str, x: GateInputs) -> GateResult:
 
 
 def _no_regression(name: str, x: GateInputs) -> GateResult:
-    """The primary metric may trail the champion's (on the same rows) by ``gates.max_regression``."""
+    """The primary metric may trail the champion's (on the same rows) by
+    ``gates.max_regression``."""
     metric, slack = primary_metric(x.spec), x.spec.gates.max_regression
     value = x.candidate.get(metric)
     if value is None:
@@ -296,7 +304,8 @@ def _beats_baseline(name: str, x: GateInputs) -> GateResult:
 
 
 def _suspects(x: GateInputs) -> tuple[dict[str, str], bool, float | None]:
-    """({column: why it is suspect}, whether the model's skill is implausibly perfect, that skill)."""
+    """({column: why it is suspect}, whether the model's skill is implausibly perfect, that
+    skill)."""
     cfg, ev = x.spec.gates.leakage, x.leakage or {}
     metric = ev.get("metric") or skill_metric(x.spec)
     skill = x.candidate.get(metric) if metric else None
@@ -412,7 +421,8 @@ def _insufficient_evidence(x: GateInputs) -> str | None:
 def _with_evidence(
     evaluate: Callable[[str, GateInputs], GateResult],
 ) -> Callable[[str, GateInputs], GateResult]:
-    """A metric gate that first asks for enough holdout evidence (fails without a number otherwise)."""
+    """A metric gate that first asks for enough holdout evidence (fails without a number
+    otherwise)."""
 
     def judged(name: str, x: GateInputs) -> GateResult:
         problem = _insufficient_evidence(x)
@@ -553,20 +563,6 @@ class GateVerdict:
         return [g.to_dict() for g in self.gates]
 
 
-EVALUATIONS_SCHEMA = {
-    "ds": pl.String,
-    "version": pl.Int64,
-    "gate": pl.String,
-    "passed": pl.Boolean,
-    "value": pl.Float64,
-    "threshold": pl.Float64,
-    "message": pl.String,
-    "champion_version": pl.Int64,
-    "evaluated_at": pl.Datetime("us"),
-    "run_id": pl.String,
-}
-
-
 def evaluation_rows(
     gates: Sequence[GateResult],
     *,
@@ -580,7 +576,7 @@ def evaluation_rows(
     return pl.DataFrame(
         [
             {
-                "ds": cutoff,
+                PARTITION_COLUMN: cutoff,
                 "version": version,
                 "gate": g.name,
                 "passed": g.passed,

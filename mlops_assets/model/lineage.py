@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlops_assets.core.vocabulary import LineageTag
+from mlops_assets.core.vocabulary import TRAINING_SET, LineageTag, Status, VersionTag
 
 if TYPE_CHECKING:
     from mlops_assets.core.spec import DatasetSpec
@@ -125,6 +125,36 @@ def lineage_tags(
         LineageTag.SEED: str(int(seed)),
         LineageTag.MODEL_SHA: artifact_sha256 or UNKNOWN,
     }
+
+
+def training_delta_versions(commit: Mapping[str, str]) -> dict[str, int]:
+    """The table versions a model trained on a training set's Delta ``commit`` read: the input
+    versions the commit recorded, and the training set's own version."""
+    return {
+        **json.loads(commit.get("input_versions", "{}")),
+        TRAINING_SET: int(commit["version"]),
+    }
+
+
+def candidate_tags(
+    spec: DatasetSpec,
+    *,
+    cutoff: str,
+    commit: Mapping[str, str],
+    partition_range: tuple[str, str],
+    run_id: str,
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    """Every tag of a new candidate version of ``cutoff``: its lineage (from the training set's
+    ``commit``), its cutoff and ``candidate`` status, and ``extra`` (the monitoring bundle's)."""
+    lineage = lineage_tags(
+        spec,
+        delta_versions=training_delta_versions(commit),
+        partition_range=partition_range,
+        run_id=run_id,
+        seed=spec.training.seed,
+    )
+    return {**lineage, VersionTag.CUTOFF: cutoff, VersionTag.STATUS: Status.CANDIDATE, **extra}
 
 
 def lineage_completeness(tags: Mapping[str, str]) -> float:

@@ -25,20 +25,21 @@ from typing import Any
 import polars as pl
 
 from mlops_assets.control.ledger import (
-    AUDIT_COLUMNS,
-    AUDIT_SCHEMA,
     Move,
     PromotionRefused,
     apply_move,
     champion_history,
     moves,
-    now,
     read_ledger,
     record,
 )
 from mlops_assets.control.registry import ModelRegistry
+from mlops_assets.core.clock import utc_now
+from mlops_assets.core.tables import AUDIT_COLUMNS, AUDIT_SCHEMA
 from mlops_assets.core.vocabulary import (
     EVALUATIONS,
+    MODEL_VERSION_COLUMN,
+    PARTITION_COLUMN,
     SHADOW_SCORES,
     Action,
     Alias,
@@ -89,7 +90,10 @@ def gate_results(lake: DeltaLake, version: int) -> list[dict]:
 
 
 @dataclass
-class Verdict:
+class PromotionVerdict:
+    """What the record says of a version's eligibility: its latest gate rows, and whether they all
+    passed and it was not rejected."""
+
     version: int
     passed: bool
     gates: list[dict]
@@ -102,7 +106,7 @@ class Verdict:
         return json.dumps(self.gates, default=str)
 
 
-def verdict(lake: DeltaLake, registry: ModelRegistry, version: int) -> Verdict:
+def verdict(lake: DeltaLake, registry: ModelRegistry, version: int) -> PromotionVerdict:
     gates = gate_results(lake, version)
     tags = registry.version_tags(version)
     passed = (
@@ -110,7 +114,7 @@ def verdict(lake: DeltaLake, registry: ModelRegistry, version: int) -> Verdict:
         and all(g["passed"] for g in gates)
         and tags.get(VersionTag.STATUS) != Status.REJECTED
     )
-    return Verdict(version, passed, gates)
+    return PromotionVerdict(version, passed, gates)
 
 
 def _move_champion(
@@ -137,7 +141,7 @@ def _move_champion(
     tags = {
         version: {
             VersionTag.STATUS: Status.CHAMPION,
-            VersionTag.PROMOTED_AT: now().isoformat(),
+            VersionTag.PROMOTED_AT: utc_now().isoformat(),
             VersionTag.PROMOTION_REASON: reason[:500],
             **({VersionTag.WAIVER: json.dumps(waiver)} if waiver else {}),
         }
@@ -174,7 +178,7 @@ def shadow_days_observed(lake: DeltaLake, version: int) -> int:
     shadow = lake.read(SHADOW_SCORES)
     if shadow.is_empty():
         return 0
-    return shadow.filter(pl.col("model_version") == version)["ds"].n_unique()
+    return shadow.filter(pl.col(MODEL_VERSION_COLUMN) == version)[PARTITION_COLUMN].n_unique()
 
 
 def _park_as_challenger(
@@ -262,7 +266,7 @@ def promote_if_passed(
 
 
 def promotion_decision(
-    v: Verdict,
+    v: PromotionVerdict,
     status: str | None,
     *,
     require_approval: bool,

@@ -317,5 +317,6 @@ def reference_profile(
 
 
 def target_codes(y: Any, spec: DatasetSpec) -> np.ndarray:
-    """The target as the model sees it (class codes, or the float regression target); see ``fit``."""
+    """The target as the model sees it (class codes, or the float regression target); see
+    ``fit``."""
     return _as_target(y, spec)

@@ -16,22 +16,11 @@ import polars as pl
 
 from mlops_assets.core.metrics_catalog import primary_metric
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.tables import PERFORMANCE_SCHEMA
+from mlops_assets.core.vocabulary import FEATURES, MODEL_VERSION_COLUMN, PARTITION_COLUMN, SCORES
 from mlops_assets.model.evaluation import task_metrics
 from mlops_assets.monitoring.estimation.methods import BINARY_THRESHOLD
 from mlops_assets.scoring.rows import scored_values
-
-PERFORMANCE_SCHEMA = {
-    "ds": pl.String,
-    "model_version": pl.Int64,
-    "mode": pl.String,
-    "labelled_rows": pl.Int64,
-    "coverage": pl.Float64,
-    "primary": pl.Float64,
-    "metric": pl.String,
-    "metrics": pl.String,
-    "lkg_version": pl.Int64,
-    "lkg_primary": pl.Float64,
-}
 
 
 def day_performance(
@@ -49,7 +38,7 @@ def day_performance(
     metric = primary_metric(spec)
     joined = scores.join(truth.select(spec.id, spec.target), on=spec.id, how="inner")
     rows = []
-    for (version,), part in joined.group_by("model_version", maintain_order=True):
+    for (version,), part in joined.group_by(MODEL_VERSION_COLUMN, maintain_order=True):
         version = int(version)
         metrics = task_metrics(spec.task, part[spec.target].to_numpy(), scored_values(part, spec))
         if spec.task == "classification":
@@ -67,8 +56,8 @@ def day_performance(
             ).get(metric)
         rows.append(
             {
-                "ds": day,
-                "model_version": version,
+                PARTITION_COLUMN: day,
+                MODEL_VERSION_COLUMN: version,
                 "mode": part["mode"][0],
                 "labelled_rows": part.height,
                 "coverage": part.height / scores.height,
@@ -79,6 +68,35 @@ def day_performance(
                 "lkg_primary": lkg_primary,
             }
         )
+    return rows
+
+
+def performance_rows(
+    read: Callable[[str, list[str]], pl.DataFrame],
+    days: list[str],
+    truth: pl.DataFrame | None,
+    spec: DatasetSpec,
+    *,
+    lkg_version: int | None = None,
+    lkg_predict: Callable[[pl.DataFrame], np.ndarray] | None = None,
+) -> list[dict]:
+    """``day_performance`` of every scored day of ``days`` (an unscored day has no row).
+    ``read(table, days)``: the rows of ``scores`` or ``features``; ``truth``: every known label,
+    or None when the day's features carry the target."""
+    rows = []
+    for day in days:
+        scores = read(SCORES, [day])
+        if not scores.is_empty():
+            features = read(FEATURES, [day])
+            rows += day_performance(
+                day,
+                scores,
+                features if truth is None else truth,
+                features,
+                spec,
+                lkg_version=lkg_version,
+                lkg_predict=lkg_predict,
+            )
     return rows
 
 

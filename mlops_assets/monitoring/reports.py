@@ -51,10 +51,10 @@ def _checked(frame: pd.DataFrame, task: str, n_classes: int = 2) -> pd.DataFrame
 def _data_definition(spec: DatasetSpec):
     from evidently import BinaryClassification, DataDefinition, MulticlassClassification, Regression
 
-    kwargs = dict(
-        numerical_columns=spec.numeric_features + spec.calendar_features,
-        categorical_columns=spec.categorical_features,
-    )
+    kwargs = {
+        "numerical_columns": spec.numeric_features + spec.calendar_features,
+        "categorical_columns": spec.categorical_features,
+    }
     if (
         spec.task == "classification" and spec.multiclass
     ):  # predicted class codes (probabilities stay in metadata)
@@ -70,7 +70,7 @@ def _data_definition(spec: DatasetSpec):
     return DataDefinition(regression=[Regression(target=TARGET, prediction=PREDICTION)], **kwargs)
 
 
-def evaluation_report(
+def evaluation_report_html(
     spec: DatasetSpec,
     current: pd.DataFrame,
     reference: pd.DataFrame | None,
@@ -107,7 +107,7 @@ def evaluation_report(
     return path
 
 
-def drift_report(spec: DatasetSpec, current, reference, path: Path, sample_rows: int) -> Path:
+def drift_report_html(spec: DatasetSpec, current, reference, path: Path, sample_rows: int) -> Path:
     """Evidently DataDriftPreset of ``current`` (polars, partition D's window) vs ``reference``
     (training rows), each sampled to ``sample_rows`` above that size. A standalone file is about
     4 MB whatever the sample (Evidently embeds its JavaScript): callers bound the folder with

@@ -1,4 +1,5 @@
-"""Monitoring decisions (pure): which model serves, drift episodes, the performance guard.
+"""Monitoring decisions (pure): the kill switch, drift episodes, the performance guard, and what
+the sensors request (days whose labels arrived, days a rolled-back version scored).
 
 The Dagster sensors and assets only gather inputs and act on these verdicts, so the
 rules are unit-testable and one place each.
@@ -7,23 +8,26 @@ rules are unit-testable and one place each.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
 from mlops_assets.core.metrics_catalog import higher_is_better, primary_metric
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.vocabulary import MODEL_VERSION_COLUMN, PARTITION_COLUMN
+from mlops_assets.monitoring.drift.multivariate import as_drift_summary, merge_into_summary
 
-KILL_SWITCH_ENV = "MLOPS_KILL_SWITCH"
+KILL_SWITCH_ENV = "MLOPS_KILL_SWITCH"  # the environment's kill switch, read by the scoring wiring
 
 
-def kill_switch(spec: DatasetSpec) -> str | None:
-    """Why scoring is switched off, or None."""
+def kill_switch(spec: DatasetSpec, switch_value: str | None = None) -> str | None:
+    """Why scoring is switched off, or None. ``switch_value``: the value of ``$MLOPS_KILL_SWITCH``
+    (1, true, yes or on, any case, switch scoring off)."""
     if spec.kill_switch:
         return "kill switch set in the spec (kill_switch: true)"
-    if os.environ.get(KILL_SWITCH_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+    if (switch_value or "").strip().lower() in ("1", "true", "yes", "on"):
         return f"kill switch set in the environment (${KILL_SWITCH_ENV})"
     return None
 
@@ -92,7 +96,7 @@ def drift_window(
 
 
 def partition_constant_features(
-    frame: pl.DataFrame | pl.LazyFrame, columns: Iterable[str], partition: str = "ds"
+    frame: pl.DataFrame | pl.LazyFrame, columns: Iterable[str], partition: str = PARTITION_COLUMN
 ) -> dict[str, str]:
     """Features whose value is a property of the partition, found from the data: in every
     partition with at least two non-null values the column holds one value, there are at least
@@ -128,8 +132,7 @@ def partition_constant_features(
     return out
 
 
-# ---- drift episodes
-# -------------------------------------------------------------------------------
+# ---- drift episodes ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,8 @@ class DriftEpisode:
 def _drifted_run(summary: pl.DataFrame, champion: int) -> pl.DataFrame:
     """The unbroken run of drifted partitions (consecutive days, judged against ``champion``)
     ending at the latest judged partition; empty when that one is not such a partition."""
-    ordered = summary.sort("ds")
-    days = [dt.date.fromisoformat(d) for d in ordered["ds"]]
+    ordered = summary.sort(PARTITION_COLUMN)
+    days = [dt.date.fromisoformat(d) for d in ordered[PARTITION_COLUMN]]
     ok = [
         bool(d) and v == champion
         for d, v in zip(ordered["dataset_drifted"], ordered["champion_version"], strict=True)
@@ -191,7 +194,7 @@ def drift_episode(
     if "champion_version" not in summary.columns:
         summary = summary.with_columns(pl.lit(None, pl.Int64).alias("champion_version"))
     if champion is None:
-        champion = summary.sort("ds")["champion_version"][-1]
+        champion = summary.sort(PARTITION_COLUMN)["champion_version"][-1]
     run = _drifted_run(summary, champion)
     if run.height < k:
         return None
@@ -200,7 +203,7 @@ def drift_episode(
     )
     repeat = (run.height - k) // max(spec.drift.cooldown_days, 1)
     return DriftEpisode(
-        tuple(run["ds"].to_list()),
+        tuple(run[PARTITION_COLUMN].to_list()),
         tuple(float(x) for x in run["share_drifted"]),
         tuple(feats),
         champion,
@@ -212,7 +215,7 @@ def episode_start_days(summary: pl.DataFrame, champion: int, days: Iterable[str]
     """Which of ``days`` start a drift episode: drifted against ``champion``'s reference while
     the partition before was not (or was judged against another reference)."""
     verdict = {
-        r["ds"]: bool(r["dataset_drifted"]) and r["champion_version"] == champion
+        r[PARTITION_COLUMN]: bool(r["dataset_drifted"]) and r["champion_version"] == champion
         for r in summary.iter_rows(named=True)
     }
 
@@ -238,17 +241,17 @@ def guard_breach(
     last_known_good on the same rows by more than the margin → a breach."""
     metric = primary_metric(spec)
     mine = perf.filter(
-        (pl.col("model_version") == champion)
+        (pl.col(MODEL_VERSION_COLUMN) == champion)
         & (pl.col("coverage") >= min_coverage)
         & pl.col("primary").is_not_null()
-    ).sort("ds")
+    ).sort(PARTITION_COLUMN)
     if mine.height < window:  # judge on enough matured days, not on one noisy day
         return None
     recent = mine.tail(window)
     value = float(recent["primary"].mean())
     up = higher_is_better(metric)
     floor = spec.guard.floor
-    days = f"{recent['ds'][0]}..{recent['ds'][-1]}"
+    days = f"{recent[PARTITION_COLUMN][0]}..{recent[PARTITION_COLUMN][-1]}"
     if floor is not None and (value < floor if up else value > floor):
         return GuardBreach(
             champion,
@@ -307,3 +310,98 @@ def drift_retrain(
         "last_trigger_day": day.isoformat(),
     }
     return RetrainRequest(episode, cutoff, new_cursor)
+
+
+# ---- what the sensors request --------------------------------------------------------------------
+
+
+def label_arrivals(
+    history: list[dict], after_version: int, every_day: Callable[[], Iterable[str]]
+) -> list[str]:
+    """Arrival days of the label commits after ``after_version``, from the table's log
+    ``history`` (commit dicts with ``version`` and comma-joined ``partitions``). When the log no
+    longer holds every commit since (dropped by maintenance after the log retention), every
+    arrival day (``every_day()``) counts: a day's performance is recomputed rather than missed."""
+    if min((h.get("version", 0) for h in history), default=0) > after_version + 1:
+        return sorted(d for d in every_day() if d)
+    return sorted(
+        {
+            p
+            for h in history
+            if h.get("version", -1) > after_version
+            for p in (h.get("partitions") or "").split(",")
+            if p
+        }
+    )
+
+
+def labelled_score_days(
+    scores: pl.LazyFrame, labels: pl.LazyFrame, arrivals: list[str], spec: DatasetSpec
+) -> list[str]:
+    """The scored event days holding an id whose label arrived on one of ``arrivals``."""
+    ids = labels.filter(pl.col(PARTITION_COLUMN).is_in(arrivals)).select(
+        pl.col(spec.labels.id).alias(spec.id)
+    )
+    return (
+        scores.select(PARTITION_COLUMN, spec.id)
+        .join(ids, on=spec.id, how="semi")
+        .select(PARTITION_COLUMN)
+        .unique()
+        .collect()[PARTITION_COLUMN]
+        .sort()
+        .to_list()
+    )
+
+
+def rolled_back_pairs(
+    scored: pl.DataFrame, is_rolled_back: Callable[[int], bool]
+) -> list[tuple[str, int]]:
+    """(day, version) for every day of ``scored`` (unique ``ds``, ``model_version`` rows) holding
+    rows of a rolled-back version, sorted; the baseline fallback (negative version) never is."""
+    rolled = [
+        v for v in scored[MODEL_VERSION_COLUMN].unique().to_list() if v >= 0 and is_rolled_back(v)
+    ]
+    return sorted(scored.filter(pl.col(MODEL_VERSION_COLUMN).is_in(rolled)).iter_rows())
+
+
+def rescore_due(
+    scored: list[tuple[str, int]], champion: int, cursor: str | None
+) -> tuple[list[tuple[str, int]], str]:
+    """(the ``scored`` (day, version) pairs not yet requested for ``champion``, the cursor after
+    requesting them). A day is re-scored once per champion and rolled-back version that scored it,
+    however the set of days moves between ticks (a daily run that scored with the old version after
+    the rollback, a day re-processed): the runs are per block of days, so their run keys alone
+    would request a moved block's days again. The cursor keeps only the pairs still scored (a
+    re-scored day leaves it): it stays small."""
+    before = json.loads(cursor) if cursor else {}
+    requested = (
+        {(day, version) for day, version in before.get("requested", [])}
+        if before.get("champion") == champion
+        else set()
+    )
+    due = [pair for pair in scored if pair not in requested]
+    return due, json.dumps({"champion": champion, "requested": sorted(set(scored))})
+
+
+def multivariate_news(
+    summary: pl.DataFrame,
+    multivariate: pl.DataFrame,
+    spec: DatasetSpec,
+    champion: int | None,
+) -> tuple[pl.DataFrame, DriftEpisode | None]:
+    """(the drift summary the drift sensor judges, a multivariate episode to alert on or None).
+    ``drift.multivariate``: ``retrain`` folds the multivariate verdicts into ``summary``;
+    ``alert`` leaves it as it is and returns the multivariate episode when per-column drift does
+    not see it (its latest day not drifted there); ``off`` (or no verdicts) changes nothing."""
+    mode = spec.drift.multivariate
+    if mode == "off" or multivariate.is_empty():
+        return summary, None
+    if mode == "retrain":
+        return merge_into_summary(summary, multivariate), None
+    episode = drift_episode(as_drift_summary(multivariate), spec, champion)
+    if episode is None:
+        return summary, None
+    seen = set(
+        summary.filter(pl.col("dataset_drifted").fill_null(False))[PARTITION_COLUMN].to_list()
+    )
+    return summary, (episode if episode.days[-1] not in seen else None)

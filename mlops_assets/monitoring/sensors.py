@@ -2,7 +2,8 @@
 rollback → re-score, shadow evidence → promotion, and alerts on run failures.
 
 Each gathers its inputs from the Delta tables and the registry and acts on a verdict
-from ``monitoring`` (drift episodes, the guard) or ``promotion``.
+from ``monitoring.rules`` (drift episodes, the guard, what to request),
+``monitoring.estimation.rules`` (the guard on estimates) or ``model.promotion``.
 """
 
 import datetime as dt
@@ -21,7 +22,7 @@ from dagster import (
     sensor,
 )
 
-from mlops_assets.control.alerts import AlertSink
+from mlops_assets.control.alerts import AlertKind, AlertSink
 from mlops_assets.control.ledger import MoveConflict, reconcile
 from mlops_assets.control.registry import ModelRegistry
 from mlops_assets.core.platform import Platform
@@ -34,6 +35,7 @@ from mlops_assets.core.vocabulary import (
     ESTIMATION_RECONCILIATION,
     GUARD_TRIPPED,
     MODEL_PERFORMANCE,
+    MODEL_VERSION_COLUMN,
     MULTIVARIATE_DRIFT,
     PARTITION_COLUMN,
     PERFORMANCE,
@@ -50,9 +52,18 @@ from mlops_assets.data.lake import DeltaLake
 from mlops_assets.location.common import days_requests
 from mlops_assets.model.promotion import PromotionRefused, rollback, shadow_days_observed
 from mlops_assets.monitoring.drift.methods import drift_summary
-from mlops_assets.monitoring.drift.multivariate import as_drift_summary, merge_into_summary
-from mlops_assets.monitoring.estimation.rules import estimator_trust, floor_run
-from mlops_assets.monitoring.rules import RetrainRequest, drift_episode, drift_retrain, guard_breach
+from mlops_assets.monitoring.estimation.rules import estimate_breach
+from mlops_assets.monitoring.rules import (
+    RetrainRequest,
+    drift_episode,
+    drift_retrain,
+    guard_breach,
+    label_arrivals,
+    labelled_score_days,
+    multivariate_news,
+    rescore_due,
+    rolled_back_pairs,
+)
 from mlops_assets.operations.scorecard import CONTRACT, GATE, classify_failure
 
 
@@ -63,80 +74,28 @@ def run_tags(trigger: str, reason: str, **extra: str) -> dict[str, str]:
 
 def labelled_days(lake: DeltaLake, spec, after_version: int) -> tuple[list[str], list[str]]:
     """(arrival days of the labels committed after ``after_version``, scored event days they belong
-    to).
-    When the log no longer holds every commit since (dropped by maintenance after the log
-    retention), every
-    arrival day counts: a day's performance is recomputed rather than missed."""
-    history = lake.history(RAW_LABELS)
-    if min((h.get("version", 0) for h in history), default=0) > after_version + 1:
-        arrivals = sorted(d for d in lake.partition_counts(RAW_LABELS) if d)
-    else:
-        arrivals = sorted(
-            {
-                p
-                for h in history
-                if h.get("version", -1) > after_version
-                for p in (h.get("partitions") or "").split(",")
-                if p
-            }
-        )
-    ids = (
-        lake.scan(RAW_LABELS)
-        .filter(pl.col(PARTITION_COLUMN).is_in(arrivals))
-        .select(pl.col(spec.labels.id).alias(spec.id))
+    to): ``label_arrivals`` and ``labelled_score_days`` over the lake."""
+    arrivals = label_arrivals(
+        lake.history(RAW_LABELS), after_version, lambda: lake.partition_counts(RAW_LABELS)
     )
-    days = (
-        lake.scan(SCORES)
-        .select(PARTITION_COLUMN, spec.id)
-        .join(ids, on=spec.id, how="semi")
-        .select(PARTITION_COLUMN)
-        .unique()
-        .collect()[PARTITION_COLUMN]
-        .sort()
-        .to_list()
-    )
-    return arrivals, days
+    return arrivals, labelled_score_days(lake.scan(SCORES), lake.scan(RAW_LABELS), arrivals, spec)
 
 
 def scored_by_rolled_back(lake: DeltaLake, registry: ModelRegistry) -> list[tuple[str, int]]:
     """(day, version) for every day holding rows of a rolled-back version, sorted."""
-    by_version = lake.scan(SCORES).select(PARTITION_COLUMN, "model_version").unique().collect()
-    rolled = [
-        v
-        for v in by_version["model_version"].unique().to_list()
-        if v >= 0 and registry.version_tags(v).get(VersionTag.STATUS) == Status.ROLLED_BACK
-    ]
-    return sorted(by_version.filter(pl.col("model_version").is_in(rolled)).iter_rows())
-
-
-def rescore_due(
-    scored: list[tuple[str, int]], champion: int, cursor: str | None
-) -> tuple[list[tuple[str, int]], str]:
-    """(the ``scored`` (day, version) pairs not yet requested for ``champion``, the cursor after
-    requesting
-    them). A day is re-scored once per champion and rolled-back version that scored it, however
-    the set of
-    days moves between ticks (a daily run that scored with the old version after the rollback, a day
-    re-processed): the runs are per block of days, so their run keys alone would request a moved
-    block's
-    days again. The cursor keeps only the pairs still scored (a re-scored day leaves it): it
-    stays small."""
-    before = json.loads(cursor) if cursor else {}
-    requested = (
-        {(day, version) for day, version in before.get("requested", [])}
-        if before.get("champion") == champion
-        else set()
+    by_version = lake.scan(SCORES).select(PARTITION_COLUMN, MODEL_VERSION_COLUMN).unique().collect()
+    return rolled_back_pairs(
+        by_version,
+        lambda v: registry.version_tags(v).get(VersionTag.STATUS) == Status.ROLLED_BACK,
     )
-    due = [pair for pair in scored if pair not in requested]
-    return due, json.dumps({"champion": champion, "requested": sorted(set(scored))})
 
 
 def guard_act(
     context, lake: DeltaLake, registry: ModelRegistry, champion: int, reason: str, action: str
 ):
     """``rollback`` (or, when refused, degrade) or ``alert`` (degrade: the version is tagged
-    guard-tripped);
-    returns what was done, or a ``SkipReason`` when another alias move won the race."""
+    guard-tripped); returns what was done, or a ``SkipReason`` when another alias move won the
+    race."""
     if action == "rollback":
         try:
             context.log.warning(
@@ -162,29 +121,26 @@ def estimate_guard(
     champion: int,
     handled: list,
 ):
-    """``guard.use_estimate``: the champion's estimate beyond the floor on
-    ``estimation.consecutive_days`` days,
-    acted on only while its estimator is trustworthy (``ml.estimate_rules``); once per version."""
-    mode, key = spec.guard.use_estimate, f"estimate:v{champion}"
-    run = floor_run(lake.read(ESTIMATED_PERFORMANCE), spec, champion) if mode != "off" else None
-    if run is None:
-        return SkipReason(f"champion v{champion} within its guard")
-    trust = estimator_trust(lake.read(ESTIMATION_RECONCILIATION), spec, champion)
-    if not trust.trusted:
-        return SkipReason(
-            f"{run.reason}; ignored: the estimator is not trustworthy ({trust.reason})"
-        )
-    if key in handled:
-        return SkipReason(f"estimate breach of v{champion} already handled")
+    """``guard.use_estimate`` acted on (``estimate_breach``): rollback or alert, once a version."""
+    breach = estimate_breach(
+        lambda: lake.read(ESTIMATED_PERFORMANCE),
+        lambda: lake.read(ESTIMATION_RECONCILIATION),
+        spec,
+        champion,
+        handled,
+    )
+    if isinstance(breach, str):
+        return SkipReason(breach)
+    run, mode = breach.run, spec.guard.use_estimate
     action = "alert only (guard.use_estimate: alert)"
     if mode == "rollback":
         action = guard_act(context, lake, registry, champion, run.reason, spec.guard.action)
         if isinstance(action, SkipReason):
             return action
     alerts.send(
-        "guard_rollback",
+        AlertKind.GUARD_ROLLBACK,
         severity="error" if mode == "rollback" else "warning",
-        reason=f"{run.reason}; estimator trusted ({trust.reason}); action: {action}",
+        reason=f"{run.reason}; estimator trusted ({breach.trust.reason}); action: {action}",
         asset=ESTIMATED_PERFORMANCE,
         details={
             "version": champion,
@@ -195,35 +151,20 @@ def estimate_guard(
     )
     return SensorResult(
         skip_reason=SkipReason(f"guard acted on the estimate: {action}"),
-        cursor=json.dumps([*handled, key][-50:]),
+        cursor=json.dumps([*handled, breach.key][-50:]),
     )
 
 
 def multivariate_feed(
     lake: DeltaLake, spec, summary: pl.DataFrame, champion: int | None, alerts: AlertSink
 ) -> pl.DataFrame:
-    """``drift.multivariate``: ``retrain`` folds the multivariate verdicts into the drift summary
-    the sensor
-    judges; ``alert`` sends one alert per multivariate episode that per-column drift does not see
-    (its latest day
-    not drifted there) and leaves the summary as it is; ``off`` nothing."""
-    mode = spec.drift.multivariate
-    mv = lake.read(MULTIVARIATE_DRIFT) if mode != "off" else pl.DataFrame()
-    if mv.is_empty():
-        return summary
-    if mode == "retrain":
-        return merge_into_summary(summary, mv)
-    episode = drift_episode(as_drift_summary(mv), spec, champion)
-    seen = (
-        set(summary.filter(pl.col("dataset_drifted").fill_null(False))["ds"].to_list())
-        if episode
-        else set()
-    )
-    if (
-        episode is not None and episode.days[-1] not in seen
-    ):  # news only: per-column drift did not see that day
+    """The drift summary the drift sensor judges (``multivariate_news``); one alert per
+    multivariate episode that per-column drift does not see (``drift.multivariate: alert``)."""
+    mv = lake.read(MULTIVARIATE_DRIFT) if spec.drift.multivariate != "off" else pl.DataFrame()
+    summary, episode = multivariate_news(summary, mv, spec, champion)
+    if episode is not None:
         alerts.send(
-            "drift_retrain",
+            AlertKind.DRIFT_RETRAIN,
             severity="warning",
             asset=MULTIVARIATE_DRIFT,
             partition=episode.days[-1],
@@ -270,7 +211,7 @@ def build_monitoring_sensors(
             return SkipReason(decision)
         episode, cutoff = decision.episode, decision.cutoff.isoformat()
         alerts.send(
-            "drift_retrain",
+            AlertKind.DRIFT_RETRAIN,
             severity="warning",
             reason=episode.reason,
             partition=cutoff,
@@ -346,7 +287,7 @@ def build_monitoring_sensors(
         if isinstance(action, SkipReason):
             return action
         alerts.send(
-            "guard_rollback",
+            AlertKind.GUARD_ROLLBACK,
             reason=f"{breach.reason}; action: {action}",
             asset=MODEL_PERFORMANCE,
             details={"version": champion, "metric": breach.metric, "value": breach.value},
@@ -434,7 +375,7 @@ def build_monitoring_sensors(
         if repaired["completed_moves"] or repaired["restored_aliases"]:
             context.log.warning(f"reconciled: {repaired}")
             alerts.send(
-                "control_plane_repair",
+                AlertKind.CONTROL_PLANE_REPAIR,
                 severity="warning",
                 reason=f"control plane reconciled: {repaired}",
                 asset=AUDIT,
@@ -458,8 +399,8 @@ def build_monitoring_sensors(
         )
         text = f"{context.failure_event.message or ''} {errors}"
         # one rule for "what kind of failure" (the scorecard counts failures by the same classes)
-        kind = {CONTRACT: "data_contract_failure", GATE: "gate_failure"}.get(
-            classify_failure(text), "pipeline_failure"
+        kind = {CONTRACT: AlertKind.DATA_CONTRACT_FAILURE, GATE: AlertKind.GATE_FAILURE}.get(
+            classify_failure(text), AlertKind.PIPELINE_FAILURE
         )
         alerts.send(
             kind,

@@ -25,6 +25,7 @@ from mlops_assets.core.vocabulary import (
     TABLES,
     Alias,
     Job,
+    Meta,
     Schedule,
     recorded_delta_versions,
 )
@@ -33,7 +34,6 @@ from mlops_assets.operations.scorecard import COUNT_MEASURES, VALUE_MEASURES
 from mlops_assets.operations.scorecard_sources import compute_scorecard
 
 OPERATIONS_GROUP = "operations"
-SCORECARD_BREAKDOWN = "scorecard"  # the metadata entry holding the whole card as JSON
 
 
 # ---- table maintenance ----------------------------------------------------------------------
@@ -116,7 +116,7 @@ def scorecard_metadata(card: dict) -> dict[str, Any]:
             meta[name] = MetadataValue.int(int(value))
         else:
             meta[name] = MetadataValue.float(float("nan") if value is None else float(value))
-    meta[SCORECARD_BREAKDOWN] = MetadataValue.json(json.loads(json.dumps(card, default=str)))
+    meta[Meta.SCORECARD_BREAKDOWN] = MetadataValue.json(json.loads(json.dumps(card, default=str)))
     return meta
 
 

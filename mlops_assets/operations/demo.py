@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import yaml
 
 from mlops_assets.control.registry.links import mlflow_ui_base
@@ -30,29 +29,32 @@ from mlops_assets.core.paths import Home
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.spec import BUNDLED_SPEC, load_spec
 from mlops_assets.core.vocabulary import (
-    CANDIDATE_MODEL,
-    CHAMPION,
-    DRIFT_REPORT,
-    ESTIMATED_PERFORMANCE,
-    ESTIMATION_RECONCILIATION,
-    MULTIVARIATE_DRIFT,
-    SCORES,
     SHADOW_SCORES,
     Action,
     Alias,
     Job,
-    Meta,
     RunTag,
     Schedule,
     Sensor,
 )
 from mlops_assets.data.simulator import (
     Injection,
+    SimulationManifest,
     simulate,
     write_label_correction,
     write_late_files,
 )
 from mlops_assets.model.promotion import PromotionRefused, promote_with_waiver, read_audit
+from mlops_assets.operations.demo_readout import (
+    blocking_failures,
+    champion_outcome,
+    day_text,
+    estimation_story,
+    materialised,
+    rescored_versions,
+    shadow_note,
+    training_outcome,
+)
 from mlops_assets.operations.runs import QUIET, open_platform, tick
 from mlops_assets.operations.status import collect_status
 
@@ -67,6 +69,7 @@ SHADOW_DAYS = (
 DEMO_SPEC = (  # under $MLOPS_HOME: what the demo's instance (and `make ui`) is built from
     "demo_spec.yaml"
 )
+WAIVER_WEEK = 3  # the weekly retrain whose rejected candidate the operator ships under a waiver
 
 
 def _reset(home: Home) -> None:
@@ -86,8 +89,8 @@ def _reset(home: Home) -> None:
 
 def demo_spec(base: dict, start: dt.date, shadow_days: int = SHADOW_DAYS) -> dict:
     """The bundled spec as the demo runs it: partitions start on the simulation's first day (no
-    months of
-    empty partitions in the UI) and a passing candidate waits ``shadow_days`` as challenger."""
+    months of empty partitions in the UI) and a passing candidate waits ``shadow_days`` as
+    challenger."""
     return {
         **base,
         "partition_start": start,
@@ -95,11 +98,10 @@ def demo_spec(base: dict, start: dt.date, shadow_days: int = SHADOW_DAYS) -> dic
     }
 
 
-def write_demo_spec(home: Home, start: dt.date) -> Path:
-    """``$MLOPS_HOME/demo_spec.yaml`` from ``$MLOPS_SPEC`` (else the bundled spec); ``$MLOPS_SPEC``
-    then
-    names it for this process, and ``make ui`` picks it up."""
-    source = Path(os.environ.get("MLOPS_SPEC") or BUNDLED_SPEC)
+def write_demo_spec(home: Home, start: dt.date, source: Path | None = None) -> Path:
+    """``$MLOPS_HOME/demo_spec.yaml`` from ``source`` (default ``$MLOPS_SPEC``, else the bundled
+    spec). The demo loads it by path; ``make ui`` finds it in ``$MLOPS_HOME``."""
+    source = Path(source or os.environ.get("MLOPS_SPEC") or BUNDLED_SPEC)
     path = home.root / DEMO_SPEC
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -107,33 +109,38 @@ def write_demo_spec(home: Home, start: dt.date) -> Path:
         "shadow_days\n"
         + yaml.safe_dump(demo_spec(yaml.safe_load(source.read_text()), start), sort_keys=False)
     )
-    os.environ["MLOPS_SPEC"] = str(path)
     return path
 
 
 class Demo:
     def __init__(self, days: int, seed: int):
         # the shadow wait delays each promotion beside a champion: the window grows by it, so the
-        # rest of the
-        # story (the buggy model's matured labels tripping the guard) still fits before today
+        # rest of the story (the buggy model's matured labels tripping the guard) still fits
+        # before today
         self.days, self.seed = days + SHADOW_DAYS, seed
         home = Home.from_env()
         _reset(home)
-        self.start = dt.date.today() - dt.timedelta(days=self.days - 1)
+        self.today = dt.date.today()
+        self.start = self.today - dt.timedelta(days=self.days - 1)
         self.spec_path = write_demo_spec(home, self.start)
         self.platform, self.instance, self.defs = open_platform(
-            Platform.from_env(load_spec(self.spec_path))
+            Platform(load_spec(self.spec_path), home)
         )
         self.cursors: dict[str, str | None] = {}
         self.story: list[str] = []  # what happened, with evidence, for the summary
         self.runs = 0
         self.scorecards = 0
         self.shadowed: list[int] = []  # versions that waited as challenger
+        self.correction: Path | None = None  # the label team's re-delivery, when simulated
+        self.drift_day = self.start
 
     # ---- the outside world -----------------------------------------------------------------
     @property
     def incoming(self):
         return self.platform.home.root / "incoming"
+
+    def day(self, n: int) -> dt.date:
+        return self.start + dt.timedelta(days=n)
 
     def deliver(self, day: dt.date) -> None:
         """Events of ``day`` and the labels that arrive on ``day`` reach the landing zone."""
@@ -165,13 +172,24 @@ class Demo:
             tags={RunTag.TRIGGER: trigger, RunTag.REASON: reason},
         )
         self.runs += 1
-        return self.note_shadow(_training_outcome(result))
+        return self.note_shadow(training_outcome(result))
 
     def note_shadow(self, outcome: str) -> str:
         if Action.AWAIT_SHADOW in outcome:
             self.shadowed.append(int(outcome.split()[0].lstrip("v")))
             outcome += f" (challenger: waits {SHADOW_DAYS} days of shadow scores)"
         return outcome
+
+    def scorecard(self) -> None:
+        """A point of every scorecard measure (the hourly schedule's job, run now)."""
+        result = self.defs.resolve_job_def(Job.SCORECARD).execute_in_process(
+            instance=self.instance,
+            raise_on_error=False,
+            run_config=QUIET,
+            tags={RunTag.TRIGGER: Schedule.SCORECARD, RunTag.REASON: "demo"},
+        )
+        self.runs += 1
+        self.scorecards += result.success
 
     # ---- the story -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -182,49 +200,74 @@ class Demo:
                 f" {spec.name})"
             )
             return 2
-        today, start = dt.date.today(), self.start
-        day = lambda n: start + dt.timedelta(days=n)  # noqa: E731
         first_cutoff = spec.training.window_days
-        inject = {
-            "duplicate_file": day(4),
-            "late_file": day(9),
-            "corrupt_file": day(14),
-            "label_noise": day(first_cutoff - 5),
-            "covariate_drift": day(first_cutoff + 1),
-            "schema_change": day(self.days - 10),
+        inject = self.injections(first_cutoff)
+        manifest = self.simulate_world(inject)
+        self.land_history(first_cutoff)
+        self.repair(inject["duplicate_file"], inject["corrupt_file"])
+        self.late_file(manifest, inject["late_file"])
+        cutoff = self.day(first_cutoff)
+        _say(
+            f"5. first training (cutoff {cutoff}):"
+            f" {self.train(cutoff, Schedule.TRAINING, 'weekly retrain')}"
+        )
+        _say(f"6. live: one day at a time, {cutoff} .. {self.today}")
+        for n in range(first_cutoff, self.days):
+            self.live_day(self.day(n), first_cutoff, n)
+        self.scorecard()
+        self.summary()
+        return 0
+
+    def injections(self, first_cutoff: int) -> dict[str, dt.date]:
+        """What goes wrong in the simulated world, and when (relative to the first cutoff)."""
+        return {
+            "duplicate_file": self.day(4),
+            "late_file": self.day(9),
+            "corrupt_file": self.day(14),
+            "label_noise": self.day(first_cutoff - 5),
+            "covariate_drift": self.day(first_cutoff + 1),
+            "schema_change": self.day(self.days - 10),
         }
+
+    def simulate_world(self, inject: dict[str, dt.date]) -> SimulationManifest:
+        """1. the whole simulated period into incoming/, and the late label correction."""
+        spec = self.platform.spec
         _say(f"mlops_assets demo — MLOPS_HOME={self.platform.home.root}")
         _say(
-            f"   spec: {self.spec_path} (partitions from {start}; gates.shadow_days {SHADOW_DAYS})"
+            f"   spec: {self.spec_path} (partitions from {self.start}; gates.shadow_days"
+            f" {SHADOW_DAYS})"
         )
         _say(
-            f"1. simulating {self.days} days of card transactions {start} .. {today} (seed"
-            f" {self.seed}) into incoming/"
+            f"1. simulating {self.days} days of card transactions {self.start} .. {self.today}"
+            f" (seed {self.seed}) into incoming/"
         )
         for kind, when in inject.items():
             _say(f"     inject {kind} @ {when}")
         manifest = simulate(
             self.incoming,
-            start,
+            self.start,
             self.days,
             seed=self.seed,
             inject=[Injection(k, d) for k, d in inject.items()],
         )
-        self.correction = write_label_correction(manifest, spec, arrival=today)
+        self.correction = write_label_correction(manifest, spec, arrival=self.today)
         self.drift_day = inject["covariate_drift"]
         if self.correction:
             _say(
-                f"     the label team re-delivers the lost labels @ {today}"
+                f"     the label team re-delivers the lost labels @ {self.today}"
                 f" ({self.correction.name})"
             )
+        return manifest
 
+    def land_history(self, first_cutoff: int) -> None:
+        """2. the history before the first cutoff lands at once; contracts block the bad days."""
         _say(
             f"2. history: {first_cutoff} days land at once; the landing sensor requests one run"
             " per day"
         )
         t0 = time.perf_counter()
         for n in range(first_cutoff):
-            self.deliver(day(n))
+            self.deliver(self.day(n))
         first = self.tick(Sensor.LANDING)
         blocked = [r for r in first if not r.success]
         _say(
@@ -232,14 +275,7 @@ class Demo:
             + ", ".join(r.partition_key for r in blocked)
         )
         for r in blocked:
-            fails = [
-                e.event_specific_data
-                for e in r.result.all_events
-                if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                and not e.event_specific_data.passed
-                and e.event_specific_data.severity.value == "ERROR"
-            ]
-            for f in fails:
+            for f in blocking_failures(r.result):
                 _say(f"      ✗ {r.partition_key} {f.check_name}: {f.description[:150]}")
                 self.story.append(
                     f"quarantine: {r.partition_key} {f.check_name} — {f.description[:160]}"
@@ -247,11 +283,13 @@ class Demo:
         labels = self.tick(Sensor.LABELS)
         _say(f"   label_sensor: {len(labels)} arrival days of labels ingested")
 
+    def repair(self, *bad_days: dt.date) -> None:
+        """3. the operator removes the offending files; only those days are re-processed."""
         _say(
             "3. the operator removes the duplicate and the corrupt file; the sensor re-processes"
             " those days only"
         )
-        for bad in (inject["duplicate_file"], inject["corrupt_file"]):
+        for bad in bad_days:
             for f in sorted((self.platform.landing / bad.isoformat()).iterdir()):
                 if f.stem.endswith(("-copy", "-part2")):
                     f.unlink()
@@ -273,8 +311,10 @@ class Demo:
             )
         )
 
+    def late_file(self, manifest: SimulationManifest, late_day: dt.date) -> None:
+        """4. a late file re-processes its old day once; seen again, it launches nothing."""
         _say(
-            f"4. a late file for {inject['late_file']} arrives; only that day (and its features) is"
+            f"4. a late file for {late_day} arrives; only that day (and its features) is"
             " re-processed"
         )
         for rec in write_late_files(manifest):
@@ -295,116 +335,83 @@ class Demo:
             f"({len(again)} run on a second tick)"
         )
 
-        _say(
-            f"5. first training (cutoff {day(first_cutoff)}):"
-            f" {self.train(day(first_cutoff), Schedule.TRAINING, 'weekly retrain')}"
-        )
-        _say(f"6. live: one day at a time, {day(first_cutoff)} .. {today}")
-        for n in range(first_cutoff, self.days):
-            self.live_day(day(n), first_cutoff, n)
-        self.scorecard()
-        self.summary()
-        return 0
-
-    def scorecard(self) -> None:
-        """A point of every scorecard measure (the hourly schedule's job, run now)."""
-        result = self.defs.resolve_job_def(Job.SCORECARD).execute_in_process(
-            instance=self.instance,
-            raise_on_error=False,
-            run_config=QUIET,
-            tags={RunTag.TRIGGER: Schedule.SCORECARD, RunTag.REASON: "demo"},
-        )
-        self.runs += 1
-        self.scorecards += result.success
-
+    # ---- one live day ----------------------------------------------------------------------
     def live_day(self, d: dt.date, first_cutoff: int, n: int) -> None:
-        spec = self.platform.spec
+        """6. day ``d`` lands; every sensor reacts once; one line says what happened."""
+        cadence = self.platform.spec.training.cadence_days
         self.deliver(d)
-        notes = []
         daily = self.tick(Sensor.LANDING)
-        scores, drift, shadow, estimate, mv = (
-            _materialised(daily, a)
-            for a in (
-                SCORES,
-                DRIFT_REPORT,
-                SHADOW_SCORES,
-                ESTIMATED_PERFORMANCE,
-                MULTIVARIATE_DRIFT,
-            )
-        )
-        if shadow:
-            m = shadow[0]
-            agree = (
-                f", label agreement {m['label_agreement'].value:.3f}"
-                if "label_agreement" in m
-                else ""
-            )
-            notes.append(
-                f"shadow: challenger v{m['challenger_version'].value} scored beside the"
-                f" champion{agree}"
-            )
+        notes = [shadow_note(m) for m in materialised(daily, SHADOW_SCORES)[:1]]
         self.tick(Sensor.LABELS)
         perf = self.tick(Sensor.PERFORMANCE)
+        notes += self.drift_retrains(d)
+        notes += self.guard(d)
+        notes += self.rescore(d)
+        notes += self.shadow_promotions(d)
+        if n > first_cutoff and (n - first_cutoff) % cadence == 0:
+            notes += self.weekly_retrain(d, waiver_day=n == first_cutoff + WAIVER_WEEK * cadence)
+        _say(
+            f"   {d}: {day_text(daily)}, performance of"
+            f" {sum(len(r.partition_keys) for r in perf)} day(s) updated"
+            + (" | " + " | ".join(notes) if notes else "")
+        )
+
+    def drift_retrains(self, d: dt.date) -> list[str]:
+        notes = []
         for r in self.tick(Sensor.DRIFT):
-            outcome = self.note_shadow(_training_outcome(r.result))
+            outcome = self.note_shadow(training_outcome(r.result))
             notes.append(f"DRIFT → retrain {r.partition_key}: {outcome}")
             self.story.append(
                 f"{d} drift_sensor: {r.tags[RunTag.REASON][:150]} → retrain cutoff "
                 f"{r.partition_key}: {outcome}"
             )
-        before = self.defs.resources["registry"].get_alias(Alias.CHAMPION)
+        return notes
+
+    def guard(self, d: dt.date) -> list[str]:
+        registry = self.defs.resources["registry"]
+        before = registry.get_alias(Alias.CHAMPION)
         self.tick(Sensor.GUARD)
-        after = self.defs.resources["registry"].get_alias(Alias.CHAMPION)
-        if after != before:
-            row = read_audit(self.defs.resources["lake"], limit=1).row(0, named=True)
-            notes.append(f"GUARD → rollback v{before} → v{after}")
-            self.story.append(
-                f"{d} performance_guard_sensor: {row['reason'][:220]} → rollback v{before} →"
-                f" v{after}"
-            )
+        after = registry.get_alias(Alias.CHAMPION)
+        if after == before:
+            return []
+        row = read_audit(self.defs.resources["lake"], limit=1).row(0, named=True)
+        self.story.append(
+            f"{d} performance_guard_sensor: {row['reason'][:220]} → rollback v{before} → v{after}"
+        )
+        return [f"GUARD → rollback v{before} → v{after}"]
+
+    def rescore(self, d: dt.date) -> list[str]:
         rescored = self.tick(Sensor.RESCORE)
-        if rescored:
-            versions = sorted(
-                {
-                    m[Meta.MODEL_VERSION].value
-                    for r in rescored
-                    for e in r.result.all_events
-                    if e.event_type_value == "ASSET_MATERIALIZATION"
-                    and e.asset_key.path == [SCORES]
-                    for m in [e.event_specific_data.materialization.metadata]
-                }
-            )
-            notes.append(
-                f"RESCORE {sum(len(r.partition_keys) for r in rescored)} day(s) with v{versions}"
-            )
-            self.story.append(
-                f"{d} rescore_sensor: re-scored {', '.join(r.partitions for r in rescored)} "
-                f"with v{versions}"
-            )
+        if not rescored:
+            return []
+        versions = rescored_versions(rescored)
+        self.story.append(
+            f"{d} rescore_sensor: re-scored {', '.join(r.partitions for r in rescored)} "
+            f"with v{versions}"
+        )
+        return [f"RESCORE {sum(len(r.partition_keys) for r in rescored)} day(s) with v{versions}"]
+
+    def shadow_promotions(self, d: dt.date) -> list[str]:
+        notes = []
         for r in self.tick(Sensor.SHADOW_PROMOTION):
-            outcome = _champion_outcome(r.result)
+            outcome = champion_outcome(r.result)
             notes.append(f"SHADOW → {outcome}")
             self.story.append(
                 f"{d} shadow_promotion_sensor: {r.tags[RunTag.REASON]} →"
                 f" champion[{r.partition_key}]: {outcome}"
             )
-        if n > first_cutoff and (n - first_cutoff) % spec.training.cadence_days == 0:
-            outcome = self.train(d, Schedule.TRAINING, "weekly retrain")
-            notes.append(f"weekly retrain: {outcome}")
-            self.story.append(f"{d} training_schedule: {outcome}")
-            if "REJECTED" in outcome and n == first_cutoff + 3 * spec.training.cadence_days:
-                notes.append(self.waive(outcome.split()[0].lstrip("v"), d))
-            self.scorecard()
-        s = scores[0] if scores else None
-        scored = f"scored by v{s['model_version'].value} ({s['mode'].value})" if s else "not scored"
-        dr = drift[0] if drift else None
-        drift_txt = f"drift share {dr['share_drifted'].value:.2f}" if dr else "no drift report"
-        drift_txt += _estimate_text(estimate[0] if estimate else None, mv[0] if mv else None)
-        _say(
-            f"   {d}: {scored}, {drift_txt}, performance of"
-            f" {sum(len(r.partition_keys) for r in perf)} day(s) updated"
-            + (" | " + " | ".join(notes) if notes else "")
-        )
+        return notes
+
+    def weekly_retrain(self, d: dt.date, *, waiver_day: bool) -> list[str]:
+        """The weekly schedule's training run, then a scorecard point; on ``waiver_day`` a
+        rejected candidate is shipped anyway."""
+        outcome = self.train(d, Schedule.TRAINING, "weekly retrain")
+        notes = [f"weekly retrain: {outcome}"]
+        self.story.append(f"{d} training_schedule: {outcome}")
+        if "REJECTED" in outcome and waiver_day:
+            notes.append(self.waive(outcome.split()[0].lstrip("v"), d))
+        self.scorecard()
+        return notes
 
     def waive(self, version: str, d: dt.date) -> str:
         """An operator overrides the gates with a waiver — the mistake the guard exists for."""
@@ -426,6 +433,7 @@ class Demo:
         )
         return f"WAIVER → champion v{version}"
 
+    # ---- the summary -------------------------------------------------------------------------
     def summary(self) -> None:
         status = collect_status(self.platform, self.instance, self.defs)
         _say("\n=== summary ===")
@@ -445,6 +453,23 @@ class Demo:
         _say("what happened, with evidence:")
         for line in self.story:
             _say(f"  - {line}")
+        self.model_summary(status)
+        for line in estimation_story(self.defs.resources["lake"], self.correction, self.drift_day):
+            _say(line)
+        sc = status["scorecard"]
+        _say(
+            f"scorecard: materialised {self.scorecards} time(s) (status reads the latest,"
+            f" {sc.get('materialized_at')}): pipeline success"
+            f" {sc['measures'].get('pipeline_success_rate')}"
+        )
+        _say(
+            "\nexplore: `make ui` (Dagster UI http://127.0.0.1:3000 and MLflow UI"
+            f" {mlflow_ui_base()} on this home), `MLOPS_SPEC={self.spec_path}"
+            " .venv/bin/mlops-assets status`"
+        )
+
+    def model_summary(self, status: dict) -> None:
+        """Champion, fallback, registered and rejected models, alerts, shadow waits."""
         champ = status.get("champion")
         if champ:
             _say(
@@ -465,159 +490,6 @@ class Demo:
             f"shadow: {shadowed} waited as challenger for {SHADOW_DAYS} shadow day(s);"
             f" shadow_scores partitions: {len(status['partitions'].get(SHADOW_SCORES, []))}"
         )
-        for line in estimation_story(self.defs.resources["lake"], self.correction, self.drift_day):
-            _say(line)
-        sc = status["scorecard"]
-        _say(
-            f"scorecard: materialised {self.scorecards} time(s) (status reads the latest,"
-            f" {sc.get('materialized_at')}): pipeline success"
-            f" {sc['measures'].get('pipeline_success_rate')}"
-        )
-        _say(
-            "\nexplore: `make ui` (Dagster UI http://127.0.0.1:3000 and MLflow UI"
-            f" {mlflow_ui_base()} on this home), `MLOPS_SPEC={self.spec_path}"
-            " .venv/bin/mlops-assets status`"
-        )
-
-
-def _materialised(runs: list, asset: str) -> list:
-    """The metadata of every materialisation of ``asset`` in ``runs`` (in-process results)."""
-    return [
-        e.event_specific_data.materialization.metadata
-        for r in runs
-        for e in r.result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [asset]
-    ]
-
-
-def _estimate_text(estimate, mv) -> str:
-    """`` est. roc_auc 0.85, mv 1.21/1.26`` for the day line (what is known before the labels)."""
-    out = ""
-    if estimate and "estimated_roc_auc" in estimate:
-        out += f", est. roc_auc {estimate['estimated_roc_auc'].value:.3f}"
-    if mv and mv["threshold"].value == mv["threshold"].value:  # NaN: not judged
-        out += (
-            f", multivariate {mv['reconstruction_error'].value:.2f}/{mv['threshold'].value:.2f}"
-            + (" DRIFTED" if mv["drifted"].value else "")
-        )
-    return out
-
-
-def estimation_story(lake, correction: Path | None, drift_day: dt.date) -> list[str]:
-    """Summary lines: the estimate before the labels, how wrong it was once they came, multivariate
-    drift.
-    """
-    recon = lake.read(ESTIMATION_RECONCILIATION)
-    estimates = lake.read(ESTIMATED_PERFORMANCE)
-    if estimates.is_empty():
-        return ["estimated performance: none (no champion with a monitoring bundle)"]
-    est = estimates.filter(pl.col("metric") == "roc_auc")
-    days = est["ds"].n_unique()
-    matured = (
-        set(recon.filter(pl.col("metric") == "roc_auc")["ds"].to_list())
-        if not recon.is_empty()
-        else set()
-    )
-    out = [
-        f"estimated performance: {days} day(s) estimated by CBPE before their labels; "
-        f"{days - len(matured & set(est['ds'].to_list()))} still without matured labels"
-    ]
-    daily = est.sort("model_version").group_by("ds").last().sort("ds")
-    before = daily.filter(pl.col("ds") < drift_day.isoformat()).tail(1)
-    after = daily.filter(pl.col("ds") >= drift_day.isoformat()).head(3)
-    if before.height and after.height:
-        first = after.row(0, named=True)
-        realised = (
-            recon.filter((pl.col("ds") == first["ds"]) & (pl.col("metric") == "roc_auc"))
-            if not recon.is_empty()
-            else recon
-        )
-        out.append(
-            f"before the labels: covariate drift from {drift_day}; the estimate went "
-            f"{before['estimate'][0]:.3f} → "
-            + " → ".join(f"{e:.3f}" for e in after["estimate"])
-            + f" on {', '.join(after['ds'])}, the day it was scored; realised on {first['ds']}: "
-            + (
-                f"{realised['realised'][0]:.3f} once its labels matured"
-                if realised.height
-                else "not matured"
-            )
-        )
-    if not recon.is_empty():
-        r = recon.filter(pl.col("metric") == "roc_auc").sort("ds")
-        worst = r.sort("abs_error", descending=True).row(0, named=True)
-        out.append(
-            f"estimator error: median |estimate - realised| roc_auc {r['abs_error'].median():.3f}"
-            f" over {r.height} reconciled day(s); worst {worst['abs_error']:.3f} on {worst['ds']}"
-            f" (estimate {worst['estimate']:.3f}, realised {worst['realised']:.3f})"
-            + (f"; labels corrected by {correction.name}" if correction else "")
-        )
-    mv = (
-        lake.read(MULTIVARIATE_DRIFT)
-        .filter(pl.col("reconstruction_error").is_not_null())
-        .sort("ds")
-    )
-    if mv.height:
-        fired = mv.filter(pl.col("drifted"))["ds"].to_list()
-        out.append(
-            f"multivariate drift: {len(fired)} of {mv.height} judged day(s) drifted"
-            + (f", first {fired[0]}" if fired else "")
-            + " (reconstruction error "
-            f"{mv['reconstruction_error'].min():.2f}..{mv['reconstruction_error'].max():.2f}, "
-            f"threshold ~{mv['threshold'].median():.2f})"
-        )
-    return out
-
-
-def _champion_outcome(result) -> str:
-    """What a champion-only run (the shadow promotion) did."""
-    champ = [
-        e.event_specific_data.materialization.metadata
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [CHAMPION]
-    ]
-    if not champ:
-        return (
-            f"no promotion (run {result.run_id[:8]} {'succeeded' if result.success else 'failed'})"
-        )
-    return _champion_step(champ[0])
-
-
-def _champion_step(meta) -> str:
-    """The champion asset's metadata in words: promoted (→ champion vN) or parked (→ challenger vN)."""
-    if "champion" in meta:
-        return f"{meta['action'].value} → champion v{meta['champion'].value}"
-    return (
-        f"{meta['action'].value} → challenger v{meta['challenger'].value}: {meta['reason'].value}"
-    )
-
-
-def _training_outcome(result) -> str:
-    """What a training run did: the champion step's action, or the gates that rejected the
-    candidate.
-    """
-    events = result.all_events
-    champ = [
-        e.event_specific_data.materialization.metadata
-        for e in events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [CHAMPION]
-    ]
-    cand = [
-        e.event_specific_data.materialization.metadata
-        for e in events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key.path == [CANDIDATE_MODEL]
-    ]
-    version = f"v{cand[0]['model_version'].value}" if cand else "?"
-    if champ:
-        return f"{version} {_champion_step(champ[0])}"
-    failed = [
-        e.event_specific_data.description
-        for e in events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
-    ]
-    if failed:
-        return f"{version} REJECTED by the gates: " + "; ".join(failed)[:220]
-    return f"{version}: failed before the gates (run {result.run_id[:8]})"
 
 
 def run_demo(days: int = 60, seed: int = 7) -> int:

@@ -27,13 +27,17 @@ from mlops_assets.core.vocabulary import (
 )
 from mlops_assets.location.build import build_definitions
 
-DAGSTER_YAML = """# Embedded default instance: SQLite storage under this folder.
-# Run monitoring (the daemon, i.e. `dagster dev` / `dagster-daemon run`): a run stuck STARTING fails
-# after start_timeout_seconds, a run stuck CANCELING is marked canceled after cancel_timeout_seconds.
-# A run whose worker process dies is marked failed by the code server that launched it (the default
-# run launcher has no worker health check); runs executed in process have neither, and
-# `mlops-assets status` reports them as stuck (instance_queries.stuck_reason).
-run_monitoring:
+DAGSTER_YAML = (  # the text is compared with what a home holds: keep it byte for byte
+    "# Embedded default instance: SQLite storage under this folder.\n"
+    "# Run monitoring (the daemon, i.e. `dagster dev` / `dagster-daemon run`): a run stuck"
+    " STARTING fails\n"
+    "# after start_timeout_seconds, a run stuck CANCELING is marked canceled after"
+    " cancel_timeout_seconds.\n"
+    "# A run whose worker process dies is marked failed by the code server that launched it"
+    " (the default\n"
+    "# run launcher has no worker health check); runs executed in process have neither, and\n"
+    "# `mlops-assets status` reports them as stuck (instance_queries.stuck_reason).\n"
+    """run_monitoring:
   enabled: true
   start_timeout_seconds: 180
   cancel_timeout_seconds: 180
@@ -42,6 +46,7 @@ run_monitoring:
 telemetry:
   enabled: false
 """
+)
 
 PREVIOUS_DAGSTER_YAMLS = (
     """# Embedded default instance: SQLite storage under this folder.
@@ -49,24 +54,32 @@ telemetry:
   enabled: false
 """,
 )
-"""Embedded defaults written by earlier versions: replaced by ``DAGSTER_YAML`` (an edited file is kept)."""
+"""Embedded defaults written by earlier versions: replaced by ``DAGSTER_YAML`` (an edited file is
+kept)."""
 
 
 def ensure_dagster_home(platform: Platform) -> Path:
+    """``platform.home.dagster`` (``$DAGSTER_HOME``, else ``$MLOPS_HOME/dagster``: the instance the
+    daemon and ``make ui`` share), holding the embedded ``dagster.yaml`` unless one is there."""
     home = platform.home.dagster
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
     cfg = home / "dagster.yaml"
     if not cfg.exists() or cfg.read_text() in PREVIOUS_DAGSTER_YAMLS:
         cfg.write_text(DAGSTER_YAML)
     return home
 
 
+def open_instance(platform: Platform) -> DagsterInstance:
+    """The instance in ``ensure_dagster_home(platform)``, opened from that folder: the process
+    environment stays as it was (``DagsterInstance.get()`` would need ``$DAGSTER_HOME`` set)."""
+    return DagsterInstance.from_config(str(ensure_dagster_home(platform)))
+
+
 def open_platform(platform: Platform | None = None):
-    """(platform, instance, defs) for the environment's $MLOPS_HOME and $MLOPS_SPEC."""
+    """(platform, instance, defs) for ``platform``, else the environment's $MLOPS_HOME and
+    $MLOPS_SPEC."""
     platform = platform or Platform.from_env()
-    ensure_dagster_home(platform)
-    return platform, DagsterInstance.get(), build_definitions(platform)
+    return platform, open_instance(platform), build_definitions(platform)
 
 
 @dataclass
@@ -98,9 +111,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 def tick(
     instance: DagsterInstance, defs, sensor_name: str, cursor: str | None, *, quiet: bool = False
 ):
-    """Evaluate one sensor tick; launch its new run requests in process. Returns (launched, cursor,
-    skip).
-    """
+    """Evaluate one sensor tick; launch its new run requests in process. Returns (launched,
+    cursor, skip)."""
     sensor = defs.resolve_sensor_def(sensor_name)
     ctx = build_sensor_context(
         instance=instance,
@@ -150,20 +162,18 @@ def _covered(job, partition_key: str | None, tags: dict) -> list[str]:
     )
 
 
-# ---- operator runs: one job, one partition or one range, on the instance under $MLOPS_HOME
-# ------------
+# ---- operator runs: one job, one partition or one range, on the instance under $MLOPS_HOME ----
 INSTANCE_VAR = "DAGSTER_HOME"
 
 
 def instance_warning(platform: Platform, environ: dict | None = None) -> str | None:
-    """Why the runs would NOT land on the instance ``make ui`` shows (``$MLOPS_HOME/dagster``), or
-    None.
+    """Why the runs would NOT land on the instance ``make ui`` shows (``$MLOPS_HOME/dagster``),
+    or None.
 
     ``$DAGSTER_HOME`` elsewhere is fine for a configured production instance (a ``dagster.yaml``
-    with a
-    ``storage:`` section, e.g. ``deploy/dagster.yaml``); an embedded SQLite instance elsewhere is
-    the
-    classic "I ran it but the UI shows nothing": warned about, naming both folders."""
+    with a ``storage:`` section, e.g. ``deploy/dagster.yaml``); an embedded SQLite instance
+    elsewhere is the classic "I ran it but the UI shows nothing": warned about, naming both
+    folders."""
     env = os.environ if environ is None else environ
     expected = (platform.home.root / "dagster").resolve()
     given = env.get(INSTANCE_VAR)
@@ -180,10 +190,10 @@ def instance_warning(platform: Platform, environ: dict | None = None) -> str | N
 
 
 @dataclass
-class RunOutcome:
-    """What one run did, read from its events: materialisations (metadata as plain values) per
-    asset,
-    check evaluations, step failures and the warnings its assets logged."""
+class LaunchedRunOutcome:
+    """What one run launched by ``launch_run`` did, read from its events: materialisations
+    (metadata as plain values) per asset, check evaluations, step failures and the warnings its
+    assets logged."""
 
     job: str
     run_id: str
@@ -198,7 +208,8 @@ class RunOutcome:
     )  # (step, level, message) the assets logged
 
     def metadata(self, asset: str) -> dict:
-        """The last materialisation's metadata of ``asset`` in this run ({} when not materialised)."""
+        """The last materialisation's metadata of ``asset`` in this run ({} when not
+        materialised)."""
         found = self.materializations.get(asset)
         return found[-1] if found else {}
 
@@ -233,7 +244,7 @@ def _progress_line(entry) -> str | None:
         md = _plain(event.event_specific_data.materialization.metadata)
         shown = ", ".join(
             f"{k}={md[k]}"
-            for k in ("rows", "quarantined_rows", "model_version", "action", "mode")
+            for k in ("rows", "quarantined_rows", Meta.MODEL_VERSION, Meta.ACTION, Meta.MODE)
             if k in md
         )
         return f"  ✓ {event.asset_key.to_user_string()}" + (f" ({shown})" if shown else "")
@@ -246,7 +257,7 @@ def _progress_line(entry) -> str | None:
     return None
 
 
-def outcome_of(result, job: str, partitions: str) -> RunOutcome:
+def outcome_of(result, job: str, partitions: str) -> LaunchedRunOutcome:
     mats: dict[str, list[dict]] = {}
     checks, failures = [], []
     for e in result.all_events:
@@ -267,7 +278,9 @@ def outcome_of(result, job: str, partitions: str) -> RunOutcome:
             )
         elif e.event_type_value == "STEP_FAILURE":
             failures.append(f"{e.step_key}: {_failure_text(e.event_specific_data)}")
-    return RunOutcome(job, result.run_id, result.success, partitions, mats, checks, failures)
+    return LaunchedRunOutcome(
+        job, result.run_id, result.success, partitions, mats, checks, failures
+    )
 
 
 def launch_run(
@@ -280,12 +293,11 @@ def launch_run(
     last: str | None = None,
     tags: dict | None = None,
     progress=None,
-) -> RunOutcome:
+) -> LaunchedRunOutcome:
     """Run ``job_name`` for one partition or the range ``first..last`` (one run, Dagster's range
-    tags) on
-    ``instance``, in process; ``progress(line)`` sees a line per step, asset (once per run),
-    failed check
-    and asset warning as they happen. The assets' log messages are kept in ``RunOutcome.logs``."""
+    tags) on ``instance``, in process; ``progress(line)`` sees a line per step, asset (once per
+    run), failed check and asset warning as they happen. The assets' log messages are kept in
+    ``LaunchedRunOutcome.logs``."""
     run_id = str(uuid.uuid4())
     run_tags = dict(tags or {})
     if first is not None:
@@ -322,9 +334,8 @@ def launch_run(
 
 
 def partition_days(platform: Platform, first: dt.date, last: dt.date) -> list[str]:
-    """The daily partitions ``first..last``; ValueError (a refusal) naming what exists when they do
-    not.
-    """
+    """The daily partitions ``first..last``; ValueError (a refusal) naming what exists when they
+    do not."""
     start, end = (
         platform.spec.partition_start,
         dt.date.fromisoformat(platform.daily.get_last_partition_key()),
@@ -339,19 +350,17 @@ def partition_days(platform: Platform, first: dt.date, last: dt.date) -> list[st
     return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-# ---- reading a training run's decision
-# -----------------------------------------------------------------
+# ---- reading a training run's decision -----------------------------------------------------
 PROMOTED, CHALLENGER, REJECTED, PIPELINE_ERROR = "promoted", "challenger", "rejected", "error"
 DECISION_EXIT = {PROMOTED: 0, CHALLENGER: 0, REJECTED: 3, PIPELINE_ERROR: 1}
-"""``mlops-assets train`` exit codes: 0 promoted or parked as challenger, 3 rejected by the gates, 1 a
-pipeline error (the run failed before the gates decided)."""
+"""``mlops-assets train`` exit codes: 0 promoted or parked as challenger, 3 rejected by the gates,
+1 a pipeline error (the run failed before the gates decided)."""
 
 
-def training_decision(outcome: RunOutcome, cutoff: str) -> dict:
-    """``{"version", "cutoff", "decision", "metrics", "reasons", "run_id"}`` of a training run, from
-    its
-    materialisations: ``evaluation_report``'s ``candidate_*`` metrics and ``gates``, ``champion``'s
-    ``action`` and ``reason``."""
+def training_decision(outcome: LaunchedRunOutcome, cutoff: str) -> dict:
+    """``{"version", "cutoff", "decision", "metrics", "reasons", "run_id"}`` of a training run,
+    from its materialisations: ``evaluation_report``'s ``candidate_*`` metrics and ``gates``,
+    ``champion``'s ``action`` and ``reason``."""
     candidate, report, champion = (
         outcome.metadata(a) for a in (CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION)
     )

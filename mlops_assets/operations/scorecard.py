@@ -108,6 +108,7 @@ from typing import Any
 
 import polars as pl
 
+from mlops_assets.core.clock import utc_now
 from mlops_assets.core.vocabulary import (
     EVALUATION_REPORT,
     PARTITION_COLUMN,
@@ -167,7 +168,7 @@ MEASURES = VALUE_MEASURES + COUNT_MEASURES
 def utc_naive(value: dt.datetime | None) -> dt.datetime:
     """``value`` as a naive UTC datetime; ``None`` → the current time."""
     if value is None:
-        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return utc_now()
     if value.tzinfo is not None:
         return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value

@@ -29,6 +29,7 @@ from mlops_assets.core.vocabulary import (
     DRIFT,
     ESTIMATED_PERFORMANCE,
     ESTIMATION_RECONCILIATION,
+    MODEL_VERSION_COLUMN,
     MULTIVARIATE_DRIFT,
     PARTITION_COLUMN,
     PERFORMANCE,
@@ -38,6 +39,7 @@ from mlops_assets.core.vocabulary import (
     TABLES,
     Alias,
     LineageTag,
+    Meta,
     RunTag,
     Sensor,
     Status,
@@ -47,7 +49,6 @@ from mlops_assets.data.lake import DeltaLake
 from mlops_assets.model.lineage import lineage_completeness
 from mlops_assets.model.promotion import gate_results, read_audit
 from mlops_assets.monitoring.drift.methods import drift_summary
-from mlops_assets.operations.assets import SCORECARD_BREAKDOWN
 from mlops_assets.operations.scorecard_sources import compute_scorecard
 
 RETRAINS_SHOWN = 20  # the latest drift-sensor retrains in ``retrains``
@@ -114,23 +115,23 @@ def quarantine_status(lake: DeltaLake, instance: DagsterInstance, limit: int = 5
     def summary(q: pl.DataFrame) -> dict:
         file_level = q.filter(pl.col("row").is_null() | (pl.col("rule") == "unreadable"))
         by_file = (
-            q.group_by("feed", "ds", "file", "rule")
+            q.group_by("feed", PARTITION_COLUMN, "file", "rule")
             .agg(pl.len().alias("rows"), pl.col("reason").first().alias("example"))
-            .sort("feed", "ds", "file", "rule")
+            .sort("feed", PARTITION_COLUMN, "file", "rule")
         )
         return {
             "rows": q.height - file_level.height,
             "files": file_level.height,
             "by_file": by_file.to_dicts()[:limit],
             "rejected_files": (
-                file_level.sort("feed", "ds", "file")
-                .select("feed", "ds", "file", "rule", "reason")
+                file_level.sort("feed", PARTITION_COLUMN, "file")
+                .select("feed", PARTITION_COLUMN, "file", "rule", "reason")
                 .to_dicts()[:limit]
             ),
         }
 
     out = summary(current)
-    out["history"] = {k: v for k, v in summary(log).items()}
+    out["history"] = summary(log)
     return out
 
 
@@ -160,9 +161,8 @@ def audit_status(lake: DeltaLake, registry) -> dict:
 
 
 def registry_status(platform: Platform, registry, lake: DeltaLake) -> dict:
-    """champion / last_known_good / challenger with why, gate results and lineage; the latest audit
-    rows.
-    """
+    """champion / last_known_good / challenger with why, gate results and lineage; the latest
+    audit rows."""
     versions = {v["version"]: v for v in registry.list_versions()}
     audit = read_audit(lake, limit=20, strict=False)
 
@@ -221,10 +221,10 @@ def scores_status(lake: DeltaLake) -> dict:
         return {"partitions": 0, "by_version": []}
     by = (
         lake.scan(SCORES)
-        .group_by("model_version", "mode")
+        .group_by(MODEL_VERSION_COLUMN, "mode")
         .agg(pl.col(PARTITION_COLUMN).unique().sort().alias("partitions"), pl.len().alias("rows"))
         .collect()
-        .sort("model_version")
+        .sort(MODEL_VERSION_COLUMN)
     )
     return {
         "partitions": int(
@@ -246,14 +246,13 @@ def performance_status(lake: DeltaLake, limit: int = 7) -> list[dict]:
 
 def estimated_performance_status(lake: DeltaLake, limit_days: int = 14) -> list[dict]:
     """The estimates of the latest ``limit_days`` estimated days, beside the realised metric once
-    labels
-    matured (``realised`` / ``abs_error`` null until then)."""
+    labels matured (``realised`` / ``abs_error`` null until then)."""
     est = lake.read(ESTIMATED_PERFORMANCE)
     if est.is_empty():
         return []
     days = sorted(set(est[PARTITION_COLUMN].to_list()))[-limit_days:]
     recon = lake.read(ESTIMATION_RECONCILIATION, days)
-    keys = ["ds", "model_version", "metric"]
+    keys = [PARTITION_COLUMN, MODEL_VERSION_COLUMN, "metric"]
     realised = (
         recon.select(*keys, "realised", "abs_error")
         if not recon.is_empty()
@@ -336,11 +335,11 @@ STATUS_SECTIONS: dict[str, Callable] = {
 
 def scorecard_status(instance: DagsterInstance, lake: DeltaLake, registry, spec) -> dict:
     """The scorecard's latest materialisation (the point the UI plots last; ``source:
-    materialization``,
-    with when and by which run), else the card computed now (``source: computed``)."""
+    materialization``, with when and by which run), else the card computed now (``source:
+    computed``)."""
     event = instance.get_latest_materialization_event(AssetKey(SCORECARD))
     entry = (
-        event.asset_materialization.metadata.get(SCORECARD_BREAKDOWN)
+        event.asset_materialization.metadata.get(Meta.SCORECARD_BREAKDOWN)
         if event and event.asset_materialization
         else None
     )
@@ -371,6 +370,14 @@ def collect_status(platform: Platform, instance: DagsterInstance, defs) -> dict:
 def render_text(status: dict) -> str:
     """What is running, and why — then the state of the data."""
     lines = [f"mlops_assets — dataset {status['spec']} under {status['mlops_home']}"]
+    for section in (_serving_lines, _run_lines, _data_lines, _monitoring_lines):
+        lines += section(status)
+    return "\n".join(lines)
+
+
+def _serving_lines(status: dict) -> list[str]:
+    """The audit ledger, the champion with its gates and lineage, fallback and challenger."""
+    lines = []
     ledger = status.get("audit_ledger") or {}
     if ledger:
         lines.append(
@@ -408,6 +415,12 @@ def render_text(status: dict) -> str:
             status["challenger"].get("why") or "needs `mlops-assets approve`"
         )  # approval, or shadow days
         lines.append(f"  waiting: challenger = version {status['challenger']['version']} ({why})")
+    return lines + _decision_lines(status)
+
+
+def _decision_lines(status: dict) -> list[str]:
+    """The latest rejected versions and audit rows."""
+    lines = []
     rejected = [m for m in status.get("models", []) if m["status"] == Status.REJECTED]
     for m in rejected[-3:]:
         lines.append(
@@ -419,6 +432,12 @@ def render_text(status: dict) -> str:
             f"  audit: {row['at'][:19]} {row['action']} {row['from_version']}→{row['to_version']} "
             f"by {row['actor']}: {(row['reason'] or '')[:100]}"
         )
+    return lines
+
+
+def _run_lines(status: dict) -> list[str]:
+    """Runs queued, in progress and stuck (with what to do about a stuck one)."""
+    lines = []
     runs = status.get("runs") or {}
     if runs:
         lines.append(
@@ -435,6 +454,12 @@ def render_text(status: dict) -> str:
             f" {r['stuck']} — terminate it in the UI (force termination marks it canceled), then"
             " re-run it"
         )
+    return lines
+
+
+def _data_lines(status: dict) -> list[str]:
+    """Tables, materialised partitions, failing checks, quarantine, scores by version."""
+    lines = []
     for name, t in status["tables"].items():
         lines.append(f"  table {name}: version {t['version']} at {t['uri']}")
     for key, parts in status["partitions"].items():
@@ -448,13 +473,19 @@ def render_text(status: dict) -> str:
     sc = status.get("scores") or {}
     for entry in sc.get("by_version", []):
         lines.append(
-            f"  scores: v{entry['model_version']} ({entry['mode']}) scored"
+            f"  scores: v{entry[MODEL_VERSION_COLUMN]} ({entry['mode']}) scored"
             f" {len(entry['partitions'])} day(s)"
         )
+    return lines
+
+
+def _monitoring_lines(status: dict) -> list[str]:
+    """The latest drift, estimated performance, multivariate drift, retrains and alerts."""
+    lines = []
     if status.get("drift"):
         last = status["drift"][-1]
         lines.append(
-            f"  drift: {last['ds']} share {last['share_drifted']:.2f}"
+            f"  drift: {last[PARTITION_COLUMN]} share {last['share_drifted']:.2f}"
             f" ({'DRIFTED' if last['dataset_drifted'] else 'stable'})"
             f" {last.get('drifted_features') or ''}"
         )
@@ -462,7 +493,8 @@ def render_text(status: dict) -> str:
         r for r in status.get("estimated_performance", []) if r["metric"] in ("roc_auc", "rmse")
     ][-3:]:
         lines.append(
-            f"  estimated {r['metric']}: {r['ds']} v{r['model_version']} {r['estimate']:.3f}"
+            f"  estimated {r['metric']}: {r[PARTITION_COLUMN]} v{r[MODEL_VERSION_COLUMN]}"
+            f" {r['estimate']:.3f}"
             + (
                 f", realised {r['realised']:.3f} (|error| {r['abs_error']:.3f})"
                 if r["realised"] is not None
@@ -472,7 +504,7 @@ def render_text(status: dict) -> str:
     if status.get("multivariate_drift"):
         m = status["multivariate_drift"][-1]
         lines.append(
-            f"  multivariate drift: {m['ds']} reconstruction error "
+            f"  multivariate drift: {m[PARTITION_COLUMN]} reconstruction error "
             + (
                 f"{m['reconstruction_error']:.3f} vs threshold {m['threshold']:.3f} "
                 f"({'DRIFTED' if m['drifted'] else 'stable'})"
@@ -486,4 +518,4 @@ def render_text(status: dict) -> str:
         lines.append(
             f"  alert: {a['at']} {a['kind']}: {a['reason'][:100]} (runbook {a['runbook']})"
         )
-    return "\n".join(lines)
+    return lines

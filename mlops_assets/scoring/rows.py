@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mlops_assets.core.clock import utc_now
 from mlops_assets.core.spec import DatasetSpec, class_slug
+from mlops_assets.core.vocabulary import MODEL_VERSION_COLUMN, PARTITION_COLUMN
 from mlops_assets.data.features import predicted_labels
 from mlops_assets.model.bounds import clip_predictions
 from mlops_assets.model.encoded_input import compile_input
@@ -133,7 +135,7 @@ def _score_series(scores: np.ndarray, spec: DatasetSpec, threshold: float) -> li
 
 def score_columns(spec: DatasetSpec) -> dict[str, pl.DataType]:
     cols: dict[str, pl.DataType] = {
-        "ds": pl.String(),
+        PARTITION_COLUMN: pl.String(),
         spec.id: pl.String(),
         spec.timestamp: pl.Datetime("us"),
     }
@@ -144,7 +146,7 @@ def score_columns(spec: DatasetSpec) -> dict[str, pl.DataType]:
         cols["prediction"] = pl.Float64()
     cols.update(
         {
-            "model_version": pl.Int64(),
+            MODEL_VERSION_COLUMN: pl.Int64(),
             "alias": pl.String(),
             "mode": pl.String(),
             "scored_at": pl.Datetime("us"),
@@ -201,10 +203,10 @@ def score_batches(
     """Score rows batch by batch (columns ``score_columns``), in input order: one batch of features
     and
     one of scores in memory at a time."""
-    scored_at = scored_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    scored_at = scored_at or utc_now()
     predict, columns = predictor(serving.model, spec), list(score_columns(spec))
     stamp = [
-        pl.lit(serving.version, pl.Int64).alias("model_version"),
+        pl.lit(serving.version, pl.Int64).alias(MODEL_VERSION_COLUMN),
         pl.lit(serving.alias).alias("alias"),
         pl.lit(serving.mode).alias("mode"),
         pl.lit(scored_at, pl.Datetime("us")).alias("scored_at"),
@@ -214,7 +216,7 @@ def score_batches(
             continue
         scores = predict(batch)
         yield (
-            batch.select("ds", spec.id, spec.timestamp)
+            batch.select(PARTITION_COLUMN, spec.id, spec.timestamp)
             .with_columns(_score_series(scores, spec, threshold))
             .with_columns(stamp)
             .select(columns)
@@ -273,3 +275,31 @@ class ScoreTally:
             "mean_score": self.mean_score,
             **{f"score_rows_{mode}": int(n) for mode, n in sorted(modes.items())},
         }
+
+
+def shadow_agreement(
+    shadow: pl.DataFrame, champion_scores: pl.DataFrame, spec: DatasetSpec
+) -> dict[str, float]:
+    """How the challenger's score rows agree with the champion's on the same ids: mean and max
+    absolute score difference, and for classification the share of ids given the same class."""
+    value = score_column(spec)
+    both = shadow.select(spec.id, pl.col(value).alias("shadow")).join(
+        champion_scores.select(spec.id, pl.col(value).alias("champion")), on=spec.id
+    )
+    delta = (both["shadow"] - both["champion"]).abs()
+    meta = {
+        "mean_abs_score_delta": float(delta.mean()) if both.height else 0.0,
+        "max_abs_score_delta": float(delta.max()) if both.height else 0.0,
+    }
+    if spec.named_classes:  # compare the predicted classes themselves
+        labels = shadow.select(spec.id, pl.col(LABEL).alias("s")).join(
+            champion_scores.select(spec.id, pl.col(LABEL).alias("c")), on=spec.id
+        )
+        meta["label_agreement"] = (
+            float((labels["s"] == labels["c"]).mean()) if labels.height else 0.0
+        )
+    elif spec.task == "classification":
+        meta["label_agreement"] = float(
+            ((both["shadow"] >= 0.5) == (both["champion"] >= 0.5)).mean()
+        )
+    return meta

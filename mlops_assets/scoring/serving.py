@@ -4,14 +4,18 @@ registry, or from the local verified cache while MLflow is unreachable.
 ``serving_model`` is the rule, with model loading passed in (so it is tested on plain
 values); ``choose_serving_model`` applies it to the registry, and to the registry's local
 cache (``model_source=cache``) when the registry raises ``RegistryUnavailable``.
+``stream_scores`` writes a serving model's scores of some days to the lake; ``lkg_predictor``
+re-scores with last_known_good; ``refused`` says out loud that a model failed its integrity check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mlops_assets.control.alerts import AlertKind, AlertSink
 from mlops_assets.control.registry import (
     IntegrityError,
     ModelNotCached,
@@ -19,7 +23,8 @@ from mlops_assets.control.registry import (
     RegistryUnavailable,
 )
 from mlops_assets.core.spec import DatasetSpec
-from mlops_assets.core.vocabulary import GUARD_TRIPPED, Alias, Artifact, VersionTag
+from mlops_assets.core.vocabulary import FEATURES, GUARD_TRIPPED, Alias, Artifact, VersionTag
+from mlops_assets.data.lake import DeltaLake
 from mlops_assets.scoring.rows import (
     BASELINE_VERSION,
     CACHE,
@@ -27,7 +32,12 @@ from mlops_assets.scoring.rows import (
     NORMAL,
     REGISTRY,
     ConstantBaseline,
+    ScoreTally,
     ServingModel,
+    predictor,
+    score_batches,
+    score_column,
+    score_columns,
 )
 
 UNUSABLE = (IntegrityError, ModelNotCached)  # what makes a version unusable (the rest propagates)
@@ -162,10 +172,9 @@ def _from_registry(spec: DatasetSpec, registry: ModelRegistry, alias: str) -> Se
         and spec.fallback == "last_known_good"
         and lkg not in (None, version)
     ):
-        try:  # so an outage can still fall back to it from the cache
+        # cached so an outage can still fall back to it; a failure is reported when it must serve
+        with contextlib.suppress(UNUSABLE):
             registry.cache_version(lkg)
-        except UNUSABLE:
-            pass  # reported when it is needed to serve
     return serving
 
 
@@ -205,4 +214,65 @@ def _from_cache(
         serving,
         reason=f"{serving.reason} from the local model cache (MLflow unreachable: "
         f"{err}; alias mapping last seen {seen_at})",
+    )
+
+
+def stream_scores(
+    lake: DeltaLake,
+    spec: DatasetSpec,
+    serving: ServingModel,
+    table: str,
+    keys: list[str],
+    run_id: str,
+    metadata: dict | None = None,
+) -> tuple[ScoreTally, int]:
+    """Score the features of ``keys`` with ``serving`` into ``table``, batch by batch (one commit);
+    (the tally of the rows streamed, the table's new version)."""
+    tally = ScoreTally(score_column(spec))  # the rows stream to the lake: counted on the way
+    version = lake.write_stream(
+        table,
+        lambda: tally.count(
+            score_batches(
+                serving,
+                lake.iter_batches(FEATURES, keys, dictionary_columns=spec.categorical_features),
+                spec,
+            )
+        ),
+        score_columns(spec),
+        keys,
+        run_id=run_id,
+        metadata=metadata,
+    )
+    return tally, version
+
+
+def lkg_predictor(
+    registry: ModelRegistry,
+    lkg: int | None,
+    spec: DatasetSpec,
+    on_refused: Callable[[str], None] | None = None,
+):
+    """``features -> scores`` of last_known_good, or None when there is none or its files
+    differ from its registration manifest (then ``on_refused(message)``: no comparison)."""
+    if lkg is None:
+        return None
+    try:
+        model = registry.load_model(lkg)
+    except IntegrityError as err:
+        if on_refused is not None:
+            on_refused(str(err))
+        return None
+    return predictor(model, spec)
+
+
+def refused(log, alerts: AlertSink, message: str, *, run_id: str, asset: str, keys) -> None:
+    """A model refused to load (its files differ from its registration manifest): an error in
+    ``log`` and a ``model_integrity`` alert naming the run, asset and partitions."""
+    log.error(f"integrity: {message}")
+    alerts.send(
+        AlertKind.MODEL_INTEGRITY,
+        reason=f"refused to load: {message}",
+        run_id=run_id,
+        asset=asset,
+        partition=",".join(keys),
     )

@@ -13,6 +13,9 @@ pointing at different stores can live in one process.
 
 - ``access``: the ``ModelRegistry`` resource (configuration, aliases, tags, versions, run
   artifacts, ``load_model``) and ``registry_resource``.
+- ``protocol``: ``RegistryProtocol``, the public members the modules below use (one MLflow
+  client per resource, the experiment and run ids, tags, versions, artifacts); none of them
+  imports ``access``.
 - ``candidates``: logging a fitted pipeline as a new registered version (with its manifest).
 - ``integrity``: the manifest recorded at registration, its check before every load and
   artifact read (``IntegrityError``), the skops-only loader, and ``verify_integrity``.

@@ -4,7 +4,9 @@ Configuration (which store, which experiment, which registered model), aliases, 
 tags, the versions themselves, run artifacts and metrics, and loading a registered model —
 always verified against its registration manifest, never unpickled (``integrity``). Logging a
 candidate (``candidates``), cleaning up after a dead attempt (``attempts``) and the local
-serving cache (``cache``) live in their own modules; the methods here delegate to them.
+serving cache (``cache``) live in their own modules; the methods here delegate to them, and
+those modules use only the public protocol (``protocol.RegistryProtocol``). One MLflow client
+serves a resource instance (per tracking URI).
 
 Every public method fails fast and redacted (``failures``): MLflow's HTTP retries are bounded
 (``MLFLOW_HTTP_DEFAULTS``, applied without overriding the operator's values), an unreachable
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from dagster import ConfigurableResource, EnvVar
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from mlops_assets.control.registry import attempts, candidates, integrity
 from mlops_assets.control.registry.cache import ModelCache
@@ -102,6 +104,8 @@ class ModelRegistry(ConfigurableResource):
             "Local verified copies of the serving versions; empty: $MLOPS_HOME/model_cache."
         ),
     )
+    # (tracking URI, its client): a client holds the store's connections, so one is reused
+    _kept: tuple[str, MlflowClient] | None = PrivateAttr(default=None)
 
     # ---- configuration ------------------------------------------------------------------
     @staticmethod
@@ -141,19 +145,29 @@ class ModelRegistry(ConfigurableResource):
         root = self._value(self.cache_dir) or str(Home.from_env().root / "model_cache")
         return ModelCache(Path(root), self.resolved_tracking_uri, self.registered_model)
 
-    def _client(self) -> MlflowClient:
+    # ---- the collaborators' protocol (``protocol.RegistryProtocol``): MLflow's own errors ---
+    def client(self) -> MlflowClient:
+        """This resource's MLflow client, built on first use and kept for its tracking URI (a
+        URI that resolves differently — another ``$MLOPS_HOME``, another environment value —
+        gets a client of its own, never the stale one)."""
         from mlflow import MlflowClient
 
         apply_mlflow_http_defaults()
         uri = self.resolved_tracking_uri
+        if self._kept is not None and self._kept[0] == uri:
+            return self._kept[1]
         db = _sqlite_path(uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self._kept = (uri, client)
+        return client
 
-    def _experiment_id(self, client: MlflowClient) -> str:
+    def experiment_id(self) -> str:
+        """The id of the experiment ``experiment``, created (with the artifact root) if absent."""
         from mlflow.exceptions import MlflowException
 
+        client = self.client()
         exp = client.get_experiment_by_name(self.experiment)
         if exp is not None:
             return exp.experiment_id
@@ -229,14 +243,15 @@ class ModelRegistry(ConfigurableResource):
         return integrity.verify_integrity(self, version, X_holdout, expected_scores, score=score)
 
     # ---- reading models back (verified, never unpickled) ---------------------------------
-    def _download_model_dir(self, client: MlflowClient, version: int | str, dst: str) -> Path:
-        """A private copy of the version's model folder under ``dst`` (the stored bytes)."""
+    def download_model_dir(self, version: int | str, dst: str) -> Path:
+        """A private copy of the version's model folder under ``dst`` (the stored bytes, not
+        verified: ``integrity`` checks them)."""
         from mlflow.store.artifact.artifact_repository_registry import (
             get_artifact_repository,
         )
         from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
-        uri = client.get_model_version_download_uri(self.registered_model, str(version))
+        uri = self.client().get_model_version_download_uri(self.registered_model, str(version))
         repo = get_artifact_repository(uri, tracking_uri=self.resolved_tracking_uri)
         if isinstance(repo, LocalArtifactRepository):  # plain copy: no tqdm bar on stderr
             target = Path(dst) / "model"
@@ -257,28 +272,25 @@ class ModelRegistry(ConfigurableResource):
         through ``MLmodel``'s loader, never a pickle. With ``cache`` the verified folder (and
         the run artifacts serving reads) is kept in the local cache for ``load_cached_model``.
         """
-        client = self._client()
         tags = self.version_tags(version)
         with tempfile.TemporaryDirectory(prefix="mlops_load_") as tmp:
-            local = self._download_model_dir(client, version, tmp)
+            local = self.download_model_dir(version, tmp)
             model = integrity.load_verified(local, tags, self._label(version))
             if cache:
-                self._store_in_cache(client, version, tags, local)
+                self._store_in_cache(version, tags, local)
             return model
 
-    def _store_in_cache(
-        self, client: MlflowClient, version: int | str, tags: dict[str, str], local: Path
-    ) -> None:
+    def _store_in_cache(self, version: int | str, tags: dict[str, str], local: Path) -> None:
         """Keep a verified model folder and the run artifacts serving reads in the local cache
         (only the version's record is rewritten when the entry is already there)."""
         cache, label = self._cache(), self._label(version)
         if cache.refresh(version, tags):
             return
-        manifest, run_id = integrity.recorded_manifest(tags, label), self._run_id(client, version)
+        manifest, run_id = integrity.recorded_manifest(tags, label), self.run_id(version)
         artifacts = {}
         for name in CACHED_RUN_ARTIFACTS:
             if name in manifest["run"]:
-                artifacts[name] = self._read_run_artifact(client, run_id, name)
+                artifacts[name] = self._read_run_artifact(run_id, name)
                 integrity.verify_artifact(tags, name, artifacts[name], label)
         cache.store(version, tags, local, artifacts)
 
@@ -286,13 +298,13 @@ class ModelRegistry(ConfigurableResource):
     def cache_version(self, version: int | str) -> bool:
         """Put ``version`` (verified, not deserialised) in the local cache unless its entry is
         there already; returns whether it had to be fetched."""
-        client, tags = self._client(), self.version_tags(version)
+        tags = self.version_tags(version)
         if self._cache().refresh(version, tags):
             return False
         with tempfile.TemporaryDirectory(prefix="mlops_cache_") as tmp:
-            local = self._download_model_dir(client, version, tmp)
+            local = self.download_model_dir(version, tmp)
             integrity.verify_model_dir(local, tags, self._label(version))
-            self._store_in_cache(client, version, tags, local)
+            self._store_in_cache(version, tags, local)
         return True
 
     # ---- the local cache (scoring while MLflow is unreachable) ---------------------------
@@ -334,11 +346,11 @@ class ModelRegistry(ConfigurableResource):
         return attempts.supersede_ungated(self, cutoff, keep)
 
     # ---- aliases ------------------------------------------------------------------------
-    def _registered(self, client: MlflowClient) -> Any | None:
+    def _registered(self) -> Any | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            return client.get_registered_model(self.registered_model)
+            return self.client().get_registered_model(self.registered_model)
         except MlflowException as err:
             if err.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return None
@@ -347,7 +359,7 @@ class ModelRegistry(ConfigurableResource):
     @redacted_errors
     def aliases(self) -> dict[str, int]:
         """Every alias of the registered model -> its version ({} if no model yet)."""
-        model = self._registered(self._client())
+        model = self._registered()
         return {a: as_version(v) for a, v in (model.aliases or {}).items()} if model else {}
 
     @redacted_errors
@@ -358,22 +370,22 @@ class ModelRegistry(ConfigurableResource):
     @redacted_errors
     def set_alias(self, alias: str, version: int | str) -> None:
         """Point ``alias`` at ``version`` (moves it if it pointed elsewhere)."""
-        self._client().set_registered_model_alias(self.registered_model, alias, str(version))
+        self.client().set_registered_model_alias(self.registered_model, alias, str(version))
 
     @redacted_errors
     def delete_alias(self, alias: str) -> None:
         """Remove ``alias``; a no-op when it (or the model) does not exist."""
         if alias in self.aliases():
-            self._client().delete_registered_model_alias(self.registered_model, alias)
+            self.client().delete_registered_model_alias(self.registered_model, alias)
 
     # ---- tags, versions, run data -------------------------------------------------------
     @redacted_errors
     def version_tags(self, version: int | str) -> dict[str, str]:
-        return dict(self._client().get_model_version(self.registered_model, str(version)).tags)
+        return dict(self.client().get_model_version(self.registered_model, str(version)).tags)
 
     @redacted_errors
     def set_version_tags(self, version: int | str, tags: Mapping[str, Any]) -> None:
-        client = self._client()
+        client = self.client()
         for key, value in tags.items():
             client.set_model_version_tag(
                 self.registered_model, str(version), str(key), tag_str(value)
@@ -383,9 +395,9 @@ class ModelRegistry(ConfigurableResource):
     def list_versions(self) -> list[dict[str, Any]]:
         """Every version, oldest first: ``{"version", "run_id", "model_id", "status",
         "tags", "aliases", "created_at" (ISO UTC), "created_ms"}``. [] if no model yet."""
-        client = self._client()
+        client = self.client()
         name = self.registered_model
-        model = self._registered(client)
+        model = self._registered()
         if model is None:
             return []
         by_version: dict[int, list[str]] = {}
@@ -402,18 +414,20 @@ class ModelRegistry(ConfigurableResource):
                 break
         return sorted(rows, key=lambda r: r["version"])
 
-    def _run_id(self, client: MlflowClient, version: int | str) -> str:
-        run_id = client.get_model_version(self.registered_model, str(version)).run_id
+    def run_id(self, version: int | str) -> str:
+        """The id of the MLflow run that logged ``version`` (``LookupError`` when it has none)."""
+        run_id = self.client().get_model_version(self.registered_model, str(version)).run_id
         if not run_id:
             raise LookupError(f"{self.registered_model} v{version} has no source run")
         return run_id
 
-    def _read_run_artifact(self, client: MlflowClient, run_id: str, name: str) -> bytes:
+    def _read_run_artifact(self, run_id: str, name: str) -> bytes:
         from mlflow.store.artifact.artifact_repository_registry import (
             get_artifact_repository,
         )
         from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
+        client = self.client()
         repo = get_artifact_repository(
             client.get_run(run_id).info.artifact_uri, tracking_uri=self.resolved_tracking_uri
         )
@@ -436,10 +450,9 @@ class ModelRegistry(ConfigurableResource):
     @redacted_errors
     def load_artifact_bytes(self, version: int | str, name: str) -> bytes:
         """The bytes of a run artifact, verified against the registration manifest (as above)."""
-        client = self._client()
-        run_id = self._run_id(client, version)
+        run_id = self.run_id(version)
         try:
-            data = self._read_run_artifact(client, run_id, name)
+            data = self._read_run_artifact(run_id, name)
         except ValueError:
             raise
         except Exception as err:  # OSError locally, MlflowException from a server
@@ -452,8 +465,7 @@ class ModelRegistry(ConfigurableResource):
     @redacted_errors
     def run_metrics(self, version: int | str) -> dict[str, float]:
         """The latest value of every metric of the version's run."""
-        client = self._client()
-        return dict(client.get_run(self._run_id(client, version)).data.metrics)
+        return dict(self.client().get_run(self.run_id(version)).data.metrics)
 
 
 def _version_row(mv: Any, aliases_by_version: Mapping[int, list[str]]) -> dict[str, Any]:

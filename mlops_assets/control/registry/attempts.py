@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_assets.core.vocabulary import LineageTag, Status, VersionTag
 
 if TYPE_CHECKING:
-    from mlops_assets.control.registry.access import ModelRegistry
+    from mlops_assets.control.registry.protocol import RegistryProtocol
 
 
 def candidate_run_name(model_name: str) -> str:
@@ -42,13 +42,13 @@ def ungated_versions(rows: Iterable[Mapping[str, Any]], cutoff: str, keep: int) 
 
 
 def fail_orphan_runs(
-    registry: ModelRegistry, cutoff: str, *, is_live: Callable[[str], bool], by: str
+    registry: RegistryProtocol, cutoff: str, *, is_live: Callable[[str], bool], by: str
 ) -> list[dict[str, str]]:
     """Mark FAILED every RUNNING candidate run of ``cutoff`` whose Dagster run is not alive
     (``is_live(dagster_run_id)``); returns ``[{"run_id", "dagster_run_id"}]`` of those."""
     from mlflow.entities import LoggedModelStatus
 
-    client = registry._client()
+    client = registry.client()
     experiment = client.get_experiment_by_name(registry.experiment)
     if experiment is None:
         return []
@@ -76,7 +76,7 @@ def fail_orphan_runs(
     return failed
 
 
-def supersede_ungated(registry: ModelRegistry, cutoff: str, keep: int) -> list[int]:
+def supersede_ungated(registry: RegistryProtocol, cutoff: str, keep: int) -> list[int]:
     """Tag the ungated earlier versions of ``cutoff`` as superseded by ``keep``; returns them."""
     stale = ungated_versions(registry.list_versions(), cutoff, keep)
     for version in stale:

@@ -104,7 +104,7 @@ class ModelCache:
         model_dir: Path,
         run_artifacts: Mapping[str, bytes],
     ) -> Path:
-        """Keep a copy of a **verified** model folder and run artifacts; record the version's tags."""
+        """Keep a copy of a **verified** model folder and run artifacts; record the version tags."""
         target = self.entry(tags, self._label(version))
         if not target.is_dir():
             self.root.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from sklearn.pipeline import Pipeline
 
-    from mlops_assets.control.registry.access import ModelRegistry
+    from mlops_assets.control.registry.protocol import RegistryProtocol
     from mlops_assets.core.spec import DatasetSpec
 
 log = logging.getLogger("mlops_assets.control.registry")
@@ -122,7 +122,7 @@ def _pip_requirements() -> list[str]:
 
 # ---- the steps ------------------------------------------------------------------------------
 def _check_request(
-    registry: ModelRegistry, spec: DatasetSpec, extra_artifacts: Mapping[str, Any]
+    registry: RegistryProtocol, spec: DatasetSpec, extra_artifacts: Mapping[str, Any]
 ) -> str:
     """The registered model name, after checking the spec and the artifact names."""
     name = registry.registered_model
@@ -367,7 +367,7 @@ def _end_run(client: MlflowClient, run_id: str, status: str) -> None:
 
 # ---- the whole ------------------------------------------------------------------------------
 def log_candidate(
-    registry: ModelRegistry,
+    registry: RegistryProtocol,
     spec: DatasetSpec,
     pipeline: Pipeline,
     *,
@@ -390,8 +390,8 @@ def log_candidate(
     name = _check_request(registry, spec, artifacts)
     example = _prepare_example(spec, pipeline, input_example, score)
 
-    client = registry._client()
-    experiment_id = registry._experiment_id(client)
+    client = registry.client()
+    experiment_id = registry.experiment_id()
     run = (
         client.create_run(  # the caller's tags (cutoff, Dagster run) identify a dead attempt's run
             experiment_id,

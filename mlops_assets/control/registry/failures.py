@@ -25,16 +25,15 @@ where possible, with ``redact(...)``ed text and no chain (``from None``).
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any, TypeVar
+from collections.abc import MutableMapping
 from urllib.parse import unquote, urlsplit
 
 import requests
 
-from mlops_assets.core.redaction import redact
+from mlops_assets.core import redaction
+from mlops_assets.core.redaction import error_chain, quotes_a_secret, redact
 
 MLFLOW_HTTP_DEFAULTS: dict[str, str] = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",  # seconds per attempt, connect and read (MLflow: 120)
@@ -44,8 +43,6 @@ MLFLOW_HTTP_DEFAULTS: dict[str, str] = {
 }
 _UNAVAILABLE_STATUS = re.compile(r"\b(?:error code|status code|HTTP) (?:502|503|504)\b")
 _UNAVAILABLE_CODES = frozenset({"TEMPORARILY_UNAVAILABLE"})
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class RegistryUnavailable(ConnectionError):
@@ -72,20 +69,9 @@ def uri_secrets(uri: str) -> list[str]:
     return [s for s in out if s]
 
 
-def _chain(err: BaseException) -> Iterable[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or (
-            None if current.__suppress_context__ else current.__context__
-        )
-
-
 def is_unavailable(err: BaseException) -> bool:
     """Whether ``err`` (or what caused it) says MLflow did not answer."""
-    for e in _chain(err):
+    for e in error_chain(err):
         if isinstance(
             e,
             RegistryUnavailable | requests.exceptions.ConnectionError | requests.exceptions.Timeout,
@@ -105,7 +91,7 @@ def _clean(err: BaseException, secrets: list[str]) -> BaseException | None:
     """A redacted replacement for ``err``, or None when ``err`` may be re-raised as it is."""
     text = str(err)
     red = redact(text, secrets)
-    dirty = any(redact(str(e), secrets) != str(e) for e in _chain(err))
+    dirty = quotes_a_secret(err, secrets)
     if isinstance(err, RegistryUnavailable) and not dirty:
         return None
     if is_unavailable(err):
@@ -124,17 +110,5 @@ def _clean(err: BaseException, secrets: list[str]) -> BaseException | None:
         return RuntimeError(f"{type(err).__name__}: {red}")
 
 
-def redacted_errors(method: F) -> F:
-    """Re-raise what ``method`` raises classified (``RegistryUnavailable``) and redacted."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as err:
-            replacement = _clean(err, self.secrets())
-            if replacement is None:
-                raise
-            raise replacement from None
-
-    return wrapper  # type: ignore[return-value]
+redacted_errors = redaction.redacted_errors(lambda registry: registry.secrets(), _clean)
+"""Re-raise what a registry method raises classified (``RegistryUnavailable``) and redacted."""

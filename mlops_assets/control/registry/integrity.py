@@ -42,7 +42,7 @@ from mlops_assets.model.lineage import file_sha256
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_assets.control.registry.access import ModelRegistry
+    from mlops_assets.control.registry.protocol import RegistryProtocol
 
 MODEL_FILE = "model.skops"  # the serialised pipeline inside the model's artifact folder
 MLMODEL_FILE = "MLmodel"
@@ -190,7 +190,7 @@ def load_skops(path: Path, trusted: Sequence[str], label: str) -> Any:
 
 
 def load_artifact_skops(
-    registry: ModelRegistry,
+    registry: RegistryProtocol,
     version: int | str,
     name: str,
     allowed: Sequence[str],
@@ -313,7 +313,7 @@ def _compare_scores(
 
 
 def verify_integrity(
-    registry: ModelRegistry,
+    registry: RegistryProtocol,
     version: int | str,
     X_holdout: pd.DataFrame,
     expected_scores: np.ndarray,
@@ -332,7 +332,6 @@ def verify_integrity(
     result = _empty_result()
     label = f"{registry.registered_model} v{version}"
     try:
-        client = registry._client()
         tags = registry.version_tags(version)
     except Exception as err:  # noqa: BLE001 - reported, not raised
         result["detail"] = registry.redact(f"{label}: cannot read the registry: {err}")
@@ -341,7 +340,7 @@ def verify_integrity(
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mlops_verify_") as tmp:
         try:
-            local = registry._download_model_dir(client, version, tmp)
+            local = registry.download_model_dir(version, tmp)
             result["sha256_stored"] = (
                 file_sha256(local / MODEL_FILE) if (local / MODEL_FILE).is_file() else None
             )

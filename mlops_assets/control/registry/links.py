@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from mlops_assets.control.registry.access import ModelRegistry
+    from mlops_assets.control.registry.protocol import RegistryProtocol
 
 log = logging.getLogger("mlops_assets.control.registry.links")
 
@@ -73,15 +73,18 @@ def report_artifact_path(kind: str, path: Path) -> str:
     return f"{REPORTS_ARTIFACT_DIR}/{kind}/{path.name}"
 
 
-def _run_of(registry: ModelRegistry, version: int | str) -> tuple[str, str]:
+def _run_of(registry: RegistryProtocol, version: int | str) -> tuple[str, str]:
     """(experiment id, run id) of the version's source run."""
-    client = registry._client()
-    run_id = registry._run_id(client, version)
-    return client.get_run(run_id).info.experiment_id, run_id
+    run_id = registry.run_id(version)
+    return registry.client().get_run(run_id).info.experiment_id, run_id
 
 
 def version_links(
-    registry: ModelRegistry, version: int | str | None, *, prefix: str = "", base: str | None = None
+    registry: RegistryProtocol,
+    version: int | str | None,
+    *,
+    prefix: str = "",
+    base: str | None = None,
 ) -> dict[str, str]:
     """``{prefix}mlflow_run`` and ``{prefix}mlflow_model_version`` URLs of ``version`` ({} when
     there is
@@ -103,7 +106,7 @@ def version_links(
 
 
 def log_report(
-    registry: ModelRegistry, version: int | str, path: Path, kind: str, base: str | None = None
+    registry: RegistryProtocol, version: int | str, path: Path, kind: str, base: str | None = None
 ) -> str | None:
     """Store the HTML report at ``path`` as an artifact of ``version``'s run (``reports/<kind>/``)
     and
@@ -111,7 +114,7 @@ def log_report(
     try:
         experiment_id, run_id = _run_of(registry, version)
         artifact = report_artifact_path(kind, path)
-        registry._client().log_artifact(run_id, str(path), artifact.rpartition("/")[0])
+        registry.client().log_artifact(run_id, str(path), artifact.rpartition("/")[0])
     except Exception as err:  # noqa: BLE001 - the report exists locally; the link is what is lost
         log.warning(
             "report %s not stored in MLflow: %s",

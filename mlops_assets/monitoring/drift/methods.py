@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from mlops_assets.core.spec import SpecError
+from mlops_assets.core.tables import DRIFT_TABLE_SCHEMA
 from mlops_assets.core.vocabulary import DATASET_ROW, PARTITION_COLUMN, PREDICTION_ROW
 from mlops_assets.monitoring.drift.profile import (
     CATEGORICAL,
@@ -442,21 +443,6 @@ def insufficient_data(spec: DatasetSpec, rows: int, note: str) -> dict:
 
 
 # ---- the drift table ------------------------------------------------------------------------
-
-DRIFT_TABLE_SCHEMA = pl.Schema(
-    {
-        PARTITION_COLUMN: pl.String,
-        "feature": pl.String,
-        "method": pl.String,
-        "score": pl.Float64,
-        "threshold": pl.Float64,
-        "drifted": pl.Boolean,
-        "status": pl.String,
-        "note": pl.String,
-        "rows": pl.Int64,
-    }
-)
-"""Columns of ``drift_rows``' rows (the table adds ``champion_version``)."""
 
 DRIFT_SUMMARY_SCHEMA = pl.Schema(
     {

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mlops_assets.core.vocabulary import PARTITION_COLUMN
+
 VARIANCE_KEPT = 0.65  # NannyML's n_components
 SIGMAS = 3.0
 BOOTSTRAP = 200
@@ -169,15 +171,15 @@ def as_drift_summary(mv: pl.DataFrame) -> pl.DataFrame:
     if mv.is_empty():
         return pl.DataFrame(
             schema={
-                "ds": pl.String,
+                PARTITION_COLUMN: pl.String,
                 "share_drifted": pl.Float64,
                 "dataset_drifted": pl.Boolean,
                 "drifted_features": pl.String,
                 "champion_version": pl.Int64,
             }
         )
-    return mv.sort("ds").select(
-        "ds",
+    return mv.sort(PARTITION_COLUMN).select(
+        PARTITION_COLUMN,
         (pl.col("reconstruction_error") / pl.col("threshold")).alias("share_drifted"),
         pl.col("drifted").fill_null(False).alias("dataset_drifted"),
         pl.when(pl.col("drifted").fill_null(False))
@@ -204,7 +206,7 @@ def merge_into_summary(summary: pl.DataFrame, mv: pl.DataFrame) -> pl.DataFrame:
     )
     if extra.is_empty():
         return summary
-    joined = summary.join(extra, on="ds", how="full", coalesce=True)
+    joined = summary.join(extra, on=PARTITION_COLUMN, how="full", coalesce=True)
     same = pl.col("champion_version").is_null() | (
         pl.col("champion_version") == pl.col("mv_champion")
     )
@@ -226,5 +228,5 @@ def merge_into_summary(summary: pl.DataFrame, mv: pl.DataFrame) -> pl.DataFrame:
             .alias("drifted_features"),
         )
         .select(summary.columns)
-        .sort("ds")
+        .sort(PARTITION_COLUMN)
     )

@@ -107,7 +107,8 @@ def nunique_sorted(sorted_vals: np.ndarray) -> int:
 
 
 def value_key(value: float) -> str:
-    """The category a numeric value is counted under (``1.0`` → ``"1.0"``), the same on both sides."""
+    """The category a numeric value is counted under (``1.0`` → ``"1.0"``), the same on both
+    sides."""
     return repr(float(value) + 0.0)  # + 0.0: -0.0 and 0.0 are one value
 
 
@@ -128,7 +129,7 @@ def as_category_series(values: Any) -> pl.Series:
 def category_counts(s: pl.Series) -> dict[str, int]:
     """Non-null count per category of a String series."""
     vc = s.drop_nulls().alias("value").value_counts(name="n")
-    return {str(k): int(c) for k, c in zip(vc.to_series(0), vc.to_series(1))}
+    return {str(k): int(c) for k, c in zip(vc.to_series(0), vc.to_series(1), strict=True)}
 
 
 def _stratified_sample(sorted_vals: np.ndarray, size: int, seed: int) -> np.ndarray:

@@ -1,24 +1,17 @@
 """Estimation plane wiring, daily partitions D: estimated_performance[D] and multivariate_drift[D].
 
 ``estimated_performance[D]``: the performance of every model version that scored D, estimated
-from the
-score rows before any label of D exists (CBPE / DLE, ``ml.estimation``), with the version's
-estimator
-loaded through the verified skops path (``registry.integrity.load_artifact_skops``). Its checks: the
-estimated primary metric beyond ``guard.floor`` for ``estimation.consecutive_days`` days, and the
-estimator's recent reconciliation error above ``estimation.tolerance``.
+from the score rows before any label of D exists (CBPE / DLE, ``monitoring.estimation.methods``),
+with the version's estimation method loaded through the verified skops path
+(``registry.integrity.load_artifact_skops``). Its checks: the estimated primary metric beyond
+``guard.floor`` for ``estimation.consecutive_days`` days, and the estimation method's recent
+reconciliation error above ``estimation.tolerance``.
 
 ``multivariate_drift[D]``: D's PCA reconstruction error against the champion's training reference
-(``ml.multivariate_drift``), its threshold and verdict; after ``scores`` as ``drift_report`` is
-(not run when
-scoring was stopped: kill switch, failed contract).
-
-``reconcile_estimates`` is the one call ``model_performance`` makes: the estimates of the days it
-judges,
-beside the realised metric (``estimation_reconciliation`` table and two ``performance`` columns).
-A version registered without the monitoring artifact is skipped with a note. Heavy modules load
-inside
-the bodies.
+(``monitoring.drift.multivariate``), its threshold and verdict; after ``scores`` as
+``drift_report`` is (not run when scoring was stopped: kill switch, failed contract). The work of
+a day is ``monitoring.estimation.service``; a version registered without the monitoring artifact
+is skipped with a note.
 """
 
 import polars as pl
@@ -33,70 +26,34 @@ from dagster import (
 )
 
 from mlops_assets.control.registry import ModelRegistry, RegistryUnavailable
-from mlops_assets.control.registry.integrity import load_artifact_skops
 from mlops_assets.core.metrics_catalog import primary_metric
 from mlops_assets.core.platform import Platform
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.tables import MULTIVARIATE_DRIFT_SCHEMA
 from mlops_assets.core.vocabulary import (
     ESTIMATED_PERFORMANCE,
     ESTIMATION_RECONCILIATION,
     FEATURES,
+    MODEL_VERSION_COLUMN,
     MULTIVARIATE_DRIFT,
     PARTITION_COLUMN,
     SCORES,
     Alias,
-    Artifact,
+    Meta,
 )
 from mlops_assets.data.lake import DeltaLake
 from mlops_assets.location.common import check_result, follow_upstream, owned_checks
-from mlops_assets.monitoring.drift.multivariate import judge
-from mlops_assets.monitoring.estimation.methods import ESTIMATOR_TRUSTED_TYPES, estimate
 from mlops_assets.monitoring.estimation.rules import (
-    estimate_rows,
     estimate_table,
-    estimator_trust,
     floor_run,
-    reconcile,
-    with_estimates,
+    method_trust,
 )
-from mlops_assets.scoring.rows import scored_values
+from mlops_assets.monitoring.estimation.service import estimate_day, judge_day, registry_bundles
 
 ESTIMATE_FLOOR_CHECK, RECONCILIATION_CHECK = (
     "estimate_above_guard_floor",
     "estimator_reconciliation",
 )
-MV_SCHEMA = {
-    "ds": pl.String,
-    "champion_version": pl.Int64,
-    "rows": pl.Int64,
-    "reconstruction_error": pl.Float64,
-    "threshold": pl.Float64,
-    "drifted": pl.Boolean,
-    "note": pl.String,
-}
-
-
-class Bundles:
-    """Each version's monitoring bundle, loaded (verified) once per run; None for a version without
-    one.
-    """
-
-    def __init__(self, registry: ModelRegistry):
-        self.registry, self.loaded, self.notes = registry, {}, []
-
-    def get(self, version: int) -> dict | None:
-        if version not in self.loaded:
-            bundle = load_artifact_skops(
-                self.registry, version, Artifact.MONITOR_MODELS, ESTIMATOR_TRUSTED_TYPES
-            )
-            if bundle is None:
-                self.notes.append(
-                    f"v{version} was registered without {Artifact.MONITOR_MODELS} (before"
-                    " estimation existed): skipped; retrain to get estimates and multivariate"
-                    " drift"
-                )
-            self.loaded[version] = bundle
-        return self.loaded[version]
 
 
 def build_estimation_assets(platform: Platform) -> list:
@@ -122,7 +79,7 @@ def build_estimation_assets(platform: Platform) -> list:
         if not spec.estimation.enabled:
             context.log.info("estimated_performance skipped: estimation.enabled is false")
             return
-        bundles = Bundles(registry)
+        bundles = registry_bundles(registry)
         try:
             rows = [
                 r for day in context.partition_keys for r in estimate_day(lake, spec, bundles, day)
@@ -134,7 +91,7 @@ def build_estimation_assets(platform: Platform) -> list:
             context.log.warning(f"estimated_performance: {note}")
         if not rows:
             context.log.info(
-                "estimated_performance: nothing to estimate (no scores, or no estimator)"
+                "estimated_performance: nothing to estimate (no scores, or no estimation method)"
             )
             return
         frame = estimate_table(rows)
@@ -196,7 +153,7 @@ def build_estimation_assets(platform: Platform) -> list:
             champion = (
                 None if spec.drift.multivariate == "off" else registry.get_alias(Alias.CHAMPION)
             )
-            bundles = Bundles(registry)
+            bundles = registry_bundles(registry)
             bundle = bundles.get(champion) if champion is not None else None
         except RegistryUnavailable as err:
             context.log.warning(f"multivariate_drift skipped: {err}")
@@ -221,7 +178,7 @@ def build_estimation_assets(platform: Platform) -> list:
                 judge_day(lake, bundle["multivariate_reference"], day, champion)
                 for day in context.partition_keys
             ],
-            schema=MV_SCHEMA,
+            schema=MULTIVARIATE_DRIFT_SCHEMA,
         ).filter(pl.col("rows") > 0)
         if frame.is_empty():
             return
@@ -232,73 +189,7 @@ def build_estimation_assets(platform: Platform) -> list:
     return [estimated_performance, estimation_checks, multivariate_drift]
 
 
-# ---- the work of one day
-# -----------------------------------------------------------------------------
-def estimate_day(lake: DeltaLake, spec: DatasetSpec, bundles: Bundles, day: str) -> list[dict]:
-    """Estimate rows of ``day`` for every model version (with an estimator) that scored it."""
-    scores = lake.read(SCORES, [day])
-    if scores.height < spec.estimation.min_rows:
-        return []
-    out = []
-    for (version,), part in scores.group_by("model_version", maintain_order=True):
-        bundle = (
-            bundles.get(int(version)) if int(version) >= 0 else None
-        )  # -1: the constant baseline
-        if bundle is None:
-            continue
-        est = bundle["estimator"]
-        X = model_frame(lake, spec, day, part) if est["kind"] == "dle" else None
-        out += estimate_rows(
-            day,
-            int(version),
-            estimate(est, scored_values(part, spec), X),
-            part.height,
-            est["kind"],
-            spec,
-        )
-    return out
-
-
-def model_frame(lake: DeltaLake, spec: DatasetSpec, day: str, scores: pl.DataFrame):
-    """The model frame of ``scores``' rows, in their order (DLE reads the features)."""
-    from mlops_assets.model.training import to_model_frame
-
-    feats = scores.select(spec.id).join(
-        lake.read(FEATURES, [day]).drop(PARTITION_COLUMN, strict=False),
-        on=spec.id,
-        how="left",
-        maintain_order="left",
-    )
-    return to_model_frame(feats, spec)
-
-
-def judge_day(lake: DeltaLake, reference: dict, day: str, champion: int) -> dict:
-    feats = lake.read(FEATURES, [day])
-    if feats.is_empty():
-        return {"ds": day, "champion_version": champion, "rows": 0}
-    return {"ds": day, "champion_version": champion, **judge(feats, reference)}
-
-
-# ---- reconciliation (called by model_performance)
-# ----------------------------------------------------
-def reconcile_estimates(lake: DeltaLake, performance: pl.DataFrame, run_id: str) -> pl.DataFrame:
-    """``performance`` rows with their estimate beside the realised primary metric; every estimate
-    of the
-    judged days reconciled into ``estimation_reconciliation``."""
-    days = sorted(set(performance[PARTITION_COLUMN].to_list()))
-    recon = reconcile(performance, lake.read(ESTIMATED_PERFORMANCE, days))
-    if not recon.is_empty():
-        lake.write_partitions(
-            ESTIMATION_RECONCILIATION,
-            recon,
-            sorted(set(recon[PARTITION_COLUMN].to_list())),
-            run_id=run_id,
-        )
-    return with_estimates(performance, recon)
-
-
-# ---- checks and metadata
-# -----------------------------------------------------------------------------
+# ---- checks and metadata -------------------------------------------------------------------------
 def estimate_checks(lake: DeltaLake, spec: DatasetSpec) -> list:
     """Both check results for the (newest) version that scored the newest estimated day."""
     history = lake.read(ESTIMATED_PERFORMANCE)
@@ -306,7 +197,7 @@ def estimate_checks(lake: DeltaLake, spec: DatasetSpec) -> list:
     last_day = history[PARTITION_COLUMN].max()
     results = []
     for version in sorted(
-        set(history.filter(pl.col(PARTITION_COLUMN) == last_day)["model_version"].to_list())
+        set(history.filter(pl.col(PARTITION_COLUMN) == last_day)[MODEL_VERSION_COLUMN].to_list())
     )[-1:]:
         run = floor_run(history, spec, version)
         quiet = (
@@ -320,11 +211,11 @@ def estimate_checks(lake: DeltaLake, spec: DatasetSpec) -> list:
                 ESTIMATE_FLOOR_CHECK,
                 run is None,
                 run.reason if run else quiet,
-                {"model_version": version, "days": list(run.days) if run else []},
+                {Meta.MODEL_VERSION: version, "days": list(run.days) if run else []},
                 blocking=True,
             )
         )
-        trust = estimator_trust(recon, spec, version)
+        trust = method_trust(recon, spec, version)
         failed = trust.median_error is not None and not trust.trusted
         results.append(
             check_result(
@@ -332,7 +223,7 @@ def estimate_checks(lake: DeltaLake, spec: DatasetSpec) -> list:
                 not failed,
                 trust.reason,
                 {
-                    "model_version": version,
+                    Meta.MODEL_VERSION: version,
                     "median_abs_error": trust.median_error,
                     "reconciled_days": list(trust.days),
                 },
@@ -343,12 +234,12 @@ def estimate_checks(lake: DeltaLake, spec: DatasetSpec) -> list:
 
 
 def estimate_metadata(frame: pl.DataFrame, last_day: str, version: int, notes: list[str]) -> dict:
-    last = frame.filter(pl.col(PARTITION_COLUMN) == last_day).sort("model_version")
-    serving = int(last["model_version"].max())
-    mine = last.filter(pl.col("model_version") == serving)
+    last = frame.filter(pl.col(PARTITION_COLUMN) == last_day).sort(MODEL_VERSION_COLUMN)
+    serving = int(last[MODEL_VERSION_COLUMN].max())
+    mine = last.filter(pl.col(MODEL_VERSION_COLUMN) == serving)
     return {
         **{f"estimated_{r['metric']}": float(r["estimate"]) for r in mine.iter_rows(named=True)},
-        "model_version": serving,
+        Meta.MODEL_VERSION: serving,
         "rows": int(mine["rows"][0]),
         "estimator": mine["estimator"][0],
         "delta_version": version,

@@ -1,17 +1,19 @@
-"""What a model version carries for monitoring before labels: its performance estimator (CBPE or
-DLE, fitted on the holdout) and its multivariate drift reference (PCA of the training rows).
+"""What a model version carries for monitoring before labels: its performance estimation method
+(CBPE or DLE, fitted on the holdout) and its multivariate drift reference (PCA of the training
+rows).
 
 One skops file, ``Artifact.MONITOR_MODELS``, logged with the candidate's run: hashed into the
 registration manifest like every run artifact and loaded only through the verified path
 (``registry.integrity.load_artifact_skops``) with the types recorded under
-``VersionTag.MONITOR_TRUSTED_TYPES`` — a subset of ``estimation.ESTIMATOR_TRUSTED_TYPES``.
+``VersionTag.MONITOR_TRUSTED_TYPES`` — a subset of ``estimation.METHOD_TRUSTED_TYPES``.
 A version registered before this existed has no such artifact: estimation and multivariate drift
-skip it with a note.
+skip it with a note (``Bundles``, each version's bundle loaded once per run).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlops_assets.core.spec import DatasetSpec
@@ -36,14 +38,14 @@ def drift_columns(spec: DatasetSpec) -> tuple[list[str], list[str]]:
 
 
 def build_bundle(trained: TrainedCandidate, spec: DatasetSpec) -> dict[str, Any]:
-    """The estimator (fitted on the holdout's served scores and labels) and the PCA reference
-    (fitted on the train split, thresholds from its days)."""
+    """The estimation method (fitted on the holdout's served scores and labels) and the PCA
+    reference (fitted on the train split, thresholds from its days)."""
     from mlops_assets.model import training as T
 
     X_hold = T.to_model_frame(trained.holdout, spec)
     y = T.target_codes(trained.holdout[spec.target], spec)
     served = clip_predictions(trained.holdout_scores, spec)
-    est = estimation.fit_estimator(
+    method = estimation.fit_estimator(
         spec.task,
         y,
         served,
@@ -63,7 +65,7 @@ def build_bundle(trained: TrainedCandidate, spec: DatasetSpec) -> dict[str, Any]
     return {
         "format": BUNDLE_FORMAT,
         "task": spec.task,
-        "estimator": est,
+        "estimator": method,  # the stored key: bundles of every registered version carry it
         "multivariate_reference": reference,
         "holdout_rows": int(len(y)),
     }
@@ -78,9 +80,29 @@ def monitor_artifacts(
 
     data = skops.io.dumps(build_bundle(trained, spec))
     types = sorted(skops.io.get_untrusted_types(data=data))
-    unknown = set(types) - set(estimation.ESTIMATOR_TRUSTED_TYPES)
+    unknown = set(types) - set(estimation.METHOD_TRUSTED_TYPES)
     if unknown:
         raise RuntimeError(
-            f"the monitoring bundle needs types outside ESTIMATOR_TRUSTED_TYPES: {sorted(unknown)}"
+            f"the monitoring bundle needs types outside METHOD_TRUSTED_TYPES: {sorted(unknown)}"
         )
     return {Artifact.MONITOR_MODELS: data}, {VersionTag.MONITOR_TRUSTED_TYPES: json.dumps(types)}
+
+
+class Bundles:
+    """Each version's monitoring bundle, loaded (verified) once per run; None for a version without
+    one. ``load(version)``: the verified bundle or None (the registry's skops path)."""
+
+    def __init__(self, load: Callable[[int], dict | None]):
+        self.load, self.loaded, self.notes = load, {}, []
+
+    def get(self, version: int) -> dict | None:
+        if version not in self.loaded:
+            bundle = self.load(version)
+            if bundle is None:
+                self.notes.append(
+                    f"v{version} was registered without {Artifact.MONITOR_MODELS} (before"
+                    " estimation existed): skipped; retrain to get estimates and multivariate"
+                    " drift"
+                )
+            self.loaded[version] = bundle
+        return self.loaded[version]

@@ -1,9 +1,9 @@
 """Performance before the labels: CBPE for classification, DLE for regression (NannyML's
 definitions).
 
-Fitted on the candidate's time holdout at training time (``fit_estimator``), stored and verified
-with
-the model version (``ml.monitor_bundle``), applied to a scored day before any of its labels exist
+Fitted on the candidate's time holdout at training time (``fit_estimator``: the estimation method
+of the task, not a scikit-learn estimator), stored and verified with the model version
+(``monitoring.estimation.bundle``), applied to a scored day before any of its labels exist
 (``estimate``). Plain numpy (scikit-learn only inside the fitting functions); no Dagster, no MLflow.
 
 **CBPE** (confidence-based performance estimation, NannyML ``CBPE``). Per class an isotonic
@@ -41,9 +41,9 @@ MAX_CATEGORIES = (
     250  # the most frequent holdout categories get a code each; the rest are unknown (NaN)
 )
 DLE_PARAMS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20}
-ESTIMATOR_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
-"""The only types a stored estimator may need beyond skops' defaults (DLE's regressors); CBPE's
-calibrators are plain arrays."""
+METHOD_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+"""The only types a stored estimation method may need beyond skops' defaults (DLE's regressors);
+CBPE's calibrators are plain arrays."""
 
 
 # ---- fitting (training time) ---------------------------------------------------------------------
@@ -118,8 +118,9 @@ def fit_estimator(
     categorical: list[str] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The estimator for ``task`` from the holdout: labels ``y``, the model's (served, i.e. clipped)
-    ``scores``, and for regression its model frame ``X`` with the feature lists."""
+    """The estimation method for ``task`` (CBPE | DLE) fitted on the holdout: labels ``y``, the
+    model's (served, i.e. clipped) ``scores``, and for regression its model frame ``X`` with the
+    feature lists."""
     if task == "classification":
         return fit_cbpe(y, scores)
     encoding = dle_encoding(X, numeric or [], categorical or [])
@@ -131,18 +132,20 @@ def _apply(cal: dict[str, np.ndarray], s: np.ndarray) -> np.ndarray:
     return np.clip(np.interp(s, cal["x"], cal["y"]), 0.0, 1.0)
 
 
-def calibrated(est: dict[str, Any], scores: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities: (n,) of the positive class, or (n, k) rows summing to 1."""
+def calibrated(method: dict[str, Any], scores: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities (CBPE ``method``): (n,) of the positive class, or (n, k) rows
+    summing to 1."""
     s = np.asarray(scores, np.float64)
     if s.ndim == 1:
-        return _apply(est["calibrators"][0], s)
-    P = np.stack([_apply(c, s[:, j]) for j, c in enumerate(est["calibrators"])], axis=1)
+        return _apply(method["calibrators"][0], s)
+    P = np.stack([_apply(c, s[:, j]) for j, c in enumerate(method["calibrators"])], axis=1)
     total = P.sum(axis=1, keepdims=True)
     return np.where(total > 0, P / np.where(total > 0, total, 1.0), 1.0 / P.shape[1])
 
 
 def _steps(p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expected (TP, FP) counts as the threshold walks down the score, one step per distinct score."""
+    """Expected (TP, FP) counts as the threshold walks down the score, one step per distinct
+    score."""
     order = np.argsort(-s, kind="stable")
     s_sorted, p_sorted = s[order], p[order]
     last = np.r_[np.diff(s_sorted) != 0, True]
@@ -161,7 +164,8 @@ def expected_roc_auc(p: np.ndarray, s: np.ndarray) -> float | None:
 
 
 def expected_pr_auc(p: np.ndarray, s: np.ndarray) -> float | None:
-    """Average precision of the expected precision-recall steps (None when no positive is expected)."""
+    """Average precision of the expected precision-recall steps (None when no positive is
+    expected)."""
     if len(p) == 0:
         return None
     tps, fps = _steps(p, s)
@@ -213,21 +217,20 @@ def multiclass_estimates(P: np.ndarray, s: np.ndarray) -> dict[str, float | None
 
 
 def estimate(
-    est: dict[str, Any], scores: np.ndarray, X: pd.DataFrame | None = None
+    method: dict[str, Any], scores: np.ndarray, X: pd.DataFrame | None = None
 ) -> dict[str, float | None]:
-    """Estimated metrics of one sample: ``scores`` as the score rows hold them
-    (``scoring.scored_values``);
-    ``X`` the rows' model frame (DLE only)."""
+    """Estimated metrics of one sample by a fitted estimation ``method``: ``scores`` as the score
+    rows hold them (``scoring.scored_values``); ``X`` the rows' model frame (DLE only)."""
     s = np.asarray(scores, np.float64)
     if len(s) == 0:
         return {}
-    if est["kind"] == CBPE:
+    if method["kind"] == CBPE:
         return (
-            binary_estimates(calibrated(est, s), s)
+            binary_estimates(calibrated(method, s), s)
             if s.ndim == 1
-            else multiclass_estimates(calibrated(est, s), s)
+            else multiclass_estimates(calibrated(method, s), s)
         )
-    M = dle_matrix(X, s, est["encoding"])
-    abs_err = np.clip(est["models"]["abs"].predict(M), 0.0, None)
-    sq_err = np.clip(est["models"]["sq"].predict(M), 0.0, None)
+    M = dle_matrix(X, s, method["encoding"])
+    abs_err = np.clip(method["models"]["abs"].predict(M), 0.0, None)
+    sq_err = np.clip(method["models"]["sq"].predict(M), 0.0, None)
     return {"mae": float(abs_err.mean()), "rmse": float(np.sqrt(sq_err.mean()))}

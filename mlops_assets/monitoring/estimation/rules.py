@@ -1,16 +1,14 @@
 """Rules over estimated performance (pure): the table rows, reconciliation with the realised metric,
-whether
-the estimator is trustworthy, and when an estimate below the guard floor should act.
+whether a version's estimation method (CBPE / DLE) is trustworthy, and when an estimate beyond the
+guard floor should act.
 
 * ``estimated_performance`` rows: one per (day, model version, metric).
-* reconciliation (``estimation_reconciliation`` rows, and two columns of the ``performance``
-  table): when a
-  day's labels mature, each estimate beside the realised metric of the same version on that day, and
-  |estimate − realised|.
+* reconciliation (``estimation_reconciliation`` rows, two columns of the ``performance`` table):
+  when a day's labels mature, each estimate beside the realised metric of the same version on that
+  day, and |estimate − realised|.
 * trust: the version's latest ``estimation.trust_days`` reconciled days (labelled coverage ≥
   ``MIN_COVERAGE``) of the primary metric; trustworthy when their median error ≤
-  ``estimation.tolerance``.
-  No reconciled day yet: not (yet) trustworthy — the guard waits for evidence.
+  ``estimation.tolerance``. No reconciled day yet: not (yet) trustworthy — the guard waits.
 * floor: the estimated primary metric below (or, for an error metric, above) ``guard.floor`` on
   ``estimation.consecutive_days`` consecutive days ending at the latest estimated day.
 """
@@ -20,51 +18,34 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
 
 from mlops_assets.core.metrics_catalog import higher_is_better, primary_metric
 from mlops_assets.core.spec import DatasetSpec
+from mlops_assets.core.tables import ESTIMATE_SCHEMA, PERFORMANCE_COLUMNS, RECONCILIATION_SCHEMA
+from mlops_assets.core.vocabulary import MODEL_VERSION_COLUMN, PARTITION_COLUMN
 
 MIN_COVERAGE = (
     0.8  # a day counts as reconciled when this share of its rows is labelled (as the guard)
 )
 
-ESTIMATE_SCHEMA = {
-    "ds": pl.String,
-    "model_version": pl.Int64,
-    "metric": pl.String,
-    "estimate": pl.Float64,
-    "rows": pl.Int64,
-    "estimator": pl.String,
-    "primary": pl.Boolean,
-}
-RECONCILIATION_SCHEMA = {
-    "ds": pl.String,
-    "model_version": pl.Int64,
-    "metric": pl.String,
-    "estimate": pl.Float64,
-    "realised": pl.Float64,
-    "abs_error": pl.Float64,
-    "labelled_rows": pl.Int64,
-    "coverage": pl.Float64,
-}
-PERFORMANCE_COLUMNS = {"estimated_primary": pl.Float64, "estimate_abs_error": pl.Float64}
-
 
 def estimate_rows(
-    day: str, version: int, estimates: dict, rows: int, estimator: str, spec: DatasetSpec
+    day: str, version: int, estimates: dict, rows: int, method: str, spec: DatasetSpec
 ) -> list[dict]:
+    """One row per estimated metric of ``version`` on ``day``; ``method``: cbpe | dle."""
     metric = primary_metric(spec)
     return [
         {
-            "ds": day,
-            "model_version": version,
+            PARTITION_COLUMN: day,
+            MODEL_VERSION_COLUMN: version,
             "metric": m,
             "estimate": float(v),
             "rows": rows,
-            "estimator": estimator,
+            "estimator": method,
             "primary": m == metric,
         }
         for m, v in sorted(estimates.items())
@@ -76,17 +57,19 @@ def estimate_table(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=ESTIMATE_SCHEMA)
 
 
-def reconcile(performance: pl.DataFrame, estimates: pl.DataFrame) -> pl.DataFrame:
+def estimates_beside_realised(performance: pl.DataFrame, estimates: pl.DataFrame) -> pl.DataFrame:
     """Reconciliation rows: every estimate of a (day, version) the ``performance`` rows judge,
-    beside the
-    realised value of the same metric (from the rows' ``metrics`` JSON; null when not computed
-    there)."""
+    beside the realised value of the same metric (from the rows' ``metrics`` JSON; null when not
+    computed there)."""
     if performance.is_empty() or estimates.is_empty():
         return pl.DataFrame(schema=RECONCILIATION_SCHEMA)
-    perf = {(r["ds"], int(r["model_version"])): r for r in performance.iter_rows(named=True)}
+    perf = {
+        (r[PARTITION_COLUMN], int(r[MODEL_VERSION_COLUMN])): r
+        for r in performance.iter_rows(named=True)
+    }
     out = []
-    for e in estimates.sort("ds", "model_version", "metric").iter_rows(named=True):
-        p = perf.get((e["ds"], int(e["model_version"])))
+    for e in estimates.sort(PARTITION_COLUMN, MODEL_VERSION_COLUMN, "metric").iter_rows(named=True):
+        p = perf.get((e[PARTITION_COLUMN], int(e[MODEL_VERSION_COLUMN])))
         if p is None:
             continue
         realised = json.loads(p["metrics"] or "{}").get(e["metric"])
@@ -97,8 +80,8 @@ def reconcile(performance: pl.DataFrame, estimates: pl.DataFrame) -> pl.DataFram
         )
         out.append(
             {
-                "ds": e["ds"],
-                "model_version": e["model_version"],
+                PARTITION_COLUMN: e[PARTITION_COLUMN],
+                MODEL_VERSION_COLUMN: e[MODEL_VERSION_COLUMN],
                 "metric": e["metric"],
                 "estimate": e["estimate"],
                 "realised": realised,
@@ -115,14 +98,17 @@ def with_estimates(performance: pl.DataFrame, reconciliation: pl.DataFrame) -> p
     none).
     """
     mine = reconciliation.select(
-        "ds",
-        "model_version",
+        PARTITION_COLUMN,
+        MODEL_VERSION_COLUMN,
         pl.col("metric"),
         pl.col("estimate").alias("estimated_primary"),
         pl.col("abs_error").alias("estimate_abs_error"),
     )
     joined = performance.drop(list(PERFORMANCE_COLUMNS), strict=False).join(
-        mine, on=["ds", "model_version", "metric"], how="left", maintain_order="left"
+        mine,
+        on=[PARTITION_COLUMN, MODEL_VERSION_COLUMN, "metric"],
+        how="left",
+        maintain_order="left",
     )
     return joined.with_columns(*(pl.col(c).cast(t) for c, t in PERFORMANCE_COLUMNS.items()))
 
@@ -135,18 +121,18 @@ class Trust:
     reason: str
 
 
-def estimator_trust(reconciliation: pl.DataFrame, spec: DatasetSpec, version: int) -> Trust:
-    """Whether ``version``'s estimator has been right lately (see the module docstring)."""
+def method_trust(reconciliation: pl.DataFrame, spec: DatasetSpec, version: int) -> Trust:
+    """Whether ``version``'s estimation method has been right lately (see the module docstring)."""
     metric, e = primary_metric(spec), spec.estimation
     recent = (
         (
             reconciliation.filter(
-                (pl.col("model_version") == version)
+                (pl.col(MODEL_VERSION_COLUMN) == version)
                 & (pl.col("metric") == metric)
                 & (pl.col("coverage") >= MIN_COVERAGE)
                 & pl.col("abs_error").is_not_null()
             )
-            .sort("ds")
+            .sort(PARTITION_COLUMN)
             .tail(e.trust_days)
         )
         if not reconciliation.is_empty()
@@ -161,7 +147,7 @@ def estimator_trust(reconciliation: pl.DataFrame, spec: DatasetSpec, version: in
         )
     error, days = (
         float(statistics.median(recent["abs_error"].to_list())),
-        tuple(recent["ds"].to_list()),
+        tuple(recent[PARTITION_COLUMN].to_list()),
     )
     ok = error <= e.tolerance
     return Trust(
@@ -191,24 +177,59 @@ class FloorRun:
 
 def floor_run(estimates: pl.DataFrame, spec: DatasetSpec, version: int) -> FloorRun | None:
     """``estimation.consecutive_days`` consecutive estimated days of ``version`` beyond
-    ``guard.floor``, ending at
-    its latest estimated day; None when there is no floor, no estimate of the primary metric, or
-    no such run."""
+    ``guard.floor``, ending at its latest estimated day; None when there is no floor, no estimate
+    of the primary metric, or no such run."""
     metric, floor, k = primary_metric(spec), spec.guard.floor, spec.estimation.consecutive_days
     if floor is None or estimates.is_empty():
         return None
     mine = estimates.filter(
-        (pl.col("model_version") == version) & (pl.col("metric") == metric)
-    ).sort("ds")
+        (pl.col(MODEL_VERSION_COLUMN) == version) & (pl.col("metric") == metric)
+    ).sort(PARTITION_COLUMN)
     if mine.height < k:
         return None
     tail = mine.tail(k)
-    days = [dt.date.fromisoformat(d) for d in tail["ds"]]
+    days = [dt.date.fromisoformat(d) for d in tail[PARTITION_COLUMN]]
     consecutive = all((b - a).days == 1 for a, b in zip(days, days[1:], strict=False))
     up = higher_is_better(metric)
     beyond = all((v < floor) if up else (v > floor) for v in tail["estimate"])
     if not (consecutive and beyond):
         return None
     return FloorRun(
-        version, metric, tuple(tail["ds"].to_list()), tuple(float(v) for v in tail["estimate"])
+        version,
+        metric,
+        tuple(tail[PARTITION_COLUMN].to_list()),
+        tuple(float(v) for v in tail["estimate"]),
     )
+
+
+@dataclass(frozen=True)
+class EstimateBreach:
+    """The champion's estimate beyond the floor, its estimation method trusted: the guard acts."""
+
+    run: FloorRun
+    trust: Trust
+    key: str  # what the guard's cursor remembers: one action per version
+
+
+def estimate_breach(
+    estimates: Callable[[], pl.DataFrame],
+    reconciliation: Callable[[], pl.DataFrame],
+    spec: DatasetSpec,
+    champion: int,
+    handled: list,
+) -> EstimateBreach | str:
+    """``guard.use_estimate``: the champion's estimate beyond the floor on
+    ``estimation.consecutive_days`` days (``floor_run`` on ``estimates()``), acted on only while
+    its estimation method is trustworthy (``method_trust`` on ``reconciliation()``) and once per
+    version (``handled``: the guard's cursor). Returns the breach, or why the guard does not act;
+    the tables are read only when needed."""
+    run = floor_run(estimates(), spec, champion) if spec.guard.use_estimate != "off" else None
+    if run is None:
+        return f"champion v{champion} within its guard"
+    trust = method_trust(reconciliation(), spec, champion)
+    if not trust.trusted:
+        return f"{run.reason}; ignored: the estimator is not trustworthy ({trust.reason})"
+    key = f"estimate:v{champion}"
+    if key in handled:
+        return f"estimate breach of v{champion} already handled"
+    return EstimateBreach(run, trust, key)
