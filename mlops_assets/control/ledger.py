@@ -1,23 +1,17 @@
-"""The alias ledger: the append-only, hash-chained audit table is the source of truth of
-what serves and why; MLflow aliases and version tags follow it.
+"""The alias ledger: the append-only, hash-chained audit table, source of truth of what serves.
 
-Every move (promote, approve, waiver, rollback, challenger parking, rejection) runs as
-
-1. **lock** — moves are serialised by one lock, the lake's ``alias_moves`` lock (a file lock
-   next to a local lake; a PostgreSQL advisory lock when the lake is configured with a lock DSN,
-   ``$MLOPS_LOCK_DSN``, for lakes on object storage);
+MLflow aliases and version tags follow it. Every move (promote, approve, waiver, rollback,
+challenger parking, rejection) runs as
+1. **lock** — one lock serialises moves (``move_lock``);
 2. **compare** — the aliases the caller decided on (``Move.expected``) must still be what
    MLflow holds, else ``MoveConflict`` says what changed and which ledger row changed it;
 3. **intent** — a ledger row with the whole plan (aliases to set, tags to write);
 4. **apply** — the aliases and tags in MLflow;
 5. **applied** — a completion row for that move.
 
-A crash between any two steps leaves an intent without its completion row: ``reconcile``
-(run by ``status``, by ``reconcile_sensor`` and as ``mlops-assets reconcile``) re-applies
-the plan (every step is idempotent) and completes it, and repairs aliases that drifted from
-the ledger (an alias moved by hand in the MLflow UI). Each row carries ``hash`` =
-sha256(previous row's hash + the row's content); ``verify_chain`` finds a deleted, edited or
-inserted row, and a Delta commit that was not an append (a rewritten table).
+A crash between any two steps leaves an intent without its completion row, which ``reconcile``
+completes (every step is idempotent). Each row carries ``hash`` = sha256(previous row's hash +
+the row's content); ``verify_chain`` finds a deleted, edited or inserted row.
 """
 
 from __future__ import annotations
@@ -146,7 +140,8 @@ class ChainReport:
 
 def verify_chain(lake: DeltaLake) -> ChainReport:
     """Whether the ledger is exactly what its moves appended: contiguous rows, each hash
-    chained to the previous one, and a Delta history of appends only."""
+    chained to the previous one (a deleted, edited or inserted row breaks it), and a Delta
+    history of appends only (no rewritten table)."""
     try:
         ledger = read_ledger(lake)
         history = lake.history(AUDIT)
@@ -318,8 +313,10 @@ def alias_state(ledger: pl.DataFrame) -> dict[str, int]:
 
 
 def reconcile(lake: DeltaLake, registry: ModelRegistry, actor: str = "reconciler") -> dict:
-    """Complete every move whose process died half-way, then make MLflow's aliases agree with
-    the ledger. Returns what was repaired (nothing on a healthy system)."""
+    """Complete every move whose process died half-way (re-applying its plan), then make
+    MLflow's aliases agree with the ledger (an alias moved by hand in the MLflow UI). Run by
+    ``status``, ``reconcile_sensor`` and ``mlops-assets reconcile``. Returns what was repaired
+    (nothing on a healthy system)."""
     with move_lock(lake):
         ledger = read_ledger(lake)
         completed = []

@@ -429,9 +429,8 @@ class DuplicateKeyError(yaml.YAMLError):
         super().__init__(f"{field}: {self.reason}")
 
 
-class SpecLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a duplicate mapping key (naming its field path and both
-    lines) and
+class SpecLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when built in
+    """A safe loader that refuses a duplicate mapping key (naming its field path and both lines) and
     leaves an impossible date (``2026-02-30``) as text, so the field's own validation names it."""
 
     def get_single_data(self) -> Any:
@@ -485,7 +484,7 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> DatasetSpec:
     except OSError as err:
         raise SpecError(f"cannot read dataset spec {p}: {err.strerror}") from None
     try:
-        data = yaml.load(text, Loader=SpecLoader)  # a SafeLoader subclass: safe
+        data = yaml.load(text, Loader=SpecLoader)  # a safe loader: no Python objects
     except DuplicateKeyError as err:
         raise SpecError(_format_problems(str(p), [(err.field, err.reason)])) from None
     except yaml.YAMLError as err:

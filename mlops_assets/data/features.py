@@ -12,11 +12,15 @@ score rows turn them back into labels.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.core.vocabulary import PARTITION_COLUMN
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _CALENDAR = {
     "hour": lambda ts: ts.dt.hour().cast(pl.Float64),
@@ -43,6 +47,8 @@ def predicted_labels(scores: np.ndarray, spec: DatasetSpec, threshold: float = 0
     """The predicted class of every row, as the spec's labels: the most probable class (multiclass;
     ties go to the first listed), else the positive class when its probability reaches
     ``threshold``."""
+    import numpy as np
+
     scores = np.asarray(scores, dtype=np.float64)
     codes = (
         np.argmax(scores, axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)

@@ -1,23 +1,11 @@
 """A thin, project-owned Delta Lake resource (polars in, polars out).
 
-Why not dagster-deltalake-polars: in our trials (range backfills fail, mistyped
-partition columns silently overwrite a table). Here every write replaces exactly the
-named partitions in ONE transaction (predicate overwrite) and stamps the commit with
-the Dagster run id and the partitions it wrote.
-
-On S3 (``root = s3://bucket/prefix``, ``storage_options_json`` from ``$MLOPS_LAKE_STORAGE_OPTIONS``)
-concurrent writers are safe without a lock service: deltalake 1.x writes each commit file
-``_delta_log/<version>.json`` with a conditional put (``If-None-Match: *``), so of two writers
-racing for one version exactly one wins and the other re-reads the log, checks for conflicts
-and retries (``_commit`` retries a real conflict, e.g. two overwrites of one partition). The
-store must honour conditional writes: AWS S3 (since 2024), MinIO, R2 and moto do. deltalake 1.x
-has no DynamoDB locking any more; a store without conditional puts needs
-``AWS_S3_ALLOW_UNSAFE_RENAME=true`` and a single writer.
-
-No secret leaves in an error: every public method re-raises an exception whose text (or
-cause chain) quotes a storage-option secret or URI credentials (object_store quotes the
-endpoint URL, ``user:password@`` included) with that text ``redact()``ed, same exception type
-where it can be rebuilt from a message, else ``LakeError``, and no chain.
+Why not dagster-deltalake-polars: in our trials range backfills fail and mistyped partition
+columns silently overwrite a table. Here every write replaces exactly the named partitions in
+ONE transaction (predicate overwrite) and stamps the commit with the Dagster run id and the
+partitions it wrote. Concurrent writers on S3 (``root = s3://bucket/prefix``,
+``storage_options_json`` from ``$MLOPS_LAKE_STORAGE_OPTIONS``) are safe without a lock service
+(``DeltaLake._commit``). No secret leaves in an error (``_redacted``).
 
 Maintenance (compaction, vacuum, checkpoints, log cleanup) is in ``lake_maintenance``; the
 writers' lock a lake offers (``lock``: what the alias ledger's moves hold) in ``lake_lock``.
@@ -78,7 +66,12 @@ def _rebuilt(err: Exception, text: str) -> Exception:
 
 
 def _redacted(err: Exception, secrets: list[str]) -> Exception | None:
-    """``err`` with the text of its chain masked and joined, when any of it holds a secret."""
+    """``err`` with the text of its chain masked and joined, when any of it holds a secret.
+
+    Every public lake method re-raises an exception whose text (or cause chain) quotes a
+    storage-option secret or URI credentials (object_store quotes the endpoint URL,
+    ``user:password@`` included) as this: the text ``redact()``ed, the same exception type
+    where it can be rebuilt from a message, else ``LakeError``, and no chain."""
     if isinstance(err, LakeError) or not quotes_a_secret(err, secrets, _CHAIN_DEPTH):
         return None
     texts = [str(e) for e in error_chain(err, _CHAIN_DEPTH)]
@@ -320,7 +313,15 @@ class DeltaLake(ConfigurableResource):
         concurrent commits are retried with jittered backoff. The log is loaded once per attempt
         (one ``DeltaTable``, written through and asked its version). Returns the version *this*
         commit wrote (the handle written through moves to its own commit, not to a later
-        writer's)."""
+        writer's).
+
+        On S3 concurrent writers are safe without a lock service: deltalake 1.x writes each
+        commit file ``_delta_log/<version>.json`` with a conditional put (``If-None-Match: *``),
+        so of two writers racing for one version exactly one wins and the other re-reads the
+        log, checks for conflicts and retries (a real conflict, e.g. two overwrites of one
+        partition, is retried here). The store must honour conditional writes: AWS S3 (since
+        2024), MinIO, R2 and moto do. deltalake 1.x offers no DynamoDB locking; a store without
+        conditional puts needs ``AWS_S3_ALLOW_UNSAFE_RENAME=true`` and a single writer."""
         from deltalake import CommitProperties, Transaction, write_deltalake
         from deltalake.exceptions import CommitFailedError
 

@@ -18,9 +18,12 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    pass
 
 
 class FileRejected(Exception):
@@ -95,6 +98,8 @@ def _ragged(data: bytes, fields: int, chunk: int = 1 << 23) -> bool:
     still open at the end answers True. True sends the file to the exact pass, which decides and
     names
     the row (polars itself pads short rows silently)."""
+    import numpy as np
+
     parity, carried, carried_content = (
         0,
         0,

@@ -1,31 +1,17 @@
 """Synthetic landing data: a realistic event stream with known ground truth and injectable faults.
 
 Pure module (numpy + polars only; the spec module is imported lazily) so it imports fast and can
-be used from tests, benchmarks and the demo alike.
+be used from tests, benchmarks and the demo alike. Two datasets:
 
-Two datasets:
-
-* ``card_transactions`` (the bundled default spec): card payments, binary target ``is_fraud``
-  (~3 % positives) delivered in a *delayed label feed*. The label is drawn from a known logistic
-  function, :func:`fraud_logit`, plus unobserved noise, so the Bayes-optimal ranking is known.
-* ``bike_rentals`` (``specs/bike_rentals.yaml``): bike-share rides, regression target
-  ``duration_min`` carried in the events themselves; expected value :func:`rental_duration`.
-
-Layout written under ``out`` (the *landing* directory, i.e. ``$MLOPS_HOME/landing`` for the
-default spec whose ``landing.path`` is ``landing/events``)::
-
-    out/events/<D>/events-<D>.csv | .parquet      one file per event day; with both formats in the
-                                                   spec's landing.formats (card), Parquet every 3rd
-                                                   day and CSV otherwise; bikes: Parquet only
-    out/events/<D>/events-<D>-late.<ext>          late_file@D      (only via write_late_files)
-    out/events/<D>/events-<D>-copy.<ext>          duplicate_file@D (byte copy of the day file)
-    out/events/<D>/events-<D>-part2.parquet       corrupt_file@D   (truncated Parquet)
-    out/labels/<A>/labels-<A>.csv                  card only: labels arriving on day A
+* ``card_transactions`` (the bundled default spec, ``simulate``): card payments, binary target
+  ``is_fraud`` (~3 % positives) delivered in a *delayed label feed*, drawn from a known logistic
+  function, :func:`fraud_logit`, plus unobserved noise: the Bayes-optimal ranking is known.
+* ``bike_rentals`` (``specs/bike_rentals.yaml``, ``simulate_regression``): bike-share rides,
+  regression target ``duration_min`` carried in the events; expected value :func:`rental_duration`.
 
 Determinism: every random draw comes from a generator seeded by ``(seed, stream, day)``, so a day's
 content depends only on the seed, that day and the injections active on it -- not on ``start`` or
-``days``. Simulating a range in one call or in consecutive chunks gives byte-identical files
-(label files are merged on write because one arrival day collects labels from several event days).
+``days``: a range simulated in one call or in consecutive chunks gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -65,12 +51,10 @@ upstream labelling bug: online chargebacks are dropped). A model trained on it l
 "online is safe" and its own time holdout, labelled by the same bug, cannot see it;
 labels are right again from D+21. For the regression dataset the window uses the
 concept-drifted duration function instead."""
-# correlation_drift@D: from D on, some features lose their link to the others while each keeps its
-# marginal exactly (the day's values are shuffled across its rows): card amount (vs merchant and
-# ATM) and
-# distance from home (vs country); bike trip distance (vs elevation gain and rider type). Per-column
-# drift
-# tests cannot see it; multivariate drift (PCA reconstruction error) can.
+# correlation_drift@D: from D on, some features lose their link to the others while each keeps
+# its marginal exactly (the day's values are shuffled across its rows): card amount (vs merchant
+# and ATM) and distance from home (vs country); bike trip distance (vs elevation gain and rider
+# type). Per-column drift tests cannot see it; multivariate drift (PCA reconstruction error) can.
 # Injections that add or alter one file on one day; their date must lie inside the simulated range.
 _FILE_INJECTIONS = ("late_file", "duplicate_file", "corrupt_file")
 
@@ -936,7 +920,18 @@ def simulate(
 ) -> SimulationManifest:
     """Write ``days`` days of card-transaction events (+ the delayed label feed) under ``out``.
 
-    ``out`` is the landing directory: files go to ``out/events/<D>/`` and ``out/labels/<A>/``.
+    ``out`` is the landing directory (``$MLOPS_HOME/landing`` for the default spec, whose
+    ``landing.path`` is ``landing/events``)::
+
+        out/events/<D>/events-<D>.csv | .parquet    one file per event day; with both formats in
+                                                     the spec's landing.formats (card), Parquet
+                                                     every 3rd day and CSV otherwise
+        out/events/<D>/events-<D>-late.<ext>        late_file@D      (only via write_late_files)
+        out/events/<D>/events-<D>-copy.<ext>        duplicate_file@D (byte copy of the day file)
+        out/events/<D>/events-<D>-part2.parquet     corrupt_file@D   (truncated Parquet)
+        out/labels/<A>/labels-<A>.csv                labels arriving on day A (merged on write:
+                                                     one arrival day collects several event days)
+
     ``inject`` takes :class:`Injection` objects or ``KIND@YYYY-MM-DD`` strings. ``spec`` (default:
     the bundled ``card_transactions.yaml``) must describe this generator's columns; its
     ``labels.delay_days`` sets the label delay (plus 0-2 days of jitter). With ``backdate_mtimes``
@@ -996,14 +991,11 @@ def write_late_files(manifest: SimulationManifest) -> list[FileRecord]:
 def write_label_correction(
     manifest: SimulationManifest, spec: DatasetSpec, arrival: dt.date
 ) -> Path | None:
-    """The label team's fix for ``label_noise``: the true labels of every event (of the days' main
-    files)
-    whose label the bug lost, re-delivered as
-    ``labels/<arrival>/labels-<arrival>-correction.csv`` (the
-    latest label of an id wins, so they replace the wrong ones). None when no day had the bug.
-    The events
-    are regenerated from the manifest's seed: the bug draws nothing, so the rows are the
-    delivered ones."""
+    """The label team's fix for ``label_noise``: the true labels of every event (of the days'
+    main files) whose label the bug lost, re-delivered as
+    ``labels/<arrival>/labels-<arrival>-correction.csv`` (the latest label of an id wins, so they
+    replace the wrong ones). None when no day had the bug. The events are regenerated from the
+    manifest's seed: the bug draws nothing, so the rows are the delivered ones."""
     sim = _SIMS[manifest.dataset]
     if not sim.label_feed or spec.labels is None:
         return None

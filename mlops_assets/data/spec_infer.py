@@ -1,34 +1,10 @@
-"""A dataset spec inferred from sample files, and the lint of a spec (``mlops-assets spec infer`` /
-``check``).
+"""A dataset spec inferred from sample files, and the lint of a spec (``mlops-assets spec infer``
+/ ``check``).
 
-``infer_spec(frame, target=...)`` reads what a sample shows and writes it down as a spec — every
-choice
-with the evidence beside it, as a YAML comment, for a person to review:
-
-- **types, ranges, nullability**: numeric columns keep their integer/float type and get the
-  sample's range
-  widened by ``margin`` of its span (never below 0 for a column that never is); ``nullable`` when
-  the
-  sample has a null.
-- **categories**: a text column with at most ``max_categories`` values lists them as ``allowed``;
-  up to
-  ``max_open_categories`` values (and not nearly unique) it is a categorical with no allowed
-  list; beyond,
-  identifier-like, it is left out.
-- **PII** by value patterns (``PII_PATTERNS``: e-mail addresses, phone numbers, Luhn-valid card
-  numbers),
-  whatever the column is called: listed under ``pii``, never a feature.
-- **drift.exclude**: features constant within every day of the sample (and the day-level calendar
-  features): each daily partition holds one value, so they would always "drift".
-- **task**: a 0/1 target is binary classification; few distinct text or integer values are
-  classification
-  with ``classes``; any other number is regression.
-- **leakage suspects are left out of the features** (``ml/leakage_scan.py``): a column that alone
-  predicts
-  the target almost perfectly, and a few numeric columns the target is a linear function of.
-
-``spec_lints(spec)`` lists what validates but is likely a mistake. Pure polars + numpy; the only
-I/O is
+``infer_spec(frame, opts)`` writes down what a sample shows as a spec — types, ranges, categories,
+PII, drift exclusions, the task — every choice with the evidence beside it, as a YAML comment,
+for a person to review; leakage suspects are left out of the features. ``spec_lints(spec)``
+lists what validates but is likely a mistake. Pure polars + numpy; the only I/O is
 ``read_sample``.
 """
 
@@ -315,9 +291,8 @@ def _roles(frame: pl.DataFrame, opts: InferOptions) -> tuple[str, str]:
 
 
 def _column_entry(s: pl.Series, opts: InferOptions) -> tuple[str, dict | str, str]:
-    """(kind, entry or why, evidence) of one candidate column: kind numeric | categorical | pii |
-    out.
-    """
+    """(kind, entry or why, evidence) of one candidate column: kind numeric | categorical | pii
+    | out."""
     if s.null_count() == s.len():
         return "out", "always null in the sample", ""
     if kind := pii_kind(s):
@@ -382,7 +357,24 @@ def _training(days: int, opts: InferOptions, out: Inferred) -> dict:
 
 
 def infer_spec(frame: pl.DataFrame, opts: InferOptions, sources: Sequence[str] = ()) -> Inferred:
-    """The spec a sample suggests (see the module docstring), every choice commented."""
+    """The spec a sample suggests, every choice commented with its evidence.
+
+    - **types, ranges, nullability**: numeric columns keep their integer/float type and the
+      sample's range widened by ``margin`` of its span (never below 0 for a column that never
+      is); ``nullable`` when the sample has a null.
+    - **categories**: a text column with at most ``max_categories`` values lists them as
+      ``allowed``; up to ``max_open_categories`` values (and not nearly unique) it is a
+      categorical with no allowed list; beyond, identifier-like, it is left out.
+    - **PII** by value patterns (``PII_PATTERNS``: e-mail addresses, phone numbers, Luhn-valid
+      card numbers), whatever the column is called: listed under ``pii``, never a feature.
+    - **drift.exclude**: features constant within every day of the sample (and the day-level
+      calendar features): each daily partition holds one value, so they would always "drift".
+    - **task**: a 0/1 target is binary classification; few distinct text or integer values are
+      classification with ``classes``; any other number is regression.
+    - **leakage suspects are left out of the features** (``model.leakage_scan``): a column that
+      alone predicts the target almost perfectly, and a few numeric columns the target is a
+      linear function of.
+    """
     ts_col, id_col = _roles(frame, opts)
     ts = _as_datetime(frame[ts_col])
     if ts.null_count() == ts.len():

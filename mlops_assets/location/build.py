@@ -42,7 +42,7 @@ from mlops_assets.core.vocabulary import (
 )
 from mlops_assets.data.assets import build_data_assets
 from mlops_assets.data.sensors import build_landing_sensor
-from mlops_assets.location.common import owned_spec
+from mlops_assets.location.common import assets_named, owned_spec
 from mlops_assets.location.resources import build_resources
 from mlops_assets.model.assets import build_model_assets
 from mlops_assets.monitoring.assets import build_monitoring_assets
@@ -69,15 +69,9 @@ def build_jobs(platform: Platform) -> dict[str, object]:
     jobs = {
         Job.DAILY: define_asset_job(
             Job.DAILY,
-            selection=[
-                RAW_EVENTS,
-                FEATURES,
-                SCORES,
-                SHADOW_SCORES,
-                DRIFT_REPORT,
-                *estimation,
-                *performance,
-            ],
+            selection=assets_named(
+                RAW_EVENTS, FEATURES, SCORES, SHADOW_SCORES, DRIFT_REPORT, *estimation, *performance
+            ),
             partitions_def=daily,
             description=(
                 "One day end to end: landing files → raw_events → features → scores, shadow"
@@ -86,7 +80,7 @@ def build_jobs(platform: Platform) -> dict[str, object]:
         ),
         Job.SCORING: define_asset_job(
             Job.SCORING,
-            selection=[SCORES, SHADOW_SCORES, DRIFT_REPORT, *estimation, *performance],
+            selection=assets_named(SCORES, SHADOW_SCORES, DRIFT_REPORT, *estimation, *performance),
             partitions_def=daily,
             description=(
                 f"(Re-)score days with the current champion; shadow scores, drift{follows} follow."
@@ -94,19 +88,19 @@ def build_jobs(platform: Platform) -> dict[str, object]:
         ),
         Job.PERFORMANCE: define_asset_job(
             Job.PERFORMANCE,
-            selection=[MODEL_PERFORMANCE],
+            selection=assets_named(MODEL_PERFORMANCE),
             partitions_def=daily,
             description="Matured-label performance of the days whose labels arrived.",
         ),
         Job.INGEST: define_asset_job(
             Job.INGEST,
-            selection=[RAW_EVENTS, FEATURES],
+            selection=assets_named(RAW_EVENTS, FEATURES),
             partitions_def=daily,
             description="Landing files of one day (or a range) → raw_events → features.",
         ),
         Job.TRAINING: define_asset_job(
             Job.TRAINING,
-            selection=[TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION],
+            selection=assets_named(TRAINING_SET, CANDIDATE_MODEL, EVALUATION_REPORT, CHAMPION),
             partitions_def=daily,
             tags={
                 RunTag.CONCURRENCY: "training"
@@ -119,7 +113,7 @@ def build_jobs(platform: Platform) -> dict[str, object]:
     if platform.spec.labels is not None:
         jobs[Job.INGEST_LABELS] = define_asset_job(
             Job.INGEST_LABELS,
-            selection=[RAW_LABELS],
+            selection=assets_named(RAW_LABELS),
             partitions_def=daily,
             description="Delayed labels that arrived on one day → raw_labels.",
         )

@@ -11,12 +11,13 @@ on what it computes.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.model.datasets import feature_window
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def target_bounds(spec: DatasetSpec) -> tuple[float | None, float | None]:
@@ -29,6 +30,8 @@ def target_bounds(spec: DatasetSpec) -> tuple[float | None, float | None]:
 def clip_predictions(scores: Any, spec: DatasetSpec) -> np.ndarray:
     """Regression predictions clipped to ``[target_min, target_max]`` (either may be absent); other
     tasks and unbounded targets come back unchanged (as float64)."""
+    import numpy as np
+
     arr = np.asarray(scores, dtype=np.float64)
     lo, hi = target_bounds(spec)
     if lo is None and hi is None:
@@ -39,6 +42,8 @@ def clip_predictions(scores: Any, spec: DatasetSpec) -> np.ndarray:
 def clip_report(scores: Any, spec: DatasetSpec) -> dict[str, float | int]:
     """How many raw predictions fall outside the target bounds: ``clipped_below``, ``clipped_above``
     and ``clip_rate`` (their share of all rows; 0.0 without bounds or rows)."""
+    import numpy as np
+
     arr = np.asarray(scores, dtype=np.float64)
     lo, hi = target_bounds(spec)
     below = int((arr < lo).sum()) if lo is not None else 0

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from mlops_assets.core.spec import DatasetSpec
 from mlops_assets.model.estimators import input_order
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MISSING_CATEGORY = "__missing__"  # = ml.training.MISSING_CATEGORY (checked by the tests)
 
@@ -60,6 +62,8 @@ class EncodedModel:
         columns):
         column-major where the estimator's predictions are the same on it, else C-ordered as the
         ``ColumnTransformer``'s output."""
+        import numpy as np
+
         columns = [c for b in self._blocks for c in b.build(frame)]
         out = np.empty(
             (frame.height, len(columns)),
@@ -87,6 +91,7 @@ def _category_codes(encoder: Any, columns: list[str]) -> np.ndarray:
     """``encoder.transform`` of its own fitted categories: row i holds, per column, category i's
     output
     (columns with fewer categories repeat their first one past the end)."""
+    import numpy as np
     import pandas as pd
 
     longest = max(len(c) for c in encoder.categories_)
@@ -141,6 +146,8 @@ class _Categories:
         every id in between, from the column's ``Categories`` (so no string is hashed per row,
         whatever the
         size of the process-wide categories). None when that span of ids outnumbers the rows."""
+        import numpy as np
+
         physical = values.to_physical()
         low, high = physical.min(), physical.max()
         if high is None:  # only nulls
@@ -187,6 +194,8 @@ def _lookup_block(columns: list[str], categories, tables: list[list[np.ndarray]]
 
 
 def _ordinal_block(encoder: Any, columns: list[str]) -> _Block:
+    import numpy as np
+
     if (
         encoder.handle_unknown != "use_encoded_value"
     ):  # an unseen value would raise in the pipeline: let it
@@ -201,6 +210,8 @@ def _ordinal_block(encoder: Any, columns: list[str]) -> _Block:
 
 
 def _onehot_block(encoder: Any, columns: list[str]) -> _Block:
+    import numpy as np
+
     if (
         encoder.drop is not None
         or getattr(encoder, "_infrequent_enabled", False)
@@ -220,6 +231,8 @@ def _onehot_block(encoder: Any, columns: list[str]) -> _Block:
 
 
 def _numeric_block(transformer: Any, columns: list[str]) -> _Block:
+    import numpy as np
+
     casts = [
         pl.col(c).cast(pl.Float64).fill_null(float("nan")) for c in columns
     ]  # a null: NaN, as in pandas
@@ -245,6 +258,7 @@ def _copy(values: np.ndarray) -> tuple[np.dtype, Callable[[np.ndarray], None]]:
 
 def _take(table: np.ndarray, rows: np.ndarray) -> tuple[np.dtype, Callable[[np.ndarray], None]]:
     """A lookup written straight into the matrix column (every row index is within ``table``)."""
+    import numpy as np
 
     def write(view: np.ndarray) -> None:
         np.take(table, rows, out=view, mode="clip")  # "clip": no bounds-checked temporary

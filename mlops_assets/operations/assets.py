@@ -30,6 +30,7 @@ from mlops_assets.core.vocabulary import (
     recorded_delta_versions,
 )
 from mlops_assets.data.lake import DeltaLake
+from mlops_assets.location.common import assets_named
 from mlops_assets.operations.scorecard import COUNT_MEASURES, VALUE_MEASURES
 from mlops_assets.operations.scorecard_sources import compute_scorecard
 
@@ -99,7 +100,7 @@ def build_operations(platform: Platform) -> tuple[AssetsDefinition, Any, Schedul
             }
         )
 
-    job = define_asset_job(Job.MAINTENANCE, selection=[TABLE_MAINTENANCE])
+    job = define_asset_job(Job.MAINTENANCE, selection=assets_named(TABLE_MAINTENANCE))
     schedule = ScheduleDefinition(
         name=Schedule.MAINTENANCE, job=job, cron_schedule="0 3 * * *", execution_timezone="UTC"
     )
@@ -151,7 +152,7 @@ def build_scorecard(platform: Platform) -> tuple[AssetsDefinition, Any, Schedule
     scorecard = build_scorecard_asset(platform)
     job = define_asset_job(
         Job.SCORECARD,
-        selection=[SCORECARD],
+        selection=assets_named(SCORECARD),
         description="The operational scorecard (plotted over time in the UI).",
     )
     # RUNNING by default: the daemon materialises it every hour without anyone switching it on, so

@@ -1,100 +1,17 @@
 """The operational scorecard: how well the platform runs, as numbers that can be plotted.
 
-Three modules:
-
-* **here, the pure measure functions** (``pipeline_measures``, ``freshness_measures``,
-  ``scoring_measures``, ``promotion_measures``, ``drift_detection_measures``,
-  ``provenance_measures``) and the failure classes (``classify_failure``) — plain inputs
-  (lists, dicts, a polars frame), plain outputs, no I/O, no Dagster import, unit-testable;
-* ``mlops_assets.operations.scorecard_sources``: the **read-only gatherers** feeding them from the
-  Dagster instance (run storage + event log), the Delta tables (``raw_events``,
-  ``features``, ``scores``, ``audit``) and the model registry, and ``compute_scorecard``
-  tying them together; it never writes anything;
-* ``mlops_assets.operations.assets.build_scorecard_asset(platform)``: the thin Dagster
-  wrapper, an unpartitioned ``scorecard`` asset whose materialisation carries every measure
-  as numeric metadata (so the UI plots each one over time) and the whole breakdown as JSON.
+Here, the pure measure functions (``pipeline_measures``, ``freshness_measures``,
+``scoring_measures``, ``promotion_measures``, ``drift_detection_measures``,
+``provenance_measures``, ``estimation_measures``) and the failure classes (``classify_failure``):
+plain inputs (lists, dicts, a polars frame), plain outputs, no I/O; each function's docstring
+defines its measures, ``MEASURES`` names them all. ``operations.scorecard_sources`` gathers their
+inputs read-only (Dagster instance, Delta tables, model registry) and ``compute_scorecard`` ties
+them together; ``operations.assets.build_scorecard_asset`` materialises the card (every measure as
+numeric metadata, so the UI plots it over time, and the breakdown as JSON).
 
 Conventions: every timestamp is compared as naive UTC; durations are in hours, rates in
 [0, 1]. A measure with nothing to measure (no runs, no audit, no table, no registered
 version) is ``None`` — never 0, never an exception. Counts are plain ints (0 when empty).
-
-The measures (``scorecard_sources.compute_scorecard(...)["measures"]``, in ``MEASURES``):
-
-``pipeline_success_rate``
-    Over the Dagster runs *created* in ``[now - window_days, now)`` that finished
-    (status SUCCESS, FAILURE or CANCELED) **or died** (stuck, below):
-    SUCCESS / (SUCCESS + FAILURE + STUCK). A run whose worker was killed stays STARTED in
-    Dagster forever when no daemon or code server marks it failed; it counts as a failure
-    here, so the rate is never 1.0 while runs died. Cancelled runs are counted
-    (``pipeline_runs_canceled``) but are neither success nor failure; queued runs and runs
-    still alive in progress (including the scorecard's own run) are not counted.
-``pipeline_runs_stuck``
-    The runs of the same window still STARTING / STARTED / CANCELING (or NOT_STARTED) that
-    ``instance_queries.stuck_reason`` judges dead: on the embedded (SQLite) instance, the
-    run worker's pid (from its RUN_START event) no longer runs; on any instance, no event for
-    ``instance_queries.STUCK_AFTER`` (30 min). Counted in ``pipeline_runs`` and in the
-    success rate's denominator, listed (class ``stuck``, with the reason) in the breakdown's
-    ``failures``; not in ``pipeline_runs_failed`` nor the three failure classes, which count
-    FAILURE runs only. (A run the daemon's run monitoring or the code server marked FAILURE
-    after its worker died is a FAILURE of class *other*.)
-``pipeline_failures_contract`` / ``_gate`` / ``_other``
-    The FAILURE runs of the same window by class, from the run's RUN_FAILURE and
-    STEP_FAILURE events (message + error chain): *contract* — a blocking asset check
-    failed on ``raw_events`` or ``raw_labels``; *gate* — a blocking asset check failed on
-    ``evaluation_report`` (a promotion gate); *other* — anything else (contract wins when
-    both occur in one run). Same rule as the ``alert_on_run_failure`` sensor, but reading
-    the asset keys from Dagster's "N blocking asset check(s) failed" error lines.
-``data_freshness_lag_hours``
-    ``now`` minus the newest event timestamp (the spec's ``timestamp`` column) in
-    ``raw_events``, in hours, never negative: events stamped ahead of the clock give 0 and
-    the breakdown's ``ahead_of_clock_hours`` says by how much (clock skew at the source, or a
-    simulated future). None when ``raw_events`` does not exist or is empty.
-``scoring_completion`` / ``scoring_on_time``
-    SLA: partition D must be scored by the end of day D + ``sla_days`` (default 1: "scored
-    by the day after"), i.e. by ``D + sla_days + 1`` at 00:00 UTC. (The spec has no
-    scoring-SLA field; ``sla_days`` is a parameter.) The measured partitions are the
-    latest ``scoring_partitions`` (default 7) partitions of ``features`` whose deadline
-    is ≤ ``now`` (a partition that is not due yet is not counted). *completion* = share of
-    them with rows in ``scores`` now (any model version or mode, degraded included);
-    *on_time* = share first scored by the deadline. "First scored" = the earliest of the
-    Delta commits of ``scores`` that wrote D (commit metadata ``partitions``) and the
-    rows' ``scored_at`` — so a partition re-scored after a rollback keeps its first
-    scoring time. None when no ``features`` partition is due.
-``lead_time_hours_median`` / ``_last``
-    For every champion move by ``promote``, ``approve`` or ``waiver_promote`` in the
-    ``audit`` table: ``at`` minus the time ``to_version`` was registered (both wall clock:
-    how long a candidate took through the gates, approval and shadow days), in hours; the
-    median over all such promotions and the latest one. (Not from the cutoff: a cutoff is a
-    point in event time, and a backfill or a replay trains old cutoffs today.) Promotions of
-    a version without a known registration time are skipped (counted in the breakdown).
-    None when there is none.
-``change_failure_rate``
-    Share of those promotions that were later rolled back: promotion P of version V at
-    time t failed when a ``rollback`` row with ``from_version == V`` exists after t and
-    before V's next promotion (so a version re-approved after a rollback is judged
-    afresh). None when there is no promotion.
-``time_to_restore_hours_median`` / ``_last``
-    For every ``rollback`` row: its ``at`` minus the ``at`` of the latest promotion of the
-    rolled-back version (``from_version``) before it — how long the bad version was
-    champion. (Not "from its first scored partition": scores of a rolled-back version
-    are re-written by the rescore sensor, so that start is not kept.) Rollbacks without
-    a prior promotion in the audit are skipped. None when there is none.
-``drift_detection_delay_hours_median`` / ``_last``
-    For every run tagged ``mlops/trigger=drift_sensor`` with tag
-    ``mlops/drift_partitions = "a..b"`` (a = the first drifted partition of the episode), in
-    event time: the start of the retrain's cutoff partition minus the end of day a (a + 1 day,
-    00:00 UTC), in hours — how much drifted data it took to act, whatever the wall clock (a
-    replay of old days acts with the same delay). Without a cutoff partition tag, the run's
-    creation time stands in. Over every such run created before ``now`` (not only the window:
-    retrains are rare). None when there is none.
-``provenance_completeness``
-    Share of registered model versions whose ``lineage_completeness(tags) == 1.0`` (every
-    required ``lineage.*`` fact known). None when no version is registered.
-``estimator_abs_error_median`` / ``_last``
-    How wrong the performance estimate (``estimated_performance``, before labels) turned out:
-    |estimate - realised| of the primary metric on the latest reconciled days
-    (``estimation_reconciliation``, labelled coverage >= 0.8; ``estimation_measures``) — median over
-    the latest 7 such days, and of the newest. None until a day has been reconciled.
 """
 
 from __future__ import annotations
@@ -232,7 +149,9 @@ def failed_check_assets(text: str) -> set[str]:
 
 def classify_failure(text: str) -> str:
     """``contract`` (a blocking check of raw_events / raw_labels failed) | ``gate`` (a blocking
-    check of evaluation_report failed) | ``other``. Contract wins when both are listed."""
+    check of evaluation_report failed) | ``other``. Contract wins when both are listed. The
+    ``alert_on_run_failure`` sensor's rule, read from Dagster's error lines (a run's RUN_FAILURE
+    and STEP_FAILURE messages and error chain)."""
     assets = failed_check_assets(text)
     if assets & CONTRACT_ASSETS:
         return CONTRACT
@@ -242,7 +161,18 @@ def classify_failure(text: str) -> str:
 
 
 def pipeline_measures(runs: Iterable[RunOutcome]) -> dict:
-    """Success rate and failure classes of finished and stuck runs (see the module docstring)."""
+    """Success rate and failure classes of finished and stuck runs.
+
+    ``runs``: the Dagster runs *created* in ``[now - window_days, now)`` that finished (SUCCESS,
+    FAILURE or CANCELED) or died (STUCK). ``success_rate`` = SUCCESS / (SUCCESS + FAILURE +
+    STUCK): a run whose worker was killed stays STARTED in Dagster forever when no daemon or code
+    server marks it failed, and it counts as a failure here, so the rate is never 1.0 while runs
+    died. Cancelled runs are counted but are neither success nor failure; queued runs and runs
+    still alive (the scorecard's own run included) are not passed in. A STUCK run is one that
+    ``instance_queries.stuck_reason`` judges dead (its worker's pid gone on the embedded SQLite
+    instance; on any instance, no event for ``STUCK_AFTER``): listed in ``failures`` as class
+    ``stuck``, but not in ``failed`` nor the failure classes, which count FAILURE runs only (a
+    run marked FAILURE by run monitoring after its worker died is class *other*)."""
     runs = list(runs)
     succeeded = [r for r in runs if r.status == "SUCCESS"]
     failed = [r for r in runs if r.status == "FAILURE"]
@@ -277,6 +207,9 @@ def pipeline_measures(runs: Iterable[RunOutcome]) -> dict:
 
 # ---- freshness ----------------------------------------------------------------------------
 def freshness_measures(newest_event: dt.datetime | None, now: dt.datetime) -> dict:
+    """``lag_hours``: ``now`` minus the newest event timestamp of ``raw_events``, never negative:
+    events stamped ahead of the clock (clock skew at the source, or a simulated future) give 0
+    and ``ahead_of_clock_hours`` says by how much. None when there is no event."""
     if newest_event is None:
         return {"lag_hours": None, "ahead_of_clock_hours": None, "newest_event": None}
     lag = _hours(utc_naive(now) - utc_naive(newest_event))
@@ -301,8 +234,15 @@ def scoring_measures(
     partitions: int = SCORING_PARTITIONS,
     sla_days: int = SCORING_SLA_DAYS,
 ) -> dict:
-    """``feature_days``: the partitions of ``features``; ``first_scored``: day → when it was
-    first scored (only days that have scores now). Judges the latest ``partitions`` due days."""
+    """The scoring SLA: partition D must be scored by the end of day D + ``sla_days`` (the spec
+    has no scoring-SLA field, hence the parameter).
+
+    ``feature_days``: the partitions of ``features``; ``first_scored``: day → when it was first
+    scored (only days that have scores now; the earliest of the ``scores`` commits that wrote it
+    and its rows' ``scored_at``, so a day re-scored after a rollback keeps its first time).
+    Judges the latest ``partitions`` days that are due (deadline ≤ ``now``): ``completion`` =
+    share with scores of any version or mode, degraded included; ``on_time`` = share first
+    scored by the deadline. None when no day is due."""
     now = utc_naive(now)
     due = sorted(d for d in set(feature_days) if scoring_deadline(d, sla_days) <= now)
     due = due[-partitions:] if partitions > 0 else []
@@ -330,7 +270,15 @@ def scoring_measures(
 # ---- promotions: lead time, change failure rate, time to restore ---------------------------
 def promotion_measures(audit: pl.DataFrame, registered: Mapping[int, dt.datetime | None]) -> dict:
     """``audit``: rows of the audit table (any order); ``registered``: version → when it was
-    registered (naive UTC). Lead time, change failure rate and time to restore."""
+    registered (naive UTC). Over every move of the champion by ``promote``, ``approve`` or
+    ``waiver_promote``: *lead time* = ``at`` minus the registration of ``to_version`` (wall clock,
+    not the cutoff: a backfill trains old cutoffs today), median and latest; a promotion of a
+    version with no known registration is skipped (``promotions_without_registration``). *Change
+    failure rate* = share of promotions of V at t followed by a ``rollback`` from V after t and
+    before V's next promotion (a re-approved version is judged afresh). *Time to restore* = each
+    rollback's ``at`` minus the latest promotion of its ``from_version`` before it (how long the
+    bad version was champion; its first scored day is not kept, as the rescore sensor rewrites
+    its scores), median and latest; a rollback without such a promotion is skipped."""
     if audit.is_empty() or "action" not in audit.columns:
         rows: list[dict] = []
     else:
@@ -410,7 +358,13 @@ class DriftRetrain:
 
 
 def drift_detection_measures(retrains: Iterable[DriftRetrain]) -> dict:
-    """Delay (event time) from the end of an episode's first drifted day to its retrain's cutoff."""
+    """Delay (event time) from the end of an episode's first drifted day to its retrain's cutoff.
+
+    ``retrains``: every run tagged ``mlops/trigger=drift_sensor`` created before ``now`` (not only
+    the window: retrains are rare), with ``mlops/drift_partitions = "a..b"``. The delay is the
+    start of the cutoff partition minus the end of day a, in hours: how much drifted data it took
+    to act, whatever the wall clock (a replay of old days acts with the same delay). Without a
+    cutoff, the run's creation time stands in."""
     rows = []
     for r in sorted(retrains, key=lambda r: r.created_at):
         first = _parse_day((r.drift_partitions or "").split("..")[0].strip())
@@ -438,7 +392,8 @@ def drift_detection_measures(retrains: Iterable[DriftRetrain]) -> dict:
 
 # ---- provenance ---------------------------------------------------------------------------
 def provenance_measures(versions: Iterable[Mapping[str, Any]]) -> dict:
-    """``versions``: ``registry.list_versions()`` rows (``version``, ``tags``)."""
+    """``versions``: ``registry.list_versions()`` rows (``version``, ``tags``). ``completeness``:
+    share whose ``lineage_completeness(tags) == 1.0`` (every required ``lineage.*`` fact known)."""
     per = {int(v["version"]): lineage_completeness(v.get("tags") or {}) for v in versions}
     return {
         "completeness": _ratio(sum(c == 1.0 for c in per.values()), len(per)),
@@ -448,11 +403,10 @@ def provenance_measures(versions: Iterable[Mapping[str, Any]]) -> dict:
 
 
 def estimation_measures(reconciliation: pl.DataFrame, metric: str, window_days: int = 7) -> dict:
-    """How wrong the performance estimate was: |estimate - realised| of ``metric`` on the reconciled
-    days
-    (labelled coverage >= 0.8) of the latest ``window_days`` reconciled days — median, and of the
-    newest
-    day. None when nothing was reconciled yet."""
+    """How wrong the performance estimate (``estimated_performance``, made before the labels)
+    turned out: |estimate - realised| of ``metric`` over the latest ``window_days`` reconciled
+    days (``estimation_reconciliation``, labelled coverage >= 0.8) — median, and of the newest
+    day. None when no day is reconciled."""
     rows = (
         reconciliation.filter(
             (pl.col("metric") == metric)

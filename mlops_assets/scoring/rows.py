@@ -1,22 +1,11 @@
 """Batch scoring (pure): features → score rows stamped with the model that made them.
 
-Scoring streams the partition in fixed-size batches (``score_batches``; the asset writes them to the
-lake as they come, ``DeltaLake.write_stream``: one commit) so memory stays bounded by the batch, not
-the partition; every row carries the model version, the alias it was served under, the mode
-(``normal`` | ``degraded``) and the scoring time. A fitted pipeline gets its categoricals encoded in
-polars with its own fitted categories (``ml.encoded_input``): the same scores, bit for bit.
-
-Score rows (``score_columns``):
-
-- regression: ``prediction``;
-- binary 0/1 (no ``classes``): ``probability`` (of class 1) and ``label`` (Int8, ``probability >=
-  0.5``);
-- declared ``classes`` (any number): ``label`` is the predicted class (the spec's label, String or
-  Int64) and ``probability__<class>`` the probability of each class (``<class>`` through
-  ``spec.class_slug``), summing to 1 per row. ``probability`` stays the score column
-  (``score_column``): with two classes the probability of the positive (second) class, as for
-  0/1; with more, the probability of the predicted class (the row's largest). Drift of a
-  multiclass model's predictions is judged on ``label`` (``drift_prediction_column``).
+Scoring streams the partition in fixed-size batches (``score_batches``; the asset writes them to
+the lake as they come, ``DeltaLake.write_stream``: one commit) so memory stays bounded by the
+batch, not the partition; every row carries the model version, the alias it was served under,
+the mode (``normal`` | ``degraded``) and the scoring time. A fitted pipeline gets its categoricals
+encoded in polars with its own fitted categories (``model.encoded_input``): the same scores, bit
+for bit. The columns of a score row depend on the task (``score_columns``).
 """
 
 from __future__ import annotations
@@ -24,9 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from mlops_assets.core.clock import utc_now
@@ -35,6 +23,9 @@ from mlops_assets.core.vocabulary import MODEL_VERSION_COLUMN, PARTITION_COLUMN
 from mlops_assets.data.features import predicted_labels
 from mlops_assets.model.bounds import clip_predictions
 from mlops_assets.model.encoded_input import compile_input
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NORMAL, DEGRADED = "normal", "degraded"
 REGISTRY, CACHE = "registry", "cache"  # where the serving model was loaded from (Meta.MODEL_SOURCE)
@@ -65,11 +56,15 @@ class ConstantBaseline:
     (multiclass: one probability per class) or the mean (regression)."""
 
     def __init__(self, value: float | list[float]):
+        import numpy as np
+
         self.value: float | list[float] = (
             float(value) if np.ndim(value) == 0 else [float(v) for v in value]
         )  # type: ignore[union-attr]
 
     def predict_scores(self, n: int) -> np.ndarray:
+        import numpy as np
+
         if isinstance(self.value, list):
             return np.tile(np.asarray(self.value, dtype=np.float64), (n, 1))
         return np.full(n, self.value, dtype=np.float64)
@@ -104,6 +99,8 @@ def label_dtype(spec: DatasetSpec) -> pl.DataType:
 def class_probabilities(scores: np.ndarray, spec: DatasetSpec) -> np.ndarray:
     """``(rows, classes)`` probabilities from model scores: a multiclass model's as they are, a
     binary model's positive-class probability ``p`` as ``[1 - p, p]``."""
+    import numpy as np
+
     scores = np.asarray(scores, dtype=np.float64)
     return scores if scores.ndim == 2 else np.column_stack([1.0 - scores, scores])
 
@@ -111,12 +108,16 @@ def class_probabilities(scores: np.ndarray, spec: DatasetSpec) -> np.ndarray:
 def scored_values(rows: pl.DataFrame, spec: DatasetSpec) -> np.ndarray:
     """What the metrics judge, read back from score rows: the per-class probabilities of a
     multiclass model (spec order), else the score column."""
+    import numpy as np
+
     if spec.multiclass:
         return rows.select(class_probability_columns(spec)).to_numpy().astype(np.float64)
     return rows[score_column(spec)].to_numpy()
 
 
 def _score_series(scores: np.ndarray, spec: DatasetSpec, threshold: float) -> list[pl.Series]:
+    import numpy as np
+
     if spec.task != "classification":
         return [pl.Series("prediction", scores)]
     if not spec.named_classes:
@@ -134,6 +135,18 @@ def _score_series(scores: np.ndarray, spec: DatasetSpec, threshold: float) -> li
 
 
 def score_columns(spec: DatasetSpec) -> dict[str, pl.DataType]:
+    """The score table's columns and types for ``spec``'s task. The model's output:
+
+    - regression: ``prediction``;
+    - binary 0/1 (no ``classes``): ``probability`` (of class 1) and ``label`` (Int8,
+      ``probability >= 0.5``);
+    - declared ``classes`` (any number): ``label`` is the predicted class (the spec's label,
+      String or Int64) and ``probability__<class>`` the probability of each class (``<class>``
+      through ``spec.class_slug``), summing to 1 per row. ``probability`` stays the score column
+      (``score_column``): with two classes the probability of the positive (second) class, as
+      for 0/1; with more, the probability of the predicted class (the row's largest). Drift of a
+      multiclass model's predictions is judged on ``label`` (``drift_prediction_column``).
+    """
     cols: dict[str, pl.DataType] = {
         PARTITION_COLUMN: pl.String(),
         spec.id: pl.String(),

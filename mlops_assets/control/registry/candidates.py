@@ -27,8 +27,6 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from mlops_assets.control.registry.attempts import candidate_run_name
 from mlops_assets.control.registry.integrity import (
     MODEL_FILE,
@@ -171,6 +169,7 @@ def _save_checked(
     reproduce the in-memory pipeline's scores on the input example exactly. Returns the
     sha256 of ``model.skops``, of the whole folder and of each file, hashed before the reload."""
     import mlflow.sklearn
+    import numpy as np
     from mlflow.models import Model
 
     mlflow.sklearn.save_model(

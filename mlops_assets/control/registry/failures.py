@@ -1,36 +1,26 @@
 """How the registry fails: fast, classified, and without secrets in the text.
 
-**Bounded HTTP.** MLflow's REST client reads its retry policy from the environment on every
-request (MLflow 3.17.2: ``mlflow.utils.rest_utils.http_request`` calls
-``MLFLOW_HTTP_REQUEST_TIMEOUT.get()``, ``..._MAX_RETRIES.get()``, ``..._BACKOFF_FACTOR.get()``
-and ``..._BACKOFF_JITTER.get()``; ``http_artifact_repo`` reads the same two retry variables),
-and its defaults (7 retries, backoff factor 2, 120 s per attempt) turn an unreachable server
-into minutes of waiting per call. ``apply_mlflow_http_defaults`` is the one place that sets
-this platform's bounds, ``MLFLOW_HTTP_DEFAULTS``: each variable only when it is not already
-set, so an operator's explicit value always wins (the process is shared by the webserver, the
-daemon and runs, which all import this package). An unreachable server then fails a call in
-about 2 s (connection refused: 3 attempts, backoff 0 s then ~2 s); a server that accepts but
-never answers in about 3 × 10 s.
+**Bounded HTTP.** MLflow's defaults (7 retries, backoff factor 2, 120 s per attempt) turn an
+unreachable server into minutes of waiting per call; ``apply_mlflow_http_defaults`` is the one
+place that sets this platform's bounds, ``MLFLOW_HTTP_DEFAULTS``.
 
 **Classified.** ``RegistryUnavailable`` (a ``ConnectionError``) is MLflow not answering: a
 refused or timed-out connection, or a 502/503/504 from a proxy in front of it. Scoring treats
 it as "serve from the local cache"; everything else fails fast with it.
 
 **Redacted.** A tracking URI may carry ``user:password@``, and MLflow quotes the URL in its
-errors (``API request to http://user:pass@host/api/2.0/... failed``); Dagster records an
-exception's message *and its cause chain* in the event log. ``redacted_errors`` wraps every
-public registry method: an error whose text (or chain) holds a secret is re-raised, same type
-where possible, with ``redact(...)``ed text and no chain (``from None``).
+errors; Dagster records an exception's message *and its cause chain* in the event log.
+``redacted_errors`` wraps every public registry method: an error whose text (or chain) holds a
+secret is re-raised, same type where possible, with ``redact(...)``ed text and no chain.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import MutableMapping
 from urllib.parse import unquote, urlsplit
-
-import requests
 
 from mlops_assets.core import redaction
 from mlops_assets.core.redaction import error_chain, quotes_a_secret, redact
@@ -51,7 +41,15 @@ class RegistryUnavailable(ConnectionError):
 
 def apply_mlflow_http_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """Set every ``MLFLOW_HTTP_DEFAULTS`` entry that is not already set; return the values in
-    effect. Never overwrites a value the operator set (even an empty one)."""
+    effect. Never overwrites a value the operator set (even an empty one): the process is shared
+    by the webserver, the daemon and runs, which all import this package.
+
+    MLflow's REST client reads its retry policy from the environment on every request (MLflow
+    3.17.2: ``mlflow.utils.rest_utils.http_request`` calls ``MLFLOW_HTTP_REQUEST_TIMEOUT.get()``,
+    ``..._MAX_RETRIES.get()``, ``..._BACKOFF_FACTOR.get()`` and ``..._BACKOFF_JITTER.get()``;
+    ``http_artifact_repo`` reads the same two retry variables). With these bounds an unreachable
+    server fails a call in about 2 s (connection refused: 3 attempts, backoff 0 s then ~2 s); a
+    server that accepts but never answers in about 3 × 10 s."""
     env = os.environ if environ is None else environ
     for key, value in MLFLOW_HTTP_DEFAULTS.items():
         env.setdefault(key, value)
@@ -69,13 +67,17 @@ def uri_secrets(uri: str) -> list[str]:
     return [s for s in out if s]
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """requests' connection and timeout errors: an error of theirs implies requests is loaded, so
+    looking it up in ``sys.modules`` keeps the import out of code-location load."""
+    requests = sys.modules.get("requests")
+    return (requests.exceptions.ConnectionError, requests.exceptions.Timeout) if requests else ()
+
+
 def is_unavailable(err: BaseException) -> bool:
     """Whether ``err`` (or what caused it) says MLflow did not answer."""
     for e in error_chain(err):
-        if isinstance(
-            e,
-            RegistryUnavailable | requests.exceptions.ConnectionError | requests.exceptions.Timeout,
-        ):
+        if isinstance(e, (RegistryUnavailable, *_transport_errors())):
             return True
         if type(e).__name__ in ("MlflowException", "RestException"):
             if getattr(e, "error_code", None) in _UNAVAILABLE_CODES or _UNAVAILABLE_STATUS.search(

@@ -1,26 +1,16 @@
 """Is a registered model still the one that was registered? Checked before every load.
 
-At registration the registry records, on the model version:
-
-- ``registry.manifest`` (``VersionTag.MANIFEST``): JSON ``{"model": {path: sha256},
-  "run": {artifact: sha256}}`` — every file of the logged model's folder (``MLmodel``,
-  ``requirements.txt``, ``conda.yaml``, ``python_env.yaml``, ``model.skops``, the input
-  examples...) and every run artifact logged with it (``holdout_scores.json``,
-  ``reference_profile.json``...), hashed from the exact bytes that were uploaded;
-- ``registry.skops_trusted_types`` (``VersionTag.TRUSTED_TYPES``): the skops allow-list the
-  model was saved with;
-- ``lineage.model_sha256`` (sha256 of ``model.skops``) and ``registry.model_files_sha256``
-  (one sha256 over the folder), as before.
+At registration the registry records on the model version a manifest of sha256 hashes of the
+exact bytes uploaded (``recorded_manifest``), the skops allow-list the model was saved with
+(``VersionTag.TRUSTED_TYPES``), ``lineage.model_sha256`` (of ``model.skops``) and
+``registry.model_files_sha256`` (one sha256 over the folder).
 
 Before anything is deserialised, the downloaded folder must match the manifest exactly: a
 changed, added or removed file is refused with ``IntegrityError`` naming it. A run artifact is
 read only when its bytes match its manifest entry. The model is then loaded **without MLflow's
 loader**: ``skops.io.load(model.skops, trusted=<the recorded trusted types>)`` — never a
 pickle, whatever ``MLmodel`` says, and never an allow-list read from the model itself. A
-version registered without a manifest is refused too (re-register it: re-materialise
-``candidate_model`` for its cutoff).
-
-Standard library only at import time; skops and mlflow are imported where they are used.
+version registered without a manifest is refused too. Standard library only at import time.
 """
 
 from __future__ import annotations
@@ -33,13 +23,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import yaml
 
 from mlops_assets.core.vocabulary import LineageTag, VersionTag
 from mlops_assets.model.lineage import file_sha256
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from mlops_assets.control.registry.protocol import RegistryProtocol
@@ -85,7 +75,14 @@ def manifest_sha256(manifest: Mapping[str, Any]) -> str:
 
 
 def recorded_manifest(tags: Mapping[str, str], label: str) -> dict[str, dict[str, str]]:
-    """The version's manifest; ``IntegrityError`` when none (or an unreadable one) was recorded."""
+    """The version's manifest; ``IntegrityError`` when none (or an unreadable one) was recorded.
+
+    ``registry.manifest`` (``VersionTag.MANIFEST``) holds JSON ``{"model": {path: sha256},
+    "run": {artifact: sha256}}``: every file of the logged model's folder (``MLmodel``,
+    ``requirements.txt``, ``conda.yaml``, ``python_env.yaml``, ``model.skops``, the input
+    examples...) and every run artifact logged with it (``holdout_scores.json``,
+    ``reference_profile.json``...). Without one, the version must be re-registered
+    (re-materialise ``candidate_model`` for its cutoff)."""
     try:
         manifest = json.loads(tags[VersionTag.MANIFEST])
         readable = isinstance(manifest.get("model"), dict) and isinstance(manifest.get("run"), dict)
@@ -197,10 +194,9 @@ def load_artifact_skops(
     types_tag: str = VersionTag.MONITOR_TRUSTED_TYPES,
 ) -> Any | None:
     """A skops run artifact of ``version`` (e.g. the monitoring bundle), or None when the version
-    was
-    registered without it (an older version). Its bytes must match the registration manifest, it is
-    loaded with exactly the types recorded under ``types_tag``, and those must lie within
-    ``allowed`` (the caller's known list): anything else is an ``IntegrityError``, never a load."""
+    was registered without it. Its bytes must match the registration manifest, it is loaded with
+    exactly the types recorded under ``types_tag``, and those must lie within ``allowed`` (the
+    caller's known list): anything else is an ``IntegrityError``, never a load."""
     import skops.io
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -294,6 +290,8 @@ def _compare_scores(
     problems: list[str],
 ) -> None:
     """Re-score ``X_holdout``; the scores must equal ``expected_scores`` exactly."""
+    import numpy as np
+
     try:
         scores = np.asarray(score(model, X_holdout))
         expected = np.asarray(expected_scores)

@@ -1,10 +1,9 @@
 """Links from Dagster metadata into the MLflow UI, and Evidently reports stored as run artifacts.
 
-The UI's address comes from ``$MLOPS_MLFLOW_UI_URL``; else a ``http(s)`` ``$MLFLOW_TRACKING_URI``
-(the
-server is its own UI); else the local ``mlflow ui`` default, ``http://127.0.0.1:5000`` (what
-``make ui``
-starts). Credentials never reach a link: user info, query and fragment are stripped from the base.
+The UI's address comes from ``$MLOPS_MLFLOW_UI_URL``; else a ``http(s)``
+``$MLFLOW_TRACKING_URI`` (the server is its own UI); else the local ``mlflow ui`` default,
+``http://127.0.0.1:5000`` (what ``make ui`` starts). Credentials never reach a link: user info,
+query and fragment are stripped from the base.
 Routes are the MLflow 3 UI's (its router: ``/experiments/:experimentId/runs/:runUuid``,
 ``.../runs/:runUuid/artifactPath/*``, ``/models/:modelName/versions/:version``).
 

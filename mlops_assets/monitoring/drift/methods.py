@@ -1,34 +1,17 @@
 """Data drift of a partition against the training reference, and the rows of the drift table.
 
 The reference profile is built at training time (``mlops_assets.monitoring.drift.profile``); the
-statistics are Evidently 0.7.23's (``mlops_assets.monitoring.drift.stats``). This module decides
-which statistic scores a feature and when that score means drift:
+statistics are Evidently 0.7.23's (``mlops_assets.monitoring.drift.stats``). This module, pure
+numpy + polars (scipy only inside the statistics), decides which statistic scores a feature and
+when that score means drift:
 
-- ``DRIFT_METHODS`` is the one registry of drift methods. Each ``DriftMethod`` names the
-  kinds of column it may be pinned to, the statistic that is its score, its rule and default
-  threshold (Evidently's: distances drift when ``score >= threshold``, KS when ``p <=
-  threshold``, chi-square and Z when ``p < threshold``), and where Evidently's
-  ``DataDriftPreset`` picks it by default (``DriftMethod.applies``). ``psi_quantile`` is ours
-  (classic PSI on the profile's quantile bins). Adding a method is one registry entry (and
-  its statistic in ``drift_stats``).
-- The default choice is Evidently's (``stattests.registry._get_default_stattest``): with at
-  most 1000 (non-null) reference rows, K-S for numeric columns, chi-square for categorical
-  ones with more than 2 values and the Z-test for binary ones; above 1000 rows, normalised
-  Wasserstein (numeric) and Jensen–Shannon (categorical). A numeric column with at most 5
-  distinct values in reference ∪ current is judged as categorical. The spec can pin a method
-  per kind (``drift.numeric_method`` / ``categorical_method``) or per feature
-  (``drift.methods``); ``drift.numeric_threshold`` / ``categorical_threshold`` replace the
-  chosen method's threshold, as Evidently's ``num_threshold`` / ``cat_threshold`` do.
-- ``feature_drift`` scores every feature of the spec and the model's predictions, and
-  decides the dataset: drifted when the share of drifted features ``>= drift_share``.
-  Excluded features (``drift.exclude``, or found constant within partitions) are listed with
-  their note and not scored; ``insufficient_data`` is the verdict on too few current rows.
+- ``DRIFT_METHODS`` is the one registry of drift methods (``DriftMethod``); adding a method is
+  one entry (and its statistic in ``drift.stats``). ``default_method`` is Evidently's choice
+  for a column; the spec can pin methods and replace thresholds (``feature_drift``).
+- ``feature_drift`` scores every feature of the spec and the model's predictions, and decides
+  the dataset: drifted when the share of drifted features ``>= drift_share``.
 - ``drift_rows`` / ``drift_table`` turn one partition's result into rows of the ``drift``
-  Delta table (one per feature, then the prediction and dataset pseudo-features), and
-  ``drift_summary`` reads a drift table back as one verdict per partition.
-
-Pure numpy + polars, so it is cheap to import at code-location load; scipy is imported
-only inside the statistics that need it.
+  Delta table, and ``drift_summary`` reads a drift table back as one verdict per partition.
 """
 
 from __future__ import annotations
@@ -106,7 +89,7 @@ class Chosen:
 class DriftMethod:
     """A drift method: which kinds of column it scores, with which statistic, by which rule.
 
-    ``statistic`` is the key of the ``drift_stats`` result that is the score; ``rule`` is how
+    ``statistic`` is the key of the ``drift.stats`` result that is the score; ``rule`` is how
     the score compares to the threshold when the feature has drifted; ``threshold`` is the
     default (Evidently's); ``chosen`` says where it is the default method (None: only pinned).
     """
@@ -192,7 +175,15 @@ def drift_method(name: str, kind: str) -> DriftMethod:
 
 
 def default_method(kind: str, reference_rows: int, cardinality: int) -> DriftMethod:
-    """The method Evidently's preset would pick for this column (the one that ``applies``)."""
+    """The method Evidently's preset would pick for this column (the one that ``applies``).
+
+    Evidently's ``stattests.registry._get_default_stattest``: with at most
+    ``SMALL_REFERENCE_ROWS`` (1000, non-null) reference rows, K-S for numeric columns,
+    chi-square for categorical ones with more than 2 values and the Z-test for binary ones;
+    above, normalised Wasserstein (numeric) and Jensen–Shannon (categorical). A numeric column
+    with at most ``LOW_CARDINALITY`` distinct values in reference ∪ current is judged as
+    categorical. Thresholds are Evidently's: distances drift when ``score >= threshold``, K-S
+    when ``p <= threshold``, chi-square and Z when ``p < threshold``."""
     for method in DRIFT_METHODS.values():
         if method.applies(kind, reference_rows, cardinality):
             return method
@@ -234,7 +225,7 @@ _COLUMN = {NUMERIC: numeric_column, CATEGORICAL: categorical_column}
 def _feature(
     kind: str, profile: dict, values: Any, pin: str | None, threshold: float | None
 ) -> dict:
-    """One column's statistics (``drift_stats``) and the verdict of its method."""
+    """One column's statistics (``drift.stats``) and the verdict of its method."""
     out = _COLUMN[kind](profile, values)
     method = (
         drift_method(pin, kind)
@@ -262,10 +253,9 @@ def _column(current: pl.DataFrame, name: str) -> pl.Series:
 
 def _numeric_sorted(current: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     """The numeric columns each sorted, in one polars select (columns sorted in parallel): the
-    statistics
-    need sorted values, and numpy would sort one column at a time on one core. Row order is lost,
-    which
-    no statistic depends on; nulls and NaN are dropped later as before."""
+    statistics need sorted values, and numpy would sort one column at a time on one core. Row
+    order is lost, which no statistic depends on; nulls and NaN stay for the statistics to
+    drop and count."""
     present = [n for n in names if n in current.columns]
     if current.height < 2 or not present:
         return current
@@ -363,9 +353,10 @@ def feature_drift(
 
     Numeric features are the spec's numeric + calendar features; categorical ones its
     categorical features. Methods are chosen per column as Evidently's DataDriftPreset does
-    (module docstring) unless pinned: by the arguments, else by the spec's ``drift.methods`` /
+    (``default_method``) unless pinned: by the arguments, else by the spec's ``drift.methods`` /
     ``numeric_method`` / ``categorical_method``. Thresholds: the arguments, else the spec's
-    ``drift.numeric_threshold`` / ``categorical_threshold``, else the method's own.
+    ``drift.numeric_threshold`` / ``categorical_threshold`` (as Evidently's ``num_threshold`` /
+    ``cat_threshold``), else the method's own.
 
     ``excluded`` (feature → note), with ``spec.drift.exclude``, are listed with status
     ``"excluded"`` and their note, unscored. A feature whose current column is empty (after
@@ -511,8 +502,8 @@ def drift_table(rows: list[dict], champion_version: int) -> pl.DataFrame:
 
 def drift_summary(drift: pl.DataFrame) -> pl.DataFrame:
     """One row per partition of a drift table (``DRIFT_SUMMARY_SCHEMA``), the drifted real
-    features sorted and comma-joined (null when none drifted). Tables written before a column
-    existed read as status ``ok`` and null rows / champion."""
+    features sorted and comma-joined (null when none drifted). A table without the ``status``,
+    ``rows`` or ``champion_version`` column reads as status ``ok`` and null rows / champion."""
     if drift.is_empty():
         return pl.DataFrame(schema=DRIFT_SUMMARY_SCHEMA)
     missing = {

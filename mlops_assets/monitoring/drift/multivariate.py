@@ -21,12 +21,14 @@ sqrt(m / n), and the threshold is the reference mean + ``SIGMAS`` spreads (Nanny
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from mlops_assets.core.vocabulary import PARTITION_COLUMN
+
+if TYPE_CHECKING:
+    import numpy as np
 
 VARIANCE_KEPT = 0.65  # NannyML's n_components
 SIGMAS = 3.0
@@ -42,6 +44,8 @@ def _categorical_values(frame: pl.DataFrame, column: str) -> np.ndarray:
 
 def encode(frame: pl.DataFrame, ref: dict[str, Any]) -> np.ndarray:
     """Rows × columns, standardised as the reference was (see the module docstring)."""
+    import numpy as np
+
     parts = []
     for c in ref["numeric"]:
         v = frame[c].cast(pl.Float64).to_numpy().astype(np.float64)
@@ -56,12 +60,16 @@ def encode(frame: pl.DataFrame, ref: dict[str, Any]) -> np.ndarray:
 
 
 def row_errors(Z: np.ndarray, ref: dict[str, Any]) -> np.ndarray:
+    import numpy as np
+
     centred = Z - ref["pca_mean"]
     V = ref["components"]
     return np.linalg.norm(centred - (centred @ V.T) @ V, axis=1)
 
 
 def _components(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     mean = Z.mean(axis=0)
     _, S, Vt = np.linalg.svd(Z - mean, full_matrices=False)
     ratio = np.cumsum(S**2) / max(float(np.sum(S**2)), 1e-300)
@@ -74,6 +82,8 @@ def _components(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _fit_encoding(
     sample: pl.DataFrame, numeric: list[str], categorical: list[str]
 ) -> dict[str, Any]:
+    import numpy as np
+
     impute = {}
     for c in numeric:
         v = sample[c].cast(pl.Float64).to_numpy().astype(np.float64)
@@ -102,6 +112,8 @@ def fit_reference(
     frame: pl.DataFrame, numeric: list[str], categorical: list[str], day_column: str, seed: int = 0
 ) -> dict[str, Any]:
     """The reference of ``frame`` (the training rows, ``day_column`` naming each row's day)."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     sample = frame
     if frame.height > MAX_FIT_ROWS:
@@ -129,6 +141,8 @@ def fit_reference(
 
 def threshold(ref: dict[str, Any], rows: int) -> float:
     """The upper threshold for a sample of ``rows`` rows."""
+    import numpy as np
+
     scaled = ref["bootstrap_std"] * np.sqrt(ref["chunk_rows"] / max(rows, 1))
     return float(ref["reference_error"] + SIGMAS * max(ref["chunk_std"], scaled))
 

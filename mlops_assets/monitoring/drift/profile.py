@@ -1,52 +1,27 @@
 """The reference profile: what drift monitoring keeps of the training data.
 
-Built once at training time and stored with the model as JSON; every later partition is
-compared against it (``mlops_assets.monitoring.drift.methods``). Pure numpy + polars. The helpers
-that
-read a column (finite floats, categories as strings) and bin it are shared with the
-drift statistics, so reference and current values are cleaned the same way.
-
-Reference profile (``build_reference_profile``), JSON-serialisable::
-
-    {"format": "mlops_assets.drift/1", "rows": N, "bins": B, "sample_size": S, "seed": s,
-     "numeric":     {col: <profile_numeric>},
-     "categorical": {col: <profile_categorical>},
-     "prediction":  <profile_numeric | profile_categorical> | None}
-
-``profile_numeric``: ``count``/``nulls``/``missing_share``/``mean``/``std`` (population,
-ddof=0)/``min``/``max``/``distinct`` of the whole column; quantile bins for the classic
-PSI (``bin_edges`` = distinct inner quantiles, bins ``(-inf, e0], (e0, e1], ...,
-(e_last, +inf)``, with ``bin_counts``/``bin_proportions``); and ``sample``: a sorted,
-deterministic, fixed-size *stratified* sample (one seeded random order statistic from each
-of ``sample_size`` equal-count strata of the sorted column; the whole column when it is
-smaller). Evidently's KS, Wasserstein, PSI and JS need raw reference values; every
-numeric statistic except ``psi_quantile`` is **exactly what Evidently returns when it is
-given this sample as the reference**, with one deliberate exception: normalised
-Wasserstein divides by the std of the *whole* reference column (``profile["std"]``, what
-Evidently would use on the full training data) rather than the sample's std, which for
-heavy-tailed columns is off by several percent (the raw ``wasserstein`` is the sample's).
-
-A numeric column with at most ``LOW_CARDINALITY`` (5) distinct values also keeps exact
-``value_counts`` (keyed by ``value_key``): Evidently judges such a column as categorical
-(chi-square / Z-test / Jensen–Shannon on value counts), and with them those statistics equal
-Evidently run on the whole column. A profile saved before this field existed falls back to
-the sample's counts.
-
-``profile_categorical``: ``count``/``nulls``/``missing_share`` and exact per-category
-``counts`` and ``shares``. Categorical statistics depend only on counts, so they equal
-Evidently run on the *full* reference column.
-
-Nulls and non-finite numbers are dropped per column (Evidently does the same:
+Built once at training time (``build_reference_profile``) and stored with the model as JSON;
+every later partition is compared against it (``mlops_assets.monitoring.drift.methods``). Pure
+numpy + polars. The helpers that read a column (finite floats, categories as strings) and bin it
+are shared with the drift statistics, so reference and current values are cleaned the same way:
+nulls and non-finite numbers are dropped per column (as Evidently does:
 ``replace([-inf, inf], nan).dropna()``) and counted in the output.
+
+A numeric column keeps a fixed-size stratified sample, so every numeric statistic except
+``psi_quantile`` is exactly what Evidently returns given that sample as the reference
+(``profile_numeric``); a categorical column keeps exact counts, so its statistics equal
+Evidently run on the full reference column (``profile_categorical``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "CATEGORICAL",
@@ -78,6 +53,8 @@ LOW_CARDINALITY = (
 
 def finite_float(values: Any) -> tuple[np.ndarray, int]:
     """Finite float64 values and how many were dropped (null, NaN or ±inf)."""
+    import numpy as np
+
     if isinstance(values, pl.Series):
         values = values.cast(pl.Float64).to_numpy()
     arr = np.asarray(values, dtype=np.float64).ravel()
@@ -95,12 +72,16 @@ def float_or_none(x: float) -> float | None:
 
 def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts per right-closed bin ``(-inf, e0], (e0, e1], ..., (e_last, +inf)``."""
+    import numpy as np
+
     idx = np.searchsorted(edges, values, side="left")  # right-closed bins
     return np.bincount(idx, minlength=edges.size + 1)
 
 
 def nunique_sorted(sorted_vals: np.ndarray) -> int:
     """Number of distinct values of an already-sorted array."""
+    import numpy as np
+
     if sorted_vals.size == 0:
         return 0
     return int(np.count_nonzero(np.diff(sorted_vals))) + 1
@@ -114,6 +95,8 @@ def value_key(value: float) -> str:
 
 def numeric_value_counts(finite: np.ndarray) -> dict[str, int]:
     """Count per distinct value of finite floats, keyed by ``value_key``."""
+    import numpy as np
+
     values, counts = np.unique(finite, return_counts=True)
     return {value_key(v): int(c) for v, c in zip(values, counts, strict=True)}
 
@@ -134,6 +117,8 @@ def category_counts(s: pl.Series) -> dict[str, int]:
 
 def _stratified_sample(sorted_vals: np.ndarray, size: int, seed: int) -> np.ndarray:
     """One seeded random element from each of ``size`` equal-count strata (stays sorted)."""
+    import numpy as np
+
     n = sorted_vals.size
     if n <= size:
         return sorted_vals.copy()
@@ -147,6 +132,8 @@ def _stratified_sample(sorted_vals: np.ndarray, size: int, seed: int) -> np.ndar
 
 def _quantile_bins(sorted_vals: np.ndarray, bins: int) -> np.ndarray:
     """Distinct inner quantile edges; bins are (-inf, e0], (e0, e1], ..., (e_last, +inf)."""
+    import numpy as np
+
     if sorted_vals.size == 0:
         return np.empty(0)
     if bins <= 1:
@@ -161,7 +148,27 @@ def _quantile_bins(sorted_vals: np.ndarray, bins: int) -> np.ndarray:
 def profile_numeric(
     values: np.ndarray, bins: int = 10, sample_size: int = 5000, seed: int = 0
 ) -> dict:
-    """Summary of one numeric reference column (see the module docstring)."""
+    """Summary of one numeric reference column.
+
+    ``count``/``nulls``/``missing_share``/``mean``/``std`` (population, ddof=0)/``min``/``max``/
+    ``distinct`` of the whole column; quantile bins for the classic PSI (``bin_edges`` = distinct
+    inner quantiles, bins ``(-inf, e0], (e0, e1], ..., (e_last, +inf)``, with ``bin_counts`` /
+    ``bin_proportions``); and ``sample``: a sorted, deterministic, fixed-size *stratified* sample
+    (one seeded random order statistic from each of ``sample_size`` equal-count strata of the
+    sorted column; the whole column when it is smaller). Evidently's KS, Wasserstein, PSI and JS
+    need raw reference values; every numeric statistic except ``psi_quantile`` is exactly what
+    Evidently returns given this sample as the reference, with one deliberate exception:
+    normalised Wasserstein divides by the std of the *whole* column (``std``, what Evidently
+    would use on the full training data) rather than the sample's, which for heavy-tailed
+    columns is off by several percent (the raw ``wasserstein`` is the sample's).
+
+    A column with at most ``LOW_CARDINALITY`` distinct values also keeps exact ``value_counts``
+    (keyed by ``value_key``): Evidently judges such a column as categorical (chi-square / Z-test /
+    Jensen–Shannon on value counts), and with them those statistics equal Evidently run on the
+    whole column. A profile without ``value_counts`` falls back to the sample's counts.
+    """
+    import numpy as np
+
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
     if sample_size < 1:
@@ -195,7 +202,9 @@ def profile_numeric(
 def profile_categorical(values: Any) -> dict:
     """Exact category counts and shares of one categorical reference column (nulls dropped).
 
-    Values are compared as strings (numbers are cast with polars, e.g. ``1`` → ``"1"``).
+    ``count``/``nulls``/``missing_share`` and per-category ``counts`` and ``shares``. Categorical
+    statistics depend only on counts, so they equal Evidently run on the *full* column. Values
+    are compared as strings (numbers are cast with polars, e.g. ``1`` → ``"1"``).
     """
     s = as_category_series(values)
     nulls = int(s.null_count())
@@ -212,6 +221,8 @@ def profile_categorical(values: Any) -> dict:
 
 
 def _profile_any(values: Any, bins: int, sample_size: int, seed: int) -> dict:
+    import numpy as np
+
     dtype = values.dtype if isinstance(values, pl.Series) else np.asarray(values).dtype
     if isinstance(dtype, pl.DataType):
         numeric = dtype.is_numeric()
@@ -236,7 +247,12 @@ def build_reference_profile(
 
     ``numeric`` should be the spec's numeric + calendar features, ``categorical`` its
     categorical features. ``prediction`` (model outputs on the same rows) is profiled as
-    numeric when it has a numeric dtype (scores), else as categorical (labels).
+    numeric when it has a numeric dtype (scores), else as categorical (labels)::
+
+        {"format": "mlops_assets.drift/1", "rows": N, "bins": B, "sample_size": S, "seed": s,
+         "numeric":     {col: <profile_numeric>},
+         "categorical": {col: <profile_categorical>},
+         "prediction":  <profile_numeric | profile_categorical> | None}
     """
 
     def numeric_profile(c: str) -> dict:

@@ -1,51 +1,24 @@
 """Drift statistics of current values against a reference, as Evidently 0.7.23 defines them.
 
-Pure numpy; the statistics mirror Evidently's stattests *exactly* (same binning, same
-epsilon for empty bins, same normalisation, same log base), read from
+Pure numpy; the statistics mirror Evidently's stattests *exactly* (same binning, same epsilon
+for empty bins, same normalisation, same log base), read from
 ``evidently/legacy/calculations/stattests/{psi,wasserstein_distance_norm,ks_stattest,
-jensenshannon,chisquare_stattest,utils}.py``. The only scipy use is the KS p-value and the
-chi-square tail probability, imported lazily inside the functions that need them, so the
-module stays cheap to import at code-location load.
-
-``numeric_stats`` works on a numeric reference sample (the profile's, see
-``mlops_assets.monitoring.drift.profile``), ``categorical_stats`` on category counts.
-
-Definitions (Evidently 0.7.23):
-
-- ``psi`` (psi.py + utils.get_binned_data): numeric with reference nunique > 20 →
-  ``np.histogram_bin_edges(reference ∪ current, "sturges")`` equal-width bins (*not*
-  quantiles); otherwise — and for categoricals — one bin per value seen on either side.
-  Shares = count / non-null rows; empty bins get ``min(non-zero share)/1e6`` if that min is
-  <= 1e-4, else ``1e-4`` (separately per side); ``sum((ref - cur) * ln(ref / cur))``.
-- ``psi_quantile`` (ours, not Evidently): the same PSI formula and epsilon on the profile's
-  reference-quantile bins over the whole reference column; independent of the sizes.
-- ``jensenshannon`` (jensenshannon.py): same bins as ``psi`` but no epsilon;
-  ``scipy.spatial.distance.jensenshannon`` with ``base=None`` → natural log, so the
-  distance lies in ``[0, sqrt(ln 2)]``.
-- ``wasserstein_norm`` (wasserstein_distance_norm.py):
-  ``scipy.stats.wasserstein_distance(ref, cur) / max(np.std(ref), 0.001)`` (ddof=0).
-- ``ks_statistic``/``ks_pvalue`` (ks_stattest.py): two-sided ``scipy.stats.ks_2samp``,
-  method "auto" (exact p-value when both sizes <= 10000, else ``kstwo.sf``).
-- ``chisquare_*`` (chisquare_stattest.py): categories of either side,
-  ``f_exp = ref_count * n_cur / n_ref``, ``scipy.stats.chisquare(f_obs, f_exp)``: a
-  category unseen in the reference gives ``+inf`` / p = 0. One category in all: p = 1.0
-  (scipy gives nan; the drift decision is the same).
-- ``z_pvalue`` (z_stattest.py): two-sided two-proportion Z-test of "not the first (sorted)
-  category" between the sides, ``2 * (1 - Φ(|z|))``; the same single value on both sides: 1.
+jensenshannon,chisquare_stattest,z_stattest,utils}.py``; ``numeric_stats`` and
+``categorical_stats`` define each one. scipy serves only the KS p-value and the chi-square and
+normal tail probabilities, imported inside the functions that need them (cheap code-location load).
 
 ``numeric_column`` / ``categorical_column`` score one current column against its profile
-(every statistic, plus the status, sizes and cardinality a method is chosen by); a numeric
-column with at most ``LOW_CARDINALITY`` distinct values (reference ∪ current) also gets the
-categorical statistics over its exact value counts, which is how Evidently judges it.
+(``mlops_assets.monitoring.drift.profile``): every statistic, plus the status, sizes and
+cardinality a method is chosen by. A numeric column with at most ``LOW_CARDINALITY`` distinct
+values (reference ∪ current) also gets the categorical statistics over its exact value counts,
+which is how Evidently judges it.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from mlops_assets.monitoring.drift.profile import (
     CATEGORICAL,
@@ -58,6 +31,9 @@ from mlops_assets.monitoring.drift.profile import (
     numeric_value_counts,
     nunique_sorted,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "CATEGORICAL_STATS",
@@ -90,6 +66,8 @@ CATEGORICAL_STATS = ("jensenshannon", "chisquare_statistic", "chisquare_pvalue",
 def _fill_zeroes(p: np.ndarray) -> np.ndarray:
     """utils.get_binned_data(feel_zeroes=True): empty bins get min(non-zero)/1e6 if that min
     is <= 1e-4, else 1e-4."""
+    import numpy as np
+
     nz = p[p != 0]
     if nz.size == 0:
         return p
@@ -99,11 +77,15 @@ def _fill_zeroes(p: np.ndarray) -> np.ndarray:
 
 def _psi_from_percents(ref_p: np.ndarray, cur_p: np.ndarray) -> float:
     """psi._psi: sum((ref - cur) * ln(ref / cur)) after the zero fill."""
+    import numpy as np
+
     r, c = _fill_zeroes(ref_p), _fill_zeroes(cur_p)
     return float(np.sum((r - c) * np.log(r / c)))
 
 
 def _rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     out = np.zeros_like(x)
     pos = x > 0
     out[pos] = x[pos] * np.log(x[pos] / y[pos])
@@ -113,6 +95,8 @@ def _rel_entr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _jensenshannon_from_percents(ref_p: np.ndarray, cur_p: np.ndarray) -> float:
     """scipy.spatial.distance.jensenshannon(ref, cur, base=None): natural log, distance
     (square root of the divergence), inputs renormalised to sum 1; no zero fill."""
+    import numpy as np
+
     p = ref_p / np.sum(ref_p)
     q = cur_p / np.sum(cur_p)
     m = (p + q) / 2.0
@@ -121,6 +105,8 @@ def _jensenshannon_from_percents(ref_p: np.ndarray, cur_p: np.ndarray) -> float:
 
 
 def _unique_counts_sorted(srt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     if srt.size == 0:
         return srt, np.zeros(0, dtype=np.int64)
     starts = np.concatenate(([0], np.flatnonzero(srt[1:] != srt[:-1]) + 1))
@@ -131,6 +117,8 @@ def _unique_counts_sorted(srt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _hist_sorted(srt: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """np.histogram(values, edges)[0] for already-sorted values (numpy's own method:
     searchsorted 'left' on all edges but the last, 'right' on the last)."""
+    import numpy as np
+
     cum = np.concatenate(
         (srt.searchsorted(edges[:-1], "left"), srt.searchsorted(edges[-1:], "right"))
     )
@@ -141,6 +129,8 @@ def _bin_counts_sorted(srt: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """``drift_profile.bin_counts`` (right-closed bins, the two open ends included) for sorted
     values:
     one searchsorted per edge, not per value."""
+    import numpy as np
+
     return np.diff(np.concatenate(([0], srt.searchsorted(edges, "right"), [srt.size])))
 
 
@@ -153,6 +143,8 @@ def _evidently_binned(
     (``np.histogram_bin_edges(reference ∪ current, "sturges")``), shares per bin; otherwise one
     "bin" per distinct value seen in either sample. ``ref``/``cur`` are sorted.
     """
+    import numpy as np
+
     if grid.ref_distinct > _EVIDENTLY_DISCRETE_MAX:
         edges = np.histogram_bin_edges(np.concatenate((ref, cur)), bins="sturges")
         return _hist_sorted(ref, edges) / ref.size, _hist_sorted(cur, edges) / cur.size
@@ -180,6 +172,8 @@ class CdfGrid:
 
     @classmethod
     def of(cls, ref: np.ndarray, cur: np.ndarray) -> CdfGrid:
+        import numpy as np
+
         rv, rc = _unique_counts_sorted(ref)
         cv, cc = _unique_counts_sorted(cur)
         values, is_ref = merge_sorted(rv, cv)
@@ -192,6 +186,8 @@ class CdfGrid:
 
 def _sorted(values: np.ndarray) -> np.ndarray:
     """``values`` sorted (returned as they are when already in order: an O(n) check, no copy)."""
+    import numpy as np
+
     if values.size > 1 and np.any(values[1:] < values[:-1]):
         return np.sort(values)
     return values
@@ -203,6 +199,8 @@ def merge_sorted(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarr
     of its positions hold a ``ref`` value. As the stable sort does, a reference value goes before
     the
     current values equal to it (``searchsorted(..., "left")``)."""
+    import numpy as np
+
     at = cur.searchsorted(ref, "left") + np.arange(ref.size)
     is_ref = np.zeros(ref.size + cur.size, dtype=bool)
     is_ref[at] = True
@@ -216,6 +214,7 @@ def _ks_pvalue(d: float, ref: np.ndarray, cur: np.ndarray) -> float:
     """Two-sided p-value exactly as scipy.stats.ks_2samp(method="auto") (used by
     ks_stattest._ks_stat_test): the exact distribution when max(n1, n2) <= 10000, else
     ``kstwo.sf(d, round(n1*n2/(n1+n2)))``. scipy is imported lazily."""
+    import numpy as np
     from scipy import stats
 
     n1, n2 = ref.size, cur.size
@@ -238,21 +237,36 @@ def numeric_stats(
     """All numeric statistics of current values ``cur`` against the reference sample.
 
     Both arrays must be non-empty and finite; they are sorted here if needed.
-    ``psi_quantile`` is computed only when the profile's quantile bins are given.
-    ``wasserstein_norm`` divides by ``max(reference_std, 0.001)``; with ``reference_std``
-    None that is ``np.std(ref_sample)``, i.e. exactly Evidently on ``ref_sample``.
+
+    - ``psi`` (psi.py + utils.get_binned_data): with reference nunique > 20,
+      ``np.histogram_bin_edges(reference ∪ current, "sturges")`` equal-width bins (*not*
+      quantiles); otherwise one bin per value seen on either side. Shares = count / rows; empty
+      bins get ``min(non-zero share)/1e6`` if that min is <= 1e-4, else ``1e-4`` (separately per
+      side); ``sum((ref - cur) * ln(ref / cur))``.
+    - ``psi_quantile`` (ours, not Evidently): the same formula and epsilon on the profile's
+      reference-quantile bins over the whole reference column, so independent of the sizes;
+      computed only when those bins are given.
+    - ``jensenshannon`` (jensenshannon.py): the bins of ``psi`` without epsilon;
+      ``scipy.spatial.distance.jensenshannon`` with ``base=None`` (natural log), so the distance
+      lies in ``[0, sqrt(ln 2)]``.
+    - ``wasserstein_norm`` (wasserstein_distance_norm.py): ``scipy.stats.wasserstein_distance``
+      divided by ``max(reference_std, 0.001)``; with ``reference_std`` None that is
+      ``np.std(ref_sample)`` (ddof=0), i.e. exactly Evidently on ``ref_sample``.
+    - ``ks_statistic`` / ``ks_pvalue`` (ks_stattest.py): two-sided ``scipy.stats.ks_2samp``,
+      method "auto" (exact p-value when both sizes <= 10000, else ``kstwo.sf``).
     """
+    import numpy as np
+
     ref = _sorted(np.asarray(ref_sample, dtype=np.float64))
     cur = _sorted(np.asarray(cur, dtype=np.float64))
     grid = CdfGrid.of(ref, cur)
 
-    # Empirical CDFs at every observed value (scipy's ks_2samp / _cdf_distance), over the distinct
-    # values
+    # Empirical CDFs at every observed value (scipy's ks_2samp / _cdf_distance), over the
+    # distinct values
     diff = np.abs(grid.cum_ref / ref.size - grid.cum_cur / cur.size)
     ks = float(diff[grid.real].max())
     # wasserstein_distance_norm: scipy.stats.wasserstein_distance / max(np.std(ref), 0.001); a
-    # value's
-    # first position (of two) is 0 wide, so it adds nothing
+    # value's first position (of two) is 0 wide, so it adds nothing
     wd = float(np.dot(diff[:-1], np.diff(grid.values)))
     std = float(np.std(ref)) if reference_std is None else float(reference_std)
     norm = max(std, _WASSERSTEIN_MIN_NORM)
@@ -279,8 +293,16 @@ def categorical_stats(ref_counts: dict[str, int], cur_counts: dict[str, int]) ->
 
     Keys are the categories present in either side (Evidently's
     ``get_unique_not_nan_values_list_from_series``); shares are count / non-null rows.
-    Both sides must have at least one non-null value.
+    Both sides must have at least one non-null value. ``psi`` and ``jensenshannon`` as in
+    ``numeric_stats`` with one bin per category. ``chisquare_*`` (chisquare_stattest.py):
+    ``f_exp = ref_count * n_cur / n_ref``, ``scipy.stats.chisquare(f_obs, f_exp)``: a category
+    unseen in the reference gives ``+inf`` / p = 0; one category in all gives p = 1.0 (scipy
+    gives nan; the drift decision is the same). ``z_pvalue`` (z_stattest.py): two-sided
+    two-proportion Z-test of "not the first (sorted) category" between the sides,
+    ``2 * (1 - Φ(|z|))``; the same single value on both sides gives 1.
     """
+    import numpy as np
+
     keys = sorted({k for counts in (ref_counts, cur_counts) for k, n in counts.items() if n > 0})
     r = np.array([ref_counts.get(k, 0) for k in keys], dtype=np.float64)
     c = np.array([cur_counts.get(k, 0) for k in keys], dtype=np.float64)
@@ -311,6 +333,8 @@ def categorical_stats(ref_counts: dict[str, int], cur_counts: dict[str, int]) ->
 def _z_pvalue(r: np.ndarray, c: np.ndarray) -> float:
     """z_stattest._z_stat_test on counts over the sorted categories: the share of rows that are
     not the first category, compared between the sides (pooled two-proportion Z-test)."""
+    import numpy as np
+
     if np.count_nonzero(r) == 1 and np.count_nonzero(c) == 1 and np.array_equal(r > 0, c > 0):
         return 1.0  # one and the same value on both sides
     from scipy.special import ndtr  # = scipy.stats.norm.cdf
@@ -333,7 +357,10 @@ def _missing_profile(what: str) -> ValueError:
 
 
 def _reference_value_counts(profile: dict) -> dict[str, int] | None:
-    """Exact value counts of a low-cardinality numeric reference (the sample's in old profiles)."""
+    """Exact value counts of a low-cardinality numeric reference (the sample's when the profile
+    keeps no ``value_counts``)."""
+    import numpy as np
+
     if not 0 < profile.get("distinct", 0) <= LOW_CARDINALITY:
         return None
     if "value_counts" in profile:
@@ -349,6 +376,8 @@ _EXACT_REFERENCE_MAX_ROWS = (
 def _reference_values(profile: dict, ref_counts: dict[str, int] | None) -> np.ndarray:
     """The reference values the numeric statistics use: the whole column rebuilt from its exact
     value counts (low cardinality, not too long), else the profile's sample."""
+    import numpy as np
+
     if (
         ref_counts is not None
         and "value_counts" in profile
@@ -362,6 +391,8 @@ def _reference_values(profile: dict, ref_counts: dict[str, int] | None) -> np.nd
 def _mean_std(values: np.ndarray) -> tuple[float | None, float | None]:
     """Mean and population std (``np.std``, ddof 0) of finite values; the squares summed by one
     ``einsum`` (no temporary of squares; not BLAS, so the same bits whatever the thread count)."""
+    import numpy as np
+
     mean = float(values.mean())
     centred = values - mean
     return float_or_none(mean), float_or_none(
@@ -370,7 +401,10 @@ def _mean_std(values: np.ndarray) -> tuple[float | None, float | None]:
 
 
 def numeric_column(profile: dict, values: Any) -> dict[str, Any]:
-    """Statistics of a numeric current column against its profile (see the module docstring)."""
+    """Statistics of a numeric current column against its profile (``numeric_stats``; a
+    low-cardinality column also gets ``categorical_stats`` over its value counts)."""
+    import numpy as np
+
     if "sample" not in profile:
         raise _missing_profile("'sample'")
     cur, nulls = finite_float(values)

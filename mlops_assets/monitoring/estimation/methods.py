@@ -6,33 +6,18 @@ of the task, not a scikit-learn estimator), stored and verified with the model v
 (``monitoring.estimation.bundle``), applied to a scored day before any of its labels exist
 (``estimate``). Plain numpy (scikit-learn only inside the fitting functions); no Dagster, no MLflow.
 
-**CBPE** (confidence-based performance estimation, NannyML ``CBPE``). Per class an isotonic
-calibrator maps the model's score to the probability that the row is of that class (fitted on the
-holdout's scores and labels, as NannyML's ``IsotonicCalibrator``). With calibrated probabilities
-``p`` each label is a Bernoulli draw, so the expected confusion matrix is a sum of ``p``:
-
-* binary (predicted label ``score >= 0.5``, as the score rows' label): TP = Σ p·ŷ, FP = Σ (1-p)·ŷ,
-  FN = Σ p·(1-ŷ), TN = Σ (1-p)·(1-ŷ) → ``accuracy``, ``precision``, ``recall``, ``f1``;
-  ``roc_auc``: the ROC curve of the expected counts as the threshold walks down the model's score
-  (NannyML ``estimate_roc_auc``: rows ordered by the raw score, ties as one step); ``pr_auc``: the
-  average precision of the same expected curve; ``brier``: its expectation Σ p(1-s)² + (1-p)s² / n.
-* multiclass: one calibrator per class (one vs rest), rows renormalised; predicted class = argmax
-  of the scores; CM[true j, predicted k] = Σ_{ŷ=k} p_j → ``accuracy`` (trace / n), ``macro_f1``;
-  ``roc_auc`` macro one-vs-rest of the per-class estimates; ``brier`` half the expected multiclass
-  Brier score (the catalogue's definition).
-
-**DLE** (direct loss estimation, NannyML ``DLE``): two gradient-boosting regressors trained on the
-holdout predict each row's absolute and squared error from the features and the prediction;
-estimated ``mae`` = mean predicted |error|, ``rmse`` = sqrt(mean predicted error²).
+**CBPE** (confidence-based performance estimation, ``fit_cbpe``): calibrated probabilities make
+each label a Bernoulli draw, so the expected confusion matrix and curves are sums of them
+(``binary_estimates``, ``multiclass_estimates``). **DLE** (direct loss estimation, ``fit_dle``):
+regressors trained on the holdout predict each row's absolute and squared error.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 BINARY_THRESHOLD = 0.5  # the score rows' label: positive at probability >= 0.5
@@ -48,6 +33,7 @@ CBPE's calibrators are plain arrays."""
 
 # ---- fitting (training time) ---------------------------------------------------------------------
 def _isotonic(scores: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    import numpy as np
     from sklearn.isotonic import IsotonicRegression
 
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True).fit(
@@ -60,7 +46,14 @@ def _isotonic(scores: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def fit_cbpe(y: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    """Calibrators from the holdout: ``y`` class codes, ``scores`` (n,) or (n, k)."""
+    """Calibrators from the holdout: ``y`` class codes, ``scores`` (n,) or (n, k).
+
+    Per class an isotonic calibrator maps the model's score to the probability that the row is
+    of that class (fitted on the holdout's scores and labels, as NannyML's
+    ``IsotonicCalibrator``); multiclass: one per class, one vs rest (``calibrated`` renormalises
+    the rows)."""
+    import numpy as np
+
     s, y = np.asarray(scores, np.float64), np.asarray(y).astype(np.int64)
     columns = [s] if s.ndim == 1 else [s[:, j] for j in range(s.shape[1])]
     targets = [y == 1] if s.ndim == 1 else [(y == j) for j in range(s.shape[1])]
@@ -85,6 +78,8 @@ def dle_encoding(X: pd.DataFrame, numeric: list[str], categorical: list[str]) ->
 
 def dle_matrix(X: pd.DataFrame, prediction: np.ndarray, encoding: dict[str, Any]) -> np.ndarray:
     """Numeric columns, categorical codes (unknown: NaN), then the prediction."""
+    import numpy as np
+
     parts = [X[c].to_numpy(np.float64) for c in encoding["numeric"]]
     for c, cats in encoding["categorical"].items():
         index = {v: float(i) for i, v in enumerate(cats)}
@@ -96,10 +91,14 @@ def dle_matrix(X: pd.DataFrame, prediction: np.ndarray, encoding: dict[str, Any]
 def fit_dle(
     X: pd.DataFrame, y: np.ndarray, prediction: np.ndarray, encoding: dict[str, Any], seed: int
 ) -> dict[str, Any]:
+    """Two gradient-boosting regressors trained on the holdout to predict each row's absolute
+    and squared error from the features and the prediction (``estimate``: ``mae`` = mean
+    predicted |error|, ``rmse`` = sqrt(mean predicted error²))."""
+    import numpy as np
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    # categorical codes as plain numbers: a native categorical mask would need functools.partial
-    # trusted by skops
+    # categorical codes as plain numbers: a native categorical mask would need
+    # functools.partial trusted by skops
     M = dle_matrix(X, prediction, encoding)
     error = np.asarray(y, np.float64) - np.asarray(prediction, np.float64)
     models = {}
@@ -129,12 +128,16 @@ def fit_estimator(
 
 # ---- estimating (a scored day) -------------------------------------------------------------------
 def _apply(cal: dict[str, np.ndarray], s: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return np.clip(np.interp(s, cal["x"], cal["y"]), 0.0, 1.0)
 
 
 def calibrated(method: dict[str, Any], scores: np.ndarray) -> np.ndarray:
     """Calibrated probabilities (CBPE ``method``): (n,) of the positive class, or (n, k) rows
     summing to 1."""
+    import numpy as np
+
     s = np.asarray(scores, np.float64)
     if s.ndim == 1:
         return _apply(method["calibrators"][0], s)
@@ -146,6 +149,8 @@ def calibrated(method: dict[str, Any], scores: np.ndarray) -> np.ndarray:
 def _steps(p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Expected (TP, FP) counts as the threshold walks down the score, one step per distinct
     score."""
+    import numpy as np
+
     order = np.argsort(-s, kind="stable")
     s_sorted, p_sorted = s[order], p[order]
     last = np.r_[np.diff(s_sorted) != 0, True]
@@ -154,6 +159,8 @@ def _steps(p: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def expected_roc_auc(p: np.ndarray, s: np.ndarray) -> float | None:
     """The area under the expected ROC curve (None when no positive or no negative is expected)."""
+    import numpy as np
+
     if len(p) == 0:
         return None
     tps, fps = _steps(p, s)
@@ -166,6 +173,8 @@ def expected_roc_auc(p: np.ndarray, s: np.ndarray) -> float | None:
 def expected_pr_auc(p: np.ndarray, s: np.ndarray) -> float | None:
     """Average precision of the expected precision-recall steps (None when no positive is
     expected)."""
+    import numpy as np
+
     if len(p) == 0:
         return None
     tps, fps = _steps(p, s)
@@ -180,6 +189,14 @@ def _div(a: float, b: float) -> float | None:
 
 
 def binary_estimates(p: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
+    """Expected metrics from calibrated probabilities ``p`` and scores ``s``. Predicted label
+    ``s >= 0.5`` (the score rows' label): TP = Σ p·ŷ, FP = Σ (1-p)·ŷ, FN = Σ p·(1-ŷ),
+    TN = Σ (1-p)·(1-ŷ) → ``accuracy``, ``precision``, ``recall``, ``f1``; ``roc_auc``: the ROC
+    curve of the expected counts as the threshold walks down the score (NannyML
+    ``estimate_roc_auc``: rows ordered by the raw score, ties as one step); ``pr_auc``: the
+    average precision of the same curve; ``brier``: its expectation Σ p(1-s)² + (1-p)s² / n."""
+    import numpy as np
+
     yhat = (s >= BINARY_THRESHOLD).astype(np.float64)
     tp, fp = float(np.sum(p * yhat)), float(np.sum((1 - p) * yhat))
     fn, tn = float(np.sum(p * (1 - yhat))), float(np.sum((1 - p) * (1 - yhat)))
@@ -196,11 +213,19 @@ def binary_estimates(p: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
 
 def expected_confusion(P: np.ndarray, s: np.ndarray) -> np.ndarray:
     """CM[true class j, predicted class k] = Σ over the rows predicted k of p_j."""
+    import numpy as np
+
     k, predicted = P.shape[1], np.argmax(s, axis=1)
     return np.stack([P[predicted == c].sum(axis=0) for c in range(k)], axis=1)
 
 
 def multiclass_estimates(P: np.ndarray, s: np.ndarray) -> dict[str, float | None]:
+    """Expected metrics from calibrated probabilities ``P`` (rows sum to 1) and scores ``s``:
+    predicted class = argmax of the scores; ``accuracy`` (trace / n) and ``macro_f1`` of
+    ``expected_confusion``; ``roc_auc`` macro one-vs-rest of the per-class estimates; ``brier``
+    half the expected multiclass Brier score (the catalogue's definition)."""
+    import numpy as np
+
     cm = expected_confusion(P, s)
     diag, true, pred = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
     used = (true + pred) > 1e-9
@@ -221,6 +246,8 @@ def estimate(
 ) -> dict[str, float | None]:
     """Estimated metrics of one sample by a fitted estimation ``method``: ``scores`` as the score
     rows hold them (``scoring.scored_values``); ``X`` the rows' model frame (DLE only)."""
+    import numpy as np
+
     s = np.asarray(scores, np.float64)
     if len(s) == 0:
         return {}
