@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "elapsed_s": elapsed,
         # the headline figures, one flat mapping ("scoring.asset_vs_floor": 1.02, ...): each a ratio
-        # (or a
-        # measurement) taken side by side in this run
+        # (or a measurement) taken side by side in this run
         "keys": {
             k: v for r in results.values() if isinstance(r, Result) for k, v in r.keys.items()
         },

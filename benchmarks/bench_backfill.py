@@ -1,20 +1,12 @@
 """Range backfill of N daily partitions of the ``ingest`` job: ONE single-run backfill vs N runs.
 
-Same simulated landing data for both (``simulator.simulate(landing, start, N, seed=0)`` written
-once and copied, mtimes kept), each mode in its own fresh temp ``$MLOPS_HOME`` and its own
-``instance_for_test`` (SQLite), in this process:
-
 * single run: ``job.execute_in_process(tags={dagster/asset_partition_range_start/_end})`` —
   what a backfill launches for assets with ``BackfillPolicy.single_run()``;
 * baseline: ``job.execute_in_process(partition_key=…)`` once per partition, in order.
 
-A one-partition warm-up run in a throwaway home comes first (imports, Delta/SQLite first
-use), so neither mode pays one-off costs; the single run is done twice, before and after the
-per-partition runs (fresh home each), and their mean is compared, so load drift on a shared
-machine hits both modes alike. The features (and raw_events) tables of both
-homes must be identical (all columns, sorted). Goal: single run ≥ 5× faster.
-Dagster's console logger is set to ERROR for every run (the event log is unchanged).
-N = 90 (5 with --quick); the simulator has no knob for the daily volume (~3,000 rows/day).
+Both on the same simulated landing data, each in its own fresh ``$MLOPS_HOME`` and SQLite
+instance, in this process; the features (and raw_events) tables of both homes must be
+identical. Goal: single run ≥ 5× faster. N = 90 (5 with --quick); the method is in ``bench``.
 """
 
 from __future__ import annotations
@@ -120,10 +112,8 @@ def _ingest(home: Path, keys: list[str], mode: str) -> dict[str, Any]:
 
 def _pure(home: Path, keys: list[str]) -> list[float]:
     """The ingest job's lake and contract work for each of ``keys``, one partition at a time,
-    without Dagster:
-    the calls the ``raw_events`` and ``features`` bodies make (contract, write, quarantine,
-    volume and
-    freshness, features). Seconds per partition."""
+    without Dagster: the calls the ``raw_events`` and ``features`` bodies make (contract, write,
+    quarantine, volume and freshness, features). Seconds per partition."""
     import datetime as dt_
 
     import polars as pl
@@ -140,9 +130,8 @@ def _pure(home: Path, keys: list[str]) -> list[float]:
         spec, contract = platform.spec, event_contract(platform.spec)
         out = []
         for key in keys:
-            lake = DeltaLake(
-                root=str(platform.home.lake)
-            )  # a fresh resource per run, as Dagster gives each run
+            # a fresh resource per run, as Dagster gives each run
+            lake = DeltaLake(root=str(platform.home.lake))
             t = time.perf_counter()
             ingested = ingest_range(platform.landing, [key], contract)
             lake.write_partitions("raw_events", ingested.accepted, [key], run_id="pure")
@@ -170,6 +159,15 @@ def _sorted(frame):
 
 
 def bench(quick: bool = False) -> Result:
+    """Same landing data for both modes (``simulator.simulate(landing, start, N, seed=0)``
+    written once and copied, mtimes kept), each mode in its own fresh temp ``$MLOPS_HOME`` and
+    its own ``instance_for_test`` (SQLite). A one-partition warm-up run in a throwaway home comes
+    first (imports, Delta/SQLite first use), so neither mode pays one-off costs; the single run
+    is done twice, before and after the per-partition runs (fresh home each), and their mean is
+    compared, so load drift on a shared machine hits both modes alike. The features (and
+    raw_events) tables of both homes must be identical (all columns, sorted). Dagster's console
+    logger is set to ERROR for every run (the event log is unchanged). The simulator has no knob
+    for the daily volume (~3,000 rows/day)."""
     from mlops_assets.data.simulator import simulate
 
     n = 5 if quick else 90

@@ -1,23 +1,17 @@
 """Feature computation and the data contract on one large (1M-row) raw partition.
 
-Input: ``simulator.card_events(day, rows=1_000_000, seed=0)`` written as a landing CSV (the
-simulator's own timestamp format), read back as text the way ``ingest.read_file`` does and
-put through ``ingest.validate_file``: the result is a real raw partition (contract types,
-``_source_file``/``_source_row``/``ds``, PII columns included), also written as Parquet.
+Input: a real raw partition (``make_inputs``), in memory and as Parquet.
 
 1. ``features.compute_features``: eager DataFrame vs LazyFrame ``collect()`` vs streaming
    ``collect(engine="streaming")``, on the partition in memory and scanned from Parquet (the
    asset scans Delta/Parquet). Baseline: a bare polars ``select`` of the same input columns
    (in memory it is zero-copy, so ``select + sort(ds, id)`` — the sort compute_features has
    to do — is shown as a second reference).
-2. The contract: ``ingest.validate_file`` on the same rows, ``ingest.read_file`` (csv-module
-   structure scan + text read) and both together, vs a bare ``pl.read_csv`` of the file.
+2. The contract: ``landing_file.validate_file`` on the same rows, ``readers.read_file``
+   (csv-module structure scan + text read) and both together, vs a bare ``pl.read_csv``.
 
-Time: wall clock, best of N interleaved repeats (median also kept) in this process.
-Peak memory: each variant once more in a fresh subprocess (``python -m
-benchmarks.bench_features --probe NAME``) that loads its inputs first, then resets the
-kernel's RSS high-water mark (``/proc/self/clear_refs``) and reads ``VmHWM`` after the call:
-peak RSS growth including the result (psutil 1 ms sampling where /proc is unavailable).
+Time: wall clock, best of N interleaved repeats (median also kept) in this process; peak memory
+of each variant in a fresh subprocess (``bench``).
 """
 
 from __future__ import annotations
@@ -77,7 +71,8 @@ def _spec():
 
 
 def _contract(spec):
-    """validate_file's second argument: a Contract (newer code) or the spec itself (older)."""
+    """validate_file's second argument: a Contract where ``data.contract`` defines one, else the
+    spec itself (the benchmark also runs on checkouts whose validate_file takes the spec)."""
     from mlops_assets.data import contract
 
     return contract.event_contract(spec) if hasattr(contract, "event_contract") else spec
@@ -90,7 +85,12 @@ def input_columns(spec) -> list[str]:
 
 
 def make_inputs(folder: Path, rows: int) -> dict[str, Any]:
-    """Write the landing CSV and the validated raw partition (Parquet) under ``folder``."""
+    """Write the landing CSV and the validated raw partition (Parquet) under ``folder``.
+
+    ``simulator.card_events(day, rows, seed=0)`` written as a landing CSV (the simulator's own
+    timestamp format), read back as text the way ``readers.read_file`` does and put through
+    ``landing_file.validate_file``: the result is a real raw partition (contract types,
+    ``_source_file``/``_source_row``/``ds``, PII columns included)."""
     from mlops_assets.data.landing_file import validate_file
     from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events
 
@@ -163,6 +163,11 @@ def variants(
 
 
 def bench(quick: bool = False, rows: int = ROWS) -> Result:
+    """Time: wall clock, best of N interleaved repeats (median also kept) in this process.
+    Peak memory: each variant once more in a fresh subprocess (``python -m
+    benchmarks.bench_features --probe NAME``) that loads its inputs first, then resets the
+    kernel's RSS high-water mark (``/proc/self/clear_refs``) and reads ``VmHWM`` after the call:
+    peak RSS growth including the result (psutil 1 ms sampling where /proc is unavailable)."""
     repeats = 2 if quick else 5
     with temp_dir("features") as folder:
         info = make_inputs(folder, rows)

@@ -1,21 +1,17 @@
 """The data contract on one landing CSV vs a typed polars read of the same file, and a NaN flood.
 
-Input: ``simulator.card_events(day, rows, seed=0)`` written as a landing CSV (the simulator's own
-timestamp format), and the same file with every ``amount`` and ``distance_from_home_km`` written as
-``NaN`` (a required column: every row is rejected and quarantined with its record).
+Input: a landing CSV of card events and the same file NaN-flooded (``make_files``). Side by
+side, interleaved, best of N (wall clock, this process):
 
-Side by side, interleaved, best of N (wall clock, this process):
-
-* ``typed_read`` (baseline): ``pl.read_csv(path, schema_overrides=<the contract's types>)``, the
-  least
-  a typed read of the file costs;
+* ``typed_read`` (baseline): ``pl.read_csv(path, schema_overrides=<the contract's types>)``,
+  the least a typed read of the file costs;
 * ``contract``: ``readers.read_file`` (polars read + the vectorised field-count check) +
-  ``ingest.validate_file`` (typing, every rule, the quarantine records) — what ``raw_events`` runs
-  per file (PII dropped: no key; ``pii_hash`` below is the same with a key, info);
+  ``landing_file.validate_file`` (typing, every rule, the quarantine records) — what
+  ``raw_events`` runs per file (PII dropped: no key; ``pii_hash`` is the same with a key);
 * ``nan_flood``: the same contract on the flooded file.
 
-Keys: ``ingest.validate_vs_typed_read`` = contract / typed_read; ``ingest.nan_flood_vs_clean`` =
-nan_flood / contract.
+Keys: ``ingest.validate_vs_typed_read`` = contract / typed_read; ``ingest.nan_flood_vs_clean``
+= nan_flood / contract.
 """
 
 from __future__ import annotations
@@ -33,6 +29,10 @@ FLOODED = ("amount", "distance_from_home_km")
 
 
 def make_files(folder: Path, rows: int) -> tuple[Path, Path]:
+    """``simulator.card_events(day, rows, seed=0)`` as a landing CSV (the simulator's own
+    timestamp format), and the same file with every ``amount`` and ``distance_from_home_km``
+    written as ``NaN`` (a required column: every row is rejected and quarantined with its
+    record)."""
     from mlops_assets.data.simulator import TIMESTAMP_FORMAT, card_events
 
     events = card_events(DAY, rows=rows, seed=0).drop("is_fraud")

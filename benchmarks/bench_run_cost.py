@@ -1,34 +1,17 @@
-"""Per-run cost as a table ages: the lake work of one daily ingest run, at the first partitions vs
-after
-``N`` (1,000) daily partitions, each its own commit.
+"""Per-run cost as a table ages: the lake work of one daily ingest run, at the first partitions
+vs after ``N`` (1,000) daily partitions, each its own commit.
 
-One run's lake work, as ``raw_events[D]`` does it in a Dagster run: a fresh ``DeltaLake``
-resource (each run
-gets its own, so the run loads the table's log), ``write_partitions`` of the day (one predicate
-overwrite,
-200 rows), then ``counts_and_newest``: the volume check's rows per partition (from the Delta
-log's file
-statistics) and the freshness check's newest event (a read of the newest partition only), on the
-handle
-the write left (no second load). Each run is timed; then runs on a young table (5 partitions) and
-on the aged one
-alternate, 25 each (side by side, so the machine's load hits both alike): "first" is the young
-table's
-median, "after" the aged one's.
+One run's lake work is what ``raw_events[D]`` does in a Dagster run (``_run``). Runs on a young
+table (5 partitions) and on the aged one alternate, 25 each (side by side, so the machine's load
+hits both alike): "first" is the young table's median, "after" the aged one's. Both tables live
+as in production: after every run (one simulated day) the daily ``table_maintenance`` runs
+(``DeltaLake.maintain``, untimed: it is its own job) — a checkpoint, then the log entries older
+than the 30-day log retention dropped. Time is simulated: each run's new log entries are dated
+its simulated day (their modification time, which is what the log retention reads); the last
+runs, and the young table's, are dated the last days before now.
 
-Both tables live as in production: after every run (one simulated day) the daily
-``table_maintenance``
-runs (``DeltaLake.maintain``, untimed: it is its own job) — a checkpoint, then the log entries
-older than
-the 30-day log retention dropped. Time is simulated: the benchmark writes N days of history in
-about a
-minute, so each run's new log entries are dated its simulated day (their modification time, which is
-what the log retention reads); the last runs are dated the last days before now. The young
-table's runs
-are dated those same last days.
-
-Info, side by side at the same two points: the full-table scan the checks used before
-(``scan().group_by(ds).len()`` and ``max(timestamp)`` over every partition), and the log length.
+Info, side by side at the same two points: a full-table scan for the same counts and newest
+event (``scan().group_by(ds).len()`` and ``max(timestamp)``), and the log length.
 """
 
 from __future__ import annotations
@@ -69,8 +52,8 @@ def _day_rows(day: dt.date, n: int = ROWS) -> pl.DataFrame:
 def _counts_and_newest(lake, table: str):
     if hasattr(lake, "counts_and_newest"):
         return lake.counts_and_newest(table, "event_time")
-    # the code before (a checkout of an older commit): rows per partition and the newest event by
-    # full scans
+    # a checkout without counts_and_newest: rows per partition and the newest event by full
+    # scans
     return (
         lake.partition_counts(table),
         lake.scan(table).select(pl.col("event_time").max()).collect().item(),
@@ -84,10 +67,14 @@ def _full_scan(lake, table: str) -> None:
 
 def _run(maintained, table: str, day: dt.date, dated: float) -> float:
     """One run's lake work on ``table`` for ``day`` through a fresh resource like ``maintained``
-    (the one the
-    maintenance uses), then the day's maintenance; the run's wall time. The log entries the day
-    wrote are
-    dated ``dated`` (the simulated day, as epoch seconds)."""
+    (the one the maintenance uses), then the day's maintenance; the run's wall time. The log
+    entries the day wrote are dated ``dated`` (the simulated day, as epoch seconds).
+
+    The run's own ``DeltaLake`` (each run gets its own, so the run loads the table's log),
+    ``write_partitions`` of the day (one predicate overwrite, 200 rows), then
+    ``counts_and_newest``: the volume check's rows per partition (from the Delta log's file
+    statistics) and the freshness check's newest event (a read of the newest partition only),
+    on the handle the write left (no second load)."""
     rows = _day_rows(day)
     t = time.perf_counter()
     lake = type(maintained)(root=maintained.root)  # the run's own resource
@@ -101,9 +88,8 @@ def _run(maintained, table: str, day: dt.date, dated: float) -> float:
     _date_new_entries(lake, table, dated)
     if hasattr(maintained, "maintain"):
         maintained.maintain(table, retention_hours=168, log_retention_hours=LOG_RETENTION_HOURS)
-        _date_new_entries(
-            maintained, table, dated + 3 * 3600
-        )  # the checkpoint maintenance wrote: 03:00 next day
+        # the checkpoint maintenance wrote: 03:00 next day
+        _date_new_entries(maintained, table, dated + 3 * 3600)
     return elapsed
 
 
@@ -112,9 +98,8 @@ def _log(lake, table: str) -> Path:
 
 
 def _date_new_entries(lake, table: str, dated: float) -> None:
-    """Date every log entry written since the benchmark began (modification time newer than an hour
-    ago).
-    """
+    """Date every log entry written since the benchmark began (modification time newer than an
+    hour ago)."""
     fresh = time.time() - 3600
     for entry in _log(lake, table).iterdir():
         if entry.stat().st_mtime > fresh:
@@ -126,29 +111,25 @@ def bench(quick: bool = False) -> Result:
 
     n = 60 if quick else 1_000
     k = 5 if quick else 25
-    first_day = (
-        time.time() - (n + k + 1) * DAY_S
-    )  # run i is dated first_day + i days; the last, yesterday
+    first_day = time.time() - (n + k + 1) * DAY_S  # run i: first_day + i days; the last, yesterday
 
     def dated(i: int) -> float:
         return first_day + i * DAY_S
 
     with temp_dir("run_cost") as home:
         lake = DeltaLake(root=str(home / "lake"))
-        aging = [
-            _run(lake, "raw", START + dt.timedelta(days=i), dated(i)) for i in range(n)
-        ]  # the table ages
+        # the table ages
+        aging = [_run(lake, "raw", START + dt.timedelta(days=i), dated(i)) for i in range(n)]
         for i in range(YOUNG):  # the young table: created five days before the side-by-side runs
             _run(lake, "young", START + dt.timedelta(days=i), dated(n - YOUNG + i))
-        # side by side, alternated: one more run on the young table, one on the aged table, k times
-        # each
+        # side by side, alternated: one more run on the young table, one on the aged table, k
+        # times each
         young, aged, scan_young, scan_aged = [], [], [], []
         for j in range(k):
             young.append(_run(lake, "young", START + dt.timedelta(days=YOUNG + j), dated(n + j)))
             aged.append(_run(lake, "raw", START + dt.timedelta(days=n + j), dated(n + j)))
-        for _ in range(
-            k
-        ):  # after the runs: a scan of 1,000 files between two runs would slow the next one
+        # after the runs: a scan of 1,000 files between two runs would slow the next one
+        for _ in range(k):
             scan_young.append(_timed(lambda: _full_scan(lake, "young")))
             scan_aged.append(_timed(lambda: _full_scan(lake, "raw")))
         version, files = lake.version("raw"), len(lake.partition_counts("raw"))

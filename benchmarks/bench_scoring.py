@@ -1,42 +1,13 @@
 """Scoring a partition the way ``scores[D]`` does vs the floor of the same work, and its peak
 memory.
 
-Model: the spec's pipeline (hist gradient boosting) trained on ``TRAIN_DAYS`` whole simulated days
-(``simulator.card_events``), not on the first rows of one. Features: one more simulated day of
-``rows`` rows through the data contract and ``compute_features``, written to a Delta table.
-
-Side by side, interleaved, best of N:
-
-* ``predict``: the fitted estimator's ``predict_proba`` on the model matrix already in memory (the
-  least any scoring can do);
-* ``floor``: bare read + predict + write of the same rows — the partition's Parquet files read
-  whole by
-  pyarrow (the categoricals as dictionaries, as the asset reads them), the matrix built in polars
-  (``ml.encoded_input``), ``predict_proba``, the same score rows (ds, id,
-  timestamp, probability, label, model version, alias, mode, scoring time) written by one
-  ``write_deltalake`` overwrite;
-* ``asset``: what the asset body runs — ``DeltaLake.write_stream`` of ``scoring.score_batches`` over
-  ``DeltaLake.iter_batches`` of the partition (100k-row batches pulled from its files, the spec's
-  categoricals read as Parquet dictionaries: ``pl.Categorical``), counted by ``ScoreTally``: one
-  commit;
-* ``floor_pipeline`` (info, the floor before): the same floor reading strings, with
-  ``to_model_frame`` and
-  the pipeline's own ``predict_proba`` (scikit-learn's ``OrdinalEncoder`` on object strings).
-
-Model input per 1M rows (``scoring.encode_s_per_1m``): ``EncodedModel.matrix`` on the batches as the
-asset gets them (``iter_batches`` with the categoricals as dictionaries, read beforehand, not
-timed);
-beside it the read itself (``scoring.read_s_per_1m``; as strings:
-``scoring.read_strings_s_per_1m``),
-``matrix`` on the whole partition read as strings (``scoring.encode_strings_s_per_1m``) and
-``to_model_frame`` + the ``ColumnTransformer`` (``scoring.encode_sklearn_s_per_1m``).
-
-Peak memory: ``python -m benchmarks.bench_scoring --probe NAME`` in a fresh interpreter scores a
-partition of ``PEAK_ROWS`` (10M) rows, resets the kernel's RSS high-water mark after loading the
-model
-and reads ``VmHWM`` after the commit: the peak RSS of the whole process during scoring (measured,
-not
-extrapolated), next to the same for a 1M-row partition (flat in the rows?).
+Model: the spec's pipeline (hist gradient boosting) trained on ``TRAIN_DAYS`` whole simulated
+days (``train_model``), not on the first rows of one. Features: one more simulated day of
+``rows`` rows through the data contract and ``compute_features`` (``features_of``), written to
+a Delta table. Side by side, interleaved, best of N (``bench``): ``predict`` (the least any
+scoring can do), ``floor`` (bare read + predict + write), ``asset`` (what the asset body runs)
+and, as info, ``floor_pipeline``; beside them the model input's cost per 1M rows. Peak memory:
+partitions of 10M and 1M rows scored in a fresh interpreter each (``peak_memory``).
 """
 
 from __future__ import annotations
@@ -73,8 +44,7 @@ BIG, SMALL = "2026-03-03", "2026-03-04"  # partitions of the peak-memory table
 
 def features_of(day: dt.date, rows: int, seed: int) -> pl.DataFrame:
     """A simulated day through the contract and ``compute_features``, with its labels
-    (``is_fraud``).
-    """
+    (``is_fraud``)."""
     from mlops_assets.core.spec import load_spec
     from mlops_assets.data.contract import event_contract
     from mlops_assets.data.features import compute_features
@@ -111,8 +81,8 @@ def train_model(rows_per_day: int):
 
 def _floor(lake, key: str, spec, make_matrix, predict, dictionaries: bool = True) -> None:
     """Bare read of the partition's files (the categoricals as dictionaries, as the asset reads
-    them), one
-    predict, one write of the same score rows."""
+    them), one predict, one write of the same score rows (ds, id, timestamp, probability, label,
+    model version, alias, mode, scoring time)."""
     import pyarrow.parquet as pq
     from deltalake import DeltaTable, write_deltalake
 
@@ -128,9 +98,8 @@ def _floor(lake, key: str, spec, make_matrix, predict, dictionaries: bool = True
         )
     ).with_columns(pl.lit(key).alias("ds"))
     p = predict(make_matrix(feats))[:, 1]
-    out = feats.select(
-        "ds", spec.id, spec.timestamp
-    ).with_columns(  # the same score rows as the asset's
+    # the same score rows as the asset's
+    out = feats.select("ds", spec.id, spec.timestamp).with_columns(
         pl.Series("probability", p),
         pl.Series("label", (p >= 0.5).astype("int8")),
         pl.lit(1, pl.Int64).alias("model_version"),
@@ -146,6 +115,29 @@ def _floor(lake, key: str, spec, make_matrix, predict, dictionaries: bool = True
 
 
 def bench(quick: bool = False) -> Result:
+    """The variants, side by side, interleaved, best of N:
+
+    * ``predict``: the fitted estimator's ``predict_proba`` on the model matrix already in
+      memory (the least any scoring can do);
+    * ``floor``: bare read + predict + write of the same rows (``_floor``): the partition's
+      Parquet files read whole by pyarrow, the matrix built in polars
+      (``model.encoded_input``), ``predict_proba``, the same score rows written by one
+      ``write_deltalake`` overwrite;
+    * ``asset``: what the asset body runs — ``DeltaLake.write_stream`` of
+      ``scoring.score_batches`` over ``DeltaLake.iter_batches`` of the partition (100k-row
+      batches pulled from its files, the spec's categoricals read as Parquet dictionaries:
+      ``pl.Categorical``), counted by ``ScoreTally``: one commit;
+    * ``floor_pipeline`` (info: the floor without the polars-built matrix): the same floor
+      reading strings, with ``to_model_frame`` and the pipeline's own ``predict_proba``
+      (scikit-learn's ``OrdinalEncoder`` on object strings).
+
+    Model input per 1M rows (``scoring.encode_s_per_1m``): ``EncodedModel.matrix`` on the
+    batches as the asset gets them (``iter_batches`` with the categoricals as dictionaries,
+    read beforehand, not timed); beside it the read itself (``scoring.read_s_per_1m``; as
+    strings: ``scoring.read_strings_s_per_1m``), ``matrix`` on the whole partition read as
+    strings (``scoring.encode_strings_s_per_1m``) and ``to_model_frame`` + the
+    ``ColumnTransformer`` (``scoring.encode_sklearn_s_per_1m``).
+    """
     from mlops_assets.core.spec import load_spec
     from mlops_assets.data.lake import DeltaLake
     from mlops_assets.model import training as T
@@ -173,9 +165,8 @@ def bench(quick: bool = False) -> Result:
         lake = DeltaLake(root=str(home / "lake"))
         lake.write_partitions("features", feats, [key])
         tally = ScoreTally(score_column(spec))
-        batches = list(
-            lake.iter_batches("features", [key], dictionary_columns=cats)
-        )  # as the asset reads them
+        # as the asset reads them
+        batches = list(lake.iter_batches("features", [key], dictionary_columns=cats))
 
         def asset():
             return lake.write_stream(
@@ -232,10 +223,12 @@ def bench(quick: bool = False) -> Result:
 def peak_memory(
     home: Path, feats: pl.DataFrame, pipeline, big_rows: int, small_rows: int
 ) -> dict[str, Any]:
-    """Write a table with a ``big_rows`` and a ``small_rows`` partition (copies of ``feats`` with
-    new ids),
-    then score each in a fresh interpreter (``--probe``), streaming vs (small only) the in-memory
-    path."""
+    """Write a table with a ``big_rows`` and a ``small_rows`` partition (copies of ``feats``
+    with new ids), then score each in a fresh interpreter (``python -m benchmarks.bench_scoring
+    --probe NAME``), streaming vs (small only) the in-memory path. Each probe resets the
+    kernel's RSS high-water mark after loading the model and reads ``VmHWM`` after the commit:
+    the peak RSS of the whole process during scoring (measured, not extrapolated), the small
+    partition's beside the big one's (flat in the rows?)."""
     from mlops_assets.core.spec import load_spec
     from mlops_assets.data.lake import DeltaLake
 

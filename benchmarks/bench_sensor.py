@@ -8,11 +8,10 @@ JSON parse and dump (the sensor does both every tick):
 * late-file tick — one new file in one day folder: that folder is hashed again and exactly
   that day is requested (``late_file``); a different day each repeat.
 
-Baseline: a bare ``os.walk`` + ``os.stat`` of every file of the same tree, interleaved with
-the steady ticks. Then the real thing: ``landing_sensor`` from ``build_definitions`` evaluated
-with ``build_sensor_context`` on an ``instance_for_test`` (SQLite) — a cold tick (100 run
-requests, a materialisation lookup per day), then steady ticks. The files are in the page
-cache (just written): "cold" means a cold *cursor*. Goal: steady tick < 1 s.
+Baseline: a bare ``os.walk`` + ``os.stat`` of every file, interleaved with the steady ticks.
+Then the real ``landing_sensor`` on an ``instance_for_test`` (SQLite): a cold tick (100 run
+requests), then steady ticks. The files are in the page cache (just written): "cold" means a
+cold *cursor*. Goal: steady tick < 1 s.
 """
 
 from __future__ import annotations
@@ -211,13 +210,16 @@ def bench(quick: bool = False) -> Result:
 
 
 def _dagster_ticks(home: Path, repeats: int) -> dict[str, Any]:
-    # The sensor logs its 100 requests to a console logger made per tick (on sys.stderr): not a
-    # result.
+    # The sensor logs its 100 requests to a console logger made per tick (on sys.stderr), which
+    # is no result.
     with contextlib.redirect_stderr(io.StringIO()):
         return _evaluate_sensor(home, repeats)
 
 
 def _evaluate_sensor(home: Path, repeats: int) -> dict[str, Any]:
+    """``landing_sensor`` from ``build_definitions`` evaluated with ``build_sensor_context`` on an
+    ``instance_for_test`` (SQLite): a cold tick (a run request and a materialisation lookup per
+    day), then ``repeats`` steady ticks."""
     from dagster import build_sensor_context, instance_for_test
 
     from mlops_assets.core.platform import Platform

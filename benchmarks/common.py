@@ -93,9 +93,8 @@ class Result:
     tables: list[Table]
     goals: list[Goal]
     data: dict[str, Any]  # the raw numbers, written to results/latest.json
-    keys: dict[str, float] = field(
-        default_factory=dict
-    )  # the headline ratios ("scoring.asset_vs_floor": 1.02)
+    # the headline ratios ("scoring.asset_vs_floor": 1.02)
+    keys: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -322,10 +321,8 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
     }
-    try:
+    with contextlib.suppress(OSError):  # no load average on this platform
         info["load_avg_1m"] = os.getloadavg()[0]
-    except OSError:
-        pass
     try:
         info["git_commit"] = (
             subprocess.run(

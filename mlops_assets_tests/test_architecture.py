@@ -154,8 +154,7 @@ def _modules() -> dict[str, Path]:
 
 MODULES = _modules()
 # Folders whose ``__init__`` is empty only group modules: importing a module through them is no
-# dependency on
-# the folder.
+# dependency on the folder.
 FOLDERS = {
     name
     for name, path in MODULES.items()
@@ -186,7 +185,7 @@ def _layer(module: str) -> int:
 
 
 def _resolve(target: str) -> str | None:
-    """The project module an import names (``mlops_assets.x.y`` may be a module or a name in one)."""
+    """The project module an import names (``mlops_assets.x.y``: a module or a name in one)."""
     while target and target not in MODULES:
         target = target.rpartition(".")[0]
     return target or None
@@ -453,4 +452,22 @@ def test_only_the_registry_module_touches_the_registrys_private_members():
     ]
     assert not reached, "private members of ModelRegistry used outside access.py:\n" + "\n".join(
         reached
+    )
+
+
+MAX_MODULE_DOCSTRING = 15  # lines: what a reader needs first; detail lives with its function
+
+
+def test_module_docstrings_are_short():
+    long_docstrings = [
+        f"{m}: {doc.end_lineno - doc.lineno + 1} lines"
+        for m, tree in TREES.items()
+        if tree.body
+        and isinstance(doc := tree.body[0], ast.Expr)
+        and isinstance(doc.value, ast.Constant)
+        and isinstance(doc.value.value, str)
+        and doc.end_lineno - doc.lineno + 1 > MAX_MODULE_DOCSTRING
+    ]
+    assert not long_docstrings, (
+        f"module docstrings over {MAX_MODULE_DOCSTRING} lines:\n" + "\n".join(long_docstrings)
     )

@@ -247,8 +247,7 @@ def workers_on_this_host(instance: DagsterInstance) -> bool:
 
 def _process_started_at(pid: int) -> float | None:
     """Start time (epoch seconds) of a live, non-zombie process; None when there is none (Linux
-    /proc;
-    elsewhere ``os.kill(pid, 0)`` and an unknown start time, 0.0)."""
+    /proc; elsewhere ``os.kill(pid, 0)`` and an unknown start time, 0.0)."""
     stat = Path(f"/proc/{pid}/stat")
     if not Path("/proc/self/stat").exists():
         try:
@@ -274,9 +273,8 @@ def _process_started_at(pid: int) -> float | None:
 
 def worker_alive(pid: int | None, started_at: dt.datetime | None) -> bool | None:
     """Whether run worker ``pid`` (which logged RUN_START at ``started_at``) still runs on this
-    host;
-    None when unknown. A pid now held by a process started after the run started was reused:
-    gone."""
+    host; None when unknown. A pid held by a process started after the run started was reused:
+    the worker is gone."""
     if pid is None:
         return None
     began = _process_started_at(pid)

@@ -66,9 +66,7 @@ class Move:
     run_id: str | None = None
     waiver_owner: str | None = None
     waiver_expires: str | None = None
-    aliases: Mapping[str, int | None] = field(
-        default_factory=dict
-    )  # alias -> version (None: delete)
+    aliases: Mapping[str, int | None] = field(default_factory=dict)  # None: delete the alias
     tags: Mapping[int, Mapping[str, str]] = field(default_factory=dict)  # version -> tags to set
     expected: Mapping[str, int | None] = field(default_factory=dict)  # alias -> version decided on
 

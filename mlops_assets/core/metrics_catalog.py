@@ -1,7 +1,7 @@
 """The metrics the platform knows: their names per task, their direction, the primary metric.
 
 Pure facts (no scikit-learn), shared by the gates, the performance guard and the spec's
-validation; ``ml.evaluation`` computes the values.
+validation; ``model.evaluation`` computes the values.
 
 Classification is binary (the default 0/1 target, or two declared ``classes``) or multiclass
 (more than two declared ``classes``); the two compute different metric sets

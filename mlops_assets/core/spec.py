@@ -1,18 +1,17 @@
 """The dataset spec: one YAML file that describes a dataset and its model.
 
-Validated at load so that every error names the offending field (``features.numeric.amount.min:
-...``):
-the YAML loader refuses duplicate keys (naming the key and both lines) and leaves an impossible
-date as
-text for its field to reject; pydantic checks each field; ``spec_problems`` then checks what
-needs the
-task: the estimator and its parameters (``estimators``), the metric names of the gates and their
-ranges (``metrics_catalog``). Nothing here imports the ML stack.
+Validated at load so that every error names the offending field
+(``features.numeric.amount.min: ...``): the YAML loader refuses duplicate keys (naming the key
+and both lines) and leaves an impossible date as text for its field to reject; pydantic checks
+each field; ``spec_problems`` then checks what needs the task: the estimator and its parameters
+(``estimators``), the metric names of the gates and their ranges (``metrics_catalog``). Nothing
+here imports the ML stack.
 
 ``pii`` columns never rest in the clear (``pii_mode``): with ``hash`` (the default) each value is
-replaced by its HMAC-SHA256 under the key in ``$MLOPS_PII_KEY`` before anything is written (raw rows
-and quarantine records), so equal values still match; without a key, and always with ``drop``, the
-values are dropped (the columns stay, empty, so the stored schema never depends on the key).
+replaced by its HMAC-SHA256 under the key in ``$MLOPS_PII_KEY`` before anything is written (raw
+rows and quarantine records), so equal values still match; without a key, and always with
+``drop``, the values are dropped (the columns stay, empty, so the stored schema never depends on
+the key).
 """
 
 from __future__ import annotations
@@ -67,8 +66,8 @@ from mlops_assets.model.estimators import estimator_problem, params_problems
 
 SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"  # the bundled example specs
 BUNDLED_SPEC = SPECS_DIR / "card_transactions.yaml"
-# Dagster's rules for asset owners and tags (what its UI accepts), checked here so the error names
-# the field.
+# Dagster's rules for asset owners and tags (what its UI accepts), checked here so the error
+# names the field.
 OWNER_PATTERN = re.compile(r"team:[A-Za-z0-9_.-]+|[^@\s:]+@[^@\s]+\.[^@\s]+")
 TAG_KEY_PATTERN = re.compile(r"([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}")
 TAG_VALUE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{0,63}")
@@ -107,9 +106,8 @@ class DatasetSpec(_Strict):
     )
     features: Features
     pii: list[str] = Field(default_factory=list)
-    pii_mode: Literal["hash", "drop"] = (
-        "hash"  # hash: HMAC-SHA256 with $MLOPS_PII_KEY (dropped without it)
-    )
+    # hash: HMAC-SHA256 with $MLOPS_PII_KEY (dropped without it)
+    pii_mode: Literal["hash", "drop"] = "hash"
     labels: LabelFeed | None = None
     schema_evolution: Literal["ignore", "merge", "reject"] = "ignore"
     partition_start: dt.date
@@ -292,9 +290,8 @@ class DatasetSpec(_Strict):
     @cached_property
     def digest(self) -> str:
         # What the spec file says: fields left at their defaults are out (the defaults are code,
-        # recorded by
-        # the lineage's git sha), so a release that adds a field keeps the digest of every spec not
-        # using it.
+        # recorded by the lineage's git sha), so a release that adds a field keeps the digest of
+        # every spec not using it.
         return hashlib.sha256(self.model_dump_json(exclude_defaults=True).encode()).hexdigest()
 
     def resolve(self, path: str, home: Path) -> Path:
@@ -344,9 +341,9 @@ def _gate_bound_problems(spec: DatasetSpec) -> list[tuple[str, str]]:
 
 
 def spec_problems(spec: DatasetSpec) -> list[tuple[str, str]]:
-    """(field, why) for what a field alone cannot check: the estimator and its params for the task,
-    the
-    gates' metric names, directions and ranges, and thresholds on the primary metric."""
+    """(field, why) for what a field alone cannot check: the estimator and its params for the
+    task, the gates' metric names, directions and ranges, and thresholds on the primary
+    metric."""
     out: list[tuple[str, str]] = []
     if problem := estimator_problem(spec.model.estimator, spec.task):
         out.append(("model.estimator", problem))

@@ -2,12 +2,10 @@
 
 Every field of ``DatasetSpec`` (walked through ``model_fields``, sections and per-column entries
 included) gets its type and constraints, its default, its meaning and an example. The meaning is the
-field's ``Field(description=...)`` when the schema has one, else ``DESCRIPTIONS`` below; a
-section's is
-its class docstring, else ``DESCRIPTIONS``. The example is ``EXAMPLES[path]``, else the value in a
-bundled spec (``specs/*.yaml``), else the default. ``mlops_assets_tests/test_spec_docs.py``
-regenerates
-the page and fails when ``docs/spec.md`` differs or a field has no meaning. Refresh it with::
+field's ``Field(description=...)`` when the schema has one, else ``DESCRIPTIONS`` below; a section's
+is its class docstring, else ``DESCRIPTIONS``. The example is ``EXAMPLES[path]``, else the value in
+a bundled spec (``specs/*.yaml``), else the default. ``mlops_assets_tests/test_spec_docs.py``
+regenerates the page and fails when ``docs/spec.md`` differs or a field has no meaning; refresh::
 
     python -m mlops_assets.core.spec_docs > docs/spec.md
 """
@@ -30,7 +28,7 @@ from mlops_assets.core.spec import BUNDLED_SPEC, DatasetSpec
 COLUMN = "<column>"  # a per-column entry of a mapping section (features.numeric.<column>.min)
 NO_MEANING = (
     "(no description: add `Field(description=...)` in spec.py or an entry in"
-    " `ml/spec_docs.DESCRIPTIONS`)"
+    " `core/spec_docs.DESCRIPTIONS`)"
 )
 
 DESCRIPTIONS: dict[str, str] = {
@@ -364,8 +362,7 @@ def _lookup(data: Any, path: str) -> Any:
 
 def _example(path: str, info: FieldInfo, specs: list[dict], section: bool) -> str:
     """``key: value`` of an example; a plain section has none (its fields have), a per-column
-    mapping shows
-    its first bundled entry."""
+    mapping shows its first bundled entry."""
     if section:
         entry = next(
             (v for v in (_lookup(s, path) for s in specs) if isinstance(v, dict) and v), None

@@ -1,8 +1,6 @@
 """The sections of the dataset spec (features, landing, labels, training, model, gates, drift,
-volume,
-freshness, maintenance, guard, estimation): each a strict pydantic model whose errors name the
-field. ``spec.py``
-assembles them into ``DatasetSpec`` and re-exports them."""
+volume, freshness, maintenance, guard, estimation): each a strict pydantic model whose errors name
+the field. ``spec.py`` assembles them into ``DatasetSpec`` and re-exports them."""
 
 from __future__ import annotations
 
@@ -113,12 +111,10 @@ class Model(_Strict):
 
 class Leakage(_Strict):
     """Target-leakage tripwires (gate ``leakage``, on by default). ``max_skill``: a holdout skill
-    (r2, roc_auc: best 1)
-    this high is implausibly perfect; the columns carrying it (permutation importance) are named
-    (null: off).
-    ``max_feature_skill``: a feature whose one-feature model (fit on train, judged on the
-    holdout) reaches it is a
-    suspect. ``allow``: features declared known at prediction time (never suspects)."""
+    (r2, roc_auc: best 1) this high is implausibly perfect; the columns carrying it (permutation
+    importance) are named (null: off). ``max_feature_skill``: a feature whose one-feature model (fit
+    on train, judged on the holdout) reaches it is a suspect. ``allow``: features declared known at
+    prediction time (never suspects)."""
 
     enabled: bool = True
     max_skill: float | None = Field(default=0.99, gt=0, le=1)
@@ -128,11 +124,9 @@ class Leakage(_Strict):
 
 class Gates(_Strict):
     """Promotion gates: floors are on the higher-is-better metric, ceilings on errors.
-    ``beats_baseline_margin``: least
-    skill of the primary metric over the naive baseline (training mean / prior) on the holdout,
-    (metric - baseline) /
-    (best - baseline), e.g. 1 - rmse/rmse_baseline (null: off). Under ``min_holdout_rows`` rows
-    or (classification)
+    ``beats_baseline_margin``: least skill of the primary metric over the naive baseline (training
+    mean / prior) on the holdout, (metric - baseline) / (best - baseline), e.g.
+    1 - rmse/rmse_baseline (null: off). Under ``min_holdout_rows`` rows or (classification)
     ``min_positives`` rows in a class, every metric gate fails with "insufficient evidence"
     instead of a number."""
 
@@ -150,9 +144,8 @@ class Gates(_Strict):
     leakage: Leakage = Field(default_factory=Leakage)
 
 
-class Drift(
-    _Strict
-):  # methods chosen as Evidently's DataDriftPreset does unless pinned: see ml/drift.py
+# methods chosen as Evidently's DataDriftPreset does unless pinned: see monitoring.drift.methods
+class Drift(_Strict):
     numeric_threshold: float | None = Field(default=None, gt=0)
     categorical_threshold: float | None = Field(default=None, gt=0)
     numeric_method: str | None = None  # pin one method for every numeric column
@@ -214,9 +207,9 @@ class Guard(_Strict):
 
 
 class Estimation(_Strict):
-    """Performance estimated before the labels (CBPE for classification, DLE for regression; fitted
-    on the
-    holdout at training time) and reconciled with the realised metric when the labels mature."""
+    """Performance estimated before the labels (CBPE for classification, DLE for regression;
+    fitted on the holdout at training time) and reconciled with the realised metric when the
+    labels mature."""
 
     enabled: bool = Field(
         default=True, description="compute `estimated_performance` for every scored day"

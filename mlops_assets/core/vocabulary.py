@@ -50,6 +50,15 @@ DATASET_ROW, PREDICTION_ROW = "__dataset__", "__prediction__"  # pseudo-features
 
 
 # ---- jobs, sensors, schedules ----------------------------------------------------------------
+class Group:
+    """Asset groups: one lineage graph per plane in the UI."""
+
+    DATA = "data"
+    MODEL = "model"
+    MONITORING = "monitoring"
+    OPERATIONS = "operations"
+
+
 class Job:
     INGEST, INGEST_LABELS, TRAINING = "ingest", "ingest_labels", "training"
     DAILY, SCORING, PERFORMANCE = "daily", "scoring", "performance"

@@ -22,6 +22,7 @@ from mlops_assets.core.vocabulary import (
     QUARANTINE,
     RAW_EVENTS,
     RAW_LABELS,
+    Group,
     Meta,
     fingerprints_metadata,
 )
@@ -140,7 +141,7 @@ def landing_asset(
         partitions_def=daily,
         backfill_policy=BackfillPolicy.single_run(),
         check_specs=check_specs,
-        group_name="data",
+        group_name=Group.DATA,
         kinds={"polars", "delta"},
         description=description,
     )
@@ -215,7 +216,7 @@ def build_data_assets(platform: Platform) -> list:
         deps=[raw_events],
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=follow_upstream(),
-        group_name="data",
+        group_name=Group.DATA,
         kinds={"polars", "delta"},
         description=(
             "Model features of day D: one pure function (features.compute_features) shared by"

@@ -73,9 +73,8 @@ def compute_features(
     Numeric features become Float64 (the model's input type; ints would trip MLflow's
     signature enforcement), calendar features come from the event timestamp (UTC),
     categoricals stay strings. Output order is by (ds, id) so it is deterministic (a DataFrame
-    already in
-    that order is not sorted again; a LazyFrame is, as a streaming collect does not keep row order).
-    """
+    already in that order is not sorted again; a LazyFrame is, as a streaming collect does not keep
+    row order)."""
     ts = pl.col(spec.timestamp)
     exprs = [pl.col(PARTITION_COLUMN), pl.col(spec.id), ts]
     exprs += [pl.col(c).cast(pl.Float64) for c in spec.numeric_features]
@@ -103,8 +102,7 @@ def input_columns(spec: DatasetSpec) -> list[str]:
 
 def in_order(frame: pl.DataFrame, first: str, second: str) -> bool:
     """Whether ``frame`` is sorted by (``first``, ``second``) ascending, nulls never in order — one
-    vectorised
-    comparison of each row with the one before it."""
+    vectorised comparison of each row with the one before it."""
     if frame.height < 2:
         return (
             frame.height == 0

@@ -3,7 +3,7 @@
 ``maintain`` is what ``DeltaLake.maintain`` runs (the maintenance schedule calls it per table):
 compact small files, vacuum the files no retained version reads, checkpoint the current version,
 then drop the log entries no retained version needs. ``TABLE_CONFIGURATION`` is set on every
-table the lake creates (and on older tables here).
+table the lake creates (and here on a table that lacks it).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlops_assets.data.lake import DeltaLake
 
-# Set on every table the lake creates (and on older tables by ``maintain``):
+# Set on every table the lake creates (and by ``maintain`` on a table that lacks it):
 # - a checkpoint every 20 commits (deltalake's default is 100), so loading a table replays at most
 #   a checkpoint and 20 commit files; the maintenance schedule adds one daily and drops expired
 #   log entries;
 # - no per-column min/max statistics: every read here selects by the ``ds`` partition, and
-#   per-column statistics of every file were most of what loading a table's log parsed (row
-#   counts are kept — the volume check reads them);
+#   per-column statistics of every file would be most of what loading a table's log parses
+#   (row counts are kept — the volume check reads them);
 # - log cleanup only by ``maintain`` (deltalake's own, after a commit, would drop the log a kept
 #   version needs).
 TABLE_CONFIGURATION = {
@@ -54,8 +54,8 @@ def maintain(
     short log however long its history; each kept version keeps its time travel (one no longer
     loadable: ``lost``)."""
     # first (before any commit of this maintenance), each kept version gets a checkpoint of its
-    # own while it can still be loaded: the log cleanup keeps it, and loading that version reads
-    # it alone
+    # own while it can still be loaded: the log cleanup keeps it, and loading that version
+    # reads it alone
     loadable = {v: _checkpoint_version(lake, table, v) for v in sorted(set(keep_versions))}
     lost = [v for v, ok in loadable.items() if not ok]
     kept = [v for v, ok in loadable.items() if ok]
@@ -63,7 +63,7 @@ def maintain(
     missing = {
         k: v for k, v in TABLE_CONFIGURATION.items() if dt_.metadata().configuration.get(k) != v
     }
-    if missing:  # a table created before these settings: they apply from now on
+    if missing:  # a table created without these settings gets them for its next commits
         dt_.alter.set_table_properties(missing)
     before = len(dt_.file_uris())
     compaction = dt_.optimize.compact()

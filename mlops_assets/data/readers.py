@@ -90,14 +90,10 @@ _QUOTE, _COMMA, _NEWLINE, _CR = (ord(c) for c in '"' + CSV_DELIMITER + "\n\r")
 
 def _ragged(data: bytes, fields: int, chunk: int = 1 << 23) -> bool:
     """Whether a record of ``data`` may have a field count other than ``fields`` — vectorised, numpy
-    over
-    ``chunk`` bytes at a time. A delimiter or line break counts only outside quotes (an even
-    number of
-    quote characters before it, which also handles ``""`` escapes); a blank line has 0 fields;
-    quoting
-    still open at the end answers True. True sends the file to the exact pass, which decides and
-    names
-    the row (polars itself pads short rows silently)."""
+    over ``chunk`` bytes at a time. A delimiter or line break counts only outside quotes (an even
+    number of quote characters before it, which also handles ``""`` escapes); a blank line has 0
+    fields; quoting still open at the end answers True. True sends the file to the exact pass, which
+    decides and names the row (polars itself pads short rows silently)."""
     import numpy as np
 
     parity, carried, carried_content = (
@@ -136,10 +132,8 @@ def _ragged(data: bytes, fields: int, chunk: int = 1 << 23) -> bool:
 
 def _field_counts_differ(path: Path, fields: int) -> bool:
     """Whether a record of the file may not have ``fields`` fields. Without a quote character in the
-    file a
-    record is a line and polars counts its delimiters; with one, ``_ragged`` follows the quoting.
-    Any doubt
-    (a line polars cannot split) answers True: the exact pass decides."""
+    file a record is a line and polars counts its delimiters; with one, ``_ragged`` follows the
+    quoting. Any doubt (a line polars cannot split) answers True: the exact pass decides."""
     lines = pl.scan_csv(
         path,
         has_header=False,
@@ -171,9 +165,8 @@ def _field_counts_differ(path: Path, fields: int) -> bool:
 
 def read_csv(path: Path) -> pl.DataFrame:
     """The file as text columns. Vectorised: polars reads it and a numpy pass counts every record's
-    fields;
-    only when either fails does the exact row-by-row pass (``csv``) run, to name the row and the
-    reason."""
+    fields; only when either fails does the exact row-by-row pass (``csv``) run, to name the row and
+    the reason."""
     try:
         frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
     except Exception as err:  # noqa: BLE001 - any parser error is a file-level rejection
@@ -294,12 +287,11 @@ def entry_kind(root: Path, path: Path) -> tuple[str, str]:
 
 
 def landing_files(landing: Path, day: str) -> list[LandingFile]:
-    """Every entry of ``<landing>/<day>/``, sorted by name (the processing order), never following a
-    link.
+    """Every entry of ``<landing>/<day>/``, sorted by name (the processing order); no link is
+    followed.
 
     A day folder that is a symlink (or not a directory, or outside the root) is ONE entry named
-    after the
-    day, of that kind: nothing under it is listed or read."""
+    after the day, of that kind: nothing under it is listed or read."""
     root, folder = landing_root(landing), day_dir(landing, day)
     kind, detail = entry_kind(root, folder)
     if kind == "missing":

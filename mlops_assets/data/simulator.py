@@ -541,9 +541,7 @@ class _CardSim:
         if cov:  # prices up
             amount = amount * 1.6
         amount = np.round(np.clip(amount, 0.01, 50_000.0), 2)
-        if (
-            regime.correlation
-        ):  # same marginals, broken links: amount vs merchant, distance vs country
+        if regime.correlation:  # same marginals, broken links: amount-merchant, distance-country
             amount, dist = rng.permutation(amount), rng.permutation(dist)
 
         pool = _card_pool(seed)

@@ -270,9 +270,8 @@ class InferOptions:
     name: str = "my_dataset"
     landing: str | None = None  # default landing/<name>/events (under $MLOPS_HOME)
     formats: tuple[str, ...] = ("csv", "parquet")
-    labels: str | None = (
-        None  # a delayed label feed's folder: labels are then not expected in the events
-    )
+    # a delayed label feed's folder: labels are then not expected in the events
+    labels: str | None = None
     label_delay: int = 1
     window_days: int = 28
     holdout_days: int | None = None  # default a quarter of the window

@@ -125,10 +125,8 @@ def days_requests(
     days: Iterable[str], run_key: Callable[[str], str], tags: dict[str, str]
 ) -> list[RunRequest]:
     """One run per block of consecutive ``days``: a one-day block as that partition, a longer one as
-    a
-    single-run range (Dagster's range tags; every asset of these jobs takes a range in one run),
-    so a
-    catch-up of N days is one process, not N. ``run_key(block)`` gets ``"first"`` or
+    a single-run range (Dagster's range tags; every asset of these jobs takes a range in one run),
+    so a catch-up of N days is one process, not N. ``run_key(block)`` gets ``"first"`` or
     ``"first..last"``."""
     requests = []
     for block in consecutive_blocks(days):

@@ -34,6 +34,7 @@ from mlops_assets.core.vocabulary import (
     FEATURES,
     RAW_LABELS,
     TRAINING_SET,
+    Group,
     Meta,
     Status,
     VersionTag,
@@ -95,7 +96,7 @@ def build_model_assets(platform: Platform) -> list:
         name=TRAINING_SET,
         partitions_def=daily,
         deps=deps,
-        group_name="model",
+        group_name=Group.MODEL,
         kinds={"polars", "delta"},
         description=(
             f"Point-in-time training set for cutoff C: features of the {spec.training.window_days}"
@@ -124,7 +125,7 @@ def build_model_assets(platform: Platform) -> list:
         name=CANDIDATE_MODEL,
         partitions_def=daily,
         deps=[training_set],
-        group_name="model",
+        group_name=Group.MODEL,
         kinds={"sklearn", "mlflow"},
         description=(
             "A candidate trained on training_set[C]'s train split, logged and registered in MLflow"
@@ -186,7 +187,7 @@ def build_model_assets(platform: Platform) -> list:
         partitions_def=daily,
         deps=[candidate_model, training_set],
         check_specs=check_specs,
-        group_name="model",
+        group_name=Group.MODEL,
         kinds={"sklearn", "evidently"},
         description=(
             "Candidate and current champion on the same time holdout: metrics, slices, calibration,"
@@ -234,7 +235,7 @@ def build_model_assets(platform: Platform) -> list:
         partitions_def=daily,
         deps=[evaluation_report],
         automation_condition=follow_upstream(),
-        group_name="model",
+        group_name=Group.MODEL,
         kinds={"mlflow"},
         description=(
             "The promotion step: moves the MLflow alias `champion` to C's candidate (previous"
@@ -347,10 +348,8 @@ def evaluation_metadata(
 
 def side_by_side(candidate: dict[str, float], champion: dict[str, float]) -> dict[str, float]:
     """Holdout metrics of candidate and champion under the same names every evaluation
-    (``candidate_<m>``,
-    ``champion_<m>``, ``delta_<m>`` = candidate - champion; NaN without a champion), so the UI
-    plots the
-    pair over the cutoffs."""
+    (``candidate_<m>``, ``champion_<m>``, ``delta_<m>`` = candidate - champion; NaN without a
+    champion), so the UI plots the pair over the cutoffs."""
     nan, out = float("nan"), {}
     for metric, value in candidate.items():
         theirs = champion.get(metric, nan)

@@ -1,6 +1,5 @@
 """Bounds the data sets on a model: the range a regression target can take, and the first partition
-a
-training window may start at.
+a training window may start at.
 
 Pure (numpy and the spec only), so scoring, evaluation and the ``training_set`` asset all call the
 same rules. ``clip_predictions`` is applied wherever predictions are *used* (metrics, score rows,
@@ -57,8 +56,8 @@ def clip_report(scores: Any, spec: DatasetSpec) -> dict[str, float | int]:
 
 def partial_window_problem(spec: DatasetSpec, cutoff: dt.date) -> str | None:
     """Why ``training_set[cutoff]`` may not be built: its window starts before ``partition_start``
-    (the
-    model would train on a partial window), unless ``training.allow_partial_window``. None: fine."""
+    (the model would train on a partial window), unless ``training.allow_partial_window``; None
+    when it may."""
     first, _ = feature_window(spec, cutoff)
     if first >= spec.partition_start or spec.training.allow_partial_window:
         return None

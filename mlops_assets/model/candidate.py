@@ -5,7 +5,7 @@ with it (scores on the holdout for the integrity gate, train metrics, the drift
 reference profile). ``evaluate_candidate`` scores candidate, champion and the naive baseline on
 the same holdout rows, computes metrics, slices, the holdout's evidence (rows per class) and the
 per-feature skill the leakage gate reads, and judges every gate. Regression predictions are clipped
-to the spec's target bounds wherever they are used (``ml.bounds``); the scores recorded for the
+to the spec's target bounds wherever they are used (``model.bounds``); the scores recorded for the
 integrity gate stay the model's raw output. No Dagster, no MLflow.
 """
 
@@ -188,9 +188,8 @@ def _label(value: Any) -> str:
 
 def holdout_evidence(y: np.ndarray, y_train: np.ndarray, spec: DatasetSpec) -> dict[str, Any]:
     """The holdout's ``rows`` and, for classification, ``classes`` {label: holdout rows} over every
-    class
-    of train and holdout (a binary task always has both "0" and "1", so a holdout without positives
-    says 0 positives)."""
+    class of train and holdout (a binary task always has both "0" and "1", so a holdout without
+    positives says 0 positives)."""
     if spec.task == "regression":
         return {"rows": len(y), "classes": None}
     holdout = [_label(v) for v in y]
@@ -208,8 +207,7 @@ def holdout_evidence(y: np.ndarray, y_train: np.ndarray, spec: DatasetSpec) -> d
 
 def scorer(spec: DatasetSpec) -> Callable[[Any, pd.DataFrame], np.ndarray]:
     """``model, X -> scores`` for the spec's task (what the registry re-scores with): the raw model
-    output,
-    compared with the raw scores recorded at training time."""
+    output, compared with the raw scores recorded at training time."""
     return lambda model, X: T.predict_scores(model, X, spec.task)
 
 
@@ -224,9 +222,8 @@ def _bins(
     train: np.ndarray, hold: np.ndarray, categorical: bool
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Bin ids of a one-feature model (train, holdout, bin count): a numeric feature by the train
-    split's
-    quantiles, a categorical one by value; missing values and unseen categories share the last
-    bin."""
+    split's quantiles, a categorical one by value; missing values and unseen categories share the
+    last bin."""
     if categorical:
         cats, tr = np.unique(train.astype(str), return_inverse=True)
         index = {c: i for i, c in enumerate(cats)}
@@ -265,12 +262,10 @@ def _within_bin_slopes(
     Y: np.ndarray,
 ) -> np.ndarray:
     """holdout rows x outputs: the least-squares slope of each output on the feature inside its bin
-    (shrunk
-    towards 0 for small bins) times the holdout value's distance from the bin's mean, the value
-    clipped to
-    the bin's train range: a one-feature model that is piecewise linear, so a feature equal to
-    (or a smooth
-    function of) the target scores near perfect, not just near its bins' resolution."""
+    (shrunk towards 0 for small bins) times the holdout value's distance from the bin's mean, the
+    value clipped to the bin's train range: a one-feature model that is piecewise linear, so a
+    feature equal to (or a smooth function of) the target scores near perfect, not just near its
+    bins' resolution."""
     ok = np.isfinite(train)
     b, x, Yb = tr_bins[ok], train[ok], Y[ok]
     n = np.bincount(b, minlength=k).astype(np.float64)
@@ -310,11 +305,9 @@ def one_feature_skill(
     categorical: bool,
 ) -> float | None:
     """Holdout skill of a model that sees one feature, fit on train: the smoothed mean target per
-    bin (a
-    category, or a quantile bin of a numeric feature, linear within the bin). r2 for regression,
-    roc_auc
-    (one vs rest, macro, for more than two classes) for classification; None when the holdout cannot
-    score it (constant target, one class)."""
+    bin (a category, or a quantile bin of a numeric feature, linear within the bin). r2 for
+    regression, roc_auc (one vs rest, macro, for more than two classes) for classification; None
+    when the holdout cannot score it (constant target, one class)."""
     classes = [] if task == "regression" else sorted({_label(v) for v in np.unique(y_train)})
     if task != "regression" and len(classes) < 2:
         return None
@@ -384,9 +377,8 @@ def leakage_evidence(
     model: Any | None,
 ) -> dict[str, Any]:
     """What the leakage gate judges: the skill ``metric`` (``gates.skill_metric``), each feature's
-    ``univariate`` skill (``one_feature_skill``, named ``feature_metric``) and, with a loaded
-    model, its
-    permutation ``importance`` on the same metric."""
+    ``univariate`` skill (``one_feature_skill``, named ``feature_metric``) and, with a loaded model,
+    its permutation ``importance`` on the same metric."""
     metric = skill_metric(spec)
     categorical = set(spec.categorical_features)
     univariate = {

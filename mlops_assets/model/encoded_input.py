@@ -4,19 +4,11 @@ replayed with the categories it learnt, so the estimator sees exactly the matrix
 
 ``to_model_frame`` + the pipeline's ``ColumnTransformer`` turn every categorical into a pandas
 ``object`` column and encode it with scikit-learn's per-row Python mapping (0.45 s per 1M rows).
-Here each categorical becomes its position among the fitted categories, then the encoder's output
-for that position is looked up in a small table read from the fitted encoder itself
-(``encoder.transform`` on its own categories, plus the output of an unseen value), so rare-category
-grouping (``max_categories``), unknown values and the ``MISSING_CATEGORY`` stand-in for nulls behave
-as in the pipeline. A ``String`` column gets its positions from an ``Enum`` cast (one string hash
-per row); a ``pl.Categorical`` one (``DeltaLake.iter_batches`` reads the spec's categoricals as
-Parquet dictionaries) from its physical ids: the few strings of its categories are cast, the rows
-are integer gathers.
-
-Supported: a ``Pipeline([("prep", ColumnTransformer), ("model", estimator)])`` whose parts are
-passthrough / numeric transformers and an ``OrdinalEncoder`` or ``OneHotEncoder`` (no ``drop``, no
-infrequent grouping) on the categoricals, dense numpy output. Anything else: ``compile_input``
-returns None and the caller uses the pipeline as it is.
+Here each categorical becomes its position among the fitted categories (``_Categories``), then
+the encoder's output for that position is looked up in a small table read from the fitted encoder
+itself (``encoder.transform`` on its own categories, plus the output of an unseen value), so
+rare-category grouping (``max_categories``), unknown values and the ``MISSING_CATEGORY`` stand-in
+for nulls behave as in the pipeline. ``compile_input`` says which pipelines are replayed.
 """
 
 from __future__ import annotations
@@ -33,14 +25,14 @@ from mlops_assets.model.estimators import input_order
 if TYPE_CHECKING:
     import numpy as np
 
-MISSING_CATEGORY = "__missing__"  # = ml.training.MISSING_CATEGORY (checked by the tests)
+MISSING_CATEGORY = "__missing__"  # = model.training.MISSING_CATEGORY (checked by the tests)
 
 
 @dataclass(frozen=True)
 class _Block:
     columns: list[str]
-    # the block's output columns, in order, each as (dtype, write): ``write(view)`` fills one matrix
-    # column
+    # the block's output columns, in order, each as (dtype, write): ``write(view)`` fills one
+    # matrix column
     build: Callable[[pl.DataFrame], list[tuple[np.dtype, Callable[[np.ndarray], None]]]]
 
 
@@ -53,15 +45,12 @@ class EncodedModel:
         self.classes_ = getattr(self.estimator, "classes_", None)
         self.declared_classes_ = getattr(pipeline, "declared_classes_", None)
         self._blocks = blocks
-        self.order = input_order(
-            self.estimator
-        )  # "F" only where the predictions do not depend on it
+        self.order = input_order(self.estimator)  # "F" only where predictions do not depend on it
 
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
         """The blocks' columns side by side, each written once into the matrix (no intermediate
-        columns):
-        column-major where the estimator's predictions are the same on it, else C-ordered as the
-        ``ColumnTransformer``'s output."""
+        columns): column-major where the estimator's predictions are the same on it, else
+        C-ordered as the ``ColumnTransformer``'s output."""
         import numpy as np
 
         columns = [c for b in self._blocks for c in b.build(frame)]
@@ -88,9 +77,8 @@ def _is_passthrough(transformer: Any) -> bool:
 
 
 def _category_codes(encoder: Any, columns: list[str]) -> np.ndarray:
-    """``encoder.transform`` of its own fitted categories: row i holds, per column, category i's
-    output
-    (columns with fewer categories repeat their first one past the end)."""
+    """``encoder.transform`` of its own fitted categories: row i holds, per column, category
+    i's output (columns with fewer categories repeat their first one past the end)."""
     import numpy as np
     import pandas as pd
 
@@ -109,8 +97,10 @@ def _category_codes(encoder: Any, columns: list[str]) -> np.ndarray:
 @dataclass(frozen=True)
 class _Categories:
     """One categorical column's fitted categories: position k is category k, ``len`` an unseen
-    value.
-    """
+    value. A ``String`` column gets its positions from an ``Enum`` cast (one string hash per
+    row); a ``pl.Categorical`` one (``DeltaLake.iter_batches`` reads the spec's categoricals as
+    Parquet dictionaries) from its physical ids: the few strings of its categories are cast, the
+    rows are integer gathers."""
 
     column: str
     enum: pl.Enum
@@ -125,8 +115,7 @@ class _Categories:
 
     def string_index(self) -> pl.Expr:
         """The positions of a column read as strings: an ``Enum`` cast (one hash per row, no
-        Python).
-        """
+        Python)."""
         return (
             pl.col(self.column)
             .cast(pl.String)
@@ -140,12 +129,10 @@ class _Categories:
 
     def categorical_index(self, values: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
         """A ``pl.Categorical`` column as (lookup, rows): the positions are ``lookup[rows]``.
-        ``rows``: the
-        physical ids less the smallest (a null: the last slot); ``lookup``: the position of the
-        string of
-        every id in between, from the column's ``Categories`` (so no string is hashed per row,
-        whatever the
-        size of the process-wide categories). None when that span of ids outnumbers the rows."""
+        ``rows``: the physical ids less the smallest (a null: the last slot); ``lookup``: the
+        position of the string of every id in between, from the column's ``Categories`` (so no
+        string is hashed per row, whatever the size of the process-wide categories). None when
+        that span of ids outnumbers the rows."""
         import numpy as np
 
         physical = values.to_physical()
@@ -170,8 +157,7 @@ class _Categories:
 
 def _lookup_block(columns: list[str], categories, tables: list[list[np.ndarray]]) -> _Block:
     """Each column's rows looked up in its tables, one per output column (entry k: category k's
-    output; last
-    entry: an unseen value)."""
+    output; last entry: an unseen value)."""
     fitted = [_Categories.of(col, cats) for col, cats in zip(columns, categories, strict=True)]
 
     def build(frame: pl.DataFrame) -> list:
@@ -196,9 +182,8 @@ def _lookup_block(columns: list[str], categories, tables: list[list[np.ndarray]]
 def _ordinal_block(encoder: Any, columns: list[str]) -> _Block:
     import numpy as np
 
-    if (
-        encoder.handle_unknown != "use_encoded_value"
-    ):  # an unseen value would raise in the pipeline: let it
+    # an unseen value would raise in the pipeline: let it
+    if encoder.handle_unknown != "use_encoded_value":
         raise _Unsupported("OrdinalEncoder without handle_unknown='use_encoded_value'")
     codes = _category_codes(encoder, columns).astype(encoder.dtype)
     unknown = np.array([encoder.unknown_value], dtype=encoder.dtype)
@@ -283,8 +268,10 @@ def _block(name: str, transformer: Any, columns: list[str], spec: DatasetSpec) -
 
 def compile_input(pipeline: Any, spec: DatasetSpec) -> EncodedModel | None:
     """An ``EncodedModel`` for ``pipeline`` (fitted), or None when its shape is not one replayed
-    here.
-    """
+    here and the caller uses the pipeline as it is. Replayed: a ``Pipeline([("prep",
+    ColumnTransformer), ("model", estimator)])`` whose parts are passthrough / numeric
+    transformers and an ``OrdinalEncoder`` or ``OneHotEncoder`` (no ``drop``, no infrequent
+    grouping) on the categoricals, dense numpy output."""
     steps = getattr(pipeline, "steps", None)
     if not steps or len(steps) != 2 or type(steps[0][1]).__name__ != "ColumnTransformer":
         return None

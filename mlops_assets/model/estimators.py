@@ -24,11 +24,9 @@ class Estimator:
     trusted_types: tuple[str, ...] = ()
     defaults: Callable[[Any], dict[str, Any]] = field(default=lambda spec: {})  # spec -> kwargs
     # the memory layout of the matrix scoring feeds it: "F" (column-major, built without a
-    # transpose) only
-    # where the predictions are the same numbers on either layout (tested bit for bit); else the "C"
-    # order
-    # the pipeline's ColumnTransformer gives (a BLAS product may round differently on another
-    # layout)
+    # transpose) only where the predictions are the same numbers on either layout (tested bit for
+    # bit); else the "C" order the pipeline's ColumnTransformer gives (a BLAS product may round
+    # differently on another layout)
     input_order: Literal["C", "F"] = "C"
 
     def supports(self, task: str) -> bool:

@@ -6,11 +6,10 @@ Each entry of ``GATES`` says which gate instances a spec enables (``floor:roc_au
 ``gate_names(spec)``, so adding a gate is one ``Gate`` entry plus its test. Pure Python:
 no scikit-learn, no Dagster, no MLflow.
 
-A gate whose metric is undefined or missing fails (fail closed), except that an undefined
-champion metric cannot block the candidate. Every gate that judges a holdout metric first asks for
-enough evidence (``gates.min_holdout_rows`` rows and, for classification, ``gates.min_positives``
-rows
-in every class): without it the gate fails with "insufficient evidence (N rows, K positives)".
+A gate whose metric is undefined or missing fails (fail closed), except that an undefined champion
+metric cannot block the candidate. Every gate that judges a holdout metric first asks for enough
+evidence (``gates.min_holdout_rows`` rows and, for classification, ``gates.min_positives`` rows in
+every class): without it the gate fails with "insufficient evidence (N rows, K positives)".
 """
 
 from __future__ import annotations
@@ -59,12 +58,9 @@ class GateInputs:
     """Everything a gate may judge: candidate and champion metrics on the same holdout rows,
     per-slice metrics of the candidate, and the artifact integrity report; ``baseline``: the naive
     baseline's metrics on the same rows; ``leakage``: per-feature skill
-    (``ml.candidate.leakage_evidence``:
-    ``metric``, ``univariate`` {column: one-feature skill}, ``importance`` {column: permutation
-    drop});
-    ``evidence``: the holdout's ``rows`` and ``classes`` {label: rows} (None: read from the
-    candidate
-    metrics' ``rows``/``positives``)."""
+    (``model.candidate.leakage_evidence``: ``metric``, ``univariate`` {column: one-feature skill},
+    ``importance`` {column: permutation drop}); ``evidence``: the holdout's ``rows`` and ``classes``
+    {label: rows} (None: read from the candidate metrics' ``rows``/``positives``)."""
 
     spec: DatasetSpec
     candidate: dict[str, Any]
@@ -241,9 +237,8 @@ def _integrity(name: str, x: GateInputs) -> GateResult:
 
 def skill_metric(spec: DatasetSpec) -> str | None:
     """The metric a leakage check reads as skill (best value 1, higher is better): the primary
-    metric when
-    it is one (roc_auc, pr_auc, r2), else the task's first such metric in ``metrics_catalog``
-    order."""
+    metric when it is one (roc_auc, pr_auc, r2), else the task's first such metric in
+    ``metrics_catalog`` order."""
 
     def is_skill(m: str) -> bool:
         return HIGHER_IS_BETTER.get(m, False) and METRIC_RANGES.get(m, (None, None))[1] == 1.0
@@ -328,8 +323,7 @@ def _suspects(x: GateInputs) -> tuple[dict[str, str], bool, float | None]:
 
 def _leakage(name: str, x: GateInputs) -> GateResult:
     """Fails an implausibly perfect candidate (skill >= ``gates.leakage.max_skill``) or one with a
-    feature
-    that alone reaches ``max_feature_skill``, naming the suspect columns; ``allow`` clears a
+    feature that alone reaches ``max_feature_skill``, naming the suspect columns; ``allow`` clears a
     column."""
     cfg = x.spec.gates.leakage
     if x.leakage is None:
@@ -378,8 +372,7 @@ def _leakage(name: str, x: GateInputs) -> GateResult:
 
 def _holdout_counts(x: GateInputs) -> tuple[int | None, dict[str, int]]:
     """(rows, {class label as text: rows}) of the holdout: ``x.evidence``, else the candidate
-    metrics'
-    ``rows``/``positives`` (binary)."""
+    metrics' ``rows``/``positives`` (binary)."""
     if x.evidence is not None:
         return x.evidence.get("rows"), {
             str(k): int(v) for k, v in (x.evidence.get("classes") or {}).items()

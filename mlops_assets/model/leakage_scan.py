@@ -1,15 +1,12 @@
 """Leakage suspects: features that carry the target (used by ``spec_infer``; pure numpy + polars).
 
-A column is a suspect when it alone predicts the target almost perfectly — its own value as a
-score and
-its binned (or categorical) target means, judged by R² (regression) or ROC AUC one-vs-rest (the
-worst
-class) — at the leakage gate's own tripwire (``gates.leakage.max_feature_skill``'s default in the
-schema).
+A column is a suspect when it alone predicts the target almost perfectly — its own value as a score
+and its binned (or categorical) target means, judged by R² (regression) or ROC AUC one-vs-rest (the
+worst class) — at the leakage gate's own tripwire (``gates.leakage.max_feature_skill``'s default in
+the schema).
 A few numeric columns are suspects together when the target is a linear function of them: the
-least-squares fit of every pair (and triple, for up to 15 columns) reaches R² ``LINEAR_SKILL``
-(or, for a
-binary class, ROC AUC ``LINEAR_CLASS_SKILL``).
+least-squares fit of every pair (and triple, for up to 15 columns) reaches R² ``LINEAR_SKILL`` (or,
+for a binary class, ROC AUC ``LINEAR_CLASS_SKILL``).
 """
 
 from __future__ import annotations
@@ -179,8 +176,7 @@ def leakage_suspects(
     max_combination: int = 3,
 ) -> list[Leak]:
     """Features that carry the target: alone (skill ≥ ``SINGLE_SKILL``), or a few numeric ones
-    together
-    as a linear function of it. ``classes`` None: a regression target; else its labels."""
+    together as a linear function of it. ``classes`` None: a regression target; else its labels."""
     rows = frame.filter(pl.col(target).is_not_null())
     if rows.height > SAMPLE_ROWS:
         rows = rows.sample(SAMPLE_ROWS, seed=seed)

@@ -2,13 +2,7 @@
 
 Plain functions over polars/pandas/numpy and scikit-learn; no Dagster and no MLflow
 here, so everything is unit-tested directly and the assets stay a few lines long.
-
-Input contract (the same for training, evaluation and scoring):
-``to_model_frame`` turns a polars features frame into a pandas frame with exactly the
-columns ``spec.model_features`` in that order; numeric and calendar columns are
-``float64`` (ints and bools are cast, so an MLflow signature inferred from it says
-``double`` and enforcement never meets an ``int64``), categorical columns are
-``object`` holding ``str`` only, with nulls replaced by ``MISSING_CATEGORY``.
+Training, evaluation and scoring share one input contract, ``to_model_frame``.
 
 Classification targets are class codes (``features.target_code``): 0/1 for a binary model, the
 index in ``spec.target_classes`` for declared ``classes``. A model fitted for declared classes
@@ -72,9 +66,12 @@ def to_model_frame(features: pl.DataFrame | pd.DataFrame, spec: DatasetSpec) -> 
     """The one conversion from a features frame to the model's input frame.
 
     ``features`` may hold extra columns (id, timestamp, target, partition keys); they
-    are dropped. Column order is ``spec.model_features``; dtypes as in the module
-    docstring. Training, evaluation and scoring all call this, so the model never sees
-    a frame built any other way (no train/serve skew).
+    are dropped. Column order is ``spec.model_features``; numeric and calendar columns are
+    ``float64`` (ints and bools are cast, so an MLflow signature inferred from it says
+    ``double`` and enforcement never meets an ``int64``), categorical columns are ``object``
+    holding ``str`` only, with nulls replaced by ``MISSING_CATEGORY``. Training, evaluation
+    and scoring all call this, so the model never sees a frame built any other way (no
+    train/serve skew).
     """
     if isinstance(features, pd.DataFrame):
         features = pl.from_pandas(features)
@@ -285,7 +282,7 @@ def time_split(
 def reference_profile(
     features: pl.DataFrame, spec: DatasetSpec, prediction: Any | None = None
 ) -> dict[str, Any]:
-    """The training data's distribution for drift monitoring (one format: ``ml.drift``'s).
+    """The training data's distribution for drift monitoring (``drift.profile``'s format).
 
     Numeric and calendar features are profiled as numeric (quantile bins plus a fixed,
     seeded sample for KS/Wasserstein), categoricals as exact counts; ``prediction`` (the

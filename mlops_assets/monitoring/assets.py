@@ -38,6 +38,7 @@ from mlops_assets.core.vocabulary import (
     TRAINING_SET,
     Alias,
     Artifact,
+    Group,
     Meta,
     VersionTag,
     recorded_delta_versions,
@@ -72,7 +73,7 @@ def build_monitoring_assets(platform: Platform) -> list:
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=follow_upstream(),
         output_required=False,
-        group_name="monitoring",
+        group_name=Group.MONITORING,
         kinds={"polars", "evidently"},
         description=(
             "Per-feature and prediction drift of D (with the partitions before it until"
@@ -129,7 +130,7 @@ def build_monitoring_assets(platform: Platform) -> list:
         deps=[SCORES] + ([RAW_LABELS] if spec.labels else []),
         backfill_policy=BackfillPolicy.single_run(),
         output_required=False,
-        group_name="monitoring",
+        group_name=Group.MONITORING,
         kinds={"sklearn", "delta"},
         description=(
             "Matured-label performance of the model that scored D (and of last_known_good on the"

@@ -102,8 +102,8 @@ def performance_rows(
 
 def confusion_metrics(y: np.ndarray, scores: np.ndarray) -> dict:
     """Binary only: accuracy, precision, recall and f1 of the score rows' label (probability >=
-    0.5), the
-    realised side of the estimated confusion matrix (``ml.estimation``); {} for other tasks."""
+    0.5), the realised side of the estimated confusion matrix (``monitoring.estimation``); {} for
+    other tasks."""
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or len(s) == 0 or not np.isin(np.unique(y), [0, 1]).all():
         return {}

@@ -24,6 +24,7 @@ from mlops_assets.core.vocabulary import (
     TABLE_MAINTENANCE,
     TABLES,
     Alias,
+    Group,
     Job,
     Meta,
     Schedule,
@@ -33,8 +34,6 @@ from mlops_assets.data.lake import DeltaLake
 from mlops_assets.location.common import assets_named
 from mlops_assets.operations.scorecard import COUNT_MEASURES, VALUE_MEASURES
 from mlops_assets.operations.scorecard_sources import compute_scorecard
-
-OPERATIONS_GROUP = "operations"
 
 
 # ---- table maintenance ----------------------------------------------------------------------
@@ -56,7 +55,7 @@ def build_operations(platform: Platform) -> tuple[AssetsDefinition, Any, Schedul
 
     @asset(
         name=TABLE_MAINTENANCE,
-        group_name=OPERATIONS_GROUP,
+        group_name=Group.OPERATIONS,
         kinds={"delta"},
         description=(
             "Compacts and vacuums every Delta table with the spec's retention, never removing a"
@@ -127,7 +126,7 @@ def build_scorecard_asset(platform: Platform) -> AssetsDefinition:
 
     @asset(
         name=SCORECARD,
-        group_name=OPERATIONS_GROUP,
+        group_name=Group.OPERATIONS,
         kinds={"python"},
         description=(
             "Operational scorecard: pipeline success rate and failure classes, data freshness,"
@@ -156,8 +155,7 @@ def build_scorecard(platform: Platform) -> tuple[AssetsDefinition, Any, Schedule
         description="The operational scorecard (plotted over time in the UI).",
     )
     # RUNNING by default: the daemon materialises it every hour without anyone switching it on, so
-    # each
-    # measure is a series in the UI's plots (and `status` reads the latest point).
+    # each measure is a series in the UI's plots (and `status` reads the latest point).
     schedule = ScheduleDefinition(
         name=Schedule.SCORECARD,
         job=job,

@@ -54,8 +54,8 @@ telemetry:
   enabled: false
 """,
 )
-"""Embedded defaults written by earlier versions: replaced by ``DAGSTER_YAML`` (an edited file is
-kept)."""
+"""Generated ``dagster.yaml`` contents that ``ensure_dagster_home`` replaces with ``DAGSTER_YAML``:
+nobody edited them, so nothing is lost (a file with any other content is kept)."""
 
 
 def ensure_dagster_home(platform: Platform) -> Path:

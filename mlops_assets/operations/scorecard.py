@@ -43,9 +43,8 @@ CONTRACT_ASSETS = frozenset({RAW_EVENTS, RAW_LABELS})
 GATE_ASSETS = frozenset({EVALUATION_REPORT})
 
 CONTRACT, GATE, OTHER = "contract", "gate", "other"
-STUCK = (
-    "STUCK"  # RunOutcome.status of a run in progress whose worker died (see pipeline_runs_stuck)
-)
+# RunOutcome.status of a run in progress whose worker died (see pipeline_measures)
+STUCK = "STUCK"
 
 # The measure names, in order: the numeric metadata of the asset, the keys of "measures".
 COUNT_MEASURES = (

@@ -1,10 +1,9 @@
 """The scorecard's read-only gatherers, and ``compute_scorecard`` tying them to the pure
 measures of ``mlops_assets.operations.scorecard`` (where every measure is defined).
 
-Sources: the Dagster instance (finished runs and their failure events, runs in progress whose
-worker died, drift-sensor retrains), the Delta tables (``raw_events``, ``features``, ``scores``,
-``audit``) and the
-model registry. Nothing here writes anything.
+Sources: the Dagster instance (finished runs and their failure events, runs in progress whose worker
+died, drift-sensor retrains), the Delta tables (``raw_events``, ``features``, ``scores``, ``audit``)
+and the model registry. Nothing here writes anything.
 """
 
 from __future__ import annotations

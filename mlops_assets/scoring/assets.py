@@ -34,6 +34,7 @@ from mlops_assets.core.vocabulary import (
     SCORES,
     SHADOW_SCORES,
     Alias,
+    Group,
     Meta,
 )
 from mlops_assets.data.contract_checks import BLOCKING_CHECKS
@@ -54,7 +55,7 @@ def build_scoring_assets(platform: Platform) -> list:
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=follow_upstream(),
         output_required=False,
-        group_name="monitoring",
+        group_name=Group.MONITORING,
         kinds={"sklearn", "delta"},
         description=(
             "The champion's predictions for features[D]; every row names the model version, alias,"
@@ -98,7 +99,7 @@ def build_scoring_assets(platform: Platform) -> list:
         deps=[scores],
         backfill_policy=BackfillPolicy.single_run(),
         output_required=False,
-        group_name="monitoring",
+        group_name=Group.MONITORING,
         kinds={"sklearn", "delta"},
         description=(
             "The challenger (passed every gate, not champion) scored on the same rows; compared"

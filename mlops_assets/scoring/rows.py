@@ -71,7 +71,7 @@ class ConstantBaseline:
 
 
 def score_column(spec: DatasetSpec) -> str:
-    """The column of a score row holding the model's output (see the module docstring)."""
+    """The column of a score row holding the model's output (see ``score_columns``)."""
     return "probability" if spec.task == "classification" else "prediction"
 
 
@@ -173,8 +173,7 @@ Features = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
 
 def _batches(features: Features, batch_rows: int) -> Iterator[pl.DataFrame]:
     """A LazyFrame (e.g. a Delta scan) is streamed; batches (``DeltaLake.iter_batches``) are taken
-    as they
-    come: only one batch of features is in memory at a time."""
+    as they come: only one batch of features is in memory at a time."""
     if isinstance(features, pl.LazyFrame):
         yield from features.collect_batches(chunk_size=batch_rows, maintain_order=True)
     elif isinstance(features, pl.DataFrame):
@@ -185,11 +184,9 @@ def _batches(features: Features, batch_rows: int) -> Iterator[pl.DataFrame]:
 
 def predictor(model: Any, spec: DatasetSpec) -> Callable[[pl.DataFrame], np.ndarray]:
     """``features batch -> scores`` of a model (the serving one, or last_known_good re-scored beside
-    it). A fitted pipeline of a known shape gets its
-    categoricals encoded in polars with the fitted categories (``ml.encoded_input``: the same
-    matrix,
-    hence the same scores, bit for bit); any other model goes through ``to_model_frame`` and
-    itself."""
+    it). A fitted pipeline of a known shape gets its categoricals encoded in polars with the fitted
+    categories (``model.encoded_input``: the same matrix, hence the same scores, bit for bit); any
+    other model goes through ``to_model_frame`` and itself."""
     if isinstance(model, ConstantBaseline):
         return lambda batch: model.predict_scores(batch.height)
     from mlops_assets.model.training import predict_scores, to_model_frame
@@ -214,8 +211,7 @@ def score_batches(
     scored_at: dt.datetime | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Score rows batch by batch (columns ``score_columns``), in input order: one batch of features
-    and
-    one of scores in memory at a time."""
+    and one of scores in memory at a time."""
     scored_at = scored_at or utc_now()
     predict, columns = predictor(serving.model, spec), list(score_columns(spec))
     stamp = [

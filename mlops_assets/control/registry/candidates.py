@@ -250,8 +250,7 @@ def _log_metrics(
 
 def artifact_bytes(content: dict | list | str | bytes) -> bytes:
     """What a run artifact's file holds: dict/list -> indented JSON, str -> the text as is, bytes as
-    they are
-    (e.g. a skops file: read back only through ``integrity.load_artifact_skops``)."""
+    they are (e.g. a skops file: read back only through ``integrity.load_artifact_skops``)."""
     if isinstance(content, bytes):
         return content
     return (content if isinstance(content, str) else json.dumps(content, indent=2)).encode("utf-8")

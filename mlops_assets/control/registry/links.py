@@ -27,9 +27,8 @@ log = logging.getLogger("mlops_assets.control.registry.links")
 
 UI_URL_ENV = "MLOPS_MLFLOW_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:5000"
-REPORTS_ARTIFACT_DIR = (
-    "reports"  # run artifacts: reports/<kind>/<file>.html (not in the integrity manifest)
-)
+# run artifacts: reports/<kind>/<file>.html (not in the integrity manifest)
+REPORTS_ARTIFACT_DIR = "reports"
 
 
 def without_credentials(url: str) -> str:
@@ -86,8 +85,7 @@ def version_links(
     base: str | None = None,
 ) -> dict[str, str]:
     """``{prefix}mlflow_run`` and ``{prefix}mlflow_model_version`` URLs of ``version`` ({} when
-    there is
-    no version or MLflow cannot say: links are a convenience, never a reason to fail)."""
+    there is no version or MLflow cannot say: links are a convenience, never a reason to fail)."""
     if version is None or int(version) < 1:  # no version, or the constant baseline
         return {}
     base = base or mlflow_ui_base()
@@ -108,8 +106,7 @@ def log_report(
     registry: RegistryProtocol, version: int | str, path: Path, kind: str, base: str | None = None
 ) -> str | None:
     """Store the HTML report at ``path`` as an artifact of ``version``'s run (``reports/<kind>/``)
-    and
-    return its MLflow UI link; None when MLflow refused (the local file stays the fallback)."""
+    and return its MLflow UI link; None when MLflow refused (the local file stays the fallback)."""
     try:
         experiment_id, run_id = _run_of(registry, version)
         artifact = report_artifact_path(kind, path)

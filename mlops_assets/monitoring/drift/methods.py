@@ -44,7 +44,7 @@ __all__ = [
     "DRIFT_TABLE_SCHEMA",
     "SMALL_REFERENCE_ROWS",
     "DriftMethod",
-    "build_reference_profile",  # defined in drift_profile; training imports it from here
+    "build_reference_profile",  # defined in drift.profile, re-exported with the methods
     "check_drift_methods",
     "default_method",
     "drift_method",
@@ -56,14 +56,9 @@ __all__ = [
     "method_names",
 ]
 
-SMALL_REFERENCE_ROWS = (
-    1000  # Evidently: statistical tests up to this many reference rows, distances above
-)
-OK, EXCLUDED, INSUFFICIENT_DATA = (
-    "ok",
-    "excluded",
-    "insufficient_data",
-)  # statuses in the drift table
+# Evidently: statistical tests up to this many reference rows, distances above
+SMALL_REFERENCE_ROWS = 1000
+OK, EXCLUDED, INSUFFICIENT_DATA = "ok", "excluded", "insufficient_data"  # drift table statuses
 
 # ---- the method registry --------------------------------------------------------------------
 

@@ -1,22 +1,12 @@
 """Multivariate drift: PCA reconstruction error against the training reference (NannyML's
 ``DataReconstructionDriftCalculator``).
 
-A shift in how features move *together* (a correlation that breaks while every marginal stays put)
-is invisible to per-column tests. PCA fitted on the reference keeps the directions that explain most
-of its variance; rows of a world with other correlations are reconstructed worse.
-
-As NannyML does it: categoricals frequency-encoded (their share in the reference; unseen values 0),
-missing numbers imputed with the reference mean, every column standardised with the reference's mean
-and standard deviation, PCA keeping the fewest components that explain more than
-``VARIANCE_KEPT`` of
-the variance; a row's error is the Euclidean distance between its standardised values and their
-reconstruction, a sample's error the mean over its rows.
-
-Threshold from the reference's own spread: the reference's rows are split into its daily partitions
-(NannyML's chunks) and also resampled (``BOOTSTRAP`` draws of the median day's size, seeded); the
-spread is the larger of the two standard deviations, scaled to the judged sample's size by
-sqrt(m / n), and the threshold is the reference mean + ``SIGMAS`` spreads (NannyML's default
-``StandardDeviationThreshold`` of 3). A day above it is drifted. Plain numpy; no Dagster.
+A shift in how features move *together* (a correlation that breaks while every marginal stays
+put) is invisible to per-column tests. PCA fitted on the reference keeps the directions that
+explain most of its variance; rows of a world with other correlations are reconstructed worse.
+A row's error is the Euclidean distance between its standardised values (``encode``) and their
+reconstruction, a sample's error the mean over its rows; a day above the reference's own spread
+(``threshold``) is drifted. Plain numpy; no Dagster.
 """
 
 from __future__ import annotations
@@ -43,7 +33,11 @@ def _categorical_values(frame: pl.DataFrame, column: str) -> np.ndarray:
 
 
 def encode(frame: pl.DataFrame, ref: dict[str, Any]) -> np.ndarray:
-    """Rows × columns, standardised as the reference was (see the module docstring)."""
+    """Rows × columns, standardised as the reference was. As NannyML does it: categoricals
+    frequency-encoded (their share in the reference; unseen values 0), missing numbers imputed
+    with the reference mean, every column standardised with the reference's mean and standard
+    deviation (the PCA then keeps the fewest components that explain more than
+    ``VARIANCE_KEPT`` of the variance)."""
     import numpy as np
 
     parts = []
@@ -140,7 +134,12 @@ def fit_reference(
 
 
 def threshold(ref: dict[str, Any], rows: int) -> float:
-    """The upper threshold for a sample of ``rows`` rows."""
+    """The upper threshold for a sample of ``rows`` rows, from the reference's own spread: its
+    rows are split into its daily partitions (NannyML's chunks) and also resampled
+    (``BOOTSTRAP`` draws of the median day's size, seeded); the spread is the larger of the two
+    standard deviations, scaled to the judged sample's size by sqrt(m / n), and the threshold is
+    the reference mean + ``SIGMAS`` spreads (NannyML's default ``StandardDeviationThreshold`` of
+    3)."""
     import numpy as np
 
     scaled = ref["bootstrap_std"] * np.sqrt(ref["chunk_rows"] / max(rows, 1))
@@ -179,9 +178,9 @@ MULTIVARIATE_FEATURE = (  # how a multivariate verdict is named among the drifte
 
 
 def as_drift_summary(mv: pl.DataFrame) -> pl.DataFrame:
-    """``multivariate_drift`` rows in the shape of ``ml.drift.drift_summary`` (what drift episodes
-    read):
-    share = error / threshold, drifted = the verdict (unjudged days: not drifted)."""
+    """``multivariate_drift`` rows in the shape of ``drift.methods.drift_summary`` (what drift
+    episodes read): share = error / threshold, drifted = the verdict (unjudged days: not
+    drifted)."""
     if mv.is_empty():
         return pl.DataFrame(
             schema={
@@ -206,10 +205,8 @@ def as_drift_summary(mv: pl.DataFrame) -> pl.DataFrame:
 
 def merge_into_summary(summary: pl.DataFrame, mv: pl.DataFrame) -> pl.DataFrame:
     """The univariate ``drift_summary`` with multivariate verdicts folded in (``drift.multivariate:
-    retrain``):
-    a day is drifted when either says so (same champion's reference); a day judged only
-    multivariately is
-    added. Other columns of ``summary`` are kept as they are."""
+    retrain``): a day is drifted when either says so (same champion's reference); a day judged only
+    multivariately is added. Other columns of ``summary`` are kept as they are."""
     extra = as_drift_summary(mv).rename(
         {
             "share_drifted": "mv_share",

@@ -43,9 +43,8 @@ __all__ = [
 
 PROFILE_FORMAT = "mlops_assets.drift/1"
 NUMERIC, CATEGORICAL = "numeric", "categorical"  # the kinds of column (and profile sections)
-LOW_CARDINALITY = (
-    5  # Evidently: a numeric column with <= 5 distinct values is judged as categorical
-)
+# Evidently: a numeric column with <= 5 distinct values is judged as categorical
+LOW_CARDINALITY = 5
 
 
 # ---- reading and binning a column (shared with the statistics) ------------------------------

@@ -126,9 +126,8 @@ def _hist_sorted(srt: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def _bin_counts_sorted(srt: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``drift_profile.bin_counts`` (right-closed bins, the two open ends included) for sorted
-    values:
-    one searchsorted per edge, not per value."""
+    """``profile.bin_counts`` (right-closed bins, the two open ends included) for sorted values: one
+    searchsorted per edge, not per value."""
     import numpy as np
 
     return np.diff(np.concatenate(([0], srt.searchsorted(edges, "right"), [srt.size])))
@@ -155,14 +154,10 @@ def _evidently_binned(
 @dataclass(frozen=True)
 class CdfGrid:
     """Every distinct value of either sorted sample, in order, with each sample's count up to it:
-    both
-    empirical CDFs, computed over distinct values (counts per value) rather than over every row,
-    so a
-    column of few distinct values costs next to nothing. A value in both samples sits twice
-    (reference
-    first, as a stable sort of ``reference ∪ current`` puts it); only its second position is a
-    point of
-    both CDFs (``real``)."""
+    both empirical CDFs, computed over distinct values (counts per value) rather than over every
+    row, so a column of few distinct values costs next to nothing. A value in both samples sits
+    twice (reference first, as a stable sort of ``reference ∪ current`` puts it); only its second
+    position is a point of both CDFs (``real``)."""
 
     values: np.ndarray
     cum_ref: np.ndarray
@@ -195,10 +190,8 @@ def _sorted(values: np.ndarray) -> np.ndarray:
 
 def merge_sorted(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.concatenate((ref, cur))`` stably sorted, for two sorted arrays — in O(n), no sort — and
-    which
-    of its positions hold a ``ref`` value. As the stable sort does, a reference value goes before
-    the
-    current values equal to it (``searchsorted(..., "left")``)."""
+    which of its positions hold a ``ref`` value. As the stable sort does, a reference value goes
+    before the current values equal to it (``searchsorted(..., "left")``)."""
     import numpy as np
 
     at = cur.searchsorted(ref, "left") + np.arange(ref.size)
@@ -368,9 +361,8 @@ def _reference_value_counts(profile: dict) -> dict[str, int] | None:
     return numeric_value_counts(np.asarray(profile["sample"], dtype=np.float64))
 
 
-_EXACT_REFERENCE_MAX_ROWS = (
-    1_000_000  # a low-cardinality reference is rebuilt from its counts up to this
-)
+# a low-cardinality reference is rebuilt from its counts up to this many rows
+_EXACT_REFERENCE_MAX_ROWS = 1_000_000
 
 
 def _reference_values(profile: dict, ref_counts: dict[str, int] | None) -> np.ndarray:

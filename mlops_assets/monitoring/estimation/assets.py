@@ -39,6 +39,7 @@ from mlops_assets.core.vocabulary import (
     PARTITION_COLUMN,
     SCORES,
     Alias,
+    Group,
     Meta,
 )
 from mlops_assets.data.lake import DeltaLake
@@ -66,7 +67,7 @@ def build_estimation_assets(platform: Platform) -> list:
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=follow_upstream(),
         output_required=False,
-        group_name="monitoring",
+        group_name=Group.MONITORING,
         kinds={"sklearn", "delta"},
         description=(
             "Performance of the model that scored D, estimated before D's labels (CBPE for "
@@ -138,7 +139,7 @@ def build_estimation_assets(platform: Platform) -> list:
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=follow_upstream(),
         output_required=False,
-        group_name="monitoring",
+        group_name=Group.MONITORING,
         kinds={"polars", "delta"},
         description=(
             "PCA reconstruction error of D against the champion's training reference, with a"

@@ -6,8 +6,8 @@ One skops file, ``Artifact.MONITOR_MODELS``, logged with the candidate's run: ha
 registration manifest like every run artifact and loaded only through the verified path
 (``registry.integrity.load_artifact_skops``) with the types recorded under
 ``VersionTag.MONITOR_TRUSTED_TYPES`` — a subset of ``estimation.METHOD_TRUSTED_TYPES``.
-A version registered before this existed has no such artifact: estimation and multivariate drift
-skip it with a note (``Bundles``, each version's bundle loaded once per run).
+A version registered without this artifact is skipped with a note by estimation and multivariate
+drift (``Bundles``, each version's bundle loaded once per run).
 """
 
 from __future__ import annotations

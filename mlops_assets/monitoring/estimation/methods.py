@@ -22,9 +22,8 @@ if TYPE_CHECKING:
 
 BINARY_THRESHOLD = 0.5  # the score rows' label: positive at probability >= 0.5
 CBPE, DLE = "cbpe", "dle"
-MAX_CATEGORIES = (
-    250  # the most frequent holdout categories get a code each; the rest are unknown (NaN)
-)
+# the most frequent holdout categories get a code each; the rest are unknown (NaN)
+MAX_CATEGORIES = 250
 DLE_PARAMS = {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20}
 METHOD_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 """The only types a stored estimation method may need beyond skops' defaults (DLE's regressors);
