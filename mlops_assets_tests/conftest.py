@@ -30,16 +30,20 @@ DAY0 = dt.date(2026, 3, 2)  # a Monday
 # together on the short files; xdist by default starts with the files holding the most tests,
 # which left these for the end, one worker busy for minutes after the other was done.
 LONG_FILES = [
-    "test_e2e_ui.py",
-    "test_daemon.py",
-    "test_benchmarks_smoke.py",
-    "test_s3_production.py",
-    "test_pii.py",
-    "test_performance_without_labels.py",
-    "test_data_assets.py",
-    "test_model_plane.py",
-    "test_outages.py",
-    "test_ledger.py",
+    "test_e2e_ui.py",  # ~3 min alone, twice that beside the other worker; test_daemon.py follows
+    "test_daemon.py",  # ~75 s
+    "test_ledger.py",  # ~80 s: CLI races and kill -9 in subprocesses
+    "test_outages.py",  # ~70 s: a real MLflow server stopped and restarted
+    "test_data_assets.py",  # ~45 s alone, ~85 s in the suite: 30 one-partition runs
+    "test_s3_production.py",  # ~60 s
+    "test_benchmarks_smoke.py",  # ~50 s
+    "test_model_plane.py",  # ~45 s
+    "test_monitoring.py",  # ~40 s
+    "test_multiclass.py",  # ~27 s
+    "test_estimation.py",  # ~23 s
+    "test_operator_cli.py",  # ~23 s
+    "test_performance_without_labels.py",  # ~21 s
+    "test_crash_points.py",  # ~20 s
 ]
 # Files that run a real ``dagster-daemon`` share one worker, one after the other: side by side, each
 # daemon's queued runs starved the other's on two cores, past their timeouts.
@@ -366,7 +370,7 @@ def world_home(root: Path, *, spec: Path | None = None, one_thread: bool = False
 
 
 @contextlib.contextmanager
-def built_world(root: Path, *, spec=None, one_thread=False, env=None, **build):
+def built_world(root: Path, *, spec=None, one_thread=False, **build):
     """``build_world`` (its options in ``build``) in a ``world_home`` at ``root``."""
-    with world_home(root, spec=spec, one_thread=one_thread, **(env or {})) as (platform, instance):
+    with world_home(root, spec=spec, one_thread=one_thread) as (platform, instance):
         yield build_world(platform, instance, **build)

@@ -13,6 +13,7 @@ Two real ways a run dies, each with a real slow job in a real process:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -202,7 +203,7 @@ def test_a_killed_daemon_launched_run_is_marked_failed(tmp_path, slow_job):
     marker = tmp_path / "daemon_slow.started"
     env = _env(dagster_home, marker)
     bin_dir = Path(sys.executable).parent
-    log, step = open(tmp_path / "daemon.log", "w"), None
+    log, step = open(tmp_path / "daemon.log", "w"), None  # noqa: SIM115 (closed with the daemon)
     daemon = subprocess.Popen(
         [str(bin_dir / "dagster-daemon"), "run", "-f", str(slow_job)],
         cwd=tmp_path,
@@ -266,10 +267,8 @@ def test_a_killed_daemon_launched_run_is_marked_failed(tmp_path, slow_job):
             assert (pipeline["failed"], pipeline["stuck"], pipeline["success_rate"]) == (1, 0, 0.0)
     finally:
         for pid in (step,) if step else ():  # the orphaned step process of the killed worker
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
             daemon.wait(timeout=30)

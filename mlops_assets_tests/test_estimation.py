@@ -75,9 +75,7 @@ def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world)
 
     # changed bytes are refused
     client = registry.client()
-    run_dir = Path(
-        client.get_run(registry.run_id(1)).info.artifact_uri.removeprefix("file://")
-    )
+    run_dir = Path(client.get_run(registry.run_id(1)).info.artifact_uri.removeprefix("file://"))
     path = run_dir / Artifact.MONITOR_MODELS
     original = path.read_bytes()
     path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))

@@ -211,7 +211,7 @@ def test_the_estimator_is_trusted_only_on_recent_evidence_within_tolerance():
                     "labelled_rows": 100,
                     "coverage": 1.0,
                 }
-                for d, e in zip(days, errors)
+                for d, e in zip(days, errors, strict=True)
             ],
             schema=RECONCILIATION_SCHEMA,
         )

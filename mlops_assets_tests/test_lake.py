@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from mlops_assets.data.lake import COMMIT_APP_ID, DeltaLake, partition_predicate
 
@@ -207,7 +208,7 @@ def test_an_aged_log_is_dropped_but_every_kept_version_still_time_travels(lake):
     assert lake.read("t", ["2026-01-03"], version=30)["v"].to_list() == [30.0] * 2
     assert lake.read("t", ["2026-01-17"])["v"].to_list() == [44.0] * 2
     # a version nobody kept, older than the retention: gone
-    with pytest.raises(Exception):
+    with pytest.raises(DeltaError):
         lake.read("t", version=8)
     # 25 later commits (another automatic checkpoint) and a month later, a second maintenance: still
     # kept
@@ -311,7 +312,7 @@ def test_label_arrivals_the_log_no_longer_holds_still_reach_the_performance_sens
         ["2026-01-12"],
         ["2026-01-07"],
     )  # the commit after version 1
-    for i in range(25):  # more commits, then a month passes and maintenance drops the aged log
+    for _ in range(25):  # more commits, then a month passes and maintenance drops the aged log
         lake.write_partitions(
             "raw_labels",
             pl.DataFrame({"ds": ["2026-01-12"] * 3, spec.labels.id: ids["2026-01-07"]}),

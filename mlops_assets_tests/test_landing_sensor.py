@@ -132,7 +132,8 @@ def test_a_lost_cursor_does_not_rerun_days_a_range_backfill_ingested(platform, d
 
 
 def test_restoring_a_day_to_earlier_content_re_runs_it(platform, defs, instance, lake):
-    """A processed, replaced by a bad B (quarantined), restored to A: the day runs again and lands."""
+    """A processed, replaced by a bad B (quarantined), restored to A: the day runs again and
+    lands."""
     simulate(platform.landing.parent, DAY0, 1, seed=3)
     day = DAY0.isoformat()
     launched, cursor, _ = tick(instance, defs, "landing_sensor", None)

@@ -81,10 +81,11 @@ def promote(lake, registry, version):
 
 
 def agree(lake, registry) -> None:
-    """The invariant: nothing pending, aliases as the ledger says, the champion's tag says champion."""
+    """The invariant: nothing pending, aliases as the ledger says, the champion's tag says
+    champion."""
     ledger = read_ledger(lake)
     assert pending_moves(ledger) == []
-    assert {a: v for a, v in registry.aliases().items()} == alias_state(ledger)
+    assert dict(registry.aliases()) == alias_state(ledger)
     champion = registry.get_alias(Alias.CHAMPION)
     if champion is not None:
         assert registry.version_tags(champion)[VersionTag.STATUS] == Status.CHAMPION
@@ -259,7 +260,8 @@ def test_tampering_with_the_audit_is_detected_and_a_corrupt_file_is_reported(con
 
 
 def test_a_re_chained_rewrite_is_still_caught_by_the_delta_history(control):
-    """Recomputing every hash after an edit does not help: the table was rewritten, not appended to."""
+    """Recomputing every hash after an edit does not help: the table was rewritten, not appended
+    to."""
 
     lake, registry = control
     promote(lake, registry, 1)

@@ -111,7 +111,9 @@ def make_features(n: int = 3000, seed: int = 0, days: int = 28) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "transaction_id": [f"t{i}" for i in range(n)],
-            "event_time": [dt.datetime.combine(d, dt.time(int(h))) for d, h in zip(dates, hour)],
+            "event_time": [
+                dt.datetime.combine(d, dt.time(int(h))) for d, h in zip(dates, hour, strict=True)
+            ],
             "ds": dates,
             "amount": amount,
             "distance_from_home_km": distance,
@@ -419,7 +421,8 @@ def test_adding_an_estimator_is_one_registry_entry(monkeypatch, features):
 
 
 def test_multiclass_pipelines_round_trip_with_exactly_their_trusted_types(features):
-    """Declared classes add only the list ``declared_classes_`` to the pipeline: no new skops type."""
+    """Declared classes add only the list ``declared_classes_`` to the pipeline: no new skops
+    type."""
     codes = np.digitize(features["amount"].to_numpy(), [20.0, 60.0]).astype(float)  # 3 classes
     for estimator in KINDS["classification"]:
         data = copy.deepcopy(BASE)

@@ -96,11 +96,12 @@ def tickets(day: dt.date, rows: int, seed: int) -> pl.DataFrame:
     )
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     label = [
-        CLASSES[int(np.searchsorted(np.cumsum(row), u))] for row, u in zip(p, rng.random(rows))
+        CLASSES[int(np.searchsorted(np.cumsum(row), u))]
+        for row, u in zip(p, rng.random(rows), strict=True)
     ]
     opened = [
         dt.datetime.combine(day, dt.time(int(h), int(m)))
-        for h, m in zip(hour, rng.integers(0, 60, rows))
+        for h, m in zip(hour, rng.integers(0, 60, rows), strict=True)
     ]
     return pl.DataFrame(
         {

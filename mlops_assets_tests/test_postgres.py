@@ -84,7 +84,8 @@ def pg_database():
 
 
 def _unavailable(reason: str):
-    """Skip locally; fail under CI, whose workflow starts PostgreSQL (a silent skip would hide it)."""
+    """Skip locally; fail under CI, whose workflow starts PostgreSQL (a silent skip would hide
+    it)."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI is set but {reason}")
     pytest.skip(reason)
@@ -283,14 +284,14 @@ def test_production_instance_on_postgres_stores_a_real_run(
 
 
 # ---- 2. several runs at once --------------------------------------------------------------------
-WORKER = (
-    r"""
+WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
 from dagster import DagsterInstance
 from mlops_assets.location.build import build_definitions
 
-barrier, parties, partition, batch = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+barrier, parties, partition = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+batch, batch_tag = sys.argv[4], sys.argv[5]
 job = build_definitions().resolve_job_def("ingest")
 with DagsterInstance.get() as instance:  # $DAGSTER_HOME/dagster.yaml
     (barrier / f"{os.getpid()}.ready").touch()  # start executing together, after the slow imports
@@ -299,14 +300,13 @@ with DagsterInstance.get() as instance:  # $DAGSTER_HOME/dagster.yaml
         if time.monotonic() > deadline:
             sys.exit("barrier: the other workers never became ready")
         time.sleep(0.01)
-    result = job.execute_in_process(instance=instance, partition_key=partition, tags={%r: batch},
-                                    raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance, partition_key=partition, tags={batch_tag: batch}, raise_on_error=False
+    )
     print(json.dumps({"run_id": result.run_id, "success": result.success,
                       "run_storage": type(instance.run_storage).__name__}))
 sys.exit(0 if result.success else 1)
 """
-    % BATCH_TAG
-)
 
 
 def run_workers(partitions: list[str], workdir: Path, timeout: float = 150) -> list[dict]:
@@ -317,9 +317,18 @@ def run_workers(partitions: list[str], workdir: Path, timeout: float = 150) -> l
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # MLOPS_HOME, DAGSTER_HOME, DAGSTER_PG_*
     procs = []
     for i, key in enumerate(partitions):
-        out, err = (open(workdir / f"worker-{batch}-{i}.{s}", "w+") for s in ("out", "err"))
+        out, err = (open(workdir / f"worker-{batch}-{i}.{s}", "w+") for s in ("out", "err"))  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(barrier), str(len(partitions)), key, batch],
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                str(barrier),
+                str(len(partitions)),
+                key,
+                batch,
+                BATCH_TAG,
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -439,7 +448,8 @@ def test_queue_admits_one_training_run_at_a_time(defs, pg_instance):
 
 # ---- dead runs on the production instance -------------------------------------------------------
 def test_a_silent_run_on_postgres_is_stuck_by_age_not_by_pid(defs, pg_instance):
-    """PostgreSQL may serve many hosts, so a worker's pid means nothing here: only silence counts."""
+    """PostgreSQL may serve many hosts, so a worker's pid means nothing here: only silence
+    counts."""
     assert not workers_on_this_host(pg_instance)
     job = defs.resolve_job_def("ingest")
     run = pg_instance.create_run_for_job(

@@ -166,30 +166,48 @@ def seed_audit(lake: DeltaLake, registered: dict[int, dt.datetime]) -> None:
     """
     h = lambda v, hours: registered[v] + dt.timedelta(hours=hours)  # noqa: E731
     rows = [
-        dict(
-            at=h(1, 30),
-            action=Action.PROMOTE,
-            alias=Alias.CHAMPION,
-            from_version=None,
-            to_version=1,
-        ),
-        dict(
-            at=h(2, 10), action=Action.PROMOTE, alias=Alias.CHAMPION, from_version=1, to_version=2
-        ),
-        dict(
-            at=h(3, 20),
-            action=Action.AWAIT_APPROVAL,
-            alias=Alias.CHALLENGER,
-            from_version=None,
-            to_version=3,
-        ),
-        dict(
-            at=h(3, 50), action=Action.APPROVE, alias=Alias.CHAMPION, from_version=2, to_version=3
-        ),
-        dict(
-            at=h(3, 70), action=Action.ROLLBACK, alias=Alias.CHAMPION, from_version=3, to_version=2
-        ),
-        dict(at=h(4, 80), action=Action.REJECT, alias=None, from_version=None, to_version=4),
+        {
+            "at": h(1, 30),
+            "action": Action.PROMOTE,
+            "alias": Alias.CHAMPION,
+            "from_version": None,
+            "to_version": 1,
+        },
+        {
+            "at": h(2, 10),
+            "action": Action.PROMOTE,
+            "alias": Alias.CHAMPION,
+            "from_version": 1,
+            "to_version": 2,
+        },
+        {
+            "at": h(3, 20),
+            "action": Action.AWAIT_APPROVAL,
+            "alias": Alias.CHALLENGER,
+            "from_version": None,
+            "to_version": 3,
+        },
+        {
+            "at": h(3, 50),
+            "action": Action.APPROVE,
+            "alias": Alias.CHAMPION,
+            "from_version": 2,
+            "to_version": 3,
+        },
+        {
+            "at": h(3, 70),
+            "action": Action.ROLLBACK,
+            "alias": Alias.CHAMPION,
+            "from_version": 3,
+            "to_version": 2,
+        },
+        {
+            "at": h(4, 80),
+            "action": Action.REJECT,
+            "alias": None,
+            "from_version": None,
+            "to_version": 4,
+        },
     ]
     for r in sorted(rows, key=lambda r: r["at"]):
         append_audit(lake, actor="tester", reason=f"{r['action']} for the scorecard test", **r)

@@ -275,7 +275,7 @@ def test_corrupt_file_is_unreadable(faulty):
     (record,) = [f for f in faulty.files if f.kind == "corrupt"]
     path = Path(faulty.out) / record.path
     assert path.name == "events-2026-01-05-part2.parquet" and record.rows == 0
-    with pytest.raises(Exception):
+    with pytest.raises(pl.exceptions.PolarsError):
         pl.read_parquet(path)
     assert read_events(day_files(faulty)["2026-01-05"]).height > 0  # the day's main file is intact
 
@@ -342,12 +342,12 @@ def test_bad_file_has_its_defect(tmp_path, kind):
     assert path.exists() and path.parent == tmp_path and path.resolve().parent == tmp_path.resolve()
     assert sim.write_bad_file(tmp_path, kind, START) == path  # deterministic name
     if kind == "truncated_parquet":
-        with pytest.raises(Exception):
+        with pytest.raises(pl.exceptions.PolarsError):
             pl.read_parquet(path)
         return
     if kind == "malformed_csv":
         for options in ({}, {"truncate_ragged_lines": True}):
-            with pytest.raises(Exception):
+            with pytest.raises(pl.exceptions.PolarsError):
                 pl.read_csv(path, **options)
         return
     frame = _read_bad(path)
@@ -356,7 +356,7 @@ def test_bad_file_has_its_defect(tmp_path, kind):
         assert frame["amount"].dtype == pl.String
         assert frame["amount"].cast(pl.Float64, strict=False).null_count() >= 1
         assert "abc" in set(frame["amount"]) or frame["amount"].str.contains("[a-z]").any()
-        with pytest.raises(Exception):
+        with pytest.raises(pl.exceptions.PolarsError):
             frame["amount"].cast(pl.Float64, strict=True)
     elif kind == "missing_column":
         assert "amount" not in frame.columns
@@ -419,7 +419,10 @@ def test_regression_simulation(tmp_path):
     assert r2(after, False) < r2(after, True) - 0.15  # concept drift changed the relation
 
     again = sim.simulate_regression(tmp_path / "again", START, 6, seed=SEED, inject=inject)
-    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(manifest.paths(), again.paths()))
+    assert all(
+        a.read_bytes() == b.read_bytes()
+        for a, b in zip(manifest.paths(), again.paths(), strict=True)
+    )
 
 
 # ---- hygiene ------------------------------------------------------------------------------------

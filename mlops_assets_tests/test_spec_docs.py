@@ -1,4 +1,5 @@
-"""``docs/spec.md`` is generated from the pydantic schema and kept in sync: regenerate and compare."""
+"""``docs/spec.md`` is generated from the pydantic schema and kept in sync: regenerate and
+compare."""
 
 import subprocess
 import sys

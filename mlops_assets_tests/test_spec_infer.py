@@ -122,7 +122,7 @@ def test_pii_by_value_patterns_whatever_the_column_is_called():
     frame = sample(
         y=lambda b, rng: rng.normal(0, 1, N),
         contact=lambda b, rng: [f"user{i}@example.org" for i in range(N)],
-        col7=lambda b, rng: ["+1 415-555-%04d" % i for i in range(N)],
+        col7=lambda b, rng: [f"+1 415-555-{i:04d}" for i in range(N)],
     )
     _, _, spec = infer(frame, target="y")
     assert spec.pii == ["contact", "col7"] and not {"contact", "col7"} & set(spec.model_features)

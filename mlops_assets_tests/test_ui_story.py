@@ -157,7 +157,8 @@ def test_routes_are_the_mlflow_3_ui_routes():
 
 
 def _register_version(registry) -> tuple[str, str]:
-    """A registered version whose source run exists (no model bytes: links only need the records)."""
+    """A registered version whose source run exists (no model bytes: links only need the
+    records)."""
     client = registry.client()
     experiment = registry.experiment_id()
     run = client.create_run(experiment)
@@ -198,10 +199,8 @@ def test_links_and_reports_answer_on_a_real_mlflow_server(tmp_path, monkeypatch)
         report = tmp_path / "2026-03-05_vs_v1.html"
         report.write_text("<html><body>drift report</body></html>")
         url = log_report(registry, 1, report, "drift")
-        assert (
-            url
-            == f"{server.url}/#/experiments/{experiment}/runs/{run_id}/artifactPath/reports/drift/{report.name}"
-        )
+        run_page = f"{server.url}/#/experiments/{experiment}/runs/{run_id}"
+        assert url == f"{run_page}/artifactPath/reports/drift/{report.name}"
         # what the links name answers: the UI page, the run, the version and the report's bytes
         assert _get(url.split("#")[0])[0] == 200
         status, body = _get(f"{server.url}/ajax-api/2.0/mlflow/runs/get?run_id={run_id}")
