@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
+from mlops_assets.core.spec import BUNDLED_SPEC
 from mlops_assets.data.simulator import Injection, simulate, write_late_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +59,17 @@ def daemon_home(tmp_path):
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
         "  config:\n    max_concurrent_runs: 2\n"
     )
+    # the bundled spec, its landing sensor ticking every 5 s (30 s by default): the test waits on it
+    spec = yaml.safe_load(BUNDLED_SPEC.read_text())
+    spec["sensors"] = {"landing_interval_seconds": 5}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_"))}
-    env.update(MLOPS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), PYTHONWARNINGS="ignore")
+    env.update(
+        MLOPS_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster"),
+        MLOPS_SPEC=str(tmp_path / "spec.yaml"),
+        PYTHONWARNINGS="ignore",
+    )
     return home, env
 
 

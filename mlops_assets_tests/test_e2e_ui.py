@@ -309,11 +309,13 @@ def _production_yaml() -> str:
 
 
 def _shadow_spec(path: Path) -> Path:
-    """The bundled spec with two shadow days (the demo's setting)."""
+    """The bundled spec with two shadow days (the demo's setting), its sensors ticking every 5 s
+    (landing) and 10 s (monitoring) instead of 30 s and 60 s: the test waits for their ticks."""
     from mlops_assets.core.spec import BUNDLED_SPEC
 
     data = yaml.safe_load(BUNDLED_SPEC.read_text())
     data["gates"]["shadow_days"] = SHADOW_DAYS
+    data["sensors"] = {"landing_interval_seconds": 5, "monitoring_interval_seconds": 10}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from mlops_assets.core.spec import BUNDLED_SPEC, SpecError, load_spec, parse_spec
+from mlops_assets.core.vocabulary import Sensor
 
 BASE = yaml.safe_load(BUNDLED_SPEC.read_text())
 
@@ -58,6 +59,7 @@ def _mutate(path: str, value):
         ("fallback", "pray", "fallback"),
         ("gates.max_regression", -0.1, "gates.max_regression"),
         ("drift.share_drifted", 1.5, "drift.share_drifted"),
+        ("sensors", {"landing_interval_seconds": 0}, "sensors.landing_interval_seconds"),
         ("model.unexpected_key", 1, "model.unexpected_key"),
         ("pii", ["amount"], "<root>"),
         ("id", "amount", "<root>"),
@@ -69,6 +71,23 @@ def test_bad_spec_names_the_field(path, value, expected_field):
     message = str(err.value)
     assert "bad.yaml" in message
     assert f"  {expected_field}:" in message, message
+
+
+def test_the_sensors_tick_at_the_intervals_the_spec_sets(tmp_path, monkeypatch):
+    from mlops_assets.core.platform import Platform
+    from mlops_assets.location.build import build_definitions
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    data = copy.deepcopy(BASE)
+    data["sensors"] = {"landing_interval_seconds": 7, "shadow_promotion_interval_seconds": 90}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("MLOPS_SPEC", str(tmp_path / "spec.yaml"))
+    intervals = {
+        s.name: s.minimum_interval_seconds for s in build_definitions(Platform.from_env()).sensors
+    }
+    assert intervals[Sensor.LANDING] == intervals[Sensor.LABELS] == 7
+    assert intervals[Sensor.SHADOW_PROMOTION] == 90
+    assert intervals[Sensor.DRIFT] == intervals[Sensor.GUARD] == 60  # the default
 
 
 def test_unreadable_and_non_mapping_specs(tmp_path):

@@ -58,6 +58,7 @@ from mlops_assets.core.spec_sections import (  # noqa: F401  (re-exported: the s
     Maintenance,
     Model,
     NumericColumn,
+    Sensors,
     Training,
     Volume,
     _Strict,
@@ -120,6 +121,7 @@ class DatasetSpec(_Strict):
     guard: Guard = Field(default_factory=Guard)
     estimation: Estimation = Field(default_factory=Estimation)
     maintenance: Maintenance = Field(default_factory=Maintenance)
+    sensors: Sensors = Field(default_factory=Sensors)
     fallback: Literal["last_known_good", "baseline"] = "last_known_good"
     kill_switch: bool = False
     owners: list[str] = Field(

@@ -237,6 +237,14 @@ DESCRIPTIONS: dict[str, str] = {
         "short log; time travel reaches back this far, and always to the versions in "
         "champion lineage"
     ),
+    "sensors": "how often the daemon evaluates the sensors (Dagster's minimum interval)",
+    "sensors.landing_interval_seconds": "the landing and label sensors",
+    "sensors.monitoring_interval_seconds": (
+        "the drift, performance, guard, rescore and ledger-reconcile sensors"
+    ),
+    "sensors.shadow_promotion_interval_seconds": (
+        "the sensor that promotes a challenger after its shadow days"
+    ),
     "fallback": (
         "what scores when the champion cannot: `last_known_good`, or `baseline` (the training"
         " prior/mean)"

@@ -191,6 +191,12 @@ class Maintenance(_Strict):
     )  # Delta log entries older than this are dropped
 
 
+class Sensors(_Strict):
+    landing_interval_seconds: int = Field(default=30, ge=1)
+    monitoring_interval_seconds: int = Field(default=60, ge=1)
+    shadow_promotion_interval_seconds: int = Field(default=300, ge=1)
+
+
 class Guard(_Strict):
     floor: float | None = None
     margin_vs_last_known_good: float = Field(default=0.05, ge=0)

@@ -41,7 +41,7 @@ def build_landing_sensor(platform: Platform, *, name: str, landing: Path, asset:
     @sensor(
         name=name,
         job=job,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=platform.spec.sensors.landing_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             f"Requests a {job.name} run for exactly the partitions whose files under {landing} are"

@@ -186,7 +186,7 @@ def build_monitoring_sensors(
     @sensor(
         name=Sensor.DRIFT,
         job=training_job,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=spec.sensors.monitoring_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Dataset drift on `drift.consecutive_partitions` consecutive days against the"
@@ -234,7 +234,7 @@ def build_monitoring_sensors(
     @sensor(
         name=Sensor.PERFORMANCE,
         job=performance_job,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=spec.sensors.monitoring_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "When labels arrive (a new raw_labels commit), requests model_performance for exactly"
@@ -261,7 +261,7 @@ def build_monitoring_sensors(
 
     @sensor(
         name=Sensor.GUARD,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=spec.sensors.monitoring_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Champion's matured performance below the guard floor, or behind last_known_good by the"
@@ -300,7 +300,7 @@ def build_monitoring_sensors(
     @sensor(
         name=Sensor.RESCORE,
         job=scoring_job,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=spec.sensors.monitoring_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Re-scores every partition that a rolled-back version scored, with the current"
@@ -326,7 +326,7 @@ def build_monitoring_sensors(
     @sensor(
         name=Sensor.SHADOW_PROMOTION,
         job=training_job,
-        minimum_interval_seconds=300,
+        minimum_interval_seconds=spec.sensors.shadow_promotion_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "With `gates.shadow_days`, re-runs champion[C] once the challenger has that many days"
@@ -358,7 +358,7 @@ def build_monitoring_sensors(
 
     @sensor(
         name=Sensor.RECONCILE,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=spec.sensors.monitoring_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Completes alias moves whose process died half-way and restores aliases that drifted"
