@@ -464,8 +464,7 @@ def test_report_storage_is_bounded_by_retention(tmp_path):
     the folder keeps the newest ``drift.report_retention`` files."""
     import os
 
-    from mlops_assets.monitoring.reports import drift_report_html as drift_report
-    from mlops_assets.monitoring.reports import prune_reports
+    from mlops_assets.monitoring.reports import drift_report_html, prune_reports
 
     spec = _spec(report_retention=3)
     folder = tmp_path / "drift"
@@ -479,7 +478,7 @@ def test_report_storage_is_bounded_by_retention(tmp_path):
         },
         "<small>",
     )
-    drift_report(small, data, data, folder / "2026-03-01_vs_v1.html", 100)
+    drift_report_html(small, data, data, folder / "2026-03-01_vs_v1.html", 100)
     size = (folder / "2026-03-01_vs_v1.html").stat().st_size
     for i in range(2, 9):  # seven more episode starts
         (folder / f"2026-03-0{i}_vs_v1.html").write_bytes(b"x" * 10)

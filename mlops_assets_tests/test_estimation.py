@@ -49,7 +49,7 @@ def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world)
     from mlops_assets.control.registry.integrity import IntegrityError, load_artifact_skops
     from mlops_assets.core.vocabulary import Artifact, VersionTag
     from mlops_assets.monitoring.estimation.methods import (
-        METHOD_TRUSTED_TYPES as ESTIMATOR_TRUSTED_TYPES,
+        METHOD_TRUSTED_TYPES,
     )
 
     registry = world.registry
@@ -59,7 +59,7 @@ def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world)
     assert (
         json.loads(tags[VersionTag.MONITOR_TRUSTED_TYPES]) == []
     )  # CBPE: plain arrays, nothing to trust
-    bundle = load_artifact_skops(registry, 1, Artifact.MONITOR_MODELS, ESTIMATOR_TRUSTED_TYPES)
+    bundle = load_artifact_skops(registry, 1, Artifact.MONITOR_MODELS, METHOD_TRUSTED_TYPES)
     assert (
         bundle["estimator"]["kind"] == "cbpe"
         and bundle["multivariate_reference"]["n_components"] >= 1
@@ -68,7 +68,7 @@ def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world)
     # a widened allow-list recorded on the version is refused before anything is read
     registry.set_version_tags(1, {VersionTag.MONITOR_TRUSTED_TYPES: json.dumps(["builtins.eval"])})
     with pytest.raises(IntegrityError, match="outside the known list"):
-        load_artifact_skops(registry, 1, Artifact.MONITOR_MODELS, ESTIMATOR_TRUSTED_TYPES)
+        load_artifact_skops(registry, 1, Artifact.MONITOR_MODELS, METHOD_TRUSTED_TYPES)
     registry.set_version_tags(
         1, {VersionTag.MONITOR_TRUSTED_TYPES: tags[VersionTag.MONITOR_TRUSTED_TYPES]}
     )
@@ -81,7 +81,7 @@ def test_the_monitoring_bundle_is_in_the_manifest_and_loads_only_verified(world)
     path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     try:
         with pytest.raises(IntegrityError, match="changed since registration"):
-            load_artifact_skops(registry, 1, Artifact.MONITOR_MODELS, ESTIMATOR_TRUSTED_TYPES)
+            load_artifact_skops(registry, 1, Artifact.MONITOR_MODELS, METHOD_TRUSTED_TYPES)
     finally:
         path.write_bytes(original)
 

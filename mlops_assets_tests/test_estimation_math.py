@@ -27,11 +27,11 @@ from mlops_assets.monitoring.estimation import methods as E
 from mlops_assets.monitoring.estimation.rules import (
     RECONCILIATION_SCHEMA,
     estimate_table,
+    estimates_beside_realised,
     floor_run,
+    method_trust,
     with_estimates,
 )
-from mlops_assets.monitoring.estimation.rules import estimates_beside_realised as reconcile
-from mlops_assets.monitoring.estimation.rules import method_trust as estimator_trust
 from mlops_assets.monitoring.performance import confusion_metrics
 
 
@@ -112,7 +112,7 @@ def test_dle_estimates_mae_and_rmse_where_the_noise_grows():
         return X, pred + rng.normal(0, noise_sd), pred
 
     X, y, pred = world(20_000)
-    est = E.fit_estimator("regression", y, pred, X, ["x"], ["kind"], seed=0)
+    est = E.fit_method("regression", y, pred, X, ["x"], ["kind"], seed=0)
     assert est["kind"] == E.DLE
     for shift in (0.0, 1.5):
         Xc, yc, pc = world(5_000, shift)
@@ -188,7 +188,7 @@ def _perf(days, primary, metrics):
 def test_reconciliation_puts_the_estimate_beside_the_realised_metric():
     perf = _perf(["2026-01-01", "2026-01-02"], [0.80, 0.70], [{"roc_auc": 0.80}, {"roc_auc": 0.70}])
     est = _est([(1, "2026-01-01", 0.82), (1, "2026-01-02", 0.60), (1, "2026-01-03", 0.5)])
-    recon = reconcile(perf, est)
+    recon = estimates_beside_realised(perf, est)
     assert recon["ds"].to_list() == ["2026-01-01", "2026-01-02"]  # the unmatured day waits
     assert recon["abs_error"].to_list() == pytest.approx([0.02, 0.10])
     out = with_estimates(perf, recon)
@@ -216,18 +216,16 @@ def test_the_estimator_is_trusted_only_on_recent_evidence_within_tolerance():
             schema=RECONCILIATION_SCHEMA,
         )
 
-    assert not estimator_trust(
-        pl.DataFrame(schema=RECONCILIATION_SCHEMA), SPEC, 1
-    ).trusted  # unproven
-    assert estimator_trust(recon([0.01, 0.02, 0.03]), SPEC, 1).trusted
-    bad = estimator_trust(recon([0.01, 0.2, 0.3]), SPEC, 1)
+    assert not method_trust(pl.DataFrame(schema=RECONCILIATION_SCHEMA), SPEC, 1).trusted  # unproven
+    assert method_trust(recon([0.01, 0.02, 0.03]), SPEC, 1).trusted
+    bad = method_trust(recon([0.01, 0.2, 0.3]), SPEC, 1)
     assert (
         not bad.trusted
         and bad.median_error == pytest.approx(0.2)
         and "above the tolerance" in bad.reason
     )
     # only the latest trust_days (3) count: an old bad spell has recovered
-    assert estimator_trust(recon([0.4, 0.4, 0.01, 0.02, 0.01]), SPEC, 1).trusted
-    assert not estimator_trust(
+    assert method_trust(recon([0.4, 0.4, 0.01, 0.02, 0.01]), SPEC, 1).trusted
+    assert not method_trust(
         recon([0.01, 0.01, 0.01]), SPEC, 2
     ).trusted  # another version: no evidence

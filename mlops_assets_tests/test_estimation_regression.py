@@ -22,7 +22,7 @@ def test_dle_estimates_mae_and_rmse_and_reconciles_them(home, monkeypatch):
     from mlops_assets.core.platform import Platform
     from mlops_assets.core.vocabulary import VersionTag
     from mlops_assets.monitoring.estimation.methods import (
-        METHOD_TRUSTED_TYPES as ESTIMATOR_TRUSTED_TYPES,
+        METHOD_TRUSTED_TYPES,
     )
 
     monkeypatch.setenv("MLOPS_SPEC", str(BIKE_SPEC))
@@ -42,7 +42,7 @@ def test_dle_estimates_mae_and_rmse_and_reconciles_them(home, monkeypatch):
         )
         lake = world.lake
         assert json.loads(world.registry.version_tags(1)[VersionTag.MONITOR_TRUSTED_TYPES]) == list(
-            ESTIMATOR_TRUSTED_TYPES
+            METHOD_TRUSTED_TYPES
         )
         est = lake.read("estimated_performance").sort("ds", "metric")
         assert set(est["metric"]) == {"mae", "rmse"} and set(est["estimator"]) == {"dle"}

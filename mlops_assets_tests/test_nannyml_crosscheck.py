@@ -173,7 +173,7 @@ def ours(sets) -> dict:
 
     ref, ana = sets["reg"]
     t0 = time.perf_counter()
-    est = E.fit_estimator(
+    est = E.fit_method(
         "regression",
         ref["y"].to_numpy(),
         ref["prediction"].to_numpy(),

@@ -195,12 +195,12 @@ def build_model_assets(platform: Platform) -> list:
         ),
     )
     def evaluation_report(context: AssetExecutionContext, lake: DeltaLake, registry: ModelRegistry):
-        from mlops_assets.monitoring.reports import evaluation_report_html as evidently_report
+        from mlops_assets.monitoring.reports import evaluation_report_html
 
         cutoff, run_id = context.partition_key, context.run.run_id
         version = candidate_for_cutoff(registry, cutoff)["version"]
         result, integrity, champion_version = judge_candidate(lake, registry, spec, cutoff, version)
-        report = evidently_report(
+        report = evaluation_report_html(
             spec,
             *evaluation_frames(result),
             platform.home.reports / "evaluation" / f"{cutoff}_v{version}.html",

@@ -290,7 +290,7 @@ def drift_metadata(
         "excluded_features": MetadataValue.json({**last["excluded"], **excluded}),
         **numeric,
         "reference_version": champion,
-        "delta_version": version,
+        Meta.DELTA_VERSION: version,
         "per_partition": MetadataValue.json(per_day),
         **({"evidently_report": MetadataValue.path(reports[max(reports)])} if reports else {}),
     }
@@ -317,6 +317,6 @@ def performance_metadata(
             if registry is not None
             else {}
         ),
-        "delta_version": version,
+        Meta.DELTA_VERSION: version,
         "per_partition": MetadataValue.json(frame.drop("metrics").to_dicts()),
     }

@@ -126,7 +126,7 @@ def build_scoring_assets(platform: Platform) -> list:
             metadata={
                 "rows": tally.rows,
                 "challenger_version": serving.version,
-                "delta_version": version,
+                Meta.DELTA_VERSION: version,
                 **shadow_agreement(out, champion_scores, spec),
             }
         )
@@ -232,6 +232,6 @@ def scores_metadata(
         Meta.MODEL_SOURCE: serving.source,
         "serving_reason": serving.reason,
         **urls(version_links(registry, serving.version) if serving.source != CACHE else {}),
-        "delta_version": version,
+        Meta.DELTA_VERSION: version,
         "partitions": MetadataValue.json(keys),
     }

@@ -243,7 +243,7 @@ def estimate_metadata(frame: pl.DataFrame, last_day: str, version: int, notes: l
         Meta.MODEL_VERSION: serving,
         "rows": int(mine["rows"][0]),
         "estimator": mine["estimator"][0],
-        "delta_version": version,
+        Meta.DELTA_VERSION: version,
         "notes": MetadataValue.json(notes),
         "per_partition": MetadataValue.json(frame.to_dicts()),
     }
@@ -259,6 +259,6 @@ def multivariate_metadata(frame: pl.DataFrame, version: int) -> dict:
         "rows": int(last["rows"]),
         "reference_version": int(last["champion_version"]),
         "note": last["note"] or "",
-        "delta_version": version,
+        Meta.DELTA_VERSION: version,
         "per_partition": MetadataValue.json(frame.to_dicts()),
     }

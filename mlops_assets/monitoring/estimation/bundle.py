@@ -45,7 +45,7 @@ def build_bundle(trained: TrainedCandidate, spec: DatasetSpec) -> dict[str, Any]
     X_hold = T.to_model_frame(trained.holdout, spec)
     y = T.target_codes(trained.holdout[spec.target], spec)
     served = clip_predictions(trained.holdout_scores, spec)
-    method = estimation.fit_estimator(
+    method = estimation.fit_method(
         spec.task,
         y,
         served,

@@ -1,7 +1,7 @@
 """Performance before the labels: CBPE for classification, DLE for regression (NannyML's
 definitions).
 
-Fitted on the candidate's time holdout at training time (``fit_estimator``: the estimation method
+Fitted on the candidate's time holdout at training time (``fit_method``: the estimation method
 of the task, not a scikit-learn estimator), stored and verified with the model version
 (``monitoring.estimation.bundle``), applied to a scored day before any of its labels exist
 (``estimate``). Plain numpy (scikit-learn only inside the fitting functions); no Dagster, no MLflow.
@@ -107,7 +107,7 @@ def fit_dle(
     return {"kind": DLE, "encoding": encoding, "models": models}
 
 
-def fit_estimator(
+def fit_method(
     task: str,
     y: np.ndarray,
     scores: np.ndarray,
